@@ -1,0 +1,147 @@
+// Runs one command in its own process group and reports how it ended. Knows nothing
+// of sockets or frames: the session wires its streams to the protocol.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import type { ExitStatus } from '../protocol/messages.js';
+
+export interface CommandSpec {
+  argv: readonly string[];
+  /** Run argv[0] as a /bin/sh script; later arguments become $0, $1, ... */
+  shell: boolean;
+  /** Give the command a stdin pipe; otherwise its stdin is /dev/null. */
+  stdin: boolean;
+  /** Capture stderr; otherwise it goes to /dev/null. */
+  stderr: boolean;
+  /** Kill the process group after this long (ms); 0 = no limit. */
+  timeoutMs: number;
+  /** Time between SIGTERM and SIGKILL when the command is stopped. */
+  killGraceMs: number;
+}
+
+/** Why a command could not be started, with the exit code a shell would give. */
+export interface SpawnFailure {
+  reason: string;
+  exitCode: number;
+}
+
+export interface CommandProcessEvents {
+  /** The program could not be started; no other event follows. */
+  'spawn-error': [SpawnFailure];
+  /** The command ended and all its output has been read. */
+  exit: [ExitStatus];
+}
+
+/**
+ * A running command. `exit` fires once, after stdout and stderr have ended, so a
+ * consumer that forwards every `data` chunk has forwarded all output by then.
+ */
+export class CommandProcess extends EventEmitter<CommandProcessEvents> {
+  readonly stdout: Readable;
+  readonly stderr: Readable | null;
+  readonly stdin: Writable | null;
+
+  private readonly child: ChildProcess;
+  private readonly spec: CommandSpec;
+  private timedOut = false;
+  private finished = false;
+  private killTimer: NodeJS.Timeout | undefined;
+  private limitTimer: NodeJS.Timeout | undefined;
+
+  constructor(spec: CommandSpec) {
+    super();
+    this.spec = spec;
+    const [file, ...args] = spec.shell
+      ? ['/bin/sh', '-c', spec.argv[0]!, ...spec.argv.slice(1)]
+      : spec.argv;
+    // detached: the child calls setsid(), so it leads a new process group that we can
+    // signal as a whole (-pid) without touching the agent.
+    this.child = spawn(file!, args, {
+      detached: true,
+      stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', spec.stderr ? 'pipe' : 'ignore'],
+      cwd: workingDirectory(),
+    });
+    this.stdout = this.child.stdout!;
+    this.stderr = this.child.stderr;
+    this.stdin = this.child.stdin;
+    // A command that closes its stdin early makes our writes fail with EPIPE; that is
+    // the command's choice, not an error of the session.
+    this.stdin?.on('error', () => {});
+
+    this.child.once('error', (err: NodeJS.ErrnoException) => {
+      if (this.child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
+      this.finished = true;
+      this.emit('spawn-error', describeSpawnError(file!, err));
+    });
+    this.child.once('spawn', () => {
+      if (spec.timeoutMs > 0) {
+        this.limitTimer = setTimeout(() => {
+          this.timedOut = true;
+          this.stop();
+        }, spec.timeoutMs);
+      }
+    });
+    this.child.once('close', (code, signal) => {
+      if (this.child.pid === undefined) return; // spawn failed: reported above
+      this.finished = true;
+      clearTimeout(this.limitTimer);
+      clearTimeout(this.killTimer);
+      const status: ExitStatus = code !== null
+        ? { code, timedOut: this.timedOut }
+        : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
+      this.emit('exit', status);
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Sends a signal to the whole process group. */
+  signal(signal: NodeJS.Signals): void {
+    const pid = this.child.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // ESRCH: the group is gone already.
+    }
+  }
+
+  /**
+   * SIGTERM to the group, then SIGKILL after the grace period unless the command has
+   * finished. Also used after the leader exited while descendants still hold its pipes.
+   */
+  stop(): void {
+    if (this.finished || this.killTimer) return;
+    this.signal('SIGTERM');
+    this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.spec.killGraceMs);
+    this.killTimer.unref();
+  }
+
+  /** Kills the group at once (agent shutdown, second stop request). */
+  kill(): void {
+    if (this.finished) return;
+    this.signal('SIGKILL');
+  }
+}
+
+function workingDirectory(): string {
+  const home = homedir();
+  return home && existsSync(home) ? home : '/';
+}
+
+function describeSpawnError(file: string, err: NodeJS.ErrnoException): SpawnFailure {
+  switch (err.code) {
+    case 'ENOENT':
+      return { reason: `${file}: command not found`, exitCode: 127 };
+    case 'EACCES':
+    case 'EISDIR':
+    case 'ENOEXEC':
+      return { reason: `${file}: permission denied or not executable`, exitCode: 126 };
+    default:
+      return { reason: `${file}: cannot run: ${err.code ?? err.message}`, exitCode: 126 };
+  }
+}

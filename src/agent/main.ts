@@ -1,0 +1,67 @@
+// distrunner-agent: command-line entry point of the daemon.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { pino } from 'pino';
+import { isDistRunError, messageOf } from '../errors.js';
+import { SOFTWARE_VERSION } from '../version.js';
+import { LOG_LEVELS, loadAgentConfig, type AgentFlags } from './config.js';
+import { startAgentServer } from './server.js';
+
+/** Exit code for a configuration error: systemd's unit does not restart on it. */
+export const EXIT_CONFIG_ERROR = 78; // EX_CONFIG from sysexits.h
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new InvalidArgumentError('must be an integer from 0 to 65535');
+  return port;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = new Command('distrunner-agent')
+    .description('Run commands for distrun clients that present a certificate of the fleet CA')
+    .version(SOFTWARE_VERSION, '-V, --version')
+    .option('-c, --config <file>', 'YAML configuration file (see config/agent.yaml)')
+    .option('--host <address>', 'address to listen on (default 0.0.0.0)')
+    .option('--port <port>', 'port to listen on (default 6789; 0 picks a free port)', parsePort)
+    .option('--ca <file>', 'CA certificate that client certificates must chain to')
+    .option('--cert <file>', "the agent's certificate")
+    .option('--key <file>', "the agent's private key")
+    .option('--token-file <file>', 'require clients to present the token in this file')
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .showHelpAfterError();
+  program.parse(argv);
+  const opts = program.opts<AgentFlags & { config?: string }>();
+
+  try {
+    const config = loadAgentConfig(opts.config ?? process.env.DISTRUNNER_CONFIG, {
+      host: opts.host, port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key,
+      tokenFile: opts.tokenFile, logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
+    });
+    const log = pino({ level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+    const server = await startAgentServer(config, log, `distrunner-agent/${SOFTWARE_VERSION}`);
+    log.info({ host: server.address.address, port: server.address.port, version: SOFTWARE_VERSION }, 'listening');
+
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second stop signal: killing commands and exiting now');
+        server.kill();
+        process.exit(0);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      void server.close().then(() => {
+        log.info('stopped');
+        process.exit(0);
+      });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  } catch (err) {
+    if (isDistRunError(err)) {
+      process.stderr.write(`distrunner-agent: ${err.message}\n`);
+      process.exit(EXIT_CONFIG_ERROR);
+    }
+    process.stderr.write(`distrunner-agent: unexpected error: ${messageOf(err)}\n`);
+    process.exit(1);
+  }
+}

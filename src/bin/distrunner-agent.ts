@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { main } from '../agent/main.js';
+
+void main();

@@ -1,0 +1,273 @@
+// The client's side of one session with one agent: connect over mutual TLS, send
+// the request, stream output to listeners, and settle on one HostResult.
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import * as tls from 'node:tls';
+import { DistRunError, ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../errors.js';
+import { AgentToken, ClientToken, SUPPORTED_VERSIONS } from '../protocol/constants.js';
+import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
+import {
+  decodeExit, decodeFailure, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
+  encodeSignal, encodeVersionOffer, type SessionOptions,
+} from '../protocol/messages.js';
+import type { Target } from './inventory.js';
+
+export interface RunRequest {
+  argv: readonly string[];
+  options: SessionOptions;
+  /** Token for agents that require one. */
+  token: Buffer | undefined;
+  software: string;
+}
+
+export interface SessionLimits {
+  connectTimeoutMs: number;
+  /** The command's time limit (also sent to the agent); 0 = none. */
+  commandTimeoutMs: number;
+}
+
+/** How one host's run ended. */
+export type HostOutcome =
+  | { kind: 'exit'; code: number; signal?: undefined; timedOut: boolean }
+  | { kind: 'exit'; code?: undefined; signal: string; timedOut: boolean }
+  /** The command never ran or its result was lost; `exitCode` is set when the agent named one. */
+  | { kind: 'error'; code: ErrorCode | string; message: string; exitCode?: number };
+
+export interface HostResult {
+  target: Target;
+  outcome: HostOutcome;
+  durationMs: number;
+  agentSoftware: string | undefined;
+}
+
+export interface HostSessionEvents {
+  stdout: [Buffer];
+  stderr: [Buffer];
+  /** The session is over; emitted just before run() resolves. */
+  done: [HostResult];
+}
+
+// After the command's time limit the agent kills the command; if its answer still does
+// not come within this margin, the client gives up on the host.
+const TIMEOUT_MARGIN_MS = 15_000;
+
+export class HostSession extends EventEmitter<HostSessionEvents> {
+  private socket: tls.TLSSocket | undefined;
+  private readonly decoder = new FrameDecoder();
+  private versionAgreed = false;
+  private agentSoftware: string | undefined;
+  private outcome: HostOutcome | undefined;
+  private startedAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private settle: ((result: HostResult) => void) | undefined;
+  private inputClosed = false;
+
+  constructor(
+    readonly target: Target,
+    private readonly request: RunRequest,
+    private readonly context: tls.SecureContext,
+    private readonly limits: SessionLimits,
+  ) {
+    super();
+  }
+
+  /** Runs the request; never rejects: every failure becomes an `error` outcome. */
+  run(): Promise<HostResult> {
+    this.startedAt = Date.now();
+    return new Promise((resolve) => {
+      this.settle = resolve;
+      const { address, port } = this.target;
+      const socket = tls.connect({
+        host: address,
+        port,
+        secureContext: this.context,
+        // SNI takes names only; the certificate check below still covers IP addresses.
+        servername: isIP(address) ? undefined : address,
+        minVersion: 'TLSv1.3',
+        maxVersion: 'TLSv1.3',
+        rejectUnauthorized: true,
+      });
+      this.socket = socket;
+      socket.setNoDelay(true);
+      this.armTimer(this.limits.connectTimeoutMs, () =>
+        this.abort(ErrorCodes.CONNECT, `connect timed out after ${this.limits.connectTimeoutMs / 1000} s`));
+      socket.once('secureConnect', () => {
+        this.clearTimer();
+        if (this.limits.commandTimeoutMs > 0) {
+          this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
+            this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'));
+        }
+      });
+      socket.on('data', (chunk: Buffer) => this.receive(chunk));
+      socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
+      socket.on('close', () => this.onClose());
+      // Everything up to CMD is sent at once: the agent answers in one round trip.
+      const { request } = this;
+      const opening = [
+        encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }),
+        ...encodeOptions(request.options),
+      ];
+      if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
+      opening.push(encodeCommand(request.argv));
+      socket.write(Buffer.concat(opening));
+    });
+  }
+
+  sendInput(chunk: Buffer): void {
+    if (this.inputClosed || !this.socket || this.outcome) return;
+    this.socket.write(encodeFrame(ClientToken.INPUT, chunk));
+  }
+
+  endInput(): void {
+    if (this.inputClosed || !this.socket || this.outcome) return;
+    this.inputClosed = true;
+    this.socket.write(encodeFrame(ClientToken.END_OF_INPUT));
+  }
+
+  signal(name: NodeJS.Signals): void {
+    if (!this.socket || this.outcome) return;
+    this.socket.write(encodeSignal(name));
+  }
+
+  /** Stop reading from the agent (local output is backed up); the agent then pauses the command. */
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
+  }
+
+  /** Gives up on the host; closing the connection makes the agent stop the command. */
+  abort(code: ErrorCode, message: string): void {
+    this.outcome ??= { kind: 'error', code, message };
+    this.socket?.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    try {
+      for (const frame of this.decoder.push(chunk)) this.handle(frame);
+    } catch (err) {
+      if (isDistRunError(err) && err.code !== ErrorCodes.PROTOCOL && err.code !== ErrorCodes.FRAME_TOO_LARGE) {
+        this.abort(err.code, err.message);
+      } else {
+        this.abort(ErrorCodes.PROTOCOL, `agent broke the protocol: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private handle({ token, payload }: Frame): void {
+    if (this.outcome) return;
+    if (token === AgentToken.FAILURE) {
+      const failure = decodeFailure(payload);
+      this.outcome = { kind: 'error', code: failure.code, message: failure.reason, exitCode: failure.exitCode };
+      return;
+    }
+    if (!this.versionAgreed) {
+      if (token !== AgentToken.VERSION) throw new ProtocolError(`expected VER first, got ${token}`);
+      const choice = decodeVersionChoice(payload);
+      if (!SUPPORTED_VERSIONS.includes(choice.version)) {
+        throw new RemoteError(ErrorCodes.VERSION, `agent chose protocol ${choice.version}, which this client does not speak`);
+      }
+      this.versionAgreed = true;
+      this.agentSoftware = choice.software;
+      return;
+    }
+    switch (token) {
+      case AgentToken.STDOUT: this.emit('stdout', payload); return;
+      case AgentToken.STDERR: this.emit('stderr', payload); return;
+      case AgentToken.EXIT: this.outcome = { kind: 'exit', ...decodeExit(payload) }; return;
+      default: throw new ProtocolError(`unexpected ${token} message from the agent`);
+    }
+  }
+
+  private onSocketError(err: NodeJS.ErrnoException): void {
+    if (this.outcome) return;
+    const { code, message } = describeConnectionError(err, this.versionAgreed);
+    this.outcome = { kind: 'error', code, message };
+  }
+
+  private onClose(): void {
+    this.clearTimer();
+    // Output still buffered in the decoder can only be a truncated frame: nothing to show.
+    const outcome: HostOutcome = this.outcome ?? {
+      kind: 'error',
+      code: ErrorCodes.DISCONNECTED,
+      message: this.versionAgreed
+        ? 'connection closed before the command finished'
+        : 'agent closed the connection during the handshake (it may not accept our certificate)',
+    };
+    const result: HostResult = {
+      target: this.target, outcome, durationMs: Date.now() - this.startedAt, agentSoftware: this.agentSoftware,
+    };
+    this.emit('done', result);
+    this.settle?.(result);
+    this.settle = undefined;
+  }
+
+  private armTimer(ms: number, onExpiry: () => void): void {
+    this.clearTimer();
+    this.timer = setTimeout(onExpiry, ms);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+// OpenSSL and libuv error codes translated into what a person can act on.
+const TLS_REFUSED_BY_AGENT: Record<string, string> = {
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'the agent does not trust our client certificate (issued by another CA)',
+  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'the agent requires a client certificate',
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'the agent rejected our client certificate',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: 'the agent rejected our client certificate as expired',
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED: 'the agent rejected our client certificate as revoked',
+  ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: 'the agent rejected our client certificate (wrong purpose)',
+  ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: 'the agent does not speak TLS 1.3',
+  ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR: 'TLS handshake failed (decrypt error)',
+};
+
+const AGENT_CERT_PROBLEMS: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'is not signed by our CA',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'is not signed by our CA',
+  SELF_SIGNED_CERT_IN_CHAIN: 'chains to a CA we do not trust',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'is self-signed',
+  CERT_HAS_EXPIRED: 'has expired',
+  CERT_NOT_YET_VALID: 'is not valid yet',
+  INVALID_PURPOSE: 'is not issued for agent (server) use',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'does not name the address we dialled',
+  CERT_REVOKED: 'is revoked',
+};
+
+const CONNECT_PROBLEMS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is distrunner-agent running?)',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+  ENOTFOUND: 'unknown host name',
+  EAI_AGAIN: 'host name lookup failed (temporary)',
+  EADDRNOTAVAIL: 'address not available',
+};
+
+export function describeConnectionError(err: NodeJS.ErrnoException, handshakeDone: boolean): { code: ErrorCode; message: string } {
+  const code = err.code ?? '';
+  if (CONNECT_PROBLEMS[code]) return { code: ErrorCodes.CONNECT, message: CONNECT_PROBLEMS[code]! };
+  if (AGENT_CERT_PROBLEMS[code]) {
+    return { code: ErrorCodes.TLS, message: `agent certificate ${AGENT_CERT_PROBLEMS[code]} (${code}); refusing to talk to it` };
+  }
+  if (TLS_REFUSED_BY_AGENT[code]) return { code: ErrorCodes.TLS, message: TLS_REFUSED_BY_AGENT[code]! };
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
+    return { code: ErrorCodes.TLS, message: `TLS error: ${err.message} (${code})` };
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    return {
+      code: handshakeDone ? ErrorCodes.DISCONNECTED : ErrorCodes.TLS,
+      message: handshakeDone
+        ? 'connection reset by the agent'
+        : 'connection reset during the handshake (the agent may not accept our certificate)',
+    };
+  }
+  if (err instanceof DistRunError) return { code: err.code, message: err.message };
+  return { code: ErrorCodes.CONNECT, message: `${err.message}${code ? ` (${code})` : ''}` };
+}

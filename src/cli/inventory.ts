@@ -1,0 +1,257 @@
+// The inventory (hosts.yaml): hosts, their addresses and ports, and groups. Parsing
+// and selection are pure; only loadInventory and findInventoryFile touch the disk.
+import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
+import { InventoryError, UsageError } from '../errors.js';
+import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
+
+export { DEFAULT_AGENT_PORT };
+
+/** One host to run on: `name` is how output shows it, `address` what is dialled. */
+export interface Target {
+  name: string;
+  address: string;
+  port: number;
+}
+
+export interface HostEntry {
+  address?: string;
+  port?: number;
+}
+
+export interface Inventory {
+  file: string | undefined;
+  defaults: { port: number };
+  hosts: Map<string, HostEntry>;
+  /** Group name → members: host names (optionally `name:port`) or `@group`. */
+  groups: Map<string, string[]>;
+}
+
+const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const TOP_KEYS = ['defaults', 'hosts', 'groups'];
+const HOST_KEYS = ['address', 'port'];
+export const ALL_GROUP = 'all';
+
+function portProblem(value: unknown): string | undefined {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535) return undefined;
+  return `port must be an integer from 1 to 65535, got ${JSON.stringify(value)}`;
+}
+
+function checkPort(value: unknown, file: string, entry: string): number {
+  const problem = portProblem(value);
+  if (problem) throw new InventoryError(problem, { file, entry });
+  return Number(value);
+}
+
+/** Splits `host`, `host:port` or `[v6]:port`. A bare IPv6 address has no port. */
+export function splitHostPort(spec: string): { host: string; port: string | undefined } {
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(spec);
+  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] };
+  if (isIP(spec) === 6) return { host: spec, port: undefined };
+  const colon = spec.lastIndexOf(':');
+  if (colon < 0) return { host: spec, port: undefined };
+  return { host: spec.slice(0, colon), port: spec.slice(colon + 1) };
+}
+
+function validHostName(name: string): boolean {
+  return HOST_NAME.test(name) || isIP(name) !== 0;
+}
+
+function lineOf(node: YamlNode | null | undefined, lineStarts: number[]): string {
+  const offset = node?.range?.[0];
+  if (offset === undefined) return '';
+  let line = 0;
+  while (line + 1 < lineStarts.length && lineStarts[line + 1]! <= offset) line++;
+  return ` (line ${line + 1})`;
+}
+
+export function parseInventory(text: string, file: string): Inventory {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
+    throw new InventoryError(`${where}invalid YAML: ${first.message.split('\n')[0]}`, { file });
+  }
+  const lineStarts = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === '\n') lineStarts.push(i + 1);
+  const inventory: Inventory = { file, defaults: { port: DEFAULT_AGENT_PORT }, hosts: new Map(), groups: new Map() };
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) return inventory;
+  if (!isMap(root)) throw new InventoryError('the inventory must be a mapping with defaults, hosts and groups', { file });
+
+  const entries = (node: YamlNode | null | undefined, entry: string): Array<Pair<unknown, unknown>> => {
+    if (node === null || node === undefined || (isScalar(node) && node.value === null)) return [];
+    if (!isMap(node)) throw new InventoryError(`must be a mapping${lineOf(node, lineStarts)}`, { file, entry });
+    return node.items as Array<Pair<unknown, unknown>>;
+  };
+  const keyOf = (pair: Pair<unknown, unknown>): string => String(isScalar(pair.key) ? pair.key.value : pair.key);
+
+  for (const pair of root.items as Array<Pair<unknown, unknown>>) {
+    const key = keyOf(pair);
+    if (!TOP_KEYS.includes(key)) {
+      throw new InventoryError(`unknown key${lineOf(pair.key as YamlNode, lineStarts)} (allowed: ${TOP_KEYS.join(', ')})`, { file, entry: key });
+    }
+  }
+  const section = (name: string) => root.get(name, true) as YamlNode | undefined;
+
+  for (const pair of entries(section('defaults'), 'defaults')) {
+    const key = keyOf(pair);
+    if (key !== 'port') throw new InventoryError('unknown key (allowed: port)', { file, entry: `defaults.${key}` });
+    inventory.defaults.port = checkPort(isScalar(pair.value) ? pair.value.value : pair.value, file, 'defaults.port');
+  }
+
+  for (const pair of entries(section('hosts'), 'hosts')) {
+    const name = keyOf(pair);
+    const entry = `hosts.${name}`;
+    if (!validHostName(name)) throw new InventoryError(`invalid host name${lineOf(pair.key as YamlNode, lineStarts)}`, { file, entry });
+    const host: HostEntry = {};
+    for (const field of entries(pair.value as YamlNode, entry)) {
+      const key = keyOf(field);
+      const value = isScalar(field.value) ? field.value.value : field.value;
+      if (!HOST_KEYS.includes(key)) throw new InventoryError(`unknown key (allowed: ${HOST_KEYS.join(', ')})`, { file, entry: `${entry}.${key}` });
+      if (key === 'port') host.port = checkPort(value, file, `${entry}.port`);
+      if (key === 'address') {
+        if (typeof value !== 'string' || !validHostName(value)) {
+          throw new InventoryError(`address must be a host name or IP address, got ${JSON.stringify(value)}`, { file, entry: `${entry}.address` });
+        }
+        host.address = value;
+      }
+    }
+    inventory.hosts.set(name, host);
+  }
+
+  for (const pair of entries(section('groups'), 'groups')) {
+    const name = keyOf(pair);
+    const entry = `groups.${name}`;
+    if (!GROUP_NAME.test(name)) throw new InventoryError('invalid group name', { file, entry });
+    if (name === ALL_GROUP) throw new InventoryError(`'${ALL_GROUP}' is implicit (every host in the file) and cannot be defined`, { file, entry });
+    const node = pair.value as YamlNode;
+    if (!isSeq(node)) throw new InventoryError(`must be a list of hosts and @groups${lineOf(node, lineStarts)}`, { file, entry });
+    const members = node.items.map((item, i) => {
+      const value = isScalar(item) ? item.value : item;
+      if (typeof value !== 'string' && typeof value !== 'number') {
+        throw new InventoryError('must be a host name or @group', { file, entry: `${entry}[${i}]` });
+      }
+      const member = String(value);
+      if (member.startsWith('@')) return member;
+      const { host, port } = splitHostPort(member);
+      if (!validHostName(host)) throw new InventoryError(`invalid host name ${JSON.stringify(member)}`, { file, entry: `${entry}[${i}]` });
+      if (port !== undefined) checkPort(port, file, `${entry}[${i}]`);
+      return member;
+    });
+    inventory.groups.set(name, members);
+  }
+
+  // References are checked once every group is known, so order in the file does not matter.
+  for (const [name, members] of inventory.groups) {
+    members.forEach((member, i) => {
+      if (member.startsWith('@') && !inventory.groups.has(member.slice(1)) && member !== `@${ALL_GROUP}`) {
+        throw new InventoryError(`unknown group '${member.slice(1)}'`, { file, entry: `groups.${name}[${i}]` });
+      }
+    });
+  }
+  for (const name of inventory.groups.keys()) expandGroup(inventory, name, []);
+  return inventory;
+}
+
+export function loadInventory(file: string): Inventory {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InventoryError(code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? err}`, { file });
+  }
+  return parseInventory(text, file);
+}
+
+/** The inventory to use: -i, then $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml. */
+export function findInventoryFile(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+  home: string = homedir(),
+): string | undefined {
+  for (const [given, source] of [[explicit, '-i'], [env.DISTRUN_INVENTORY, 'DISTRUN_INVENTORY']] as const) {
+    if (!given) continue;
+    const file = resolve(cwd, given);
+    if (!existsSync(file)) throw new InventoryError(`no such file (from ${source})`, { file: given });
+    return file;
+  }
+  return [join(cwd, 'hosts.yaml'), join(home, '.config', 'distrun', 'hosts.yaml')].find((f) => existsSync(f));
+}
+
+/** Host specs of a group, with nested groups expanded (cycles are errors). */
+function expandGroup(inv: Inventory, name: string, trail: string[]): string[] {
+  if (name === ALL_GROUP) return allHosts(inv);
+  if (trail.includes(name)) {
+    throw new InventoryError(`groups include each other in a cycle: ${[...trail, name].join(' -> ')}`, { file: inv.file, entry: `groups.${name}` });
+  }
+  const members = inv.groups.get(name) ?? [];
+  return members.flatMap((m) => (m.startsWith('@') ? expandGroup(inv, m.slice(1), [...trail, name]) : [m]));
+}
+
+function allHosts(inv: Inventory): string[] {
+  const names = new Set(inv.hosts.keys());
+  for (const members of inv.groups.values()) for (const m of members) if (!m.startsWith('@')) names.add(m);
+  return [...names];
+}
+
+function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
+  const { host, port } = splitHostPort(spec);
+  if (!validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
+  const problem = port === undefined ? undefined : portProblem(port);
+  if (problem) throw new UsageError(`host ${JSON.stringify(spec)}: ${problem}`);
+  const known = inv?.hosts.get(host);
+  return {
+    name: host,
+    address: known?.address ?? host,
+    port: port !== undefined ? Number(port) : known?.port ?? defaultPort,
+  };
+}
+
+/** Targets of a comma-separated `-H` list. */
+export function parseHostList(list: string, defaultPort: number, inv?: Inventory): Target[] {
+  return list.split(',').map((s) => s.trim()).filter(Boolean).map((spec) => toTarget(spec, inv, defaultPort));
+}
+
+export interface Selection {
+  groups: string[];
+  hosts: string[];
+  exclude: string[];
+}
+
+export function selectTargets(inv: Inventory | undefined, selection: Selection): Target[] {
+  if (selection.groups.length === 0 && selection.hosts.every((h) => h.trim() === '')) {
+    throw new UsageError('no hosts selected: use -g GROUP or -H HOSTS');
+  }
+  const defaultPort = inv?.defaults.port ?? DEFAULT_AGENT_PORT;
+  const chosen: Target[] = [];
+  for (const group of selection.groups) {
+    if (!inv) {
+      throw new InventoryError(`cannot select group '${group}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
+    }
+    if (group !== ALL_GROUP && !inv.groups.has(group)) {
+      const known = [...inv.groups.keys()].sort().join(', ') || 'none';
+      throw new InventoryError(`unknown group '${group}' (known groups: ${known})`, { file: inv.file });
+    }
+    chosen.push(...expandGroup(inv, group, []).map((spec) => toTarget(spec, inv, defaultPort)));
+  }
+  for (const list of selection.hosts) chosen.push(...parseHostList(list, defaultPort, inv));
+
+  const excluded = selection.exclude.flatMap((list) => list.split(',').map((s) => s.trim()).filter(Boolean).map(splitHostPort));
+  const seen = new Set<string>();
+  const targets = chosen.filter((t) => {
+    const key = `${t.name}:${t.port}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return !excluded.some((x) => x.host === t.name && (x.port === undefined || Number(x.port) === t.port));
+  });
+  if (targets.length === 0) throw new UsageError('the selection is empty (every selected host was excluded)');
+  return targets;
+}

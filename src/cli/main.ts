@@ -1,0 +1,74 @@
+// distrun: command-line entry point of the admin CLI.
+import { Command, InvalidArgumentError } from 'commander';
+import { SOFTWARE_VERSION } from '../version.js';
+import { registerCertsCommand } from './certs-command.js';
+import { fatalError } from './exit-codes.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
+} from './run-command.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function positiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
+  return Number(value);
+}
+
+function seconds(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || n <= 0) throw new InvalidArgumentError('must be a number of seconds above 0');
+  return n;
+}
+
+function addSelectionOptions(command: Command): Command {
+  return command
+    .option('-i, --inventory <file>', 'inventory file (default: $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)')
+    .option('-g, --group <name>', 'run on the hosts of this group (repeatable)', collect)
+    .option('-H, --hosts <list>', 'run on these hosts: host or host:port, comma separated (repeatable)', collect)
+    .option('-x, --exclude <list>', 'leave out these hosts, comma separated (repeatable)', collect);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('distrun')
+    .description('Run one command on many hosts through distrunner-agent over mutual TLS')
+    .version(SOFTWARE_VERSION, '-V, --version')
+    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts [options]\n       distrun certs <init|agent|client> ...')
+    .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
+    .enablePositionalOptions()
+    .passThroughOptions()
+    .showHelpAfterError()
+    .exitOverride();
+  addSelectionOptions(program)
+    .option('-f, --fanout <n>', 'hosts in flight at once', positiveInt, DEFAULT_FANOUT)
+    .option('-t, --stdin', 'send local stdin to every host (otherwise remote stdin is empty)')
+    .option('--no-stderr', "discard the commands' stderr instead of forwarding it")
+    .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
+    .option('-N, --no-prefix', 'do not prefix output lines with the host name (one host: output is byte-exact)')
+    .option('--json', 'print one JSON object per host when it finishes')
+    .option('--connect-timeout <sec>', 'give up on a host that does not connect within SEC', seconds, DEFAULT_CONNECT_TIMEOUT_S)
+    .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
+    .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
+    .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)')
+    .action(async (command: string[], opts: RunOptions) => {
+      process.exitCode = await runCommand(command, opts);
+    });
+
+  addSelectionOptions(
+    program.command('hosts').description('print the hosts a selection resolves to, one per line'),
+  ).action((opts: SelectionOptions) => {
+    process.exitCode = listHosts(opts);
+  });
+  registerCertsCommand(program);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const { message, exitCode } = fatalError(err);
+    if (message) process.stderr.write(`distrun: ${message}\n`);
+    process.exitCode = exitCode;
+  }
+}

@@ -1,0 +1,189 @@
+// Renderers turn per-host output events and results into what the user sees. They
+// consume HostSession events and HostResults only; none of them touches the network.
+import { ErrorCodes } from '../errors.js';
+import { describeOutcome, hostExitCode } from './exit-codes.js';
+import type { HostResult, HostSession } from './host-session.js';
+
+export interface Renderer {
+  /** Called once per host when its session starts. */
+  attach(session: HostSession): void;
+  /** Called once per host when it has finished (or could not run). */
+  hostDone(result: HostResult): void;
+  /** Called once at the end with every host's result, in target order. */
+  finish(results: readonly HostResult[]): void;
+}
+
+export interface OutputStreams {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+const NEWLINE = 0x0a;
+
+/** Splits a byte stream into whole lines (each with its '\n'), keeping the incomplete rest. */
+export class LineSplitter {
+  private rest: Buffer[] = [];
+
+  push(chunk: Buffer): Buffer[] {
+    const lines: Buffer[] = [];
+    let start = 0;
+    for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, start)) {
+      const piece = chunk.subarray(start, nl + 1);
+      if (this.rest.length > 0) {
+        this.rest.push(piece);
+        lines.push(Buffer.concat(this.rest));
+        this.rest = [];
+      } else {
+        lines.push(piece);
+      }
+      start = nl + 1;
+    }
+    if (start < chunk.length) this.rest.push(chunk.subarray(start));
+    return lines;
+  }
+
+  /** The incomplete last line, if any. */
+  flush(): Buffer | undefined {
+    if (this.rest.length === 0) return undefined;
+    const line = Buffer.concat(this.rest);
+    this.rest = [];
+    return line;
+  }
+}
+
+/**
+ * The default output: every line as `host: line`, written whole so two hosts never
+ * mix inside a line. With `prefix: false` and a single host, bytes pass through
+ * untouched (like ssh); with several hosts, lines are still kept whole.
+ */
+export class LineRenderer implements Renderer {
+  private readonly splitters = new Map<HostSession, { out: LineSplitter; err: LineSplitter }>();
+  private readonly passThrough: boolean;
+
+  constructor(
+    private readonly streams: OutputStreams,
+    private readonly options: { prefix: boolean; hostCount: number },
+  ) {
+    this.passThrough = !options.prefix && options.hostCount === 1;
+  }
+
+  attach(session: HostSession): void {
+    const prefix = this.options.prefix ? Buffer.from(`${session.target.name}: `) : Buffer.alloc(0);
+    const write = (stream: NodeJS.WritableStream, data: Buffer): void => {
+      // Local output backed up: stop reading from the agent until it drains.
+      if (!stream.write(data)) {
+        session.pause();
+        stream.once('drain', () => session.resume());
+      }
+    };
+    if (this.passThrough) {
+      session.on('stdout', (chunk) => write(this.streams.stdout, chunk));
+      session.on('stderr', (chunk) => write(this.streams.stderr, chunk));
+      return;
+    }
+    const splitters = { out: new LineSplitter(), err: new LineSplitter() };
+    this.splitters.set(session, splitters);
+    const emitLines = (stream: NodeJS.WritableStream, lines: Buffer[]): void => {
+      if (lines.length === 0) return;
+      const parts: Buffer[] = [];
+      for (const line of lines) parts.push(prefix, line);
+      write(stream, Buffer.concat(parts));
+    };
+    session.on('stdout', (chunk) => emitLines(this.streams.stdout, splitters.out.push(chunk)));
+    session.on('stderr', (chunk) => emitLines(this.streams.stderr, splitters.err.push(chunk)));
+    session.once('done', () => {
+      // A last line without a newline is still shown, ended so the next host's line starts clean.
+      const lastOut = splitters.out.flush();
+      const lastErr = splitters.err.flush();
+      if (lastOut) emitLines(this.streams.stdout, [Buffer.concat([lastOut, Buffer.from('\n')])]);
+      if (lastErr) emitLines(this.streams.stderr, [Buffer.concat([lastErr, Buffer.from('\n')])]);
+    });
+  }
+
+  hostDone(result: HostResult): void {
+    if (result.outcome.kind === 'error') {
+      this.streams.stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
+    }
+  }
+
+  finish(results: readonly HostResult[]): void {
+    writeSummary(this.streams.stderr, results);
+  }
+}
+
+/** On stderr, when any host failed: how many, and each failed host with its reason. */
+export function writeSummary(stderr: NodeJS.WritableStream, results: readonly HostResult[]): void {
+  const failed = results.filter((r) => hostExitCode(r.outcome) !== 0);
+  if (failed.length === 0) return;
+  const lines = [`distrun: ${failed.length} of ${results.length} host${results.length === 1 ? '' : 's'} failed:`];
+  for (const { target, outcome } of failed) lines.push(`  ${target.name}: ${describeOutcome(outcome)}`);
+  stderr.write(`${lines.join('\n')}\n`);
+}
+
+/** `--json`: one JSON object per host on stdout when it finishes. */
+export class JsonRenderer implements Renderer {
+  private readonly captured = new Map<string, { out: Buffer[]; err: Buffer[] }>();
+
+  constructor(private readonly streams: OutputStreams) {}
+
+  attach(session: HostSession): void {
+    const capture = { out: [] as Buffer[], err: [] as Buffer[] };
+    this.captured.set(keyOf(session.target), capture);
+    session.on('stdout', (chunk) => capture.out.push(chunk));
+    session.on('stderr', (chunk) => capture.err.push(chunk));
+  }
+
+  hostDone(result: HostResult): void {
+    const { target, outcome, durationMs } = result;
+    const capture = this.captured.get(keyOf(target)) ?? { out: [], err: [] };
+    this.captured.delete(keyOf(target));
+    const stdout = encodeBytes(Buffer.concat(capture.out));
+    const stderr = encodeBytes(Buffer.concat(capture.err));
+    const record = {
+      host: target.name,
+      address: target.address,
+      port: target.port,
+      status: statusOf(result),
+      exitCode: outcome.kind === 'exit' ? (outcome.code ?? null) : null,
+      signal: outcome.kind === 'exit' ? (outcome.signal ?? null) : null,
+      timedOut: outcome.kind === 'exit' ? outcome.timedOut : false,
+      durationMs,
+      stdout: stdout.text,
+      stdoutEncoding: stdout.encoding,
+      stderr: stderr.text,
+      stderrEncoding: stderr.encoding,
+      error: outcome.kind === 'error' ? { code: outcome.code, message: outcome.message } : null,
+      agent: result.agentSoftware ?? null,
+    };
+    this.streams.stdout.write(`${JSON.stringify(record)}\n`);
+  }
+
+  finish(results: readonly HostResult[]): void {
+    writeSummary(this.streams.stderr, results);
+  }
+}
+
+function keyOf(target: { name: string; port: number }): string {
+  return `${target.name}:${target.port}`;
+}
+
+function statusOf(result: HostResult): 'ok' | 'failed' | 'timeout' | 'error' {
+  const code = hostExitCode(result.outcome);
+  if (code === 0) return 'ok';
+  if (result.outcome.kind === 'error') {
+    if (result.outcome.code === ErrorCodes.TIMEOUT) return 'timeout';
+    return result.outcome.exitCode !== undefined ? 'failed' : 'error';
+  }
+  return result.outcome.timedOut ? 'timeout' : 'failed';
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Text when the bytes are valid UTF-8, base64 otherwise, so JSON output stays byte-exact. */
+function encodeBytes(bytes: Buffer): { text: string; encoding: 'utf8' | 'base64' } {
+  try {
+    return { text: strictUtf8.decode(bytes), encoding: 'utf8' };
+  } catch {
+    return { text: bytes.toString('base64'), encoding: 'base64' };
+  }
+}

@@ -1,0 +1,170 @@
+// `distrun COMMAND...`: select hosts, run the command on all of them, render, exit code.
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import * as tls from 'node:tls';
+import { ErrorCodes, PkiError, UsageError } from '../errors.js';
+import { DEFAULT_SESSION_OPTIONS } from '../protocol/messages.js';
+import { loadClientIdentity, defaultPkiDir } from '../pki/pki-paths.js';
+import { SOFTWARE_VERSION } from '../version.js';
+import { runExitCode } from './exit-codes.js';
+import { Fanout } from './fanout.js';
+import { HostSession, type RunRequest } from './host-session.js';
+import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
+import { JsonRenderer, LineRenderer, type OutputStreams, type Renderer } from './output.js';
+
+export const DEFAULT_FANOUT = 64;
+export const DEFAULT_CONNECT_TIMEOUT_S = 10;
+
+export interface SelectionOptions {
+  inventory?: string;
+  group?: string[];
+  hosts?: string[];
+  exclude?: string[];
+}
+
+export interface RunOptions extends SelectionOptions {
+  fanout: number;
+  stdin?: boolean;
+  stderr: boolean;
+  shell?: boolean;
+  connectTimeout: number;
+  timeout: number | undefined;
+  pki: string | undefined;
+  tokenFile: string | undefined;
+  json?: boolean;
+  prefix: boolean;
+}
+
+export function resolveTargets(opts: SelectionOptions): Target[] {
+  const file = findInventoryFile(opts.inventory);
+  const inventory = file ? loadInventory(file) : undefined;
+  return selectTargets(inventory, { groups: opts.group ?? [], hosts: opts.hosts ?? [], exclude: opts.exclude ?? [] });
+}
+
+function readToken(file: string | undefined): Buffer | undefined {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+  const token = text.replace(/[\r\n]+$/, '');
+  if (token === '') throw new UsageError(`token file ${file} is empty`);
+  return Buffer.from(token, 'utf8');
+}
+
+function clientContext(pkiDir: string): tls.SecureContext {
+  const identity = loadClientIdentity(pkiDir);
+  try {
+    // One context for every host: keys are parsed once, and only our CA is trusted.
+    return tls.createSecureContext({ ...identity, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' });
+  } catch (err) {
+    throw new PkiError(`cannot use the client identity in ${pkiDir}: ${(err as Error).message}`);
+  }
+}
+
+/** Sends local stdin to every host, including hosts that start after part of it was read. */
+class InputBroadcast {
+  private readonly history: Buffer[] = [];
+  private ended = false;
+  private readonly listeners = new Set<HostSession>();
+
+  constructor(private readonly input: Readable) {
+    input.on('data', (chunk: Buffer) => {
+      this.history.push(chunk);
+      for (const session of this.listeners) session.sendInput(chunk);
+    });
+    input.on('end', () => {
+      this.ended = true;
+      for (const session of this.listeners) session.endInput();
+      this.listeners.clear();
+    });
+    input.on('error', () => input.emit('end'));
+  }
+
+  attach(session: HostSession): void {
+    for (const chunk of this.history) session.sendInput(chunk);
+    if (this.ended) {
+      session.endInput();
+      return;
+    }
+    this.listeners.add(session);
+    session.once('done', () => this.listeners.delete(session));
+  }
+
+  close(): void {
+    this.input.destroy();
+  }
+}
+
+export async function runCommand(
+  command: string[],
+  opts: RunOptions,
+  io: OutputStreams & { stdin: Readable } = process,
+): Promise<number> {
+  if (command.length === 0) throw new UsageError('no command given: distrun [options] [--] COMMAND [ARGS...]');
+  const targets = resolveTargets(opts);
+  const context = clientContext(opts.pki ?? defaultPkiDir());
+  const token = readToken(opts.tokenFile ?? process.env.DISTRUN_TOKEN_FILE);
+
+  const request: RunRequest = {
+    // With --shell the words form one script, as ssh joins its arguments.
+    argv: opts.shell ? [command.join(' ')] : command,
+    options: {
+      ...DEFAULT_SESSION_OPTIONS,
+      stdin: opts.stdin === true,
+      stderr: opts.stderr,
+      shell: opts.shell === true,
+      timeoutMs: (opts.timeout ?? 0) * 1000,
+    },
+    token,
+    software: `distrun/${SOFTWARE_VERSION}`,
+  };
+  const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
+  const renderer: Renderer = opts.json
+    ? new JsonRenderer(io)
+    : new LineRenderer(io, { prefix: opts.prefix, hostCount: targets.length });
+  const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
+
+  const fanout = new Fanout(targets, opts.fanout, (target) => new HostSession(target, request, context, limits), {
+    onStart: (session) => {
+      renderer.attach(session);
+      input?.attach(session);
+    },
+    onDone: (result) => renderer.hostDone(result),
+  });
+
+  // First Ctrl-C: forward SIGINT to every running command and start no more hosts.
+  // Second: disconnect from every agent, which then kills what remains.
+  let interrupts = 0;
+  const onInterrupt = (): void => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      fanout.stop();
+      for (const session of fanout.running) session.signal('SIGINT');
+      io.stderr.write(`distrun: interrupt sent to ${fanout.running.size} running command(s); Ctrl-C again to abort\n`);
+    } else {
+      for (const session of fanout.running) session.abort(ErrorCodes.INTERRUPTED, 'aborted by user');
+    }
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    const results = await fanout.run();
+    renderer.finish(results);
+    return runExitCode(results, interrupts > 0);
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    input?.close();
+  }
+}
+
+export function listHosts(opts: SelectionOptions, out: NodeJS.WritableStream = process.stdout): number {
+  const targets = resolveTargets(opts);
+  const width = Math.max(...targets.map((t) => t.name.length));
+  for (const t of targets) {
+    const address = t.address.includes(':') ? `[${t.address}]` : t.address;
+    out.write(`${t.name.padEnd(width)}  ${address}:${t.port}\n`);
+  }
+  return 0;
+}

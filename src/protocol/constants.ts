@@ -1,0 +1,84 @@
+// Every value that appears on the wire lives here. docs/protocol.md describes the same
+// table for people; keep the two in step.
+
+/** Frame header: a 3-byte ASCII token followed by a 4-byte unsigned big-endian payload length. */
+export const TOKEN_BYTES = 3;
+export const LENGTH_BYTES = 4;
+export const HEADER_BYTES = TOKEN_BYTES + LENGTH_BYTES;
+
+/** Largest payload a receiver accepts unless configured otherwise. */
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** Protocol versions this code speaks; the client offers them, the agent picks one. */
+export const PROTOCOL_VERSION = 1;
+export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+
+export const DEFAULT_AGENT_PORT = 6789;
+
+/** Message tokens sent by the client. */
+export const ClientToken = {
+  /** Protocol versions the client speaks (JSON). Always the first frame. */
+  VERSION: 'VER',
+  /** One session option, `name` or `name=value` (UTF-8). Any number, before CMD. */
+  OPTION: 'OPT',
+  /** The shared token, raw bytes, when the agent requires one. Before CMD. */
+  AUTH: 'AUT',
+  /** The argv to run, as length-prefixed UTF-8 strings. Exactly once. */
+  COMMAND: 'CMD',
+  /** Bytes for the command's stdin (only with the `stdin` option). */
+  INPUT: 'INP',
+  /** End of input: the agent closes the command's stdin; output keeps flowing. */
+  END_OF_INPUT: 'EOF',
+  /** Forward a signal (name such as `INT`) to the command's process group. */
+  SIGNAL: 'SIG',
+} as const;
+
+/** Message tokens sent by the agent. */
+export const AgentToken = {
+  /** The version the agent chose, and its software version (JSON). First frame. */
+  VERSION: 'VER',
+  /** Bytes the command wrote to stdout. */
+  STDOUT: 'OUT',
+  /** Bytes the command wrote to stderr (only with the `stderr` option). */
+  STDERR: 'ERR',
+  /** How the command ended (JSON); sent after all output, then the agent closes. */
+  EXIT: 'EXT',
+  /** The session failed (JSON: code and reason); the agent closes after it. */
+  FAILURE: 'FAI',
+} as const;
+
+export type ClientTokenValue = (typeof ClientToken)[keyof typeof ClientToken];
+export type AgentTokenValue = (typeof AgentToken)[keyof typeof AgentToken];
+
+export const CLIENT_TOKENS: ReadonlySet<string> = new Set(Object.values(ClientToken));
+export const AGENT_TOKENS: ReadonlySet<string> = new Set(Object.values(AgentToken));
+
+/** Session options (OPT payload names). */
+export const SessionOption = {
+  /** Connect the command's stdin to INP/EOF messages; without it stdin is /dev/null. */
+  STDIN: 'stdin',
+  /** Send the command's stderr as ERR messages; without it stderr is discarded. */
+  STDERR: 'stderr',
+  /** Run argv[0] as a `/bin/sh -c` script, the remaining arguments as $0, $1, ... */
+  SHELL: 'shell',
+  /** Kill the command's process group after this many milliseconds (`timeout=MS`). */
+  TIMEOUT: 'timeout',
+} as const;
+
+/** Signals a client may forward. Anything else is a protocol error. */
+export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set([
+  'HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'CONT', 'STOP', 'TSTP', 'WINCH',
+]);
+
+/** Failure codes an agent sends in FAI messages. */
+export const WireErrorCode = {
+  AUTH: 'E_AUTH',
+  PROTOCOL: 'E_PROTOCOL',
+  FRAME_TOO_LARGE: 'E_FRAME_TOO_LARGE',
+  VERSION: 'E_VERSION',
+  SPAWN: 'E_SPAWN',
+  BUSY: 'E_BUSY',
+  INTERNAL: 'E_INTERNAL',
+} as const;
+
+export type WireErrorCodeValue = (typeof WireErrorCode)[keyof typeof WireErrorCode];

@@ -1,0 +1,99 @@
+import { ErrorCodes, ProtocolError } from '../errors.js';
+import { DEFAULT_MAX_PAYLOAD, HEADER_BYTES, TOKEN_BYTES } from './constants.js';
+
+export interface Frame {
+  token: string;
+  payload: Buffer;
+}
+
+const TOKEN_PATTERN = /^[A-Z]{3}$/;
+
+/**
+ * Incremental frame decoder: feed it chunks of a byte stream in any split and it
+ * returns the whole frames they complete. Pure (no I/O); it buffers at most one
+ * header and one payload, and rejects an oversized length before allocating.
+ */
+export class FrameDecoder {
+  /** Largest payload accepted; may be changed between pushes (e.g. raised after auth). */
+  maxPayload: number;
+
+  // Bytes received but not yet part of a returned frame.
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  // Set once a header has been read and its payload is awaited.
+  private pendingToken: string | undefined;
+  private pendingLength = 0;
+  private failed = false;
+
+  constructor(options: { maxPayload?: number } = {}) {
+    this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  }
+
+  /** Bytes held for an incomplete frame. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /**
+   * Adds bytes and returns the frames completed by them, in order. Throws ProtocolError
+   * on a malformed header; after that the decoder stays failed, as the stream has no
+   * recoverable frame boundary.
+   */
+  push(chunk: Buffer): Frame[] {
+    if (this.failed) throw new ProtocolError('frame decoder used after a protocol error');
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.pendingToken === undefined) {
+        if (this.buffered < HEADER_BYTES) break;
+        const header = this.take(HEADER_BYTES);
+        const token = header.toString('latin1', 0, TOKEN_BYTES);
+        const length = header.readUInt32BE(TOKEN_BYTES);
+        if (!TOKEN_PATTERN.test(token)) {
+          this.failed = true;
+          throw new ProtocolError(`malformed frame token ${JSON.stringify(token)}`);
+        }
+        if (length > this.maxPayload) {
+          this.failed = true;
+          throw new ProtocolError(
+            `${token} frame of ${length} bytes exceeds the limit of ${this.maxPayload} bytes`,
+            ErrorCodes.FRAME_TOO_LARGE,
+          );
+        }
+        this.pendingToken = token;
+        this.pendingLength = length;
+      }
+      if (this.buffered < this.pendingLength) break;
+      frames.push({ token: this.pendingToken, payload: this.take(this.pendingLength) });
+      this.pendingToken = undefined;
+    }
+    return frames;
+  }
+
+  // Removes `n` buffered bytes (n <= buffered). A slice of one chunk is returned
+  // without copying; bytes spanning chunks are joined once.
+  private take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0];
+    if (n === 0) return Buffer.alloc(0);
+    if (first !== undefined && first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[0]!;
+      const use = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, use);
+      filled += use;
+      if (use === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(use);
+    }
+    return out;
+  }
+}

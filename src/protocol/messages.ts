@@ -1,0 +1,226 @@
+// Encoding and decoding of every message payload, and of whole frames. Pure: no I/O.
+import { ErrorCodes, ProtocolError } from '../errors.js';
+import {
+  AgentToken, ClientToken, FORWARDABLE_SIGNALS, HEADER_BYTES, LENGTH_BYTES, SessionOption,
+  TOKEN_BYTES, type WireErrorCodeValue,
+} from './constants.js';
+
+const MAX_UINT32 = 0xffffffff;
+
+/** One frame as bytes: token, big-endian length, payload. */
+export function encodeFrame(token: string, payload: Buffer | string = Buffer.alloc(0)): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  if (token.length !== TOKEN_BYTES) throw new Error(`token must be ${TOKEN_BYTES} characters: ${token}`);
+  if (body.length > MAX_UINT32) throw new Error('payload too large for one frame');
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  frame.write(token, 0, TOKEN_BYTES, 'latin1');
+  frame.writeUInt32BE(body.length, TOKEN_BYTES);
+  body.copy(frame, HEADER_BYTES);
+  return frame;
+}
+
+// ---- VER ------------------------------------------------------------------
+
+export interface VersionOffer {
+  versions: number[];
+  software: string;
+}
+
+export interface VersionChoice {
+  version: number;
+  software: string;
+}
+
+export function encodeVersionOffer(offer: VersionOffer): Buffer {
+  return encodeFrame(ClientToken.VERSION, JSON.stringify(offer));
+}
+
+export function decodeVersionOffer(payload: Buffer): VersionOffer {
+  const value = parseJsonObject(payload, 'VER');
+  const { versions, software } = value;
+  if (!Array.isArray(versions) || versions.length === 0 || !versions.every(isSmallInt)) {
+    throw new ProtocolError('VER must list protocol versions as integers');
+  }
+  return { versions, software: typeof software === 'string' ? software.slice(0, 100) : 'unknown' };
+}
+
+export function encodeVersionChoice(choice: VersionChoice): Buffer {
+  return encodeFrame(AgentToken.VERSION, JSON.stringify(choice));
+}
+
+export function decodeVersionChoice(payload: Buffer): VersionChoice {
+  const value = parseJsonObject(payload, 'VER');
+  if (!isSmallInt(value.version)) throw new ProtocolError('VER must name the chosen version');
+  return {
+    version: value.version,
+    software: typeof value.software === 'string' ? value.software.slice(0, 100) : 'unknown',
+  };
+}
+
+// ---- OPT ------------------------------------------------------------------
+
+export interface SessionOptions {
+  stdin: boolean;
+  stderr: boolean;
+  shell: boolean;
+  /** Command time limit in milliseconds; 0 = none. */
+  timeoutMs: number;
+}
+
+export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = {
+  stdin: false, stderr: false, shell: false, timeoutMs: 0,
+};
+
+/** The OPT frames that request `options` (defaults are not sent). */
+export function encodeOptions(options: SessionOptions): Buffer[] {
+  const frames: Buffer[] = [];
+  if (options.stdin) frames.push(encodeFrame(ClientToken.OPTION, SessionOption.STDIN));
+  if (options.stderr) frames.push(encodeFrame(ClientToken.OPTION, SessionOption.STDERR));
+  if (options.shell) frames.push(encodeFrame(ClientToken.OPTION, SessionOption.SHELL));
+  if (options.timeoutMs > 0) {
+    frames.push(encodeFrame(ClientToken.OPTION, `${SessionOption.TIMEOUT}=${Math.ceil(options.timeoutMs)}`));
+  }
+  return frames;
+}
+
+/** Applies one OPT payload to `options`; an unknown or malformed option is a protocol error. */
+export function applyOption(options: SessionOptions, payload: Buffer): void {
+  const text = payload.toString('utf8');
+  const eq = text.indexOf('=');
+  const name = eq < 0 ? text : text.slice(0, eq);
+  const value = eq < 0 ? undefined : text.slice(eq + 1);
+  const flag = (key: 'stdin' | 'stderr' | 'shell'): void => {
+    if (value !== undefined) throw new ProtocolError(`option ${name} takes no value`);
+    options[key] = true;
+  };
+  switch (name) {
+    case SessionOption.STDIN: return flag('stdin');
+    case SessionOption.STDERR: return flag('stderr');
+    case SessionOption.SHELL: return flag('shell');
+    case SessionOption.TIMEOUT: {
+      if (value === undefined || !/^\d{1,10}$/.test(value)) {
+        throw new ProtocolError('option timeout needs a whole number of milliseconds');
+      }
+      options.timeoutMs = Number(value);
+      return;
+    }
+    default:
+      throw new ProtocolError(`unknown option ${JSON.stringify(name.slice(0, 40))}`);
+  }
+}
+
+// ---- CMD ------------------------------------------------------------------
+// The argv travels as a sequence of (4-byte length, UTF-8 bytes) pairs so that every
+// argument, including empty ones and ones with spaces or newlines, arrives exactly.
+
+export function encodeCommand(argv: readonly string[]): Buffer {
+  if (argv.length === 0) throw new Error('argv must not be empty');
+  const parts = argv.map((arg) => Buffer.from(arg, 'utf8'));
+  const payload = Buffer.allocUnsafe(parts.reduce((n, p) => n + LENGTH_BYTES + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    offset = payload.writeUInt32BE(part.length, offset);
+    offset += part.copy(payload, offset);
+  }
+  return encodeFrame(ClientToken.COMMAND, payload);
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export function decodeCommand(payload: Buffer): string[] {
+  const argv: string[] = [];
+  let offset = 0;
+  while (offset < payload.length) {
+    if (payload.length - offset < LENGTH_BYTES) throw new ProtocolError('CMD argument length is truncated');
+    const length = payload.readUInt32BE(offset);
+    offset += LENGTH_BYTES;
+    if (length > payload.length - offset) throw new ProtocolError('CMD argument overruns the frame');
+    const bytes = payload.subarray(offset, offset + length);
+    offset += length;
+    let arg: string;
+    try {
+      arg = strictUtf8.decode(bytes);
+    } catch {
+      throw new ProtocolError('CMD arguments must be valid UTF-8');
+    }
+    if (arg.includes('\0')) throw new ProtocolError('CMD arguments must not contain NUL bytes');
+    argv.push(arg);
+  }
+  if (argv.length === 0 || argv[0] === '') throw new ProtocolError('CMD needs a program name');
+  return argv;
+}
+
+// ---- SIG ------------------------------------------------------------------
+
+export function encodeSignal(name: string): Buffer {
+  return encodeFrame(ClientToken.SIGNAL, name.replace(/^SIG/, ''));
+}
+
+/** Returns the Node signal name (`SIGINT`) of a SIG payload. */
+export function decodeSignal(payload: Buffer): NodeJS.Signals {
+  const name = payload.toString('latin1');
+  if (!FORWARDABLE_SIGNALS.has(name)) throw new ProtocolError(`signal ${JSON.stringify(name.slice(0, 20))} cannot be forwarded`);
+  return `SIG${name}` as NodeJS.Signals;
+}
+
+// ---- EXT ------------------------------------------------------------------
+
+/** How the command ended: an exit code, or the signal that killed it. */
+export type ExitStatus =
+  | { code: number; signal?: undefined; timedOut: boolean }
+  | { code?: undefined; signal: string; timedOut: boolean };
+
+export function encodeExit(status: ExitStatus): Buffer {
+  return encodeFrame(AgentToken.EXIT, JSON.stringify(status));
+}
+
+export function decodeExit(payload: Buffer): ExitStatus {
+  const value = parseJsonObject(payload, 'EXT');
+  const timedOut = value.timedOut === true;
+  if (isSmallInt(value.code)) return { code: value.code, timedOut };
+  if (typeof value.signal === 'string' && /^SIG[A-Z0-9]+$/.test(value.signal)) {
+    return { signal: value.signal, timedOut };
+  }
+  throw new ProtocolError('EXT must carry an exit code or a signal name');
+}
+
+// ---- FAI ------------------------------------------------------------------
+
+export interface Failure {
+  code: WireErrorCodeValue | string;
+  reason: string;
+  /** For E_SPAWN: the exit code a shell would report (127 not found, 126 not executable). */
+  exitCode?: number;
+}
+
+export function encodeFailure(failure: Failure): Buffer {
+  return encodeFrame(AgentToken.FAILURE, JSON.stringify(failure));
+}
+
+export function decodeFailure(payload: Buffer): Failure {
+  const value = parseJsonObject(payload, 'FAI');
+  const code = typeof value.code === 'string' ? value.code.slice(0, 40) : ErrorCodes.PROTOCOL;
+  const reason = typeof value.reason === 'string' ? value.reason.slice(0, 1000) : 'no reason given';
+  const failure: Failure = { code, reason };
+  if (isSmallInt(value.exitCode)) failure.exitCode = value.exitCode;
+  return failure;
+}
+
+// ---- helpers --------------------------------------------------------------
+
+function parseJsonObject(payload: Buffer, token: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new ProtocolError(`${token} payload is not valid JSON`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ProtocolError(`${token} payload must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function isSmallInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffff;
+}

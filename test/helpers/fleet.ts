@@ -1,0 +1,140 @@
+// Test fixtures over real processes: a PKI made by `distrun certs`, real agent
+// processes on loopback, and the real `distrun` binary.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const DISTRUN = fileURLToPath(new URL('../../src/bin/distrun.js', import.meta.url));
+export const AGENT = fileURLToPath(new URL('../../src/bin/distrunner-agent.js', import.meta.url));
+
+const cleanups: Array<() => void | Promise<void>> = [];
+
+/** Runs every registered cleanup; call from test.after.always. */
+export async function cleanupAll(): Promise<void> {
+  while (cleanups.length > 0) await cleanups.pop()!();
+}
+
+export function tempDir(prefix = 'distrun-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Runs `distrun` (or the agent binary) synchronously-in-spirit: resolves when it exits. */
+export function run(bin: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.input);
+  });
+}
+
+export function distrun(args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+  return run(DISTRUN, args, options);
+}
+
+/** Starts `distrun` without waiting, for tests that signal or kill it. */
+export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(process.execPath, [DISTRUN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanups.push(() => {
+    child.kill('SIGKILL');
+  });
+  return child;
+}
+
+export interface Pki {
+  dir: string;
+  /** Directory of the agent bundle for `name` (agent.crt, agent.key, ca.crt). */
+  agent(name: string): string;
+}
+
+/** A PKI made with `distrun certs init`, with one agent bundle for 127.0.0.1 per name. */
+export async function makePki(agentNames: string[] = ['agent1']): Promise<Pki> {
+  const dir = join(tempDir('distrun-pki-'), 'pki');
+  const init = await distrun(['certs', 'init', '--dir', dir]);
+  if (init.code !== 0) throw new Error(`certs init failed: ${init.stderr}`);
+  for (const name of agentNames) {
+    const issued = await distrun(['certs', 'agent', name, '--ip', '127.0.0.1', '--dir', dir]);
+    if (issued.code !== 0) throw new Error(`certs agent failed: ${issued.stderr}`);
+  }
+  return { dir, agent: (name) => join(dir, 'agents', name) };
+}
+
+export interface RunningAgent {
+  port: number;
+  process: ChildProcess;
+  /** Every JSON log line so far. */
+  logs: Array<Record<string, unknown>>;
+  /** Raw stdout so far (to check what never appears in logs). */
+  rawLog(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startAgent(pki: Pki, name = 'agent1', extraArgs: string[] = []): Promise<RunningAgent> {
+  const bundle = pki.agent(name);
+  const child = spawn(process.execPath, [
+    AGENT, '--host', '127.0.0.1', '--port', '0', '--log-level', 'debug',
+    '--ca', join(bundle, 'ca.crt'), '--cert', join(bundle, 'agent.crt'), '--key', join(bundle, 'agent.key'),
+    ...extraArgs,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Array<Record<string, unknown>> = [];
+  let raw = '';
+  let pending = '';
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      raw += chunk.toString();
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'listening') resolve(entry.port as number);
+      }
+    });
+    void exited.then(() => reject(new Error(`agent exited early: ${stderr}`)));
+  });
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    await exited;
+  };
+  cleanups.push(() => stop('SIGKILL'));
+  return { port, process: child, logs, rawLog: () => raw, stop };
+}
+
+/** Processes whose command line contains `marker` (ps, not pgrep, to avoid matching ourselves). */
+export function processesMatching(marker: string): string[] {
+  const ps = spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return ps.stdout.split('\n').filter((line) => line.includes(marker) && !line.includes('ps -eo'));
+}
+
+export async function waitFor(check: () => boolean, timeoutMs = 10_000, stepMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return check();
+}

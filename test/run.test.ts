@@ -1,0 +1,197 @@
+// End to end: real agents on loopback, the real distrun binary, real commands.
+import test from 'ava';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  cleanupAll, distrun, makePki, processesMatching, spawnDistrun, startAgent, tempDir, waitFor,
+  type Pki, type RunningAgent,
+} from './helpers/fleet.js';
+
+let pki: Pki;
+let agents: RunningAgent[];
+let inventory: string;
+
+test.before(async () => {
+  pki = await makePki(['agent1', 'agent2', 'agent3']);
+  agents = await Promise.all(['agent1', 'agent2', 'agent3'].map((name) => startAgent(pki, name)));
+  inventory = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inventory, [
+    'hosts:',
+    ...agents.map((a, i) => `  h${i + 1}: { address: 127.0.0.1, port: ${a.port} }`),
+    'groups:',
+    '  trio: [h1, h2, h3]',
+    '  one: [h1]',
+    '',
+  ].join('\n'));
+});
+
+test.after.always(cleanupAll);
+
+const on = (hostGroup: string, ...args: string[]) => ['-i', inventory, '--pki', pki.dir, '-g', hostGroup, ...args];
+
+test('argv arrives exactly: spaces, quotes, empty arguments, newlines, UTF-8', async (t) => {
+  const args = ['a b', '', "it's", 'say "hi"', 'line1\nline2', 'ünïcødé 🚀', '  ', '$HOME', '*'];
+  const r = await distrun(on('one', '-N', '--', 'printf', '<%s>', ...args));
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.toString(), args.map((a) => `<${a}>`).join(''));
+});
+
+test('stdout and stderr stay separate, each line prefixed with its host', async (t) => {
+  const r = await distrun(on('one', 'sh', '-c', 'echo to-out; echo to-err >&2'));
+  t.is(r.code, 0);
+  t.is(r.stdout.toString(), 'h1: to-out\n');
+  t.is(r.stderr, 'h1: to-err\n');
+  const quiet = await distrun(on('one', '--no-stderr', 'sh', '-c', 'echo to-out; echo to-err >&2'));
+  t.is(quiet.stdout.toString(), 'h1: to-out\n');
+  t.is(quiet.stderr, '');
+});
+
+test('binary output is byte-exact (several MB of random bytes, sha256)', async (t) => {
+  const file = join(tempDir(), 'random.bin');
+  const data = randomBytes(6 * 1024 * 1024 + 7);
+  writeFileSync(file, data);
+  const r = await distrun(on('one', '-N', 'cat', file));
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.length, data.length);
+  t.is(createHash('sha256').update(r.stdout).digest('hex'), createHash('sha256').update(data).digest('hex'));
+});
+
+test('--json reports each host with binary output in base64', async (t) => {
+  const file = join(tempDir(), 'small.bin');
+  const data = randomBytes(4096);
+  writeFileSync(file, data);
+  const r = await distrun(on('trio', '--json', 'cat', file));
+  t.is(r.code, 0, r.stderr);
+  const records = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.deepEqual(records.map((x) => x.host).sort(), ['h1', 'h2', 'h3']);
+  for (const record of records) {
+    t.is(record.status, 'ok');
+    t.is(record.exitCode, 0);
+    t.is(record.stdoutEncoding, 'base64');
+    t.true(Buffer.from(record.stdout as string, 'base64').equals(data));
+  }
+});
+
+test('the exit code is the largest remote exit code', async (t) => {
+  // mkdir is atomic: the three hosts exit 1, 2 and 5 in some order.
+  const slots = tempDir();
+  const script = `if mkdir ${slots}/a 2>/dev/null; then exit 1; elif mkdir ${slots}/b 2>/dev/null; then exit 2; else exit 5; fi`;
+  const r = await distrun(on('trio', 'sh', '-c', script));
+  t.is(r.code, 5);
+  t.regex(r.stderr, /3 of 3 hosts failed/);
+  t.regex(r.stderr, /h\d: exit code 5/);
+  const ok = await distrun(on('trio', 'true'));
+  t.is(ok.code, 0);
+  t.is(ok.stderr, '');
+});
+
+test('a command killed by a signal counts as 128 + the signal number', async (t) => {
+  const r = await distrun(on('one', 'sh', '-c', 'kill -TERM $$'));
+  t.is(r.code, 143);
+  t.regex(r.stderr, /killed by SIGTERM/);
+});
+
+test('a missing program exits 127 with a clear reason', async (t) => {
+  const r = await distrun(on('one', 'no-such-program-xyz'));
+  t.is(r.code, 127);
+  t.regex(r.stderr, /no-such-program-xyz: command not found/);
+});
+
+test('--shell runs the words through /bin/sh -c', async (t) => {
+  const r = await distrun(on('one', '--shell', 'echo', '$((6*7))', '|', 'tr', '4', 'X'));
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.toString(), 'h1: X2\n');
+});
+
+test('without -t the remote stdin is empty: bash exits at once', async (t) => {
+  const r = await distrun(on('trio', 'bash'), { input: 'echo should-not-run\n' });
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.toString(), '');
+});
+
+test('-t forwards stdin to every host; end of input closes only stdin', async (t) => {
+  const r = await distrun(on('trio', '-t', 'sh', '-c', 'wc -l; sleep 0.3; echo after-eof'), { input: 'a\nb\nc\n' });
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.toString().trim().split('\n').sort();
+  t.deepEqual(lines, ['h1: 3', 'h1: after-eof', 'h2: 3', 'h2: after-eof', 'h3: 3', 'h3: after-eof']);
+});
+
+test('a last line without newline is still printed', async (t) => {
+  const r = await distrun(on('one', 'printf', 'first\\nno-newline'));
+  t.is(r.stdout.toString(), 'h1: first\nh1: no-newline\n');
+});
+
+test('lines of several hosts never mix within a line', async (t) => {
+  const r = await distrun(on('trio', 'sh', '-c', 'i=0; while [ $i -lt 2000 ]; do echo "line $i of a longer output line"; i=$((i+1)); done'));
+  t.is(r.code, 0);
+  const lines = r.stdout.toString().split('\n').filter(Boolean);
+  t.is(lines.length, 6000);
+  for (const line of lines) {
+    if (!/^h[123]: line \d+ of a longer output line$/.test(line)) t.fail(`mixed line: ${line}`);
+  }
+});
+
+test('--timeout kills the remote process group and exits 124', async (t) => {
+  const marker = `sleep 3${Math.floor(Math.random() * 1e6)}`;
+  const started = Date.now();
+  const r = await distrun(on('one', '--timeout', '1', 'sh', '-c', `${marker} & ${marker}; echo never`));
+  t.is(r.code, 124);
+  t.true(Date.now() - started < 20_000);
+  t.regex(r.stderr, /timed out/);
+  t.true(await waitFor(() => processesMatching(marker).length === 0), 'no process of the group is left');
+});
+
+test('a client that disconnects makes the agent kill the whole group', async (t) => {
+  const marker = `sleep 4${Math.floor(Math.random() * 1e6)}`;
+  const child = spawnDistrun(on('one', 'sh', '-c', `${marker} & ${marker}`));
+  t.true(await waitFor(() => processesMatching(`sh -c ${marker}`).length > 0 || processesMatching(marker).length >= 3));
+  child.kill('SIGKILL');
+  t.true(await waitFor(() => processesMatching(marker).length === 0, 15_000), processesMatching(marker).join('\n'));
+});
+
+test('Ctrl-C forwards SIGINT to the remote commands and exits 130', async (t) => {
+  const child = spawnDistrun(on('trio', 'sleep', '61'));
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  t.true(await waitFor(() => agents.every((a) => a.logs.some((l) => l.msg === 'command' && JSON.stringify(l.argv) === '["sleep","61"]'))));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  t.is(code, 130);
+  t.regex(stderr, /interrupt sent to 3 running command/);
+  t.regex(stderr, /killed by SIGINT/);
+});
+
+test('an unreachable host is exit 255 and the others still run', async (t) => {
+  const r = await distrun(['-i', inventory, '--pki', pki.dir, '-g', 'one', '-H', '127.0.0.1:1', 'echo', 'hi']);
+  t.is(r.code, 255);
+  t.is(r.stdout.toString(), 'h1: hi\n');
+  t.regex(r.stderr, /127\.0\.0\.1: connection refused/);
+});
+
+test('distrun hosts prints the resolved targets', async (t) => {
+  const r = await distrun(['hosts', '-i', inventory, '-g', 'trio', '-x', 'h2']);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]), ['h1', 'h3']);
+});
+
+test('inventory errors name the file and the entry, without a stack trace', async (t) => {
+  const bad = join(tempDir(), 'bad.yaml');
+  writeFileSync(bad, 'hosts:\n  web1: { port: 70000 }\n');
+  const r = await distrun(['-i', bad, '-H', 'web1', 'true']);
+  t.is(r.code, 255);
+  t.regex(r.stderr, /bad\.yaml/);
+  t.regex(r.stderr, /web1/);
+  t.notRegex(r.stderr, /\n\s+at /);
+  const unknown = await distrun(['-i', inventory, '-g', 'nope', 'true']);
+  t.is(unknown.code, 255);
+  t.regex(unknown.stderr, /unknown group 'nope'/);
+});
+
+test('the agent logs session start, command and exit as JSON', async (t) => {
+  await distrun(on('one', 'echo', 'logged'));
+  const logs = agents[0]!.logs;
+  t.true(logs.some((l) => l.msg === 'session start' && l.client === 'admin'));
+  t.true(logs.some((l) => l.msg === 'command' && JSON.stringify(l.argv) === '["echo","logged"]'));
+  t.true(logs.some((l) => l.msg === 'exit' && l.code === 0 && typeof l.durationMs === 'number' && l.bytesOut === 7));
+});
