@@ -14,13 +14,15 @@ const work = mkdtempSync(join(tmpdir(), 'distrun-demo-'));
 const pki = join(work, 'pki');
 const agents = [];
 
+const bold = process.stdout.isTTY && !process.env.NO_COLOR ? (text) => `\x1b[1m${text}\x1b[0m` : (text) => text;
+
 function step(text) {
-  process.stdout.write(`\n\x1b[1m== ${text}\x1b[0m\n`);
+  process.stdout.write(`\n${bold(`== ${text}`)}\n`);
 }
 
 function distrun(args, { show = true } = {}) {
   if (show) process.stdout.write(`$ distrun ${args.map(quote).join(' ')}\n`);
-  const result = spawnSync(process.execPath, [distrunBin, ...args], { stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [distrunBin, ...args], { stdio: show ? 'inherit' : ['ignore', 'ignore', 'inherit'] });
   if (show) process.stdout.write(`(exit code ${result.status})\n`);
   return result.status;
 }

@@ -1,0 +1,111 @@
+import test from 'ava';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InventoryError, UsageError } from '../src/errors.js';
+import { findInventoryFile, loadInventory, parseHostList, parseInventory, selectTargets } from '../src/cli/inventory.js';
+
+const FILE = 'hosts.yaml';
+const sample = `
+defaults:
+  port: 7000
+hosts:
+  web1: { address: 10.0.0.1 }
+  web2: { address: 10.0.0.2, port: 7002 }
+  db1:
+groups:
+  web: [web1, web2, 'web9:7009']
+  db: [db1]
+  prod: ['@web', '@db', extra]
+  none: []
+`;
+const inv = parseInventory(sample, FILE);
+const select = (groups: string[], hosts: string[] = [], exclude: string[] = []) =>
+  selectTargets(inv, { groups, hosts, exclude }).map((t) => `${t.name}=${t.address}:${t.port}`);
+
+test('groups expand to hosts with their address and port, defaults applied', (t) => {
+  t.deepEqual(select(['web']), ['web1=10.0.0.1:7000', 'web2=10.0.0.2:7002', 'web9=web9:7009']);
+  t.deepEqual(select(['db']), ['db1=db1:7000']);
+});
+
+test('nested groups, implicit all, order of first appearance, no duplicates', (t) => {
+  t.deepEqual(select(['prod']), ['web1=10.0.0.1:7000', 'web2=10.0.0.2:7002', 'web9=web9:7009', 'db1=db1:7000', 'extra=extra:7000']);
+  t.deepEqual(select(['db', 'web', 'db']), ['db1=db1:7000', 'web1=10.0.0.1:7000', 'web2=10.0.0.2:7002', 'web9=web9:7009']);
+  t.deepEqual(select(['all']).length, 5);
+});
+
+test('-H takes names, host:port and [v6]:port; inventory names keep their address', (t) => {
+  t.deepEqual(select([], ['web1, other:9000', '[::1]:7100', '127.0.0.1']), [
+    'web1=10.0.0.1:7000', 'other=other:9000', '::1=::1:7100', '127.0.0.1=127.0.0.1:7000',
+  ]);
+  t.deepEqual(select([], ['web2:8000']), ['web2=10.0.0.2:8000']);
+  t.deepEqual(parseHostList('a,,b', 6789).map((x) => x.name), ['a', 'b']);
+});
+
+test('-x removes hosts by name or name:port', (t) => {
+  t.deepEqual(select(['web'], [], ['web1']), ['web2=10.0.0.2:7002', 'web9=web9:7009']);
+  t.deepEqual(select(['web'], [], ['web9:1', 'web2:7002']), ['web1=10.0.0.1:7000', 'web9=web9:7009']);
+});
+
+test('selection errors', (t) => {
+  t.throws(() => select([]), { instanceOf: UsageError, message: /no hosts selected/ });
+  t.throws(() => select(['web'], [], ['web1,web2,web9']), { instanceOf: UsageError, message: /selection is empty/ });
+  t.throws(() => select(['none']), { instanceOf: UsageError, message: /selection is empty/ });
+  t.throws(() => select(['webz']), { instanceOf: InventoryError, message: /hosts\.yaml: unknown group 'webz' \(known groups: db, none, prod, web\)/ });
+  t.throws(() => select([], ['web1:99999']), { instanceOf: UsageError, message: /port must be/ });
+  t.throws(() => select([], ['bad/name']), { instanceOf: UsageError, message: /invalid host/ });
+  t.throws(() => selectTargets(undefined, { groups: ['web'], hosts: [], exclude: [] }), { instanceOf: InventoryError, message: /no inventory found/ });
+});
+
+const bad: Array<[string, string, RegExp]> = [
+  ['bad YAML', 'hosts:\n  web1: {address: [\n', /hosts\.yaml: line \d+, column \d+: invalid YAML/],
+  ['unknown top-level key', 'hostz: {}\n', /hosts\.yaml: hostz: unknown key/],
+  ['unknown host key', 'hosts:\n  web1: { adress: x }\n', /hosts\.yaml: hosts\.web1\.adress: unknown key/],
+  ['port 0', 'hosts:\n  web1: { port: 0 }\n', /hosts\.yaml: hosts\.web1\.port: port must be an integer from 1 to 65535, got 0/],
+  ['port 70000', 'hosts:\n  web1: { port: 70000 }\n', /hosts\.web1\.port: .*got 70000/],
+  ['port abc', 'defaults: { port: abc }\n', /defaults\.port: .*got "abc"/],
+  ['bad host name', 'hosts:\n  "web 1": {}\n', /hosts\.web 1: invalid host name/],
+  ['bad member', 'groups:\n  g: ["a/b"]\n', /groups\.g\[0\]: invalid host name/],
+  ['unknown group reference', 'groups:\n  web: [a, "@dbb"]\n', /hosts\.yaml: groups\.web\[1\]: unknown group 'dbb'/],
+  ['include cycle', 'groups:\n  a: ["@b"]\n  b: ["@a"]\n', /groups\.a: groups include each other in a cycle: a -> b -> a/],
+  ['defining all', 'groups:\n  all: [a]\n', /groups\.all: 'all' is implicit/],
+  ['group not a list', 'groups:\n  g: web1\n', /groups\.g: must be a list/],
+  ['not a mapping', '- a\n- b\n', /hosts\.yaml: the inventory must be a mapping/],
+];
+for (const [name, text, message] of bad) {
+  test(`inventory error names file and entry: ${name}`, (t) => {
+    t.throws(() => parseInventory(text, FILE), { instanceOf: InventoryError, message });
+  });
+}
+
+test('an empty file is an empty inventory', (t) => {
+  t.is(parseInventory('', FILE).groups.size, 0);
+});
+
+test('files: missing file, -i and $DISTRUN_INVENTORY precedence', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'distrun-inv-'));
+  try {
+    t.throws(() => loadInventory(join(dir, 'nope.yaml')), { instanceOf: InventoryError, message: /nope\.yaml: no such file/ });
+    const home = join(dir, 'home');
+    const cwd = join(dir, 'cwd');
+    mkdirSync(join(home, '.config', 'distrun'), { recursive: true });
+    mkdirSync(cwd);
+    t.is(findInventoryFile(undefined, {}, cwd, home), undefined);
+    writeFileSync(join(home, '.config', 'distrun', 'hosts.yaml'), '');
+    t.is(findInventoryFile(undefined, {}, cwd, home), join(home, '.config', 'distrun', 'hosts.yaml'));
+    writeFileSync(join(cwd, 'hosts.yaml'), '');
+    t.is(findInventoryFile(undefined, {}, cwd, home), join(cwd, 'hosts.yaml'));
+    writeFileSync(join(dir, 'env.yaml'), '');
+    t.is(findInventoryFile(undefined, { DISTRUN_INVENTORY: join(dir, 'env.yaml') }, cwd, home), join(dir, 'env.yaml'));
+    t.is(findInventoryFile('../env.yaml', { DISTRUN_INVENTORY: '/nope' }, cwd, home), join(dir, 'env.yaml'));
+    t.throws(() => findInventoryFile('missing.yaml', {}, cwd, home), { instanceOf: InventoryError, message: /missing\.yaml: no such file \(from -i\)/ });
+    t.throws(() => findInventoryFile(undefined, { DISTRUN_INVENTORY: '/nope.yaml' }, cwd, home), { instanceOf: InventoryError, message: /DISTRUN_INVENTORY/ });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the example hosts.yaml at the top of the repository is valid', (t) => {
+  const example = loadInventory(new URL('../../hosts.yaml', import.meta.url).pathname);
+  t.deepEqual(selectTargets(example, { groups: ['production'], hosts: [], exclude: [] }).length, 5);
+});
