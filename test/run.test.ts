@@ -144,22 +144,58 @@ test('--timeout kills the remote process group and exits 124', async (t) => {
 
 test('a client that disconnects makes the agent kill the whole group', async (t) => {
   const marker = `sleep 4${Math.floor(Math.random() * 1e6)}`;
-  const child = spawnDistrun(on('one', 'sh', '-c', `${marker} & ${marker}`));
-  t.true(await waitFor(() => processesMatching(`sh -c ${marker}`).length > 0 || processesMatching(marker).length >= 3));
+  const { child, exit } = spawnDistrun(on('one', 'sh', '-c', `${marker} & ${marker}`));
+  t.true(await waitFor(() => processesMatching(marker).length >= 4), 'distrun, sh and two sleeps');
   child.kill('SIGKILL');
+  await exit;
   t.true(await waitFor(() => processesMatching(marker).length === 0, 15_000), processesMatching(marker).join('\n'));
 });
 
 test('Ctrl-C forwards SIGINT to the remote commands and exits 130', async (t) => {
-  const child = spawnDistrun(on('trio', 'sleep', '61'));
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const { child, exit, stderr } = spawnDistrun(on('trio', 'sleep', '61'));
   t.true(await waitFor(() => agents.every((a) => a.logs.some((l) => l.msg === 'command' && JSON.stringify(l.argv) === '["sleep","61"]'))));
   child.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  t.is(code, 130);
-  t.regex(stderr, /interrupt sent to 3 running command/);
-  t.regex(stderr, /killed by SIGINT/);
+  t.is(await exit, 130);
+  t.regex(stderr(), /interrupt sent to 3 running command/);
+  t.regex(stderr(), /killed by SIGINT/);
+});
+
+test('a second Ctrl-C disconnects; the agents kill commands that ignored the first', async (t) => {
+  const marker = `sleep 5${Math.floor(Math.random() * 1e6)}`;
+  const { child, exit } = spawnDistrun(on('one', 'sh', '-c', `trap '' INT; ${marker}`));
+  t.true(await waitFor(() => processesMatching(marker).length >= 3), 'distrun, sh and sleep');
+  child.kill('SIGINT');
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(child.exitCode, null, 'still running after the first Ctrl-C');
+  child.kill('SIGINT');
+  t.is(await exit, 130);
+  t.true(await waitFor(() => processesMatching(marker).length === 0, 15_000), processesMatching(marker).join('\n'));
+});
+
+test('one agent serves many concurrent sessions', async (t) => {
+  const many = join(tempDir(), 'many.yaml');
+  const names = Array.from({ length: 40 }, (_, i) => `alias${i}`);
+  writeFileSync(many, [
+    'hosts:',
+    ...names.map((n) => `  ${n}: { address: 127.0.0.1, port: ${agents[1]!.port} }`),
+    `groups:\n  many: [${names.join(', ')}]`,
+    '',
+  ].join('\n'));
+  const r = await distrun(['-i', many, '--pki', pki.dir, '-g', 'many', 'sh', '-c', 'sleep 0.5; echo done']);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.stdout.toString().trim().split('\n').sort(), names.map((n) => `${n}: done`).sort());
+});
+
+test('stopping the agent stops its running commands; distrun reports how they ended', async (t) => {
+  const agent = await startAgent(pki, 'agent1');
+  const marker = `sleep 6${Math.floor(Math.random() * 1e6)}`;
+  const { exit, stderr } = spawnDistrun(['--pki', pki.dir, '-H', `127.0.0.1:${agent.port}`, 'sh', '-c', `${marker}; echo unreachable`]);
+  t.true(await waitFor(() => processesMatching(marker).length >= 3), 'distrun, sh and sleep');
+  await agent.stop('SIGTERM');
+  t.is(await exit, 143);
+  t.regex(stderr(), /killed by SIGTERM/);
+  t.true(await waitFor(() => processesMatching(marker).length === 0));
+  t.true(agent.logs.some((l) => l.msg === 'stopping') && agent.logs.some((l) => l.msg === 'stopped'));
 });
 
 test('an unreachable host is exit 255 and the others still run', async (t) => {

@@ -65,6 +65,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   };
   const sessions = new Set<AgentSession>();
   let nextSessionId = 1;
+  let closing = false;
 
   const server = tls.createServer({
     ...material,
@@ -86,6 +87,10 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     if (!cert?.ext_key_usage?.includes(CLIENT_AUTH_OID)) {
       sessionLog.warn('refused: certificate is not for client use');
       socket.end(encodeFailure({ code: WireErrorCode.AUTH, reason: 'certificate is not issued for client use' }));
+      return;
+    }
+    if (closing) {
+      socket.end(encodeFailure({ code: WireErrorCode.BUSY, reason: 'agent is shutting down' }));
       return;
     }
     if (sessions.size >= config.maxSessions) {
@@ -114,6 +119,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     address: server.address() as AddressInfo,
     close: () =>
       new Promise<void>((resolvePromise) => {
+        closing = true;
         server.close(() => resolvePromise());
         for (const session of sessions) session.shutdown();
         setTimeout(() => {

@@ -28,6 +28,8 @@ export interface SessionSettings {
 
 type State = 'version' | 'setup' | 'running' | 'closed';
 
+const CLOSE_LINGER_MS = 5000;
+
 export class AgentSession {
   private state: State = 'version';
   private readonly decoder: FrameDecoder;
@@ -36,6 +38,7 @@ export class AgentSession {
   private inputEnded = false;
   private command: CommandProcess | undefined;
   private outputPaused = false;
+  private inputPaused = false;
   private readonly startedAt = Date.now();
   private bytesOut = 0;
   private bytesErr = 0;
@@ -173,10 +176,16 @@ export class AgentSession {
     const stdin = this.command?.stdin;
     if (!stdin || stdin.destroyed || stdin.writableEnded) return; // the command closed its stdin
     // Stop reading from the client while the command does not keep up with its input.
-    if (!stdin.write(payload)) {
+    if (!stdin.write(payload) && !this.inputPaused) {
+      this.inputPaused = true;
       this.transport.pause();
-      stdin.once('drain', () => this.transport.resume());
-      stdin.once('close', () => this.transport.resume());
+      const resume = (): void => {
+        if (!this.inputPaused) return;
+        this.inputPaused = false;
+        this.transport.resume();
+      };
+      stdin.once('drain', resume);
+      stdin.once('close', resume);
     }
   }
 
@@ -193,8 +202,14 @@ export class AgentSession {
       code: status.code, signal: status.signal, timedOut: status.timedOut,
       durationMs: Date.now() - this.startedAt, bytesOut: this.bytesOut, bytesErr: this.bytesErr,
     }, 'exit');
-    this.transport.end(encodeExit(status));
     this.state = 'closed';
+    this.endWith(encodeExit(status));
+  }
+
+  // The last frame, then close; a peer that stops reading must not hold the socket forever.
+  private endWith(frame: Buffer): void {
+    this.transport.end(frame);
+    setTimeout(() => this.transport.destroy(), CLOSE_LINGER_MS).unref();
   }
 
   /** Ends the session with a FAI message; stops the command if one runs. */
@@ -205,9 +220,7 @@ export class AgentSession {
     this.command?.stop();
     const level = failure.code === WireErrorCode.SPAWN ? 'info' : 'warn';
     this.log[level]({ code: failure.code, reason: failure.reason }, 'session refused');
-    this.transport.end(encodeFailure(failure));
-    // A peer that stops reading must not keep the socket open forever.
-    setTimeout(() => this.transport.destroy(), 5000).unref();
+    this.endWith(encodeFailure(failure));
   }
 
   private onTransportClosed(): void {

@@ -52,13 +52,23 @@ export function distrun(args: string[], options: { input?: string | Buffer; env?
   return run(DISTRUN, args, options);
 }
 
+export interface BackgroundRun {
+  child: ChildProcess;
+  /** Resolves with the exit code (listening from the start, so an early exit is not missed). */
+  exit: Promise<number | null>;
+  stderr(): string;
+}
+
 /** Starts `distrun` without waiting, for tests that signal or kill it. */
-export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, [DISTRUN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}): BackgroundRun {
+  const child = spawn(process.execPath, [DISTRUN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   cleanups.push(() => {
     child.kill('SIGKILL');
   });
-  return child;
+  return { child, exit, stderr: () => stderr };
 }
 
 export interface Pki {
