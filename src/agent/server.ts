@@ -4,8 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
-import { ConfigError } from '../errors.js';
-import { WireErrorCode } from '../protocol/constants.js';
+import { ConfigError, ErrorCodes } from '../errors.js';
 import { encodeFailure } from '../protocol/messages.js';
 import type { AgentConfig } from './config.js';
 import { AgentSession, tokenDigest, type SessionSettings } from './session.js';
@@ -86,16 +85,16 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     // OpenSSL already checks the purpose of client certificates; this makes the rule explicit.
     if (!cert?.ext_key_usage?.includes(CLIENT_AUTH_OID)) {
       sessionLog.warn('refused: certificate is not for client use');
-      socket.end(encodeFailure({ code: WireErrorCode.AUTH, reason: 'certificate is not issued for client use' }));
+      socket.end(encodeFailure({ code: ErrorCodes.AUTH, reason: 'certificate is not issued for client use' }));
       return;
     }
     if (closing) {
-      socket.end(encodeFailure({ code: WireErrorCode.BUSY, reason: 'agent is shutting down' }));
+      socket.end(encodeFailure({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' }));
       return;
     }
     if (sessions.size >= config.maxSessions) {
       sessionLog.warn({ maxSessions: config.maxSessions }, 'refused: too many sessions');
-      socket.end(encodeFailure({ code: WireErrorCode.BUSY, reason: `agent is busy (${config.maxSessions} sessions running)` }));
+      socket.end(encodeFailure({ code: ErrorCodes.BUSY, reason: `agent is busy (${config.maxSessions} sessions running)` }));
       return;
     }
     sessionLog.info({ fingerprint: cert.fingerprint256 }, 'session start');

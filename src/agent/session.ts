@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
 import {
-  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, SUPPORTED_VERSIONS, WireErrorCode,
+  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, SUPPORTED_VERSIONS,
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import {
@@ -55,7 +55,7 @@ export class AgentSession {
     transport.on('error', (err) => this.log.debug({ err: messageOf(err) }, 'connection error'));
     transport.on('drain', () => this.resumeOutput());
     this.setupTimer = setTimeout(() => {
-      this.fail({ code: WireErrorCode.PROTOCOL, reason: `no command received within ${settings.setupTimeoutMs} ms` });
+      this.fail({ code: ErrorCodes.PROTOCOL, reason: `no command received within ${settings.setupTimeoutMs} ms` });
     }, settings.setupTimeoutMs);
   }
 
@@ -71,7 +71,7 @@ export class AgentSession {
         this.fail({ code: err.code, reason: err.message });
       } else {
         this.log.error({ err: messageOf(err) }, 'session failed');
-        this.fail({ code: WireErrorCode.INTERNAL, reason: 'internal error in the agent' });
+        this.fail({ code: ErrorCodes.INTERNAL, reason: 'internal error in the agent' });
       }
     }
   }
@@ -105,7 +105,7 @@ export class AgentSession {
     const common = offer.versions.filter((v) => SUPPORTED_VERSIONS.includes(v));
     if (common.length === 0) {
       this.fail({
-        code: WireErrorCode.VERSION,
+        code: ErrorCodes.VERSION,
         reason: `client speaks protocol ${offer.versions.join(', ')}; this agent speaks ${SUPPORTED_VERSIONS.join(', ')}`,
       });
       return;
@@ -120,7 +120,7 @@ export class AgentSession {
     if (!expected) return; // no token required: a supplied one is ignored
     // Comparing fixed-length digests keeps the comparison constant-time whatever the length sent.
     if (!timingSafeEqual(tokenDigest(payload), expected)) {
-      this.fail({ code: WireErrorCode.AUTH, reason: 'authentication token rejected' });
+      this.fail({ code: ErrorCodes.AUTH, reason: 'authentication token rejected' });
       return;
     }
     this.authenticated = true;
@@ -128,7 +128,7 @@ export class AgentSession {
 
   private run(argv: string[]): void {
     if (this.settings.tokenDigest && !this.authenticated) {
-      this.fail({ code: WireErrorCode.AUTH, reason: 'this agent requires an authentication token' });
+      this.fail({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
       return;
     }
     clearTimeout(this.setupTimer);
@@ -138,7 +138,7 @@ export class AgentSession {
     const command = new CommandProcess({ argv, shell, stdin, stderr, timeoutMs, killGraceMs: this.settings.killGraceMs });
     this.command = command;
     command.once('spawn-error', (failure) => {
-      this.fail({ code: WireErrorCode.SPAWN, reason: failure.reason, exitCode: failure.exitCode });
+      this.fail({ code: ErrorCodes.SPAWN, reason: failure.reason, exitCode: failure.exitCode });
     });
     command.once('exit', (status) => this.finish(status));
     command.stdout.on('data', (chunk: Buffer) => {
@@ -218,7 +218,7 @@ export class AgentSession {
     this.state = 'closed';
     clearTimeout(this.setupTimer);
     this.command?.stop();
-    const level = failure.code === WireErrorCode.SPAWN ? 'info' : 'warn';
+    const level = failure.code === ErrorCodes.SPAWN ? 'info' : 'warn';
     this.log[level]({ code: failure.code, reason: failure.reason }, 'session refused');
     this.endWith(encodeFailure(failure));
   }
@@ -236,7 +236,7 @@ export class AgentSession {
   /** Agent shutdown: stop the command (SIGTERM, then SIGKILL after the grace period). */
   shutdown(): void {
     if (this.state === 'running') this.command?.stop();
-    else this.fail({ code: WireErrorCode.BUSY, reason: 'agent is shutting down' });
+    else this.fail({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' });
   }
 
   /** Agent shutdown, second stage: kill the command's group now. */

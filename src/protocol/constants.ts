@@ -1,3 +1,5 @@
+import { ErrorCodes, type ErrorCode } from '../errors.js';
+
 // Every value that appears on the wire lives here. docs/protocol.md describes the same
 // table for people; keep the two in step.
 
@@ -70,15 +72,11 @@ export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set([
   'HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'CONT', 'STOP', 'TSTP', 'WINCH',
 ]);
 
-/** Failure codes an agent sends in FAI messages. */
-export const WireErrorCode = {
-  AUTH: 'E_AUTH',
-  PROTOCOL: 'E_PROTOCOL',
-  FRAME_TOO_LARGE: 'E_FRAME_TOO_LARGE',
-  VERSION: 'E_VERSION',
-  SPAWN: 'E_SPAWN',
-  BUSY: 'E_BUSY',
-  INTERNAL: 'E_INTERNAL',
-} as const;
-
-export type WireErrorCodeValue = (typeof WireErrorCode)[keyof typeof WireErrorCode];
+/**
+ * Failure codes an agent may send in FAI messages: the wire subset of ErrorCodes
+ * (src/errors.ts). A client reports any other code as E_PROTOCOL, with the reason given.
+ */
+export const WIRE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
+  ErrorCodes.AUTH, ErrorCodes.PROTOCOL, ErrorCodes.FRAME_TOO_LARGE, ErrorCodes.VERSION,
+  ErrorCodes.SPAWN, ErrorCodes.BUSY, ErrorCodes.INTERNAL,
+]);

@@ -1,8 +1,8 @@
 // Encoding and decoding of every message payload, and of whole frames. Pure: no I/O.
-import { ErrorCodes, ProtocolError } from '../errors.js';
+import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
 import {
   AgentToken, ClientToken, FORWARDABLE_SIGNALS, HEADER_BYTES, LENGTH_BYTES, SessionOption,
-  TOKEN_BYTES, type WireErrorCodeValue,
+  TOKEN_BYTES, WIRE_ERROR_CODES,
 } from './constants.js';
 
 const MAX_UINT32 = 0xffffffff;
@@ -187,7 +187,7 @@ export function decodeExit(payload: Buffer): ExitStatus {
 // ---- FAI ------------------------------------------------------------------
 
 export interface Failure {
-  code: WireErrorCodeValue | string;
+  code: ErrorCode;
   reason: string;
   /** For E_SPAWN: the exit code a shell would report (127 not found, 126 not executable). */
   exitCode?: number;
@@ -199,7 +199,7 @@ export function encodeFailure(failure: Failure): Buffer {
 
 export function decodeFailure(payload: Buffer): Failure {
   const value = parseJsonObject(payload, 'FAI');
-  const code = typeof value.code === 'string' ? value.code.slice(0, 40) : ErrorCodes.PROTOCOL;
+  const code = WIRE_ERROR_CODES.has(value.code as ErrorCode) ? (value.code as ErrorCode) : ErrorCodes.PROTOCOL;
   const reason = typeof value.reason === 'string' ? value.reason.slice(0, 1000) : 'no reason given';
   const failure: Failure = { code, reason };
   if (isSmallInt(value.exitCode)) failure.exitCode = value.exitCode;
