@@ -3,8 +3,9 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  cleanupAll, distrun, makePki, processesMatching, spawnDistrun, startAgent, tempDir, waitFor,
+  cleanupAll, connectRaw, distrun, makePki, processesMatching, residentBytes, spawnDistrun, startAgent, tempDir, waitFor,
   type Pki, type RunningAgent,
 } from './helpers/fleet.js';
 
@@ -196,6 +197,24 @@ test('stopping the agent stops its running commands; distrun reports how they en
   t.regex(stderr(), /killed by SIGTERM/);
   t.true(await waitFor(() => processesMatching(marker).length === 0));
   t.true(agent.logs.some((l) => l.msg === 'stopping') && agent.logs.some((l) => l.msg === 'stopped'));
+});
+
+test('a client that reads slowly pauses the command: agent memory stays bounded', async (t) => {
+  const marker = `${Math.floor(Math.random() * 1e6)}`;
+  const socket = connectRaw(agents[2]!.port, pki.dir);
+  const before = residentBytes(agents[2]!.process.pid!);
+  // 400 MB of output that nobody reads: without backpressure the agent would buffer it.
+  socket.write(Buffer.concat([
+    encodeVersionOffer({ versions: [1], software: 'slow-reader' }),
+    encodeCommand(['sh', '-c', `head -c 400000000 /dev/zero; echo ${marker} >/dev/null`]),
+  ]));
+  socket.pause();
+  await new Promise((r) => setTimeout(r, 2000));
+  const during = residentBytes(agents[2]!.process.pid!);
+  t.true(during - before < 64 * 1024 * 1024, `agent grew by ${during - before} bytes`);
+  t.true(processesMatching(marker).length > 0, 'the command is blocked, not finished');
+  socket.destroy();
+  t.true(await waitFor(() => processesMatching(marker).length === 0), 'and killed after the disconnect');
 });
 
 test('an unreachable host is exit 255 and the others still run', async (t) => {

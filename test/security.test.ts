@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeFrame, encodeVersionOffer } from '../src/protocol/messages.js';
-import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+import {
+  cleanupAll, connectRaw, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent,
+} from './helpers/fleet.js';
 
 let pki: Pki;
 let agent: RunningAgent;
@@ -28,14 +30,9 @@ test.after.always(cleanupAll);
 const target = (a: RunningAgent) => ['-H', `127.0.0.1:${a.port}`];
 
 /** A raw protocol client with the admin identity: sends frames, returns what the agent sent. */
-function rawSession(port: number, frames: Buffer[], identity = { dir: pki.dir }): Promise<{ frames: Frame[]; error?: string }> {
+function rawSession(port: number, frames: Buffer[]): Promise<{ frames: Frame[]; error?: string }> {
   return new Promise((resolve) => {
-    const socket = tls.connect({
-      host: '127.0.0.1', port, minVersion: 'TLSv1.3',
-      ca: readFileSync(join(identity.dir, 'ca.crt')),
-      cert: readFileSync(join(identity.dir, 'client.crt')),
-      key: readFileSync(join(identity.dir, 'client.key')),
-    });
+    const socket = connectRaw(port, pki.dir);
     const decoder = new FrameDecoder();
     const got: Frame[] = [];
     let error: string | undefined;

@@ -1,9 +1,10 @@
 // Test fixtures over real processes: a PKI made by `distrun certs`, real agent
 // processes on loopback, and the real `distrun` binary.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 
 export const DISTRUN = fileURLToPath(new URL('../../src/bin/distrun.js', import.meta.url));
@@ -147,4 +148,24 @@ export async function waitFor(check: () => boolean, timeoutMs = 10_000, stepMs =
     await new Promise((r) => setTimeout(r, stepMs));
   }
   return check();
+}
+
+/** A TLS connection to an agent with the client identity in `pkiDir`, for raw protocol tests. */
+export function connectRaw(port: number, pkiDir: string): tls.TLSSocket {
+  const socket = tls.connect({
+    host: '127.0.0.1', port, minVersion: 'TLSv1.3',
+    ca: readFileSync(join(pkiDir, 'ca.crt')),
+    cert: readFileSync(join(pkiDir, 'client.crt')),
+    key: readFileSync(join(pkiDir, 'client.key')),
+  });
+  cleanups.push(() => {
+    socket.destroy();
+  });
+  return socket;
+}
+
+/** Resident memory of a process, in bytes. */
+export function residentBytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0) * 1024;
 }
