@@ -26,8 +26,14 @@ export const ErrorCodes = {
   VERSION: 'E_VERSION',
   /** The agent could not start the command (not found, not executable, ...). */
   SPAWN: 'E_SPAWN',
-  /** The agent is at its session limit. */
+  /** The agent is at its session limit, or shutting down. */
   BUSY: 'E_BUSY',
+  /** The client is not allowed to connect, or its policy does not allow the command. */
+  DENIED: 'E_DENIED',
+  /** A limit of the agent was reached (argv size, setup time, idle time). */
+  LIMIT: 'E_LIMIT',
+  /** The agent cannot write its audit log, so it runs nothing. */
+  AUDIT: 'E_AUDIT',
   /** The connection ended before the command's exit status arrived. */
   DISCONNECTED: 'E_DISCONNECTED',
   /** The command outlived its time limit and the agent did not report stopping it. */

@@ -2,10 +2,11 @@
 // of sockets or frames: the session wires its streams to the protocol.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { ExitStatus } from '../protocol/messages.js';
+import type { LocalUser } from './local-users.js';
 
 export interface CommandSpec {
   argv: readonly string[];
@@ -19,6 +20,12 @@ export interface CommandSpec {
   timeoutMs: number;
   /** Time between SIGTERM and SIGKILL when the command is stopped. */
   killGraceMs: number;
+  /** The user the command runs as (its HOME, USER, SHELL). */
+  user: LocalUser;
+  /** Switch to `user` (the agent runs as root and the user is another one). */
+  switchUser: boolean;
+  /** The client's name, given to the command as DISTRUN_CLIENT. */
+  clientName: string;
 }
 
 /** Why a command could not be started, with the exit code a shell would give. */
@@ -45,6 +52,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
 
   private readonly child: ChildProcess;
   private readonly spec: CommandSpec;
+  private readonly program: string;
   private timedOut = false;
   private finished = false;
   private killTimer: NodeJS.Timeout | undefined;
@@ -53,16 +61,28 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   constructor(spec: CommandSpec) {
     super();
     this.spec = spec;
-    const [file, ...args] = spec.shell
+    const [program, ...programArgs] = spec.shell
       ? ['/bin/sh', '-c', spec.argv[0]!, ...spec.argv.slice(1)]
       : spec.argv;
+    const env = commandEnvironment(spec.user, spec.clientName);
+    let file = program!;
+    let args = programArgs;
+    if (spec.switchUser) {
+      // setpriv switches uid, gid and the user's supplementary groups (initgroups), which
+      // Node's own uid/gid options cannot do. The caller has resolved the program
+      // (locateProgram), so a missing one was reported like any other spawn failure.
+      file = SETPRIV;
+      args = [`--reuid=${spec.user.uid}`, `--regid=${spec.user.gid}`, '--init-groups', '--', program!, ...programArgs];
+    }
     // detached: the child calls setsid(), so it leads a new process group that we can
     // signal as a whole (-pid) without touching the agent.
-    this.child = spawn(file!, args, {
+    this.child = spawn(file, args, {
       detached: true,
       stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', spec.stderr ? 'pipe' : 'ignore'],
-      cwd: workingDirectory(),
+      cwd: existsSync(spec.user.home) ? spec.user.home : '/',
+      env,
     });
+    this.program = program!;
     this.stdout = this.child.stdout!;
     this.stderr = this.child.stderr;
     this.stdin = this.child.stdin;
@@ -73,7 +93,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     this.child.once('error', (err: NodeJS.ErrnoException) => {
       if (this.child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
       this.finished = true;
-      this.emit('spawn-error', describeSpawnError(file!, err));
+      this.emit('spawn-error', describeSpawnError(this.program, err));
     });
     this.child.once('spawn', () => {
       if (spec.timeoutMs > 0) {
@@ -128,12 +148,43 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   }
 }
 
-function workingDirectory(): string {
-  const home = homedir();
-  return home && existsSync(home) ? home : '/';
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+// A clean environment, like a login: the agent's own variables (configuration paths,
+// anything systemd passed it) are not handed to commands.
+function commandEnvironment(user: LocalUser, clientName: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH || DEFAULT_PATH,
+    HOME: user.home,
+    USER: user.name,
+    LOGNAME: user.name,
+    SHELL: user.shell || '/bin/sh',
+    DISTRUN_CLIENT: clientName,
+  };
+  for (const key of ['LANG', 'LC_ALL', 'LC_CTYPE', 'TZ']) if (process.env[key]) env[key] = process.env[key];
+  return env;
 }
 
-function describeSpawnError(file: string, err: NodeJS.ErrnoException): SpawnFailure {
+const SETPRIV = '/usr/bin/setpriv';
+
+/**
+ * The file exec would run for `program` with the commands' PATH, or undefined when there
+ * is none. Used before switching users, where the exec happens inside setpriv.
+ */
+export function locateProgram(program: string): string | undefined {
+  const path = process.env.PATH || DEFAULT_PATH;
+  const candidates = program.includes('/') ? [program] : path.split(':').filter(Boolean).map((dir) => join(dir, program));
+  return candidates.find((candidate) => {
+    try {
+      accessSync(candidate, constants.X_OK);
+      return statSync(candidate).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
+
+export function describeSpawnError(file: string, err: Pick<NodeJS.ErrnoException, 'code' | 'message'>): SpawnFailure {
   switch (err.code) {
     case 'ENOENT':
       return { reason: `${file}: command not found`, exitCode: 127 };

@@ -5,6 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_AGENT_PORT, DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
+import type { PolicyRule } from './policy.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -15,48 +16,130 @@ export interface AgentConfig {
   ca: string;
   cert: string;
   key: string;
+  crl: string | undefined;
   tokenFile: string | undefined;
   logLevel: LogLevel;
+  auditLog: string | undefined;
+  /** Client name patterns allowed to connect; empty = any certificate of the CA. */
+  allowedClients: string[];
+  /** Rules of what clients may run; undefined = anything. */
+  policy: PolicyRule[] | undefined;
+  /** User that commands run as when the agent runs as root (and no rule says otherwise). */
+  runAs: string | undefined;
   maxSessions: number;
+  maxSessionsPerClient: number;
   maxFrameBytes: number;
+  preAuthMaxFrameBytes: number;
+  maxArgvBytes: number;
+  handshakeTimeoutSeconds: number;
   setupTimeoutSeconds: number;
+  idleTimeoutSeconds: number;
+  maxCommandSeconds: number;
   killGraceSeconds: number;
 }
 
 /** Values given on the command line; they override the file. Paths relative to cwd. */
-export type AgentFlags = Partial<Pick<AgentConfig, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'tokenFile' | 'logLevel'>>;
+export type AgentFlags = Partial<Pick<AgentConfig, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'crl' | 'tokenFile' | 'logLevel'>>;
 
-const DEFAULTS = {
+const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   host: '0.0.0.0',
   port: DEFAULT_AGENT_PORT,
-  logLevel: 'info' as LogLevel,
+  crl: undefined,
+  tokenFile: undefined,
+  logLevel: 'info',
+  auditLog: undefined,
+  allowedClients: [],
+  policy: undefined,
+  runAs: undefined,
   maxSessions: 256,
+  maxSessionsPerClient: 64,
   maxFrameBytes: DEFAULT_MAX_PAYLOAD,
+  preAuthMaxFrameBytes: 4096,
+  maxArgvBytes: 256 * 1024,
+  handshakeTimeoutSeconds: 10,
   setupTimeoutSeconds: 30,
+  idleTimeoutSeconds: 0,
+  maxCommandSeconds: 0,
   killGraceSeconds: 5,
 };
 
-type Check = (value: unknown) => string | undefined;
+/** Returns the accepted value, or throws a message saying what is wrong (without the key). */
+type Parse = (value: unknown) => unknown;
 
-const isString: Check = (v) => (typeof v === 'string' && v !== '' ? undefined : 'must be a non-empty string');
-const intBetween = (min: number, max: number): Check => (v) =>
-  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? undefined : `must be an integer from ${min} to ${max}`;
-const isLogLevel: Check = (v) =>
-  (LOG_LEVELS as readonly unknown[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`;
-
-const KEYS: Record<keyof AgentConfig, { check: Check; path?: boolean }> = {
-  host: { check: isString },
-  port: { check: intBetween(0, 65535) },
-  ca: { check: isString, path: true },
-  cert: { check: isString, path: true },
-  key: { check: isString, path: true },
-  tokenFile: { check: isString, path: true },
-  logLevel: { check: isLogLevel },
-  maxSessions: { check: intBetween(1, 100000) },
-  maxFrameBytes: { check: intBetween(1024, 64 * 1024 * 1024) },
-  setupTimeoutSeconds: { check: intBetween(1, 3600) },
-  killGraceSeconds: { check: intBetween(0, 3600) },
+const fail = (message: string): never => {
+  throw new Error(message);
 };
+const nonEmptyString: Parse = (v) => (typeof v === 'string' && v !== '' ? v : fail('must be a non-empty string'));
+const intBetween = (min: number, max: number): Parse => (v) =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : fail(`must be an integer from ${min} to ${max}`);
+const logLevel: Parse = (v) => ((LOG_LEVELS as readonly unknown[]).includes(v) ? v : fail(`must be one of ${LOG_LEVELS.join(', ')}`));
+const userName: Parse = (v) =>
+  typeof v === 'string' && /^[a-z_][a-z0-9_.-]*\$?$/i.test(v) ? v : fail('must be a user name');
+const patternList: Parse = (v) =>
+  Array.isArray(v) && v.every((p) => typeof p === 'string' && p !== '' && !p.includes('\0'))
+    ? v
+    : fail('must be a list of non-empty strings');
+
+const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs'];
+const policy: Parse = (v) => {
+  if (!Array.isArray(v)) fail('must be a list of rules (clients, commands, shell, runAs)');
+  return (v as unknown[]).map((rule, i): PolicyRule => {
+    const where = `rule ${i + 1}`;
+    if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) fail(`${where} must be a mapping`);
+    const r = rule as Record<string, unknown>;
+    for (const key of Object.keys(r)) if (!RULE_KEYS.includes(key)) fail(`${where}: unknown key '${key}' (known: ${RULE_KEYS.join(', ')})`);
+    const field = (key: string, parse: Parse) => {
+      try {
+        return parse(r[key]);
+      } catch (err) {
+        return fail(`${where}: ${key} ${(err as Error).message}`);
+      }
+    };
+    return {
+      clients: field('clients', patternList) as string[],
+      commands: r.commands === undefined ? [] : (field('commands', patternList) as string[]),
+      shell: r.shell === undefined ? false : (field('shell', (x) => (typeof x === 'boolean' ? x : fail('must be true or false'))) as boolean),
+      runAs: r.runAs === undefined ? undefined : (field('runAs', userName) as string),
+    };
+  });
+};
+
+const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
+  host: { parse: nonEmptyString },
+  port: { parse: intBetween(0, 65535) },
+  ca: { parse: nonEmptyString, path: true },
+  cert: { parse: nonEmptyString, path: true },
+  key: { parse: nonEmptyString, path: true },
+  crl: { parse: nonEmptyString, path: true },
+  tokenFile: { parse: nonEmptyString, path: true },
+  logLevel: { parse: logLevel },
+  auditLog: { parse: nonEmptyString, path: true },
+  allowedClients: { parse: patternList },
+  policy: { parse: policy },
+  runAs: { parse: userName },
+  maxSessions: { parse: intBetween(1, 100000) },
+  maxSessionsPerClient: { parse: intBetween(1, 100000) },
+  maxFrameBytes: { parse: intBetween(1024, 64 * 1024 * 1024) },
+  preAuthMaxFrameBytes: { parse: intBetween(256, 1024 * 1024) },
+  maxArgvBytes: { parse: intBetween(1024, 16 * 1024 * 1024) },
+  handshakeTimeoutSeconds: { parse: intBetween(1, 600) },
+  setupTimeoutSeconds: { parse: intBetween(1, 3600) },
+  idleTimeoutSeconds: { parse: intBetween(0, 7 * 24 * 3600) },
+  maxCommandSeconds: { parse: intBetween(0, 30 * 24 * 3600) },
+  killGraceSeconds: { parse: intBetween(0, 3600) },
+};
+
+function accept(key: string, value: unknown, where: string, base: string | undefined): unknown {
+  const spec = KEYS[key as keyof AgentConfig];
+  if (!spec) throw new ConfigError(`${where}unknown setting '${key}' (known: ${Object.keys(KEYS).join(', ')})`);
+  let parsed: unknown;
+  try {
+    parsed = spec.parse(value);
+  } catch (err) {
+    throw new ConfigError(`${where}${key} ${(err as Error).message}, got ${JSON.stringify(value)}`);
+  }
+  return spec.path ? resolve(base ?? '.', parsed as string) : parsed;
+}
 
 /** Reads and validates a config file; returns only the keys it sets. */
 export function readConfigFile(file: string): Partial<AgentConfig> {
@@ -77,12 +160,8 @@ export function readConfigFile(file: string): Partial<AgentConfig> {
   if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`${file}: must be a mapping of settings`);
   const config: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(data as Record<string, unknown>)) {
-    const spec = KEYS[key as keyof AgentConfig];
-    if (!spec) throw new ConfigError(`${file}: unknown setting '${key}' (known: ${Object.keys(KEYS).join(', ')})`);
     if (value === null) continue;
-    const problem = spec.check(value);
-    if (problem) throw new ConfigError(`${file}: ${key} ${problem}, got ${JSON.stringify(value)}`);
-    config[key] = spec.path ? resolve(dirname(file), value as string) : value;
+    config[key] = accept(key, value, `${file}: `, dirname(file));
   }
   return config as Partial<AgentConfig>;
 }
@@ -92,13 +171,9 @@ export function loadAgentConfig(file: string | undefined, flags: AgentFlags): Ag
   const fromFile = file ? readConfigFile(file) : {};
   const fromFlags: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(flags)) {
-    if (value === undefined) continue;
-    const spec = KEYS[key as keyof AgentConfig];
-    const problem = spec.check(value);
-    if (problem) throw new ConfigError(`--${kebab(key)} ${problem}, got ${JSON.stringify(value)}`);
-    fromFlags[key] = spec.path ? resolve(value as string) : value;
+    if (value !== undefined) fromFlags[key] = accept(key, value, `--${kebab(key)}: `, undefined);
   }
-  const merged = { ...DEFAULTS, tokenFile: undefined, ...fromFile, ...fromFlags } as Partial<AgentConfig>;
+  const merged = { ...DEFAULTS, ...fromFile, ...fromFlags } as Partial<AgentConfig>;
   for (const required of ['ca', 'cert', 'key'] as const) {
     if (!merged[required]) {
       throw new ConfigError(`no ${required} file configured: set '${required}' in the config file or pass --${required}`);

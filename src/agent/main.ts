@@ -25,6 +25,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     .option('--ca <file>', 'CA certificate that client certificates must chain to')
     .option('--cert <file>', "the agent's certificate")
     .option('--key <file>', "the agent's private key")
+    .option('--crl <file>', 'certificate revocation list (from distrun certs revoke): revoked clients are refused')
     .option('--token-file <file>', 'require clients to present the token in this file')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .showHelpAfterError();
@@ -32,10 +33,12 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   const opts = program.opts<AgentFlags & { config?: string }>();
 
   try {
-    const config = loadAgentConfig(opts.config ?? process.env.DISTRUNNER_CONFIG, {
-      host: opts.host, port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key,
+    const configFile = opts.config ?? process.env.DISTRUNNER_CONFIG;
+    const flags: AgentFlags = {
+      host: opts.host, port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key, crl: opts.crl,
       tokenFile: opts.tokenFile, logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
-    });
+    };
+    const config = loadAgentConfig(configFile, flags);
     const log = pino({ level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
     const server = await startAgentServer(config, log, `distrunner-agent/${SOFTWARE_VERSION}`);
     log.info({ host: server.address.address, port: server.address.port, version: SOFTWARE_VERSION }, 'listening');
@@ -56,6 +59,20 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // SIGHUP: re-read the configuration and every file it names; keep the old state on error.
+    process.on('SIGHUP', () => {
+      try {
+        const next = loadAgentConfig(configFile, flags);
+        server.reload(next);
+        if (next.host !== config.host || next.port !== config.port) {
+          log.warn({ host: next.host, port: next.port }, 'listen address changes need a restart');
+        }
+        log.level = next.logLevel;
+        log.info({ crl: next.crl, policyRules: next.policy?.length ?? 0, allowedClients: next.allowedClients.length }, 'reloaded');
+      } catch (err) {
+        log.error({ reason: messageOf(err) }, 'reload failed: keeping the previous configuration');
+      }
+    });
   } catch (err) {
     if (isDistRunError(err)) {
       process.stderr.write(`distrunner-agent: ${err.message}\n`);

@@ -1,18 +1,24 @@
 // The agent's transport: a mutual-TLS listener that admits clients holding a
 // certificate of the fleet CA for client use, and hands each connection to a session.
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
-import { ConfigError, ErrorCodes } from '../errors.js';
-import { encodeFailure } from '../protocol/messages.js';
+import { ConfigError, ErrorCodes, messageOf } from '../errors.js';
+import { encodeFailure, type Failure } from '../protocol/messages.js';
 import type { AgentConfig } from './config.js';
-import { AgentSession, tokenDigest, type SessionSettings } from './session.js';
+import { certificateNames, isClientAllowed } from './policy.js';
+import { loadRuntime, type AgentRuntime } from './runtime.js';
+import { AgentSession, type ClientIdentity } from './session.js';
 
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
 export interface AgentServer {
   address: AddressInfo;
+  /**
+   * Re-reads configuration and files. On success new handshakes and sessions use them;
+   * running sessions keep theirs. On any error the old state stays and the error is thrown.
+   */
+  reload(config: AgentConfig): void;
   /**
    * Stops listening, stops every running command (SIGTERM, then SIGKILL after the grace
    * period) and resolves when every session has closed.
@@ -22,85 +28,76 @@ export interface AgentServer {
   kill(): void;
 }
 
-interface TlsMaterial {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
+function tlsOptions(runtime: AgentRuntime): tls.SecureContextOptions {
+  // Only the configured CA is trusted: an explicit `ca` replaces the system roots.
+  return { ...runtime.tls, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
 }
 
-function readMaterial(config: AgentConfig): { tls: TlsMaterial; tokenDigest: Buffer | undefined } {
-  const read = (what: string, file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new ConfigError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-    }
+function identityOf(socket: tls.TLSSocket, cert: tls.PeerCertificate): ClientIdentity {
+  const cn = cert.subject?.CN;
+  const names = certificateNames(cert.subjectaltname, Array.isArray(cn) ? cn[0] : cn);
+  return {
+    name: names[0] ?? '',
+    names,
+    serial: (cert.serialNumber ?? '').toLowerCase(),
+    fingerprint: cert.fingerprint256 ?? '',
+    peer: `${socket.remoteAddress}:${socket.remotePort}`,
   };
-  const material = { ca: read('CA certificate', config.ca), cert: read('certificate', config.cert), key: read('key', config.key) };
-  let digest: Buffer | undefined;
-  if (config.tokenFile) {
-    // Trailing newlines are how editors save files, not part of the token.
-    const token = read('token file', config.tokenFile).toString('utf8').replace(/[\r\n]+$/, '');
-    if (token === '') throw new ConfigError(`token file ${config.tokenFile} is empty`);
-    digest = tokenDigest(Buffer.from(token, 'utf8'));
-  }
-  return { tls: material, tokenDigest: digest };
 }
 
 export async function startAgentServer(config: AgentConfig, log: Logger, software: string): Promise<AgentServer> {
-  const { tls: material, tokenDigest: digest } = readMaterial(config);
-  try {
-    // Validates the files up front, so a bad key is a configuration error, not a failed handshake.
-    tls.createSecureContext(material);
-  } catch (err) {
-    throw new ConfigError(`cannot use the TLS files (${config.cert}, ${config.key}, ${config.ca}): ${(err as Error).message}`);
-  }
-  const settings: SessionSettings = {
-    tokenDigest: digest,
-    maxFrameBytes: config.maxFrameBytes,
-    killGraceMs: config.killGraceSeconds * 1000,
-    setupTimeoutMs: config.setupTimeoutSeconds * 1000,
-    software,
-  };
+  let runtime = loadRuntime(config, log);
   const sessions = new Set<AgentSession>();
+  const perClient = new Map<string, number>();
   let nextSessionId = 1;
   let closing = false;
 
   const server = tls.createServer({
-    ...material,
-    // Only the configured CA is trusted: an explicit `ca` replaces the system roots.
+    ...tlsOptions(runtime),
     requestCert: true,
     rejectUnauthorized: true,
-    minVersion: 'TLSv1.3',
-    maxVersion: 'TLSv1.3',
-    handshakeTimeout: 10_000,
+    handshakeTimeout: config.handshakeTimeoutSeconds * 1000,
   });
 
   server.on('secureConnection', (socket: tls.TLSSocket) => {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const current = runtime;
     const cert = socket.getPeerCertificate();
-    const subject = cert?.subject?.CN ?? '';
-    const sessionLog = log.child({ session: nextSessionId++, peer, client: subject });
+    const identity = identityOf(socket, cert);
+    const sessionId = nextSessionId++;
+    const sessionLog = log.child({ session: sessionId, peer: identity.peer, client: identity.name });
     socket.setNoDelay(true);
+    const refuse = (failure: Failure, message: string, fields: object = {}): void => {
+      sessionLog.warn({ code: failure.code, serial: identity.serial, ...fields }, message);
+      socket.end(encodeFailure(failure));
+      setTimeout(() => socket.destroy(), 5000).unref();
+    };
+    if (closing) return refuse({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' }, 'refused: shutting down');
     // OpenSSL already checks the purpose of client certificates; this makes the rule explicit.
     if (!cert?.ext_key_usage?.includes(CLIENT_AUTH_OID)) {
-      sessionLog.warn('refused: certificate is not for client use');
-      socket.end(encodeFailure({ code: ErrorCodes.AUTH, reason: 'certificate is not issued for client use' }));
-      return;
+      return refuse({ code: ErrorCodes.AUTH, reason: 'certificate is not issued for client use' }, 'refused: certificate is not for client use');
     }
-    if (closing) {
-      socket.end(encodeFailure({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' }));
-      return;
+    if (!isClientAllowed(current.config.allowedClients, identity.names)) {
+      return refuse({ code: ErrorCodes.DENIED, reason: `client ${identity.name} is not allowed on this agent` }, 'refused: client not in allowedClients');
     }
-    if (sessions.size >= config.maxSessions) {
-      sessionLog.warn({ maxSessions: config.maxSessions }, 'refused: too many sessions');
-      socket.end(encodeFailure({ code: ErrorCodes.BUSY, reason: `agent is busy (${config.maxSessions} sessions running)` }));
-      return;
+    if (sessions.size >= current.config.maxSessions) {
+      return refuse({ code: ErrorCodes.BUSY, reason: `agent is busy (${current.config.maxSessions} sessions running)` },
+        'refused: too many sessions', { maxSessions: current.config.maxSessions });
     }
-    sessionLog.info({ fingerprint: cert.fingerprint256 }, 'session start');
-    const session = new AgentSession(socket, settings, sessionLog);
+    const clientSessions = perClient.get(identity.name) ?? 0;
+    if (clientSessions >= current.config.maxSessionsPerClient) {
+      return refuse({ code: ErrorCodes.BUSY, reason: `too many sessions for client ${identity.name} (${current.config.maxSessionsPerClient})` },
+        'refused: too many sessions for this client', { maxSessionsPerClient: current.config.maxSessionsPerClient });
+    }
+    sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint }, 'session start');
+    const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software);
     sessions.add(session);
-    socket.once('close', () => sessions.delete(session));
+    perClient.set(identity.name, clientSessions + 1);
+    socket.once('close', () => {
+      sessions.delete(session);
+      const left = (perClient.get(identity.name) ?? 1) - 1;
+      if (left > 0) perClient.set(identity.name, left);
+      else perClient.delete(identity.name);
+    });
   });
 
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
@@ -116,6 +113,15 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
 
   return {
     address: server.address() as AddressInfo,
+    reload: (next) => {
+      const loaded = loadRuntime(next, log);
+      try {
+        server.setSecureContext(tlsOptions(loaded));
+      } catch (err) {
+        throw new ConfigError(`cannot use the new TLS files: ${messageOf(err)}`);
+      }
+      runtime = loaded;
+    },
     close: () =>
       new Promise<void>((resolvePromise) => {
         closing = true;
@@ -123,7 +129,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
         for (const session of sessions) session.shutdown();
         setTimeout(() => {
           for (const session of sessions) session.kill();
-        }, settings.killGraceMs + 1000).unref();
+        }, runtime.config.killGraceSeconds * 1000 + 1000).unref();
       }),
     kill: () => {
       for (const session of sessions) session.kill();

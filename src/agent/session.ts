@@ -1,7 +1,7 @@
 // The agent's side of one session: a state machine fed with decoded frames. It owns
 // the command it starts; the transport is any duplex byte stream (a TLS socket in
 // production), so the rules here do not depend on how bytes travel.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
@@ -14,16 +14,18 @@ import {
   encodeExit, encodeFailure, encodeFrame, encodeVersionChoice, type ExitStatus, type Failure,
   type SessionOptions,
 } from '../protocol/messages.js';
-import { CommandProcess } from './command-process.js';
+import type { AuditClient, AuditRecord } from './audit.js';
+import { CommandProcess, locateProgram } from './command-process.js';
+import type { LocalUser } from './local-users.js';
+import { authorize } from './policy.js';
+import type { AgentRuntime } from './runtime.js';
+import { tokenMatches } from './session-auth.js';
 
-export interface SessionSettings {
-  /** SHA-256 of the token a client must present, or undefined when none is required. */
-  tokenDigest: Buffer | undefined;
-  maxFrameBytes: number;
-  killGraceMs: number;
-  /** Time a client has from connecting to sending CMD. */
-  setupTimeoutMs: number;
-  software: string;
+/** Who is on the other end, as established by the TLS handshake. */
+export interface ClientIdentity extends AuditClient {
+  /** Every name the certificate identifies (DNS SANs, else CN); `name` is the first. */
+  names: string[];
+  peer: string;
 }
 
 type State = 'version' | 'setup' | 'running' | 'closed';
@@ -34,33 +36,43 @@ export class AgentSession {
   private state: State = 'version';
   private readonly decoder: FrameDecoder;
   private readonly options: SessionOptions = { ...DEFAULT_SESSION_OPTIONS };
-  private authenticated = false;
+  private authenticated: boolean;
   private inputEnded = false;
   private command: CommandProcess | undefined;
   private outputPaused = false;
   private inputPaused = false;
   private readonly startedAt = Date.now();
+  private bytesIn = 0;
   private bytesOut = 0;
   private bytesErr = 0;
   private setupTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'runAs' | 'startTime'> | undefined;
 
   constructor(
     private readonly transport: Duplex,
-    private readonly settings: SessionSettings,
+    private readonly runtime: AgentRuntime,
+    private readonly identity: ClientIdentity,
+    private readonly sessionId: number,
     private readonly log: Logger,
+    private readonly software: string,
   ) {
-    this.decoder = new FrameDecoder({ maxPayload: settings.maxFrameBytes });
+    const { config } = runtime;
+    // Until the client has fully authenticated it may only send small frames.
+    this.authenticated = runtime.tokenDigest === undefined;
+    this.decoder = new FrameDecoder({ maxPayload: config.preAuthMaxFrameBytes });
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
     transport.on('close', () => this.onTransportClosed());
     transport.on('error', (err) => this.log.debug({ err: messageOf(err) }, 'connection error'));
     transport.on('drain', () => this.resumeOutput());
     this.setupTimer = setTimeout(() => {
-      this.fail({ code: ErrorCodes.PROTOCOL, reason: `no command received within ${settings.setupTimeoutMs} ms` });
-    }, settings.setupTimeoutMs);
+      this.fail({ code: ErrorCodes.LIMIT, reason: `no command received within ${config.setupTimeoutSeconds} s` });
+    }, config.setupTimeoutSeconds * 1000);
   }
 
   private receive(chunk: Buffer): void {
     if (this.state === 'closed') return;
+    this.touch();
     try {
       for (const frame of this.decoder.push(chunk)) {
         this.handle(frame);
@@ -79,13 +91,13 @@ export class AgentSession {
   private handle({ token, payload }: Frame): void {
     switch (this.state) {
       case 'version':
-        if (token !== ClientToken.VERSION) throw new ProtocolError(`expected VER first, got ${token}`);
+        if (token !== ClientToken.VERSION) throw new ProtocolError(`expected VER first, got ${describe(token)}`);
         return this.negotiate(payload);
       case 'setup':
         switch (token) {
           case ClientToken.OPTION: return applyOption(this.options, payload);
           case ClientToken.AUTH: return this.authenticate(payload);
-          case ClientToken.COMMAND: return this.run(decodeCommand(payload));
+          case ClientToken.COMMAND: return this.run(payload);
           default: throw new ProtocolError(`${describe(token)} is not allowed before CMD`);
         }
       case 'running':
@@ -111,33 +123,73 @@ export class AgentSession {
       return;
     }
     const version = Math.max(...common);
-    this.transport.write(encodeVersionChoice({ version, software: this.settings.software }));
+    this.transport.write(encodeVersionChoice({ version, software: this.software }));
     this.state = 'setup';
+    if (this.authenticated) this.decoder.maxPayload = this.runtime.config.maxFrameBytes;
   }
 
   private authenticate(payload: Buffer): void {
-    const expected = this.settings.tokenDigest;
+    const expected = this.runtime.tokenDigest;
     if (!expected) return; // no token required: a supplied one is ignored
-    // Comparing fixed-length digests keeps the comparison constant-time whatever the length sent.
-    if (!timingSafeEqual(tokenDigest(payload), expected)) {
+    if (!tokenMatches(payload, expected)) {
       this.fail({ code: ErrorCodes.AUTH, reason: 'authentication token rejected' });
       return;
     }
     this.authenticated = true;
+    this.decoder.maxPayload = this.runtime.config.maxFrameBytes;
   }
 
-  private run(argv: string[]): void {
-    if (this.settings.tokenDigest && !this.authenticated) {
+  private run(payload: Buffer): void {
+    if (!this.authenticated) {
       this.fail({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
       return;
     }
+    const { config } = this.runtime;
+    if (payload.length > config.maxArgvBytes) {
+      this.fail({ code: ErrorCodes.LIMIT, reason: `command of ${payload.length} bytes exceeds the agent's limit of ${config.maxArgvBytes}` });
+      return;
+    }
+    const argv = decodeCommand(payload);
     clearTimeout(this.setupTimer);
+    const { stdin, stderr, shell } = this.options;
+    const decision = authorize(config.policy, this.identity.names, argv, shell);
+    if (!decision.allowed) {
+      this.record({ event: 'denied', argv, shell, reason: decision.reason });
+      this.fail({ code: ErrorCodes.DENIED, reason: decision.reason });
+      return;
+    }
+    const user = this.runAsUser(decision.runAs);
+    const switchUser = user.uid !== this.runtime.agentUser.uid;
+    let program = argv[0]!;
+    if (switchUser && !shell) {
+      const located = locateProgram(program);
+      if (!located) {
+        this.fail({ code: ErrorCodes.SPAWN, reason: `${program}: command not found`, exitCode: 127 });
+        return;
+      }
+      program = located;
+    }
+    // The agent's cap on run time applies even when the client asked for none.
+    const limits = [this.options.timeoutMs, config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
+    const timeoutMs = limits.length > 0 ? Math.min(...limits) : 0;
+    this.audit = { id: randomUUID(), argv, shell, runAs: user.name, startTime: new Date().toISOString() };
+    try {
+      // Fail closed: a command that cannot be audited does not run.
+      this.runtime.audit.write(this.auditRecord('start'));
+    } catch (err) {
+      this.log.error({ err: messageOf(err) }, 'audit log unavailable: refusing the command');
+      this.fail({ code: ErrorCodes.AUDIT, reason: 'the agent cannot write its audit log; commands are refused' });
+      return;
+    }
     this.state = 'running';
-    const { stdin, stderr, shell, timeoutMs } = this.options;
-    this.log.info({ argv, shell, stdin, stderr, timeoutMs }, 'command');
-    const command = new CommandProcess({ argv, shell, stdin, stderr, timeoutMs, killGraceMs: this.settings.killGraceMs });
+    this.log.info({ argv, shell, stdin, stderr, timeoutMs, runAs: user.name, audit: this.audit.id }, 'command');
+    const command = new CommandProcess({
+      argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
+      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name,
+    });
     this.command = command;
     command.once('spawn-error', (failure) => {
+      this.recordEnd(undefined, failure.reason);
       this.fail({ code: ErrorCodes.SPAWN, reason: failure.reason, exitCode: failure.exitCode });
     });
     command.once('exit', (status) => this.finish(status));
@@ -150,12 +202,22 @@ export class AgentSession {
       this.send(AgentToken.STDERR, chunk);
     });
     if (!stdin) this.inputEnded = true;
+    this.touch();
+  }
+
+  private runAsUser(ruleUser: string | undefined): LocalUser {
+    const { runtime } = this;
+    // Run-as only means something when the agent can switch users.
+    if (runtime.agentUser.uid !== 0) return runtime.agentUser;
+    const name = ruleUser ?? runtime.config.runAs;
+    return (name && runtime.users.get(name)) || runtime.agentUser;
   }
 
   // Output frames respect the client's reading speed: when the socket buffer is full the
   // command's pipes are paused, so the command blocks instead of the agent buffering.
   private send(token: string, chunk: Buffer): void {
     if (this.state !== 'running') return;
+    this.touch();
     if (!this.transport.write(encodeFrame(token, chunk)) && !this.outputPaused) {
       this.outputPaused = true;
       this.command?.stdout.pause();
@@ -173,6 +235,7 @@ export class AgentSession {
   private input(payload: Buffer): void {
     if (!this.options.stdin) throw new ProtocolError('INP without the stdin option');
     if (this.inputEnded) throw new ProtocolError('INP after EOF');
+    this.bytesIn += payload.length;
     const stdin = this.command?.stdin;
     if (!stdin || stdin.destroyed || stdin.writableEnded) return; // the command closed its stdin
     // Stop reading from the client while the command does not keep up with its input.
@@ -196,14 +259,52 @@ export class AgentSession {
     this.command?.stdin?.end();
   }
 
+  // Idle limit: no byte in either direction for idleTimeoutSeconds ends the session.
+  private touch(): void {
+    const seconds = this.runtime.config.idleTimeoutSeconds;
+    if (seconds === 0 || this.state === 'closed') return;
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
+    this.idleTimer = setTimeout(() => {
+      this.fail({ code: ErrorCodes.LIMIT, reason: `session idle for ${seconds} s` });
+    }, seconds * 1000);
+  }
+
   private finish(status: ExitStatus): void {
     if (this.state !== 'running') return;
     this.log.info({
       code: status.code, signal: status.signal, timedOut: status.timedOut,
-      durationMs: Date.now() - this.startedAt, bytesOut: this.bytesOut, bytesErr: this.bytesErr,
+      durationMs: Date.now() - this.startedAt, bytesIn: this.bytesIn, bytesOut: this.bytesOut, bytesErr: this.bytesErr,
     }, 'exit');
+    this.recordEnd(status, undefined);
     this.state = 'closed';
+    this.clearTimers();
     this.endWith(encodeExit(status));
+  }
+
+  private auditRecord(event: AuditRecord['event']): AuditRecord {
+    const { name, serial, fingerprint, peer } = this.identity;
+    return { event, id: this.audit?.id ?? randomUUID(), session: this.sessionId, client: { name, serial, fingerprint }, peer, ...this.audit };
+  }
+
+  private record(fields: Partial<AuditRecord> & Pick<AuditRecord, 'event'>): void {
+    try {
+      this.runtime.audit.write({ ...this.auditRecord(fields.event), ...fields });
+    } catch (err) {
+      this.log.error({ err: messageOf(err), event: fields.event }, 'audit log unavailable: record lost');
+    }
+  }
+
+  private recordEnd(status: ExitStatus | undefined, reason: string | undefined): void {
+    if (!this.audit) return;
+    this.record({
+      event: 'end', endTime: new Date().toISOString(), reason,
+      exit: status && { code: status.code, signal: status.signal, timedOut: status.timedOut },
+      bytesIn: this.bytesIn, bytesOut: this.bytesOut, bytesErr: this.bytesErr,
+    });
+    this.audit = undefined;
   }
 
   // The last frame, then close; a peer that stops reading must not hold the socket forever.
@@ -212,25 +313,32 @@ export class AgentSession {
     setTimeout(() => this.transport.destroy(), CLOSE_LINGER_MS).unref();
   }
 
+  private clearTimers(): void {
+    clearTimeout(this.setupTimer);
+    clearTimeout(this.idleTimer);
+  }
+
   /** Ends the session with a FAI message; stops the command if one runs. */
   fail(failure: Failure): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    clearTimeout(this.setupTimer);
+    this.clearTimers();
     this.command?.stop();
+    this.command?.once('exit', (status) => this.recordEnd(status, failure.reason));
     const level = failure.code === ErrorCodes.SPAWN ? 'info' : 'warn';
     this.log[level]({ code: failure.code, reason: failure.reason }, 'session refused');
     this.endWith(encodeFailure(failure));
   }
 
   private onTransportClosed(): void {
-    clearTimeout(this.setupTimer);
+    this.clearTimers();
     if (this.command && this.state === 'running') {
       this.log.info({ durationMs: Date.now() - this.startedAt }, 'client disconnected; stopping command');
     }
     this.state = 'closed';
     // Also covers a command whose leader exited while descendants still hold its pipes.
     this.command?.stop();
+    this.command?.once('exit', (status) => this.recordEnd(status, 'client disconnected'));
   }
 
   /** Agent shutdown: stop the command (SIGTERM, then SIGKILL after the grace period). */
@@ -250,8 +358,4 @@ function describe(token: string): string {
   if (CLIENT_TOKENS.has(token)) return token;
   if (AGENT_TOKENS.has(token)) return `${token} (an agent-only message)`;
   return `unknown message ${token}`;
-}
-
-export function tokenDigest(token: Buffer): Buffer {
-  return createHash('sha256').update(token).digest();
 }

@@ -78,5 +78,5 @@ export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set([
  */
 export const WIRE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
   ErrorCodes.AUTH, ErrorCodes.PROTOCOL, ErrorCodes.FRAME_TOO_LARGE, ErrorCodes.VERSION,
-  ErrorCodes.SPAWN, ErrorCodes.BUSY, ErrorCodes.INTERNAL,
+  ErrorCodes.SPAWN, ErrorCodes.BUSY, ErrorCodes.DENIED, ErrorCodes.LIMIT, ErrorCodes.AUDIT, ErrorCodes.INTERNAL,
 ]);

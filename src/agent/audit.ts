@@ -1,0 +1,62 @@
+// The audit trail: one JSON record when a command is about to start (or is denied) and
+// one when it ends, sharing an id. Written synchronously, so a record is on disk before
+// the command runs. Never contains tokens, keys or stdin.
+import { appendFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { DistRunError, ErrorCodes } from '../errors.js';
+
+export interface AuditClient {
+  name: string;
+  serial: string;
+  fingerprint: string;
+}
+
+export interface AuditRecord {
+  event: 'start' | 'end' | 'denied';
+  id: string;
+  session: number;
+  client: AuditClient;
+  peer: string;
+  argv?: readonly string[];
+  shell?: boolean;
+  runAs?: string;
+  startTime?: string;
+  endTime?: string;
+  exit?: { code?: number; signal?: string; timedOut: boolean };
+  bytesIn?: number;
+  bytesOut?: number;
+  bytesErr?: number;
+  reason?: string;
+}
+
+export interface AuditSink {
+  /** Throws when the record cannot be written. */
+  write(record: AuditRecord): void;
+}
+
+/**
+ * Audit records appended to a file of their own (created 0600). The file is opened for
+ * each record, so a rotated log (logrotate's create or copytruncate) is simply followed.
+ */
+export class FileAuditSink implements AuditSink {
+  constructor(readonly file: string) {
+    try {
+      appendFileSync(file, '', { mode: 0o600 });
+    } catch (err) {
+      throw new DistRunError(ErrorCodes.CONFIG, `cannot write audit log ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+
+  write(record: AuditRecord): void {
+    appendFileSync(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`, { mode: 0o600 });
+  }
+}
+
+/** Without an audit file, records go to the agent's log as `msg: "audit"` lines. */
+export class LogAuditSink implements AuditSink {
+  constructor(private readonly log: Logger) {}
+
+  write(record: AuditRecord): void {
+    this.log.info({ audit: record }, 'audit');
+  }
+}

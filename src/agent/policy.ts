@@ -1,0 +1,70 @@
+// Who may connect and what they may run. Pure: names and argv in, decisions out.
+
+/** One rule of the agent's policy: which clients may run which commands, and as whom. */
+export interface PolicyRule {
+  /** Client name patterns (certificate DNS names, or CN when there is none). */
+  clients: string[];
+  /** argv[0] patterns: exact (`uptime`, `/usr/bin/df`) or with `*` wildcards (`/usr/bin/*`). */
+  commands: string[];
+  /** Whether `--shell` (a /bin/sh script) is allowed. */
+  shell: boolean;
+  /** Local user to run as; default: the agent's `runAs`. */
+  runAs?: string;
+}
+
+export type Decision =
+  | { allowed: true; runAs: string | undefined; rule: number | undefined }
+  | { allowed: false; reason: string };
+
+/**
+ * `*` matches any run of characters, `?` one character; everything else is literal.
+ * Patterns are anchored: `ops-*` matches `ops-bot` but not `x-ops-bot`.
+ */
+export function matchesPattern(pattern: string, value: string): boolean {
+  let regex = '^';
+  for (const ch of pattern) {
+    if (ch === '*') regex += '.*';
+    else if (ch === '?') regex += '.';
+    else regex += ch.replace(/[.+^${}()|[\]\\/-]/g, '\\$&');
+  }
+  return new RegExp(`${regex}$`, 's').test(value);
+}
+
+function anyMatch(patterns: readonly string[], names: readonly string[]): boolean {
+  return patterns.some((p) => names.some((n) => matchesPattern(p, n)));
+}
+
+/** Empty allowlist: every certificate of the CA; otherwise one of the client's names must match. */
+export function isClientAllowed(allowedClients: readonly string[], names: readonly string[]): boolean {
+  return allowedClients.length === 0 || anyMatch(allowedClients, names);
+}
+
+/**
+ * Without rules every authenticated client may run anything. With rules, a command is
+ * allowed by the first rule that matches the client and the command; otherwise denied.
+ */
+export function authorize(rules: readonly PolicyRule[] | undefined, names: readonly string[], argv: readonly string[], shell: boolean): Decision {
+  if (!rules) return { allowed: true, runAs: undefined, rule: undefined };
+  const program = argv[0] ?? '';
+  let clientHasRule = false;
+  for (const [index, rule] of rules.entries()) {
+    if (!anyMatch(rule.clients, names)) continue;
+    clientHasRule = true;
+    if (shell ? rule.shell : rule.commands.some((c) => matchesPattern(c, program))) {
+      return { allowed: true, runAs: rule.runAs, rule: index };
+    }
+  }
+  if (!clientHasRule) return { allowed: false, reason: `no policy rule for client ${names[0] ?? '(unnamed)'}` };
+  if (shell) return { allowed: false, reason: 'shell commands are not allowed for this client' };
+  return { allowed: false, reason: `command ${JSON.stringify(program.slice(0, 200))} is not allowed for this client` };
+}
+
+/** The names a client certificate identifies: its DNS subject alternative names, else its CN. */
+export function certificateNames(subjectAltName: string | undefined, commonName: string | undefined): string[] {
+  const dns = (subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4));
+  if (dns.length > 0) return dns;
+  return commonName ? [commonName] : [];
+}

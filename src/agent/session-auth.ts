@@ -1,0 +1,11 @@
+// Token handling shared by configuration loading and sessions.
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+export function tokenDigest(token: Buffer): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+/** Constant-time whatever the length sent: fixed-length digests are compared. */
+export function tokenMatches(given: Buffer, expectedDigest: Buffer): boolean {
+  return timingSafeEqual(tokenDigest(given), expectedDigest);
+}
