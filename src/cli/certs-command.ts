@@ -66,4 +66,52 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`issued client certificate for ${name}:\n${describeBundle(bundle)}\n`);
       process.stdout.write(`use it with: distrun --pki ${bundle.dir} ...\n`);
     });
+
+  certs.command('revoke')
+    .description('revoke certificates by name or serial and publish a new CRL (DIR/crl.pem)')
+    .argument('<name-or-serial>', 'a certificate name (every valid certificate of that name) or a serial')
+    .option(...pkiOption)
+    .action(async (nameOrSerial: string, opts: { dir?: string }) => {
+      const dir = opts.dir ?? defaultPkiDir();
+      const { revoked, crl } = (await store()).revoke(dir, nameOrSerial);
+      for (const r of revoked) process.stdout.write(`revoked ${r.role} ${r.name} serial ${r.serial}\n`);
+      process.stdout.write(`wrote ${crl}: copy it to every agent (crl: in agent.yaml) and reload them (SIGHUP)\n`);
+    });
+
+  certs.command('crl')
+    .description('publish the CRL (DIR/crl.pem) again, e.g. for a new agent')
+    .option(...pkiOption)
+    .action(async (opts: { dir?: string }) => {
+      const crl = (await store()).publishCrl(opts.dir ?? defaultPkiDir());
+      process.stdout.write(`wrote ${crl}\n`);
+    });
+
+  certs.command('list')
+    .description('list issued certificates: serial, name, role, expiry, state')
+    .option(...pkiOption)
+    .action(async (opts: { dir?: string }) => {
+      const records = (await store()).readIssued(opts.dir ?? defaultPkiDir()).filter((r) => r.role !== 'ca');
+      const now = Date.now();
+      const rows = records.map((r) => [
+        r.serial, r.name, r.role, r.notAfter.slice(0, 10),
+        r.revokedAt ? `revoked ${r.revokedAt.slice(0, 10)}` : Date.parse(r.notAfter) < now ? 'expired' : 'valid',
+      ]);
+      process.stdout.write(formatTable(['SERIAL', 'NAME', 'ROLE', 'EXPIRES', 'STATE'], rows));
+    });
+
+  certs.command('renew')
+    .description('re-issue a certificate before it expires: same name, role and addresses, new key')
+    .argument('<name>', 'the certificate name')
+    .option('--days <n>', 'validity in days (default 825)', positiveDays)
+    .option(...pkiOption)
+    .action(async (name: string, opts: { days?: number; dir?: string }) => {
+      const bundle = (await store()).renew(opts.dir ?? defaultPkiDir(), name, { days: opts.days });
+      process.stdout.write(`re-issued ${name}:\n${describeBundle(bundle)}\n`);
+      process.stdout.write('the previous certificate stays valid until it expires; revoke it by serial if its key is compromised\n');
+    });
+}
+
+function formatTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }

@@ -10,6 +10,8 @@ export const ExitCode = {
   TIMEOUT: 124,
   /** The user interrupted distrun (128 + SIGINT). */
   INTERRUPTED: 130,
+  /** distrun's output went to a reader that closed it (128 + SIGPIPE). */
+  BROKEN_PIPE: 141,
   /** distrun itself failed, or a host could not run the command (as ssh reports it). */
   CANNOT_RUN: 255,
 } as const;

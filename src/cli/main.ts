@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './certs-command.js';
-import { fatalError } from './exit-codes.js';
+import { ExitCode, fatalError } from './exit-codes.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
 } from './run-command.js';
@@ -64,6 +64,14 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  // A reader that went away (`distrun ... | head`) ends distrun as SIGPIPE ends other tools;
+  // the agents see the disconnect and stop the commands.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(ExitCode.BROKEN_PIPE);
+      throw err;
+    });
+  }
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {

@@ -133,3 +133,62 @@ export function issueCertificate(ca: KeyAndCert, request: CertificateRequest): I
   cert.sign(caKey, forge.md.sha256.create());
   return { certPem: forge.pki.certificateToPem(cert), keyPem, serial, notAfter: cert.validity.notAfter };
 }
+
+export interface RevokedEntry {
+  serial: string;
+  revokedAt: Date;
+}
+
+const OID_CRL_NUMBER = '2.5.29.20';
+const OID_AUTHORITY_KEY_ID = '2.5.29.35';
+
+/**
+ * A v2 CRL signed by the CA (node-forge has no CRL support, so it is assembled from
+ * ASN.1 here: RFC 5280 section 5). nextUpdate is the CA's own expiry, so the list
+ * never goes stale before the CA does; publish a new one after every revocation.
+ */
+export function createCrl(ca: KeyAndCert, revoked: readonly RevokedEntry[], crlNumber: number): string {
+  const { asn1 } = forge;
+  const { Class, Type } = asn1;
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const caKey = forge.pki.privateKeyFromPem(ca.keyPem) as forge.pki.rsa.PrivateKey;
+  const time = (date: Date) => (date.getUTCFullYear() < 2050
+    ? asn1.create(Class.UNIVERSAL, Type.UTCTIME, false, asn1.dateToUtcTime(date))
+    : asn1.create(Class.UNIVERSAL, Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(date)));
+  const integer = (hex: string) => asn1.create(Class.UNIVERSAL, Type.INTEGER, false, forge.util.hexToBytes(hex.length % 2 ? `0${hex}` : hex));
+  const algorithm = () => asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [
+    asn1.create(Class.UNIVERSAL, Type.OID, false, asn1.oidToDer(forge.pki.oids.sha256WithRSAEncryption!).getBytes()),
+    asn1.create(Class.UNIVERSAL, Type.NULL, false, ''),
+  ]);
+  const extension = (oid: string, value: forge.asn1.Asn1) => asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [
+    asn1.create(Class.UNIVERSAL, Type.OID, false, asn1.oidToDer(oid).getBytes()),
+    asn1.create(Class.UNIVERSAL, Type.OCTETSTRING, false, asn1.toDer(value).getBytes()),
+  ]);
+  const keyId = caCert.generateSubjectKeyIdentifier().getBytes();
+  const tbs = asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [
+    asn1.create(Class.UNIVERSAL, Type.INTEGER, false, asn1.integerToDer(1).getBytes()), // v2
+    algorithm(),
+    forge.pki.distinguishedNameToAsn1(caCert.subject),
+    time(new Date(Date.now() - BACKDATE_MS)),
+    time(caCert.validity.notAfter),
+    ...(revoked.length > 0
+      ? [asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, revoked.map((entry) =>
+        asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [integer(entry.serial), time(entry.revokedAt)])))]
+      : []),
+    asn1.create(Class.CONTEXT_SPECIFIC, 0, true, [asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [
+      extension(OID_CRL_NUMBER, asn1.create(Class.UNIVERSAL, Type.INTEGER, false, asn1.integerToDer(crlNumber).getBytes())),
+      extension(OID_AUTHORITY_KEY_ID, asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [
+        asn1.create(Class.CONTEXT_SPECIFIC, 0, false, keyId),
+      ])),
+    ])]),
+  ]);
+  const digest = forge.md.sha256.create();
+  digest.update(asn1.toDer(tbs).getBytes());
+  const signature = caKey.sign(digest);
+  const crl = asn1.create(Class.UNIVERSAL, Type.SEQUENCE, true, [
+    tbs,
+    algorithm(),
+    asn1.create(Class.UNIVERSAL, Type.BITSTRING, false, `\0${signature}`),
+  ]);
+  return forge.pem.encode({ type: 'X509 CRL', body: asn1.toDer(crl).getBytes() });
+}

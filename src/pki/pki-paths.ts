@@ -13,6 +13,7 @@ export const PkiFiles = {
   AGENT_CERT: 'agent.crt',
   AGENT_KEY: 'agent.key',
   ISSUED: 'issued.json',
+  CRL: 'crl.pem',
   AGENTS_DIR: 'agents',
   CLIENTS_DIR: 'clients',
 } as const;

@@ -1,11 +1,14 @@
 // The PKI directory on disk: creating the CA, issuing agent and client bundles, and
 // the record of what was issued. Private keys are 0600 in 0700 directories, always.
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
+} from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { PkiError } from '../errors.js';
-import { checkIp, checkName, createCa, issueCertificate, type KeyAndCert, type Role } from './certificates.js';
+import { checkIp, checkName, createCa, createCrl, issueCertificate, type KeyAndCert, type Role } from './certificates.js';
 import { PkiFiles } from './pki-paths.js';
 
 export interface IssuedRecord {
@@ -14,6 +17,11 @@ export interface IssuedRecord {
   role: Role | 'ca';
   notAfter: string;
   issuedAt: string;
+  /** Subject alternative names and bundle directory, so `certs renew` can re-issue alike. */
+  dns?: string[];
+  ips?: string[];
+  out?: string;
+  revokedAt?: string;
 }
 
 export interface Bundle {
@@ -34,17 +42,32 @@ function makePrivateDir(dir: string): void {
   }
 }
 
-/** Writes a file atomically (temp file + rename) with an exact mode. */
+/**
+ * Writes a file atomically with an exact mode: a new temp file (never an existing one,
+ * whatever its permissions) is written, chmodded against the umask, then renamed over
+ * the target, which is replaced whole, mode included.
+ */
 function writeFileWithMode(file: string, content: string, mode: number): void {
-  const temp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(temp, 'w', mode);
+  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(temp, 'wx', mode);
   try {
     writeSync(fd, content);
-  } finally {
+    fchmodSync(fd, mode);
+    fsyncSync(fd);
+  } catch (err) {
     closeSync(fd);
+    rmSync(temp, { force: true });
+    throw err;
   }
-  chmodSync(temp, mode); // openSync's mode is filtered by the umask
+  closeSync(fd);
   renameSync(temp, file);
+}
+
+/** A private key's directory is 0700, also when it existed before with a wider mode. */
+function writePrivateKey(file: string, content: string): void {
+  makePrivateDir(dirname(file));
+  chmodSync(dirname(file), 0o700);
+  writeFileWithMode(file, content, 0o600);
 }
 
 function loadCa(dir: string): KeyAndCert {
@@ -59,22 +82,23 @@ function loadCa(dir: string): KeyAndCert {
 }
 
 function appendIssued(dir: string, record: IssuedRecord): void {
-  const file = join(dir, PkiFiles.ISSUED);
-  let records: IssuedRecord[] = [];
-  if (existsSync(file)) {
-    try {
-      records = JSON.parse(readFileSync(file, 'utf8')) as IssuedRecord[];
-    } catch (err) {
-      throw new PkiError(`${file} is not valid JSON (${(err as Error).message}); fix or remove it`);
-    }
-  }
-  records.push(record);
-  writeFileWithMode(file, `${JSON.stringify(records, null, 2)}\n`, 0o600);
+  writeIssued(dir, [...readIssued(dir), record]);
+}
+
+function writeIssued(dir: string, records: IssuedRecord[]): void {
+  writeFileWithMode(join(dir, PkiFiles.ISSUED), `${JSON.stringify(records, null, 2)}\n`, 0o600);
 }
 
 export function readIssued(dir: string): IssuedRecord[] {
   const file = join(dir, PkiFiles.ISSUED);
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as IssuedRecord[]) : [];
+  if (!existsSync(file)) return [];
+  try {
+    const records = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (!Array.isArray(records)) throw new Error('not a list');
+    return records as IssuedRecord[];
+  } catch (err) {
+    throw new PkiError(`${file} is not a valid record of issued certificates (${(err as Error).message}); fix or remove it`);
+  }
 }
 
 export interface InitResult {
@@ -93,7 +117,7 @@ export function initPki(dir: string, options: { force?: boolean } = {}): InitRes
   makePrivateDir(dir);
   const date = new Date().toISOString().slice(0, 10);
   const ca = createCa(`DistRunner CA ${hostname()} ${date}`);
-  writeFileWithMode(caKey, ca.keyPem, 0o600);
+  writePrivateKey(caKey, ca.keyPem);
   writeFileWithMode(caCert, ca.certPem, 0o644);
   appendIssued(dir, { serial: 'ca', name: 'ca', role: 'ca', notAfter: '', issuedAt: new Date().toISOString() });
   const client = writeBundle(dir, ca, { name: 'admin', role: 'client', out: dir, force: true });
@@ -129,7 +153,7 @@ function writeBundle(dir: string, ca: KeyAndCert, request: BundleRequest): Bundl
     commonName: request.name, role: request.role, dnsNames: dns, ipAddresses: ips, days: request.days,
   });
   makePrivateDir(request.out);
-  writeFileWithMode(keyPath, issued.keyPem, 0o600);
+  writePrivateKey(keyPath, issued.keyPem);
   writeFileWithMode(join(request.out, certFile), issued.certPem, 0o644);
   const files = [join(request.out, certFile), keyPath];
   if (resolve(request.out) !== resolve(dir)) {
@@ -139,6 +163,7 @@ function writeBundle(dir: string, ca: KeyAndCert, request: BundleRequest): Bundl
   appendIssued(dir, {
     serial: issued.serial, name: request.name, role: request.role,
     notAfter: issued.notAfter.toISOString(), issuedAt: new Date().toISOString(),
+    dns, ips, out: resolve(request.out),
   });
   return {
     dir: request.out, files, serial: issued.serial, notAfter: issued.notAfter,
@@ -169,5 +194,45 @@ export function issueClientBundle(dir: string, name: string, options: Omit<Issue
   const ca = loadCa(dir);
   return writeBundle(dir, ca, {
     ...options, name, role: 'client', out: options.out ?? join(dir, PkiFiles.CLIENTS_DIR, name),
+  });
+}
+
+/** Marks every certificate matching NAME or SERIAL revoked and publishes a new CRL. */
+export function revoke(dir: string, nameOrSerial: string): { revoked: IssuedRecord[]; crl: string } {
+  const records = readIssued(dir);
+  const wanted = nameOrSerial.toLowerCase().replace(/:/g, '');
+  const matches = records.filter((r) => r.role !== 'ca' && !r.revokedAt && (r.serial === wanted || r.name === nameOrSerial));
+  if (matches.length === 0) {
+    const already = records.some((r) => r.revokedAt && (r.serial === wanted || r.name === nameOrSerial));
+    throw new PkiError(already
+      ? `every certificate matching '${nameOrSerial}' is already revoked`
+      : `no issued certificate has the name or serial '${nameOrSerial}' (see 'distrun certs list')`);
+  }
+  const now = new Date().toISOString();
+  for (const record of matches) record.revokedAt = now;
+  writeIssued(dir, records);
+  return { revoked: matches, crl: publishCrl(dir) };
+}
+
+/** Writes DIR/crl.pem listing every revoked certificate; returns its path. */
+export function publishCrl(dir: string): string {
+  const ca = loadCa(dir);
+  const revoked = readIssued(dir)
+    .filter((r) => r.revokedAt)
+    .map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt!) }));
+  const file = join(dir, PkiFiles.CRL);
+  // CRL numbers must grow: seconds since the epoch do, across every machine that signs.
+  writeFileWithMode(file, createCrl(ca, revoked, Math.floor(Date.now() / 1000)), 0o644);
+  return file;
+}
+
+/** Re-issues the newest valid certificate named NAME: same role, names and directory, new key. */
+export function renew(dir: string, name: string, options: { days?: number } = {}): Bundle {
+  const record = readIssued(dir).filter((r) => r.name === name && r.role !== 'ca' && !r.revokedAt).pop();
+  if (!record || record.role === 'ca') throw new PkiError(`no valid certificate named '${name}' to renew (see 'distrun certs list')`);
+  const ca = loadCa(dir);
+  return writeBundle(dir, ca, {
+    name, role: record.role, out: record.out ?? join(dir, record.role === 'agent' ? PkiFiles.AGENTS_DIR : PkiFiles.CLIENTS_DIR, name),
+    ips: record.ips, dns: record.dns, days: options.days, force: true,
   });
 }
