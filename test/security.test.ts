@@ -21,7 +21,7 @@ test.before(async () => {
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   [agent, tokenAgent] = await Promise.all([
     startAgent(pki, 'agent1'),
-    startAgent(pki, 'agent1', ['--token-file', tokenFile]),
+    startAgent(pki, 'agent1', { config: { tokenFile } }),
   ]);
 });
 

@@ -70,7 +70,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
         log.level = next.logLevel;
         log.info({ crl: next.crl, policyRules: next.policy?.length ?? 0, allowedClients: next.allowedClients.length }, 'reloaded');
       } catch (err) {
-        log.error({ reason: messageOf(err) }, 'reload failed: keeping the previous configuration');
+        log.error({ reason: messageOf(err), kept: 'previous configuration' }, 'reload failed');
       }
     });
   } catch (err) {

@@ -1,7 +1,7 @@
 // Test fixtures over real processes: a PKI made by `distrun certs`, real agent
 // processes on loopback, and the real `distrun` binary.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
@@ -93,20 +93,42 @@ export async function makePki(agentNames: string[] = ['agent1']): Promise<Pki> {
 export interface RunningAgent {
   port: number;
   process: ChildProcess;
+  /** The agent's configuration file (rewrite it and call reload()). */
+  configFile: string;
   /** Every JSON log line so far. */
   logs: Array<Record<string, unknown>>;
   /** Raw stdout so far (to check what never appears in logs). */
   rawLog(): string;
+  /** Sends SIGHUP and waits for the agent to log the outcome ('reloaded' or 'reload failed'). */
+  reload(): Promise<Record<string, unknown>>;
+  /** Waits for a log line with this msg that was not there before `since` lines. */
+  waitForLog(msg: string, since?: number): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startAgent(pki: Pki, name = 'agent1', extraArgs: string[] = []): Promise<RunningAgent> {
+export interface AgentOptions {
+  /** Extra settings for the agent's YAML configuration file. */
+  config?: Record<string, unknown>;
+  args?: string[];
+}
+
+/** Writes an agent configuration for the bundle `name` of `pki`, plus `extra` settings. */
+export function writeAgentConfig(pki: Pki, name: string, extra: Record<string, unknown> = {}, file?: string): string {
   const bundle = pki.agent(name);
-  const child = spawn(process.execPath, [
-    AGENT, '--host', '127.0.0.1', '--port', '0', '--log-level', 'debug',
-    '--ca', join(bundle, 'ca.crt'), '--cert', join(bundle, 'agent.crt'), '--key', join(bundle, 'agent.key'),
-    ...extraArgs,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const target = file ?? join(tempDir('distrun-agent-'), 'agent.yaml');
+  const settings = {
+    host: '127.0.0.1', port: 0, logLevel: 'debug',
+    ca: join(bundle, 'ca.crt'), cert: join(bundle, 'agent.crt'), key: join(bundle, 'agent.key'),
+    ...extra,
+  };
+  writeFileSync(target, JSON.stringify(settings, null, 2)); // JSON is YAML
+  return target;
+}
+
+/** Starts an agent on 127.0.0.1 with a free port; resolves once it listens. */
+export async function startAgent(pki: Pki, name = 'agent1', options: AgentOptions = {}): Promise<RunningAgent> {
+  const configFile = writeAgentConfig(pki, name, options.config);
+  const child = spawn(process.execPath, [AGENT, '--config', configFile, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let raw = '';
   let pending = '';
@@ -127,12 +149,25 @@ export async function startAgent(pki: Pki, name = 'agent1', extraArgs: string[] 
     });
     void exited.then(() => reject(new Error(`agent exited early: ${stderr}`)));
   });
+  const waitForLog = async (msg: string, since = 0): Promise<Record<string, unknown>> => {
+    const found = () => logs.slice(since).find((l) => l.msg === msg);
+    if (!(await waitFor(() => found() !== undefined))) throw new Error(`agent never logged '${msg}'`);
+    return found()!;
+  };
+  const reload = async (): Promise<Record<string, unknown>> => {
+    const since = logs.length;
+    child.kill('SIGHUP');
+    if (!(await waitFor(() => logs.slice(since).some((l) => l.msg === 'reloaded' || l.msg === 'reload failed')))) {
+      throw new Error('agent did not log the reload');
+    }
+    return logs.slice(since).find((l) => l.msg === 'reloaded' || l.msg === 'reload failed')!;
+  };
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
   cleanups.push(() => stop('SIGKILL'));
-  return { port, process: child, logs, rawLog: () => raw, stop };
+  return { port, process: child, configFile, logs, rawLog: () => raw, reload, waitForLog, stop };
 }
 
 /** Processes whose command line contains `marker` (ps, not pgrep, to avoid matching ourselves). */
