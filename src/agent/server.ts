@@ -102,6 +102,9 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
 
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
     log.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.code ?? err.message }, 'tls handshake failed');
+    // With a tlsClientError listener Node leaves the socket open (a handshake timeout
+    // would otherwise hold the connection forever).
+    socket.destroy();
   });
 
   await new Promise<void>((resolvePromise, reject) => {

@@ -74,7 +74,7 @@ export class AgentSession {
     if (this.state === 'closed') return;
     this.touch();
     try {
-      for (const frame of this.decoder.push(chunk)) {
+      for (const frame of this.decoder.decode(chunk)) {
         this.handle(frame);
         if ((this.state as State) === 'closed') return;
       }

@@ -40,12 +40,20 @@ export class FrameDecoder {
    * recoverable frame boundary.
    */
   push(chunk: Buffer): Frame[] {
+    return [...this.decode(chunk)];
+  }
+
+  /**
+   * Like push, but yields the frames one at a time: a consumer that changes `maxPayload`
+   * while handling a frame has the next header checked against the new limit, even when
+   * both arrived in the same chunk.
+   */
+  *decode(chunk: Buffer): Generator<Frame, void, undefined> {
     if (this.failed) throw new ProtocolError('frame decoder used after a protocol error');
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
     }
-    const frames: Frame[] = [];
     for (;;) {
       if (this.pendingToken === undefined) {
         if (this.buffered < HEADER_BYTES) break;
@@ -67,10 +75,10 @@ export class FrameDecoder {
         this.pendingLength = length;
       }
       if (this.buffered < this.pendingLength) break;
-      frames.push({ token: this.pendingToken, payload: this.take(this.pendingLength) });
+      const frame = { token: this.pendingToken, payload: this.take(this.pendingLength) };
       this.pendingToken = undefined;
+      yield frame;
     }
-    return frames;
   }
 
   // Removes `n` buffered bytes (n <= buffered). A slice of one chunk is returned
