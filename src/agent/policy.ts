@@ -1,4 +1,5 @@
 // Who may connect and what they may run. Pure: names and argv in, decisions out.
+import { posix } from 'node:path';
 
 /** One rule of the agent's policy: which clients may run which commands, and as whom. */
 export interface PolicyRule {
@@ -13,8 +14,17 @@ export interface PolicyRule {
 }
 
 export type Decision =
-  | { allowed: true; runAs: string | undefined; rule: number | undefined }
+  /** `program` is argv[0] as matched, and as it must be executed (paths normalized). */
+  | { allowed: true; program: string; runAs: string | undefined; rule: number | undefined }
   | { allowed: false; reason: string };
+
+/**
+ * A path is normalized (`/usr/bin/../../bin/sh` is `/bin/sh`) before it is matched, and
+ * the agent executes the normalized path, so what runs is what the rule allowed.
+ */
+export function normalizeProgram(program: string): string {
+  return program.includes('/') ? posix.normalize(program) : program;
+}
 
 /**
  * `*` matches any run of characters, `?` one character; everything else is literal.
@@ -44,14 +54,14 @@ export function isClientAllowed(allowedClients: readonly string[], names: readon
  * allowed by the first rule that matches the client and the command; otherwise denied.
  */
 export function authorize(rules: readonly PolicyRule[] | undefined, names: readonly string[], argv: readonly string[], shell: boolean): Decision {
-  if (!rules) return { allowed: true, runAs: undefined, rule: undefined };
-  const program = argv[0] ?? '';
+  const program = normalizeProgram(argv[0] ?? '');
+  if (!rules) return { allowed: true, program, runAs: undefined, rule: undefined };
   let clientHasRule = false;
   for (const [index, rule] of rules.entries()) {
     if (!anyMatch(rule.clients, names)) continue;
     clientHasRule = true;
     if (shell ? rule.shell : rule.commands.some((c) => matchesPattern(c, program))) {
-      return { allowed: true, runAs: rule.runAs, rule: index };
+      return { allowed: true, program, runAs: rule.runAs, rule: index };
     }
   }
   if (!clientHasRule) return { allowed: false, reason: `no policy rule for client ${names[0] ?? '(unnamed)'}` };

@@ -160,7 +160,7 @@ export class AgentSession {
     }
     const user = this.runAsUser(decision.runAs);
     const switchUser = user.uid !== this.runtime.agentUser.uid;
-    let program = argv[0]!;
+    let program = shell ? argv[0]! : decision.program;
     if (switchUser && !shell) {
       const located = locateProgram(program);
       if (!located) {
