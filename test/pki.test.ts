@@ -56,7 +56,7 @@ test.serial('client bundles, overwrite protection and the issued record', (t) =>
 });
 
 test('names that could escape the PKI directory are refused', (t) => {
-  for (const name of ['../evil', 'a/b', '', '.hidden', 'a..b', 'x y']) {
+  for (const name of ['../evil', 'a/b', '', '.hidden', 'a..b', 'x y', 'a\0b', 'ok\0/../x']) {
     t.throws(() => issueAgentBundle(pki, name), { instanceOf: UsageError }, name);
   }
   t.throws(() => issueAgentBundle(pki, 'ok', { ips: ['300.1.1.1'] }), { instanceOf: UsageError, message: /invalid IP address/ });

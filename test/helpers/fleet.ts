@@ -12,6 +12,13 @@ export const AGENT = fileURLToPath(new URL('../../src/bin/distrunner-agent.js', 
 
 const cleanups: Array<() => void | Promise<void>> = [];
 
+// Every process a test starts gets SIGKILL if the test worker dies first (an ava timeout
+// ends the worker before test.after.always runs), so nothing outlives the suite.
+const SETPRIV = '/usr/bin/setpriv';
+function spawnNode(args: string[], options: Parameters<typeof spawn>[2]): ChildProcess {
+  return spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', process.execPath, ...args], options);
+}
+
 /** Runs every registered cleanup; call from test.after.always. */
 export async function cleanupAll(): Promise<void> {
   while (cleanups.length > 0) await cleanups.pop()!();
@@ -33,19 +40,19 @@ export interface Result {
 /** Runs `distrun` (or the agent binary) synchronously-in-spirit: resolves when it exits. */
 export function run(bin: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
+    const child = spawnNode([bin, ...args], {
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
     child.on('close', (code, signal) =>
       resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
-    child.stdin.on('error', () => {});
-    child.stdin.end(options.input);
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(options.input);
   });
 }
 
@@ -62,7 +69,7 @@ export interface BackgroundRun {
 
 /** Starts `distrun` without waiting, for tests that signal or kill it. */
 export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}): BackgroundRun {
-  const child = spawn(process.execPath, [DISTRUN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnNode([DISTRUN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -128,15 +135,15 @@ export function writeAgentConfig(pki: Pki, name: string, extra: Record<string, u
 /** Starts an agent on 127.0.0.1 with a free port; resolves once it listens. */
 export async function startAgent(pki: Pki, name = 'agent1', options: AgentOptions = {}): Promise<RunningAgent> {
   const configFile = writeAgentConfig(pki, name, options.config);
-  const child = spawn(process.execPath, [AGENT, '--config', configFile, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnNode([AGENT, '--config', configFile, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let raw = '';
   let pending = '';
   let stderr = '';
-  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
       raw += chunk.toString();
       pending += chunk.toString();
       const lines = pending.split('\n');
