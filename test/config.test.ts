@@ -1,0 +1,52 @@
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../src/errors.js';
+import { loadAgentConfig, readConfigFile } from '../src/agent/config.js';
+import { cleanupAll, tempDir } from './helpers/fleet.js';
+
+test.after.always(cleanupAll);
+const example = new URL('../../config/agent.yaml', import.meta.url).pathname;
+
+test('the example configuration is valid, and so is every commented-out setting in it', (t) => {
+  t.is(readConfigFile(example).port, 6789);
+  // Uncomment every "# key: value" line and the policy block under it.
+  const uncommented = readFileSync(example, 'utf8').split('\n')
+    .map((line) => (/^# (\w+:( |$)| +(\w+:( |$)|- ))/.test(line) ? line.slice(2) : line))
+    .join('\n');
+  const file = join(tempDir(), 'agent.yaml');
+  writeFileSync(file, uncommented);
+  const config = readConfigFile(file);
+  t.is(config.crl, '/etc/distrunner/crl.pem');
+  t.deepEqual(config.allowedClients, ['admin', 'ops-*']);
+  t.is(config.policy?.length, 2);
+  t.deepEqual(config.policy?.[1], { clients: ['monitor-*'], commands: ['uptime', '/usr/bin/df', '/usr/bin/systemctl'], shell: false, runAs: undefined });
+  t.is(config.runAs, 'distrunner');
+});
+
+const bad: Array<[string, RegExp]> = [
+  ['prot: 1\n', /agent\.yaml: unknown setting 'prot'/],
+  ['port: 70000\n', /agent\.yaml: port must be an integer from 0 to 65535, got 70000/],
+  ['policy: [{ clients: [a], commands: [b], sudo: true }]\n', /policy rule 1: unknown key 'sudo'/],
+  ['policy: [{ clients: a }]\n', /policy rule 1: clients must be a list of non-empty strings/],
+  ['runAs: "root; rm"\n', /runAs must be a user name/],
+  ['port: [\n', /agent\.yaml: line \d+: invalid YAML/],
+];
+for (const [text, message] of bad) {
+  test(`configuration errors name the file and the setting: ${JSON.stringify(text.trim())}`, (t) => {
+    const file = join(tempDir(), 'agent.yaml');
+    writeFileSync(file, text);
+    t.throws(() => readConfigFile(file), { instanceOf: ConfigError, message });
+  });
+}
+
+test('flags override the file; relative paths are relative to the file', (t) => {
+  const dir = tempDir();
+  const file = join(dir, 'agent.yaml');
+  writeFileSync(file, 'ca: ca.crt\ncert: a.crt\nkey: a.key\nport: 7000\n');
+  const config = loadAgentConfig(file, { port: 7100, key: '/x/other.key' });
+  t.is(config.port, 7100);
+  t.is(config.ca, join(dir, 'ca.crt'));
+  t.is(config.key, '/x/other.key');
+  t.throws(() => loadAgentConfig(undefined, {}), { instanceOf: ConfigError, message: /no ca file configured/ });
+});
