@@ -153,3 +153,15 @@ test('a flood of sessions from one identity hits its limit; other clients are se
   await assertStillServing(t, limited, pki.dir);
   for (const h of holders) h.child.kill('SIGKILL');
 });
+
+test('the overall session limit refuses extra sessions; the run-time cap stops long commands', async (t) => {
+  const small = await startAgent(pki, 'agent1', { config: { maxSessions: 2, maxCommandSeconds: 1 } });
+  const holders = Array.from({ length: 2 }, () => spawnDistrun(['-H', `127.0.0.1:${small.port}`, '--pki', pki.dir, 'sleep', '30']));
+  t.true(await waitFor(() => small.logs.filter((l) => l.msg === 'command').length === 2));
+  const extra = await distrun(['-H', `127.0.0.1:${small.port}`, '--pki', pki.dir, 'echo', 'x']);
+  t.is(extra.code, 255);
+  t.regex(extra.stderr, /agent is busy \(2 sessions running\)/);
+  // Neither holder asked for a time limit: the agent's cap ends them.
+  t.deepEqual(await Promise.all(holders.map((h) => h.exit)), [124, 124]);
+  await assertStillServing(t, small, pki.dir);
+});
