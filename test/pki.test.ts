@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PkiError, UsageError } from '../src/errors.js';
 import { loadClientIdentity } from '../src/pki/pki-paths.js';
-import { initPki, issueAgentBundle, issueClientBundle, readIssued } from '../src/pki/pki-store.js';
+import { initPki, issueAgentBundle, issueClientBundle, readIssued, renew } from '../src/pki/pki-store.js';
 import { DISTRUN } from './helpers/fleet.js';
 
 const root = mkdtempSync(join(tmpdir(), 'distrun-pki-unit-'));
@@ -53,6 +53,15 @@ test.serial('client bundles, overwrite protection and the issued record', (t) =>
   const issued = readIssued(pki);
   t.deepEqual(issued.map((r) => `${r.role}:${r.name}`), ['ca:ca', 'client:admin', 'agent:web1', 'client:ops-bot', 'client:ops-bot']);
   t.true(issued.every((r) => r.role === 'ca' || /^[0-9a-f]{32}$/.test(r.serial)));
+});
+
+test.serial('renew re-issues with the same names and a new key and serial', (t) => {
+  const before = readIssued(pki).filter((r) => r.name === 'web1');
+  const bundle = renew(pki, 'web1');
+  t.is(bundle.dir, join(pki, 'agents', 'web1'));
+  t.not(bundle.serial, before.at(-1)!.serial);
+  t.deepEqual(bundle.altNames, ['DNS:web1', 'DNS:web1.example.com', 'IP:127.0.0.1', 'IP:::1']);
+  t.throws(() => renew(pki, 'nobody-by-this-name'), { instanceOf: PkiError, message: /no valid certificate named/ });
 });
 
 test('names that could escape the PKI directory are refused', (t) => {
