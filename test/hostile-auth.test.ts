@@ -2,10 +2,9 @@
 import test from 'ava';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeFrame, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  AGENT, cleanupAll, connectRaw, distrun, makePki, run, startAgent, tempDir, writeAgentConfig,
+  AGENT, cleanupAll, distrun, failureIn, makePki, rawExchange, run, startAgent, tempDir, writeAgentConfig,
   type Pki, type RunningAgent,
 } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
@@ -33,21 +32,6 @@ const withToken = (value: string) => {
   return ['--token-file', file];
 };
 
-function rawSession(bytes: Buffer[]): Promise<Frame[]> {
-  return new Promise((resolve) => {
-    const socket = connectRaw(agent.port, pki.dir);
-    const decoder = new FrameDecoder();
-    const got: Frame[] = [];
-    socket.on('data', (c: Buffer) => got.push(...decoder.push(c)));
-    socket.on('error', () => {});
-    socket.on('close', () => resolve(got));
-    socket.write(Buffer.concat(bytes));
-  });
-}
-const failureOf = (frames: Frame[]) => {
-  const fai = frames.find((f) => f.token === 'FAI');
-  return fai ? (JSON.parse(fai.payload.toString()) as { code: string; reason: string }) : undefined;
-};
 const hello = encodeVersionOffer({ versions: [1], software: 'attacker' });
 
 test('no token: refused before anything runs', async (t) => {
@@ -72,7 +56,7 @@ test('a token that is a prefix of the right one is refused', async (t) => {
 });
 
 test('an empty AUTH message is refused', async (t) => {
-  const failure = failureOf(await rawSession([hello, encodeFrame('AUT', Buffer.alloc(0)), encodeCommand(['echo', 'x'])]));
+  const failure = failureIn(await rawExchange(agent.port, pki.dir, [hello, encodeFrame('AUT', Buffer.alloc(0)), encodeCommand(['echo', 'x'])]));
   t.is(failure?.code, 'E_AUTH');
   t.regex(failure!.reason, /token rejected/);
   const emptyFile = await distrun([...target(), '--pki', pki.dir, ...withToken('\n'), 'echo', 'x']);
@@ -81,14 +65,14 @@ test('an empty AUTH message is refused', async (t) => {
 });
 
 test('an over-long token is refused by the pre-authentication frame limit', async (t) => {
-  const failure = failureOf(await rawSession([hello, encodeFrame('AUT', Buffer.alloc(100_000, 0x41))]));
+  const failure = failureIn(await rawExchange(agent.port, pki.dir, [hello, encodeFrame('AUT', Buffer.alloc(100_000, 0x41))]));
   t.is(failure?.code, 'E_FRAME_TOO_LARGE');
   t.regex(failure!.reason, /limit of 4096 bytes/);
   await assertStillServing(t, agent, pki.dir, ['--token-file', tokenFile]);
 });
 
 test('a large command is refused until the token has been checked', async (t) => {
-  const failure = failureOf(await rawSession([hello, encodeCommand(['echo', 'x'.repeat(10_000)])]));
+  const failure = failureIn(await rawExchange(agent.port, pki.dir, [hello, encodeCommand(['echo', 'x'.repeat(10_000)])]));
   t.is(failure?.code, 'E_FRAME_TOO_LARGE');
 });
 

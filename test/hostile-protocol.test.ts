@@ -4,10 +4,9 @@ import test from 'ava';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeFrame, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  cleanupAll, connectRaw, distrun, makePki, processesMatching, spawnDistrun, startAgent, tempDir, waitFor,
+  cleanupAll, distrun, failureIn, makePki, processesMatching, rawExchange, spawnDistrun, startAgent, tempDir, waitFor,
   type Pki, type RunningAgent,
 } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
@@ -23,24 +22,8 @@ test.after.always(cleanupAll);
 
 const hello = encodeVersionOffer({ versions: [1], software: 'attacker' });
 
-/** Sends raw bytes with the admin identity; resolves with the frames the agent sent back. */
-function rawSession(target: RunningAgent, bytes: Buffer[], options: { endAfterWrite?: boolean } = {}): Promise<Frame[]> {
-  return new Promise((resolve) => {
-    const socket = connectRaw(target.port, pki.dir);
-    const decoder = new FrameDecoder();
-    const got: Frame[] = [];
-    socket.on('data', (c: Buffer) => got.push(...decoder.push(c)));
-    socket.on('error', () => {});
-    socket.on('close', () => resolve(got));
-    socket.write(Buffer.concat(bytes));
-    if (options.endAfterWrite) socket.end();
-  });
-}
-
-const failureOf = (frames: Frame[]) => {
-  const fai = frames.find((f) => f.token === 'FAI');
-  return fai ? (JSON.parse(fai.payload.toString()) as { code: string; reason: string }) : undefined;
-};
+const rawSession = (target: RunningAgent, bytes: Buffer[], options?: { endAfterWrite?: boolean }) =>
+  rawExchange(target.port, pki.dir, bytes, options);
 
 const header = (token: string, length: number) => {
   const h = Buffer.alloc(7);
@@ -71,7 +54,7 @@ const violations: Array<[string, Buffer[], string, RegExp]> = [
 
 for (const [name, bytes, code, reason] of violations) {
   test(`refused: ${name}`, async (t) => {
-    const failure = failureOf(await rawSession(agent, bytes));
+    const failure = failureIn(await rawSession(agent, bytes));
     t.truthy(failure, 'the agent answered with FAI');
     t.is(failure!.code, code);
     t.regex(failure!.reason, reason);
@@ -114,7 +97,7 @@ test('a slow handshake is cut off by the handshake timeout', async (t) => {
 });
 
 test('a client that connects and says nothing is disconnected after the setup timeout', async (t) => {
-  const failure = failureOf(await rawSession(agent, [hello]));
+  const failure = failureIn(await rawSession(agent, [hello]));
   t.is(failure?.code, 'E_LIMIT');
   t.regex(failure!.reason, /no command received within 2 s/);
 });

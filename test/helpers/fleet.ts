@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { FrameDecoder, type Frame } from '../../src/protocol/frame-decoder.js';
 
 export const DISTRUN = fileURLToPath(new URL('../../src/bin/distrun.js', import.meta.url));
 export const AGENT = fileURLToPath(new URL('../../src/bin/distrunner-agent.js', import.meta.url));
@@ -210,4 +211,24 @@ export function connectRaw(port: number, pkiDir: string): tls.TLSSocket {
 export function residentBytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(match?.[1] ?? 0) * 1024;
+}
+
+/** Sends raw bytes with the client identity in `pkiDir`; resolves with every frame the agent sent back. */
+export function rawExchange(port: number, pkiDir: string, bytes: Buffer[], options: { endAfterWrite?: boolean } = {}): Promise<Frame[]> {
+  return new Promise((resolve) => {
+    const socket = connectRaw(port, pkiDir);
+    const decoder = new FrameDecoder();
+    const got: Frame[] = [];
+    socket.on('data', (c: Buffer) => got.push(...decoder.push(c)));
+    socket.on('error', () => {});
+    socket.on('close', () => resolve(got));
+    socket.write(Buffer.concat(bytes));
+    if (options.endAfterWrite) socket.end();
+  });
+}
+
+/** The agent's FAI message among `frames`, decoded. */
+export function failureIn(frames: Frame[]): { code: string; reason: string } | undefined {
+  const fai = frames.find((f) => f.token === 'FAI');
+  return fai ? (JSON.parse(fai.payload.toString()) as { code: string; reason: string }) : undefined;
 }
