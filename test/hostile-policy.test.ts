@@ -63,12 +63,14 @@ test('a path that only looks allowed is denied: patterns are anchored', async (t
   const dots = await as(undefined, '/usr/bin/../../bin/sh', '-c', 'echo escaped');
   t.is(dots.code, 255, 'the path is normalized to /bin/sh before matching');
   t.regex(dots.stderr, /command "\/bin\/sh" is not allowed/);
+  await assertStillServing(t, agent, pki.dir);
 });
 
 test('--shell is denied unless the rule allows it', async (t) => {
   const r = await as(undefined, '--shell', 'echo', 'hi');
   t.is(r.code, 255);
   t.regex(r.stderr, /shell commands are not allowed for this client/);
+  await assertStillServing(t, agent, pki.dir);
   const ops = await as('ops-bot', '--shell', 'echo', '$((1+1))');
   t.is(ops.stdout.toString(), '127.0.0.1: 2\n', ops.stderr);
 });
@@ -77,6 +79,7 @@ test('a client with no rule is denied everything', async (t) => {
   const r = await as('stranger', 'echo', 'x');
   t.is(r.code, 255);
   t.regex(r.stderr, /no policy rule for client stranger/);
+  await assertStillServing(t, agent, pki.dir);
 });
 
 // The run-as tests switch users, which needs root (CI runs as root on these machines).
@@ -130,4 +133,6 @@ test('when the audit log cannot be written, commands are refused (fail closed)',
   t.regex(r.stderr, /cannot write its audit log; commands are refused/);
   t.is(r.stdout.toString(), '');
   t.true(local.logs.some((l) => l.msg === 'audit log unavailable: refusing the command'));
+  rmSync(file, { recursive: true });
+  await assertStillServing(t, local, pki.dir);
 });
