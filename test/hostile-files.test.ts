@@ -27,6 +27,19 @@ test('keys are 0600 in 0700 directories under umask 000, even over wider files a
   t.false(readdirSync(out).some((f) => f.includes('.tmp')), 'no temp file is left behind');
 });
 
+test('a shared directory such as /tmp is refused for keys, not narrowed', async (t) => {
+  const pki = join(tempDir(), 'pki');
+  t.is((await distrun(['certs', 'init', '--dir', pki])).code, 0);
+  const shared = join(tempDir(), 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o1777);
+  const r = await distrun(['certs', 'agent', 'web1', '--out', shared, '--dir', pki]);
+  t.is(r.code, 255);
+  t.regex(r.stderr, /is a shared directory \(mode 1777\); private keys need a directory of their own/);
+  t.is(statSync(shared).mode & 0o7777, 0o1777);
+  t.false(existsSync(join(shared, 'agent.key')));
+});
+
 test('names that would escape the PKI directory are refused before anything is written', async (t) => {
   const pki = join(tempDir(), 'pki');
   t.is((await distrun(['certs', 'init', '--dir', pki])).code, 0);

@@ -1,8 +1,10 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import tls from 'node:tls';
 import { PkiError, UsageError } from '../src/errors.js';
 import { loadClientIdentity } from '../src/pki/pki-paths.js';
 import { initPki, issueAgentBundle, issueClientBundle, readIssued, renew } from '../src/pki/pki-store.js';
@@ -13,7 +15,7 @@ const pki = join(root, 'nested', 'pki');
 test.after.always(() => rmSync(root, { recursive: true, force: true }));
 
 const mode = (file: string) => statSync(file).mode & 0o777;
-const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8' });
+const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
 test.serial('init writes keys 0600 in 0700 directories whatever the umask', (t) => {
   // Through the real binary, in a shell with a permissive umask (workers cannot set one).
@@ -43,6 +45,91 @@ test.serial('openssl verifies every certificate; roles and names are right', (t)
   t.regex(openssl('x509', '-in', join(pki, 'ca.crt'), '-noout', '-ext', 'basicConstraints,keyUsage'), /CA:TRUE[\s\S]*Certificate Sign, CRL Sign/);
 });
 
+interface HandshakeResult {
+  server: { authorized: boolean; error?: string; peerCn?: string; authorizationError?: string };
+  client: { authorized: boolean; error?: string; code?: string; peerCn?: string };
+}
+
+/**
+ * A TLS 1.3 handshake over loopback between a server that requires and verifies a
+ * client certificate and a client that verifies the server's; reports what each side saw.
+ */
+async function handshake(
+  serverId: { cert: Buffer; key: Buffer },
+  clientId: { cert: Buffer; key: Buffer },
+  ca: Buffer,
+  { servername, serverRejects = true }: { servername?: string; serverRejects?: boolean } = {},
+): Promise<HandshakeResult> {
+  let serverSide: HandshakeResult['server'] | undefined;
+  let serverDone!: () => void;
+  const serverSeen = new Promise<void>((resolve) => { serverDone = resolve; });
+  const server = tls.createServer({
+    ...serverId, ca, requestCert: true, rejectUnauthorized: serverRejects, minVersion: 'TLSv1.3',
+  }, (socket) => {
+    serverSide = { authorized: socket.authorized, peerCn: String(socket.getPeerCertificate().subject?.CN) };
+    if (socket.authorizationError) serverSide.authorizationError = String(socket.authorizationError);
+    socket.end('hello');
+    serverDone();
+  });
+  // A server that rejects a client certificate just drops the connection ("socket hang up").
+  server.on('tlsClientError', (err) => {
+    serverSide = { authorized: false, error: err.message };
+    serverDone();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const clientSide = await new Promise<HandshakeResult['client']>((resolve) => {
+      const socket = tls.connect({
+        host: '127.0.0.1', port, servername, ...clientId, ca, minVersion: 'TLSv1.3', rejectUnauthorized: true,
+      });
+      let result: HandshakeResult['client'] | undefined;
+      socket.on('secureConnect', () => {
+        result = { authorized: socket.authorized, peerCn: String(socket.getPeerCertificate().subject?.CN) };
+      });
+      socket.on('data', () => socket.end());
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        result = { authorized: false, error: err.message, code: err.code };
+        socket.destroy();
+      });
+      socket.on('close', () => resolve(result ?? { authorized: false, error: 'closed before the handshake' }));
+    });
+    // A client that rejected the server never sends its certificate: the server then
+    // sees only a failed handshake (or nothing at all), so do not wait for it forever.
+    await Promise.race([serverSeen, new Promise((resolve) => setTimeout(resolve, 2000))]);
+    return { server: serverSide ?? { authorized: false, error: 'no handshake' }, client: clientSide };
+  } finally {
+    server.close();
+  }
+}
+
+const pkiFile = (...parts: string[]) => readFileSync(join(pki, ...parts));
+
+test.serial('mutual TLS 1.3 between the agent bundle and the admin identity succeeds', async (t) => {
+  const admin = loadClientIdentity(pki);
+  const agent = { cert: pkiFile('agents', 'web1', 'agent.crt'), key: pkiFile('agents', 'web1', 'agent.key') };
+  t.deepEqual(pkiFile('agents', 'web1', 'ca.crt'), admin.ca, 'the bundle carries the CA certificate');
+  const result = await handshake(agent, admin, admin.ca);
+  t.deepEqual(result.client, { authorized: true, peerCn: 'web1' });
+  t.deepEqual(result.server, { authorized: true, peerCn: 'admin' });
+});
+
+test.serial('a client certificate is refused as a server certificate, and an agent one as a client', async (t) => {
+  const admin = loadClientIdentity(pki);
+  const agent = { cert: pkiFile('agents', 'web1', 'agent.crt'), key: pkiFile('agents', 'web1', 'agent.key') };
+  // servername 'admin' matches the client certificate's SAN, so only its purpose is wrong.
+  const asServer = await handshake(admin, admin, admin.ca, { servername: 'admin' });
+  t.false(asServer.client.authorized);
+  t.regex(`${asServer.client.code} ${asServer.client.error}`, /purpose/i);
+  const asClient = await handshake(agent, agent, admin.ca);
+  t.false(asClient.server.authorized);
+  t.truthy(asClient.server.error);
+  // The same handshake on a server that lets it through says why it is not authorized.
+  const why = await handshake(agent, agent, admin.ca, { serverRejects: false });
+  t.false(why.server.authorized);
+  t.regex(why.server.authorizationError ?? '', /PURPOSE/);
+});
+
 test.serial('client bundles, overwrite protection and the issued record', (t) => {
   const bundle = issueClientBundle(pki, 'ops-bot');
   t.is(bundle.dir, join(pki, 'clients', 'ops-bot'));
@@ -52,7 +139,10 @@ test.serial('client bundles, overwrite protection and the issued record', (t) =>
   t.notThrows(() => issueClientBundle(pki, 'ops-bot', { force: true }));
   const issued = readIssued(pki);
   t.deepEqual(issued.map((r) => `${r.role}:${r.name}`), ['ca:ca', 'client:admin', 'agent:web1', 'client:ops-bot', 'client:ops-bot']);
-  t.true(issued.every((r) => r.role === 'ca' || /^[0-9a-f]{32}$/.test(r.serial)));
+  t.true(issued.every((r) => r.role === 'ca' || /^[4-7][0-9a-f]{31}$/.test(r.serial)));
+  // The recorded serial is the certificate's, as openssl prints it.
+  const printed = openssl('x509', '-in', join(bundle.dir, 'client.crt'), '-noout', '-serial').trim();
+  t.is(printed.toLowerCase(), `serial=${issued.at(-1)!.serial}`);
 });
 
 test.serial('renew re-issues with the same names and a new key and serial', (t) => {
@@ -64,11 +154,26 @@ test.serial('renew re-issues with the same names and a new key and serial', (t) 
   t.throws(() => renew(pki, 'nobody-by-this-name'), { instanceOf: PkiError, message: /no valid certificate named/ });
 });
 
+// Last of the serial tests: it replaces the CA that the ones above rely on.
+test.serial('init --force replaces the CA; what the old one issued no longer verifies', (t) => {
+  const oldCa = readFileSync(join(pki, 'ca.crt'), 'utf8');
+  const result = initPki(pki, { force: true });
+  t.is(result.caCert, join(pki, 'ca.crt'));
+  t.is(result.clientCert, join(pki, 'client.crt'));
+  t.not(readFileSync(result.caCert, 'utf8'), oldCa);
+  t.is(mode(join(pki, 'ca.key')), 0o600);
+  t.regex(openssl('verify', '-CAfile', result.caCert, result.clientCert), /client\.crt: OK/);
+  t.throws(() => openssl('verify', '-CAfile', result.caCert, join(pki, 'agents', 'web1', 'agent.crt')), undefined, 'old agent certificate');
+});
+
 test('names that could escape the PKI directory are refused', (t) => {
   for (const name of ['../evil', 'a/b', '', '.hidden', 'a..b', 'x y', 'a\0b', 'ok\0/../x']) {
     t.throws(() => issueAgentBundle(pki, name), { instanceOf: UsageError }, name);
   }
   t.throws(() => issueAgentBundle(pki, 'ok', { ips: ['300.1.1.1'] }), { instanceOf: UsageError, message: /invalid IP address/ });
+  for (const days of [0, -1, 1.5, Number.NaN, 100000]) {
+    t.throws(() => issueAgentBundle(pki, 'ok', { days }), { instanceOf: UsageError, message: /invalid validity/ }, String(days));
+  }
 });
 
 test('missing CA or client identity is a clear error', (t) => {

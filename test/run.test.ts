@@ -188,7 +188,7 @@ test('one agent serves many concurrent sessions', async (t) => {
 });
 
 test('stopping the agent stops its running commands; distrun reports how they ended', async (t) => {
-  const agent = await startAgent(pki, 'agent1');
+  const agent = await startAgent(pki, 'agent1', { config: { drainSeconds: 0 } });
   const marker = `sleep 6${Math.floor(Math.random() * 1e6)}`;
   const { exit, stderr } = spawnDistrun(['--pki', pki.dir, '-H', `127.0.0.1:${agent.port}`, 'sh', '-c', `${marker}; echo unreachable`]);
   t.true(await waitFor(() => processesMatching(marker).length >= 3), 'distrun, sh and sleep');

@@ -36,6 +36,8 @@ export interface AgentConfig {
   idleTimeoutSeconds: number;
   maxCommandSeconds: number;
   killGraceSeconds: number;
+  /** On SIGTERM: how long running commands may go on before they are stopped. */
+  drainSeconds: number;
 }
 
 /** Values given on the command line; they override the file. Paths relative to cwd. */
@@ -61,6 +63,7 @@ const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   idleTimeoutSeconds: 0,
   maxCommandSeconds: 0,
   killGraceSeconds: 5,
+  drainSeconds: 30,
 };
 
 /** Returns the accepted value, or throws a message saying what is wrong (without the key). */
@@ -127,6 +130,7 @@ const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
   idleTimeoutSeconds: { parse: intBetween(0, 7 * 24 * 3600) },
   maxCommandSeconds: { parse: intBetween(0, 30 * 24 * 3600) },
   killGraceSeconds: { parse: intBetween(0, 3600) },
+  drainSeconds: { parse: intBetween(0, 3600) },
 };
 
 function accept(key: string, value: unknown, where: string, base: string | undefined): unknown {

@@ -1,10 +1,12 @@
 // distrunner-agent: command-line entry point of the daemon.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { isDistRunError, messageOf } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import { LOG_LEVELS, loadAgentConfig, type AgentFlags } from './config.js';
-import { startAgentServer } from './server.js';
+import { LOG_LEVELS, loadAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
+import { loadRuntime } from './runtime.js';
+import { startAgentServer, type AgentServer } from './server.js';
+import { notifySystemd } from './systemd-notify.js';
 
 /** Exit code for a configuration error: systemd's unit does not restart on it. */
 export const EXIT_CONFIG_ERROR = 78; // EX_CONFIG from sysexits.h
@@ -15,11 +17,17 @@ function parsePort(value: string): number {
   return port;
 }
 
-export async function main(argv: string[] = process.argv): Promise<void> {
-  const program = new Command('distrunner-agent')
+interface AgentOptions extends AgentFlags {
+  config?: string;
+  checkConfig?: boolean;
+}
+
+function buildProgram(): Command {
+  return new Command('distrunner-agent')
     .description('Run commands for distrun clients that present a certificate of the fleet CA')
     .version(SOFTWARE_VERSION, '-V, --version')
-    .option('-c, --config <file>', 'YAML configuration file (see config/agent.yaml)')
+    .option('-c, --config <file>', 'YAML configuration file (default $DISTRUNNER_CONFIG; see config/agent.yaml)')
+    .option('--check-config', 'check the configuration and every file it names, then exit (0 = valid, 78 = not)')
     .option('--host <address>', 'address to listen on (default 0.0.0.0)')
     .option('--port <port>', 'port to listen on (default 6789; 0 picks a free port)', parsePort)
     .option('--ca <file>', 'CA certificate that client certificates must chain to')
@@ -27,52 +35,72 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     .option('--key <file>', "the agent's private key")
     .option('--crl <file>', 'certificate revocation list (from distrun certs revoke): revoked clients are refused')
     .option('--token-file <file>', 'require clients to present the token in this file')
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new Option('--log-level <level>', 'log level (default info, or $DISTRUNNER_LOG_LEVEL)').choices(LOG_LEVELS))
     .showHelpAfterError();
-  program.parse(argv);
-  const opts = program.opts<AgentFlags & { config?: string }>();
+}
 
+/** SIGTERM/SIGINT: drain, then stop commands, exit 0. A second one kills every group at once. */
+function handleStopSignals(server: AgentServer, log: Logger): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second stop signal: killing commands and exiting now');
+      server.kill();
+      process.exit(0);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    void notifySystemd({ STOPPING: '1', STATUS: 'draining sessions' });
+    void server.close().then(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+/** SIGHUP: re-read the configuration and every file it names; keep the old state on error. */
+function handleReloadSignal(server: AgentServer, log: Logger, current: AgentConfig, reread: () => AgentConfig): void {
+  process.on('SIGHUP', () => {
+    try {
+      const next = reread();
+      server.reload(next);
+      if (next.host !== current.host || next.port !== current.port) {
+        log.warn({ host: next.host, port: next.port }, 'listen address changes need a restart');
+      }
+      log.level = next.logLevel;
+      log.info({ crl: next.crl, policyRules: next.policy?.length ?? 0, allowedClients: next.allowedClients.length }, 'reloaded');
+    } catch (err) {
+      log.error({ reason: messageOf(err), kept: 'previous configuration' }, 'reload failed');
+    }
+  });
+}
+
+export async function main(argv: string[] = process.argv): Promise<void> {
+  const program = buildProgram();
+  program.parse(argv);
+  const opts = program.opts<AgentOptions>();
+  const configFile = opts.config ?? process.env.DISTRUNNER_CONFIG;
+  const flags: AgentFlags = {
+    host: opts.host, port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key, crl: opts.crl,
+    tokenFile: opts.tokenFile, logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
+  };
   try {
-    const configFile = opts.config ?? process.env.DISTRUNNER_CONFIG;
-    const flags: AgentFlags = {
-      host: opts.host, port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key, crl: opts.crl,
-      tokenFile: opts.tokenFile, logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
-    };
     const config = loadAgentConfig(configFile, flags);
     const log = pino({ level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+    if (opts.checkConfig) {
+      // The same loading as a start, files included, without listening (the `sshd -t` pattern).
+      loadRuntime(config, log);
+      process.stdout.write(`distrunner-agent: configuration OK${configFile ? ` (${configFile})` : ''}\n`);
+      return;
+    }
     const server = await startAgentServer(config, log, `distrunner-agent/${SOFTWARE_VERSION}`);
+    handleStopSignals(server, log);
+    handleReloadSignal(server, log, config, () => loadAgentConfig(configFile, flags));
     log.info({ host: server.address.address, port: server.address.port, version: SOFTWARE_VERSION }, 'listening');
-
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log.warn({ signal }, 'second stop signal: killing commands and exiting now');
-        server.kill();
-        process.exit(0);
-      }
-      stopping = true;
-      log.info({ signal }, 'stopping');
-      void server.close().then(() => {
-        log.info('stopped');
-        process.exit(0);
-      });
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-    // SIGHUP: re-read the configuration and every file it names; keep the old state on error.
-    process.on('SIGHUP', () => {
-      try {
-        const next = loadAgentConfig(configFile, flags);
-        server.reload(next);
-        if (next.host !== config.host || next.port !== config.port) {
-          log.warn({ host: next.host, port: next.port }, 'listen address changes need a restart');
-        }
-        log.level = next.logLevel;
-        log.info({ crl: next.crl, policyRules: next.policy?.length ?? 0, allowedClients: next.allowedClients.length }, 'reloaded');
-      } catch (err) {
-        log.error({ reason: messageOf(err), kept: 'previous configuration' }, 'reload failed');
-      }
-    });
+    // Ready only now: listening, and every signal handler installed.
+    await notifySystemd({ READY: '1', STATUS: `listening on ${server.address.address}:${server.address.port}` });
   } catch (err) {
     if (isDistRunError(err)) {
       process.stderr.write(`distrunner-agent: ${err.message}\n`);

@@ -129,10 +129,18 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       new Promise<void>((resolvePromise) => {
         closing = true;
         server.close(() => resolvePromise());
-        for (const session of sessions) session.shutdown();
-        setTimeout(() => {
-          for (const session of sessions) session.kill();
-        }, runtime.config.killGraceSeconds * 1000 + 1000).unref();
+        const { drainSeconds, killGraceSeconds } = runtime.config;
+        // Sessions still setting up are refused now; running commands get the drain time.
+        for (const session of sessions) session.refuseIfIdle();
+        const stopAll = (): void => {
+          for (const session of sessions) session.shutdown();
+          setTimeout(() => {
+            for (const session of sessions) session.kill();
+          }, killGraceSeconds * 1000 + 1000).unref();
+        };
+        if (![...sessions].some((s) => s.running)) return stopAll();
+        log.info({ sessions: sessions.size, drainSeconds }, 'draining');
+        setTimeout(stopAll, drainSeconds * 1000).unref();
       }),
     kill: () => {
       for (const session of sessions) session.kill();

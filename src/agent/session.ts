@@ -11,7 +11,7 @@ import {
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import {
   DEFAULT_SESSION_OPTIONS, applyOption, decodeCommand, decodeSignal, decodeVersionOffer,
-  encodeExit, encodeFailure, encodeFrame, encodeVersionChoice, type ExitStatus, type Failure,
+  encodeExit, encodeFailure, encodeFrame, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
   type SessionOptions,
 } from '../protocol/messages.js';
 import type { AuditClient, AuditRecord } from './audit.js';
@@ -98,6 +98,7 @@ export class AgentSession {
           case ClientToken.OPTION: return applyOption(this.options, payload);
           case ClientToken.AUTH: return this.authenticate(payload);
           case ClientToken.COMMAND: return this.run(payload);
+          case ClientToken.PING: return this.pong();
           default: throw new ProtocolError(`${describe(token)} is not allowed before CMD`);
         }
       case 'running':
@@ -137,6 +138,19 @@ export class AgentSession {
     }
     this.authenticated = true;
     this.decoder.maxPayload = this.runtime.config.maxFrameBytes;
+  }
+
+  // A ping passes every check a command would pass up to authorization, then ends.
+  private pong(): void {
+    if (!this.authenticated) {
+      this.fail({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
+      return;
+    }
+    clearTimeout(this.setupTimer);
+    this.log.debug('ping');
+    this.state = 'closed';
+    this.clearTimers();
+    this.endWith(encodePong({ time: Date.now() }));
   }
 
   private run(payload: Buffer): void {
@@ -341,10 +355,20 @@ export class AgentSession {
     this.command?.once('exit', (status) => this.recordEnd(status, 'client disconnected'));
   }
 
-  /** Agent shutdown: stop the command (SIGTERM, then SIGKILL after the grace period). */
+  /** Whether a command is running (drain waits for these). */
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /** Agent shutdown: refuse a session that has not started its command. */
+  refuseIfIdle(): void {
+    if (this.state !== 'running') this.fail({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' });
+  }
+
+  /** Agent shutdown after the drain time: stop the command (SIGTERM, then SIGKILL after the grace period). */
   shutdown(): void {
     if (this.state === 'running') this.command?.stop();
-    else this.fail({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' });
+    else this.refuseIfIdle();
   }
 
   /** Agent shutdown, second stage: kill the command's group now. */

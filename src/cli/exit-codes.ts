@@ -18,6 +18,7 @@ export const ExitCode = {
 
 /** The exit code one host contributes. */
 export function hostExitCode(outcome: HostOutcome): number {
+  if (outcome.kind === 'pong') return ExitCode.OK;
   if (outcome.kind === 'exit') {
     if (outcome.timedOut) return ExitCode.TIMEOUT;
     if (outcome.signal !== undefined) return 128 + (constants.signals[outcome.signal as NodeJS.Signals] ?? 0);
@@ -51,6 +52,7 @@ export function fatalError(err: unknown): { message: string; exitCode: number } 
 /** A short description of a host's outcome for summaries: "exit code 3", "killed by SIGKILL", ... */
 export function describeOutcome(outcome: HostOutcome): string {
   if (outcome.kind === 'error') return outcome.message;
+  if (outcome.kind === 'pong') return 'ok';
   if (outcome.timedOut) return 'timed out (command killed)';
   if (outcome.signal !== undefined) return `killed by ${outcome.signal}`;
   return `exit code ${outcome.code}`;

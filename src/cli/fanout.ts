@@ -47,6 +47,7 @@ export class Fanout {
               outcome: { kind: 'error', code: ErrorCodes.INTERRUPTED, message: 'not started: interrupted' },
               durationMs: 0,
               agentSoftware: undefined,
+              protocolVersion: undefined,
             });
           }
         }

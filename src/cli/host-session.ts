@@ -7,12 +7,13 @@ import { DistRunError, ErrorCodes, ProtocolError, RemoteError, isDistRunError, t
 import { AgentToken, ClientToken, SUPPORTED_VERSIONS } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import {
-  decodeExit, decodeFailure, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
+  decodeExit, decodeFailure, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
   encodeSignal, encodeVersionOffer, type SessionOptions,
 } from '../protocol/messages.js';
 import type { Target } from './inventory.js';
 
 export interface RunRequest {
+  /** The command; empty for a ping (`distrun ping`), which runs nothing. */
   argv: readonly string[];
   options: SessionOptions;
   /** Token for agents that require one. */
@@ -30,6 +31,8 @@ export interface SessionLimits {
 export type HostOutcome =
   | { kind: 'exit'; code: number; signal?: undefined; timedOut: boolean }
   | { kind: 'exit'; code?: undefined; signal: string; timedOut: boolean }
+  /** Answer to a ping: the session would have been accepted. */
+  | { kind: 'pong'; rttMs: number; connectMs: number; certificateExpires: Date | undefined }
   /** The command never ran or its result was lost; `exitCode` is set when the agent named one. */
   | { kind: 'error'; code: ErrorCode | string; message: string; exitCode?: number };
 
@@ -38,6 +41,8 @@ export interface HostResult {
   outcome: HostOutcome;
   durationMs: number;
   agentSoftware: string | undefined;
+  /** The protocol version agreed with the agent. */
+  protocolVersion: number | undefined;
 }
 
 export interface HostSessionEvents {
@@ -56,11 +61,14 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   private readonly decoder = new FrameDecoder();
   private versionAgreed = false;
   private agentSoftware: string | undefined;
+  private protocolVersion: number | undefined;
   private outcome: HostOutcome | undefined;
   private startedAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private settle: ((result: HostResult) => void) | undefined;
   private inputClosed = false;
+  private connectedAt = 0;
+  private certificateExpires: Date | undefined;
 
   constructor(
     readonly target: Target,
@@ -93,6 +101,9 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         this.abort(ErrorCodes.CONNECT, `connect timed out after ${this.limits.connectTimeoutMs / 1000} s`));
       socket.once('secureConnect', () => {
         this.clearTimer();
+        this.connectedAt = Date.now();
+        const validTo = socket.getPeerCertificate().valid_to;
+        this.certificateExpires = validTo ? new Date(validTo) : undefined;
         if (this.limits.commandTimeoutMs > 0) {
           this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
             this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'));
@@ -108,7 +119,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         ...encodeOptions(request.options),
       ];
       if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
-      opening.push(encodeCommand(request.argv));
+      opening.push(request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING));
       socket.write(Buffer.concat(opening));
     });
   }
@@ -171,12 +182,22 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       }
       this.versionAgreed = true;
       this.agentSoftware = choice.software;
+      this.protocolVersion = choice.version;
       return;
     }
     switch (token) {
       case AgentToken.STDOUT: this.emit('stdout', payload); return;
       case AgentToken.STDERR: this.emit('stderr', payload); return;
       case AgentToken.EXIT: this.outcome = { kind: 'exit', ...decodeExit(payload) }; return;
+      case AgentToken.PONG:
+        decodePong(payload);
+        this.outcome = {
+          kind: 'pong',
+          rttMs: Date.now() - this.connectedAt,
+          connectMs: this.connectedAt - this.startedAt,
+          certificateExpires: this.certificateExpires,
+        };
+        return;
       default: throw new ProtocolError(`unexpected ${token} message from the agent`);
     }
   }
@@ -198,7 +219,8 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         : 'agent closed the connection during the handshake (it may not accept our certificate)',
     };
     const result: HostResult = {
-      target: this.target, outcome, durationMs: Date.now() - this.startedAt, agentSoftware: this.agentSoftware,
+      target: this.target, outcome, durationMs: Date.now() - this.startedAt,
+      agentSoftware: this.agentSoftware, protocolVersion: this.protocolVersion,
     };
     this.emit('done', result);
     this.settle?.(result);

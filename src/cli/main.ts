@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './certs-command.js';
 import { ExitCode, fatalError } from './exit-codes.js';
+import { pingHosts, type PingOptions } from './ping-command.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
 } from './run-command.js';
@@ -28,27 +29,31 @@ function addSelectionOptions(command: Command): Command {
     .option('-x, --exclude <list>', 'leave out these hosts, comma separated (repeatable)', collect);
 }
 
+function addConnectionOptions(command: Command): Command {
+  return command
+    .option('-f, --fanout <n>', 'hosts in flight at once', positiveInt, DEFAULT_FANOUT)
+    .option('--connect-timeout <sec>', 'give up on a host that does not connect within SEC', seconds, DEFAULT_CONNECT_TIMEOUT_S)
+    .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
+    .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)');
+}
+
 export function buildProgram(): Command {
   const program = new Command('distrun')
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
-    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts [options]\n       distrun certs <init|agent|client> ...')
+    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...')
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
     .passThroughOptions()
     .showHelpAfterError()
     .exitOverride();
-  addSelectionOptions(program)
-    .option('-f, --fanout <n>', 'hosts in flight at once', positiveInt, DEFAULT_FANOUT)
+  addConnectionOptions(addSelectionOptions(program))
     .option('-t, --stdin', 'send local stdin to every host (otherwise remote stdin is empty)')
     .option('--no-stderr', "discard the commands' stderr instead of forwarding it")
     .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
     .option('-N, --no-prefix', 'do not prefix output lines with the host name (one host: output is byte-exact)')
     .option('--json', 'print one JSON object per host when it finishes')
-    .option('--connect-timeout <sec>', 'give up on a host that does not connect within SEC', seconds, DEFAULT_CONNECT_TIMEOUT_S)
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
-    .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
-    .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)')
     .action(async (command: string[], opts: RunOptions) => {
       process.exitCode = await runCommand(command, opts);
     });
@@ -58,6 +63,13 @@ export function buildProgram(): Command {
   ).action((opts: SelectionOptions) => {
     process.exitCode = listHosts(opts);
   });
+  addConnectionOptions(addSelectionOptions(
+    program.command('ping').description('connect and authenticate to each agent; report round-trip time, versions and certificate expiry'),
+  ))
+    .option('--json', 'one JSON object per host')
+    .action(async (opts: PingOptions) => {
+      process.exitCode = await pingHosts(opts);
+    });
   registerCertsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -169,7 +169,7 @@ function keyOf(target: { name: string; port: number }): string {
 
 function statusOf(result: HostResult): 'ok' | 'failed' | 'timeout' | 'error' {
   const code = hostExitCode(result.outcome);
-  if (code === 0) return 'ok';
+  if (code === 0 || result.outcome.kind === 'pong') return 'ok';
   if (result.outcome.kind === 'error') {
     if (result.outcome.code === ErrorCodes.TIMEOUT) return 'timeout';
     return result.outcome.exitCode !== undefined ? 'failed' : 'error';

@@ -41,7 +41,7 @@ export function resolveTargets(opts: SelectionOptions): Target[] {
   return selectTargets(inventory, { groups: opts.group ?? [], hosts: opts.hosts ?? [], exclude: opts.exclude ?? [] });
 }
 
-function readToken(file: string | undefined): Buffer | undefined {
+export function readToken(file: string | undefined): Buffer | undefined {
   if (!file) return undefined;
   let text: string;
   try {
@@ -54,7 +54,7 @@ function readToken(file: string | undefined): Buffer | undefined {
   return Buffer.from(token, 'utf8');
 }
 
-function clientContext(pkiDir: string): tls.SecureContext {
+export function clientContext(pkiDir: string): tls.SecureContext {
   const identity = loadClientIdentity(pkiDir);
   try {
     // One context for every host: keys are parsed once, and only our CA is trusted.

@@ -61,9 +61,14 @@ function newKeyPair(bits: number): { keyPem: string; publicKey: forge.pki.Public
   };
 }
 
+/**
+ * 16 random bytes whose top bits are 01: positive in DER (high bit clear) and never a
+ * leading zero byte, which forge would encode as-is (illegal padding in strict DER), so
+ * the serial is always 32 hex digits and reads the same here as in `openssl x509 -serial`.
+ */
 function randomSerial(): string {
   const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f; // a positive integer in DER
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
   return bytes.toString('hex');
 }
 
@@ -95,6 +100,10 @@ export function createCa(commonName: string): KeyAndCert {
 /** A leaf certificate for agent (server) or client use, signed by the CA. */
 export function issueCertificate(ca: KeyAndCert, request: CertificateRequest): IssuedCertificate {
   checkName(request.commonName, 'name');
+  const days = request.days ?? LEAF_DAYS;
+  if (!Number.isInteger(days) || days < 1 || days > CA_DAYS) {
+    throw new UsageError(`invalid validity ${JSON.stringify(request.days)}: use a whole number of days from 1 to ${CA_DAYS}`);
+  }
   const dnsNames = (request.dnsNames ?? []).map((n) => checkName(n, 'DNS name'));
   const ipAddresses = (request.ipAddresses ?? []).map(checkIp);
   let caCert: forge.pki.Certificate;
@@ -110,7 +119,7 @@ export function issueCertificate(ca: KeyAndCert, request: CertificateRequest): I
   cert.publicKey = publicKey;
   const serial = randomSerial();
   cert.serialNumber = serial;
-  validity(cert, request.days ?? LEAF_DAYS);
+  validity(cert, days);
   cert.setSubject([
     { name: 'commonName', value: request.commonName },
     { name: 'organizationName', value: 'DistRunner' },

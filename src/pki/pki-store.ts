@@ -2,7 +2,7 @@
 // the record of what was issued. Private keys are 0600 in 0700 directories, always.
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync,
+  chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync,
 } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
@@ -63,10 +63,20 @@ function writeFileWithMode(file: string, content: string, mode: number): void {
   renameSync(temp, file);
 }
 
-/** A private key's directory is 0700, also when it existed before with a wider mode. */
+/**
+ * A private key's directory is 0700, also when it existed before with a wider mode. A
+ * shared directory (sticky, like /tmp, or someone else's) is refused rather than narrowed.
+ */
 function writePrivateKey(file: string, content: string): void {
-  makePrivateDir(dirname(file));
-  chmodSync(dirname(file), 0o700);
+  const dir = dirname(file);
+  makePrivateDir(dir);
+  const { mode, uid } = statSync(dir);
+  if ((mode & 0o077) !== 0) {
+    if ((mode & 0o1000) !== 0 || uid !== process.getuid?.()) {
+      throw new PkiError(`${dir} is a shared directory (mode ${(mode & 0o7777).toString(8)}); private keys need a directory of their own (choose another --out)`);
+    }
+    chmodSync(dir, 0o700);
+  }
   writeFileWithMode(file, content, 0o600);
 }
 
@@ -103,7 +113,10 @@ export function readIssued(dir: string): IssuedRecord[] {
 
 export interface InitResult {
   dir: string;
+  /** Path of the CA certificate (DIR/ca.crt). */
   caCert: string;
+  /** Path of the admin client certificate (DIR/client.crt). */
+  clientCert: string;
   client: Bundle;
 }
 
@@ -121,7 +134,7 @@ export function initPki(dir: string, options: { force?: boolean } = {}): InitRes
   writeFileWithMode(caCert, ca.certPem, 0o644);
   appendIssued(dir, { serial: 'ca', name: 'ca', role: 'ca', notAfter: '', issuedAt: new Date().toISOString() });
   const client = writeBundle(dir, ca, { name: 'admin', role: 'client', out: dir, force: true });
-  return { dir, caCert, client };
+  return { dir, caCert, clientCert: join(dir, PkiFiles.CLIENT_CERT), client };
 }
 
 interface BundleRequest {

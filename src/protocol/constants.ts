@@ -33,6 +33,8 @@ export const ClientToken = {
   END_OF_INPUT: 'EOF',
   /** Forward a signal (name such as `INT`) to the command's process group. */
   SIGNAL: 'SIG',
+  /** Instead of CMD: check the session could run a command (`distrun ping`); empty. */
+  PING: 'PNG',
 } as const;
 
 /** Message tokens sent by the agent. */
@@ -47,6 +49,8 @@ export const AgentToken = {
   EXIT: 'EXT',
   /** The session failed (JSON: code and reason); the agent closes after it. */
   FAILURE: 'FAI',
+  /** Answer to PNG (JSON: the agent's time); the agent closes after it. */
+  PONG: 'PON',
 } as const;
 
 export type ClientTokenValue = (typeof ClientToken)[keyof typeof ClientToken];

@@ -224,3 +224,20 @@ function parseJsonObject(payload: Buffer, token: string): Record<string, unknown
 function isSmallInt(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffff;
 }
+
+// ---- PNG / PON ---------------------------------------------------------------
+
+export interface Pong {
+  /** The agent's clock, ms since the epoch. */
+  time: number;
+}
+
+export function encodePong(pong: Pong): Buffer {
+  return encodeFrame(AgentToken.PONG, JSON.stringify(pong));
+}
+
+export function decodePong(payload: Buffer): Pong {
+  const value = parseJsonObject(payload, 'PON');
+  if (typeof value.time !== 'number') throw new ProtocolError('PON must carry the agent time');
+  return { time: value.time };
+}

@@ -1,0 +1,68 @@
+// `distrun ping`: connect and authenticate to every selected agent, run nothing, and
+// report round-trip time, agent and protocol versions and certificate expiry.
+import { DEFAULT_SESSION_OPTIONS } from '../protocol/messages.js';
+import { defaultPkiDir } from '../pki/pki-paths.js';
+import { SOFTWARE_VERSION } from '../version.js';
+import { runExitCode } from './exit-codes.js';
+import { Fanout } from './fanout.js';
+import { HostSession, type HostResult } from './host-session.js';
+import { writeSummary, type OutputStreams } from './output.js';
+import { clientContext, readToken, resolveTargets, type SelectionOptions } from './run-command.js';
+
+export interface PingOptions extends SelectionOptions {
+  fanout: number;
+  connectTimeout: number;
+  pki?: string;
+  tokenFile?: string;
+  json?: boolean;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+function describePong(result: HostResult): Record<string, unknown> | undefined {
+  if (result.outcome.kind !== 'pong') return undefined;
+  const expires = result.outcome.certificateExpires;
+  return {
+    host: result.target.name,
+    address: result.target.address,
+    port: result.target.port,
+    status: 'ok',
+    rttMs: result.outcome.rttMs,
+    connectMs: result.outcome.connectMs,
+    agent: result.agentSoftware ?? null,
+    protocol: result.protocolVersion ?? null,
+    certificateExpires: expires?.toISOString() ?? null,
+    certificateDaysLeft: expires ? Math.floor((expires.getTime() - Date.now()) / DAY_MS) : null,
+  };
+}
+
+export async function pingHosts(opts: PingOptions, io: OutputStreams = process): Promise<number> {
+  const targets = resolveTargets(opts);
+  const context = clientContext(opts.pki ?? defaultPkiDir());
+  const request = {
+    argv: [],
+    options: { ...DEFAULT_SESSION_OPTIONS },
+    token: readToken(opts.tokenFile ?? process.env.DISTRUN_TOKEN_FILE),
+    software: `distrun/${SOFTWARE_VERSION}`,
+  };
+  const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: 0 };
+  const onDone = (result: HostResult): void => {
+    const pong = describePong(result);
+    if (opts.json) {
+      const error = result.outcome.kind === 'error' ? { code: result.outcome.code, message: result.outcome.message } : null;
+      io.stdout.write(`${JSON.stringify(pong ?? { host: result.target.name, address: result.target.address, port: result.target.port, status: 'error', error })}\n`);
+    } else if (pong) {
+      io.stdout.write(`${result.target.name}: ok  rtt ${Number(pong.rttMs).toFixed(1)} ms  connect ${Number(pong.connectMs).toFixed(1)} ms  `
+        + `${pong.agent}  protocol ${pong.protocol}  certificate expires ${String(pong.certificateExpires).slice(0, 10)} (${pong.certificateDaysLeft} days)\n`);
+    } else if (result.outcome.kind === 'error') {
+      io.stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
+    }
+  };
+  const fanout = new Fanout(targets, opts.fanout, (target) => new HostSession(target, request, context, limits), {
+    onStart: () => {},
+    onDone,
+  });
+  const results = await fanout.run();
+  writeSummary(io.stderr, results);
+  return runExitCode(results, false);
+}

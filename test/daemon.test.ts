@@ -1,0 +1,139 @@
+// The agent as a daemon: version, config check, systemd readiness, drain on SIGTERM,
+// and `distrun ping`.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AGENT, DISTRUN, cleanupAll, distrun, makePki, run, spawnDistrun, startAgent, tempDir, waitFor, writeAgentConfig,
+  type Pki,
+} from './helpers/fleet.js';
+
+let pki: Pki;
+const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+test.before(async () => {
+  pki = await makePki(['agent1']);
+});
+test.after.always(cleanupAll);
+
+test('--version prints the package version', async (t) => {
+  for (const bin of [AGENT, DISTRUN]) {
+    const r = await run(bin, ['--version']);
+    t.is(r.code, 0);
+    t.is(r.stdout.toString().trim(), version);
+  }
+});
+
+test('--check-config accepts a valid configuration and refuses a broken one with exit 78', async (t) => {
+  const good = await run(AGENT, ['--config', writeAgentConfig(pki, 'agent1'), '--check-config']);
+  t.is(good.code, 0, good.stderr);
+  t.regex(good.stdout.toString(), /configuration OK/);
+  const missingKey = await run(AGENT, ['--config', writeAgentConfig(pki, 'agent1', { key: '/nonexistent/agent.key' }), '--check-config']);
+  t.is(missingKey.code, 78);
+  t.regex(missingKey.stderr, /cannot read private key \/nonexistent\/agent\.key: ENOENT/);
+  const badYaml = join(tempDir(), 'agent.yaml');
+  writeFileSync(badYaml, 'port: [\n');
+  const r = await run(AGENT, ['--config', badYaml, '--check-config']);
+  t.is(r.code, 78);
+  t.regex(r.stderr, /invalid YAML/);
+});
+
+/** A unix datagram socket standing in for systemd's NOTIFY_SOCKET; prints what it receives. */
+function fakeNotifySocket(path: string) {
+  const code = [
+    'import socket, sys',
+    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+    's.bind(sys.argv[1])',
+    'print("bound", flush=True)',
+    'while True:',
+    '    print(s.recv(4096).decode().replace("\\n", " | "), flush=True)',
+  ].join('\n');
+  const child = spawn('python3', ['-c', code, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  child.stdout.on('data', (c: Buffer) => lines.push(...c.toString().split('\n').filter(Boolean)));
+  return { child, lines };
+}
+
+test('with NOTIFY_SOCKET the agent reports READY=1 once listening, and STOPPING=1 on stop', async (t) => {
+  const socketPath = join(tempDir(), 'notify.sock');
+  const listener = fakeNotifySocket(socketPath);
+  try {
+    t.true(await waitFor(() => listener.lines.includes('bound')));
+    const config = writeAgentConfig(pki, 'agent1');
+    const agent = spawn(process.execPath, [AGENT, '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NOTIFY_SOCKET: socketPath } });
+    let log = '';
+    agent.stdout.on('data', (c: Buffer) => { log += c.toString(); });
+    t.true(await waitFor(() => listener.lines.some((l) => l.includes('READY=1'))), listener.lines.join('\n'));
+    // READY is only sent after the agent listens.
+    t.regex(log, /"msg":"listening"/);
+    const ready = listener.lines.find((l) => l.includes('READY=1'))!;
+    t.regex(ready, /STATUS=listening on 127\.0\.0\.1:\d+/);
+    t.regex(ready, new RegExp(`MAINPID=${agent.pid}`));
+    const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
+    agent.kill('SIGTERM');
+    t.is(await exited, 0);
+    t.true(await waitFor(() => listener.lines.some((l) => l.includes('STOPPING=1'))));
+  } finally {
+    listener.child.kill();
+  }
+});
+
+test('SIGTERM drains: running commands may finish, new connections are refused, then exit 0', async (t) => {
+  const agent = await startAgent(pki, 'agent1', { config: { drainSeconds: 20 } });
+  const at = ['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir];
+  const finishing = spawnDistrun([...at, 'sh', '-c', 'sleep 1; echo finished']);
+  t.true(await waitFor(() => agent.logs.some((l) => l.msg === 'command')));
+  agent.process.kill('SIGTERM');
+  await agent.waitForLog('draining');
+  const late = await distrun([...at, 'echo', 'late']);
+  t.is(late.code, 255);
+  t.regex(late.stderr, /connection refused/);
+  t.is(await finishing.exit, 0, finishing.stderr());
+  await agent.stop();
+  t.is(agent.process.exitCode, 0);
+  t.truthy(agent.logs.find((l) => l.msg === 'stopped'));
+});
+
+test('after the drain time commands are stopped; a second SIGTERM kills them at once', async (t) => {
+  const agent = await startAgent(pki, 'agent1', { config: { drainSeconds: 1 } });
+  const at = ['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir];
+  const long = spawnDistrun([...at, 'sleep', '60']);
+  t.true(await waitFor(() => agent.logs.some((l) => l.msg === 'command')));
+  agent.process.kill('SIGTERM');
+  t.is(await long.exit, 143, 'SIGTERM after the drain time');
+
+  const patient = await startAgent(pki, 'agent1', { config: { drainSeconds: 600, killGraceSeconds: 600 } });
+  const at2 = ['-H', `127.0.0.1:${patient.port}`, '--pki', pki.dir];
+  const stubborn = spawnDistrun([...at2, 'sh', '-c', "trap '' TERM; sleep 60"]);
+  t.true(await waitFor(() => patient.logs.some((l) => l.msg === 'command')));
+  patient.process.kill('SIGTERM');
+  await patient.waitForLog('draining');
+  patient.process.kill('SIGTERM');
+  await patient.stop();
+  t.is(patient.process.exitCode, 0);
+  t.is(await stubborn.exit, 255, 'the connection dropped when the agent exited');
+  t.truthy(patient.logs.find((l) => l.msg === 'second stop signal: killing commands and exiting now'));
+});
+
+test('distrun ping reports round-trip time, versions and certificate expiry', async (t) => {
+  const dir = tempDir();
+  const token = join(dir, 'token');
+  writeFileSync(token, 'ping-token', { mode: 0o600 });
+  const plain = await startAgent(pki, 'agent1');
+  const guarded = await startAgent(pki, 'agent1', { config: { tokenFile: token } });
+  const r = await distrun(['ping', '-H', `127.0.0.1:${plain.port}`, '--pki', pki.dir]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout.toString(), new RegExp(`^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol 1  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`));
+  t.false(plain.logs.some((l) => l.msg === 'command'), 'a ping runs nothing');
+
+  const json = await distrun(['ping', '--json', '-H', `127.0.0.1:${guarded.port}`, '-H', '127.0.0.1:1', '--pki', pki.dir], { env: { DISTRUN_TOKEN_FILE: token } });
+  t.is(json.code, 255, 'an unreachable host makes the exit code 255');
+  const records = json.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.like(records.find((x) => x.port === guarded.port), { status: 'ok', protocol: 1, agent: `distrunner-agent/${version}` });
+  t.like(records.find((x) => x.port === 1), { status: 'error', error: { code: 'E_CONNECT' } });
+
+  const noToken = await distrun(['ping', '-H', `127.0.0.1:${guarded.port}`, '--pki', pki.dir]);
+  t.is(noToken.code, 255);
+  t.regex(noToken.stderr, /requires an authentication token/);
+});
