@@ -73,7 +73,8 @@ export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}): Backg
   const child = spawnNode([DISTRUN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': stderr may still be arriving when the process has exited.
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   cleanups.push(() => {
     child.kill('SIGKILL');
   });
