@@ -51,7 +51,7 @@ test('selection errors', (t) => {
   t.throws(() => select([]), { instanceOf: UsageError, message: /no hosts selected/ });
   t.throws(() => select(['web'], [], ['web1,web2,web9']), { instanceOf: UsageError, message: /selection is empty/ });
   t.throws(() => select(['none']), { instanceOf: UsageError, message: /selection is empty/ });
-  t.throws(() => select(['webz']), { instanceOf: InventoryError, message: /hosts\.yaml: unknown group 'webz' \(known groups: db, none, prod, web\)/ });
+  t.throws(() => select(['webz']), { instanceOf: InventoryError, message: /hosts\.yaml: unknown group or host 'webz' \(known groups: db, none, prod, web\)/ });
   t.throws(() => select([], ['web1:99999']), { instanceOf: UsageError, message: /port must be/ });
   t.throws(() => select([], ['bad/name']), { instanceOf: UsageError, message: /invalid host/ });
   t.throws(() => selectTargets(undefined, { groups: ['web'], hosts: [], exclude: [] }), { instanceOf: InventoryError, message: /no inventory found/ });
@@ -108,4 +108,44 @@ test('files: missing file, -i and $DISTRUN_INVENTORY precedence', (t) => {
 test('the example hosts.yaml at the top of the repository is valid', (t) => {
   const example = loadInventory(new URL('../../hosts.yaml', import.meta.url).pathname);
   t.deepEqual(selectTargets(example, { groups: ['production'], hosts: [], exclude: [] }).length, 5);
+});
+
+const ranged = parseInventory(`
+hosts:
+  web[01-04]: { port: 7000 }
+  db1: {}
+groups:
+  web: ['web[01-04]']
+  prod: [web01, web02, db1]
+  canary: ['web[03-04]', 'www[01:05:2]']
+`, FILE);
+const pick = (groups: string[], hosts: string[] = [], exclude: string[] = []) =>
+  selectTargets(ranged, { groups, hosts, exclude }).map((t) => `${t.name}:${t.port}`);
+
+test('ranges in host keys and group members expand, settings and padding kept', (t) => {
+  t.deepEqual(pick(['web']), ['web01:7000', 'web02:7000', 'web03:7000', 'web04:7000']);
+  t.deepEqual(pick(['canary']), ['web03:7000', 'web04:7000', 'www01:6789', 'www03:6789', 'www05:6789']);
+});
+
+test('-H and -x take ranges; IPv6 brackets still mean addresses', (t) => {
+  t.deepEqual(pick([], ['web[01-02],db1']), ['web01:7000', 'web02:7000', 'db1:6789']);
+  t.deepEqual(pick([], ['new[1-3]:9000'], ['new2']), ['new1:9000', 'new3:9000']);
+  t.deepEqual(pick(['web'], [], ['web[02-03]']), ['web01:7000', 'web04:7000']);
+  t.deepEqual(pick([], ['[::1]:7100']), ['::1:7100']);
+});
+
+test('target expressions: union, intersection, difference, ranges and wildcards', (t) => {
+  t.deepEqual(pick(['web:&prod']), ['web01:7000', 'web02:7000']);
+  t.deepEqual(pick(['web:&prod:!web02']), ['web01:7000']);
+  t.deepEqual(pick(['prod:!web*']), ['db1:6789']);
+  t.deepEqual(pick(['web[03-04],db1']), ['web03:7000', 'web04:7000', 'db1:6789']);
+  t.deepEqual(pick(['all:!web:!canary']), ['db1:6789']);
+  t.deepEqual(pick(['db1', 'web01']), ['db1:6789', 'web01:7000'], 'several -g expressions are a union');
+  t.throws(() => pick(['web:&nosuch']), { instanceOf: InventoryError, message: /unknown group or host 'nosuch'/ });
+  t.throws(() => pick(['!web']), { instanceOf: UsageError, message: /no group or host to start from/ });
+  t.throws(() => pick(['web:!web']), { instanceOf: UsageError, message: /selection is empty/ });
+});
+
+test('a bad range in the inventory names the file and entry', (t) => {
+  t.throws(() => parseInventory('hosts:\n  web[5-1]: {}\n', FILE), { instanceOf: InventoryError, message: /hosts\.yaml: hosts\.web\[5-1\]: range '5-1' .* goes backwards/ });
 });

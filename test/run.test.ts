@@ -240,7 +240,7 @@ test('inventory errors name the file and the entry, without a stack trace', asyn
   t.notRegex(r.stderr, /\n\s+at /);
   const unknown = await distrun(['-i', inventory, '-g', 'nope', 'true']);
   t.is(unknown.code, 255);
-  t.regex(unknown.stderr, /unknown group 'nope'/);
+  t.regex(unknown.stderr, /unknown group or host 'nope'/);
 });
 
 test('the agent logs session start, command and exit as JSON', async (t) => {

@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
 import { InventoryError, UsageError } from '../errors.js';
+import { expandHostList, expandHostPattern } from './host-range.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 
 export { DEFAULT_AGENT_PORT };
@@ -106,9 +107,11 @@ export function parseInventory(text: string, file: string): Inventory {
   }
 
   for (const pair of entries(section('hosts'), 'hosts')) {
-    const name = keyOf(pair);
-    const entry = `hosts.${name}`;
-    if (!validHostName(name)) throw new InventoryError(`invalid host name${lineOf(pair.key as YamlNode, lineStarts)}`, { file, entry });
+    const pattern = keyOf(pair);
+    const entry = `hosts.${pattern}`;
+    // A key may be a range (`web[01-20]`): every host it names gets the same settings.
+    const names = expandInInventory(pattern, file, entry);
+    if (!names.every(validHostName)) throw new InventoryError(`invalid host name${lineOf(pair.key as YamlNode, lineStarts)}`, { file, entry });
     const host: HostEntry = {};
     for (const field of entries(pair.value as YamlNode, entry)) {
       const key = keyOf(field);
@@ -122,7 +125,7 @@ export function parseInventory(text: string, file: string): Inventory {
         host.address = value;
       }
     }
-    inventory.hosts.set(name, host);
+    for (const name of names) inventory.hosts.set(name, host);
   }
 
   for (const pair of entries(section('groups'), 'groups')) {
@@ -132,17 +135,19 @@ export function parseInventory(text: string, file: string): Inventory {
     if (name === ALL_GROUP) throw new InventoryError(`'${ALL_GROUP}' is implicit (every host in the file) and cannot be defined`, { file, entry });
     const node = pair.value as YamlNode;
     if (!isSeq(node)) throw new InventoryError(`must be a list of hosts and @groups${lineOf(node, lineStarts)}`, { file, entry });
-    const members = node.items.map((item, i) => {
+    const members = node.items.flatMap((item, i) => {
       const value = isScalar(item) ? item.value : item;
       if (typeof value !== 'string' && typeof value !== 'number') {
         throw new InventoryError('must be a host name or @group', { file, entry: `${entry}[${i}]` });
       }
       const member = String(value);
-      if (member.startsWith('@')) return member;
-      const { host, port } = splitHostPort(member);
-      if (!validHostName(host)) throw new InventoryError(`invalid host name ${JSON.stringify(member)}`, { file, entry: `${entry}[${i}]` });
-      if (port !== undefined) checkPort(port, file, `${entry}[${i}]`);
-      return member;
+      if (member.startsWith('@')) return [member];
+      return expandInInventory(member, file, `${entry}[${i}]`).map((spec) => {
+        const { host, port } = splitHostPort(spec);
+        if (!validHostName(host)) throw new InventoryError(`invalid host name ${JSON.stringify(member)}`, { file, entry: `${entry}[${i}]` });
+        if (port !== undefined) checkPort(port, file, `${entry}[${i}]`);
+        return spec;
+      });
     });
     inventory.groups.set(name, members);
   }
@@ -202,6 +207,77 @@ function allHosts(inv: Inventory): string[] {
   return [...names];
 }
 
+/** Range expansion with errors that name the inventory file and entry. */
+function expandInInventory(pattern: string, file: string, entry: string): string[] {
+  try {
+    return expandHostPattern(pattern);
+  } catch (err) {
+    throw new InventoryError((err as Error).message, { file, entry });
+  }
+}
+
+const hostOf = (spec: string) => splitHostPort(spec).host;
+
+// Splits a target expression on ':' and ',' outside brackets (ranges may hold both).
+function expressionTerms(expression: string): string[] {
+  const terms: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of expression) {
+    if (ch === '[') depth += 1;
+    if (ch === ']') depth = Math.max(0, depth - 1);
+    if ((ch === ':' || ch === ',') && depth === 0) {
+      terms.push(current.trim());
+      current = '';
+    } else {
+      current += ch;
+    }
+  }
+  terms.push(current.trim());
+  return terms.filter(Boolean);
+}
+
+/** The host specs one term names: a group, or inventory hosts by name, range or `*` wildcard. */
+function resolveTerm(inv: Inventory, term: string): string[] {
+  if (term === ALL_GROUP || inv.groups.has(term)) return expandGroup(inv, term, []);
+  const everyone = allHosts(inv);
+  const wanted = term.includes('*')
+    ? everyone.filter((spec) => matchesWildcard(term, hostOf(spec)))
+    : expandHostPattern(term).flatMap((name) => everyone.filter((spec) => hostOf(spec) === name));
+  if (wanted.length === 0) {
+    const known = [...inv.groups.keys()].sort().join(', ') || 'none';
+    throw new InventoryError(`unknown group or host '${term}' (known groups: ${known})`, { file: inv.file });
+  }
+  return wanted;
+}
+
+function matchesWildcard(pattern: string, name: string): boolean {
+  const regex = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
+  return new RegExp(`^${regex}$`).test(name);
+}
+
+/**
+ * A target expression, Ansible style: `web:db` (union), `web:&prod` (intersection),
+ * `web:!web03` (difference); `,` works like `:`. Terms are groups, inventory host names,
+ * ranges (`web[01-03]`) or wildcards (`web*`). Order of first appearance is kept.
+ */
+export function resolveExpression(inv: Inventory, expression: string): string[] {
+  const union: string[] = [];
+  const intersections: Set<string>[] = [];
+  const differences = new Set<string>();
+  let positive = false;
+  for (const term of expressionTerms(expression)) {
+    if (term.startsWith('&')) intersections.push(new Set(resolveTerm(inv, term.slice(1)).map(hostOf)));
+    else if (term.startsWith('!')) for (const spec of resolveTerm(inv, term.slice(1))) differences.add(hostOf(spec));
+    else {
+      positive = true;
+      union.push(...resolveTerm(inv, term));
+    }
+  }
+  if (!positive) throw new UsageError(`'${expression}' has no group or host to start from (only & and ! terms)`);
+  return union.filter((spec) => intersections.every((set) => set.has(hostOf(spec))) && !differences.has(hostOf(spec)));
+}
+
 function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
   const { host, port } = splitHostPort(spec);
   if (!validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
@@ -215,9 +291,9 @@ function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number)
   };
 }
 
-/** Targets of a comma-separated `-H` list. */
+/** Targets of a comma-separated `-H` list; items may be ranges (`web[01-05]:7000`). */
 export function parseHostList(list: string, defaultPort: number, inv?: Inventory): Target[] {
-  return list.split(',').map((s) => s.trim()).filter(Boolean).map((spec) => toTarget(spec, inv, defaultPort));
+  return expandHostList(list).map((spec) => toTarget(spec, inv, defaultPort));
 }
 
 export interface Selection {
@@ -232,19 +308,15 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
   }
   const defaultPort = inv?.defaults.port ?? DEFAULT_AGENT_PORT;
   const chosen: Target[] = [];
-  for (const group of selection.groups) {
+  for (const expression of selection.groups) {
     if (!inv) {
-      throw new InventoryError(`cannot select group '${group}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
+      throw new InventoryError(`cannot select '${expression}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
     }
-    if (group !== ALL_GROUP && !inv.groups.has(group)) {
-      const known = [...inv.groups.keys()].sort().join(', ') || 'none';
-      throw new InventoryError(`unknown group '${group}' (known groups: ${known})`, { file: inv.file });
-    }
-    chosen.push(...expandGroup(inv, group, []).map((spec) => toTarget(spec, inv, defaultPort)));
+    chosen.push(...resolveExpression(inv, expression).map((spec) => toTarget(spec, inv, defaultPort)));
   }
   for (const list of selection.hosts) chosen.push(...parseHostList(list, defaultPort, inv));
 
-  const excluded = selection.exclude.flatMap((list) => list.split(',').map((s) => s.trim()).filter(Boolean).map(splitHostPort));
+  const excluded = selection.exclude.flatMap((list) => expandHostList(list).map(splitHostPort));
   const seen = new Set<string>();
   const targets = chosen.filter((t) => {
     const key = `${t.name}:${t.port}`;
