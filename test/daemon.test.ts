@@ -131,7 +131,7 @@ test('distrun ping reports round-trip time, versions and certificate expiry', as
   t.is(json.code, 255, 'an unreachable host makes the exit code 255');
   const records = json.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   t.like(records.find((x) => x.port === guarded.port), { status: 'ok', protocol: 1, agent: `distrunner-agent/${version}` });
-  t.like(records.find((x) => x.port === 1), { status: 'error', error: { code: 'E_CONNECT' } });
+  t.like(records.find((x) => x.port === 1), { status: 'unreachable', error: { code: 'E_CONNECT' } });
 
   const noToken = await distrun(['ping', '-H', `127.0.0.1:${guarded.port}`, '--pki', pki.dir]);
   t.is(noToken.code, 255);

@@ -1,7 +1,6 @@
 // Renderers turn per-host output events and results into what the user sees. They
 // consume HostSession events and HostResults only; none of them touches the network.
-import { ErrorCodes } from '../errors.js';
-import { describeOutcome, hostExitCode } from './exit-codes.js';
+import { classify, formatSummary, type OutcomeClass } from './summary.js';
 import type { HostResult, HostSession } from './host-session.js';
 
 export interface Renderer {
@@ -111,13 +110,10 @@ export class LineRenderer implements Renderer {
   }
 }
 
-/** On stderr, when any host failed: how many, and each failed host with its reason. */
+/** On stderr, when any host was not ok: counts per class and folded host lists per reason. */
 export function writeSummary(stderr: NodeJS.WritableStream, results: readonly HostResult[]): void {
-  const failed = results.filter((r) => hostExitCode(r.outcome) !== 0);
-  if (failed.length === 0) return;
-  const lines = [`distrun: ${failed.length} of ${results.length} host${results.length === 1 ? '' : 's'} failed:`];
-  for (const { target, outcome } of failed) lines.push(`  ${target.name}: ${describeOutcome(outcome)}`);
-  stderr.write(`${lines.join('\n')}\n`);
+  const summary = formatSummary(results);
+  if (summary) stderr.write(summary);
 }
 
 /** `--json`: one JSON object per host on stdout when it finishes. */
@@ -167,14 +163,10 @@ function keyOf(target: { name: string; port: number }): string {
   return `${target.name}:${target.port}`;
 }
 
-function statusOf(result: HostResult): 'ok' | 'failed' | 'timeout' | 'error' {
-  const code = hostExitCode(result.outcome);
-  if (code === 0 || result.outcome.kind === 'pong') return 'ok';
-  if (result.outcome.kind === 'error') {
-    if (result.outcome.code === ErrorCodes.TIMEOUT) return 'timeout';
-    return result.outcome.exitCode !== undefined ? 'failed' : 'error';
-  }
-  return result.outcome.timedOut ? 'timeout' : 'failed';
+const STATUS: Record<OutcomeClass, string> = { ok: 'ok', failed: 'failed', timeout: 'timeout', unreachable: 'unreachable', error: 'error' };
+
+function statusOf(result: HostResult): string {
+  return STATUS[classify(result.outcome)];
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

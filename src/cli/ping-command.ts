@@ -7,6 +7,7 @@ import { runExitCode } from './exit-codes.js';
 import { Fanout } from './fanout.js';
 import { HostSession, type HostResult } from './host-session.js';
 import { writeSummary, type OutputStreams } from './output.js';
+import { classify } from './summary.js';
 import { clientContext, readToken, resolveTargets, type SelectionOptions } from './run-command.js';
 
 export interface PingOptions extends SelectionOptions {
@@ -50,7 +51,8 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
     const pong = describePong(result);
     if (opts.json) {
       const error = result.outcome.kind === 'error' ? { code: result.outcome.code, message: result.outcome.message } : null;
-      io.stdout.write(`${JSON.stringify(pong ?? { host: result.target.name, address: result.target.address, port: result.target.port, status: 'error', error })}\n`);
+      const failure = { host: result.target.name, address: result.target.address, port: result.target.port, status: classify(result.outcome), error };
+      io.stdout.write(`${JSON.stringify(pong ?? failure)}\n`);
     } else if (pong) {
       io.stdout.write(`${result.target.name}: ok  rtt ${Number(pong.rttMs).toFixed(1)} ms  connect ${Number(pong.connectMs).toFixed(1)} ms  `
         + `${pong.agent}  protocol ${pong.protocol}  certificate expires ${String(pong.certificateExpires).slice(0, 10)} (${pong.certificateDaysLeft} days)\n`);

@@ -1,0 +1,55 @@
+// How a run went, by class of outcome, with folded host lists: what the user reads last.
+import { ErrorCodes } from '../errors.js';
+import { describeOutcome } from './exit-codes.js';
+import { foldHosts } from './host-range.js';
+import type { HostOutcome, HostResult } from './host-session.js';
+
+export type OutcomeClass = 'ok' | 'failed' | 'timeout' | 'unreachable' | 'error';
+
+const CLASS_ORDER: readonly OutcomeClass[] = ['ok', 'failed', 'timeout', 'unreachable', 'error'];
+const CLASS_LABEL: Record<OutcomeClass, string> = {
+  ok: 'ok', failed: 'failed', timeout: 'timed out', unreachable: 'unreachable', error: 'refused or broken',
+};
+
+/** ok; failed (ran, non-zero or killed); timeout; unreachable (no connection); error (refused, protocol, ...). */
+export function classify(outcome: HostOutcome): OutcomeClass {
+  switch (outcome.kind) {
+    case 'pong':
+      return 'ok';
+    case 'exit':
+      if (outcome.timedOut) return 'timeout';
+      return outcome.code === 0 ? 'ok' : 'failed';
+    case 'error':
+      if (outcome.code === ErrorCodes.SPAWN) return 'failed';
+      if (outcome.code === ErrorCodes.TIMEOUT) return 'timeout';
+      if (outcome.code === ErrorCodes.CONNECT || outcome.code === ErrorCodes.DISCONNECTED) return 'unreachable';
+      return 'error';
+  }
+}
+
+/**
+ * Nothing when every host is ok; otherwise the counts per class and, per distinct
+ * reason, the folded list of hosts it applies to:
+ *   distrun: 6 hosts: 2 ok, 2 failed, 1 timed out, 1 unreachable
+ *     exit code 3: web[03,05]
+ */
+export function formatSummary(results: readonly HostResult[]): string | undefined {
+  const byClass = new Map<OutcomeClass, number>();
+  const byReason = new Map<string, { cls: OutcomeClass; hosts: string[] }>();
+  for (const { target, outcome } of results) {
+    const cls = classify(outcome);
+    byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
+    if (cls === 'ok') continue;
+    const reason = describeOutcome(outcome);
+    const entry = byReason.get(reason) ?? { cls, hosts: [] };
+    entry.hosts.push(target.name);
+    byReason.set(reason, entry);
+  }
+  if (byReason.size === 0) return undefined;
+  const counts = CLASS_ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${CLASS_LABEL[c]}`);
+  const lines = [`distrun: ${results.length} host${results.length === 1 ? '' : 's'}: ${counts.join(', ')}`];
+  const reasons = [...byReason.entries()].sort(([, a], [, b]) =>
+    CLASS_ORDER.indexOf(a.cls) - CLASS_ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
+  for (const [reason, { hosts }] of reasons) lines.push(`  ${reason}: ${foldHosts(hosts)}`);
+  return `${lines.join('\n')}\n`;
+}
