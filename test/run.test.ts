@@ -88,6 +88,23 @@ test('the exit code is the largest remote exit code', async (t) => {
   t.is(ok.stderr, '');
 });
 
+test('--gather prints identical outputs once under folded host names, largest group first', async (t) => {
+  const same = await distrun(on('trio', '-b', 'echo', 'same'));
+  t.is(same.code, 0, same.stderr);
+  t.is(same.stdout.toString(), '---------------\nh[1-3] (3)\n---------------\nsame\n');
+  // Exactly one host (the first to create the directory) differs.
+  const slots = tempDir();
+  const r = await distrun(on('trio', '-b', 'sh', '-c', `if mkdir ${slots}/first 2>/dev/null; then echo odd; exit 4; else echo common; fi`));
+  t.is(r.code, 4);
+  const blocks = r.stdout.toString().split(/^-{15}\n/m).filter(Boolean);
+  t.is(blocks.length, 4, r.stdout.toString());
+  t.regex(blocks[0]!, /^h\[\d[-,]\d\] \(2\)\n$/);
+  t.is(blocks[1], 'common\n');
+  t.regex(blocks[2]!, /^h\d \(1\) exit code 4\n$/);
+  t.is(blocks[3], 'odd\n');
+  t.regex(r.stderr, /^  exit code 4: h\d$/m);
+});
+
 test('a command killed by a signal counts as 128 + the signal number', async (t) => {
   const r = await distrun(on('one', 'sh', '-c', 'kill -TERM $$'));
   t.is(r.code, 143);

@@ -52,6 +52,7 @@ export function buildProgram(): Command {
     .option('--no-stderr', "discard the commands' stderr instead of forwarding it")
     .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
     .option('-N, --no-prefix', 'do not prefix output lines with the host name (one host: output is byte-exact)')
+    .option('-b, --gather', 'at the end, print identical outputs once under folded host names (like clush -b)')
     .option('--json', 'print one JSON object per host when it finishes')
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
     .action(async (command: string[], opts: RunOptions) => {

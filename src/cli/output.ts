@@ -1,5 +1,8 @@
 // Renderers turn per-host output events and results into what the user sees. They
 // consume HostSession events and HostResults only; none of them touches the network.
+import { createHash } from 'node:crypto';
+import { describeOutcome } from './exit-codes.js';
+import { foldHosts } from './host-range.js';
 import { classify, formatSummary, type OutcomeClass } from './summary.js';
 import type { HostResult, HostSession } from './host-session.js';
 
@@ -100,9 +103,7 @@ export class LineRenderer implements Renderer {
   }
 
   hostDone(result: HostResult): void {
-    if (result.outcome.kind === 'error') {
-      this.streams.stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
-    }
+    reportHostError(this.streams.stderr, result);
   }
 
   finish(results: readonly HostResult[]): void {
@@ -110,10 +111,67 @@ export class LineRenderer implements Renderer {
   }
 }
 
+/** A host that could not run the command is reported on stderr as soon as it is known. */
+function reportHostError(stderr: NodeJS.WritableStream, result: HostResult): void {
+  if (result.outcome.kind === 'error') stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
+}
+
 /** On stderr, when any host was not ok: counts per class and folded host lists per reason. */
 export function writeSummary(stderr: NodeJS.WritableStream, results: readonly HostResult[]): void {
   const summary = formatSummary(results);
   if (summary) stderr.write(summary);
+}
+
+/**
+ * `-b, --gather` (like `clush -b`): nothing live; at the end, hosts whose stdout, stderr
+ * and exit code are identical are printed once, under their folded names, largest group
+ * first. Each host's output is held until it finishes; identical outputs are stored once.
+ */
+export class GatherRenderer implements Renderer {
+  private readonly captured = new Map<HostSession, { out: Buffer[]; err: Buffer[] }>();
+  private readonly groups = new Map<string, { hosts: string[]; out: Buffer; err: Buffer; exit: string }>();
+
+  constructor(private readonly streams: OutputStreams) {}
+
+  attach(session: HostSession): void {
+    const capture = { out: [] as Buffer[], err: [] as Buffer[] };
+    this.captured.set(session, capture);
+    session.on('stdout', (chunk) => capture.out.push(chunk));
+    session.on('stderr', (chunk) => capture.err.push(chunk));
+    session.once('done', (result) => {
+      this.captured.delete(session);
+      const out = Buffer.concat(capture.out);
+      const err = Buffer.concat(capture.err);
+      // A host that never ran and said nothing is only in the summary.
+      if (result.outcome.kind === 'error' && out.length === 0 && err.length === 0) return;
+      const exit = result.outcome.kind === 'exit' && result.outcome.code === 0 ? '' : describeOutcome(result.outcome);
+      const key = createHash('sha256').update(out).update('\0').update(err).update('\0').update(exit).digest('hex');
+      const group = this.groups.get(key) ?? { hosts: [], out, err, exit };
+      group.hosts.push(session.target.name);
+      this.groups.set(key, group);
+    });
+  }
+
+  hostDone(result: HostResult): void {
+    reportHostError(this.streams.stderr, result);
+  }
+
+  finish(results: readonly HostResult[]): void {
+    const groups = [...this.groups.values()].map((g) => ({ ...g, label: foldHosts(g.hosts) }))
+      .sort((a, b) => b.hosts.length - a.hosts.length || a.label.localeCompare(b.label));
+    const rule = '-'.repeat(15);
+    for (const group of groups) {
+      const header = `${rule}\n${group.label} (${group.hosts.length})${group.exit ? ` ${group.exit}` : ''}\n${rule}\n`;
+      this.streams.stdout.write(header);
+      if (group.out.length > 0) this.streams.stdout.write(withFinalNewline(group.out));
+      if (group.err.length > 0) this.streams.stderr.write(withFinalNewline(group.err));
+    }
+    writeSummary(this.streams.stderr, results);
+  }
+}
+
+function withFinalNewline(bytes: Buffer): Buffer {
+  return bytes[bytes.length - 1] === NEWLINE ? bytes : Buffer.concat([bytes, Buffer.from('\n')]);
 }
 
 /** `--json`: one JSON object per host on stdout when it finishes. */

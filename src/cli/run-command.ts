@@ -10,7 +10,7 @@ import { runExitCode } from './exit-codes.js';
 import { Fanout } from './fanout.js';
 import { HostSession, type RunRequest } from './host-session.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
-import { JsonRenderer, LineRenderer, type OutputStreams, type Renderer } from './output.js';
+import { GatherRenderer, JsonRenderer, LineRenderer, type OutputStreams, type Renderer } from './output.js';
 
 export const DEFAULT_FANOUT = 64;
 export const DEFAULT_CONNECT_TIMEOUT_S = 10;
@@ -32,6 +32,7 @@ export interface RunOptions extends SelectionOptions {
   pki: string | undefined;
   tokenFile: string | undefined;
   json?: boolean;
+  gather?: boolean;
   prefix: boolean;
 }
 
@@ -124,7 +125,9 @@ export async function runCommand(
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
   const renderer: Renderer = opts.json
     ? new JsonRenderer(io)
-    : new LineRenderer(io, { prefix: opts.prefix, hostCount: targets.length });
+    : opts.gather
+      ? new GatherRenderer(io)
+      : new LineRenderer(io, { prefix: opts.prefix, hostCount: targets.length });
   const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
 
   const fanout = new Fanout(targets, opts.fanout, (target) => new HostSession(target, request, context, limits), {
