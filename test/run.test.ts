@@ -242,6 +242,27 @@ test('an unreachable host is exit 255 and the others still run', async (t) => {
   t.regex(r.stderr, /127\.0\.0\.1: connection refused/);
 });
 
+test('--dry-run prints the hosts and the exact argv and runs nothing', async (t) => {
+  const before = agents[0]!.logs.length;
+  const r = await distrun(['-i', inventory, '-g', 'trio:!h2', '--dry-run', '--', 'printf', '%s', 'a b', '']);
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.toString().trim().split('\n');
+  t.is(lines[0], 'argv: ["printf","%s","a b",""]');
+  t.deepEqual(lines.slice(1).map((l) => l.split(/\s+/)[0]), ['h1', 'h3']);
+  const shell = await distrun(['-i', inventory, '-g', 'one', '--list-hosts', '--shell', 'echo', '$HOME']);
+  t.is(shell.stdout.toString().split('\n')[0], 'argv: ["/bin/sh","-c","echo $HOME"]');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.is(agents[0]!.logs.length, before, 'no agent was contacted');
+});
+
+test('distrun hosts --explain says which part of the selection chose each host', async (t) => {
+  const r = await distrun(['hosts', '-i', inventory, '-g', 'trio:&one', '-H', 'extra:7000', '--explain']);
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.toString().trim().split('\n');
+  t.regex(lines[0]!, /^h1\s+127\.0\.0\.1:\d+\s+-g: group trio in 'trio:&one'$/);
+  t.regex(lines[1]!, /^extra\s+extra:7000\s+-H extra:7000$/);
+});
+
 test('distrun hosts prints the resolved targets', async (t) => {
   const r = await distrun(['hosts', '-i', inventory, '-g', 'trio', '-x', 'h2']);
   t.is(r.code, 0, r.stderr);

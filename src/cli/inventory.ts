@@ -16,6 +16,8 @@ export interface Target {
   name: string;
   address: string;
   port: number;
+  /** Which part of the selection chose this host (for `distrun hosts --explain`). */
+  via?: string;
 }
 
 export interface HostEntry {
@@ -261,8 +263,8 @@ function matchesWildcard(pattern: string, name: string): boolean {
  * `web:!web03` (difference); `,` works like `:`. Terms are groups, inventory host names,
  * ranges (`web[01-03]`) or wildcards (`web*`). Order of first appearance is kept.
  */
-export function resolveExpression(inv: Inventory, expression: string): string[] {
-  const union: string[] = [];
+export function resolveExpression(inv: Inventory, expression: string): Array<{ spec: string; via: string }> {
+  const union: Array<{ spec: string; via: string }> = [];
   const intersections: Set<string>[] = [];
   const differences = new Set<string>();
   let positive = false;
@@ -271,11 +273,12 @@ export function resolveExpression(inv: Inventory, expression: string): string[] 
     else if (term.startsWith('!')) for (const spec of resolveTerm(inv, term.slice(1))) differences.add(hostOf(spec));
     else {
       positive = true;
-      union.push(...resolveTerm(inv, term));
+      const via = term === ALL_GROUP || inv.groups.has(term) ? `group ${term}` : `host ${term}`;
+      union.push(...resolveTerm(inv, term).map((spec) => ({ spec, via: expression === term ? via : `${via} in '${expression}'` })));
     }
   }
   if (!positive) throw new UsageError(`'${expression}' has no group or host to start from (only & and ! terms)`);
-  return union.filter((spec) => intersections.every((set) => set.has(hostOf(spec))) && !differences.has(hostOf(spec)));
+  return union.filter(({ spec }) => intersections.every((set) => set.has(hostOf(spec))) && !differences.has(hostOf(spec)));
 }
 
 function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
@@ -312,9 +315,11 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
     if (!inv) {
       throw new InventoryError(`cannot select '${expression}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
     }
-    chosen.push(...resolveExpression(inv, expression).map((spec) => toTarget(spec, inv, defaultPort)));
+    chosen.push(...resolveExpression(inv, expression).map(({ spec, via }) => ({ ...toTarget(spec, inv, defaultPort), via: `-g: ${via}` })));
   }
-  for (const list of selection.hosts) chosen.push(...parseHostList(list, defaultPort, inv));
+  for (const list of selection.hosts) {
+    chosen.push(...parseHostList(list, defaultPort, inv).map((target) => ({ ...target, via: `-H ${list}` })));
+  }
 
   const excluded = selection.exclude.flatMap((list) => expandHostList(list).map(splitHostPort));
   const seen = new Set<string>();

@@ -52,16 +52,19 @@ export function buildProgram(): Command {
     .option('--no-stderr', "discard the commands' stderr instead of forwarding it")
     .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
     .option('-N, --no-prefix', 'do not prefix output lines with the host name (one host: output is byte-exact)')
+    .option('-n, --dry-run', 'print the hosts and the exact argv, and run nothing')
+    .option('--list-hosts', 'the same as --dry-run (Ansible habit)')
     .option('-b, --gather', 'at the end, print identical outputs once under folded host names (like clush -b)')
     .option('--json', 'print one JSON object per host when it finishes')
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
-    .action(async (command: string[], opts: RunOptions) => {
-      process.exitCode = await runCommand(command, opts);
+    .action(async (command: string[], opts: RunOptions & { listHosts?: boolean }) => {
+      process.exitCode = await runCommand(command, { ...opts, dryRun: opts.dryRun === true || opts.listHosts === true });
     });
 
   addSelectionOptions(
     program.command('hosts').description('print the hosts a selection resolves to, one per line'),
-  ).action((opts: SelectionOptions) => {
+  ).option('--explain', 'also show which part of the selection chose each host')
+    .action((opts: SelectionOptions & { explain?: boolean }) => {
     process.exitCode = listHosts(opts);
   });
   addConnectionOptions(addSelectionOptions(

@@ -33,6 +33,7 @@ export interface RunOptions extends SelectionOptions {
   tokenFile: string | undefined;
   json?: boolean;
   gather?: boolean;
+  dryRun?: boolean;
   prefix: boolean;
 }
 
@@ -106,12 +107,19 @@ export async function runCommand(
 ): Promise<number> {
   if (command.length === 0) throw new UsageError('no command given: distrun [options] [--] COMMAND [ARGS...]');
   const targets = resolveTargets(opts);
+  const argv = opts.shell ? [command.join(' ')] : command;
+  if (opts.dryRun) {
+    // Nothing is loaded or dialled: the hosts, and the argv exactly as it would travel.
+    io.stdout.write(`argv: ${JSON.stringify(opts.shell ? ['/bin/sh', '-c', ...argv] : argv)}\n`);
+    writeHostLines(targets, io.stdout, false);
+    return 0;
+  }
   const context = clientContext(opts.pki ?? defaultPkiDir());
   const token = readToken(opts.tokenFile ?? process.env.DISTRUN_TOKEN_FILE);
 
   const request: RunRequest = {
     // With --shell the words form one script, as ssh joins its arguments.
-    argv: opts.shell ? [command.join(' ')] : command,
+    argv,
     options: {
       ...DEFAULT_SESSION_OPTIONS,
       stdin: opts.stdin === true,
@@ -162,12 +170,18 @@ export async function runCommand(
   }
 }
 
-export function listHosts(opts: SelectionOptions, out: NodeJS.WritableStream = process.stdout): number {
-  const targets = resolveTargets(opts);
-  const width = Math.max(...targets.map((t) => t.name.length));
-  for (const t of targets) {
-    const address = t.address.includes(':') ? `[${t.address}]` : t.address;
-    out.write(`${t.name.padEnd(width)}  ${address}:${t.port}\n`);
-  }
+/** One line per host: name, the address:port dialled, and with `explain` what selected it. */
+export function listHosts(opts: SelectionOptions & { explain?: boolean }, out: NodeJS.WritableStream = process.stdout): number {
+  writeHostLines(resolveTargets(opts), out, opts.explain === true);
   return 0;
+}
+
+function writeHostLines(targets: readonly Target[], out: NodeJS.WritableStream, explain: boolean): void {
+  const width = Math.max(...targets.map((t) => t.name.length));
+  const dial = (t: Target) => `${t.address.includes(':') ? `[${t.address}]` : t.address}:${t.port}`;
+  const dialWidth = Math.max(...targets.map((t) => dial(t).length));
+  for (const t of targets) {
+    const line = `${t.name.padEnd(width)}  ${explain ? `${dial(t).padEnd(dialWidth)}  ${t.via ?? ''}` : dial(t)}`;
+    out.write(`${line.trimEnd()}\n`);
+  }
 }
