@@ -252,7 +252,8 @@ test('--dry-run prints the hosts and the exact argv and runs nothing', async (t)
   const shell = await distrun(['-i', inventory, '-g', 'one', '--list-hosts', '--shell', 'echo', '$HOME']);
   t.is(shell.stdout.toString().split('\n')[0], 'argv: ["/bin/sh","-c","echo $HOME"]');
   await new Promise((resolve) => setTimeout(resolve, 200));
-  t.is(agents[0]!.logs.length, before, 'no agent was contacted');
+  // Other tests use the same agents concurrently: look for this test's argv only.
+  t.false(agents.some((a) => a.logs.slice(before).some((l) => JSON.stringify(l.argv) === '["printf","%s","a b",""]')), 'no agent ran it');
 });
 
 test('distrun hosts --explain says which part of the selection chose each host', async (t) => {
