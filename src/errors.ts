@@ -38,8 +38,10 @@ export const ErrorCodes = {
   DISCONNECTED: 'E_DISCONNECTED',
   /** The command outlived its time limit and the agent did not report stopping it. */
   TIMEOUT: 'E_TIMEOUT',
-  /** The run was interrupted before this host's command was started. */
+  /** The run was interrupted while this host's command ran. */
   INTERRUPTED: 'E_INTERRUPTED',
+  /** This host was never started (interrupt, --max-fail). */
+  SKIPPED: 'E_SKIPPED',
   /** The agent hit an internal error while serving the session. */
   INTERNAL: 'E_INTERNAL',
 } as const;

@@ -26,6 +26,8 @@ export function hostExitCode(outcome: HostOutcome): number {
   }
   if (outcome.code === ErrorCodes.SPAWN && outcome.exitCode !== undefined) return outcome.exitCode;
   if (outcome.code === ErrorCodes.TIMEOUT) return ExitCode.TIMEOUT;
+  // Never started (--max-fail, Ctrl-C): the hosts that caused the stop set the exit code.
+  if (outcome.code === ErrorCodes.SKIPPED) return ExitCode.OK;
   return ExitCode.CANNOT_RUN;
 }
 

@@ -1,34 +1,76 @@
-// Runs sessions on many hosts with at most `fanout` in flight, starting the next host
-// as soon as one finishes. Results come back in target order.
-import { ErrorCodes } from '../errors.js';
+// Schedules sessions on many hosts: at most `fanout` in flight, optionally in batches
+// (a batch starts when the previous one has finished, after `batchWaitMs`), and no new
+// host once `maxFail` hosts have not been ok. Results come back in target order, one
+// per target: hosts never started are reported as skipped, with the reason.
+import { ErrorCodes, UsageError } from '../errors.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { Target } from './inventory.js';
+import { classify } from './summary.js';
 
 export interface FanoutHooks {
   onStart(session: HostSession): void;
   onDone(result: HostResult): void;
 }
 
+export interface FanoutLimits {
+  /** Hosts in flight at once. */
+  fanout: number;
+  /** Hosts per batch; Infinity = one batch of every host. */
+  batchSize: number;
+  /** Pause between batches. */
+  batchWaitMs: number;
+  /** Start no new host once this many hosts were not ok; Infinity = never stop. */
+  maxFail: number;
+}
+
 export class Fanout {
   readonly running = new Set<HostSession>();
-  private stopped = false;
+  private stopReason: string | undefined;
   private next = 0;
+  private batchEnd = 0;
+  private failures = 0;
+  private batchTimer: NodeJS.Timeout | undefined;
+  // Set by run(): records every target not started yet as skipped.
+  private skipRemaining: () => void = () => {};
 
   constructor(
     private readonly targets: readonly Target[],
-    private readonly fanout: number,
+    private readonly limits: FanoutLimits,
     private readonly createSession: (target: Target) => HostSession,
     private readonly hooks: FanoutHooks,
   ) {}
 
   run(): Promise<HostResult[]> {
-    const results: HostResult[] = new Array(this.targets.length);
+    const { targets, limits } = this;
+    const results: HostResult[] = new Array(targets.length);
     let finished = 0;
+    this.batchEnd = Math.min(targets.length, limits.batchSize);
     return new Promise((resolve) => {
-      const startNext = (): void => {
-        while (!this.stopped && this.running.size < this.fanout && this.next < this.targets.length) {
+      const record = (index: number, result: HostResult): void => {
+        results[index] = result;
+        this.hooks.onDone(result);
+        if (classify(result.outcome) !== 'ok' && ++this.failures >= limits.maxFail) {
+          this.stop(`not started: --max-fail reached (${this.failures} hosts not ok)`);
+        }
+        if (++finished === targets.length) resolve(results);
+      };
+      this.skipRemaining = () => {
+        while (this.next < targets.length) {
           const index = this.next++;
-          const session = this.createSession(this.targets[index]!);
+          record(index, {
+            target: targets[index]!,
+            outcome: { kind: 'error', code: ErrorCodes.SKIPPED, message: this.stopReason! },
+            durationMs: 0,
+            agentSoftware: undefined,
+            protocolVersion: undefined,
+          });
+        }
+      };
+      const startNext = (): void => {
+        if (this.stopReason) return;
+        while (this.running.size < limits.fanout && this.next < this.batchEnd) {
+          const index = this.next++;
+          const session = this.createSession(targets[index]!);
           this.running.add(session);
           const outcome = session.run(); // sends the request first: onStart may send input
           this.hooks.onStart(session);
@@ -38,35 +80,38 @@ export class Fanout {
             startNext();
           });
         }
-        if (this.stopped) {
-          // Hosts never started are reported, so the summary accounts for every target.
-          while (this.next < this.targets.length) {
-            const index = this.next++;
-            record(index, {
-              target: this.targets[index]!,
-              outcome: { kind: 'error', code: ErrorCodes.INTERRUPTED, message: 'not started: interrupted' },
-              durationMs: 0,
-              agentSoftware: undefined,
-              protocolVersion: undefined,
-            });
-          }
+        // A batch is over when nothing of it runs any more: the next one starts after the wait.
+        if (this.running.size === 0 && this.next === this.batchEnd && this.next < targets.length && !this.batchTimer) {
+          this.batchTimer = setTimeout(() => {
+            this.batchTimer = undefined;
+            this.batchEnd = Math.min(targets.length, this.batchEnd + limits.batchSize);
+            startNext();
+          }, limits.batchWaitMs);
         }
       };
-      const record = (index: number, result: HostResult): void => {
-        results[index] = result;
-        this.hooks.onDone(result);
-        if (++finished === this.targets.length) resolve(results);
-      };
-      if (this.targets.length === 0) resolve(results);
+      if (targets.length === 0) resolve(results);
+      if (this.stopReason) this.skipRemaining();
       startNext();
     });
   }
 
-  /**
-   * Starts no further hosts; the running ones go on. The next host to finish reports
-   * the unstarted ones (there is always one running while any target is pending).
-   */
-  stop(): void {
-    this.stopped = true;
+  /** Starts no further hosts (running ones go on); the others are reported as skipped. */
+  stop(reason = 'not started: interrupted'): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    clearTimeout(this.batchTimer);
+    this.batchTimer = undefined;
+    this.skipRemaining();
   }
+}
+
+/** `N` or `N%` of `total` (at least 1); undefined when not given. */
+export function countOrPercent(value: string | undefined, total: number, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+)(%?)$/.exec(value.trim());
+  const n = match ? Number(match[1]) : NaN;
+  if (!match || n < 1 || (match[2] && n > 100)) {
+    throw new UsageError(`${option} takes a whole number N >= 1 or a percentage N% (1-100), got '${value}'`);
+  }
+  return match[2] ? Math.max(1, Math.ceil((total * n) / 100)) : n;
 }

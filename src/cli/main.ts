@@ -57,6 +57,9 @@ export function buildProgram(): Command {
     .option('-b, --gather', 'at the end, print identical outputs once under folded host names (like clush -b)')
     .option('--json', 'print one JSON object per host when it finishes')
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
+    .option('--batch <n|n%>', 'run in batches of N hosts (or N% of them): a batch starts when the previous one has finished')
+    .option('--batch-wait <sec>', 'pause between batches', seconds)
+    .option('--max-fail <n|n%>', 'start no new host once N hosts (or N%) were not ok; running ones finish')
     .action(async (command: string[], opts: RunOptions & { listHosts?: boolean }) => {
       process.exitCode = await runCommand(command, { ...opts, dryRun: opts.dryRun === true || opts.listHosts === true });
     });

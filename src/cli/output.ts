@@ -221,7 +221,9 @@ function keyOf(target: { name: string; port: number }): string {
   return `${target.name}:${target.port}`;
 }
 
-const STATUS: Record<OutcomeClass, string> = { ok: 'ok', failed: 'failed', timeout: 'timeout', unreachable: 'unreachable', error: 'error' };
+const STATUS: Record<OutcomeClass, string> = {
+  ok: 'ok', failed: 'failed', timeout: 'timeout', unreachable: 'unreachable', error: 'error', skipped: 'skipped',
+};
 
 function statusOf(result: HostResult): string {
   return STATUS[classify(result.outcome)];

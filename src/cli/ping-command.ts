@@ -60,7 +60,8 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
       io.stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
     }
   };
-  const fanout = new Fanout(targets, opts.fanout, (target) => new HostSession(target, request, context, limits), {
+  const schedule = { fanout: opts.fanout, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity };
+  const fanout = new Fanout(targets, schedule, (target) => new HostSession(target, request, context, limits), {
     onStart: () => {},
     onDone,
   });

@@ -7,7 +7,7 @@ import { DEFAULT_SESSION_OPTIONS } from '../protocol/messages.js';
 import { loadClientIdentity, defaultPkiDir } from '../pki/pki-paths.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { runExitCode } from './exit-codes.js';
-import { Fanout } from './fanout.js';
+import { Fanout, countOrPercent } from './fanout.js';
 import { HostSession, type RunRequest } from './host-session.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
 import { GatherRenderer, JsonRenderer, LineRenderer, type OutputStreams, type Renderer } from './output.js';
@@ -34,6 +34,9 @@ export interface RunOptions extends SelectionOptions {
   json?: boolean;
   gather?: boolean;
   dryRun?: boolean;
+  batch?: string;
+  batchWait?: number;
+  maxFail?: string;
   prefix: boolean;
 }
 
@@ -138,7 +141,13 @@ export async function runCommand(
       : new LineRenderer(io, { prefix: opts.prefix, hostCount: targets.length });
   const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
 
-  const fanout = new Fanout(targets, opts.fanout, (target) => new HostSession(target, request, context, limits), {
+  const schedule = {
+    fanout: opts.fanout,
+    batchSize: countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity,
+    batchWaitMs: (opts.batchWait ?? 0) * 1000,
+    maxFail: countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity,
+  };
+  const fanout = new Fanout(targets, schedule, (target) => new HostSession(target, request, context, limits), {
     onStart: (session) => {
       renderer.attach(session);
       input?.attach(session);

@@ -4,14 +4,14 @@ import { describeOutcome } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import type { HostOutcome, HostResult } from './host-session.js';
 
-export type OutcomeClass = 'ok' | 'failed' | 'timeout' | 'unreachable' | 'error';
+export type OutcomeClass = 'ok' | 'failed' | 'timeout' | 'unreachable' | 'error' | 'skipped';
 
-const CLASS_ORDER: readonly OutcomeClass[] = ['ok', 'failed', 'timeout', 'unreachable', 'error'];
+const CLASS_ORDER: readonly OutcomeClass[] = ['ok', 'failed', 'timeout', 'unreachable', 'error', 'skipped'];
 const CLASS_LABEL: Record<OutcomeClass, string> = {
-  ok: 'ok', failed: 'failed', timeout: 'timed out', unreachable: 'unreachable', error: 'refused or broken',
+  ok: 'ok', failed: 'failed', timeout: 'timed out', unreachable: 'unreachable', error: 'refused or broken', skipped: 'not started',
 };
 
-/** ok; failed (ran, non-zero or killed); timeout; unreachable (no connection); error (refused, protocol, ...). */
+/** ok; failed (ran, non-zero or killed); timeout; unreachable (no connection); error (refused, protocol, ...); skipped (never started). */
 export function classify(outcome: HostOutcome): OutcomeClass {
   switch (outcome.kind) {
     case 'pong':
@@ -23,6 +23,7 @@ export function classify(outcome: HostOutcome): OutcomeClass {
       if (outcome.code === ErrorCodes.SPAWN) return 'failed';
       if (outcome.code === ErrorCodes.TIMEOUT) return 'timeout';
       if (outcome.code === ErrorCodes.CONNECT || outcome.code === ErrorCodes.DISCONNECTED) return 'unreachable';
+      if (outcome.code === ErrorCodes.SKIPPED) return 'skipped';
       return 'error';
   }
 }

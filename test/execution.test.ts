@@ -1,0 +1,65 @@
+// Execution control: batches, --max-fail, and the summary of hosts never started.
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+
+let pki: Pki;
+let agent: RunningAgent;
+let inventory: string;
+
+test.before(async () => {
+  pki = await makePki(['agent1']);
+  agent = await startAgent(pki, 'agent1');
+  inventory = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inventory, `hosts:\n  n[1-6]: { address: 127.0.0.1, port: ${agent.port} }\ngroups:\n  six: ['n[1-6]']\n`);
+});
+test.after.always(cleanupAll);
+
+const run = (...args: string[]) => distrun(['-i', inventory, '--pki', pki.dir, '-g', 'six', ...args]);
+
+test('--batch 2: a batch starts only when the previous one has finished', async (t) => {
+  const dir = tempDir();
+  const log = join(dir, 'events');
+  writeFileSync(log, '');
+  // Alternate short and long commands, so that in a sliding window (plain fanout) a new
+  // host would start while the long one of its batch still runs.
+  const script = `k=$(ls ${dir} | wc -l); touch ${dir}/$$; echo start >> ${log}; `
+    + `if [ $((k % 2)) -eq 0 ]; then sleep 0.1; else sleep 0.8; fi; echo end >> ${log}`;
+  const r = await run('--batch', '2', 'sh', '-c', script);
+  t.is(r.code, 0, r.stderr);
+  const events = readFileSync(log, 'utf8').trim().split('\n');
+  t.is(events.filter((e) => e === 'start').length, 6);
+  let running = 0;
+  let startedInBatch = 0;
+  for (const event of events) {
+    if (event === 'start') {
+      startedInBatch = running === 0 ? 1 : startedInBatch + 1;
+      running += 1;
+      t.true(startedInBatch <= 2, `a third host started before the batch ended: ${events.join(' ')}`);
+    } else {
+      running -= 1;
+    }
+  }
+});
+
+test('--batch takes a percentage', async (t) => {
+  const r = await run('--batch', '50%', '--batch-wait', '0.1', 'true');
+  t.is(r.code, 0, r.stderr);
+  const bad = await run('--batch', '0', 'true');
+  t.is(bad.code, 255);
+  t.regex(bad.stderr, /--batch takes a whole number N >= 1 or a percentage/);
+});
+
+test('--max-fail stops starting hosts; the rest are reported as not started', async (t) => {
+  const marker = `maxfail-${Math.floor(Math.random() * 1e9)}`;
+  const r = await run('-f', '1', '--max-fail', '2', 'sh', '-c', `exit 3 # ${marker}`);
+  t.is(r.code, 3, 'the exit code comes from the hosts that ran');
+  const ran = agent.logs.filter((l) => l.msg === 'command' && JSON.stringify(l.argv).includes(marker));
+  t.is(ran.length, 2);
+  t.regex(r.stderr, /^distrun: 6 hosts: 2 failed, 4 not started$/m);
+  t.regex(r.stderr, /^  not started: --max-fail reached \(2 hosts not ok\): n\[3-6\]$/m);
+  const json = await run('-f', '1', '--max-fail', '1', '--json', 'false');
+  const statuses = json.stdout.toString().trim().split('\n').map((l) => (JSON.parse(l) as { status: string }).status);
+  t.deepEqual(statuses, ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+});
