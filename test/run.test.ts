@@ -1,7 +1,7 @@
 // End to end: real agents on loopback, the real distrun binary, real commands.
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
@@ -103,6 +103,20 @@ test('--gather prints identical outputs once under folded host names, largest gr
   t.regex(blocks[2]!, /^h\d \(1\) exit code 4\n$/);
   t.is(blocks[3], 'odd\n');
   t.regex(r.stderr, /^  exit code 4: h\d$/m);
+});
+
+test('--outdir writes byte-exact HOST.out and HOST.err, and HOST.rc', async (t) => {
+  const dir = join(tempDir(), 'out');
+  const file = join(tempDir(), 'data.bin');
+  const data = randomBytes(300_000);
+  writeFileSync(file, data);
+  const r = await distrun(on('trio', '--outdir', dir, 'sh', '-c', `cat ${file}; printf 'no newline' >&2; exit 2`));
+  t.is(r.code, 2);
+  for (const host of ['h1', 'h2', 'h3']) {
+    t.true(readFileSync(join(dir, `${host}.out`)).equals(data), `${host}.out is byte-exact`);
+    t.is(readFileSync(join(dir, `${host}.err`), 'utf8'), 'no newline');
+    t.is(readFileSync(join(dir, `${host}.rc`), 'utf8'), '2\n');
+  }
 });
 
 test('a command killed by a signal counts as 128 + the signal number', async (t) => {

@@ -56,6 +56,7 @@ export function buildProgram(): Command {
     .option('--list-hosts', 'the same as --dry-run (Ansible habit)')
     .option('-b, --gather', 'at the end, print identical outputs once under folded host names (like clush -b)')
     .option('--json', 'print one JSON object per host when it finishes')
+    .option('--outdir <dir>', 'also write each host\'s output to DIR/HOST.out, DIR/HOST.err and its exit code to DIR/HOST.rc')
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
     .option('--batch <n|n%>', 'run in batches of N hosts (or N% of them): a batch starts when the previous one has finished')
     .option('--batch-wait <sec>', 'pause between batches', seconds)

@@ -1,7 +1,10 @@
 // Renderers turn per-host output events and results into what the user sees. They
 // consume HostSession events and HostResults only; none of them touches the network.
 import { createHash } from 'node:crypto';
-import { describeOutcome } from './exit-codes.js';
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeOutcome, hostExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import { classify, formatSummary, type OutcomeClass } from './summary.js';
 import type { HostResult, HostSession } from './host-session.js';
@@ -13,6 +16,66 @@ export interface Renderer {
   hostDone(result: HostResult): void;
   /** Called once at the end with every host's result, in target order. */
   finish(results: readonly HostResult[]): void;
+  /** Resolves when everything the renderer wrote is on disk (file renderers). */
+  close?(): Promise<void>;
+}
+
+/** Several renderers fed with the same events (e.g. live lines and --outdir files). */
+export class RendererSet implements Renderer {
+  constructor(private readonly renderers: readonly Renderer[]) {}
+
+  attach(session: HostSession): void {
+    for (const r of this.renderers) r.attach(session);
+  }
+
+  hostDone(result: HostResult): void {
+    for (const r of this.renderers) r.hostDone(result);
+  }
+
+  finish(results: readonly HostResult[]): void {
+    for (const r of this.renderers) r.finish(results);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.renderers.map((r) => r.close?.()));
+  }
+}
+
+/**
+ * `--outdir DIR`: per host `HOST.out` and `HOST.err` (byte-exact, written as the output
+ * arrives) and `HOST.rc` (the exit code distrun counts for the host).
+ */
+export class OutdirRenderer implements Renderer {
+  private readonly pending: Promise<void>[] = [];
+
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  attach(session: HostSession): void {
+    const base = join(this.dir, session.target.name);
+    for (const [event, suffix] of [['stdout', 'out'], ['stderr', 'err']] as const) {
+      const file = createWriteStream(`${base}.${suffix}`);
+      this.pending.push(once(file, 'close').then(() => undefined));
+      session.on(event, (chunk) => {
+        if (!file.write(chunk)) {
+          session.pause();
+          file.once('drain', () => session.resume());
+        }
+      });
+      session.once('done', () => file.end());
+    }
+  }
+
+  hostDone(result: HostResult): void {
+    writeFileSync(join(this.dir, `${result.target.name}.rc`), `${hostExitCode(result.outcome)}\n`);
+  }
+
+  finish(): void {}
+
+  async close(): Promise<void> {
+    await Promise.all(this.pending);
+  }
 }
 
 export interface OutputStreams {

@@ -10,7 +10,9 @@ import { runExitCode } from './exit-codes.js';
 import { Fanout, countOrPercent } from './fanout.js';
 import { HostSession, type RunRequest } from './host-session.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
-import { GatherRenderer, JsonRenderer, LineRenderer, type OutputStreams, type Renderer } from './output.js';
+import {
+  GatherRenderer, JsonRenderer, LineRenderer, OutdirRenderer, RendererSet, type OutputStreams, type Renderer,
+} from './output.js';
 
 export const DEFAULT_FANOUT = 64;
 export const DEFAULT_CONNECT_TIMEOUT_S = 10;
@@ -34,6 +36,7 @@ export interface RunOptions extends SelectionOptions {
   json?: boolean;
   gather?: boolean;
   dryRun?: boolean;
+  outdir?: string;
   batch?: string;
   batchWait?: number;
   maxFail?: string;
@@ -134,11 +137,12 @@ export async function runCommand(
     software: `distrun/${SOFTWARE_VERSION}`,
   };
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
-  const renderer: Renderer = opts.json
+  const screen: Renderer = opts.json
     ? new JsonRenderer(io)
     : opts.gather
       ? new GatherRenderer(io)
       : new LineRenderer(io, { prefix: opts.prefix, hostCount: targets.length });
+  const renderer = opts.outdir ? new RendererSet([screen, new OutdirRenderer(opts.outdir)]) : screen;
   const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
 
   const schedule = {
@@ -172,6 +176,7 @@ export async function runCommand(
   try {
     const results = await fanout.run();
     renderer.finish(results);
+    await renderer.close?.();
     return runExitCode(results, interrupts > 0);
   } finally {
     process.off('SIGINT', onInterrupt);
