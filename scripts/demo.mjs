@@ -22,7 +22,11 @@ function step(text) {
 
 function distrun(args, { show = true } = {}) {
   if (show) process.stdout.write(`$ distrun ${args.map(quote).join(' ')}\n`);
-  const result = spawnSync(process.execPath, [distrunBin, ...args], { stdio: show ? 'inherit' : ['ignore', 'ignore', 'inherit'] });
+  const result = spawnSync(process.execPath, [distrunBin, ...args], {
+    stdio: show ? 'inherit' : ['ignore', 'ignore', 'inherit'],
+    // Run records go into the demo's own directory, removed at the end.
+    env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache') },
+  });
   if (show) process.stdout.write(`(exit code ${result.status})\n`);
   return result.status;
 }

@@ -4,6 +4,7 @@ import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './certs-command.js';
 import { ExitCode, fatalError } from './exit-codes.js';
 import { pingHosts, type PingOptions } from './ping-command.js';
+import { registerRunsCommands } from './runs-command.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
 } from './run-command.js';
@@ -41,7 +42,7 @@ export function buildProgram(): Command {
   const program = new Command('distrun')
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
-    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...')
+    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...')
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
     .passThroughOptions()
@@ -78,6 +79,7 @@ export function buildProgram(): Command {
     .action(async (opts: PingOptions) => {
       process.exitCode = await pingHosts(opts);
     });
+  registerRunsCommands(program, addConnectionOptions);
   registerCertsCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

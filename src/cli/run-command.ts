@@ -9,6 +9,7 @@ import { SOFTWARE_VERSION } from '../version.js';
 import { runExitCode } from './exit-codes.js';
 import { Fanout, countOrPercent } from './fanout.js';
 import { HostSession, type RunRequest } from './host-session.js';
+import { RecordRenderer, runsDir, saveRun } from './run-record.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
 import {
   GatherRenderer, JsonRenderer, LineRenderer, OutdirRenderer, RendererSet, type OutputStreams, type Renderer,
@@ -110,9 +111,11 @@ export async function runCommand(
   command: string[],
   opts: RunOptions,
   io: OutputStreams & { stdin: Readable } = process,
+  /** Hosts chosen already (rerun); otherwise resolved from the selection options. */
+  chosenTargets?: Target[],
 ): Promise<number> {
   if (command.length === 0) throw new UsageError('no command given: distrun [options] [--] COMMAND [ARGS...]');
-  const targets = resolveTargets(opts);
+  const targets = chosenTargets ?? resolveTargets(opts);
   const argv = opts.shell ? [command.join(' ')] : command;
   if (opts.dryRun) {
     // Nothing is loaded or dialled: the hosts, and the argv exactly as it would travel.
@@ -142,7 +145,8 @@ export async function runCommand(
     : opts.gather
       ? new GatherRenderer(io)
       : new LineRenderer(io, { prefix: opts.prefix, hostCount: targets.length });
-  const renderer = opts.outdir ? new RendererSet([screen, new OutdirRenderer(opts.outdir)]) : screen;
+  const recorder = new RecordRenderer();
+  const renderer = new RendererSet([screen, recorder, ...(opts.outdir ? [new OutdirRenderer(opts.outdir)] : [])]);
   const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
 
   const schedule = {
@@ -176,8 +180,17 @@ export async function runCommand(
   try {
     const results = await fanout.run();
     renderer.finish(results);
-    await renderer.close?.();
-    return runExitCode(results, interrupts > 0);
+    await renderer.close();
+    const exitCode = runExitCode(results, interrupts > 0);
+    const record = recorder.record({
+      command, shell: opts.shell === true, stdin: opts.stdin === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
+    }, results);
+    try {
+      saveRun(record);
+    } catch (err) {
+      io.stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
+    }
+    return exitCode;
   } finally {
     process.off('SIGINT', onInterrupt);
     input?.close();

@@ -31,6 +31,14 @@ export function tempDir(prefix = 'distrun-test-'): string {
   return dir;
 }
 
+// Run records go to a temporary cache, never to the real ~/.cache.
+let cacheHome: string | undefined;
+/** The XDG_CACHE_HOME every distrun started by these helpers uses. */
+export function testCacheHome(): string {
+  cacheHome ??= tempDir('distrun-cache-');
+  return cacheHome;
+}
+
 export interface Result {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -42,7 +50,7 @@ export interface Result {
 export function run(bin: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawnNode([bin, ...args], {
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
@@ -70,7 +78,7 @@ export interface BackgroundRun {
 
 /** Starts `distrun` without waiting, for tests that signal or kill it. */
 export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}): BackgroundRun {
-  const child = spawnNode([DISTRUN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnNode([DISTRUN, ...args], { env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
   // 'close', not 'exit': stderr may still be arriving when the process has exited.
