@@ -64,15 +64,15 @@ export function expandHostPattern(pattern: string): string[] {
   return results.map((r) => r + rest);
 }
 
-/** Splits a comma-separated list on the commas that are not inside brackets. */
-export function splitHostList(list: string): string[] {
+/** Splits `text` on any of `separators` outside brackets (ranges hold commas and colons). */
+export function splitOutsideBrackets(text: string, separators: string): string[] {
   const items: string[] = [];
   let depth = 0;
   let current = '';
-  for (const ch of list) {
+  for (const ch of text) {
     if (ch === '[') depth += 1;
     if (ch === ']') depth = Math.max(0, depth - 1);
-    if (ch === ',' && depth === 0) {
+    if (depth === 0 && separators.includes(ch)) {
       items.push(current);
       current = '';
     } else {
@@ -81,6 +81,11 @@ export function splitHostList(list: string): string[] {
   }
   items.push(current);
   return items.map((s) => s.trim()).filter(Boolean);
+}
+
+/** Splits a comma-separated list on the commas that are not inside brackets. */
+export function splitHostList(list: string): string[] {
+  return splitOutsideBrackets(list, ',');
 }
 
 /** Expands a comma-separated list of host patterns, keeping order and dropping repeats. */

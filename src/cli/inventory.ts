@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
 import { InventoryError, UsageError } from '../errors.js';
-import { expandHostList, expandHostPattern } from './host-range.js';
+import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-range.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 
 export { DEFAULT_AGENT_PORT };
@@ -220,25 +220,6 @@ function expandInInventory(pattern: string, file: string, entry: string): string
 
 const hostOf = (spec: string) => splitHostPort(spec).host;
 
-// Splits a target expression on ':' and ',' outside brackets (ranges may hold both).
-function expressionTerms(expression: string): string[] {
-  const terms: string[] = [];
-  let depth = 0;
-  let current = '';
-  for (const ch of expression) {
-    if (ch === '[') depth += 1;
-    if (ch === ']') depth = Math.max(0, depth - 1);
-    if ((ch === ':' || ch === ',') && depth === 0) {
-      terms.push(current.trim());
-      current = '';
-    } else {
-      current += ch;
-    }
-  }
-  terms.push(current.trim());
-  return terms.filter(Boolean);
-}
-
 /** The host specs one term names: a group, or inventory hosts by name, range or `*` wildcard. */
 function resolveTerm(inv: Inventory, term: string): string[] {
   if (term === ALL_GROUP || inv.groups.has(term)) return expandGroup(inv, term, []);
@@ -268,7 +249,7 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
   const intersections: Set<string>[] = [];
   const differences = new Set<string>();
   let positive = false;
-  for (const term of expressionTerms(expression)) {
+  for (const term of splitOutsideBrackets(expression, ':,')) {
     if (term.startsWith('&')) intersections.push(new Set(resolveTerm(inv, term.slice(1)).map(hostOf)));
     else if (term.startsWith('!')) for (const spec of resolveTerm(inv, term.slice(1))) differences.add(hostOf(spec));
     else {
