@@ -20,7 +20,10 @@ test('the example configuration is valid, and so is every commented-out setting 
   t.is(config.crl, '/etc/distrunner/crl.pem');
   t.deepEqual(config.allowedClients, ['admin', 'ops-*']);
   t.is(config.policy?.length, 2);
-  t.deepEqual(config.policy?.[1], { clients: ['monitor-*'], commands: ['uptime', '/usr/bin/df', '/usr/bin/systemctl'], shell: false, runAs: undefined });
+  t.deepEqual(config.policy?.[1], {
+    clients: ['monitor-*'], commands: ['uptime', '/usr/bin/df', '/usr/bin/systemctl'], shell: false, runAs: undefined, cwd: false, env: [],
+  });
+  t.deepEqual(config.policy?.[0], { clients: ['admin'], commands: ['*'], shell: true, runAs: 'root', cwd: true, env: ['*'] });
   t.is(config.runAs, 'distrunner');
 });
 

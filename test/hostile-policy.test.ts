@@ -24,7 +24,7 @@ test.before(async () => {
       auditLog: audit,
       runAs: isRoot ? 'nobody' : undefined,
       policy: [
-        { clients: ['admin'], commands: ['echo', 'id', '/usr/bin/*'], shell: false },
+        { clients: ['admin'], commands: ['echo', 'id', '/usr/bin/*'], shell: false, env: ['APP_*'] },
         { clients: ['ops-*'], commands: ['*'], shell: true, ...(isRoot ? { runAs: 'root' } : {}) },
       ],
     },
@@ -73,6 +73,22 @@ test('--shell is denied unless the rule allows it', async (t) => {
   await assertStillServing(t, agent, pki.dir);
   const ops = await as('ops-bot', '--shell', 'echo', '$((1+1))');
   t.is(ops.stdout.toString(), '127.0.0.1: 2\n', ops.stderr);
+});
+
+test('--env and --cwd only as far as the rule allows; env values are never logged', async (t) => {
+  const secret = 'env-secret-93f1';
+  const ok = await as(undefined, '--env', `APP_TOKEN=${secret}`, '/usr/bin/env');
+  t.true(ok.stdout.toString().includes(`127.0.0.1: APP_TOKEN=${secret}\n`), ok.stderr);
+  const denied = await as(undefined, '--env', 'LD_PRELOAD=/tmp/evil.so', 'echo', 'x');
+  t.is(denied.code, 255);
+  t.regex(denied.stderr, /--env LD_PRELOAD is not allowed for this client and command/);
+  const cwd = await as(undefined, '--cwd', '/tmp', 'echo', 'x');
+  t.regex(cwd.stderr, /--cwd is not allowed/);
+  const start = auditRecords().find((a) => a.event === 'start' && a.envNames?.includes('APP_TOKEN'));
+  t.truthy(start);
+  t.false(readFileSync(audit, 'utf8').includes(secret), 'audit has names, not values');
+  t.false(agent.rawLog().includes(secret), 'log has names, not values');
+  await assertStillServing(t, agent, pki.dir);
 });
 
 test('a client with no rule is denied everything', async (t) => {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCodes, ProtocolError } from '../src/errors.js';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import {
-  DEFAULT_SESSION_OPTIONS, applyOption, decodeCommand, decodeExit, decodeFailure, decodeSignal,
+  applyOption, defaultSessionOptions, decodeCommand, decodeExit, decodeFailure, decodeSignal,
   decodeVersionOffer, encodeCommand, encodeExit, encodeFailure, encodeFrame, encodeOptions,
   encodeVersionOffer,
 } from '../src/protocol/messages.js';
@@ -118,11 +118,13 @@ test('malformed CMD payloads are protocol errors', (t) => {
 });
 
 test('options round-trip and unknown options are refused', (t) => {
-  const options = { ...DEFAULT_SESSION_OPTIONS };
-  for (const frame of encodeOptions({ stdin: true, stderr: true, shell: true, timeoutMs: 1500 })) {
-    applyOption(options, payloadOf(frame));
-  }
-  t.deepEqual(options, { stdin: true, stderr: true, shell: true, timeoutMs: 1500 });
+  const options = defaultSessionOptions();
+  const wanted = { stdin: true, stderr: true, shell: true, timeoutMs: 1500, cwd: '/srv/app dir', env: { A: 'x=y', LANG: 'C.UTF-8', EMPTY: '' } };
+  for (const frame of encodeOptions(wanted)) applyOption(options, payloadOf(frame));
+  t.deepEqual(options, wanted);
+  t.throws(() => applyOption(options, Buffer.from('cwd=relative/path')), { message: /absolute path/ });
+  t.throws(() => applyOption(options, Buffer.from('env=1BAD=x')), { message: /valid variable name/ });
+  t.throws(() => applyOption(options, Buffer.from('env=NOVALUE')), { message: /valid variable name/ });
   t.throws(() => applyOption(options, Buffer.from('bogus')), { message: /unknown option/ });
   t.throws(() => applyOption(options, Buffer.from('timeout=abc')), { instanceOf: ProtocolError });
   t.throws(() => applyOption(options, Buffer.from('stdin=1')), { instanceOf: ProtocolError });

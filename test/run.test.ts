@@ -119,6 +119,19 @@ test('--outdir writes byte-exact HOST.out and HOST.err, and HOST.rc', async (t) 
   }
 });
 
+test('--cwd and --env reach the command; a missing directory is a clear failure', async (t) => {
+  const r = await distrun(on('one', '--cwd', '/tmp', '--env', 'A=1', '--env', 'B=x y=z', 'sh', '-c', 'echo "$(pwd)|$A|$B"'));
+  t.is(r.stdout.toString(), 'h1: /tmp|1|x y=z\n', r.stderr);
+  const missing = await distrun(on('one', '--cwd', '/nonexistent-dir', 'pwd'));
+  t.is(missing.code, 126);
+  t.regex(missing.stderr, /cannot use working directory \/nonexistent-dir: not a directory/);
+  const relative = await distrun(on('one', '--cwd', 'tmp', 'pwd'));
+  t.is(relative.code, 255);
+  t.regex(relative.stderr, /--cwd needs an absolute path/);
+  const badEnv = await distrun(on('one', '--env', '1X=2', 'true'));
+  t.regex(badEnv.stderr, /--env takes NAME=value/);
+});
+
 test('a command killed by a signal counts as 128 + the signal number', async (t) => {
   const r = await distrun(on('one', 'sh', '-c', 'kill -TERM $$'));
   t.is(r.code, 143);

@@ -19,6 +19,9 @@ export interface AuditRecord {
   peer: string;
   argv?: readonly string[];
   shell?: boolean;
+  cwd?: string;
+  /** Names of the environment variables the client set (never their values). */
+  envNames?: readonly string[];
   runAs?: string;
   startTime?: string;
   endTime?: string;

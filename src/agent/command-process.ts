@@ -26,6 +26,10 @@ export interface CommandSpec {
   switchUser: boolean;
   /** The client's name, given to the command as DISTRUN_CLIENT. */
   clientName: string;
+  /** Working directory asked for by the client; default: the user's home (or /). */
+  cwd?: string;
+  /** Environment variables asked for by the client, on top of the clean environment. */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** Why a command could not be started, with the exit code a shell would give. */
@@ -64,7 +68,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     const [program, ...programArgs] = spec.shell
       ? ['/bin/sh', '-c', spec.argv[0]!, ...spec.argv.slice(1)]
       : spec.argv;
-    const env = commandEnvironment(spec.user, spec.clientName);
+    const env = { ...commandEnvironment(spec.user, spec.clientName), ...spec.env };
     let file = program!;
     let args = programArgs;
     if (spec.switchUser) {
@@ -79,7 +83,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     this.child = spawn(file, args, {
       detached: true,
       stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', spec.stderr ? 'pipe' : 'ignore'],
-      cwd: existsSync(spec.user.home) ? spec.user.home : '/',
+      cwd: spec.cwd ?? (existsSync(spec.user.home) ? spec.user.home : '/'),
       env,
     });
     this.program = program!;

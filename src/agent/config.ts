@@ -83,15 +83,15 @@ const patternList: Parse = (v) =>
     ? v
     : fail('must be a list of non-empty strings');
 
-const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs'];
+const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env'];
 const policy: Parse = (v) => {
-  if (!Array.isArray(v)) fail('must be a list of rules (clients, commands, shell, runAs)');
+  if (!Array.isArray(v)) fail('must be a list of rules (clients, commands, shell, runAs, cwd, env)');
   return (v as unknown[]).map((rule, i): PolicyRule => {
     const where = `rule ${i + 1}`;
     if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) fail(`${where} must be a mapping`);
     const r = rule as Record<string, unknown>;
     for (const key of Object.keys(r)) if (!RULE_KEYS.includes(key)) fail(`${where}: unknown key '${key}' (known: ${RULE_KEYS.join(', ')})`);
-    const field = (key: string, parse: Parse) => {
+    const field = (key: string, parse: Parse): unknown => {
       try {
         return parse(r[key]);
       } catch (err) {
@@ -103,6 +103,8 @@ const policy: Parse = (v) => {
       commands: r.commands === undefined ? [] : (field('commands', patternList) as string[]),
       shell: r.shell === undefined ? false : (field('shell', (x) => (typeof x === 'boolean' ? x : fail('must be true or false'))) as boolean),
       runAs: r.runAs === undefined ? undefined : (field('runAs', userName) as string),
+      cwd: r.cwd === undefined ? false : (field('cwd', (x) => (typeof x === 'boolean' ? x : fail('must be true or false'))) as boolean),
+      env: r.env === undefined ? [] : (field('env', patternList) as string[]),
     };
   });
 };

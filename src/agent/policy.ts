@@ -11,6 +11,17 @@ export interface PolicyRule {
   shell: boolean;
   /** Local user to run as; default: the agent's `runAs`. */
   runAs?: string;
+  /** Whether the client may choose the working directory (`--cwd`). */
+  cwd?: boolean;
+  /** Environment variable name patterns the client may set (`--env`); default none. */
+  env?: string[];
+}
+
+/** What a command asks for besides its argv, as far as policy is concerned. */
+export interface CommandRequest {
+  shell: boolean;
+  cwd?: string;
+  envNames: readonly string[];
 }
 
 export type Decision =
@@ -53,19 +64,29 @@ export function isClientAllowed(allowedClients: readonly string[], names: readon
  * Without rules every authenticated client may run anything. With rules, a command is
  * allowed by the first rule that matches the client and the command; otherwise denied.
  */
-export function authorize(rules: readonly PolicyRule[] | undefined, names: readonly string[], argv: readonly string[], shell: boolean): Decision {
+export function authorize(
+  rules: readonly PolicyRule[] | undefined, names: readonly string[], argv: readonly string[], request: CommandRequest,
+): Decision {
   const program = normalizeProgram(argv[0] ?? '');
   if (!rules) return { allowed: true, program, runAs: undefined, rule: undefined };
   let clientHasRule = false;
+  let commandAllowed = false;
   for (const [index, rule] of rules.entries()) {
     if (!anyMatch(rule.clients, names)) continue;
     clientHasRule = true;
-    if (shell ? rule.shell : rule.commands.some((c) => matchesPattern(c, program))) {
-      return { allowed: true, program, runAs: rule.runAs, rule: index };
-    }
+    if (!(request.shell ? rule.shell : rule.commands.some((c) => matchesPattern(c, program)))) continue;
+    commandAllowed = true;
+    // The same rule must also allow the working directory and environment asked for.
+    if (request.cwd !== undefined && !rule.cwd) continue;
+    if (!request.envNames.every((name) => (rule.env ?? []).some((p) => matchesPattern(p, name)))) continue;
+    return { allowed: true, program, runAs: rule.runAs, rule: index };
   }
   if (!clientHasRule) return { allowed: false, reason: `no policy rule for client ${names[0] ?? '(unnamed)'}` };
-  if (shell) return { allowed: false, reason: 'shell commands are not allowed for this client' };
+  if (commandAllowed) {
+    const what = request.cwd !== undefined ? '--cwd' : `--env ${request.envNames.join(', ')}`;
+    return { allowed: false, reason: `${what} is not allowed for this client and command` };
+  }
+  if (request.shell) return { allowed: false, reason: 'shell commands are not allowed for this client' };
   return { allowed: false, reason: `command ${JSON.stringify(program.slice(0, 200))} is not allowed for this client` };
 }
 

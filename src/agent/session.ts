@@ -2,6 +2,7 @@
 // the command it starts; the transport is any duplex byte stream (a TLS socket in
 // production), so the rules here do not depend on how bytes travel.
 import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
@@ -10,7 +11,7 @@ import {
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import {
-  DEFAULT_SESSION_OPTIONS, applyOption, decodeCommand, decodeSignal, decodeVersionOffer,
+  applyOption, defaultSessionOptions, decodeCommand, decodeSignal, decodeVersionOffer,
   encodeExit, encodeFailure, encodeFrame, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
   type SessionOptions,
 } from '../protocol/messages.js';
@@ -35,7 +36,7 @@ const CLOSE_LINGER_MS = 5000;
 export class AgentSession {
   private state: State = 'version';
   private readonly decoder: FrameDecoder;
-  private readonly options: SessionOptions = { ...DEFAULT_SESSION_OPTIONS };
+  private readonly options: SessionOptions = defaultSessionOptions();
   private authenticated: boolean;
   private inputEnded = false;
   private command: CommandProcess | undefined;
@@ -47,7 +48,7 @@ export class AgentSession {
   private bytesErr = 0;
   private setupTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
-  private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'runAs' | 'startTime'> | undefined;
+  private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'startTime'> | undefined;
 
   constructor(
     private readonly transport: Duplex,
@@ -165,10 +166,11 @@ export class AgentSession {
     }
     const argv = decodeCommand(payload);
     clearTimeout(this.setupTimer);
-    const { stdin, stderr, shell } = this.options;
-    const decision = authorize(config.policy, this.identity.names, argv, shell);
+    const { stdin, stderr, shell, cwd, env } = this.options;
+    const envNames = Object.keys(env);
+    const decision = authorize(config.policy, this.identity.names, argv, { shell, cwd, envNames });
     if (!decision.allowed) {
-      this.record({ event: 'denied', argv, shell, reason: decision.reason });
+      this.record({ event: 'denied', argv, shell, cwd, envNames, reason: decision.reason });
       this.fail({ code: ErrorCodes.DENIED, reason: decision.reason });
       return;
     }
@@ -183,10 +185,14 @@ export class AgentSession {
       }
       program = located;
     }
+    if (cwd !== undefined && !isDirectory(cwd)) {
+      this.fail({ code: ErrorCodes.SPAWN, reason: `cannot use working directory ${cwd}: not a directory`, exitCode: 126 });
+      return;
+    }
     // The agent's cap on run time applies even when the client asked for none.
     const limits = [this.options.timeoutMs, config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
     const timeoutMs = limits.length > 0 ? Math.min(...limits) : 0;
-    this.audit = { id: randomUUID(), argv, shell, runAs: user.name, startTime: new Date().toISOString() };
+    this.audit = { id: randomUUID(), argv, shell, cwd, envNames, runAs: user.name, startTime: new Date().toISOString() };
     try {
       // Fail closed: a command that cannot be audited does not run.
       this.runtime.audit.write(this.auditRecord('start'));
@@ -196,10 +202,11 @@ export class AgentSession {
       return;
     }
     this.state = 'running';
-    this.log.info({ argv, shell, stdin, stderr, timeoutMs, runAs: user.name, audit: this.audit.id }, 'command');
+    // Environment values may be secrets: only their names are logged and audited.
+    this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs: user.name, audit: this.audit.id }, 'command');
     const command = new CommandProcess({
       argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
-      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name,
+      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env,
     });
     this.command = command;
     command.once('spawn-error', (failure) => {
@@ -375,6 +382,14 @@ export class AgentSession {
   kill(): void {
     this.command?.kill();
     this.transport.destroy();
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 

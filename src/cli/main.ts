@@ -59,6 +59,8 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON object per host when it finishes')
     .option('--outdir <dir>', 'also write each host\'s output to DIR/HOST.out, DIR/HOST.err and its exit code to DIR/HOST.rc')
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
+    .option('--cwd <dir>', 'run the command in this directory on the hosts (absolute path; default: the user\'s home)')
+    .option('--env <name=value>', 'set an environment variable for the command (repeatable)', collect)
     .option('--batch <n|n%>', 'run in batches of N hosts (or N% of them): a batch starts when the previous one has finished')
     .option('--batch-wait <sec>', 'pause between batches', seconds)
     .option('--max-fail <n|n%>', 'start no new host once N hosts (or N%) were not ok; running ones finish')

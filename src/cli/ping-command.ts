@@ -1,6 +1,6 @@
 // `distrun ping`: connect and authenticate to every selected agent, run nothing, and
 // report round-trip time, agent and protocol versions and certificate expiry.
-import { DEFAULT_SESSION_OPTIONS } from '../protocol/messages.js';
+import { defaultSessionOptions } from '../protocol/messages.js';
 import { defaultPkiDir } from '../pki/pki-paths.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { runExitCode } from './exit-codes.js';
@@ -42,7 +42,7 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
   const context = clientContext(opts.pki ?? defaultPkiDir());
   const request = {
     argv: [],
-    options: { ...DEFAULT_SESSION_OPTIONS },
+    options: defaultSessionOptions(),
     token: readToken(opts.tokenFile ?? process.env.DISTRUN_TOKEN_FILE),
     software: `distrun/${SOFTWARE_VERSION}`,
   };

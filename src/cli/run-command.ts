@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { ErrorCodes, PkiError, UsageError } from '../errors.js';
-import { DEFAULT_SESSION_OPTIONS } from '../protocol/messages.js';
+import { ENV_NAME_PATTERN } from '../protocol/constants.js';
+import { defaultSessionOptions } from '../protocol/messages.js';
 import { loadClientIdentity, defaultPkiDir } from '../pki/pki-paths.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { runExitCode } from './exit-codes.js';
@@ -38,6 +39,8 @@ export interface RunOptions extends SelectionOptions {
   gather?: boolean;
   dryRun?: boolean;
   outdir?: string;
+  cwd?: string;
+  env?: string[];
   batch?: string;
   batchWait?: number;
   maxFail?: string;
@@ -48,6 +51,18 @@ export function resolveTargets(opts: SelectionOptions): Target[] {
   const file = findInventoryFile(opts.inventory);
   const inventory = file ? loadInventory(file) : undefined;
   return selectTargets(inventory, { groups: opts.group ?? [], hosts: opts.hosts ?? [], exclude: opts.exclude ?? [] });
+}
+
+/** `--env NAME=value` options as a map; a bad name or a missing `=` is a usage error. */
+export function parseEnvAssignments(assignments: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const assignment of assignments) {
+    const eq = assignment.indexOf('=');
+    const name = eq > 0 ? assignment.slice(0, eq) : '';
+    if (!ENV_NAME_PATTERN.test(name)) throw new UsageError(`--env takes NAME=value with a valid variable name, got '${assignment}'`);
+    env[name] = assignment.slice(eq + 1);
+  }
+  return env;
 }
 
 export function readToken(file: string | undefined): Buffer | undefined {
@@ -115,6 +130,7 @@ export async function runCommand(
   chosenTargets?: Target[],
 ): Promise<number> {
   if (command.length === 0) throw new UsageError('no command given: distrun [options] [--] COMMAND [ARGS...]');
+  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new UsageError(`--cwd needs an absolute path, got '${opts.cwd}'`);
   const targets = chosenTargets ?? resolveTargets(opts);
   const argv = opts.shell ? [command.join(' ')] : command;
   if (opts.dryRun) {
@@ -130,11 +146,13 @@ export async function runCommand(
     // With --shell the words form one script, as ssh joins its arguments.
     argv,
     options: {
-      ...DEFAULT_SESSION_OPTIONS,
+      ...defaultSessionOptions(),
       stdin: opts.stdin === true,
       stderr: opts.stderr,
       shell: opts.shell === true,
       timeoutMs: (opts.timeout ?? 0) * 1000,
+      cwd: opts.cwd,
+      env: parseEnvAssignments(opts.env ?? []),
     },
     token,
     software: `distrun/${SOFTWARE_VERSION}`,

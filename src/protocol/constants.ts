@@ -69,7 +69,15 @@ export const SessionOption = {
   SHELL: 'shell',
   /** Kill the command's process group after this many milliseconds (`timeout=MS`). */
   TIMEOUT: 'timeout',
+  /** Working directory of the command (`cwd=/absolute/path`). */
+  CWD: 'cwd',
+  /** One environment variable for the command (`env=NAME=value`); repeatable. */
+  ENV: 'env',
 } as const;
+
+/** At most this many `env` options per session. */
+export const MAX_ENV_VARIABLES = 64;
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Signals a client may forward. Anything else is a protocol error. */
 export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set([

@@ -1,7 +1,7 @@
 // Encoding and decoding of every message payload, and of whole frames. Pure: no I/O.
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
 import {
-  AgentToken, ClientToken, FORWARDABLE_SIGNALS, HEADER_BYTES, LENGTH_BYTES, SessionOption,
+  AgentToken, ClientToken, ENV_NAME_PATTERN, FORWARDABLE_SIGNALS, HEADER_BYTES, LENGTH_BYTES, MAX_ENV_VARIABLES, SessionOption,
   TOKEN_BYTES, WIRE_ERROR_CODES,
 } from './constants.js';
 
@@ -65,11 +65,20 @@ export interface SessionOptions {
   shell: boolean;
   /** Command time limit in milliseconds; 0 = none. */
   timeoutMs: number;
+  /** Working directory; undefined = the run-as user's home. */
+  cwd?: string;
+  /** Extra environment variables for the command. */
+  env: Record<string, string>;
 }
 
-export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = {
-  stdin: false, stderr: false, shell: false, timeoutMs: 0,
+const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = {
+  stdin: false, stderr: false, shell: false, timeoutMs: 0, env: {},
 };
+
+/** A fresh copy of the defaults (the env map is per session). */
+export function defaultSessionOptions(): SessionOptions {
+  return { ...DEFAULT_SESSION_OPTIONS, env: {} };
+}
 
 /** The OPT frames that request `options` (defaults are not sent). */
 export function encodeOptions(options: SessionOptions): Buffer[] {
@@ -79,6 +88,10 @@ export function encodeOptions(options: SessionOptions): Buffer[] {
   if (options.shell) frames.push(encodeFrame(ClientToken.OPTION, SessionOption.SHELL));
   if (options.timeoutMs > 0) {
     frames.push(encodeFrame(ClientToken.OPTION, `${SessionOption.TIMEOUT}=${Math.ceil(options.timeoutMs)}`));
+  }
+  if (options.cwd !== undefined) frames.push(encodeFrame(ClientToken.OPTION, `${SessionOption.CWD}=${options.cwd}`));
+  for (const [name, value] of Object.entries(options.env)) {
+    frames.push(encodeFrame(ClientToken.OPTION, `${SessionOption.ENV}=${name}=${value}`));
   }
   return frames;
 }
@@ -102,6 +115,25 @@ export function applyOption(options: SessionOptions, payload: Buffer): void {
         throw new ProtocolError('option timeout needs a whole number of milliseconds');
       }
       options.timeoutMs = Number(value);
+      return;
+    }
+    case SessionOption.CWD: {
+      if (value === undefined || !value.startsWith('/') || value.includes('\0')) {
+        throw new ProtocolError('option cwd needs an absolute path');
+      }
+      options.cwd = value;
+      return;
+    }
+    case SessionOption.ENV: {
+      const split = value?.indexOf('=') ?? -1;
+      const variable = split > 0 ? value!.slice(0, split) : '';
+      if (!ENV_NAME_PATTERN.test(variable) || value!.includes('\0')) {
+        throw new ProtocolError('option env needs NAME=value with a valid variable name');
+      }
+      if (!(variable in options.env) && Object.keys(options.env).length >= MAX_ENV_VARIABLES) {
+        throw new ProtocolError(`at most ${MAX_ENV_VARIABLES} env options`);
+      }
+      options.env[variable] = value!.slice(split + 1);
       return;
     }
     default:
