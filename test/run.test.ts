@@ -1,11 +1,12 @@
 // End to end: real agents on loopback, the real distrun binary, real commands.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  cleanupAll, connectRaw, distrun, makePki, processesMatching, residentBytes, spawnDistrun, startAgent, tempDir, waitFor,
+  DISTRUN, cleanupAll, connectRaw, distrun, makePki, processesMatching, residentBytes, spawnDistrun, startAgent, tempDir, testCacheHome, waitFor,
   type Pki, type RunningAgent,
 } from './helpers/fleet.js';
 
@@ -130,6 +131,23 @@ test('--cwd and --env reach the command; a missing directory is a clear failure'
   t.regex(relative.stderr, /--cwd needs an absolute path/);
   const badEnv = await distrun(on('one', '--env', '1X=2', 'true'));
   t.regex(badEnv.stderr, /--env takes NAME=value/);
+});
+
+test('colours on a terminal only, and never with NO_COLOR', async (t) => {
+  // `script` gives distrun a pseudo-terminal as stdout and stderr.
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const command = [process.execPath, DISTRUN, ...on('one', 'sh', '-c', 'echo out; exit 3')].map(quote).join(' ');
+  const onTty = (env: NodeJS.ProcessEnv) =>
+    spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env } });
+  const colored = onTty({});
+  t.is(colored.status, 3, colored.stderr);
+  t.true(colored.stdout.includes('\x1b[36mh1: \x1b[0mout'), JSON.stringify(colored.stdout));
+  t.true(colored.stdout.includes('\x1b[31mexit code 3:\x1b[0m h1'), JSON.stringify(colored.stdout));
+  const noColor = onTty({ NO_COLOR: '1' });
+  t.false(noColor.stdout.includes('\x1b['), JSON.stringify(noColor.stdout));
+  t.true(noColor.stdout.includes('h1: out'));
+  const piped = await distrun(on('one', 'sh', '-c', 'echo out; exit 3'));
+  t.false(piped.stdout.toString().includes('\x1b[') || piped.stderr.includes('\x1b['), 'no colours into a pipe');
 });
 
 test('a command killed by a signal counts as 128 + the signal number', async (t) => {

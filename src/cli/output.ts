@@ -6,6 +6,7 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeOutcome, hostExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
+import { paletteFor } from './colors.js';
 import { classify, formatSummary, type OutcomeClass } from './summary.js';
 import type { HostResult, HostSession } from './host-session.js';
 
@@ -133,7 +134,9 @@ export class LineRenderer implements Renderer {
   }
 
   attach(session: HostSession): void {
-    const prefix = this.options.prefix ? Buffer.from(`${session.target.name}: `) : Buffer.alloc(0);
+    const prefixFor = (stream: NodeJS.WritableStream) =>
+      (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${session.target.name}: `)) : Buffer.alloc(0));
+    const prefixes = new Map([[this.streams.stdout, prefixFor(this.streams.stdout)], [this.streams.stderr, prefixFor(this.streams.stderr)]]);
     const write = (stream: NodeJS.WritableStream, data: Buffer): void => {
       // Local output backed up: stop reading from the agent until it drains.
       if (!stream.write(data)) {
@@ -150,6 +153,7 @@ export class LineRenderer implements Renderer {
     this.splitters.set(session, splitters);
     const emitLines = (stream: NodeJS.WritableStream, lines: Buffer[]): void => {
       if (lines.length === 0) return;
+      const prefix = prefixes.get(stream)!;
       const parts: Buffer[] = [];
       for (const line of lines) parts.push(prefix, line);
       write(stream, Buffer.concat(parts));
@@ -176,12 +180,13 @@ export class LineRenderer implements Renderer {
 
 /** A host that could not run the command is reported on stderr as soon as it is known. */
 function reportHostError(stderr: NodeJS.WritableStream, result: HostResult): void {
-  if (result.outcome.kind === 'error') stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
+  if (result.outcome.kind !== 'error') return;
+  stderr.write(`distrun: ${paletteFor(stderr).failure(`${result.target.name}: ${result.outcome.message}`)}\n`);
 }
 
 /** On stderr, when any host was not ok: counts per class and folded host lists per reason. */
 export function writeSummary(stderr: NodeJS.WritableStream, results: readonly HostResult[]): void {
-  const summary = formatSummary(results);
+  const summary = formatSummary(results, paletteFor(stderr));
   if (summary) stderr.write(summary);
 }
 

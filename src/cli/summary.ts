@@ -1,5 +1,6 @@
 // How a run went, by class of outcome, with folded host lists: what the user reads last.
 import { ErrorCodes } from '../errors.js';
+import { PLAIN, type Palette } from './colors.js';
 import { describeOutcome } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import type { HostOutcome, HostResult } from './host-session.js';
@@ -34,7 +35,7 @@ export function classify(outcome: HostOutcome): OutcomeClass {
  *   distrun: 6 hosts: 2 ok, 2 failed, 1 timed out, 1 unreachable
  *     exit code 3: web[03,05]
  */
-export function formatSummary(results: readonly HostResult[]): string | undefined {
+export function formatSummary(results: readonly HostResult[], palette: Palette = PLAIN): string | undefined {
   const byClass = new Map<OutcomeClass, number>();
   const byReason = new Map<string, { cls: OutcomeClass; hosts: string[] }>();
   for (const { target, outcome } of results) {
@@ -48,9 +49,9 @@ export function formatSummary(results: readonly HostResult[]): string | undefine
   }
   if (byReason.size === 0) return undefined;
   const counts = CLASS_ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${CLASS_LABEL[c]}`);
-  const lines = [`distrun: ${results.length} host${results.length === 1 ? '' : 's'}: ${counts.join(', ')}`];
+  const lines = [`distrun: ${palette.strong(`${results.length} host${results.length === 1 ? '' : 's'}: ${counts.join(', ')}`)}`];
   const reasons = [...byReason.entries()].sort(([, a], [, b]) =>
     CLASS_ORDER.indexOf(a.cls) - CLASS_ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
-  for (const [reason, { hosts }] of reasons) lines.push(`  ${reason}: ${foldHosts(hosts)}`);
+  for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);
   return `${lines.join('\n')}\n`;
 }
