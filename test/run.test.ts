@@ -150,6 +150,26 @@ test('colours on a terminal only, and never with NO_COLOR', async (t) => {
   t.false(piped.stdout.toString().includes('\x1b[') || piped.stderr.includes('\x1b['), 'no colours into a pipe');
 });
 
+test('on a terminal, a run above DISTRUN_CONFIRM_ABOVE hosts asks first unless --yes', async (t) => {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const marker = `confirm-${Math.floor(Math.random() * 1e9)}`;
+  const onTty = (extra: string[], input: string) => spawnSync('script', ['-qec',
+    [process.execPath, DISTRUN, ...on('trio', ...extra, 'echo', marker)].map(quote).join(' '), '/dev/null'], {
+    encoding: 'utf8', input, env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), DISTRUN_CONFIRM_ABOVE: '2', NO_COLOR: '1' },
+  });
+  const declined = onTty([], 'n\n');
+  t.is(declined.status, 130, declined.stdout);
+  t.regex(declined.stdout, new RegExp(`run \\["echo","${marker}"\\] on 3 hosts \\(h\\[1-3\\]\\)\\? \\[y/N\\]`));
+  t.regex(declined.stdout, /not confirmed; nothing was run/);
+  t.false(agents.some((a) => a.logs.some((l) => JSON.stringify(l.argv ?? '').includes(marker))), 'nothing ran');
+  const accepted = onTty([], 'y\n');
+  t.is(accepted.status, 0, accepted.stdout);
+  t.is(accepted.stdout.split(marker).length - 1, 3 + 1, 'three hosts answered (and the prompt named it)');
+  const yes = onTty(['--yes'], '');
+  t.is(yes.status, 0);
+  t.notRegex(yes.stdout, /\[y\/N\]/);
+});
+
 test('a command killed by a signal counts as 128 + the signal number', async (t) => {
   const r = await distrun(on('one', 'sh', '-c', 'kill -TERM $$'));
   t.is(r.code, 143);

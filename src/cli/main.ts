@@ -53,6 +53,7 @@ export function buildProgram(): Command {
     .option('--no-stderr', "discard the commands' stderr instead of forwarding it")
     .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
     .option('-N, --no-prefix', 'do not prefix output lines with the host name (one host: output is byte-exact)')
+    .option('-y, --yes', 'do not ask for confirmation on a terminal above $DISTRUN_CONFIRM_ABOVE (50) hosts')
     .option('-n, --dry-run', 'print the hosts and the exact argv, and run nothing')
     .option('--list-hosts', 'the same as --dry-run (Ansible habit)')
     .option('-b, --gather', 'at the end, print identical outputs once under folded host names (like clush -b)')

@@ -1,5 +1,7 @@
 // `distrun COMMAND...`: select hosts, run the command on all of them, render, exit code.
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { ErrorCodes, PkiError, UsageError } from '../errors.js';
@@ -7,7 +9,8 @@ import { ENV_NAME_PATTERN } from '../protocol/constants.js';
 import { defaultSessionOptions } from '../protocol/messages.js';
 import { loadClientIdentity, defaultPkiDir } from '../pki/pki-paths.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import { runExitCode } from './exit-codes.js';
+import { ExitCode, runExitCode } from './exit-codes.js';
+import { foldHosts } from './host-range.js';
 import { Fanout, countOrPercent } from './fanout.js';
 import { HostSession, type RunRequest } from './host-session.js';
 import { RecordRenderer, runsDir, saveRun } from './run-record.js';
@@ -39,6 +42,7 @@ export interface RunOptions extends SelectionOptions {
   gather?: boolean;
   dryRun?: boolean;
   outdir?: string;
+  yes?: boolean;
   cwd?: string;
   env?: string[];
   batch?: string;
@@ -86,6 +90,28 @@ export function clientContext(pkiDir: string): tls.SecureContext {
   } catch (err) {
     throw new PkiError(`cannot use the client identity in ${pkiDir}: ${(err as Error).message}`);
   }
+}
+
+export const DEFAULT_CONFIRM_ABOVE = 50;
+
+/**
+ * Above DISTRUN_CONFIRM_ABOVE hosts (default 50), an interactive run asks first — the
+ * host count, the folded host list and the command — unless --yes. Scripts (stdin not a
+ * terminal) are never asked.
+ */
+async function confirmLargeRun(
+  targets: readonly Target[], argv: readonly string[], opts: RunOptions, io: OutputStreams & { stdin: Readable },
+): Promise<boolean> {
+  const limit = Number(process.env.DISTRUN_CONFIRM_ABOVE ?? DEFAULT_CONFIRM_ABOVE);
+  if (opts.yes || !(io.stdin as NodeJS.ReadStream).isTTY || !(targets.length > limit)) return true;
+  const command = opts.shell ? argv.join(' ') : JSON.stringify(argv);
+  io.stderr.write(`distrun: run ${command} on ${targets.length} hosts (${foldHosts(targets.map((t) => t.name))})? [y/N] `);
+  const prompt = createInterface({ input: io.stdin, terminal: false });
+  // End of input (Ctrl-D) counts as no.
+  const [answer] = (await Promise.race([once(prompt, 'line'), once(prompt, 'close').then(() => [''])])) as [string];
+  prompt.close();
+  io.stdin.pause();
+  return /^y(es)?$/i.test(answer.trim());
 }
 
 /** Sends local stdin to every host, including hosts that start after part of it was read. */
@@ -138,6 +164,10 @@ export async function runCommand(
     io.stdout.write(`argv: ${JSON.stringify(opts.shell ? ['/bin/sh', '-c', ...argv] : argv)}\n`);
     writeHostLines(targets, io.stdout, false);
     return 0;
+  }
+  if (!(await confirmLargeRun(targets, argv, opts, io))) {
+    io.stderr.write('distrun: not confirmed; nothing was run\n');
+    return ExitCode.INTERRUPTED;
   }
   const context = clientContext(opts.pki ?? defaultPkiDir());
   const token = readToken(opts.tokenFile ?? process.env.DISTRUN_TOKEN_FILE);
