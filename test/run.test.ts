@@ -170,6 +170,27 @@ test('on a terminal, a run above DISTRUN_CONFIRM_ABOVE hosts asks first unless -
   t.notRegex(yes.stdout, /\[y\/N\]/);
 });
 
+test('--script sends a local script and runs it with its interpreter and arguments', async (t) => {
+  const dir = tempDir();
+  const py = join(dir, 'hello.py');
+  writeFileSync(py, '#!/usr/bin/env python3\nimport sys\nprint("py", sys.argv[1:])\nsys.exit(4)\n');
+  const r = await distrun(on('trio', '--script', py, 'a b', ''));
+  t.is(r.code, 4, r.stderr);
+  t.deepEqual(r.stdout.toString().trim().split('\n').sort(), ["h1: py ['a b', '']", "h2: py ['a b', '']", "h3: py ['a b', '']"]);
+  const sh = join(dir, 'plain.sh');
+  writeFileSync(sh, 'echo "sh:$1:$#"; cat </dev/null\n'); // no #! line: /bin/sh
+  const plain = await distrun(on('one', '--script', sh, 'x y'));
+  t.is(plain.stdout.toString(), 'h1: sh:x y:1\n', plain.stderr);
+  const both = await distrun(on('one', '--script', sh, '-t'));
+  t.is(both.code, 255);
+  t.regex(both.stderr, /--script sends the script over stdin: it cannot go with -t/);
+  const dashArg = await distrun(on('one', '--script', sh, '--', '-t'));
+  t.is(dashArg.stdout.toString(), 'h1: sh:-t:1\n', 'after --, -t is an argument of the script');
+  const missing = await distrun(on('one', '--script', join(dir, 'nope.sh')));
+  t.is(missing.code, 255);
+  t.regex(missing.stderr, /cannot read script .*nope\.sh: ENOENT/);
+});
+
 test('a command killed by a signal counts as 128 + the signal number', async (t) => {
   const r = await distrun(on('one', 'sh', '-c', 'kill -TERM $$'));
   t.is(r.code, 143);

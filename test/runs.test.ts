@@ -60,3 +60,16 @@ test.serial('rerun --failed runs the same command on the failed host only; --unr
   const unknown = await distrun(['rerun', '--failed', 'nosuchrun', '--pki', pki.dir]);
   t.regex(unknown.stderr, /no recorded run 'nosuchrun'/);
 });
+
+test.serial('a --script run is recorded as the script, and rerun sends the script again', async (t) => {
+  const dir = tempDir();
+  const script = join(dir, 'check.sh');
+  writeFileSync(script, `#!/bin/sh\nif mkdir ${dir}/once 2>/dev/null; then echo "first $1"; exit 5; fi\necho "again $1"\n`);
+  const r = await distrun(['-i', inventory, '--pki', pki.dir, '-g', 'four', '-x', 'r4', '--script', script, 'arg']);
+  t.is(r.code, 5, r.stderr);
+  const runs = await distrun(['runs', '-n', '1']);
+  t.regex(runs.stdout.toString(), new RegExp(`--script '?${script.replace(/[.]/g, '\\.')}'? arg$`, 'm'));
+  const again = await distrun(['rerun', '--failed', '--pki', pki.dir]);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout.toString(), /^r[1-3]: again arg\n$/);
+});

@@ -1,8 +1,9 @@
 // `distrun COMMAND...`: select hosts, run the command on all of them, render, exit code.
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import { ErrorCodes, PkiError, UsageError } from '../errors.js';
 import { ENV_NAME_PATTERN } from '../protocol/constants.js';
@@ -14,6 +15,7 @@ import { foldHosts } from './host-range.js';
 import { Fanout, countOrPercent } from './fanout.js';
 import { HostSession, type RunRequest } from './host-session.js';
 import { RecordRenderer, runsDir, saveRun } from './run-record.js';
+import { scriptRun } from './script.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
 import {
   GatherRenderer, JsonRenderer, LineRenderer, OutdirRenderer, RendererSet, type OutputStreams, type Renderer,
@@ -42,6 +44,9 @@ export interface RunOptions extends SelectionOptions {
   gather?: boolean;
   dryRun?: boolean;
   outdir?: string;
+  script?: string;
+  /** Set by --script: what the run record names instead of the wrapper. */
+  recordAs?: { command: string[]; script: string };
   yes?: boolean;
   cwd?: string;
   env?: string[];
@@ -155,6 +160,12 @@ export async function runCommand(
   /** Hosts chosen already (rerun); otherwise resolved from the selection options. */
   chosenTargets?: Target[],
 ): Promise<number> {
+  if (opts.script !== undefined) {
+    if (opts.stdin || opts.shell) throw new UsageError('--script sends the script over stdin: it cannot go with -t or --shell');
+    const script = scriptRun(opts.script, command);
+    const recordAs = { command, script: resolve(opts.script) };
+    return runCommand(script.argv, { ...opts, script: undefined, stdin: true, recordAs }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets);
+  }
   if (command.length === 0) throw new UsageError('no command given: distrun [options] [--] COMMAND [ARGS...]');
   if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new UsageError(`--cwd needs an absolute path, got '${opts.cwd}'`);
   const targets = chosenTargets ?? resolveTargets(opts);
@@ -230,8 +241,10 @@ export async function runCommand(
     renderer.finish(results);
     await renderer.close();
     const exitCode = runExitCode(results, interrupts > 0);
+    // A --script run is recorded as the script and its arguments, so that rerun sends it again.
     const record = recorder.record({
-      command, shell: opts.shell === true, stdin: opts.stdin === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
+      command: opts.recordAs?.command ?? command, script: opts.recordAs?.script,
+      shell: opts.shell === true, stdin: opts.recordAs ? false : opts.stdin === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
     }, results);
     try {
       saveRun(record);

@@ -30,8 +30,10 @@ export interface RunRecord {
   id: string;
   startedAt: string;
   endedAt: string;
-  /** The command as typed (before --shell joins it). */
+  /** The command as typed (before --shell joins it); with --script, the script's arguments. */
   command: string[];
+  /** The --script file, if the run sent one. */
+  script?: string;
   shell: boolean;
   stdin: boolean;
   stderr: boolean;
@@ -71,7 +73,7 @@ export class RecordRenderer implements Renderer {
 
   finish(): void {}
 
-  record(run: Pick<RunRecord, 'command' | 'shell' | 'stdin' | 'stderr' | 'timeout' | 'exitCode'>, results: readonly HostResult[]): RunRecord {
+  record(run: Pick<RunRecord, 'command' | 'script' | 'shell' | 'stdin' | 'stderr' | 'timeout' | 'exitCode'>, results: readonly HostResult[]): RunRecord {
     const hosts = results.map(({ target, outcome, durationMs }): HostRecord => {
       const digest = this.digests.get(keyOf(target));
       const empty = createHash('sha256').digest('hex');

@@ -10,7 +10,8 @@ import type { OutcomeClass } from './summary.js';
 const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
 
 export function describeCommand(run: RunRecord): string {
-  return run.shell ? run.command.join(' ') : run.command.map(quote).join(' ');
+  const words = run.shell ? run.command.join(' ') : run.command.map(quote).join(' ');
+  return run.script ? `--script ${quote(run.script)}${words ? ` ${words}` : ''}` : words;
 }
 
 function table(rows: string[][]): string {
@@ -58,7 +59,7 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
       const targets = rerunTargets(run, opts);
       process.stderr.write(`distrun: running again on ${targets.length} host(s) of ${run.id}: ${describeCommand(run)}\n`);
       process.exitCode = await runCommand(run.command, {
-        ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, prefix: true,
+        ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, script: run.script, prefix: true,
       }, process, targets);
     });
 }
