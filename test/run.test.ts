@@ -349,6 +349,21 @@ test('distrun hosts --explain says which part of the selection chose each host',
   t.regex(lines[1]!, /^extra\s+extra:7000\s+-H extra:7000$/);
 });
 
+test('an Ansible YAML inventory works as it is (ansible_host, distrun_port)', async (t) => {
+  const ansible = join(tempDir(), 'inventory.yml');
+  writeFileSync(ansible, [
+    'all:',
+    '  children:',
+    '    webservers:',
+    '      hosts:',
+    ...agents.map((a, i) => `        web${i + 1}: { ansible_host: 127.0.0.1, ansible_port: 22, distrun_port: ${a.port} }`),
+    '',
+  ].join('\n'));
+  const r = await distrun(['-i', ansible, '--pki', pki.dir, '-g', 'webservers', 'echo', 'from-ansible']);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.stdout.toString().trim().split('\n').sort(), ['web1: from-ansible', 'web2: from-ansible', 'web3: from-ansible']);
+});
+
 test('distrun hosts prints the resolved targets', async (t) => {
   const r = await distrun(['hosts', '-i', inventory, '-g', 'trio', '-x', 'h2']);
   t.is(r.code, 0, r.stderr);

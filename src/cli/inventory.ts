@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
 import { InventoryError, UsageError } from '../errors.js';
+import { looksLikeAnsible, parseAnsibleInventory } from './ansible-inventory.js';
 import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-range.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 
@@ -80,6 +81,9 @@ export function parseInventory(text: string, file: string): Inventory {
     const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
     throw new InventoryError(`${where}invalid YAML: ${first.message.split('\n')[0]}`, { file });
   }
+  // The format is told by the file itself: Ansible's has top-level groups (all: ...).
+  const data: unknown = doc.toJS();
+  if (looksLikeAnsible(data)) return parseAnsibleInventory(data as Record<string, unknown>, file);
   const lineStarts = [0];
   for (let i = 0; i < text.length; i++) if (text[i] === '\n') lineStarts.push(i + 1);
   const inventory: Inventory = { file, defaults: { port: DEFAULT_AGENT_PORT }, hosts: new Map(), groups: new Map() };

@@ -1,0 +1,37 @@
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { InventoryError } from '../src/errors.js';
+import { loadInventory, parseInventory, selectTargets } from '../src/cli/inventory.js';
+
+const fixture = fileURLToPath(new URL('../../test/fixtures/ansible/site.yaml', import.meta.url));
+const inv = loadInventory(fixture);
+const pick = (...groups: string[]) =>
+  selectTargets(inv, { groups, hosts: [], exclude: [] }).map((t) => `${t.name}=${t.address}:${t.port}`);
+
+test('the format is detected from the file; ranges with steps expand', (t) => {
+  t.deepEqual(pick('web'), [
+    'www01.example.com=www01.example.com:7100', 'www03.example.com=www03.example.com:7100',
+    'www05.example.com=www05.example.com:7100', 'special.example.com=192.0.2.50:7200',
+  ]);
+});
+
+test('vars precedence: all < parent group < child group < host; ansible_port is ignored', (t) => {
+  t.deepEqual(pick('db'), ['db1.example.com=db1.example.com:7300', 'db2.example.com=db2.example.com:7000']);
+  t.deepEqual(pick('db_primary'), ['db1.example.com=db1.example.com:7300']);
+});
+
+test('nested children, implicit all and ungrouped, set algebra over Ansible groups', (t) => {
+  t.is(pick('prod').length, 6);
+  t.deepEqual(pick('ungrouped'), ['bastion.example.com=192.0.2.1:7000']);
+  t.is(pick('all').length, 7);
+  t.deepEqual(pick('prod:&db:!db_primary'), ['db2.example.com=db2.example.com:7000']);
+});
+
+test('Ansible inventory errors name the file and the entry', (t) => {
+  t.throws(() => parseInventory('all:\n  hostz: {}\n', 'inv.yaml'), { instanceOf: InventoryError, message: /inv\.yaml: all\.hostz: unknown key/ });
+  t.throws(() => parseInventory('all:\n  hosts:\n    a:\n      distrun_port: 99999\n', 'inv.yaml'), { instanceOf: InventoryError, message: /inv\.yaml: a\.distrun_port: distrun_port must be an integer/ });
+  t.throws(() => parseInventory('all:\n  children:\n    g:\n      hosts: [a, b]\n', 'inv.yaml'), { instanceOf: InventoryError, message: /all\.children\.g\.hosts: hosts must be a mapping/ });
+  t.throws(() => parseInventory('all:\n  hosts:\n    web[9:1]:\n', 'inv.yaml'), { instanceOf: InventoryError, message: /goes backwards/ });
+  t.throws(() => parseInventory('all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a:\n', 'inv.yaml'),
+    { instanceOf: InventoryError, message: /cycle/ });
+});
