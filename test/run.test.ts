@@ -150,6 +150,25 @@ test('colours on a terminal only, and never with NO_COLOR', async (t) => {
   t.false(piped.stdout.toString().includes('\x1b[') || piped.stderr.includes('\x1b['), 'no colours into a pipe');
 });
 
+test('a live progress line on a terminal, cleared before output; none with -q or into a pipe', async (t) => {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const onTty = (extra: string[]) => spawnSync('script', ['-qec',
+    [process.execPath, DISTRUN, ...on('trio', ...extra, 'sh', '-c', 'sleep 1; echo finished')].map(quote).join(' '), '/dev/null'], {
+    encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), NO_COLOR: '1' },
+  });
+  const shown = onTty([]);
+  t.is(shown.status, 0, shown.stdout);
+  t.regex(shown.stdout, /\[0\/3 done, 0 failed, 3 running\] slowest: h\d \d+\.\ds/);
+  // Every output line starts on a cleared line, never after progress text.
+  for (const line of shown.stdout.split('\n').filter((l) => l.includes('finished'))) {
+    t.regex(line, /(^|\r\x1b\[K)h\d: finished\r?$/, JSON.stringify(line));
+  }
+  const quiet = onTty(['-q']);
+  t.notRegex(quiet.stdout, /running\]/);
+  const piped = await distrun(on('trio', 'sh', '-c', 'sleep 0.5'));
+  t.is(piped.stderr, '');
+});
+
 test('on a terminal, a run above DISTRUN_CONFIRM_ABOVE hosts asks first unless --yes', async (t) => {
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const marker = `confirm-${Math.floor(Math.random() * 1e9)}`;

@@ -14,6 +14,7 @@ import { ExitCode, runExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import { Fanout, countOrPercent } from './fanout.js';
 import { HostSession, type RunRequest } from './host-session.js';
+import { ProgressLine } from './progress.js';
 import { RecordRenderer, runsDir, saveRun } from './run-record.js';
 import { scriptRun } from './script.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
@@ -44,6 +45,7 @@ export interface RunOptions extends SelectionOptions {
   gather?: boolean;
   dryRun?: boolean;
   outdir?: string;
+  quiet?: boolean;
   script?: string;
   /** Set by --script: what the run record names instead of the wrapper. */
   recordAs?: { command: string[]; script: string };
@@ -199,13 +201,21 @@ export async function runCommand(
     software: `distrun/${SOFTWARE_VERSION}`,
   };
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
+  // A live progress line on a terminal, except for machine-readable output.
+  const progress = !opts.json && ProgressLine.enabled(io.stderr, opts.quiet === true)
+    ? new ProgressLine(io.stderr, targets.length)
+    : undefined;
+  const screenIo = progress ? progress.guard(io) : io;
   const screen: Renderer = opts.json
-    ? new JsonRenderer(io)
+    ? new JsonRenderer(screenIo)
     : opts.gather
-      ? new GatherRenderer(io)
-      : new LineRenderer(io, { prefix: opts.prefix, hostCount: targets.length });
+      ? new GatherRenderer(screenIo)
+      : new LineRenderer(screenIo, { prefix: opts.prefix, hostCount: targets.length });
   const recorder = new RecordRenderer();
-  const renderer = new RendererSet([screen, recorder, ...(opts.outdir ? [new OutdirRenderer(opts.outdir)] : [])]);
+  // The progress line finishes first, so that it is gone before the summary.
+  const renderer = new RendererSet([
+    ...(progress ? [progress] : []), screen, recorder, ...(opts.outdir ? [new OutdirRenderer(opts.outdir)] : []),
+  ]);
   const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
 
   const schedule = {
