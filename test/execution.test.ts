@@ -60,6 +60,9 @@ test('--max-fail stops starting hosts; the rest are reported as not started', as
   t.regex(r.stderr, /^distrun: 6 hosts: 2 failed, 4 not started$/m);
   t.regex(r.stderr, /^  not started: --max-fail reached \(2 hosts not ok\): n\[3-6\]$/m);
   const json = await run('-f', '1', '--max-fail', '1', '--json', 'false');
-  const statuses = json.stdout.toString().trim().split('\n').map((l) => (JSON.parse(l) as { status: string }).status);
-  t.deepEqual(statuses, ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+  const events = json.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { type: string; status?: string; code?: string });
+  const ends = events.filter((e) => e.type !== 'start' && e.type !== 'stdout' && e.type !== 'stderr' && e.type !== 'summary');
+  t.deepEqual(ends.map((e) => e.status), ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+  t.is(ends[1]!.code, 'E_SKIPPED');
+  t.is(events.filter((e) => e.type === 'start').length, 1, 'only one host was started');
 });

@@ -59,20 +59,35 @@ test('binary output is byte-exact (several MB of random bytes, sha256)', async (
   t.is(createHash('sha256').update(r.stdout).digest('hex'), createHash('sha256').update(data).digest('hex'));
 });
 
-test('--json reports each host with binary output in base64', async (t) => {
-  const file = join(tempDir(), 'small.bin');
-  const data = randomBytes(4096);
+test('--json: JSON Lines events, byte-exact output, a final summary', async (t) => {
+  const file = join(tempDir(), 'mixed.bin');
+  // Text with multi-byte UTF-8 and random bytes: chunks come as text or base64, bytes stay exact.
+  const data = Buffer.concat([Buffer.from('plain ascii line\n'.repeat(20_000)), Buffer.from('héllo wörld ✓\n'), randomBytes(200_000)]);
   writeFileSync(file, data);
-  const r = await distrun(on('trio', '--json', 'cat', file));
-  t.is(r.code, 0, r.stderr);
-  const records = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.deepEqual(records.map((x) => x.host).sort(), ['h1', 'h2', 'h3']);
-  for (const record of records) {
-    t.is(record.status, 'ok');
-    t.is(record.exitCode, 0);
-    t.is(record.stdoutEncoding, 'base64');
-    t.true(Buffer.from(record.stdout as string, 'base64').equals(data));
+  const r = await distrun(on('trio', '--json', 'sh', '-c', `cat ${file}; echo err >&2; exit 3`));
+  t.is(r.code, 3, r.stderr);
+  const events = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+  for (const event of events) {
+    t.is(event.v, 1);
+    t.truthy(Date.parse(event.time));
+    t.true(['start', 'stdout', 'stderr', 'exit', 'summary'].includes(event.type), event.type);
   }
+  for (const host of ['h1', 'h2', 'h3']) {
+    const mine = events.filter((e) => e.host === host);
+    t.is(mine[0]!.type, 'start');
+    t.like(mine[0], { address: '127.0.0.1' });
+    const out = Buffer.concat(mine.filter((e) => e.type === 'stdout').map((e) => Buffer.from(e.data, e.encoding === 'base64' ? 'base64' : 'utf8')));
+    t.true(out.equals(data), `${host} stdout is byte-exact`);
+    t.true(mine.some((e) => e.type === 'stdout' && e.encoding === 'utf8'));
+    t.true(mine.some((e) => e.type === 'stdout' && e.encoding === 'base64'));
+    t.deepEqual(mine.filter((e) => e.type === 'stderr').map((e) => e.data), ['err\n']);
+    t.like(mine.at(-1), { type: 'exit', status: 'failed', exitCode: 3, code: 3, signal: null });
+  }
+  t.like(events.at(-1), { type: 'summary', hosts: 3, ok: 0, failed: 3, exitCode: 3 });
+  const down = await distrun(['-i', inventory, '--pki', pki.dir, '-H', '127.0.0.1:1', '--json', 'true']);
+  const downEvents = down.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+  t.like(downEvents.find((e) => e.type === 'unreachable'), { host: '127.0.0.1', status: 'unreachable', code: 'E_CONNECT', exitCode: 255 });
+  t.like(downEvents.at(-1), { type: 'summary', unreachable: 1, exitCode: 255 });
 });
 
 test('the exit code is the largest remote exit code', async (t) => {
@@ -384,7 +399,7 @@ test('an Ansible YAML inventory works as it is (ansible_host, distrun_port)', as
 });
 
 test('distrun hosts prints the resolved targets', async (t) => {
-  const r = await distrun(['hosts', '-i', inventory, '-g', 'trio', '-x', 'h2']);
+  const r = await distrun(['hosts', '-i', inventory, 'trio', '-x', 'h2']);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(r.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]), ['h1', 'h3']);
 });

@@ -59,7 +59,7 @@ export function buildProgram(): Command {
     .option('-n, --dry-run', 'print the hosts and the exact argv, and run nothing')
     .option('--list-hosts', 'the same as --dry-run (Ansible habit)')
     .option('-b, --gather', 'at the end, print identical outputs once under folded host names (like clush -b)')
-    .option('--json', 'print one JSON object per host when it finishes')
+    .option('--json', 'JSON Lines events on stdout (docs/json-events.md)')
     .option('--outdir <dir>', 'also write each host\'s output to DIR/HOST.out, DIR/HOST.err and its exit code to DIR/HOST.rc')
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
     .option('--cwd <dir>', 'run the command in this directory on the hosts (absolute path; default: the user\'s home)')
@@ -72,10 +72,11 @@ export function buildProgram(): Command {
     });
 
   addSelectionOptions(
-    program.command('hosts').description('print the hosts a selection resolves to, one per line'),
+    program.command('hosts').description('print the hosts a selection resolves to, one per line')
+      .argument('[expression...]', 'target expressions, as for -g'),
   ).option('--explain', 'also show which part of the selection chose each host')
-    .action((opts: SelectionOptions & { explain?: boolean }) => {
-    process.exitCode = listHosts(opts);
+    .action((expressions: string[], opts: SelectionOptions & { explain?: boolean }) => {
+    process.exitCode = listHosts({ ...opts, group: [...(opts.group ?? []), ...expressions] });
   });
   addConnectionOptions(addSelectionOptions(
     program.command('ping').description('connect and authenticate to each agent; report round-trip time, versions and certificate expiry'),

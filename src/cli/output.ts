@@ -15,8 +15,8 @@ export interface Renderer {
   attach(session: HostSession): void;
   /** Called once per host when it has finished (or could not run). */
   hostDone(result: HostResult): void;
-  /** Called once at the end with every host's result, in target order. */
-  finish(results: readonly HostResult[]): void;
+  /** Called once at the end with every host's result, in target order, and distrun's exit code. */
+  finish(results: readonly HostResult[], exitCode: number): void;
   /** Resolves when everything the renderer wrote is on disk (file renderers). */
   close?(): Promise<void>;
 }
@@ -33,8 +33,8 @@ export class RendererSet implements Renderer {
     for (const r of this.renderers) r.hostDone(result);
   }
 
-  finish(results: readonly HostResult[]): void {
-    for (const r of this.renderers) r.finish(results);
+  finish(results: readonly HostResult[], exitCode: number): void {
+    for (const r of this.renderers) r.finish(results, exitCode);
   }
 
   async close(): Promise<void> {
@@ -242,51 +242,52 @@ function withFinalNewline(bytes: Buffer): Buffer {
   return bytes[bytes.length - 1] === NEWLINE ? bytes : Buffer.concat([bytes, Buffer.from('\n')]);
 }
 
-/** `--json`: one JSON object per host on stdout when it finishes. */
+/** Version of the `--json` event format (docs/json-events.md). */
+export const JSON_EVENTS_VERSION = 1;
+
+/**
+ * `--json`: JSON Lines events on stdout as they happen (docs/json-events.md): `start`,
+ * `stdout`/`stderr` (each chunk, UTF-8 text or base64, so the bytes are exact),
+ * `exit`, `timeout`, `unreachable` or `error` per host, and a final `summary`.
+ */
 export class JsonRenderer implements Renderer {
-  private readonly captured = new Map<string, { out: Buffer[]; err: Buffer[] }>();
+  private readonly startedAt = Date.now();
 
   constructor(private readonly streams: OutputStreams) {}
 
+  private emit(type: string, fields: Record<string, unknown>): void {
+    this.streams.stdout.write(`${JSON.stringify({ v: JSON_EVENTS_VERSION, type, time: new Date().toISOString(), ...fields })}\n`);
+  }
+
   attach(session: HostSession): void {
-    const capture = { out: [] as Buffer[], err: [] as Buffer[] };
-    this.captured.set(keyOf(session.target), capture);
-    session.on('stdout', (chunk) => capture.out.push(chunk));
-    session.on('stderr', (chunk) => capture.err.push(chunk));
+    const { name: host, address, port } = session.target;
+    this.emit('start', { host, address, port });
+    for (const stream of ['stdout', 'stderr'] as const) {
+      session.on(stream, (chunk) => {
+        const { text, encoding } = encodeBytes(chunk);
+        this.emit(stream, { host, data: text, encoding });
+      });
+    }
   }
 
   hostDone(result: HostResult): void {
     const { target, outcome, durationMs } = result;
-    const capture = this.captured.get(keyOf(target)) ?? { out: [], err: [] };
-    this.captured.delete(keyOf(target));
-    const stdout = encodeBytes(Buffer.concat(capture.out));
-    const stderr = encodeBytes(Buffer.concat(capture.err));
-    const record = {
-      host: target.name,
-      address: target.address,
-      port: target.port,
-      status: statusOf(result),
-      exitCode: outcome.kind === 'exit' ? (outcome.code ?? null) : null,
-      signal: outcome.kind === 'exit' ? (outcome.signal ?? null) : null,
-      timedOut: outcome.kind === 'exit' ? outcome.timedOut : false,
-      durationMs,
-      stdout: stdout.text,
-      stdoutEncoding: stdout.encoding,
-      stderr: stderr.text,
-      stderrEncoding: stderr.encoding,
-      error: outcome.kind === 'error' ? { code: outcome.code, message: outcome.message } : null,
-      agent: result.agentSoftware ?? null,
-    };
-    this.streams.stdout.write(`${JSON.stringify(record)}\n`);
+    const common = { host: target.name, status: statusOf(result), exitCode: hostExitCode(outcome), durationMs };
+    if (outcome.kind === 'exit') {
+      const type = outcome.timedOut ? 'timeout' : 'exit';
+      this.emit(type, { ...common, code: outcome.code ?? null, signal: outcome.signal ?? null, agent: result.agentSoftware ?? null });
+    } else if (outcome.kind === 'error') {
+      const type = common.status === 'unreachable' ? 'unreachable' : common.status === 'timeout' ? 'timeout' : 'error';
+      this.emit(type, { ...common, code: outcome.code, message: outcome.message });
+    }
   }
 
-  finish(results: readonly HostResult[]): void {
+  finish(results: readonly HostResult[], exitCode: number): void {
+    const counts: Record<string, number> = { ok: 0, failed: 0, timeout: 0, unreachable: 0, error: 0, skipped: 0 };
+    for (const result of results) counts[statusOf(result)]! += 1;
+    this.emit('summary', { hosts: results.length, ...counts, exitCode, durationMs: Date.now() - this.startedAt });
     writeSummary(this.streams.stderr, results);
   }
-}
-
-function keyOf(target: { name: string; port: number }): string {
-  return `${target.name}:${target.port}`;
 }
 
 const STATUS: Record<OutcomeClass, string> = {

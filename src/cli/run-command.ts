@@ -248,9 +248,9 @@ export async function runCommand(
   process.on('SIGINT', onInterrupt);
   try {
     const results = await fanout.run();
-    renderer.finish(results);
-    await renderer.close();
     const exitCode = runExitCode(results, interrupts > 0);
+    renderer.finish(results, exitCode);
+    await renderer.close();
     // A --script run is recorded as the script and its arguments, so that rerun sends it again.
     const record = recorder.record({
       command: opts.recordAs?.command ?? command, script: opts.recordAs?.script,
