@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
   DISTRUN, cleanupAll, connectRaw, distrun, makePki, processesMatching, residentBytes, spawnDistrun, startAgent, tempDir, testCacheHome, waitFor,
@@ -353,6 +354,37 @@ test('a client that reads slowly pauses the command: agent memory stays bounded'
   t.true(processesMatching(marker).length > 0, 'the command is blocked, not finished');
   socket.destroy();
   t.true(await waitFor(() => processesMatching(marker).length === 0), 'and killed after the disconnect');
+});
+
+test('a reader that pauses after the command ended still gets all output and the exit status', async (t) => {
+  const marker = `${Math.floor(Math.random() * 1e9)}`;
+  const socket = connectRaw(agents[2]!.port, pki.dir);
+  const decoder = new FrameDecoder();
+  let outBytes = 0;
+  let exit: string | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    for (const frame of decoder.push(chunk)) {
+      if (frame.token === 'OUT') outBytes += frame.payload.length;
+      if (frame.token === 'EXT') exit = frame.payload.toString();
+    }
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(Buffer.concat([
+    encodeVersionOffer({ versions: [1], software: 'pausing-reader' }),
+    encodeCommand(['sh', '-c', `head -c 3000000 /dev/zero; : ${marker}`]),
+  ]));
+  socket.pause();
+  // The command cannot finish while nothing is read (backpressure): read a little first.
+  await new Promise((r) => setTimeout(r, 300));
+  socket.resume();
+  t.true(await waitFor(() => agents[2]!.logs.some((l) => l.msg === 'exit' && l.bytesOut === 3000000)), 'the command ended');
+  socket.pause();
+  await new Promise((r) => setTimeout(r, 6500)); // longer than any linger an agent might apply
+  socket.resume();
+  socket.end();
+  await closed;
+  t.is(outBytes, 3_000_000);
+  t.deepEqual(JSON.parse(exit ?? '{}'), { code: 0, timedOut: false });
 });
 
 test('an unreachable host is exit 255 and the others still run', async (t) => {

@@ -66,6 +66,8 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     const sessionId = nextSessionId++;
     const sessionLog = log.child({ session: sessionId, peer: identity.peer, client: identity.name });
     socket.setNoDelay(true);
+    // Dead peers (a client machine that vanished) are noticed by the kernel.
+    socket.setKeepAlive(true, 60_000);
     const refuse = (failure: Failure, message: string, fields: object = {}): void => {
       sessionLog.warn({ code: failure.code, serial: identity.serial, ...fields }, message);
       socket.end(encodeFailure(failure));

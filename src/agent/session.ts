@@ -31,8 +31,6 @@ export interface ClientIdentity extends AuditClient {
 
 type State = 'version' | 'setup' | 'running' | 'closed';
 
-const CLOSE_LINGER_MS = 5000;
-
 export class AgentSession {
   private state: State = 'version';
   private readonly decoder: FrameDecoder;
@@ -328,10 +326,13 @@ export class AgentSession {
     this.audit = undefined;
   }
 
-  // The last frame, then close; a peer that stops reading must not hold the socket forever.
+  // The last frame, then close our side; the peer closes its side once it has read
+  // everything. Never destroyed here: destroying a socket drops whatever libuv still
+  // queues for it, which a slow or paused reader (`distrun ... | less`) has not received
+  // yet. A peer that never reads holds only its own session (maxSessionsPerClient), and
+  // agent shutdown destroys what is left.
   private endWith(frame: Buffer): void {
     this.transport.end(frame);
-    setTimeout(() => this.transport.destroy(), CLOSE_LINGER_MS).unref();
   }
 
   private clearTimers(): void {
