@@ -1,13 +1,16 @@
-import test from 'ava';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import forge from 'node-forge';
 import { PkiError, UsageError } from '../src/errors.js';
+import { createCa, createCrl, issueCertificate, randomSerial } from '../src/pki/certificates.js';
 import { loadClientIdentity } from '../src/pki/pki-paths.js';
-import { initPki, issueAgentBundle, issueClientBundle, readIssued, renew } from '../src/pki/pki-store.js';
+import { initPki, issueAgentBundle, issueClientBundle, readIssued, renew, revoke } from '../src/pki/pki-store.js';
 import { DISTRUN } from './helpers/fleet.js';
 
 const root = mkdtempSync(join(tmpdir(), 'distrun-pki-unit-'));
@@ -16,6 +19,27 @@ test.after.always(() => rmSync(root, { recursive: true, force: true }));
 
 const mode = (file: string) => statSync(file).mode & 0o777;
 const openssl = (...args: string[]) => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** The subject and authority key identifiers of a certificate, as openssl reads them. */
+function keyIds(cert: string): { ski?: string; aki?: string } {
+  const text = openssl('x509', '-in', cert, '-noout', '-ext', 'subjectKeyIdentifier,authorityKeyIdentifier');
+  return {
+    ski: /Subject Key Identifier: *\n\s*([0-9A-F:]+)/.exec(text)?.[1],
+    aki: /Authority Key Identifier: *\n\s*(?:keyid:)?([0-9A-F:]+)/.exec(text)?.[1],
+  };
+}
+
+/** OpenSSL checks the CRL's signature, and refuses `revokedCert` but not `validCert` with it. */
+function checkCrl(t: ExecutionContext, dir: string, revokedCert: string, validCert: string): void {
+  const [ca, crl] = [join(dir, 'ca.crt'), join(dir, 'crl.pem')];
+  const signature = spawnSync('openssl', ['crl', '-in', crl, '-CAfile', ca, '-noout'], { encoding: 'utf8' });
+  t.is(signature.status, 0, signature.stderr);
+  t.regex(signature.stderr, /verify OK/);
+  const refused = spawnSync('openssl', ['verify', '-crl_check', '-CAfile', ca, '-CRLfile', crl, revokedCert], { encoding: 'utf8' });
+  t.not(refused.status, 0);
+  t.regex(refused.stdout + refused.stderr, /certificate revoked/);
+  t.regex(openssl('verify', '-crl_check', '-CAfile', ca, '-CRLfile', crl, validCert), /: OK/);
+}
 
 test.serial('init writes keys 0600 in 0700 directories whatever the umask', (t) => {
   // Through the real binary, in a shell with a permissive umask (workers cannot set one).
@@ -43,6 +67,30 @@ test.serial('openssl verifies every certificate; roles and names are right', (t)
   t.notRegex(clientText, /Server Authentication/);
   t.regex(clientText, /CN ?= ?admin/);
   t.regex(openssl('x509', '-in', join(pki, 'ca.crt'), '-noout', '-ext', 'basicConstraints,keyUsage'), /CA:TRUE[\s\S]*Certificate Sign, CRL Sign/);
+});
+
+test.serial('keys are ECDSA P-256 in PKCS#8; certificates are signed with ecdsa-with-SHA256 and chain by key identifier', (t) => {
+  for (const key of ['ca.key', 'client.key', 'agents/web1/agent.key']) {
+    const pem = readFileSync(join(pki, key), 'utf8');
+    t.true(pem.startsWith('-----BEGIN PRIVATE KEY-----'), key);
+    const parsed = createPrivateKey(pem);
+    t.is(parsed.asymmetricKeyType, 'ec', key);
+    t.is(parsed.asymmetricKeyDetails?.namedCurve, 'prime256v1', key);
+  }
+  const agent = join(pki, 'agents', 'web1', 'agent.crt');
+  const text = openssl('x509', '-in', agent, '-noout', '-text');
+  t.regex(text, /Signature Algorithm: ecdsa-with-SHA256/);
+  t.regex(text, /Public Key Algorithm: id-ecPublicKey[\s\S]*NIST CURVE: P-256/);
+  t.regex(text, /Key Usage: critical\n\s*Digital Signature\n/, 'no keyEncipherment for an EC key');
+  const ca = keyIds(join(pki, 'ca.crt'));
+  t.regex(ca.ski ?? '', /^([0-9A-F]{2}:){19}[0-9A-F]{2}$/);
+  t.is(ca.aki, undefined, 'a self-signed CA names no other key');
+  for (const leaf of [agent, join(pki, 'client.crt')]) {
+    const ids = keyIds(leaf);
+    t.is(ids.aki, ca.ski, leaf);
+    t.truthy(ids.ski);
+    t.not(ids.ski, ca.ski);
+  }
 });
 
 interface HandshakeResult {
@@ -154,6 +202,14 @@ test.serial('renew re-issues with the same names and a new key and serial', (t) 
   t.throws(() => renew(pki, 'nobody-by-this-name'), { instanceOf: PkiError, message: /no valid certificate named/ });
 });
 
+test.serial('revoke publishes a CRL that OpenSSL verifies and enforces', (t) => {
+  const { revoked, crl } = revoke(pki, 'ops-bot');
+  t.is(revoked.length, 2, 'both certificates named ops-bot');
+  t.is(crl, join(pki, 'crl.pem'));
+  t.regex(openssl('crl', '-in', crl, '-noout', '-text'), /Signature Algorithm: ecdsa-with-SHA256/);
+  checkCrl(t, pki, join(pki, 'clients', 'ops-bot', 'client.crt'), join(pki, 'agents', 'web1', 'agent.crt'));
+});
+
 // Last of the serial tests: it replaces the CA that the ones above rely on.
 test.serial('init --force replaces the CA; what the old one issued no longer verifies', (t) => {
   const oldCa = readFileSync(join(pki, 'ca.crt'), 'utf8');
@@ -180,4 +236,70 @@ test('missing CA or client identity is a clear error', (t) => {
   const empty = mkdtempSync(join(root, 'empty-'));
   t.throws(() => loadClientIdentity(empty), { instanceOf: PkiError, message: /ca\.crt missing.*distrun certs init --dir/ });
   t.throws(() => issueAgentBundle(empty, 'web1'), { instanceOf: PkiError, message: /no CA in .*certs init/ });
+});
+
+/** A CA as DistRunner made it before the move to ECDSA: an RSA 3072 key, signed by node-forge. */
+function writeRsaCa(dir: string): void {
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 3072,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.serialNumber = randomSerial();
+  cert.validity.notBefore = new Date(Date.now() - 3600_000);
+  cert.validity.notAfter = new Date(Date.now() + 3650 * 86400_000);
+  const subject = [{ name: 'commonName', value: 'DistRunner CA legacy' }, { name: 'organizationName', value: 'DistRunner' }];
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(key, forge.md.sha256.create());
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'ca.crt'), forge.pki.certificateToPem(cert));
+  writeFileSync(join(dir, 'ca.key'), privateKey, { mode: 0o600 });
+}
+
+test('an RSA CA made before the move to ECDSA issues, renews and revokes EC certificates', async (t) => {
+  const legacy = join(root, 'legacy-rsa');
+  writeRsaCa(legacy);
+  const ca = join(legacy, 'ca.crt');
+  const agent = issueAgentBundle(legacy, 'old-web', { ips: ['127.0.0.1'] });
+  const client = issueClientBundle(legacy, 'old-admin');
+  const agentCert = join(agent.dir, 'agent.crt');
+  const clientCert = join(client.dir, 'client.crt');
+  t.regex(openssl('verify', '-CAfile', ca, agentCert, clientCert), /agent\.crt: OK\n.*client\.crt: OK/);
+  const text = openssl('x509', '-in', agentCert, '-noout', '-text');
+  t.regex(text, /Signature Algorithm: sha256WithRSAEncryption/);
+  t.regex(text, /Public Key Algorithm: id-ecPublicKey/);
+  t.is(createPrivateKey(readFileSync(join(agent.dir, 'agent.key'))).asymmetricKeyType, 'ec');
+  // forge computed the CA's identifier; ours must come out the same for the chain to link.
+  t.is(keyIds(agentCert).aki, keyIds(ca).ski);
+
+  const read = (dir: string, name: string) => ({ cert: readFileSync(join(dir, `${name}.crt`)), key: readFileSync(join(dir, `${name}.key`)) });
+  const result = await handshake(read(agent.dir, 'agent'), read(client.dir, 'client'), readFileSync(ca));
+  t.deepEqual(result.client, { authorized: true, peerCn: 'old-web' });
+  t.deepEqual(result.server, { authorized: true, peerCn: 'old-admin' });
+
+  const renewed = renew(legacy, 'old-admin');
+  t.regex(openssl('verify', '-CAfile', ca, join(renewed.dir, 'client.crt')), /client\.crt: OK/);
+  revoke(legacy, 'old-web');
+  t.regex(openssl('crl', '-in', join(legacy, 'crl.pem'), '-noout', '-text'), /Signature Algorithm: sha256WithRSAEncryption/);
+  checkCrl(t, legacy, agentCert, join(renewed.dir, 'client.crt'));
+});
+
+test('a CA key that does not belong to the CA certificate signs nothing', (t) => {
+  const [a, b] = [createCa('CA a'), createCa('CA b')];
+  const mixed = { certPem: a.certPem, keyPem: b.keyPem };
+  const mismatch = { instanceOf: PkiError, message: /CA key does not belong to the CA certificate/ };
+  t.throws(() => issueCertificate(mixed, { commonName: 'web1', role: 'agent' }), mismatch);
+  t.throws(() => createCrl(mixed, [], 1), mismatch);
+  t.throws(() => issueCertificate({ certPem: 'garbage', keyPem: b.keyPem }, { commonName: 'web1', role: 'agent' }), {
+    instanceOf: PkiError, message: /cannot read the CA certificate or key/,
+  });
 });

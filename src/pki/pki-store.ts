@@ -1,13 +1,11 @@
 // The PKI directory on disk: creating the CA, issuing agent and client bundles, and
 // the record of what was issued. Private keys are 0600 in 0700 directories, always.
-import { randomBytes } from 'node:crypto';
-import {
-  chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync,
-} from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { PkiError } from '../errors.js';
+import { ensurePrivateDir, makePrivateDir, writeFileWithMode } from '../private-files.js';
 import { checkIp, checkName, createCa, createCrl, issueCertificate, type KeyAndCert, type Role } from './certificates.js';
 import { PkiFiles } from './pki-paths.js';
 
@@ -32,50 +30,15 @@ export interface Bundle {
   altNames: string[];
 }
 
-/** Creates `dir` and any missing parents with mode 0700 (whatever the umask). */
-function makePrivateDir(dir: string): void {
-  const missing: string[] = [];
-  for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
-  for (const d of missing) {
-    mkdirSync(d);
-    chmodSync(d, 0o700);
-  }
-}
-
-/**
- * Writes a file atomically with an exact mode: a new temp file (never an existing one,
- * whatever its permissions) is written, chmodded against the umask, then renamed over
- * the target, which is replaced whole, mode included.
- */
-function writeFileWithMode(file: string, content: string, mode: number): void {
-  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', mode);
-  try {
-    writeSync(fd, content);
-    fchmodSync(fd, mode);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(temp, file);
-}
-
 /**
  * A private key's directory is 0700, also when it existed before with a wider mode. A
  * shared directory (sticky, like /tmp, or someone else's) is refused rather than narrowed.
  */
 function writePrivateKey(file: string, content: string): void {
   const dir = dirname(file);
-  makePrivateDir(dir);
-  const { mode, uid } = statSync(dir);
-  if ((mode & 0o077) !== 0) {
-    if ((mode & 0o1000) !== 0 || uid !== process.getuid?.()) {
-      throw new PkiError(`${dir} is a shared directory (mode ${(mode & 0o7777).toString(8)}); private keys need a directory of their own (choose another --out)`);
-    }
-    chmodSync(dir, 0o700);
+  if (!ensurePrivateDir(dir)) {
+    const { mode } = statSync(dir);
+    throw new PkiError(`${dir} is a shared directory (mode ${(mode & 0o7777).toString(8)}); private keys need a directory of their own (choose another --out)`);
   }
   writeFileWithMode(file, content, 0o600);
 }
