@@ -2,9 +2,11 @@ import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
 import { loadInventory, parseInventory, selectTargets } from '../src/cli/inventory.js';
+import { cleanupAll, tempDir } from './helpers/fleet.js';
 
+test.after.always(cleanupAll);
 const fixture = fileURLToPath(new URL('../../test/fixtures/ansible/site.yaml', import.meta.url));
-const inv = loadInventory(fixture);
+const inv = loadInventory(fixture, tempDir());
 const pick = (...groups: string[]) =>
   selectTargets(inv, { groups, hosts: [], exclude: [] }).map((t) => `${t.name}=${t.address}:${t.port}`);
 

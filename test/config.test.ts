@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../src/errors.js';
-import { loadAgentConfig, readConfigFile } from '../src/agent/config.js';
+import { listenAddresses, loadAgentConfig, readConfigFile } from '../src/agent/config.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);
@@ -34,6 +34,9 @@ const bad: Array<[string, RegExp]> = [
   ['policy: [{ clients: a }]\n', /policy rule 1: clients must be a list of non-empty strings/],
   ['runAs: "root; rm"\n', /runAs must be a user name/],
   ['port: [\n', /agent\.yaml: line \d+: invalid YAML/],
+  ['host: [127.0.0.1, 127.0.0.1]\n', /host must be an address or a list of different addresses/],
+  ['host: "127.0.0.1,,10.0.0.1"\n', /host must be an address or a list of different addresses/],
+  ['tlsSessionSeconds: 700000\n', /tlsSessionSeconds must be an integer from 0 to 604800/],
 ];
 for (const [text, message] of bad) {
   test(`configuration errors name the file and the setting: ${JSON.stringify(text.trim())}`, (t) => {
@@ -42,6 +45,16 @@ for (const [text, message] of bad) {
     t.throws(() => readConfigFile(file), { instanceOf: ConfigError, message });
   });
 }
+
+test('host takes one address, a comma-separated list or a YAML list', (t) => {
+  const dir = tempDir();
+  const file = join(dir, 'agent.yaml');
+  for (const [text, expected] of [['host: 10.0.0.5', '10.0.0.5'], ['host: "10.0.0.5, 127.0.0.1"', '10.0.0.5,127.0.0.1'], ['host: [10.0.0.5, "::1"]', '10.0.0.5,::1']]) {
+    writeFileSync(file, `${text}\n`);
+    t.is(readConfigFile(file).host, expected);
+  }
+  t.deepEqual(listenAddresses({ host: '10.0.0.5,::1' }), ['10.0.0.5', '::1']);
+});
 
 test('flags override the file; relative paths are relative to the file', (t) => {
   const dir = tempDir();

@@ -39,6 +39,21 @@ test('--check-config accepts a valid configuration and refuses a broken one with
   t.regex(r.stderr, /invalid YAML/);
 });
 
+test('an agent listens on every address it is given, on one port', async (t) => {
+  const issued = await distrun(['certs', 'agent', 'twoaddr', '--ip', '127.0.0.1', '--ip', '127.0.0.2', '--dir', pki.dir]);
+  t.is(issued.code, 0, issued.stderr);
+  const agent = await startAgent(pki, 'twoaddr', { config: { host: ['127.0.0.1', '127.0.0.2'] } });
+  const listening = agent.logs.find((l) => l.msg === 'listening')!;
+  t.deepEqual(listening.listen, [`127.0.0.1:${agent.port}`, `127.0.0.2:${agent.port}`]);
+  const r = await distrun(['-H', `127.0.0.1:${agent.port},127.0.0.2:${agent.port}`, '--pki', pki.dir, 'echo', 'hi']);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(r.stdout.toString().split('\n').filter(Boolean).sort(), ['127.0.0.1: hi', '127.0.0.2: hi']);
+  // An address that is not on this machine: the agent names it and exits 78.
+  const bad = await run(AGENT, ['--config', writeAgentConfig(pki, 'twoaddr', { host: '127.0.0.1,192.0.2.1' })]);
+  t.is(bad.code, 78);
+  t.regex(bad.stderr, /cannot listen on 192\.0\.2\.1:\d+: EADDRNOTAVAIL/);
+});
+
 /** A unix datagram socket standing in for systemd's NOTIFY_SOCKET; prints what it receives. */
 function fakeNotifySocket(path: string) {
   const code = [

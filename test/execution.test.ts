@@ -1,8 +1,10 @@
 // Execution control: batches, --max-fail, and the summary of hosts never started.
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { fanoutWithinFileLimit } from '../src/cli/fanout.js';
+import { DISTRUN, cleanupAll, distrun, makePki, startAgent, tempDir, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;
 let agent: RunningAgent;
@@ -65,4 +67,28 @@ test('--max-fail stops starting hosts; the rest are reported as not started', as
   t.deepEqual(ends.map((e) => e.status), ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
   t.is(ends[1]!.code, 'E_SKIPPED');
   t.is(events.filter((e) => e.type === 'start').length, 1, 'only one host was started');
+});
+
+test('the fanout fits the open-files limit', (t) => {
+  const limits = join(tempDir(), 'limits');
+  const notes: string[] = [];
+  const note = (m: string) => notes.push(m);
+  writeFileSync(limits, 'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\n');
+  t.is(fanoutWithinFileLimit(64, note, limits), 64);
+  t.is(fanoutWithinFileLimit(5000, note, limits), 1024 - 32);
+  t.deepEqual(notes, ['fanout lowered from 5000 to 992: the open-files limit is 1024 (raise it with ulimit -n)']);
+  writeFileSync(limits, 'Max open files            unlimited            unlimited            files\n');
+  t.is(fanoutWithinFileLimit(5000, note, limits), 5000);
+  t.is(fanoutWithinFileLimit(5000, note, join(tempDir(), 'missing')), 5000);
+});
+
+test('under a low open-files limit every host still runs, with a note instead of EMFILE failures', (t) => {
+  const many = join(tempDir(), 'hosts.yaml');
+  writeFileSync(many, `hosts:\n  m[01-40]: { address: 127.0.0.1, port: ${agent.port} }\n`);
+  const r = spawnSync('prlimit', ['--nofile=60:60', process.execPath, DISTRUN, '-i', many, '--pki', pki.dir, '-g', 'all', '-f', '40', 'echo', 'ok'], {
+    encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: testCacheHome() },
+  });
+  t.is(r.status, 0, r.stderr);
+  t.is(r.stdout.split('\n').filter((line) => line.endsWith(': ok')).length, 40);
+  t.regex(r.stderr, /fanout lowered from 40 to 28: the open-files limit is 60/);
 });

@@ -61,7 +61,7 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
   try {
     let port = 0;
     agent.stdout.on('data', (c: Buffer) => {
-      const m = /"port":(\d+),"version".*"msg":"listening"/.exec(c.toString());
+      const m = /"port":(\d+),.*"msg":"listening"/.exec(c.toString());
       if (m) port = Number(m[1]);
     });
     t.true(await waitFor(() => port > 0));

@@ -1,9 +1,12 @@
 import test from 'ava';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InventoryError, UsageError } from '../src/errors.js';
 import { findInventoryFile, loadInventory, parseHostList, parseInventory, selectTargets } from '../src/cli/inventory.js';
+import { cleanupAll, tempDir } from './helpers/fleet.js';
+
+test.after.always(cleanupAll);
 
 const FILE = 'hosts.yaml';
 const sample = `
@@ -85,7 +88,7 @@ test('an empty file is an empty inventory', (t) => {
 test('files: missing file, -i and $DISTRUN_INVENTORY precedence', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'distrun-inv-'));
   try {
-    t.throws(() => loadInventory(join(dir, 'nope.yaml')), { instanceOf: InventoryError, message: /nope\.yaml: no such file/ });
+    t.throws(() => loadInventory(join(dir, 'nope.yaml'), join(dir, 'cache')), { instanceOf: InventoryError, message: /nope\.yaml: no such file/ });
     const home = join(dir, 'home');
     const cwd = join(dir, 'cwd');
     mkdirSync(join(home, '.config', 'distrun'), { recursive: true });
@@ -106,7 +109,7 @@ test('files: missing file, -i and $DISTRUN_INVENTORY precedence', (t) => {
 });
 
 test('the example hosts.yaml at the top of the repository is valid', (t) => {
-  const example = loadInventory(new URL('../../hosts.yaml', import.meta.url).pathname);
+  const example = loadInventory(new URL('../../hosts.yaml', import.meta.url).pathname, tempDir());
   t.deepEqual(selectTargets(example, { groups: ['production'], hosts: [], exclude: [] }).length, 5);
 });
 
@@ -148,4 +151,33 @@ test('target expressions: union, intersection, difference, ranges and wildcards'
 
 test('a bad range in the inventory names the file and entry', (t) => {
   t.throws(() => parseInventory('hosts:\n  web[5-1]: {}\n', FILE), { instanceOf: InventoryError, message: /hosts\.yaml: hosts\.web\[5-1\]: range '5-1' .* goes backwards/ });
+});
+
+test('a parsed inventory is cached by content: an edit is parsed again; a shared cache directory is not used', (t) => {
+  const dir = tempDir();
+  const file = join(dir, 'hosts.yaml');
+  const cache = join(dir, 'cache');
+  writeFileSync(file, 'hosts:\n  a: { address: 10.0.0.1 }\n');
+  t.is(loadInventory(file, cache).hosts.get('a')?.address, '10.0.0.1');
+  const [entry] = readdirSync(cache);
+  t.regex(entry!, /^[0-9a-f]{64}\.json$/);
+  t.is(statSync(cache).mode & 0o777, 0o700);
+  t.is(statSync(join(cache, entry!)).mode & 0o777, 0o600);
+  // The cached copy is what a second load returns (proved by altering it) ...
+  writeFileSync(join(cache, entry!), JSON.stringify({ file, defaults: { port: 6789 }, hosts: [['a', { address: '10.9.9.9' }]], groups: [] }));
+  t.is(loadInventory(file, cache).hosts.get('a')?.address, '10.9.9.9');
+  // ... until the file changes.
+  writeFileSync(file, 'hosts:\n  a: { address: 10.0.0.2 }\n');
+  t.is(loadInventory(file, cache).hosts.get('a')?.address, '10.0.0.2');
+  // Errors are not cached: the file is parsed (and rejected) every time.
+  writeFileSync(file, 'hosts:\n  a: { addr: 10.0.0.2 }\n');
+  t.throws(() => loadInventory(file, cache), { instanceOf: InventoryError });
+  t.throws(() => loadInventory(file, cache), { instanceOf: InventoryError });
+
+  const shared = join(dir, 'shared');
+  mkdirSync(shared);
+  chmodSync(shared, 0o1777);
+  writeFileSync(file, 'hosts:\n  a: { address: 10.0.0.3 }\n');
+  t.is(loadInventory(file, shared).hosts.get('a')?.address, '10.0.0.3');
+  t.deepEqual(readdirSync(shared), []);
 });

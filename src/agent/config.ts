@@ -11,6 +11,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface AgentConfig {
+  /** Address(es) to listen on, comma-separated. */
   host: string;
   port: number;
   ca: string;
@@ -38,6 +39,8 @@ export interface AgentConfig {
   killGraceSeconds: number;
   /** On SIGTERM: how long running commands may go on before they are stopped. */
   drainSeconds: number;
+  /** How long a client may resume its TLS session (skipping the certificate exchange); 0 = never. */
+  tlsSessionSeconds: number;
 }
 
 /** Values given on the command line; they override the file. Paths relative to cwd. */
@@ -64,6 +67,7 @@ const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   maxCommandSeconds: 0,
   killGraceSeconds: 5,
   drainSeconds: 30,
+  tlsSessionSeconds: 7200,
 };
 
 /** Returns the accepted value, or throws a message saying what is wrong (without the key). */
@@ -73,6 +77,14 @@ const fail = (message: string): never => {
   throw new Error(message);
 };
 const nonEmptyString: Parse = (v) => (typeof v === 'string' && v !== '' ? v : fail('must be a non-empty string'));
+// One address, a comma-separated list, or a YAML list of them; kept as 'a,b'.
+const addressList: Parse = (v) => {
+  const list = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : [];
+  const addresses = list.map((a) => (typeof a === 'string' ? a.trim() : ''));
+  return addresses.length > 0 && addresses.every((a) => /^[^\s,]+$/.test(a)) && new Set(addresses).size === addresses.length
+    ? addresses.join(',')
+    : fail('must be an address or a list of different addresses');
+};
 const intBetween = (min: number, max: number): Parse => (v) =>
   Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : fail(`must be an integer from ${min} to ${max}`);
 const logLevel: Parse = (v) => ((LOG_LEVELS as readonly unknown[]).includes(v) ? v : fail(`must be one of ${LOG_LEVELS.join(', ')}`));
@@ -110,7 +122,7 @@ const policy: Parse = (v) => {
 };
 
 const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
-  host: { parse: nonEmptyString },
+  host: { parse: addressList },
   port: { parse: intBetween(0, 65535) },
   ca: { parse: nonEmptyString, path: true },
   cert: { parse: nonEmptyString, path: true },
@@ -133,6 +145,8 @@ const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
   maxCommandSeconds: { parse: intBetween(0, 30 * 24 * 3600) },
   killGraceSeconds: { parse: intBetween(0, 3600) },
   drainSeconds: { parse: intBetween(0, 3600) },
+  // TLS 1.3 caps ticket lifetimes at 7 days.
+  tlsSessionSeconds: { parse: intBetween(0, 7 * 24 * 3600) },
 };
 
 function accept(key: string, value: unknown, where: string, base: string | undefined): unknown {
@@ -186,6 +200,11 @@ export function loadAgentConfig(file: string | undefined, flags: AgentFlags): Ag
     }
   }
   return merged as AgentConfig;
+}
+
+/** The addresses the agent listens on. */
+export function listenAddresses(config: Pick<AgentConfig, 'host'>): string[] {
+  return config.host.split(',');
 }
 
 function kebab(key: string): string {

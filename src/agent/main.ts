@@ -28,7 +28,7 @@ function buildProgram(): Command {
     .version(SOFTWARE_VERSION, '-V, --version')
     .option('-c, --config <file>', 'YAML configuration file (default $DISTRUNNER_CONFIG; see config/agent.yaml)')
     .option('--check-config', 'check the configuration and every file it names, then exit (0 = valid, 78 = not)')
-    .option('--host <address>', 'address to listen on (default 0.0.0.0)')
+    .option('--host <address>', 'address to listen on, or several, comma separated (default 0.0.0.0)')
     .option('--port <port>', 'port to listen on (default 6789; 0 picks a free port)', parsePort)
     .option('--ca <file>', 'CA certificate that client certificates must chain to')
     .option('--cert <file>', "the agent's certificate")
@@ -98,9 +98,11 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     const server = await startAgentServer(config, log, `distrunner-agent/${SOFTWARE_VERSION}`);
     handleStopSignals(server, log);
     handleReloadSignal(server, log, config, () => loadAgentConfig(configFile, flags));
-    log.info({ host: server.address.address, port: server.address.port, version: SOFTWARE_VERSION }, 'listening');
+    const [first] = server.addresses;
+    const listening = server.addresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
+    log.info({ host: first!.address, port: first!.port, listen: listening, version: SOFTWARE_VERSION }, 'listening');
     // Ready only now: listening, and every signal handler installed.
-    await notifySystemd({ READY: '1', STATUS: `listening on ${server.address.address}:${server.address.port}` });
+    await notifySystemd({ READY: '1', STATUS: `listening on ${listening.join(', ')}` });
   } catch (err) {
     if (isDistRunError(err)) {
       process.stderr.write(`distrunner-agent: ${err.message}\n`);

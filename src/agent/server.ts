@@ -1,11 +1,12 @@
 // The agent's transport: a mutual-TLS listener that admits clients holding a
 // certificate of the fleet CA for client use, and hands each connection to a session.
 import type { AddressInfo } from 'node:net';
+import { constants } from 'node:crypto';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ConfigError, ErrorCodes, messageOf } from '../errors.js';
 import { encodeFailure, type Failure } from '../protocol/messages.js';
-import type { AgentConfig } from './config.js';
+import { listenAddresses, type AgentConfig } from './config.js';
 import { certificateNames, isClientAllowed } from './policy.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type ClientIdentity } from './session.js';
@@ -13,7 +14,8 @@ import { AgentSession, type ClientIdentity } from './session.js';
 const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
 export interface AgentServer {
-  address: AddressInfo;
+  /** Where the agent listens, one entry per configured address. */
+  addresses: AddressInfo[];
   /**
    * Re-reads configuration and files. On success new handshakes and sessions use them;
    * running sessions keep theirs. On any error the old state stays and the error is thrown.
@@ -28,9 +30,24 @@ export interface AgentServer {
   kill(): void;
 }
 
-function tlsOptions(runtime: AgentRuntime): tls.SecureContextOptions {
-  // Only the configured CA is trusted: an explicit `ca` replaces the system roots.
-  return { ...runtime.tls, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
+function tlsOptions(runtime: AgentRuntime): tls.TlsOptions {
+  const { tlsSessionSeconds } = runtime.config;
+  return {
+    // Only the configured CA is trusted: an explicit `ca` replaces the system roots.
+    ...runtime.tls,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+    // Session tickets are sealed with keys of this secure context: a reload (new CA, CRL
+    // or certificate) makes every earlier ticket useless, so revocation is not bypassed.
+    ...(tlsSessionSeconds > 0 ? { sessionTimeout: tlsSessionSeconds } : { secureOptions: constants.SSL_OP_NO_TICKET }),
+  };
+}
+
+/** A resumed session skips OpenSSL's certificate checks: the validity period is checked here. */
+function expiredOnResumption(socket: tls.TLSSocket, cert: tls.PeerCertificate): boolean {
+  if (!socket.isSessionReused()) return false;
+  const now = Date.now();
+  return !(Date.parse(cert.valid_from) <= now && now <= Date.parse(cert.valid_to));
 }
 
 function identityOf(socket: tls.TLSSocket, cert: tls.PeerCertificate): ClientIdentity {
@@ -52,14 +69,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   let nextSessionId = 1;
   let closing = false;
 
-  const server = tls.createServer({
-    ...tlsOptions(runtime),
-    requestCert: true,
-    rejectUnauthorized: true,
-    handshakeTimeout: config.handshakeTimeoutSeconds * 1000,
-  });
-
-  server.on('secureConnection', (socket: tls.TLSSocket) => {
+  const onSecureConnection = (socket: tls.TLSSocket): void => {
     const current = runtime;
     const cert = socket.getPeerCertificate();
     const identity = identityOf(socket, cert);
@@ -78,6 +88,9 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     if (!cert?.ext_key_usage?.includes(CLIENT_AUTH_OID)) {
       return refuse({ code: ErrorCodes.AUTH, reason: 'certificate is not issued for client use' }, 'refused: certificate is not for client use');
     }
+    if (expiredOnResumption(socket, cert)) {
+      return refuse({ code: ErrorCodes.AUTH, reason: 'client certificate has expired or is not valid yet' }, 'refused: certificate not valid now');
+    }
     if (!isClientAllowed(current.config.allowedClients, identity.names)) {
       return refuse({ code: ErrorCodes.DENIED, reason: `client ${identity.name} is not allowed on this agent` }, 'refused: client not in allowedClients');
     }
@@ -90,7 +103,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       return refuse({ code: ErrorCodes.BUSY, reason: `too many sessions for client ${identity.name} (${current.config.maxSessionsPerClient})` },
         'refused: too many sessions for this client', { maxSessionsPerClient: current.config.maxSessionsPerClient });
     }
-    sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint }, 'session start');
+    sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint, resumed: socket.isSessionReused() }, 'session start');
     const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software);
     sessions.add(session);
     perClient.set(identity.name, clientSessions + 1);
@@ -100,28 +113,49 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       if (left > 0) perClient.set(identity.name, left);
       else perClient.delete(identity.name);
     });
-  });
+  };
 
-  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+  const onTlsClientError = (err: NodeJS.ErrnoException, socket: tls.TLSSocket): void => {
     log.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.code ?? err.message }, 'tls handshake failed');
     // With a tlsClientError listener Node leaves the socket open (a handshake timeout
     // would otherwise hold the connection forever).
     socket.destroy();
-  });
+  };
 
-  await new Promise<void>((resolvePromise, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new ConfigError(`cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}`)));
-    server.listen(config.port, config.host, () => resolvePromise());
-  });
-  server.on('error', (err) => log.error({ err: err.message }, 'server error'));
+  // One listener per configured address (like sshd's ListenAddress), all alike.
+  const servers: tls.Server[] = [];
+  for (const host of listenAddresses(config)) {
+    const server = tls.createServer({
+      ...tlsOptions(runtime),
+      requestCert: true,
+      rejectUnauthorized: true,
+      handshakeTimeout: config.handshakeTimeoutSeconds * 1000,
+    });
+    server.on('secureConnection', onSecureConnection);
+    server.on('tlsClientError', onTlsClientError);
+    // Port 0 picks a free port once; every further address listens on the same one.
+    const port = servers.length === 0 ? config.port : (servers[0]!.address() as AddressInfo).port;
+    await new Promise<void>((resolvePromise, reject) => {
+      const onListenError = (err: NodeJS.ErrnoException): void => {
+        for (const open of servers) open.close();
+        reject(new ConfigError(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`));
+      };
+      server.once('error', onListenError);
+      server.listen(port, host, () => {
+        server.off('error', onListenError);
+        resolvePromise();
+      });
+    });
+    server.on('error', (err) => log.error({ err: err.message }, 'server error'));
+    servers.push(server);
+  }
 
   return {
-    address: server.address() as AddressInfo,
+    addresses: servers.map((server) => server.address() as AddressInfo),
     reload: (next) => {
       const loaded = loadRuntime(next, log);
       try {
-        server.setSecureContext(tlsOptions(loaded));
+        for (const server of servers) server.setSecureContext(tlsOptions(loaded));
       } catch (err) {
         throw new ConfigError(`cannot use the new TLS files: ${messageOf(err)}`);
       }
@@ -130,7 +164,8 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     close: () =>
       new Promise<void>((resolvePromise) => {
         closing = true;
-        server.close(() => resolvePromise());
+        let open = servers.length;
+        for (const server of servers) server.close(() => --open === 0 && resolvePromise());
         const { drainSeconds, killGraceSeconds } = runtime.config;
         // Sessions still setting up are refused now; running commands get the drain time.
         for (const session of sessions) session.refuseIfIdle();

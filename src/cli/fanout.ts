@@ -2,6 +2,7 @@
 // (a batch starts when the previous one has finished, after `batchWaitMs`), and no new
 // host once `maxFail` hosts have not been ok. Results come back in target order, one
 // per target: hosts never started are reported as skipped, with the reason.
+import { readFileSync } from 'node:fs';
 import { ErrorCodes, UsageError } from '../errors.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { Target } from './inventory.js';
@@ -103,6 +104,28 @@ export class Fanout {
     this.batchTimer = undefined;
     this.skipRemaining();
   }
+}
+
+/** Descriptors left for distrun itself beyond one socket per host in flight: stdio, files, the event loop. */
+const RESERVED_DESCRIPTORS = 32;
+
+/**
+ * The fanout that fits the open-files limit (`ulimit -n`): every host in flight holds one
+ * socket, and Node cannot raise the limit itself. A larger fanout is lowered, with a
+ * note, rather than failing hosts with EMFILE halfway through a run.
+ */
+export function fanoutWithinFileLimit(requested: number, note: (message: string) => void, limitsFile = '/proc/self/limits'): number {
+  let soft: number;
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(readFileSync(limitsFile, 'utf8'));
+    soft = match?.[1] === undefined || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+  } catch {
+    return requested;
+  }
+  const fits = Math.max(1, soft - RESERVED_DESCRIPTORS);
+  if (requested <= fits) return requested;
+  note(`fanout lowered from ${requested} to ${fits}: the open-files limit is ${soft} (raise it with ulimit -n)`);
+  return fits;
 }
 
 /** `N` or `N%` of `total` (at least 1); undefined when not given. */

@@ -48,6 +48,8 @@ export interface HostResult {
 export interface HostSessionEvents {
   stdout: [Buffer];
   stderr: [Buffer];
+  /** A TLS session ticket from the agent: a later connection may resume with it. */
+  'tls-session': [Buffer];
   /** The session is over; emitted just before run() resolves. */
   done: [HostResult];
 }
@@ -75,6 +77,8 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
     private readonly request: RunRequest,
     private readonly context: tls.SecureContext,
     private readonly limits: SessionLimits,
+    /** A ticket from an earlier connection to this agent, to resume its TLS session. */
+    private readonly tlsSession?: Buffer,
   ) {
     super();
   }
@@ -89,6 +93,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         host: address,
         port,
         secureContext: this.context,
+        session: this.tlsSession,
         // SNI takes names only; the certificate check below still covers IP addresses.
         servername: isIP(address) ? undefined : address,
         minVersion: 'TLSv1.3',
@@ -99,11 +104,15 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       socket.setNoDelay(true);
       this.armTimer(this.limits.connectTimeoutMs, () =>
         this.abort(ErrorCodes.CONNECT, `connect timed out after ${this.limits.connectTimeoutMs / 1000} s`));
+      socket.on('session', (ticket: Buffer) => this.emit('tls-session', ticket));
       socket.once('secureConnect', () => {
         this.clearTimer();
         this.connectedAt = Date.now();
-        const validTo = socket.getPeerCertificate().valid_to;
-        this.certificateExpires = validTo ? new Date(validTo) : undefined;
+        // Only a ping reports the agent certificate's expiry: reading it costs every run.
+        if (this.request.argv.length === 0) {
+          const validTo = socket.getPeerX509Certificate()?.validTo;
+          this.certificateExpires = validTo ? new Date(validTo) : undefined;
+        }
         if (this.limits.commandTimeoutMs > 0) {
           this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
             this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'));

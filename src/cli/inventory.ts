@@ -4,11 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Node as YamlNode, Pair } from 'yaml';
 import { InventoryError, UsageError } from '../errors.js';
 import { looksLikeAnsible, parseAnsibleInventory } from './ansible-inventory.js';
 import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-range.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
+import { distrunCacheDir } from './cache-dir.js';
+import { loadCachedInventory } from './inventory-cache.js';
 
 export { DEFAULT_AGENT_PORT };
 
@@ -74,7 +77,12 @@ function lineOf(node: YamlNode | null | undefined, lineStarts: number[]): string
   return ` (line ${line + 1})`;
 }
 
+// Loaded on first use: a cached inventory needs no YAML parser (it takes 30 ms to load).
+const require = createRequire(import.meta.url);
+const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
+
 export function parseInventory(text: string, file: string): Inventory {
+  const { isMap, isScalar, isSeq, parseDocument } = yaml();
   const doc = parseDocument(text, { uniqueKeys: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
@@ -170,7 +178,7 @@ export function parseInventory(text: string, file: string): Inventory {
   return inventory;
 }
 
-export function loadInventory(file: string): Inventory {
+export function loadInventory(file: string, cacheDir = join(distrunCacheDir(), 'inventory')): Inventory {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -178,7 +186,7 @@ export function loadInventory(file: string): Inventory {
     const code = (err as NodeJS.ErrnoException).code;
     throw new InventoryError(code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? err}`, { file });
   }
-  return parseInventory(text, file);
+  return loadCachedInventory(cacheDir, file, text, () => parseInventory(text, file));
 }
 
 /** The inventory to use: -i, then $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml. */

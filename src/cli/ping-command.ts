@@ -3,12 +3,13 @@
 import { defaultSessionOptions } from '../protocol/messages.js';
 import { defaultPkiDir } from '../pki/pki-paths.js';
 import { SOFTWARE_VERSION } from '../version.js';
+import { hostSessionFactory, loadClientTls, saveTlsSessions } from './client-tls.js';
 import { runExitCode } from './exit-codes.js';
-import { Fanout } from './fanout.js';
-import { HostSession, type HostResult } from './host-session.js';
+import { Fanout, fanoutWithinFileLimit } from './fanout.js';
+import type { HostResult } from './host-session.js';
 import { writeSummary, type OutputStreams } from './output.js';
 import { classify } from './summary.js';
-import { clientContext, readToken, resolveTargets, type SelectionOptions } from './run-command.js';
+import { readToken, resolveTargets, type SelectionOptions } from './run-command.js';
 
 export interface PingOptions extends SelectionOptions {
   fanout: number;
@@ -39,7 +40,7 @@ function describePong(result: HostResult): Record<string, unknown> | undefined {
 
 export async function pingHosts(opts: PingOptions, io: OutputStreams = process): Promise<number> {
   const targets = resolveTargets(opts);
-  const context = clientContext(opts.pki ?? defaultPkiDir());
+  const client = loadClientTls(opts.pki ?? defaultPkiDir());
   const request = {
     argv: [],
     options: defaultSessionOptions(),
@@ -60,12 +61,14 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
       io.stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
     }
   };
-  const schedule = { fanout: opts.fanout, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity };
-  const fanout = new Fanout(targets, schedule, (target) => new HostSession(target, request, context, limits), {
+  const fanoutLimit = fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`));
+  const schedule = { fanout: fanoutLimit, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity };
+  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
     onStart: () => {},
     onDone,
   });
   const results = await fanout.run();
+  saveTlsSessions(client);
   writeSummary(io.stderr, results);
   return runExitCode(results, false);
 }

@@ -4,16 +4,16 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import * as tls from 'node:tls';
-import { ErrorCodes, PkiError, UsageError } from '../errors.js';
+import { ErrorCodes, UsageError } from '../errors.js';
 import { ENV_NAME_PATTERN } from '../protocol/constants.js';
 import { defaultSessionOptions } from '../protocol/messages.js';
-import { loadClientIdentity, defaultPkiDir } from '../pki/pki-paths.js';
+import { defaultPkiDir } from '../pki/pki-paths.js';
 import { SOFTWARE_VERSION } from '../version.js';
+import { hostSessionFactory, loadClientTls, saveTlsSessions } from './client-tls.js';
 import { ExitCode, runExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
-import { Fanout, countOrPercent } from './fanout.js';
-import { HostSession, type RunRequest } from './host-session.js';
+import { Fanout, countOrPercent, fanoutWithinFileLimit } from './fanout.js';
+import type { HostSession, RunRequest } from './host-session.js';
 import { ProgressLine } from './progress.js';
 import { RecordRenderer, runsDir, saveRun } from './run-record.js';
 import { scriptRun } from './script.js';
@@ -87,16 +87,6 @@ export function readToken(file: string | undefined): Buffer | undefined {
   const token = text.replace(/[\r\n]+$/, '');
   if (token === '') throw new UsageError(`token file ${file} is empty`);
   return Buffer.from(token, 'utf8');
-}
-
-export function clientContext(pkiDir: string): tls.SecureContext {
-  const identity = loadClientIdentity(pkiDir);
-  try {
-    // One context for every host: keys are parsed once, and only our CA is trusted.
-    return tls.createSecureContext({ ...identity, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' });
-  } catch (err) {
-    throw new PkiError(`cannot use the client identity in ${pkiDir}: ${(err as Error).message}`);
-  }
 }
 
 export const DEFAULT_CONFIRM_ABOVE = 50;
@@ -182,7 +172,7 @@ export async function runCommand(
     io.stderr.write('distrun: not confirmed; nothing was run\n');
     return ExitCode.INTERRUPTED;
   }
-  const context = clientContext(opts.pki ?? defaultPkiDir());
+  const client = loadClientTls(opts.pki ?? defaultPkiDir());
   const token = readToken(opts.tokenFile ?? process.env.DISTRUN_TOKEN_FILE);
 
   const request: RunRequest = {
@@ -219,12 +209,12 @@ export async function runCommand(
   const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
 
   const schedule = {
-    fanout: opts.fanout,
+    fanout: fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`)),
     batchSize: countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity,
     batchWaitMs: (opts.batchWait ?? 0) * 1000,
     maxFail: countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity,
   };
-  const fanout = new Fanout(targets, schedule, (target) => new HostSession(target, request, context, limits), {
+  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
     onStart: (session) => {
       renderer.attach(session);
       input?.attach(session);
@@ -248,6 +238,7 @@ export async function runCommand(
   process.on('SIGINT', onInterrupt);
   try {
     const results = await fanout.run();
+    saveTlsSessions(client);
     const exitCode = runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
     await renderer.close();

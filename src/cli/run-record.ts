@@ -3,9 +3,9 @@
 // them and `distrun rerun` takes its hosts and command from one.
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { distrunCacheDir } from './cache-dir.js';
 import { hostExitCode } from './exit-codes.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { Target } from './inventory.js';
@@ -15,6 +15,29 @@ import { classify, type OutcomeClass } from './summary.js';
 /** Records kept; older ones are removed when a new run is saved. */
 export const KEEP_RUNS = 100;
 
+/**
+ * Outputs are digested up to this size per stream. SHA-256 costs about 0.6 s of CPU
+ * per GiB on the client, which would halve the speed of a large stream; above the
+ * limit the record keeps the size only.
+ */
+export const DIGEST_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** SHA-256 of a stream while it stays within DIGEST_LIMIT_BYTES; counts its bytes either way. */
+class OutputDigest {
+  private hash: Hash | undefined = createHash('sha256');
+  bytes = 0;
+
+  update(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    if (this.bytes > DIGEST_LIMIT_BYTES) this.hash = undefined;
+    this.hash?.update(chunk);
+  }
+
+  hex(): string | null {
+    return this.hash?.digest('hex') ?? null;
+  }
+}
+
 export interface HostRecord extends Target {
   status: OutcomeClass;
   exitCode: number;
@@ -22,8 +45,9 @@ export interface HostRecord extends Target {
   durationMs: number;
   bytesOut: number;
   bytesErr: number;
-  stdoutSha256: string;
-  stderrSha256: string;
+  /** null when the output was larger than DIGEST_LIMIT_BYTES. */
+  stdoutSha256: string | null;
+  stderrSha256: string | null;
 }
 
 export interface RunRecord {
@@ -43,7 +67,7 @@ export interface RunRecord {
 }
 
 export function runsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'distrun', 'runs');
+  return join(distrunCacheDir(env), 'runs');
 }
 
 function newRunId(now: Date): string {
@@ -54,19 +78,13 @@ function newRunId(now: Date): string {
 /** Collects what a run record needs from the sessions' events. */
 export class RecordRenderer implements Renderer {
   private readonly startedAt = new Date();
-  private readonly digests = new Map<string, { out: Hash; err: Hash; bytesOut: number; bytesErr: number }>();
+  private readonly digests = new Map<string, { out: OutputDigest; err: OutputDigest }>();
 
   attach(session: HostSession): void {
-    const entry = { out: createHash('sha256'), err: createHash('sha256'), bytesOut: 0, bytesErr: 0 };
+    const entry = { out: new OutputDigest(), err: new OutputDigest() };
     this.digests.set(keyOf(session.target), entry);
-    session.on('stdout', (chunk) => {
-      entry.out.update(chunk);
-      entry.bytesOut += chunk.length;
-    });
-    session.on('stderr', (chunk) => {
-      entry.err.update(chunk);
-      entry.bytesErr += chunk.length;
-    });
+    session.on('stdout', (chunk) => entry.out.update(chunk));
+    session.on('stderr', (chunk) => entry.err.update(chunk));
   }
 
   hostDone(): void {}
@@ -75,18 +93,17 @@ export class RecordRenderer implements Renderer {
 
   record(run: Pick<RunRecord, 'command' | 'script' | 'shell' | 'stdin' | 'stderr' | 'timeout' | 'exitCode'>, results: readonly HostResult[]): RunRecord {
     const hosts = results.map(({ target, outcome, durationMs }): HostRecord => {
-      const digest = this.digests.get(keyOf(target));
-      const empty = createHash('sha256').digest('hex');
+      const digest = this.digests.get(keyOf(target)) ?? { out: new OutputDigest(), err: new OutputDigest() };
       return {
         name: target.name, address: target.address, port: target.port,
         status: classify(outcome),
         exitCode: hostExitCode(outcome),
         reason: outcome.kind === 'error' ? outcome.message : null,
         durationMs,
-        bytesOut: digest?.bytesOut ?? 0,
-        bytesErr: digest?.bytesErr ?? 0,
-        stdoutSha256: digest?.out.digest('hex') ?? empty,
-        stderrSha256: digest?.err.digest('hex') ?? empty,
+        bytesOut: digest.out.bytes,
+        bytesErr: digest.err.bytes,
+        stdoutSha256: digest.out.hex(),
+        stderrSha256: digest.err.hex(),
       };
     });
     return { id: newRunId(this.startedAt), startedAt: this.startedAt.toISOString(), endedAt: new Date().toISOString(), ...run, hosts };
