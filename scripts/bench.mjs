@@ -1,0 +1,393 @@
+#!/usr/bin/env node
+// `npm run bench [-- SECTION...]`: DistRunner against ssh+xargs and pdsh, measured side by
+// side on this one machine. Agents listen on loopback addresses 127.0.2.1.. (one
+// address per host); a private sshd answers on the same addresses. Prints the tables
+// and writes them into docs/benchmarks.md (between the bench markers). Sections: fanout,
+// latency, stream, exact, memory, profile (default: all). Settings: docs/benchmarks.md.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { AGENT_PORT, LoopbackFleet, hostName } from './bench/loopback-fleet.mjs';
+import { peakMemory, timeCommand } from './bench/measure.mjs';
+import { bucketsOfDirectory } from './bench/profile.mjs';
+import { renderReport, writeReport } from './bench/report.mjs';
+import { PrivateSshd, pdshVersion, sshUnavailable, sshVersion } from './bench/ssh-peers.mjs';
+import { have, run, runSync, sampleMax, sleep } from './bench/tools.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const DISTRUN = join(root, 'dist/src/bin/distrun.js');
+const SECTIONS = ['fanout', 'latency', 'stream', 'exact', 'memory', 'profile'];
+const MiB = 1024 * 1024;
+
+function readSettings(env, args) {
+  const list = (value, fallback) => (value ?? fallback).split(/[\s,]+/).filter(Boolean);
+  const sections = args.length > 0 ? args : list(env.BENCH_SECTIONS, SECTIONS.join(' '));
+  for (const section of sections) {
+    if (!SECTIONS.includes(section)) throw new Error(`unknown section '${section}' (sections: ${SECTIONS.join(', ')})`);
+  }
+  const ns = list(env.BENCH_NS, '10 50 200 1000').map(Number);
+  return {
+    sections,
+    ns,
+    maxN: Math.max(...ns, 1000 * Number(sections.includes('memory'))),
+    peerMaxN: Number(env.BENCH_PEER_MAX_N ?? 200),
+    runs: Number(env.BENCH_RUNS ?? 5),
+    latencyRuns: Number(env.BENCH_LATENCY_RUNS ?? 30),
+    streamRuns: Number(env.BENCH_STREAM_RUNS ?? 3),
+    maxAgents: Number(env.BENCH_MAX_AGENTS ?? 200),
+    streamBytes: Number(env.BENCH_STREAM_BYTES ?? 1024 * MiB),
+    exactBytes: Number(env.BENCH_EXACT_BYTES ?? 10_000_000),
+    slowSeconds: Number(env.BENCH_SLOW_SECONDS ?? 60),
+    slowRate: Number(env.BENCH_SLOW_RATE ?? 1_000_000),
+    kexes: list(env.BENCH_KEX, 'default curve25519-sha256'),
+    out: env.BENCH_OUT ?? join(root, 'docs/benchmarks.md'),
+    keep: env.BENCH_KEEP === '1',
+  };
+}
+
+function say(text) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function machineDescription() {
+  const os = /PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? 'Linux';
+  return {
+    cpu: `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores`,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    os: `${os}, kernel ${release()}`,
+  };
+}
+
+function versions(sshd) {
+  return {
+    node: `${process.version} (OpenSSL ${process.versions.openssl})`,
+    distrun: runSync(process.execPath, [DISTRUN, '--version']).stdout.trim(),
+    openssh: sshd ? sshVersion() : undefined,
+    pdsh: sshd ? pdshVersion() : undefined,
+    hyperfine: runSync('hyperfine', ['--version']).stdout.trim(),
+  };
+}
+
+class Bench {
+  constructor(settings, work) {
+    this.settings = settings;
+    this.work = work;
+    this.cache = join(work, 'cache');
+    this.inventory = join(work, 'hosts.yaml');
+    this.report = { notes: [], fanout: [], latency: [], stream: [], exact: [], memory: {}, profile: undefined };
+  }
+
+  distrunEnv() {
+    return { DISTRUN_PKI: this.fleet.pki, XDG_CACHE_HOME: this.cache, DISTRUN_INVENTORY: this.inventory };
+  }
+
+  distrun(args) {
+    return [process.execPath, DISTRUN, ...args];
+  }
+
+  /** Removes the TLS session tickets: the next run makes full handshakes. */
+  coldCacheCommand() {
+    return ['rm', '-rf', join(this.cache, 'distrun', 'tls')];
+  }
+
+  async setUp() {
+    const { settings, work } = this;
+    this.fleet = new LoopbackFleet(root, work);
+    say(`starting agents for ${settings.maxN} loopback hosts (at most ${settings.maxAgents} agent processes) ...`);
+    // Two more agents: one that holds 1,000 sessions, one profiled.
+    await this.fleet.start({
+      hosts: settings.maxN,
+      maxAgents: settings.maxAgents,
+      extraAgents: [
+        { name: 'sessions', addresses: ['127.0.1.1'], config: {} },
+        { name: 'profiled', addresses: ['127.0.1.2'], config: {}, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(work, 'prof-agent')] },
+      ],
+    });
+    // Many names for one agent's address: range keys, as an inventory would write them.
+    this.fleet.writeInventory(this.inventory, [...new Set([1, ...settings.ns])].sort((a, b) => a - b), {
+      hosts: [`  's[0001-1000]': { address: 127.0.1.1, port: ${AGENT_PORT} }`, `  'p[0001-0200]': { address: 127.0.1.2, port: ${AGENT_PORT} }`],
+      groups: ["  sessions1000: ['s[0001-1000]']", "  profiled200: ['p[0001-0200]']"],
+    });
+    const why = sshUnavailable();
+    if (why) {
+      this.report.notes.push(`ssh peers not measured: ${why}.`);
+    } else {
+      say('starting a private sshd on loopback ...');
+      this.sshd = await new PrivateSshd(work, await freePort()).start(Math.min(settings.maxN, settings.peerMaxN));
+      if (!have('pdsh')) this.report.notes.push('pdsh not installed (apt-get install pdsh): its rows are missing.');
+    }
+    this.report.machine = machineDescription();
+    this.report.versions = versions(this.sshd);
+    // One run to fill the TLS ticket cache and warm every agent, as a fleet that has served commands before.
+    const warm = await run(process.execPath, [DISTRUN, '-g', `n${settings.maxN}`, '-f', String(settings.maxN), '-q', 'true'], { env: { ...process.env, ...this.distrunEnv() } });
+    if (warm.code !== 0) throw new Error(`the warm-up run failed: ${warm.stderr.slice(-500)}`);
+  }
+
+  async time(label, argv, options = {}) {
+    const result = await timeCommand({ work: this.work, label, argv, runs: this.settings.runs, ...options });
+    say(result.error ? `${label}: FAILED ${result.error}` : `${label}: median ${result.median.toFixed(3)} s`);
+    return result;
+  }
+
+  /** distrun and the peers at N hosts, `command` being ['true'] or ['uname', '-n']. */
+  async fanoutRows(n, command) {
+    const rows = [];
+    const agents = () => this.fleet.cpuSeconds();
+    const env = this.distrunEnv();
+    const distrunArgs = ['-g', `n${n}`, '-f', String(n), '-q', ...command];
+    const check = await this.validate('distrun', this.distrun(distrunArgs), n, command, env);
+    rows.push({ tool: 'distrun', variant: 'resumed TLS', hosts: n, ...(check ?? await this.time(`distrun ${n} ${command[0]}`, this.distrun(distrunArgs), { env, serverCpu: agents })) });
+    if (command[0] === 'true') {
+      rows.push({ tool: 'distrun', variant: 'full TLS handshakes', hosts: n,
+        ...await this.time(`distrun cold ${n}`, this.distrun(distrunArgs), { env, serverCpu: agents, prepare: this.coldCacheCommand() }) });
+      rows.push({ tool: 'distrun', variant: 'default fanout (64)', hosts: n,
+        ...await this.time(`distrun -f64 ${n}`, this.distrun(['-g', `n${n}`, '-q', ...command]), { env, serverCpu: agents }) });
+    }
+    if (!this.sshd || n > this.settings.peerMaxN) return rows;
+    const hostsFile = this.sshd.hostsFile(n);
+    const sshd = () => this.sshd.cpuSeconds();
+    const prepare = this.sshd.waitIdleCommand();
+    for (const kex of this.settings.kexes) {
+      const config = this.sshd.clientConfig(kex);
+      const variant = kex === 'default' ? 'OpenSSH default KEX' : kex;
+      const xargs = ['xargs', '-a', hostsFile, '-P', String(n), '-I{}', 'ssh', '-F', config, '-n', '{}', ...command];
+      const xargsCheck = await this.validate('ssh+xargs', xargs, n, command);
+      rows.push({ tool: 'ssh+xargs', variant, hosts: n, ...(xargsCheck ?? await this.time(`xargs-ssh ${kex} ${n} ${command[0]}`, xargs, { serverCpu: sshd, prepare })) });
+      if (!have('pdsh')) continue;
+      const pdshEnv = { PDSH_SSH_ARGS: `-F ${config} -a -x -l%u %h` };
+      const pdsh = ['pdsh', '-R', 'ssh', '-S', '-f', String(n), '-w', `^${hostsFile}`, ...command];
+      const pdshCheck = await this.validate('pdsh', pdsh, n, command, pdshEnv);
+      rows.push({ tool: 'pdsh', variant, hosts: n, ...(pdshCheck ?? await this.time(`pdsh ${kex} ${n} ${command[0]}`, pdsh, { env: pdshEnv, serverCpu: sshd, prepare })) });
+    }
+    return rows;
+  }
+
+  /** One untimed run whose output must be right: exit 0 and, for uname, one line per host. Returns an error row or undefined. */
+  async validate(tool, argv, n, command, env = {}) {
+    const result = await run(argv[0], argv.slice(1), { env: { ...process.env, ...env } });
+    const lines = result.stdout.toString().split('\n').filter(Boolean);
+    let problem;
+    if (result.code !== 0) problem = `exit ${result.code}: ${result.stderr.trim().split('\n').pop() ?? ''}`;
+    else if (command[0] === 'uname' && lines.length !== n) problem = `${lines.length} output lines for ${n} hosts`;
+    if (problem) say(`${tool} ${n} ${command.join(' ')}: INVALID ${problem}`);
+    return problem ? { error: problem.slice(0, 200) } : undefined;
+  }
+
+  async fanout() {
+    for (const command of [['true'], ['uname', '-n']]) {
+      for (const n of this.settings.ns) this.report.fanout.push({ n, command: command.join(' '), rows: await this.fanoutRows(n, command) });
+    }
+  }
+
+  async latency() {
+    const env = this.distrunEnv();
+    const runs = this.settings.latencyRuns;
+    const one = ['-H', hostName(1), 'true'];
+    const rows = [
+      { tool: 'node -e 0', variant: 'Node.js start-up alone, for scale', ...await this.time('node -e 0', [process.execPath, '-e', '0'], { runs, warmup: 3 }) },
+      { tool: 'distrun', variant: 'resumed TLS', ...await this.time('distrun -H h true', this.distrun(one), { runs, warmup: 3, env }) },
+      { tool: 'distrun', variant: 'full TLS handshake', ...await this.time('distrun -H h true (cold)', this.distrun(one), { runs, warmup: 3, env, prepare: this.coldCacheCommand() }) },
+    ];
+    for (const kex of this.sshd ? this.settings.kexes : []) {
+      rows.push({ tool: 'ssh', variant: kex === 'default' ? 'OpenSSH default KEX' : kex,
+        ...await this.time(`ssh ${kex} h true`, ['ssh', '-F', this.sshd.clientConfig(kex), hostName(1), 'true'], { runs, warmup: 3, prepare: this.sshd.waitIdleCommand() }) });
+    }
+    this.report.latency = rows;
+  }
+
+  async stream() {
+    const bytes = this.settings.streamBytes;
+    const command = ['head', '-c', String(bytes), '/dev/zero'];
+    const tools = [{ tool: 'distrun', variant: '-N (raw stdout)', argv: this.distrun(['-H', hostName(1), '-N', ...command]), env: this.distrunEnv() }];
+    if (this.sshd) {
+      const config = this.sshd.clientConfig('default');
+      tools.push({ tool: 'ssh', variant: 'chacha20-poly1305 (default)', argv: ['ssh', '-F', config, hostName(1), ...command] });
+      tools.push({ tool: 'ssh', variant: 'aes128-gcm', argv: ['ssh', '-F', config, '-c', 'aes128-gcm@openssh.com', hostName(1), ...command] });
+    }
+    for (const { tool, variant, argv, env } of tools) {
+      // Untimed: every byte arrives.
+      const counted = await countBytes(argv, env);
+      const timed = counted === bytes
+        ? await this.time(`${tool} ${variant} stream`, argv, { runs: this.settings.streamRuns, warmup: 0, env })
+        : { error: `${counted} bytes arrived of ${bytes}` };
+      this.report.stream.push({ tool, variant, bytes, ...timed, mbPerS: timed.median ? bytes / timed.median / 1e6 : undefined });
+    }
+  }
+
+  async exact() {
+    const dir = join(this.work, 'exact');
+    mkdirSync(dir);
+    const files = {
+      [`${this.settings.exactBytes} random bytes`]: writeTo(join(dir, 'random.bin'), randomBytes(this.settings.exactBytes)),
+      'text without final newline': writeTo(join(dir, 'nonl.txt'), 'line one\nline two'),
+      'CRLF and blank lines at the end': writeTo(join(dir, 'crlf.txt'), 'a\r\nb\r\n\r\n\n\n'),
+      '1 MB of NUL bytes': writeTo(join(dir, 'zeros.bin'), Buffer.alloc(1_000_000)),
+    };
+    const tools = [{ tool: 'distrun', argv: (file) => this.distrun(['-H', hostName(1), '-N', 'cat', file]), env: this.distrunEnv() }];
+    if (this.sshd) tools.push({ tool: 'ssh', argv: (file) => ['ssh', '-F', this.sshd.clientConfig('default'), hostName(1), 'cat', file] });
+    if (this.sshd && have('pdsh')) {
+      tools.push({ tool: 'pdsh', argv: (file) => ['pdsh', '-R', 'ssh', '-N', '-w', hostName(1), 'cat', file], env: { PDSH_SSH_ARGS: `-F ${this.sshd.clientConfig('default')} -a -x -l%u %h` } });
+    }
+    for (const { tool, argv, env } of tools) {
+      for (const [what, file] of Object.entries(files)) {
+        const expected = createHash('sha256').update(readFileSync(file)).digest('hex');
+        const result = await run(argv(file)[0], argv(file).slice(1), { env: { ...process.env, ...env } });
+        const got = createHash('sha256').update(result.stdout).digest('hex');
+        this.report.exact.push({ tool, what, exact: result.code === 0 && got === expected, bytes: result.stdout.length, expectedBytes: readFileSync(file).length });
+      }
+    }
+  }
+
+  async memory() {
+    const env = this.distrunEnv();
+    const memory = this.report.memory;
+    say('memory: distrun at 1,000 hosts ...');
+    for (const fanout of ['1000', undefined]) {
+      const result = peakMemory(this.distrun(['-g', 'n1000', ...(fanout ? ['-f', fanout] : []), '-q', 'uname', '-n']), env);
+      memory[fanout ? 'cli1000' : 'cli1000DefaultFanout'] = { maxRss: result.maxRss, code: result.code };
+    }
+    say(`memory: agent while a reader takes ${this.settings.streamBytes} B at ${this.settings.slowRate} B/s for ${this.settings.slowSeconds} s ...`);
+    memory.slowReader = await this.slowReader();
+    say('memory: one agent holding 1,000 sessions ...');
+    memory.sessions1000 = await this.thousandSessions();
+  }
+
+  /** The agent's peak RSS while its client reads slowly, then fast; every byte must arrive. */
+  async slowReader() {
+    const agent = this.fleet.agentFor('127.0.2.1');
+    const bytes = this.settings.streamBytes;
+    const before = this.fleet.rssOf(agent);
+    const child = spawn(process.execPath, [DISTRUN, '-H', hostName(1), '-N', 'head', '-c', String(bytes), '/dev/zero'], {
+      env: { ...process.env, ...this.distrunEnv() }, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const peak = sampleMax(() => this.fleet.rssOf(agent), 200);
+    let received = 0;
+    const slowUntil = Date.now() + this.settings.slowSeconds * 1000;
+    let peakSlow = 0;
+    await new Promise((resolve) => {
+      child.stdout.on('data', (chunk) => {
+        received += chunk.length;
+        if (Date.now() < slowUntil) {
+          // Hold the pipe until this chunk's share of the rate has passed.
+          child.stdout.pause();
+          setTimeout(() => child.stdout.resume(), (chunk.length / this.settings.slowRate) * 1000);
+        } else if (!peakSlow) {
+          peakSlow = peak.current();
+        }
+      });
+      child.once('close', resolve);
+    });
+    return { before, peakSlow: peakSlow || peak.current(), peak: peak.stop(), received, bytes, code: child.exitCode, slowSeconds: this.settings.slowSeconds };
+  }
+
+  async thousandSessions() {
+    const agent = this.fleet.agents.find((a) => a.name === 'sessions');
+    const before = this.fleet.rssOf(agent);
+    const child = spawn(process.execPath, [DISTRUN, '-g', 'sessions1000', '-f', '1000', '-q', 'sleep', '15'], {
+      env: { ...process.env, ...this.distrunEnv() }, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c) => { stderr += c; });
+    const peak = sampleMax(() => this.fleet.rssOf(agent), 100);
+    let concurrent = 0;
+    const closed = new Promise((resolve) => child.once('close', resolve));
+    while (child.exitCode === null) {
+      concurrent = Math.max(concurrent, this.fleet.commandsRunningUnder(agent));
+      await Promise.race([sleep(100), closed]);
+    }
+    await closed;
+    return { before, peak: peak.stop(), concurrent, code: child.exitCode, error: child.exitCode === 0 ? undefined : stderr.trim().split('\n').pop() };
+  }
+
+  async profile() {
+    const dir = join(this.work, 'prof-client');
+    const env = this.distrunEnv();
+    const runs = 5;
+    for (let i = 0; i < runs; i += 1) {
+      const argv = [process.execPath, ...(i === runs - 1 ? ['--cpu-prof', '--cpu-prof-dir', dir] : []), DISTRUN, '-g', 'profiled200', '-f', '200', '-q', 'true'];
+      const result = await run(argv[0], argv.slice(1), { env: { ...process.env, ...env } });
+      if (result.code !== 0) throw new Error(`profiled run failed: ${result.stderr.slice(-300)}`);
+    }
+    // The agent writes its profile when it exits.
+    const agent = this.fleet.agents.find((a) => a.name === 'profiled');
+    const exited = new Promise((resolve) => agent.child.once('exit', resolve));
+    agent.child.kill('SIGTERM');
+    await exited;
+    this.report.profile = {
+      sessions: 200,
+      agentSessions: 200 * runs + 1,
+      client: bucketsOfDirectory(dir),
+      agent: bucketsOfDirectory(join(this.work, 'prof-agent')),
+    };
+  }
+}
+
+function writeTo(file, content) {
+  writeFileSync(file, content);
+  return file;
+}
+
+/** Runs `argv` and counts the bytes of its stdout. */
+function countBytes(argv, env = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+    let bytes = 0;
+    child.stdout.on('data', (c) => { bytes += c.length; });
+    child.once('close', (code) => resolve(code === 0 ? bytes : -1));
+  });
+}
+
+async function main() {
+  const settings = readSettings(process.env, process.argv.slice(2));
+  for (const tool of ['hyperfine', '/usr/bin/time']) {
+    if (!have(tool)) throw new Error(`${tool} is missing: apt-get install hyperfine time`);
+  }
+  const work = mkdtempSync(join(tmpdir(), 'distrun-bench-'));
+  const bench = new Bench(settings, work);
+  const started = Date.now();
+  const stop = async () => {
+    await bench.fleet?.stop();
+    await bench.sshd?.stop();
+    if (!settings.keep) rmSync(work, { recursive: true, force: true });
+  };
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => { void stop().then(() => process.exit(130)); });
+  }
+  try {
+    await bench.setUp();
+    for (const section of SECTIONS.filter((s) => settings.sections.includes(s))) {
+      say(`section ${section}`);
+      await bench[section]();
+    }
+  } finally {
+    await stop();
+  }
+  bench.report.settings = settings;
+  bench.report.durationS = (Date.now() - started) / 1000;
+  bench.report.date = new Date().toISOString().slice(0, 10);
+  const text = renderReport(bench.report);
+  process.stdout.write(text);
+  if (settings.out !== '-') {
+    writeReport(settings.out, text);
+    say(`written to ${settings.out}`);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err.message}\n`);
+  process.exit(1);
+});
+

@@ -1,0 +1,120 @@
+// A fleet of agents on loopback addresses for the benchmark: host i is 127.0.X.Y (250
+// per /24 from 127.0.2.1, as in the peers' harness), each with its own address and an
+// agent certificate naming it. Up to `maxAgents` agent processes: beyond that an agent
+// listens on several host addresses (like one sshd for all hosts), so 1,000 hosts do
+// not need 1,000 Node processes. Certificates come from the project's own PKI code.
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initPki, issueAgentBundle } from '../../dist/src/pki/pki-store.js';
+import { childPids, processCpuSeconds, rssBytes, sleep } from './tools.mjs';
+
+export const AGENT_PORT = 6789;
+
+export function hostName(i) {
+  return `h${String(i).padStart(4, '0')}`;
+}
+
+export function hostAddress(i) {
+  const n = i - 1;
+  return `127.0.${2 + Math.floor(n / 250)}.${1 + (n % 250)}`;
+}
+
+/** Runs `argv` with the soft open-files limit raised to the hard one (1,000 sessions need it). */
+export function withOpenFilesRaised(argv) {
+  return ['bash', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$@"', 'bash', ...argv];
+}
+
+export class LoopbackFleet {
+  constructor(root, work) {
+    this.root = root;
+    this.work = work;
+    this.pki = join(work, 'pki');
+    this.agents = [];
+  }
+
+  /** Creates the PKI and `hosts` hosts served by at most `maxAgents` agents (+ extra agents by name). */
+  async start({ hosts, maxAgents, agentNodeArgs = [], extraAgents = [] }) {
+    initPki(this.pki);
+    const agentCount = Math.min(hosts, maxAgents);
+    const addressesOf = Array.from({ length: agentCount }, () => []);
+    for (let i = 1; i <= hosts; i += 1) addressesOf[(i - 1) % agentCount].push(hostAddress(i));
+    const specs = addressesOf.map((addresses, k) => ({ name: `agent${k + 1}`, addresses, config: {} }));
+    specs.push(...extraAgents);
+    mkdirSync(join(this.work, 'agents'), { recursive: true });
+    for (const spec of specs) issueAgentBundle(this.pki, spec.name, { ips: spec.addresses });
+    this.agents = specs.map((spec) => this.spawnAgent(spec, agentNodeArgs));
+    await Promise.all(this.agents.map((agent) => agent.ready));
+    this.hosts = hosts;
+    return this;
+  }
+
+  spawnAgent({ name, addresses, config, nodeArgs: ownNodeArgs }, nodeArgs) {
+    const bundle = join(this.pki, 'agents', name);
+    const configFile = join(this.work, 'agents', `${name}.yaml`);
+    // As a fleet host runs it: default log level (info), audit records in the log.
+    const settings = {
+      host: addresses.join(','), port: AGENT_PORT,
+      ca: join(bundle, 'ca.crt'), cert: join(bundle, 'agent.crt'), key: join(bundle, 'agent.key'),
+      maxSessions: 100000, maxSessionsPerClient: 100000,
+      ...config,
+    };
+    writeFileSync(configFile, JSON.stringify(settings, null, 2));
+    const logFile = join(this.work, 'agents', `${name}.log`);
+    const log = openSync(logFile, 'w');
+    const argv = withOpenFilesRaised([process.execPath, ...(ownNodeArgs ?? nodeArgs), join(this.root, 'dist/src/bin/distrunner-agent.js'), '--config', configFile]);
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', log, log], detached: true });
+    closeSync(log);
+    const agent = { name, addresses, child, logFile, configFile };
+    agent.ready = (async () => {
+      for (let waited = 0; waited < 120_000; waited += 100) {
+        if (child.exitCode !== null) throw new Error(`agent ${name} exited: ${readFileSync(logFile, 'utf8').slice(-500)}`);
+        if (readFileSync(logFile, 'utf8').includes('"msg":"listening"')) return;
+        await sleep(100);
+      }
+      throw new Error(`agent ${name} did not start listening within 120 s`);
+    })();
+    return agent;
+  }
+
+  agentFor(address) {
+    return this.agents.find((agent) => agent.addresses.includes(address));
+  }
+
+  /** The agent process itself (bash exec'd into node, so the same pid). */
+  pidOf(agent) {
+    return agent.child.pid;
+  }
+
+  /** CPU seconds of every agent, commands they ran included. */
+  cpuSeconds() {
+    return this.agents.reduce((sum, agent) => sum + processCpuSeconds(agent.child.pid), 0);
+  }
+
+  rssOf(agent) {
+    return rssBytes(agent.child.pid);
+  }
+
+  commandsRunningUnder(agent) {
+    return childPids(agent.child.pid).length;
+  }
+
+  /** An inventory with every host, groups n<N> for the first N hosts, and `extra` host and group lines. */
+  writeInventory(file, groupSizes, extra = { hosts: [], groups: [] }) {
+    const lines = ['hosts:'];
+    for (let i = 1; i <= this.hosts; i += 1) lines.push(`  ${hostName(i)}: { address: ${hostAddress(i)}, port: ${AGENT_PORT} }`);
+    lines.push(...extra.hosts, 'groups:');
+    for (const n of groupSizes) lines.push(`  n${n}: ['${n > 1 ? `h[0001-${hostName(n).slice(1)}]` : hostName(1)}']`);
+    lines.push(...extra.groups);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    return file;
+  }
+
+  async stop() {
+    const alive = this.agents.filter((agent) => agent.child.exitCode === null && agent.child.signalCode === null);
+    await Promise.all(alive.map((agent) => new Promise((resolve) => {
+      agent.child.once('exit', resolve);
+      agent.child.kill('SIGKILL');
+    })));
+  }
+}
