@@ -33,6 +33,33 @@ test('frames split at random points decode to the same frames', (t) => {
   t.pass();
 });
 
+test('streamed tokens come piece by piece, each a view of a received chunk; other frames come whole and in order', (t) => {
+  const streamed = new Set(['OUT', 'ERR']);
+  const mixed = fc.record({ token: fc.constantFrom('OUT', 'ERR', 'EXT', 'VER'), payload: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)) });
+  fc.assert(fc.property(fc.array(mixed, { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (frames, cuts) => {
+    const bytes = Buffer.concat(frames.map((f) => encodeFrame(f.token, f.payload)));
+    const decoder = new FrameDecoder({ maxPayload: 1024, streamed });
+    const chunks = split(bytes, cuts);
+    const out = chunks.flatMap((chunk) => decoder.push(chunk));
+    // Per token, the pieces concatenate to the payloads; the whole frames are the same frames.
+    const joined = (token: string, list: Array<{ token: string; payload: Buffer }>) =>
+      Buffer.concat(list.filter((f) => f.token === token).map((f) => f.payload));
+    const sameStreams = [...streamed].every((tk) => joined(tk, out).equals(joined(tk, frames)));
+    const whole = (list: Array<{ token: string; payload: Buffer }>) => list.filter((f) => !streamed.has(f.token));
+    const sameWhole = whole(out).length === whole(frames).length
+      && whole(out).every((f, i) => f.token === whole(frames)[i]!.token && f.payload.equals(whole(frames)[i]!.payload));
+    // No copies: every non-empty piece lies inside one of the chunks it came in.
+    const views = out.filter((f) => streamed.has(f.token) && f.payload.length > 0)
+      .every((f) => chunks.some((c) => c.buffer === f.payload.buffer && f.payload.byteOffset >= c.byteOffset
+        && f.payload.byteOffset + f.payload.length <= c.byteOffset + c.length));
+    // Order across tokens is kept: the token sequence, with each frame's pieces merged, is the frames' sequence.
+    const sequence = out.map((f) => f.token).filter((tk, i, all) => !streamed.has(tk) || i === 0 || all[i - 1] !== tk);
+    const expected = frames.map((f) => f.token).filter((tk, i, all) => !streamed.has(tk) || i === 0 || all[i - 1] !== tk);
+    return sameStreams && sameWhole && views && sequence.join() === expected.join() && decoder.bufferedBytes === 0;
+  }), { numRuns: 500 });
+  t.pass();
+});
+
 test('random bytes never throw anything but ProtocolError, and nothing is buffered beyond one frame', (t) => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 2000 }), fc.array(fc.nat(), { maxLength: 10 }), (raw, cuts) => {
     const decoder = new FrameDecoder({ maxPayload: 512 });

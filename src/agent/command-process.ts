@@ -2,11 +2,13 @@
 // of sockets or frames: the session wires its streams to the protocol.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, statSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { ExitStatus } from '../protocol/messages.js';
 import type { LocalUser } from './local-users.js';
+import type { Pipe, PipePool } from './pipe-pool.js';
 
 export interface CommandSpec {
   argv: readonly string[];
@@ -30,6 +32,8 @@ export interface CommandSpec {
   cwd?: string;
   /** Environment variables asked for by the client, on top of the clean environment. */
   env?: Readonly<Record<string, string>>;
+  /** Where real pipes for stdout and stderr come from; without one (or when it is empty), socketpairs. */
+  pipes?: PipePool;
 }
 
 /** Why a command could not be started, with the exit code a shell would give. */
@@ -54,7 +58,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   readonly stderr: Readable | null;
   readonly stdin: Writable | null;
 
-  private readonly child: ChildProcess;
+  private readonly child!: ChildProcess;
   private readonly spec: CommandSpec;
   private readonly program: string;
   private timedOut = false;
@@ -78,18 +82,33 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       file = SETPRIV;
       args = [`--reuid=${spec.user.uid}`, `--regid=${spec.user.gid}`, '--init-groups', '--', program!, ...programArgs];
     }
+    // Output goes through real pipes when the pool has them, else through Node's socketpairs.
+    const outPipe = spec.pipes?.take();
+    const errPipe = spec.stderr ? spec.pipes?.take() : undefined;
     // detached: the child calls setsid(), so it leads a new process group that we can
     // signal as a whole (-pid) without touching the agent.
-    this.child = spawn(file, args, {
-      detached: true,
-      stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', spec.stderr ? 'pipe' : 'ignore'],
-      cwd: spec.cwd ?? (existsSync(spec.user.home) ? spec.user.home : '/'),
-      env,
-    });
+    try {
+      this.child = spawn(file, args, {
+        detached: true,
+        stdio: [spec.stdin ? 'pipe' : 'ignore', outPipe?.writeFd ?? 'pipe', spec.stderr ? errPipe?.writeFd ?? 'pipe' : 'ignore'],
+        cwd: spec.cwd ?? (existsSync(spec.user.home) ? spec.user.home : '/'),
+        env,
+      });
+    } catch (err) {
+      for (const pipe of [outPipe, errPipe]) if (pipe) closeSync(pipe.readFd);
+      throw err;
+    } finally {
+      // The child has its copies: the command (and its descendants) alone hold the write ends.
+      for (const pipe of [outPipe, errPipe]) if (pipe) closeSync(pipe.writeFd);
+    }
+    const readEnd = (pipe: Pipe | undefined, own: Readable | null): Readable | null =>
+      (pipe ? new Socket({ fd: pipe.readFd, readable: true, writable: false }) : own);
     this.program = program!;
-    this.stdout = this.child.stdout!;
-    this.stderr = this.child.stderr;
+    this.stdout = readEnd(outPipe, this.child.stdout)!;
+    this.stderr = readEnd(errPipe, this.child.stderr);
     this.stdin = this.child.stdin;
+    const outputsClosed = Promise.all([this.stdout, this.stderr].map((stream) =>
+      stream && new Promise<void>((resolve) => stream.once('close', () => resolve()))));
     // A command that closes its stdin early makes our writes fail with EPIPE; that is
     // the command's choice, not an error of the session.
     this.stdin?.on('error', () => {});
@@ -97,6 +116,8 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     this.child.once('error', (err: NodeJS.ErrnoException) => {
       if (this.child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
       this.finished = true;
+      this.stdout.destroy();
+      this.stderr?.destroy();
       this.emit('spawn-error', describeSpawnError(this.program, err));
     });
     this.child.once('spawn', () => {
@@ -107,15 +128,19 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
         }, spec.timeoutMs);
       }
     });
+    // Over when the leader has exited and its output has ended: descendants that still
+    // hold the pipes keep the command running (and stoppable).
     this.child.once('close', (code, signal) => {
       if (this.child.pid === undefined) return; // spawn failed: reported above
-      this.finished = true;
-      clearTimeout(this.limitTimer);
-      clearTimeout(this.killTimer);
-      const status: ExitStatus = code !== null
-        ? { code, timedOut: this.timedOut }
-        : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
-      this.emit('exit', status);
+      void outputsClosed.then(() => {
+        this.finished = true;
+        clearTimeout(this.limitTimer);
+        clearTimeout(this.killTimer);
+        const status: ExitStatus = code !== null
+          ? { code, timedOut: this.timedOut }
+          : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
+        this.emit('exit', status);
+      });
     });
   }
 

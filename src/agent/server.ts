@@ -6,8 +6,10 @@ import * as tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ConfigError, ErrorCodes, messageOf } from '../errors.js';
 import { encodeFailure, type Failure } from '../protocol/messages.js';
+import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import { listenAddresses, type AgentConfig } from './config.js';
 import { certificateNames, isClientAllowed } from './policy.js';
+import { PipePool } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type ClientIdentity } from './session.js';
 
@@ -35,8 +37,8 @@ function tlsOptions(runtime: AgentRuntime): tls.TlsOptions {
   return {
     // Only the configured CA is trusted: an explicit `ca` replaces the system roots.
     ...runtime.tls,
-    minVersion: 'TLSv1.3',
-    maxVersion: 'TLSv1.3',
+    ...TLS_SETTINGS,
+    honorCipherOrder: true,
     // Session tickets are sealed with keys of this secure context: a reload (new CA, CRL
     // or certificate) makes every earlier ticket useless, so revocation is not bypassed.
     ...(tlsSessionSeconds > 0 ? { sessionTimeout: tlsSessionSeconds } : { secureOptions: constants.SSL_OP_NO_TICKET }),
@@ -68,6 +70,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const perClient = new Map<string, number>();
   let nextSessionId = 1;
   let closing = false;
+  const pipes = new PipePool(32, (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
 
   const onSecureConnection = (socket: tls.TLSSocket): void => {
     const current = runtime;
@@ -104,7 +107,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
         'refused: too many sessions for this client', { maxSessionsPerClient: current.config.maxSessionsPerClient });
     }
     sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint, resumed: socket.isSessionReused() }, 'session start');
-    const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software);
+    const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software, pipes);
     sessions.add(session);
     perClient.set(identity.name, clientSessions + 1);
     socket.once('close', () => {
@@ -164,6 +167,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     close: () =>
       new Promise<void>((resolvePromise) => {
         closing = true;
+        pipes.close();
         let open = servers.length;
         for (const server of servers) server.close(() => --open === 0 && resolvePromise());
         const { drainSeconds, killGraceSeconds } = runtime.config;

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
 import {
-  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, SUPPORTED_VERSIONS,
+  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, STREAM_TOKENS, SUPPORTED_VERSIONS,
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import {
@@ -18,6 +18,7 @@ import {
 import type { AuditClient, AuditRecord } from './audit.js';
 import { CommandProcess, locateProgram } from './command-process.js';
 import type { LocalUser } from './local-users.js';
+import type { PipePool } from './pipe-pool.js';
 import { authorize } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
 import { tokenMatches } from './session-auth.js';
@@ -55,11 +56,13 @@ export class AgentSession {
     private readonly sessionId: number,
     private readonly log: Logger,
     private readonly software: string,
+    /** Real pipes for the command's output, when the agent can make them. */
+    private readonly pipes?: PipePool,
   ) {
     const { config } = runtime;
     // Until the client has fully authenticated it may only send small frames.
     this.authenticated = runtime.tokenDigest === undefined;
-    this.decoder = new FrameDecoder({ maxPayload: config.preAuthMaxFrameBytes });
+    this.decoder = new FrameDecoder({ maxPayload: config.preAuthMaxFrameBytes, streamed: STREAM_TOKENS });
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
     transport.on('close', () => this.onTransportClosed());
     transport.on('error', (err) => this.log.debug({ err: messageOf(err) }, 'connection error'));
@@ -204,7 +207,7 @@ export class AgentSession {
     this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs: user.name, audit: this.audit.id }, 'command');
     const command = new CommandProcess({
       argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
-      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env,
+      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env, pipes: this.pipes,
     });
     this.command = command;
     command.once('spawn-error', (failure) => {

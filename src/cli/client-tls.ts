@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { ErrorCodes, PkiError } from '../errors.js';
 import { loadClientIdentity } from '../pki/pki-paths.js';
+import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { HostSession, type RunRequest, type SessionLimits } from './host-session.js';
 import type { Target } from './inventory.js';
@@ -18,7 +19,7 @@ export function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.e
   const identity = loadClientIdentity(pkiDir);
   let context: tls.SecureContext;
   try {
-    context = tls.createSecureContext({ ...identity, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' });
+    context = tls.createSecureContext({ ...identity, ...TLS_SETTINGS });
   } catch (err) {
     throw new PkiError(`cannot use the client identity in ${pkiDir}: ${(err as Error).message}`);
   }

@@ -4,8 +4,9 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { DistRunError, ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../errors.js';
-import { AgentToken, ClientToken, SUPPORTED_VERSIONS } from '../protocol/constants.js';
+import { AgentToken, ClientToken, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
+import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import {
   decodeExit, decodeFailure, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
   encodeSignal, encodeVersionOffer, type SessionOptions,
@@ -60,7 +61,7 @@ const TIMEOUT_MARGIN_MS = 15_000;
 
 export class HostSession extends EventEmitter<HostSessionEvents> {
   private socket: tls.TLSSocket | undefined;
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder = new FrameDecoder({ streamed: STREAM_TOKENS });
   private versionAgreed = false;
   private agentSoftware: string | undefined;
   private protocolVersion: number | undefined;
@@ -96,8 +97,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         session: this.tlsSession,
         // SNI takes names only; the certificate check below still covers IP addresses.
         servername: isIP(address) ? undefined : address,
-        minVersion: 'TLSv1.3',
-        maxVersion: 'TLSv1.3',
+        ...TLS_SETTINGS,
         rejectUnauthorized: true,
       });
       this.socket = socket;

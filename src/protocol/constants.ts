@@ -56,6 +56,9 @@ export const AgentToken = {
 export type ClientTokenValue = (typeof ClientToken)[keyof typeof ClientToken];
 export type AgentTokenValue = (typeof AgentToken)[keyof typeof AgentToken];
 
+/** Tokens whose payload is a byte stream: frame boundaries mean nothing, so receivers take them piece by piece. */
+export const STREAM_TOKENS: ReadonlySet<string> = new Set([ClientToken.INPUT, AgentToken.STDOUT, AgentToken.STDERR]);
+
 export const CLIENT_TOKENS: ReadonlySet<string> = new Set(Object.values(ClientToken));
 export const AGENT_TOKENS: ReadonlySet<string> = new Set(Object.values(AgentToken));
 

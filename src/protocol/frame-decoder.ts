@@ -3,6 +3,7 @@ import { DEFAULT_MAX_PAYLOAD, HEADER_BYTES, TOKEN_BYTES } from './constants.js';
 
 export interface Frame {
   token: string;
+  /** The payload; for a streamed token, the part of it that has arrived (see below). */
   payload: Buffer;
 }
 
@@ -12,10 +13,16 @@ const TOKEN_PATTERN = /^[A-Z]{3}$/;
  * Incremental frame decoder: feed it chunks of a byte stream in any split and it
  * returns the whole frames they complete. Pure (no I/O); it buffers at most one
  * header and one payload, and rejects an oversized length before allocating.
+ *
+ * Tokens listed in `streamed` (output and input bytes, whose frame boundaries carry no
+ * meaning) are not buffered: their payload is returned piece by piece as it arrives,
+ * each piece a view of the received chunk, so a stream of them is never copied. A
+ * frame yields at least one piece (an empty one for an empty payload).
  */
 export class FrameDecoder {
   /** Largest payload accepted; may be changed between pushes (e.g. raised after auth). */
   maxPayload: number;
+  private readonly streamed: ReadonlySet<string>;
 
   // Bytes received but not yet part of a returned frame.
   private chunks: Buffer[] = [];
@@ -25,8 +32,9 @@ export class FrameDecoder {
   private pendingLength = 0;
   private failed = false;
 
-  constructor(options: { maxPayload?: number } = {}) {
+  constructor(options: { maxPayload?: number; streamed?: ReadonlySet<string> } = {}) {
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.streamed = options.streamed ?? new Set();
   }
 
   /** Bytes held for an incomplete frame. */
@@ -71,11 +79,25 @@ export class FrameDecoder {
             ErrorCodes.FRAME_TOO_LARGE,
           );
         }
+        if (length === 0) {
+          yield { token, payload: Buffer.alloc(0) };
+          continue;
+        }
         this.pendingToken = token;
         this.pendingLength = length;
       }
+      const token = this.pendingToken;
+      if (this.streamed.has(token)) {
+        // What has arrived of the payload, up to the end of the first chunk: a view, no copy.
+        if (this.buffered === 0) break;
+        const piece = this.take(Math.min(this.pendingLength, this.chunks[0]!.length));
+        this.pendingLength -= piece.length;
+        if (this.pendingLength === 0) this.pendingToken = undefined;
+        yield { token, payload: piece };
+        continue;
+      }
       if (this.buffered < this.pendingLength) break;
-      const frame = { token: this.pendingToken, payload: this.take(this.pendingLength) };
+      const frame = { token, payload: this.take(this.pendingLength) };
       this.pendingToken = undefined;
       yield frame;
     }

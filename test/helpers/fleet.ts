@@ -127,6 +127,8 @@ export interface AgentOptions {
   /** Extra settings for the agent's YAML configuration file. */
   config?: Record<string, unknown>;
   args?: string[];
+  /** The agent's environment, on top of this process's. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Writes an agent configuration for the bundle `name` of `pki`, plus `extra` settings. */
@@ -145,7 +147,9 @@ export function writeAgentConfig(pki: Pki, name: string, extra: Record<string, u
 /** Starts an agent on 127.0.0.1 with a free port; resolves once it listens. */
 export async function startAgent(pki: Pki, name = 'agent1', options: AgentOptions = {}): Promise<RunningAgent> {
   const configFile = writeAgentConfig(pki, name, options.config);
-  const child = spawnNode([AGENT, '--config', configFile, ...(options.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnNode([AGENT, '--config', configFile, ...(options.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env },
+  });
   const logs: Array<Record<string, unknown>> = [];
   let raw = '';
   let pending = '';
