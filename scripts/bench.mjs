@@ -46,6 +46,7 @@ function readSettings(env, args) {
     kexes: list(env.BENCH_KEX, 'default curve25519-sha256'),
     out: env.BENCH_OUT ?? join(root, 'docs/benchmarks.md'),
     keep: env.BENCH_KEEP === '1',
+    agentNodeArgs: list(env.BENCH_AGENT_NODE_ARGS, ''),
   };
 }
 
@@ -111,6 +112,7 @@ class Bench {
     await this.fleet.start({
       hosts: settings.maxN,
       maxAgents: settings.maxAgents,
+      agentNodeArgs: settings.agentNodeArgs,
       extraAgents: [
         { name: 'sessions', addresses: ['127.0.1.1'], config: {} },
         { name: 'profiled', addresses: ['127.0.1.2'], config: {}, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(work, 'prof-agent')] },

@@ -348,6 +348,9 @@ test('a client that reads slowly pauses the command: agent memory stays bounded'
     encodeCommand(['sh', '-c', `head -c 400000000 /dev/zero; echo ${marker} >/dev/null`]),
   ]));
   socket.pause();
+  // Other tests of this file block this worker now and then (spawnSync under script(1)):
+  // measure from the moment the command runs.
+  t.true(await waitFor(() => processesMatching(marker).length > 0), 'the command started');
   await new Promise((r) => setTimeout(r, 2000));
   const during = residentBytes(agents[2]!.process.pid!);
   t.true(during - before < 64 * 1024 * 1024, `agent grew by ${during - before} bytes`);

@@ -4,10 +4,14 @@
 // pipe(2), so pipes are made as named FIFOs by mkfifo(1), a batch at a time, in a
 // fresh private directory; both ends are opened and the names removed at once, so
 // what the pool holds are anonymous pipes and nothing stays on disk.
-import { execFile, execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+//
+// The mkfifo runs come from a small helper shell started once: forking the agent
+// itself (a large process) for each batch would stall every session it serves.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export interface Pipe {
   /** Non-blocking, for the agent's event loop. */
@@ -16,64 +20,116 @@ export interface Pipe {
   writeFd: number;
 }
 
+/** More pipes are made between 1 and 5 times this long after half the pool is used. */
+const REFILL_DELAY_MS = 1000;
+
+// Reads a directory per line, makes FIFOs 0..N-1 in it, answers ok or fail.
+const HELPER = `n=$1
+while IFS= read -r dir; do
+  set --; i=0
+  while [ "$i" -lt "$n" ]; do set -- "$@" "$dir/$i"; i=$((i + 1)); done
+  if mkfifo -m 600 "$@" 2>/dev/null; then echo ok; else echo fail; fi
+done`;
+
 export class PipePool {
   private readonly ready: Pipe[] = [];
-  private refilling = false;
-  private broken: string | undefined;
+  private readonly helper: ChildProcess;
+  private pending: string | undefined;
+  private refillTimer: NodeJS.Timeout | undefined;
+  private broken = false;
   private closed = false;
+  private settleFirst: (() => void) | undefined;
+  /** Settles once the first batch is made (or cannot be). */
+  readonly firstBatch = new Promise<void>((resolve) => {
+    this.settleFirst = resolve;
+  });
 
-  /** `batch` pipes are made whenever fewer than half of them are left. */
-  constructor(private readonly batch = 32, private readonly onBroken: (reason: string) => void = () => {}) {
-    // The first batch before the first session: later ones are made in the background.
-    this.makeBatch((dir, names, done) => {
-      try {
-        execFileSync('mkfifo', ['-m', '600', ...names], { stdio: 'ignore' });
-        done(null);
-      } catch (err) {
-        done(err as Error);
-      }
-    });
+  /** `batch` pipes are made at a time, some time after fewer than half of them are left. */
+  constructor(private readonly batch: number, private readonly onBroken: (reason: string) => void) {
+    this.helper = spawn('/bin/sh', ['-c', HELPER, 'sh', String(batch)], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.helper.once('error', (err) => this.fail(`cannot start /bin/sh: ${err.message}`));
+    this.helper.once('exit', () => this.fail('the helper that makes pipes has exited'));
+    // It ends when its input does: at close(), or when the agent dies.
+    createInterface({ input: this.helper.stdout! }).on('line', (answer) => this.batchMade(answer === 'ok'));
+    this.refill();
   }
 
   /** A pipe, or undefined when none is ready (the caller falls back to a socketpair). */
   take(): Pipe | undefined {
     const pipe = this.ready.pop();
-    if (this.ready.length < this.batch / 2) this.refill();
+    // More pipes a little later, at a random moment: not in the middle of the burst of
+    // sessions that used them, and not at the same moment as every other agent of a run.
+    if (this.ready.length < this.batch / 2 && !this.refillTimer && !this.pending) {
+      this.refillTimer = setTimeout(() => {
+        this.refillTimer = undefined;
+        this.refill();
+      }, REFILL_DELAY_MS * (1 + 4 * Math.random())).unref();
+    }
     return pipe;
   }
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.refillTimer);
+    this.helper.stdin?.end();
     for (const { readFd, writeFd } of this.ready.splice(0)) {
       closeSync(readFd);
       closeSync(writeFd);
     }
+    this.removePending();
   }
 
   private refill(): void {
-    this.makeBatch((dir, names, done) => execFile('mkfifo', ['-m', '600', ...names], (err) => done(err)));
+    if (this.pending || this.broken || this.closed) return;
+    this.pending = mkdtempSync(join(fifoParent(), 'distrunner-pipes-'));
+    this.helper.stdin!.write(`${this.pending}\n`);
   }
 
-  private makeBatch(mkfifo: (dir: string, names: string[], done: (err: Error | null) => void) => void): void {
-    if (this.refilling || this.broken || this.closed) return;
-    this.refilling = true;
-    const dir = mkdtempSync(join(tmpdir(), 'distrunner-pipes-'));
-    const names = Array.from({ length: this.batch }, (_, i) => join(dir, String(i)));
-    mkfifo(dir, names, (err) => {
-      try {
-        if (err) throw err;
-        for (const name of names) this.ready.push(openBothEnds(name));
-      } catch (failure) {
-        // Without mkfifo (or with no descriptors left) commands get socketpairs.
-        this.broken = (failure as Error).message;
-        this.onBroken(this.broken);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-        this.refilling = false;
-        if (this.closed) this.close();
-      }
-    });
+  private batchMade(ok: boolean): void {
+    const dir = this.pending;
+    if (!dir) return;
+    try {
+      if (!ok) throw new Error('mkfifo failed (is it installed?)');
+      if (!this.closed) for (let i = 0; i < this.batch; i += 1) this.ready.push(openBothEnds(join(dir, String(i))));
+    } catch (err) {
+      this.fail((err as Error).message);
+    } finally {
+      this.removePending();
+      this.settleFirst?.();
+    }
   }
+
+  private removePending(): void {
+    if (this.pending) rmSync(this.pending, { recursive: true, force: true });
+    this.pending = undefined;
+  }
+
+  // Without pipes, commands get socketpairs: slower for large outputs, otherwise the same.
+  private fail(reason: string): void {
+    if (this.broken || this.closed) return;
+    this.broken = true;
+    this.removePending();
+    this.settleFirst?.();
+    this.onBroken(reason);
+  }
+}
+
+/**
+ * Where the FIFOs are made for their moment on disk: a memory file system. On ext4,
+ * creating and removing thousands of inodes a second makes the inode allocator scan
+ * (a run of 200 agents stalled for seconds).
+ */
+function fifoParent(): string {
+  for (const dir of [process.env.RUNTIME_DIRECTORY, '/dev/shm']) {
+    if (!dir) continue;
+    try {
+      accessSync(dir, constants.W_OK);
+      return dir;
+    } catch {
+      // Not there, or not ours to write: try the next.
+    }
+  }
+  return tmpdir();
 }
 
 function openBothEnds(name: string): Pipe {

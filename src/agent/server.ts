@@ -70,7 +70,9 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const perClient = new Map<string, number>();
   let nextSessionId = 1;
   let closing = false;
-  const pipes = new PipePool(32, (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
+  const pipes = new PipePool(64, (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
+  // The first sessions get pipes too (a few milliseconds; without mkfifo, at once).
+  await pipes.firstBatch;
 
   const onSecureConnection = (socket: tls.TLSSocket): void => {
     const current = runtime;

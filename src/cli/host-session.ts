@@ -167,6 +167,9 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   private receive(chunk: Buffer): void {
     try {
       for (const frame of this.decoder.push(chunk)) this.handle(frame);
+      // The agent's last message is here (it has ended its side): close at once, without
+      // TLS's closing exchange, which would cost both sides more than the whole command.
+      if (this.outcome) this.socket?.destroy();
     } catch (err) {
       if (isDistRunError(err) && err.code !== ErrorCodes.PROTOCOL && err.code !== ErrorCodes.FRAME_TOO_LARGE) {
         this.abort(err.code, err.message);
