@@ -11,12 +11,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
+import { DEFAULT_FANOUT } from '../dist/src/cli/run-command.js';
 import { AGENT_PORT, LoopbackFleet, hostName } from './bench/loopback-fleet.mjs';
 import { peakMemory, timeCommand } from './bench/measure.mjs';
 import { bucketsOfDirectory } from './bench/profile.mjs';
 import { renderReport, writeReport } from './bench/report.mjs';
 import { PrivateSshd, pdshVersion, sshUnavailable, sshVersion } from './bench/ssh-peers.mjs';
-import { have, run, runSync, sampleMax, sleep } from './bench/tools.mjs';
+import { have, processCpuSeconds, run, runSync, sampleMax, sleep } from './bench/tools.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const DISTRUN = join(root, 'dist/src/bin/distrun.js');
@@ -155,8 +156,8 @@ class Bench {
     if (command[0] === 'true') {
       rows.push({ tool: 'distrun', variant: 'full TLS handshakes', hosts: n,
         ...await this.time(`distrun cold ${n}`, this.distrun(distrunArgs), { env, serverCpu: agents, prepare: this.coldCacheCommand() }) });
-      rows.push({ tool: 'distrun', variant: 'default fanout (64)', hosts: n,
-        ...await this.time(`distrun -f64 ${n}`, this.distrun(['-g', `n${n}`, '-q', ...command]), { env, serverCpu: agents }) });
+      rows.push({ tool: 'distrun', variant: `default fanout (${DEFAULT_FANOUT})`, hosts: n,
+        ...await this.time(`distrun -f${DEFAULT_FANOUT} ${n}`, this.distrun(['-g', `n${n}`, '-q', ...command]), { env, serverCpu: agents }) });
     }
     if (!this.sshd || n > this.settings.peerMaxN) return rows;
     const hostsFile = this.sshd.hostsFile(n);
@@ -213,17 +214,22 @@ class Bench {
   async stream() {
     const bytes = this.settings.streamBytes;
     const command = ['head', '-c', String(bytes), '/dev/zero'];
-    const tools = [{ tool: 'distrun', variant: '-N (raw stdout)', argv: this.distrun(['-H', hostName(1), '-N', ...command]), env: this.distrunEnv() }];
+    const agent = this.fleet.agentFor('127.0.2.1');
+    const tools = [{
+      tool: 'distrun', variant: '-N (raw stdout)', argv: this.distrun(['-H', hostName(1), '-N', ...command]), env: this.distrunEnv(),
+      serverCpu: () => processCpuSeconds(agent.child.pid),
+    }];
     if (this.sshd) {
       const config = this.sshd.clientConfig('default');
-      tools.push({ tool: 'ssh', variant: 'chacha20-poly1305 (default)', argv: ['ssh', '-F', config, hostName(1), ...command] });
-      tools.push({ tool: 'ssh', variant: 'aes128-gcm', argv: ['ssh', '-F', config, '-c', 'aes128-gcm@openssh.com', hostName(1), ...command] });
+      const serverCpu = () => this.sshd.cpuSeconds();
+      tools.push({ tool: 'ssh', variant: 'chacha20-poly1305 (default)', argv: ['ssh', '-F', config, hostName(1), ...command], serverCpu });
+      tools.push({ tool: 'ssh', variant: 'aes128-gcm', argv: ['ssh', '-F', config, '-c', 'aes128-gcm@openssh.com', hostName(1), ...command], serverCpu });
     }
-    for (const { tool, variant, argv, env } of tools) {
+    for (const { tool, variant, argv, env, serverCpu } of tools) {
       // Untimed: every byte arrives.
       const counted = await countBytes(argv, env);
       const timed = counted === bytes
-        ? await this.time(`${tool} ${variant} stream`, argv, { runs: this.settings.streamRuns, warmup: 0, env })
+        ? await this.time(`${tool} ${variant} stream`, argv, { runs: this.settings.streamRuns, warmup: 0, env, serverCpu })
         : { error: `${counted} bytes arrived of ${bytes}` };
       this.report.stream.push({ tool, variant, bytes, ...timed, mbPerS: timed.median ? bytes / timed.median / 1e6 : undefined });
     }
@@ -307,7 +313,7 @@ class Bench {
     let concurrent = 0;
     const closed = new Promise((resolve) => child.once('close', resolve));
     while (child.exitCode === null) {
-      concurrent = Math.max(concurrent, this.fleet.commandsRunningUnder(agent));
+      concurrent = Math.max(concurrent, this.fleet.commandsRunningUnder(agent, 'sleep'));
       await Promise.race([sleep(100), closed]);
     }
     await closed;

@@ -2,7 +2,7 @@
 // FIFOs the agent removes at once; without mkfifo the agent falls back to socketpairs.
 import test from 'ava';
 import { join } from 'node:path';
-import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki } from './helpers/fleet.js';
+import { cleanupAll, distrun, makePki, startAgent, tempDir, waitFor, type Pki } from './helpers/fleet.js';
 import { readdirSync, writeFileSync } from 'node:fs';
 
 let pki: Pki;
@@ -14,8 +14,8 @@ test.after.always(cleanupAll);
 const KIND = '[ -p /dev/stdout ] && echo "out pipe" || echo "out socket"; [ -p /dev/stderr ] && echo "err pipe" >&2 || echo "err socket" >&2';
 
 test('stdout and stderr are pipes; output that outlives the command\'s leader still arrives; nothing is left in the temp directory', async (t) => {
-  const agentTmp = tempDir();
-  const agent = await startAgent(pki, 'agent1', { env: { TMPDIR: agentTmp } });
+  const runtime = tempDir();
+  const agent = await startAgent(pki, 'agent1', { env: { RUNTIME_DIRECTORY: runtime } });
   const at = ['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir];
   const r = await distrun([...at, '-N', '/bin/sh', '-c', KIND]);
   t.is(r.code, 0, r.stderr);
@@ -25,7 +25,10 @@ test('stdout and stderr are pipes; output that outlives the command\'s leader st
   const late = await distrun([...at, '-N', '/bin/sh', '-c', '(sleep 1; echo late) & echo early']);
   t.is(late.code, 0, late.stderr);
   t.is(late.stdout.toString(), 'early\nlate\n');
-  t.deepEqual(readdirSync(agentTmp), []);
+  t.deepEqual(readdirSync(runtime), []);
+  // Killed outright, the agent leaves nothing either: its helper removes what it made.
+  await agent.stop('SIGKILL');
+  t.true(await waitFor(() => readdirSync(runtime).length === 0));
 });
 
 test('more sessions at once than the pool has pipes: every host gets its whole output', async (t) => {

@@ -25,6 +25,14 @@ export function withOpenFilesRaised(argv) {
   return ['bash', '-c', 'ulimit -n "$(ulimit -Hn)" && exec "$@"', 'bash', ...argv];
 }
 
+function commandName(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 export class LoopbackFleet {
   constructor(root, work) {
     this.root = root;
@@ -95,8 +103,9 @@ export class LoopbackFleet {
     return rssBytes(agent.child.pid);
   }
 
-  commandsRunningUnder(agent) {
-    return childPids(agent.child.pid).length;
+  /** Children of the agent running `program` (the agent also has a helper shell of its own). */
+  commandsRunningUnder(agent, program) {
+    return childPids(agent.child.pid).filter((pid) => commandName(pid) === program).length;
   }
 
   /** An inventory with every host, groups n<N> for the first N hosts, and `extra` host and group lines. */

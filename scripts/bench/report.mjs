@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 const BEGIN = '<!-- bench:begin: written by `npm run bench`; edit outside these markers -->';
 const END = '<!-- bench:end -->';
 const MB = 1024 * 1024;
+const STARTUP = 'start-up (module loading, CLI parsing, inventory)';
 
 const seconds = (r) => (r?.error ? `failed: ${r.error}` : r?.median === undefined ? '–' : `${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})`);
 const ms = (s) => (s === undefined ? '–' : (s * 1000).toFixed(2));
@@ -59,8 +60,9 @@ function latencyTable(report) {
 }
 
 function streamTable(report) {
-  return table(['tool', 'variant', 'MB/s (10^6 B/s, median)', 'seconds (min–max)', 'client CPU s'],
-    report.stream.map((r) => [r.tool, r.variant, r.mbPerS ? r.mbPerS.toFixed(0) : '–', seconds(r), r.clientCpu?.toFixed(2) ?? '–']));
+  const perGiB = (cpu, r) => (cpu === undefined || !r.bytes ? '–' : (cpu / (r.bytes / 2 ** 30)).toFixed(2));
+  return table(['tool', 'variant', 'MB/s (10^6 B/s, median)', 'seconds (min–max)', 'client CPU s per GiB', 'server CPU s per GiB (agent or sshd, with the command)'],
+    report.stream.map((r) => [r.tool, r.variant, r.mbPerS ? r.mbPerS.toFixed(0) : '–', seconds(r), perGiB(r.clientCpu, r), perGiB(r.serverCpu, r)]));
 }
 
 function exactTable(report) {
@@ -93,11 +95,14 @@ function profileTable(report) {
   const p = report.profile;
   const buckets = [...new Set([...p.client.keys(), ...p.agent.keys()])];
   const total = (map) => [...map.values()].reduce((a, b) => a + b, 0);
-  const rows = buckets
+  // Start-up happens once per process: shown whole, not per host.
+  const once = (map) => map.get(STARTUP) ?? 0;
+  const rows = buckets.filter((b) => b !== STARTUP)
     .map((b) => [b, (p.client.get(b) ?? 0) / p.sessions, (p.agent.get(b) ?? 0) / p.agentSessions])
     .sort((a, b) => b[1] + b[2] - a[1] - a[2])
     .map(([b, c, a]) => [b, c.toFixed(3), a.toFixed(3)]);
-  rows.push(['**total**', (total(p.client) / p.sessions).toFixed(3), (total(p.agent) / p.agentSessions).toFixed(3)]);
+  rows.push(['**total per host**', ((total(p.client) - once(p.client)) / p.sessions).toFixed(3), ((total(p.agent) - once(p.agent)) / p.agentSessions).toFixed(3)]);
+  rows.push([`${STARTUP}, once per process`, `${once(p.client).toFixed(0)} ms`, `${once(p.agent).toFixed(0)} ms`]);
   return table(['where', `client ms per host (one run of ${p.sessions} hosts)`, `agent ms per session (${p.agentSessions} sessions)`], rows);
 }
 

@@ -23,12 +23,16 @@ export interface Pipe {
 /** More pipes are made between 1 and 5 times this long after half the pool is used. */
 const REFILL_DELAY_MS = 1000;
 
-// Reads a directory per line, makes FIFOs 0..N-1 in it, answers ok or fail.
+// Reads a directory per line, makes FIFOs 0..N-1 in it and answers ok or fail; once the
+// agent has opened them (its next line, or the end of its input if it died meanwhile),
+// removes the directory: nothing is left behind even when the agent is killed.
 const HELPER = `n=$1
 while IFS= read -r dir; do
   set --; i=0
   while [ "$i" -lt "$n" ]; do set -- "$@" "$dir/$i"; i=$((i + 1)); done
   if mkfifo -m 600 "$@" 2>/dev/null; then echo ok; else echo fail; fi
+  IFS= read -r opened
+  rm -rf -- "$dir"
 done`;
 
 export class PipePool {
@@ -47,8 +51,8 @@ export class PipePool {
   /** `batch` pipes are made at a time, some time after fewer than half of them are left. */
   constructor(private readonly batch: number, private readonly onBroken: (reason: string) => void) {
     this.helper = spawn('/bin/sh', ['-c', HELPER, 'sh', String(batch)], { stdio: ['pipe', 'pipe', 'ignore'] });
-    this.helper.once('error', (err) => this.fail(`cannot start /bin/sh: ${err.message}`));
-    this.helper.once('exit', () => this.fail('the helper that makes pipes has exited'));
+    this.helper.once('error', (err) => this.helperGone(`cannot start /bin/sh: ${err.message}`));
+    this.helper.once('exit', () => this.helperGone('the helper that makes pipes has exited'));
     // It ends when its input does: at close(), or when the agent dies.
     createInterface({ input: this.helper.stdout! }).on('line', (answer) => this.batchMade(answer === 'ok'));
     this.refill();
@@ -76,7 +80,6 @@ export class PipePool {
       closeSync(readFd);
       closeSync(writeFd);
     }
-    this.removePending();
   }
 
   private refill(): void {
@@ -94,21 +97,24 @@ export class PipePool {
     } catch (err) {
       this.fail((err as Error).message);
     } finally {
-      this.removePending();
+      // The helper removes the directory now.
+      this.helper.stdin!.write('opened\n');
+      this.pending = undefined;
       this.settleFirst?.();
     }
   }
 
-  private removePending(): void {
+  private helperGone(reason: string): void {
+    // Nobody else will remove a batch that was being made.
     if (this.pending) rmSync(this.pending, { recursive: true, force: true });
     this.pending = undefined;
+    this.fail(reason);
   }
 
   // Without pipes, commands get socketpairs: slower for large outputs, otherwise the same.
   private fail(reason: string): void {
     if (this.broken || this.closed) return;
     this.broken = true;
-    this.removePending();
     this.settleFirst?.();
     this.onBroken(reason);
   }

@@ -148,7 +148,8 @@ export function writeAgentConfig(pki: Pki, name: string, extra: Record<string, u
 export async function startAgent(pki: Pki, name = 'agent1', options: AgentOptions = {}): Promise<RunningAgent> {
   const configFile = writeAgentConfig(pki, name, options.config);
   const child = spawnNode([AGENT, '--config', configFile, ...(options.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env },
+    // Pipes for commands are made in the agent's runtime directory: a temporary one here.
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUNTIME_DIRECTORY: tempDir('distrun-run-'), ...options.env },
   });
   const logs: Array<Record<string, unknown>> = [];
   let raw = '';
