@@ -87,6 +87,8 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
 test('the shipped systemd unit passes systemd-analyze verify with no warning', (t) => {
   const unit = readFileSync(join(repo, 'systemd/distrunner-agent.service'), 'utf8');
   t.regex(unit, /^ExecStartPre=.* --check-config$/m);
+  t.regex(unit, /^RuntimeDirectory=distrunner$/m);
+  t.regex(unit, /^RuntimeDirectoryMode=0700$/m);
   t.regex(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
   t.regex(unit, /^RestartPreventExitStatus=78$/m);
   t.regex(unit, /^Type=notify$/m);
