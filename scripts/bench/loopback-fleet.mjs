@@ -33,6 +33,13 @@ function commandName(pid) {
   }
 }
 
+/** The node flags an installed agent runs with: those on its `#!/usr/bin/env -S node ...` line. */
+function shebangNodeArgs(file) {
+  const [first] = readFileSync(file, 'utf8').split('\n', 1);
+  const match = /^#!\/usr\/bin\/env -S node\s+(.*)$/.exec(first);
+  return match ? match[1].trim().split(/\s+/) : [];
+}
+
 export class LoopbackFleet {
   constructor(root, work) {
     this.root = root;
@@ -70,7 +77,8 @@ export class LoopbackFleet {
     writeFileSync(configFile, JSON.stringify(settings, null, 2));
     const logFile = join(this.work, 'agents', `${name}.log`);
     const log = openSync(logFile, 'w');
-    const argv = withOpenFilesRaised([process.execPath, ...(ownNodeArgs ?? nodeArgs), join(this.root, 'dist/src/bin/distrunner-agent.js'), '--config', configFile]);
+    const bin = join(this.root, 'dist/src/bin/distrunner-agent.js');
+    const argv = withOpenFilesRaised([process.execPath, ...shebangNodeArgs(bin), ...(ownNodeArgs ?? nodeArgs), bin, '--config', configFile]);
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', log, log], detached: true });
     closeSync(log);
     const agent = { name, addresses, child, logFile, configFile };
