@@ -94,7 +94,7 @@ test('with NOTIFY_SOCKET the agent reports READY=1 once listening, and STOPPING=
   }
 });
 
-test('SIGTERM drains: running commands may finish, new connections are refused, then exit 0', async (t) => {
+test('SIGTERM drains: running commands may finish, new connections are refused with a reason, then exit 0', async (t) => {
   const agent = await startAgent(pki, 'agent1', { config: { drainSeconds: 20 } });
   const at = ['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir];
   const finishing = spawnDistrun([...at, 'sh', '-c', 'sleep 1; echo finished']);
@@ -103,7 +103,8 @@ test('SIGTERM drains: running commands may finish, new connections are refused, 
   await agent.waitForLog('draining');
   const late = await distrun([...at, 'echo', 'late']);
   t.is(late.code, 255);
-  t.regex(late.stderr, /connection refused/);
+  t.regex(late.stderr, /127\.0\.0\.1: agent is shutting down/);
+  await agent.waitForLog('refused: shutting down');
   t.is(await finishing.exit, 0, finishing.stderr());
   await agent.stop();
   t.is(agent.process.exitCode, 0);
@@ -139,13 +140,13 @@ test('distrun ping reports round-trip time, versions and certificate expiry', as
   const guarded = await startAgent(pki, 'agent1', { config: { tokenFile: token } });
   const r = await distrun(['ping', '-H', `127.0.0.1:${plain.port}`, '--pki', pki.dir]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout.toString(), new RegExp(`^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol 1  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`));
+  t.regex(r.stdout.toString(), new RegExp(`^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol 2  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`));
   t.false(plain.logs.some((l) => l.msg === 'command'), 'a ping runs nothing');
 
   const json = await distrun(['ping', '--json', '-H', `127.0.0.1:${guarded.port}`, '-H', '127.0.0.1:1', '--pki', pki.dir], { env: { DISTRUN_TOKEN_FILE: token } });
   t.is(json.code, 255, 'an unreachable host makes the exit code 255');
   const records = json.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.like(records.find((x) => x.port === guarded.port), { status: 'ok', protocol: 1, agent: `distrunner-agent/${version}` });
+  t.like(records.find((x) => x.port === guarded.port), { status: 'ok', protocol: 2, agent: `distrunner-agent/${version}` });
   t.like(records.find((x) => x.port === 1), { status: 'unreachable', error: { code: 'E_CONNECT' } });
 
   const noToken = await distrun(['ping', '-H', `127.0.0.1:${guarded.port}`, '--pki', pki.dir]);

@@ -67,7 +67,7 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
     t.true(await waitFor(() => port > 0));
     const ping = await distrun(['ping', '-H', `127.0.0.1:${port}`, '--pki', pki.dir]);
     t.is(ping.code, 0, ping.stderr);
-    t.regex(ping.stdout.toString(), /ok .* protocol 1/);
+    t.regex(ping.stdout.toString(), /ok .* protocol 2/);
     const id = await distrun(['-H', `127.0.0.1:${port}`, '--pki', pki.dir, 'id', '-un']);
     t.is(id.stdout.toString(), '127.0.0.1: nobody\n', id.stderr);
   } finally {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { ExitStatus } from '../protocol/messages.js';
 import type { LocalUser } from './local-users.js';
+import type { OrphanReaper } from './orphan-reaper.js';
 import type { Pipe, PipePool } from './pipe-pool.js';
 
 export interface CommandSpec {
@@ -34,7 +35,12 @@ export interface CommandSpec {
   env?: Readonly<Record<string, string>>;
   /** Where real pipes for stdout and stderr come from; without one (or when it is empty), socketpairs. */
   pipes?: PipePool;
+  /** Stops the command's group if the agent dies without doing so. */
+  reaper?: OrphanReaper;
 }
+
+/** The agent-wide helpers a command uses. */
+export type CommandHelpers = Pick<CommandSpec, 'pipes' | 'reaper'>;
 
 /** Why a command could not be started, with the exit code a shell would give. */
 export interface SpawnFailure {
@@ -121,6 +127,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       this.emit('spawn-error', describeSpawnError(this.program, err));
     });
     this.child.once('spawn', () => {
+      spec.reaper?.watch(this.child.pid!);
       if (spec.timeoutMs > 0) {
         this.limitTimer = setTimeout(() => {
           this.timedOut = true;
@@ -134,6 +141,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       if (this.child.pid === undefined) return; // spawn failed: reported above
       void outputsClosed.then(() => {
         this.finished = true;
+        spec.reaper?.release(this.child.pid!);
         clearTimeout(this.limitTimer);
         clearTimeout(this.killTimer);
         const status: ExitStatus = code !== null

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { DEFAULT_AGENT_PORT, DEFAULT_MAX_PAYLOAD } from '../protocol/constants.js';
+import { DEFAULT_AGENT_PORT, DEFAULT_MAX_PAYLOAD, MAX_KEEPALIVE_SECONDS } from '../protocol/constants.js';
 import type { PolicyRule } from './policy.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -35,6 +35,12 @@ export interface AgentConfig {
   handshakeTimeoutSeconds: number;
   setupTimeoutSeconds: number;
   idleTimeoutSeconds: number;
+  /**
+   * Seconds between keepalives while a command runs; a client silent for 3 of them is
+   * gone (link down, machine off) and its command is stopped. 0 = none (TCP's own
+   * keepalive then notices dead clients after about 12 minutes).
+   */
+  keepaliveSeconds: number;
   maxCommandSeconds: number;
   killGraceSeconds: number;
   /** On SIGTERM: how long running commands may go on before they are stopped. */
@@ -64,6 +70,7 @@ const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   handshakeTimeoutSeconds: 10,
   setupTimeoutSeconds: 30,
   idleTimeoutSeconds: 0,
+  keepaliveSeconds: 15,
   maxCommandSeconds: 0,
   killGraceSeconds: 5,
   drainSeconds: 30,
@@ -142,6 +149,7 @@ const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
   handshakeTimeoutSeconds: { parse: intBetween(1, 600) },
   setupTimeoutSeconds: { parse: intBetween(1, 3600) },
   idleTimeoutSeconds: { parse: intBetween(0, 7 * 24 * 3600) },
+  keepaliveSeconds: { parse: intBetween(0, MAX_KEEPALIVE_SECONDS) },
   maxCommandSeconds: { parse: intBetween(0, 30 * 24 * 3600) },
   killGraceSeconds: { parse: intBetween(0, 3600) },
   drainSeconds: { parse: intBetween(0, 3600) },

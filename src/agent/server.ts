@@ -9,6 +9,7 @@ import { encodeFailure, type Failure } from '../protocol/messages.js';
 import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import { listenAddresses, type AgentConfig } from './config.js';
 import { certificateNames, isClientAllowed } from './policy.js';
+import { OrphanReaper } from './orphan-reaper.js';
 import { PipePool } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type ClientIdentity } from './session.js';
@@ -73,6 +74,9 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const pipes = new PipePool(64, (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
   // The first sessions get pipes too (a few milliseconds; without mkfifo, at once).
   await pipes.firstBatch;
+  const reaper = new OrphanReaper(config.killGraceSeconds, (reason) =>
+    log.warn({ reason }, 'cannot guard against orphans: commands may outlive an agent that is killed'));
+  const helpers = { pipes, reaper };
 
   const onSecureConnection = (socket: tls.TLSSocket): void => {
     const current = runtime;
@@ -109,7 +113,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
         'refused: too many sessions for this client', { maxSessionsPerClient: current.config.maxSessionsPerClient });
     }
     sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint, resumed: socket.isSessionReused() }, 'session start');
-    const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software, pipes);
+    const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software, helpers);
     sessions.add(session);
     perClient.set(identity.name, clientSessions + 1);
     socket.once('close', () => {
@@ -117,6 +121,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       const left = (perClient.get(identity.name) ?? 1) - 1;
       if (left > 0) perClient.set(identity.name, left);
       else perClient.delete(identity.name);
+      if (closing) stopListeningOnceDrained();
     });
   };
 
@@ -155,6 +160,13 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     servers.push(server);
   }
 
+  // While draining, the agent keeps listening so that newcomers hear why they are refused
+  // (rather than a bare "connection refused"); it stops once its last session has closed.
+  let drained: (() => void) | undefined;
+  const stopListeningOnceDrained = (): void => {
+    if (sessions.size === 0) drained?.();
+  };
+
   return {
     addresses: servers.map((server) => server.address() as AddressInfo),
     reload: (next) => {
@@ -166,25 +178,36 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       }
       runtime = loaded;
     },
-    close: () =>
-      new Promise<void>((resolvePromise) => {
-        closing = true;
-        pipes.close();
-        let open = servers.length;
-        for (const server of servers) server.close(() => --open === 0 && resolvePromise());
-        const { drainSeconds, killGraceSeconds } = runtime.config;
-        // Sessions still setting up are refused now; running commands get the drain time.
-        for (const session of sessions) session.refuseIfIdle();
-        const stopAll = (): void => {
-          for (const session of sessions) session.shutdown();
-          setTimeout(() => {
-            for (const session of sessions) session.kill();
-          }, killGraceSeconds * 1000 + 1000).unref();
-        };
-        if (![...sessions].some((s) => s.running)) return stopAll();
+    close: () => {
+      closing = true;
+      pipes.close();
+      const { drainSeconds, killGraceSeconds } = runtime.config;
+      // Sessions still setting up are refused now; running commands get the drain time.
+      for (const session of sessions) session.refuseIfIdle();
+      const stopAll = (): void => {
+        for (const session of sessions) session.shutdown();
+        setTimeout(() => {
+          for (const session of sessions) session.kill();
+        }, killGraceSeconds * 1000 + 1000).unref();
+      };
+      let drainTimer: NodeJS.Timeout | undefined;
+      if ([...sessions].some((s) => s.running)) {
         log.info({ sessions: sessions.size, drainSeconds }, 'draining');
-        setTimeout(stopAll, drainSeconds * 1000).unref();
-      }),
+        drainTimer = setTimeout(stopAll, drainSeconds * 1000);
+      } else {
+        stopAll();
+      }
+      return new Promise<void>((resolvePromise) => {
+        drained = () => {
+          drained = undefined;
+          clearTimeout(drainTimer);
+          for (const server of servers) server.close();
+          reaper.close();
+          resolvePromise();
+        };
+        stopListeningOnceDrained();
+      });
+    },
     kill: () => {
       for (const session of sessions) session.kill();
     },

@@ -7,18 +7,18 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
 import {
-  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, STREAM_TOKENS, SUPPORTED_VERSIONS,
+  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, KEEPALIVE_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
+import { Keepalive } from '../protocol/keepalive.js';
 import {
   applyOption, defaultSessionOptions, decodeCommand, decodeSignal, decodeVersionOffer,
   encodeExit, encodeFailure, encodeFrame, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
   type SessionOptions,
 } from '../protocol/messages.js';
 import type { AuditClient, AuditRecord } from './audit.js';
-import { CommandProcess, locateProgram } from './command-process.js';
+import { CommandProcess, locateProgram, type CommandHelpers } from './command-process.js';
 import type { LocalUser } from './local-users.js';
-import type { PipePool } from './pipe-pool.js';
 import { authorize } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
 import { tokenMatches } from './session-auth.js';
@@ -47,6 +47,10 @@ export class AgentSession {
   private bytesErr = 0;
   private setupTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Version 2 sessions with keepaliveSeconds > 0, once the command runs. */
+  private keepalive: Keepalive | undefined;
+  /** Why the connection is being dropped by us, for the audit record. */
+  private dropReason: string | undefined;
   private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'startTime'> | undefined;
 
   constructor(
@@ -56,8 +60,8 @@ export class AgentSession {
     private readonly sessionId: number,
     private readonly log: Logger,
     private readonly software: string,
-    /** Real pipes for the command's output, when the agent can make them. */
-    private readonly pipes?: PipePool,
+    /** Pipes for the command's output and the guard against orphans, when the agent has them. */
+    private readonly helpers: CommandHelpers = {},
   ) {
     const { config } = runtime;
     // Until the client has fully authenticated it may only send small frames.
@@ -75,6 +79,7 @@ export class AgentSession {
   private receive(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.touch();
+    this.keepalive?.heard();
     try {
       for (const frame of this.decoder.decode(chunk)) {
         this.handle(frame);
@@ -101,6 +106,7 @@ export class AgentSession {
           case ClientToken.AUTH: return this.authenticate(payload);
           case ClientToken.COMMAND: return this.run(payload);
           case ClientToken.PING: return this.pong();
+          case ClientToken.KEEPALIVE: return this.keepaliveReceived();
           default: throw new ProtocolError(`${describe(token)} is not allowed before CMD`);
         }
       case 'running':
@@ -108,6 +114,7 @@ export class AgentSession {
           case ClientToken.INPUT: return this.input(payload);
           case ClientToken.END_OF_INPUT: return this.endInput();
           case ClientToken.SIGNAL: return this.command?.signal(decodeSignal(payload));
+          case ClientToken.KEEPALIVE: return this.keepaliveReceived();
           default: throw new ProtocolError(`${describe(token)} is not allowed after CMD`);
         }
       case 'closed':
@@ -126,7 +133,14 @@ export class AgentSession {
       return;
     }
     const version = Math.max(...common);
-    this.transport.write(encodeVersionChoice({ version, software: this.software }));
+    const { keepaliveSeconds } = this.runtime.config;
+    this.transport.write(encodeVersionChoice({ version, software: this.software, keepaliveSeconds }));
+    if (version >= KEEPALIVE_VERSION) {
+      this.keepalive = new Keepalive(keepaliveSeconds * 1000, {
+        send: () => this.transport.write(encodeFrame(AgentToken.KEEPALIVE)),
+        lost: (limitMs) => this.drop(`client silent for ${limitMs / 1000} s (connection lost)`),
+      });
+    }
     this.state = 'setup';
     if (this.authenticated) this.decoder.maxPayload = this.runtime.config.maxFrameBytes;
   }
@@ -207,7 +221,7 @@ export class AgentSession {
     this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs: user.name, audit: this.audit.id }, 'command');
     const command = new CommandProcess({
       argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
-      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env, pipes: this.pipes,
+      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env, ...this.helpers,
     });
     this.command = command;
     command.once('spawn-error', (failure) => {
@@ -225,6 +239,7 @@ export class AgentSession {
     });
     if (!stdin) this.inputEnded = true;
     this.touch();
+    this.keepalive?.start();
   }
 
   private runAsUser(ruleUser: string | undefined): LocalUser {
@@ -264,14 +279,21 @@ export class AgentSession {
     if (!stdin.write(payload) && !this.inputPaused) {
       this.inputPaused = true;
       this.transport.pause();
+      this.keepalive?.pause();
       const resume = (): void => {
         if (!this.inputPaused) return;
         this.inputPaused = false;
         this.transport.resume();
+        this.keepalive?.resume();
       };
       stdin.once('drain', resume);
       stdin.once('close', resume);
     }
+  }
+
+  // Only version 2 clients send KAL; receive() has noted that the client is alive.
+  private keepaliveReceived(): void {
+    if (!this.keepalive) throw new ProtocolError('KAL needs protocol version 2');
   }
 
   private endInput(): void {
@@ -341,6 +363,15 @@ export class AgentSession {
   private clearTimers(): void {
     clearTimeout(this.setupTimer);
     clearTimeout(this.idleTimer);
+    this.keepalive?.stop();
+  }
+
+  // The client cannot hear us any more: nothing to say, just close and stop the command.
+  private drop(reason: string): void {
+    if (this.state === 'closed') return;
+    this.log.warn({ reason, durationMs: Date.now() - this.startedAt }, 'client lost; stopping command');
+    this.dropReason = reason;
+    this.transport.destroy();
   }
 
   /** Ends the session with a FAI message; stops the command if one runs. */
@@ -357,13 +388,13 @@ export class AgentSession {
 
   private onTransportClosed(): void {
     this.clearTimers();
-    if (this.command && this.state === 'running') {
+    if (this.command && this.state === 'running' && !this.dropReason) {
       this.log.info({ durationMs: Date.now() - this.startedAt }, 'client disconnected; stopping command');
     }
     this.state = 'closed';
     // Also covers a command whose leader exited while descendants still hold its pipes.
     this.command?.stop();
-    this.command?.once('exit', (status) => this.recordEnd(status, 'client disconnected'));
+    this.command?.once('exit', (status) => this.recordEnd(status, this.dropReason ?? 'client disconnected'));
   }
 
   /** Whether a command is running (drain waits for these). */

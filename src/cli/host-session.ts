@@ -6,6 +6,7 @@ import * as tls from 'node:tls';
 import { DistRunError, ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../errors.js';
 import { AgentToken, ClientToken, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
+import { Keepalive } from '../protocol/keepalive.js';
 import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import {
   decodeExit, decodeFailure, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
@@ -72,6 +73,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   private inputClosed = false;
   private connectedAt = 0;
   private certificateExpires: Date | undefined;
+  private keepalive: Keepalive | undefined;
 
   constructor(
     readonly target: Target,
@@ -105,17 +107,14 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       this.armTimer(this.limits.connectTimeoutMs, () =>
         this.abort(ErrorCodes.CONNECT, `connect timed out after ${this.limits.connectTimeoutMs / 1000} s`));
       socket.on('session', (ticket: Buffer) => this.emit('tls-session', ticket));
+      // The connect timeout runs until the agent's VER: a host that accepts TCP but never
+      // answers (hung, or its link went down meanwhile) is reported like one that never connects.
       socket.once('secureConnect', () => {
-        this.clearTimer();
         this.connectedAt = Date.now();
         // Only a ping reports the agent certificate's expiry: reading it costs every run.
         if (this.request.argv.length === 0) {
           const validTo = socket.getPeerX509Certificate()?.validTo;
           this.certificateExpires = validTo ? new Date(validTo) : undefined;
-        }
-        if (this.limits.commandTimeoutMs > 0) {
-          this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
-            this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'));
         }
       });
       socket.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -152,10 +151,12 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   /** Stop reading from the agent (local output is backed up); the agent then pauses the command. */
   pause(): void {
     this.socket?.pause();
+    this.keepalive?.pause();
   }
 
   resume(): void {
     this.socket?.resume();
+    this.keepalive?.resume();
   }
 
   /** Gives up on the host; closing the connection makes the agent stop the command. */
@@ -165,6 +166,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   }
 
   private receive(chunk: Buffer): void {
+    this.keepalive?.heard();
     try {
       for (const frame of this.decoder.push(chunk)) this.handle(frame);
       // The agent's last message is here (it has ended its side): close at once, without
@@ -195,9 +197,11 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       this.versionAgreed = true;
       this.agentSoftware = choice.software;
       this.protocolVersion = choice.version;
+      this.commandStarted(choice.keepaliveSeconds);
       return;
     }
     switch (token) {
+      case AgentToken.KEEPALIVE: return; // receive() has noted it
       case AgentToken.STDOUT: this.emit('stdout', payload); return;
       case AgentToken.STDERR: this.emit('stderr', payload); return;
       case AgentToken.EXIT: this.outcome = { kind: 'exit', ...decodeExit(payload) }; return;
@@ -214,6 +218,25 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
     }
   }
 
+  // The agent has taken the request: from now on the command's time limit applies, and
+  // the agent's keepalives tell a quiet command from a lost connection.
+  private commandStarted(keepaliveSeconds: number): void {
+    this.clearTimer();
+    if (this.request.argv.length === 0) return; // a ping: PON follows at once
+    if (this.limits.commandTimeoutMs > 0) {
+      this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
+        this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'));
+    }
+    if (keepaliveSeconds > 0) {
+      this.keepalive = new Keepalive(keepaliveSeconds * 1000, {
+        send: () => this.socket?.write(encodeFrame(ClientToken.KEEPALIVE)),
+        lost: (limitMs) => this.abort(ErrorCodes.DISCONNECTED,
+          `connection lost: no word from the agent for ${limitMs / 1000} s (host down or network cut)`),
+      });
+      this.keepalive.start();
+    }
+  }
+
   private onSocketError(err: NodeJS.ErrnoException): void {
     if (this.outcome) return;
     const { code, message } = describeConnectionError(err, this.versionAgreed);
@@ -222,6 +245,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
 
   private onClose(): void {
     this.clearTimer();
+    this.keepalive?.stop();
     // Output still buffered in the decoder can only be a truncated frame: nothing to show.
     const outcome: HostOutcome = this.outcome ?? {
       kind: 'error',

@@ -88,7 +88,22 @@ export function buildProgram(): Command {
   registerRunsCommands(program, addConnectionOptions);
   registerCertsCommand(program);
   for (const command of program.commands) command.exitOverride();
+  program.hook('preSubcommand', (_program, subcommand) => inheritOptions(program, subcommand));
   return program;
+}
+
+/**
+ * `distrun -i hosts.yaml ping`: options given before a subcommand that it also has count
+ * as if given right after its name (otherwise they would be ignored without a word).
+ */
+function inheritOptions(program: Command, subcommand: Command): void {
+  for (const option of subcommand.options) {
+    const key = option.attributeName();
+    const source = program.getOptionValueSource(key);
+    if (source === 'cli' || source === 'env') {
+      subcommand.setOptionValueWithSource(key, program.getOptionValue(key), source);
+    }
+  }
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {

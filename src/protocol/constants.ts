@@ -11,9 +11,17 @@ export const HEADER_BYTES = TOKEN_BYTES + LENGTH_BYTES;
 /** Largest payload a receiver accepts unless configured otherwise. */
 export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
-/** Protocol versions this code speaks; the client offers them, the agent picks one. */
-export const PROTOCOL_VERSION = 1;
-export const SUPPORTED_VERSIONS: readonly number[] = [PROTOCOL_VERSION];
+/**
+ * Protocol versions this code speaks; the client offers them, the agent picks the highest
+ * in common. Version 2 added keepalives (KAL, and `keepalive` in the agent's VER).
+ */
+export const PROTOCOL_VERSION = 2;
+export const SUPPORTED_VERSIONS: readonly number[] = [1, PROTOCOL_VERSION];
+/** The first version with keepalives. */
+export const KEEPALIVE_VERSION = 2;
+/** A peer silent for this many keepalive intervals is gone (ssh's ServerAliveCountMax). */
+export const KEEPALIVE_MISSES = 3;
+export const MAX_KEEPALIVE_SECONDS = 3600;
 
 export const DEFAULT_AGENT_PORT = 6789;
 
@@ -35,6 +43,8 @@ export const ClientToken = {
   SIGNAL: 'SIG',
   /** Instead of CMD: check the session could run a command (`distrun ping`); empty. */
   PING: 'PNG',
+  /** Version 2: the client is alive; sent every keepalive interval while the command runs. Empty. */
+  KEEPALIVE: 'KAL',
 } as const;
 
 /** Message tokens sent by the agent. */
@@ -51,6 +61,8 @@ export const AgentToken = {
   FAILURE: 'FAI',
   /** Answer to PNG (JSON: the agent's time); the agent closes after it. */
   PONG: 'PON',
+  /** Version 2: the agent is alive; sent every keepalive interval while the command runs. Empty. */
+  KEEPALIVE: 'KAL',
 } as const;
 
 export type ClientTokenValue = (typeof ClientToken)[keyof typeof ClientToken];

@@ -1,8 +1,8 @@
 // Encoding and decoding of every message payload, and of whole frames. Pure: no I/O.
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
 import {
-  AgentToken, ClientToken, ENV_NAME_PATTERN, FORWARDABLE_SIGNALS, HEADER_BYTES, LENGTH_BYTES, MAX_ENV_VARIABLES, SessionOption,
-  TOKEN_BYTES, WIRE_ERROR_CODES,
+  AgentToken, ClientToken, ENV_NAME_PATTERN, FORWARDABLE_SIGNALS, HEADER_BYTES, KEEPALIVE_VERSION, LENGTH_BYTES,
+  MAX_ENV_VARIABLES, MAX_KEEPALIVE_SECONDS, SessionOption, TOKEN_BYTES, WIRE_ERROR_CODES,
 } from './constants.js';
 
 const MAX_UINT32 = 0xffffffff;
@@ -29,6 +29,8 @@ export interface VersionOffer {
 export interface VersionChoice {
   version: number;
   software: string;
+  /** Version 2: seconds between keepalives while a command runs; 0 = none. */
+  keepaliveSeconds: number;
 }
 
 export function encodeVersionOffer(offer: VersionOffer): Buffer {
@@ -45,15 +47,22 @@ export function decodeVersionOffer(payload: Buffer): VersionOffer {
 }
 
 export function encodeVersionChoice(choice: VersionChoice): Buffer {
-  return encodeFrame(AgentToken.VERSION, JSON.stringify(choice));
+  const { version, software, keepaliveSeconds } = choice;
+  return encodeFrame(AgentToken.VERSION, JSON.stringify(
+    version >= KEEPALIVE_VERSION ? { version, software, keepalive: keepaliveSeconds } : { version, software }));
 }
 
 export function decodeVersionChoice(payload: Buffer): VersionChoice {
   const value = parseJsonObject(payload, 'VER');
   if (!isSmallInt(value.version)) throw new ProtocolError('VER must name the chosen version');
+  const { keepalive } = value;
+  if (value.version >= KEEPALIVE_VERSION && !(isSmallInt(keepalive) && keepalive <= MAX_KEEPALIVE_SECONDS)) {
+    throw new ProtocolError(`VER must give the keepalive interval (0 to ${MAX_KEEPALIVE_SECONDS} s)`);
+  }
   return {
     version: value.version,
     software: typeof value.software === 'string' ? value.software.slice(0, 100) : 'unknown',
+    keepaliveSeconds: value.version >= KEEPALIVE_VERSION ? (keepalive as number) : 0,
   };
 }
 

@@ -15,9 +15,11 @@ const cleanups: Array<() => void | Promise<void>> = [];
 
 // Every process a test starts gets SIGKILL if the test worker dies first (an ava timeout
 // ends the worker before test.after.always runs), so nothing outlives the suite.
-const SETPRIV = '/usr/bin/setpriv';
-function spawnNode(args: string[], options: Parameters<typeof spawn>[2]): ChildProcess {
-  return spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', process.execPath, ...args], options);
+export const SETPRIV = '/usr/bin/setpriv';
+/** `prefix`: a command that execs the rest in place, such as `ip netns exec NS` (the pid stays the same). */
+function spawnNode(args: string[], options: Parameters<typeof spawn>[2], prefix: string[] = []): ChildProcess {
+  const argv = [...prefix, SETPRIV, '--pdeathsig', 'SIGKILL', '--', process.execPath, ...args];
+  return spawn(argv[0]!, argv.slice(1), options);
 }
 
 /** Runs every registered cleanup; call from test.after.always. */
@@ -46,16 +48,25 @@ export interface Result {
   stderr: string;
 }
 
+export interface RunOptions {
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  /** Run inside this network namespace (`ip netns exec`). */
+  netns?: string;
+  /** Receives stdout instead of `Result.stdout` (which is then empty): for large outputs. */
+  onStdout?: (chunk: Buffer) => void;
+}
+
 /** Runs `distrun` (or the agent binary) synchronously-in-spirit: resolves when it exits. */
-export function run(bin: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+export function run(bin: string, args: string[], options: RunOptions = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawnNode([bin, ...args], {
       env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    }, netnsPrefix(options.netns));
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stdout!.on('data', options.onStdout ?? ((c: Buffer) => out.push(c)));
     child.stderr!.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
     child.on('close', (code, signal) =>
@@ -65,9 +76,11 @@ export function run(bin: string, args: string[], options: { input?: string | Buf
   });
 }
 
-export function distrun(args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
+export function distrun(args: string[], options: RunOptions = {}): Promise<Result> {
   return run(DISTRUN, args, options);
 }
+
+const netnsPrefix = (netns: string | undefined): string[] => (netns ? ['ip', 'netns', 'exec', netns] : []);
 
 export interface BackgroundRun {
   child: ChildProcess;
@@ -77,8 +90,9 @@ export interface BackgroundRun {
 }
 
 /** Starts `distrun` without waiting, for tests that signal or kill it. */
-export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}): BackgroundRun {
-  const child = spawnNode([DISTRUN, ...args], { env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}, netns?: string): BackgroundRun {
+  const child = spawnNode([DISTRUN, ...args], { env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    netnsPrefix(netns));
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
   // 'close', not 'exit': stderr may still be arriving when the process has exited.
@@ -129,6 +143,8 @@ export interface AgentOptions {
   args?: string[];
   /** The agent's environment, on top of this process's. */
   env?: NodeJS.ProcessEnv;
+  /** A command that execs the agent in place (e.g. into a network namespace). */
+  prefix?: string[];
 }
 
 /** Writes an agent configuration for the bundle `name` of `pki`, plus `extra` settings. */
@@ -150,13 +166,14 @@ export async function startAgent(pki: Pki, name = 'agent1', options: AgentOption
   const child = spawnNode([AGENT, '--config', configFile, ...(options.args ?? [])], {
     // Pipes for commands are made in the agent's runtime directory: a temporary one here.
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUNTIME_DIRECTORY: tempDir('distrun-run-'), ...options.env },
-  });
+  }, options.prefix);
   const logs: Array<Record<string, unknown>> = [];
   let raw = '';
   let pending = '';
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // 'close': after the last log line has been read, not only after the process ended.
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       raw += chunk.toString();
