@@ -124,7 +124,7 @@ class Bench {
       hosts: [`  's[0001-1000]': { address: 127.0.1.1, port: ${AGENT_PORT} }`, `  'p[0001-0200]': { address: 127.0.1.2, port: ${AGENT_PORT} }`],
       groups: ["  sessions1000: ['s[0001-1000]']", "  profiled200: ['p[0001-0200]']"],
     });
-    const why = sshUnavailable();
+    const why = settings.peerMaxN < 1 ? 'BENCH_PEER_MAX_N is 0' : sshUnavailable();
     if (why) {
       this.report.notes.push(`ssh peers not measured: ${why}.`);
     } else {

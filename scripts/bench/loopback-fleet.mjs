@@ -33,11 +33,17 @@ function commandName(pid) {
   }
 }
 
-/** The node flags an installed agent runs with: those on its `#!/usr/bin/env -S node ...` line. */
-function shebangNodeArgs(file) {
+/**
+ * The environment and node flags an installed agent runs with: those on its
+ * `#!/usr/bin/env -S [NAME=VALUE...] node [FLAGS...]` line.
+ */
+function shebangLaunch(file) {
   const [first] = readFileSync(file, 'utf8').split('\n', 1);
-  const match = /^#!\/usr\/bin\/env -S node\s+(.*)$/.exec(first);
-  return match ? match[1].trim().split(/\s+/) : [];
+  const match = /^#!\/usr\/bin\/env -S (.*)$/.exec(first);
+  const words = match ? match[1].trim().split(/\s+/) : ['node'];
+  const node = words.indexOf('node');
+  const env = Object.fromEntries(words.slice(0, node).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+  return { env, nodeArgs: words.slice(node + 1) };
 }
 
 export class LoopbackFleet {
@@ -78,8 +84,9 @@ export class LoopbackFleet {
     const logFile = join(this.work, 'agents', `${name}.log`);
     const log = openSync(logFile, 'w');
     const bin = join(this.root, 'dist/src/bin/distrunner-agent.js');
-    const argv = withOpenFilesRaised([process.execPath, ...shebangNodeArgs(bin), ...(ownNodeArgs ?? nodeArgs), bin, '--config', configFile]);
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', log, log], detached: true });
+    const launch = shebangLaunch(bin);
+    const argv = withOpenFilesRaised([process.execPath, ...launch.nodeArgs, ...(ownNodeArgs ?? nodeArgs), bin, '--config', configFile]);
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', log, log], detached: true, env: { ...process.env, ...launch.env } });
     closeSync(log);
     const agent = { name, addresses, child, logFile, configFile };
     agent.ready = (async () => {

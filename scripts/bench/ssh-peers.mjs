@@ -63,7 +63,10 @@ export class PrivateSshd {
     const probe = this.clientConfig('default');
     for (let waited = 0; ; waited += 100) {
       if (runSync('ssh', ['-F', probe, hostName(1), 'true']).code === 0) return this;
-      if (this.child.exitCode !== null || waited > 10_000) throw new Error(`sshd did not start: ${stderr.trim()}`);
+      if (this.child.exitCode !== null || waited > 10_000) {
+        await this.stop(); // a half-started sshd must not outlive the bench
+        throw new Error(`sshd did not start: ${stderr.trim()}`);
+      }
       await sleep(100);
     }
   }
