@@ -13,7 +13,7 @@ import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import { Keepalive } from '../protocol/keepalive.js';
 import {
   applyOption, defaultSessionOptions, decodeCommand, decodeSignal, decodeVersionOffer,
-  encodeExit, encodeFailure, encodeFrame, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
+  encodeExit, encodeFailure, encodeFrame, encodeFrameHeader, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
   type SessionOptions,
 } from '../protocol/messages.js';
 import type { AuditClient, AuditRecord } from './audit.js';
@@ -255,7 +255,13 @@ export class AgentSession {
   private send(token: string, chunk: Buffer): void {
     if (this.state !== 'running') return;
     this.touch();
-    if (!this.transport.write(encodeFrame(token, chunk)) && !this.outputPaused) {
+    // Header and payload in one write (cork): one TLS record, and the payload is not
+    // copied into a new frame buffer that only the garbage collector would free.
+    this.transport.cork();
+    this.transport.write(encodeFrameHeader(token, chunk.length));
+    const flowing = this.transport.write(chunk);
+    this.transport.uncork();
+    if (!flowing && !this.outputPaused) {
       this.outputPaused = true;
       this.command?.stdout.pause();
       this.command?.stderr?.pause();

@@ -10,13 +10,26 @@ const MAX_UINT32 = 0xffffffff;
 /** One frame as bytes: token, big-endian length, payload. */
 export function encodeFrame(token: string, payload: Buffer | string = Buffer.alloc(0)): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  if (token.length !== TOKEN_BYTES) throw new Error(`token must be ${TOKEN_BYTES} characters: ${token}`);
-  if (body.length > MAX_UINT32) throw new Error('payload too large for one frame');
   const frame = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  frame.write(token, 0, TOKEN_BYTES, 'latin1');
-  frame.writeUInt32BE(body.length, TOKEN_BYTES);
+  writeFrameHeader(frame, token, body.length);
   body.copy(frame, HEADER_BYTES);
   return frame;
+}
+
+/**
+ * Only the header of a frame whose `length` payload bytes the caller sends right after
+ * it: large stream payloads then go out as they are, without a copy.
+ */
+export function encodeFrameHeader(token: string, length: number): Buffer {
+  return writeFrameHeader(Buffer.allocUnsafe(HEADER_BYTES), token, length);
+}
+
+function writeFrameHeader(target: Buffer, token: string, length: number): Buffer {
+  if (token.length !== TOKEN_BYTES) throw new Error(`token must be ${TOKEN_BYTES} characters: ${token}`);
+  if (length > MAX_UINT32) throw new Error('payload too large for one frame');
+  target.write(token, 0, TOKEN_BYTES, 'latin1');
+  target.writeUInt32BE(length, TOKEN_BYTES);
+  return target;
 }
 
 // ---- VER ------------------------------------------------------------------
