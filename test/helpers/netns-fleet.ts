@@ -2,9 +2,9 @@
 // address, hostname (UTS namespace) and agent; distrun runs from a client namespace.
 // All of them hang off a bridge in a namespace of its own:
 //
-//   drt-PID-c (client 10.231.0.1) ─┐
-//   drt-PID-h1 (10.231.0.11)  ─────┼── br0 in drt-PID-br
-//   drt-PID-h2 (10.231.0.12)  ─────┘   ...
+//   drt-PID-T-c (client 10.231.0.1) ─┐
+//   drt-PID-T-h01 (10.231.0.11)  ────┼── br0 in drt-PID-T-br
+//   drt-PID-T-h02 (10.231.0.12)  ────┘   ...
 //
 // The root namespace gets no address and no route, so no test traffic leaves the
 // namespaces. Names carry the owner's pid: namespaces of a run that died (its pid gone)
@@ -12,6 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import {
   distrun, startAgent, tempDir, type Pki, type Result, type RunningAgent, type RunOptions,
 } from './fleet.js';
@@ -104,7 +105,8 @@ export class NetnsFleet {
   private readonly onExit = (): void => this.destroy();
 
   private constructor(private readonly options: NetnsFleetOptions) {
-    const base = `${PREFIX}${process.pid}-`;
+    // ava runs test files in worker threads of one process: the thread keeps fleets apart.
+    const base = `${PREFIX}${process.pid}-${threadId}-`;
     this.bridgeNetns = `${base}br`;
     this.clientNetns = `${base}c`;
     const dir = tempDir('distrun-netns-');
