@@ -21,9 +21,9 @@ test('the example configuration is valid, and so is every commented-out setting 
   t.deepEqual(config.allowedClients, ['admin', 'ops-*']);
   t.is(config.policy?.length, 2);
   t.deepEqual(config.policy?.[1], {
-    clients: ['monitor-*'], commands: ['uptime', '/usr/bin/df', '/usr/bin/systemctl'], shell: false, runAs: undefined, cwd: false, env: [],
+    clients: ['monitor-*'], commands: ['uptime', '/usr/bin/df', '/usr/bin/systemctl'], shell: false, runAs: undefined, cwd: false, env: [], pty: false,
   });
-  t.deepEqual(config.policy?.[0], { clients: ['admin'], commands: ['*'], shell: true, runAs: 'root', cwd: true, env: ['*'] });
+  t.deepEqual(config.policy?.[0], { clients: ['admin'], commands: ['*'], shell: true, runAs: 'root', cwd: true, env: ['*'], pty: true });
   t.is(config.runAs, 'distrunner');
 });
 

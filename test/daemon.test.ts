@@ -1,5 +1,6 @@
 // The agent as a daemon: version, config check, systemd readiness, drain on SIGTERM,
 // and `distrun ping`.
+import { PROTOCOL_VERSION } from '../src/protocol/constants.js';
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -140,13 +141,13 @@ test('distrun ping reports round-trip time, versions and certificate expiry', as
   const guarded = await startAgent(pki, 'agent1', { config: { tokenFile: token } });
   const r = await distrun(['ping', '-H', `127.0.0.1:${plain.port}`, '--pki', pki.dir]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout.toString(), new RegExp(`^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol 2  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`));
+  t.regex(r.stdout.toString(), new RegExp(`^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol ${PROTOCOL_VERSION}  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`));
   t.false(plain.logs.some((l) => l.msg === 'command'), 'a ping runs nothing');
 
   const json = await distrun(['ping', '--json', '-H', `127.0.0.1:${guarded.port}`, '-H', '127.0.0.1:1', '--pki', pki.dir], { env: { DISTRUN_TOKEN_FILE: token } });
   t.is(json.code, 255, 'an unreachable host makes the exit code 255');
   const records = json.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.like(records.find((x) => x.port === guarded.port), { status: 'ok', protocol: 2, agent: `distrunner-agent/${version}` });
+  t.like(records.find((x) => x.port === guarded.port), { status: 'ok', protocol: PROTOCOL_VERSION, agent: `distrunner-agent/${version}` });
   t.like(records.find((x) => x.port === 1), { status: 'unreachable', error: { code: 'E_CONNECT' } });
 
   const noToken = await distrun(['ping', '-H', `127.0.0.1:${guarded.port}`, '--pki', pki.dir]);

@@ -1,6 +1,7 @@
 // The operations guide, run for real: npm pack, install the agent into a temporary
 // root with scripts/install-agent.sh, check every file, verify the systemd unit, start
 // the installed agent from there, ping it, run a command, uninstall.
+import { PROTOCOL_VERSION } from '../src/protocol/constants.js';
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { lstatSync, readFileSync, readdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
@@ -67,7 +68,7 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
     t.true(await waitFor(() => port > 0));
     const ping = await distrun(['ping', '-H', `127.0.0.1:${port}`, '--pki', pki.dir]);
     t.is(ping.code, 0, ping.stderr);
-    t.regex(ping.stdout.toString(), /ok .* protocol 2/);
+    t.regex(ping.stdout.toString(), new RegExp(`ok .* protocol ${PROTOCOL_VERSION}`));
     const id = await distrun(['-H', `127.0.0.1:${port}`, '--pki', pki.dir, 'id', '-un']);
     t.is(id.stdout.toString(), '127.0.0.1: nobody\n', id.stderr);
   } finally {

@@ -1,6 +1,7 @@
 // A fleet of real hosts in network namespaces (test/helpers/netns-fleet.ts), and the
 // faults a fleet brings: links that go down, agents killed or restarted, slow links.
 // docs/testing.md says what each test proves. Needs root and iproute2; skipped otherwise.
+import { PROTOCOL_VERSION } from '../src/protocol/constants.js';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -208,7 +209,7 @@ serial('distrun ping over the namespaces reports each host\'s state', async (t) 
     t.regex(String(states.get('h01')?.error?.message), /connection refused/);
     t.like(states.get('h02'), { status: 'unreachable' });
     t.regex(String(states.get('h02')?.error?.message), /connect timed out|host unreachable/);
-    for (const host of others('h01', 'h02')) t.like(states.get(host.name), { status: 'ok', protocol: 2 });
+    for (const host of others('h01', 'h02')) t.like(states.get(host.name), { status: 'ok', protocol: PROTOCOL_VERSION });
   } finally {
     fleet.linkUp(cut);
     await fleet.startAgent(stopped);

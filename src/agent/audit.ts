@@ -23,6 +23,8 @@ export interface AuditRecord {
   /** Names of the environment variables the client set (never their values). */
   envNames?: readonly string[];
   runAs?: string;
+  /** The command ran in a pseudo-terminal (`distrun --tty`): an interactive session. */
+  pty?: boolean;
   startTime?: string;
   endTime?: string;
   exit?: { code?: number; signal?: string; timedOut: boolean };

@@ -3,10 +3,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { accessSync, closeSync, constants, existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import type { ExitStatus } from '../protocol/messages.js';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import type { ExitStatus, WindowSize } from '../protocol/messages.js';
 import type { LocalUser } from './local-users.js';
 import type { OrphanReaper } from './orphan-reaper.js';
 import type { Pipe, PipePool } from './pipe-pool.js';
@@ -37,6 +39,8 @@ export interface CommandSpec {
   pipes?: PipePool;
   /** Stops the command's group if the agent dies without doing so. */
   reaper?: OrphanReaper;
+  /** Run in a pseudo-terminal of this size (node-pty); stdin, stdout and stderr are the terminal. */
+  pty?: WindowSize & { term: string };
 }
 
 /** The agent-wide helpers a command uses. */
@@ -64,8 +68,10 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   readonly stderr: Readable | null;
   readonly stdin: Writable | null;
 
-  private readonly child!: ChildProcess;
   private readonly spec: CommandSpec;
+  /** The command's pid, which is also its process group's id; set once it runs. */
+  private groupId: number | undefined;
+  private terminal: import('node-pty').IPty | undefined;
   private readonly program: string;
   private timedOut = false;
   private finished = false;
@@ -88,16 +94,28 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       file = SETPRIV;
       args = [`--reuid=${spec.user.uid}`, `--regid=${spec.user.gid}`, '--init-groups', '--', program!, ...programArgs];
     }
+    const cwd = spec.cwd ?? (existsSync(spec.user.home) ? spec.user.home : '/');
+    this.program = program!;
+    const started = spec.pty ? this.startInTerminal(file, args, env, cwd, spec.pty) : this.startWithPipes(file, args, env, cwd);
+    ({ stdout: this.stdout, stderr: this.stderr, stdin: this.stdin } = started);
+    // A command that closes its stdin early makes our writes fail with EPIPE; that is
+    // the command's choice, not an error of the session.
+    this.stdin?.on('error', () => {});
+  }
+
+  private startWithPipes(file: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): CommandStreams {
+    const { spec } = this;
     // Output goes through real pipes when the pool has them, else through Node's socketpairs.
     const outPipe = spec.pipes?.take();
     const errPipe = spec.stderr ? spec.pipes?.take() : undefined;
+    let child: ChildProcess;
     // detached: the child calls setsid(), so it leads a new process group that we can
     // signal as a whole (-pid) without touching the agent.
     try {
-      this.child = spawn(file, args, {
+      child = spawn(file, args, {
         detached: true,
         stdio: [spec.stdin ? 'pipe' : 'ignore', outPipe?.writeFd ?? 'pipe', spec.stderr ? errPipe?.writeFd ?? 'pipe' : 'ignore'],
-        cwd: spec.cwd ?? (existsSync(spec.user.home) ? spec.user.home : '/'),
+        cwd,
         env,
       });
     } catch (err) {
@@ -109,56 +127,108 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     }
     const readEnd = (pipe: Pipe | undefined, own: Readable | null): Readable | null =>
       (pipe ? new Socket({ fd: pipe.readFd, readable: true, writable: false }) : own);
-    this.program = program!;
-    this.stdout = readEnd(outPipe, this.child.stdout)!;
-    this.stderr = readEnd(errPipe, this.child.stderr);
-    this.stdin = this.child.stdin;
-    const outputsClosed = Promise.all([this.stdout, this.stderr].map((stream) =>
+    const stdout = readEnd(outPipe, child.stdout)!;
+    const stderr = readEnd(errPipe, child.stderr);
+    const outputsClosed = Promise.all([stdout, stderr].map((stream) =>
       stream && new Promise<void>((resolve) => stream.once('close', () => resolve()))));
-    // A command that closes its stdin early makes our writes fail with EPIPE; that is
-    // the command's choice, not an error of the session.
-    this.stdin?.on('error', () => {});
 
-    this.child.once('error', (err: NodeJS.ErrnoException) => {
-      if (this.child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      if (child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
       this.finished = true;
-      this.stdout.destroy();
-      this.stderr?.destroy();
+      stdout.destroy();
+      stderr?.destroy();
       this.emit('spawn-error', describeSpawnError(this.program, err));
     });
-    this.child.once('spawn', () => {
-      spec.reaper?.watch(this.child.pid!);
-      if (spec.timeoutMs > 0) {
-        this.limitTimer = setTimeout(() => {
-          this.timedOut = true;
-          this.stop();
-        }, spec.timeoutMs);
-      }
-    });
+    child.once('spawn', () => this.started(child.pid!));
     // Over when the leader has exited and its output has ended: descendants that still
     // hold the pipes keep the command running (and stoppable).
-    this.child.once('close', (code, signal) => {
-      if (this.child.pid === undefined) return; // spawn failed: reported above
-      void outputsClosed.then(() => {
-        this.finished = true;
-        spec.reaper?.release(this.child.pid!);
-        clearTimeout(this.limitTimer);
-        clearTimeout(this.killTimer);
-        const status: ExitStatus = code !== null
-          ? { code, timedOut: this.timedOut }
-          : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
-        this.emit('exit', status);
-      });
+    child.once('close', (code, signal) => {
+      if (child.pid === undefined) return; // spawn failed: reported above
+      void outputsClosed.then(() => this.ended(code, signal));
     });
+    return { stdout, stderr, stdin: child.stdin };
+  }
+
+  // node-pty forks a child that calls setsid() and takes the terminal as its controlling
+  // one: it leads its own process group, as with pipes. Loaded only for terminal sessions.
+  private startInTerminal(file: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, size: WindowSize & { term: string }): CommandStreams {
+    const stdout = new PassThrough();
+    const stdin = new Writable({
+      write: (chunk: Buffer, _encoding, done) => {
+        this.terminal?.write(chunk);
+        done();
+      },
+      // End of input means nothing to a terminal (Ctrl-D is a byte the user types).
+      final: (done) => done(),
+    });
+    let pty: typeof import('node-pty');
+    try {
+      pty = createRequire(import.meta.url)('node-pty') as typeof import('node-pty');
+    } catch {
+      this.finished = true;
+      queueMicrotask(() => this.emit('spawn-error', {
+        reason: 'this agent cannot run terminal sessions: node-pty is not installed (npm install node-pty)', exitCode: 126,
+      }));
+      return { stdout, stderr: null, stdin };
+    }
+    let terminal: import('node-pty').IPty;
+    try {
+      terminal = pty.spawn(file, args, { name: size.term, cols: size.cols, rows: size.rows, cwd, env: { ...env, TERM: size.term }, encoding: null });
+    } catch (err) {
+      this.finished = true;
+      queueMicrotask(() => this.emit('spawn-error', describeSpawnError(this.program, err as NodeJS.ErrnoException)));
+      return { stdout, stderr: null, stdin };
+    }
+    this.terminal = terminal;
+    // The session pauses stdout when its client reads slowly; the terminal then waits.
+    terminal.onData((data) => {
+      if (!stdout.write(data)) terminal.pause();
+    });
+    stdout.on('drain', () => terminal.resume());
+    terminal.onExit(({ exitCode, signal }) => {
+      stdout.end();
+      const signalName = signal ? signalNameOf(signal) : undefined;
+      void new Promise((resolve) => stdout.once('end', resolve)).then(() =>
+        this.ended(signalName ? null : exitCode, signalName ?? null));
+    });
+    this.started(terminal.pid);
+    return { stdout, stderr: null, stdin };
+  }
+
+  private started(pid: number): void {
+    this.groupId = pid;
+    this.spec.reaper?.watch(pid);
+    if (this.spec.timeoutMs > 0) {
+      this.limitTimer = setTimeout(() => {
+        this.timedOut = true;
+        this.stop();
+      }, this.spec.timeoutMs);
+    }
+  }
+
+  private ended(code: number | null, signal: NodeJS.Signals | null): void {
+    this.finished = true;
+    if (this.groupId !== undefined) this.spec.reaper?.release(this.groupId);
+    clearTimeout(this.limitTimer);
+    clearTimeout(this.killTimer);
+    const status: ExitStatus = code !== null
+      ? { code, timedOut: this.timedOut }
+      : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
+    this.emit('exit', status);
+  }
+
+  /** The terminal's new size (terminal sessions only; ignored otherwise). */
+  resize(size: WindowSize): void {
+    this.terminal?.resize(size.cols, size.rows);
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.groupId;
   }
 
   /** Sends a signal to the whole process group. */
   signal(signal: NodeJS.Signals): void {
-    const pid = this.child.pid;
+    const pid = this.groupId;
     if (pid === undefined) return;
     try {
       process.kill(-pid, signal);
@@ -183,6 +253,16 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     if (this.finished) return;
     this.signal('SIGKILL');
   }
+}
+
+interface CommandStreams {
+  stdout: Readable;
+  stderr: Readable | null;
+  stdin: Writable | null;
+}
+
+function signalNameOf(signal: number): NodeJS.Signals | undefined {
+  return (Object.entries(osConstants.signals) as Array<[NodeJS.Signals, number]>).find(([, n]) => n === signal)?.[0];
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

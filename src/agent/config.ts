@@ -102,9 +102,10 @@ const patternList: Parse = (v) =>
     ? v
     : fail('must be a list of non-empty strings');
 
-const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env'];
+const boolean: Parse = (x) => (typeof x === 'boolean' ? x : fail('must be true or false'));
+const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty'];
 const policy: Parse = (v) => {
-  if (!Array.isArray(v)) fail('must be a list of rules (clients, commands, shell, runAs, cwd, env)');
+  if (!Array.isArray(v)) fail('must be a list of rules (clients, commands, shell, runAs, cwd, env, pty)');
   return (v as unknown[]).map((rule, i): PolicyRule => {
     const where = `rule ${i + 1}`;
     if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) fail(`${where} must be a mapping`);
@@ -120,9 +121,10 @@ const policy: Parse = (v) => {
     return {
       clients: field('clients', patternList) as string[],
       commands: r.commands === undefined ? [] : (field('commands', patternList) as string[]),
-      shell: r.shell === undefined ? false : (field('shell', (x) => (typeof x === 'boolean' ? x : fail('must be true or false'))) as boolean),
+      shell: r.shell === undefined ? false : (field('shell', boolean) as boolean),
       runAs: r.runAs === undefined ? undefined : (field('runAs', userName) as string),
-      cwd: r.cwd === undefined ? false : (field('cwd', (x) => (typeof x === 'boolean' ? x : fail('must be true or false'))) as boolean),
+      cwd: r.cwd === undefined ? false : (field('cwd', boolean) as boolean),
+      pty: r.pty === undefined ? false : (field('pty', boolean) as boolean),
       env: r.env === undefined ? [] : (field('env', patternList) as string[]),
     };
   });

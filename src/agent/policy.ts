@@ -15,6 +15,8 @@ export interface PolicyRule {
   cwd?: boolean;
   /** Environment variable name patterns the client may set (`--env`); default none. */
   env?: string[];
+  /** Whether the client may run the command in a pseudo-terminal (`--tty`). */
+  pty?: boolean;
 }
 
 /** What a command asks for besides its argv, as far as policy is concerned. */
@@ -22,6 +24,8 @@ export interface CommandRequest {
   shell: boolean;
   cwd?: string;
   envNames: readonly string[];
+  /** In a pseudo-terminal (`--tty`). */
+  pty?: boolean;
 }
 
 export type Decision =
@@ -79,11 +83,12 @@ export function authorize(
     // The same rule must also allow the working directory and environment asked for.
     if (request.cwd !== undefined && !rule.cwd) continue;
     if (!request.envNames.every((name) => (rule.env ?? []).some((p) => matchesPattern(p, name)))) continue;
+    if (request.pty && !rule.pty) continue;
     return { allowed: true, program, runAs: rule.runAs, rule: index };
   }
   if (!clientHasRule) return { allowed: false, reason: `no policy rule for client ${names[0] ?? '(unnamed)'}` };
   if (commandAllowed) {
-    const what = request.cwd !== undefined ? '--cwd' : `--env ${request.envNames.join(', ')}`;
+    const what = request.cwd !== undefined ? '--cwd' : request.envNames.length > 0 ? `--env ${request.envNames.join(', ')}` : 'a terminal (--tty)';
     return { allowed: false, reason: `${what} is not allowed for this client and command` };
   }
   if (request.shell) return { allowed: false, reason: 'shell commands are not allowed for this client' };

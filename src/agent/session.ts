@@ -7,12 +7,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
 import {
-  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, KEEPALIVE_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
+  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, KEEPALIVE_VERSION, PTY_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import { Keepalive } from '../protocol/keepalive.js';
 import {
-  applyOption, defaultSessionOptions, decodeCommand, decodeSignal, decodeVersionOffer,
+  applyOption, defaultSessionOptions, decodeCommand, decodeSignal, decodeVersionOffer, decodeWindow,
   encodeExit, encodeFailure, encodeFrame, encodeFrameHeader, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
   type SessionOptions,
 } from '../protocol/messages.js';
@@ -49,9 +49,10 @@ export class AgentSession {
   private idleTimer: NodeJS.Timeout | undefined;
   /** Version 2 sessions with keepaliveSeconds > 0, once the command runs. */
   private keepalive: Keepalive | undefined;
+  private version = 0;
   /** Why the connection is being dropped by us, for the audit record. */
   private dropReason: string | undefined;
-  private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'startTime'> | undefined;
+  private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'pty' | 'startTime'> | undefined;
 
   constructor(
     private readonly transport: Duplex,
@@ -115,6 +116,7 @@ export class AgentSession {
           case ClientToken.END_OF_INPUT: return this.endInput();
           case ClientToken.SIGNAL: return this.command?.signal(decodeSignal(payload));
           case ClientToken.KEEPALIVE: return this.keepaliveReceived();
+          case ClientToken.WINDOW: return this.resize(payload);
           default: throw new ProtocolError(`${describe(token)} is not allowed after CMD`);
         }
       case 'closed':
@@ -133,6 +135,7 @@ export class AgentSession {
       return;
     }
     const version = Math.max(...common);
+    this.version = version;
     const { keepaliveSeconds } = this.runtime.config;
     this.transport.write(encodeVersionChoice({ version, software: this.software, keepaliveSeconds }));
     if (version >= KEEPALIVE_VERSION) {
@@ -181,18 +184,22 @@ export class AgentSession {
     }
     const argv = decodeCommand(payload);
     clearTimeout(this.setupTimer);
-    const { stdin, stderr, shell, cwd, env } = this.options;
+    const { stdin, stderr, shell, cwd, env, pty, term } = this.options;
+    if ((pty || term !== undefined) && this.version < PTY_VERSION) throw new ProtocolError('options pty and term need protocol version 3');
+    if (term !== undefined && !pty) throw new ProtocolError('option term needs the pty option');
     const envNames = Object.keys(env);
-    const decision = authorize(config.policy, this.identity.names, argv, { shell, cwd, envNames });
+    const decision = authorize(config.policy, this.identity.names, argv, { shell, cwd, envNames, pty: pty !== undefined });
     if (!decision.allowed) {
-      this.record({ event: 'denied', argv, shell, cwd, envNames, reason: decision.reason });
+      this.record({ event: 'denied', argv, shell, cwd, envNames, pty: pty !== undefined, reason: decision.reason });
       this.fail({ code: ErrorCodes.DENIED, reason: decision.reason });
       return;
     }
     const user = this.runAsUser(decision.runAs);
     const switchUser = user.uid !== this.runtime.agentUser.uid;
     let program = shell ? argv[0]! : decision.program;
-    if (switchUser && !shell) {
+    // Resolved here when exec happens inside another program (setpriv, node-pty's child),
+    // so that a missing program is reported as such (127).
+    if ((switchUser || pty) && !shell) {
       const located = locateProgram(program);
       if (!located) {
         this.fail({ code: ErrorCodes.SPAWN, reason: `${program}: command not found`, exitCode: 127 });
@@ -207,7 +214,7 @@ export class AgentSession {
     // The agent's cap on run time applies even when the client asked for none.
     const limits = [this.options.timeoutMs, config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
     const timeoutMs = limits.length > 0 ? Math.min(...limits) : 0;
-    this.audit = { id: randomUUID(), argv, shell, cwd, envNames, runAs: user.name, startTime: new Date().toISOString() };
+    this.audit = { id: randomUUID(), argv, shell, cwd, envNames, runAs: user.name, pty: pty !== undefined, startTime: new Date().toISOString() };
     try {
       // Fail closed: a command that cannot be audited does not run.
       this.runtime.audit.write(this.auditRecord('start'));
@@ -218,10 +225,11 @@ export class AgentSession {
     }
     this.state = 'running';
     // Environment values may be secrets: only their names are logged and audited.
-    this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs: user.name, audit: this.audit.id }, 'command');
+    this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs: user.name, pty: pty !== undefined, audit: this.audit.id }, 'command');
     const command = new CommandProcess({
       argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
       killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env, ...this.helpers,
+      pty: pty && { ...pty, term: term ?? 'xterm' },
     });
     this.command = command;
     command.once('spawn-error', (failure) => {
@@ -295,6 +303,11 @@ export class AgentSession {
       stdin.once('drain', resume);
       stdin.once('close', resume);
     }
+  }
+
+  private resize(payload: Buffer): void {
+    if (!this.options.pty) throw new ProtocolError('WIN without the pty option');
+    this.command?.resize(decodeWindow(payload));
   }
 
   // Only version 2 clients send KAL; receive() has noted that the client is alive.

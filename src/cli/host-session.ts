@@ -10,7 +10,7 @@ import { Keepalive } from '../protocol/keepalive.js';
 import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import {
   decodeExit, decodeFailure, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
-  encodeSignal, encodeVersionOffer, type SessionOptions,
+  encodeSignal, encodeVersionOffer, encodeWindow, type SessionOptions, type WindowSize,
 } from '../protocol/messages.js';
 import type { Target } from './inventory.js';
 
@@ -141,6 +141,12 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
     if (this.inputClosed || !this.socket || this.outcome) return;
     this.inputClosed = true;
     this.socket.write(encodeFrame(ClientToken.END_OF_INPUT));
+  }
+
+  /** The local terminal's new size (`--tty`). */
+  resize(size: WindowSize): void {
+    if (!this.socket || this.outcome || !this.request.options.pty) return;
+    this.socket.write(encodeWindow(size));
   }
 
   signal(name: NodeJS.Signals): void {

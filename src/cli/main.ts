@@ -50,6 +50,8 @@ export function buildProgram(): Command {
     .exitOverride();
   addConnectionOptions(addSelectionOptions(program))
     .option('-t, --stdin', 'send local stdin to every host (otherwise remote stdin is empty)')
+    .option('--tty', 'run the command in a terminal on the host (top, vi, bash): your keys go to it, as with ssh -t')
+    .option('--broadcast', 'with --tty on several hosts: send every key to all of them (output is prefixed)')
     .option('--no-stderr', "discard the commands' stderr instead of forwarding it")
     .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
     .option('--script <file>', 'send a local script and run it with its interpreter (#! line, or /bin/sh); the command words are its arguments')

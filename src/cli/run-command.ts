@@ -14,6 +14,7 @@ import { ExitCode, runExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import { Fanout, countOrPercent, fanoutWithinFileLimit } from './fanout.js';
 import type { HostSession, RunRequest } from './host-session.js';
+import { LocalTerminal } from './local-terminal.js';
 import { ProgressLine } from './progress.js';
 import { RecordRenderer, runsDir, saveRun } from './run-record.js';
 import { scriptRun } from './script.js';
@@ -38,6 +39,8 @@ export interface SelectionOptions {
 export interface RunOptions extends SelectionOptions {
   fanout: number;
   stdin?: boolean;
+  tty?: boolean;
+  broadcast?: boolean;
   stderr: boolean;
   shell?: boolean;
   connectTimeout: number;
@@ -165,6 +168,7 @@ export async function runCommand(
   if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new UsageError(`--cwd needs an absolute path, got '${opts.cwd}'`);
   const targets = chosenTargets ?? resolveTargets(opts);
   const argv = opts.shell ? [command.join(' ')] : command;
+  const terminal = opts.tty && !opts.dryRun ? openTerminal(opts, targets.length) : undefined;
   if (opts.dryRun) {
     // Nothing is loaded or dialled: the hosts, and the argv exactly as it would travel.
     io.stdout.write(`argv: ${JSON.stringify(opts.shell ? ['/bin/sh', '-c', ...argv] : argv)}\n`);
@@ -189,13 +193,14 @@ export async function runCommand(
       timeoutMs: (opts.timeout ?? 0) * 1000,
       cwd: opts.cwd,
       env: parseEnvAssignments(opts.env ?? []),
+      ...(terminal ? { stdin: true, pty: terminal.size, term: terminal.type } : {}),
     },
     token,
     software: `distrun/${SOFTWARE_VERSION}`,
   };
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
   // A live progress line on a terminal, except for machine-readable output.
-  const progress = !opts.json && ProgressLine.enabled(io.stderr, opts.quiet === true)
+  const progress = !opts.json && !terminal && ProgressLine.enabled(io.stderr, opts.quiet === true)
     ? new ProgressLine(io.stderr, targets.length)
     : undefined;
   const screenIo = progress ? progress.guard(io) : io;
@@ -203,13 +208,14 @@ export async function runCommand(
     ? new JsonRenderer(screenIo)
     : opts.gather
       ? new GatherRenderer(screenIo)
-      : new LineRenderer(screenIo, { prefix: opts.prefix, hostCount: targets.length });
+      // One host's terminal is shown as it is (escape sequences and all); several get prefixes.
+      : new LineRenderer(screenIo, { prefix: opts.prefix && !(terminal && targets.length === 1), hostCount: targets.length });
   const recorder = new RecordRenderer();
   // The progress line finishes first, so that it is gone before the summary.
   const renderer = new RendererSet([
     ...(progress ? [progress] : []), screen, recorder, ...(opts.outdir ? [new OutdirRenderer(opts.outdir)] : []),
   ]);
-  const input = opts.stdin ? new InputBroadcast(io.stdin) : undefined;
+  const input = opts.stdin || terminal ? new InputBroadcast(io.stdin) : undefined;
 
   const schedule = {
     fanout: fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`)),
@@ -239,8 +245,13 @@ export async function runCommand(
     }
   };
   process.on('SIGINT', onInterrupt);
+  terminal?.enterRaw();
+  const stopResizing = terminal?.onResize((size) => {
+    for (const session of fanout.running) session.resize(size);
+  });
   try {
     const results = await fanout.run();
+    terminal?.restore();
     saveTlsSessions(client);
     const exitCode = runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
@@ -257,9 +268,21 @@ export async function runCommand(
     }
     return exitCode;
   } finally {
+    terminal?.restore();
+    stopResizing?.();
     process.off('SIGINT', onInterrupt);
     input?.close();
   }
+}
+
+/** `--tty`: checks what it cannot go with, and that keys going to several hosts is what the user wants. */
+function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
+  const clash = [opts.json && '--json', opts.gather && '--gather', opts.script !== undefined && '--script'].find(Boolean);
+  if (clash) throw new UsageError(`--tty cannot go with ${clash}`);
+  if (hosts > 1 && !opts.broadcast) {
+    throw new UsageError(`--tty on ${hosts} hosts would send every key you type to all of them; add --broadcast if that is what you want`);
+  }
+  return LocalTerminal.open();
 }
 
 /** One line per host: name, the address:port dialled, and with `explain` what selected it. */

@@ -13,12 +13,15 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 
 /**
  * Protocol versions this code speaks; the client offers them, the agent picks the highest
- * in common. Version 2 added keepalives (KAL, and `keepalive` in the agent's VER).
+ * in common. Version 2 added keepalives (KAL, and `keepalive` in the agent's VER);
+ * version 3 terminal sessions (the `pty` and `term` options, WIN).
  */
-export const PROTOCOL_VERSION = 2;
-export const SUPPORTED_VERSIONS: readonly number[] = [1, PROTOCOL_VERSION];
+export const PROTOCOL_VERSION = 3;
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, PROTOCOL_VERSION];
 /** The first version with keepalives. */
 export const KEEPALIVE_VERSION = 2;
+/** The first version with terminal sessions (`pty` and `term` options, WIN). */
+export const PTY_VERSION = 3;
 /** A peer silent for this many keepalive intervals is gone (ssh's ServerAliveCountMax). */
 export const KEEPALIVE_MISSES = 3;
 export const MAX_KEEPALIVE_SECONDS = 3600;
@@ -45,6 +48,8 @@ export const ClientToken = {
   PING: 'PNG',
   /** Version 2: the client is alive; sent every keepalive interval while the command runs. Empty. */
   KEEPALIVE: 'KAL',
+  /** Version 3: the terminal's new size, `COLSxROWS` (only with the `pty` option). */
+  WINDOW: 'WIN',
 } as const;
 
 /** Message tokens sent by the agent. */
@@ -88,7 +93,15 @@ export const SessionOption = {
   CWD: 'cwd',
   /** One environment variable for the command (`env=NAME=value`); repeatable. */
   ENV: 'env',
+  /** Version 3: run the command in a pseudo-terminal of this size (`pty=COLSxROWS`); stderr joins stdout. */
+  PTY: 'pty',
+  /** Version 3: the terminal type for TERM (`term=xterm-256color`); only with `pty`. */
+  TERM: 'term',
 } as const;
+
+/** Largest terminal side accepted, in columns or rows. */
+export const MAX_TERMINAL_SIDE = 10_000;
+export const TERM_PATTERN = /^[A-Za-z0-9._+-]{1,64}$/;
 
 /** At most this many `env` options per session. */
 export const MAX_ENV_VARIABLES = 64;

@@ -2,7 +2,7 @@
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
 import {
   AgentToken, ClientToken, ENV_NAME_PATTERN, FORWARDABLE_SIGNALS, HEADER_BYTES, KEEPALIVE_VERSION, LENGTH_BYTES,
-  MAX_ENV_VARIABLES, MAX_KEEPALIVE_SECONDS, SessionOption, TOKEN_BYTES, WIRE_ERROR_CODES,
+  MAX_ENV_VARIABLES, MAX_KEEPALIVE_SECONDS, MAX_TERMINAL_SIDE, SessionOption, TERM_PATTERN, TOKEN_BYTES, WIRE_ERROR_CODES,
 } from './constants.js';
 
 const MAX_UINT32 = 0xffffffff;
@@ -91,6 +91,15 @@ export interface SessionOptions {
   cwd?: string;
   /** Extra environment variables for the command. */
   env: Record<string, string>;
+  /** Run in a pseudo-terminal of this size (version 3). */
+  pty?: WindowSize;
+  /** TERM for the pseudo-terminal. */
+  term?: string;
+}
+
+export interface WindowSize {
+  cols: number;
+  rows: number;
 }
 
 const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = {
@@ -115,7 +124,32 @@ export function encodeOptions(options: SessionOptions): Buffer[] {
   for (const [name, value] of Object.entries(options.env)) {
     frames.push(encodeFrame(ClientToken.OPTION, `${SessionOption.ENV}=${name}=${value}`));
   }
+  if (options.pty) frames.push(encodeFrame(ClientToken.OPTION, `${SessionOption.PTY}=${formatWindow(options.pty)}`));
+  if (options.term !== undefined) frames.push(encodeFrame(ClientToken.OPTION, `${SessionOption.TERM}=${options.term}`));
   return frames;
+}
+
+// ---- WIN and the pty option: COLSxROWS ------------------------------------
+
+function formatWindow({ cols, rows }: WindowSize): string {
+  return `${cols}x${rows}`;
+}
+
+function parseWindow(text: string, what: string): WindowSize {
+  const match = /^(\d{1,5})x(\d{1,5})$/.exec(text);
+  const [cols, rows] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
+  if (cols < 1 || rows < 1 || cols > MAX_TERMINAL_SIDE || rows > MAX_TERMINAL_SIDE) {
+    throw new ProtocolError(`${what} needs COLSxROWS, each from 1 to ${MAX_TERMINAL_SIDE}`);
+  }
+  return { cols, rows };
+}
+
+export function encodeWindow(size: WindowSize): Buffer {
+  return encodeFrame(ClientToken.WINDOW, formatWindow(size));
+}
+
+export function decodeWindow(payload: Buffer): WindowSize {
+  return parseWindow(payload.toString('latin1'), 'WIN');
 }
 
 /** Applies one OPT payload to `options`; an unknown or malformed option is a protocol error. */
@@ -158,6 +192,13 @@ export function applyOption(options: SessionOptions, payload: Buffer): void {
       options.env[variable] = value!.slice(split + 1);
       return;
     }
+    case SessionOption.PTY:
+      options.pty = parseWindow(value ?? '', 'option pty');
+      return;
+    case SessionOption.TERM:
+      if (value === undefined || !TERM_PATTERN.test(value)) throw new ProtocolError('option term needs a terminal type name');
+      options.term = value;
+      return;
     default:
       throw new ProtocolError(`unknown option ${JSON.stringify(name.slice(0, 40))}`);
   }
