@@ -25,8 +25,10 @@ const REFILL_DELAY_MS = 1000;
 
 // Reads a directory per line, makes FIFOs 0..N-1 in it and answers ok or fail; once the
 // agent has opened them (its next line, or the end of its input if it died meanwhile),
-// removes the directory: nothing is left behind even when the agent is killed.
+// removes the directory: nothing is left behind even when the agent is killed. (SIGPIPE
+// is ignored: an answer to an agent that just died must not end the helper before that.)
 const HELPER = `n=$1
+trap '' PIPE
 while IFS= read -r dir; do
   set --; i=0
   while [ "$i" -lt "$n" ]; do set -- "$@" "$dir/$i"; i=$((i + 1)); done

@@ -24,12 +24,22 @@ function spawnNode(args: string[], options: Parameters<typeof spawn>[2], prefix:
 
 /** Runs every registered cleanup; call from test.after.always. */
 export async function cleanupAll(): Promise<void> {
-  while (cleanups.length > 0) await cleanups.pop()!();
+  // Every cleanup runs, even after one failed; the first failure is reported.
+  let failure: unknown;
+  while (cleanups.length > 0) {
+    try {
+      await cleanups.pop()!();
+    } catch (err) {
+      failure ??= err;
+    }
+  }
+  if (failure) throw failure;
 }
 
 export function tempDir(prefix = 'distrun-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  // Retries: a killed agent's pipe helper may still be removing its FIFOs in there.
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   return dir;
 }
 
