@@ -7,7 +7,7 @@ import test from 'ava';
 import { decodeWindow, encodeOptions, applyOption, defaultSessionOptions } from '../src/protocol/messages.js';
 import { authorize } from '../src/agent/policy.js';
 import {
-  DISTRUN, cleanupAll, distrun, makePki, startAgent, tempDir, testCacheHome, waitFor, type Pki, type RunningAgent,
+  DISTRUN, cleanupAll, distrun, makePki, processesMatching, startAgent, tempDir, testCacheHome, waitFor, type Pki, type RunningAgent,
 } from './helpers/fleet.js';
 
 const hasTmux = spawnSync('sh', ['-c', 'command -v tmux']).status === 0;
@@ -105,6 +105,16 @@ tmuxTest('the connection killed mid-session: distrun exits 255 and the terminal 
   t.true(await shows(/^distrun-exit=255$/m), screen());
   t.true(await waitFor(modesRestored));
   t.regex(screen(), /connection (closed before the command finished|reset by the agent)/);
+});
+
+tmuxTest('distrun killed with SIGTERM mid-session: the terminal modes are restored and it dies of that signal', async (t) => {
+  await terminalWith(`${at(agents[1]!)} --tty bash --norc --noprofile`);
+  t.true(await shows(/bash-[\d.]+#\s*$/m), screen());
+  const [line] = processesMatching(`127.0.0.1:${agents[1]!.port} --tty bash`);
+  t.truthy(line, 'distrun is running');
+  process.kill(Number(line!.trim().split(/\s+/)[0]), 'SIGTERM');
+  t.true(await shows(/^distrun-exit=143$/m), screen());
+  t.true(await waitFor(modesRestored));
 });
 
 tmuxTest('several hosts: refused without --broadcast; with it every host gets the keys and output is prefixed', async (t) => {
