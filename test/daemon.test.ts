@@ -143,6 +143,10 @@ test('distrun ping reports round-trip time, versions and certificate expiry', as
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout.toString(), new RegExp(`^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol ${PROTOCOL_VERSION}  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`));
   t.false(plain.logs.some((l) => l.msg === 'command'), 'a ping runs nothing');
+  // Options given before the subcommand apply to it (as if given after its name).
+  const before = await distrun(['-H', `127.0.0.1:${plain.port}`, '--pki', pki.dir, 'ping']);
+  t.is(before.code, 0, before.stderr);
+  t.regex(before.stdout.toString(), /^127\.0\.0\.1: ok /);
 
   const json = await distrun(['ping', '--json', '-H', `127.0.0.1:${guarded.port}`, '-H', '127.0.0.1:1', '--pki', pki.dir], { env: { DISTRUN_TOKEN_FILE: token } });
   t.is(json.code, 255, 'an unreachable host makes the exit code 255');

@@ -4,10 +4,13 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { decodeWindow, encodeOptions, applyOption, defaultSessionOptions } from '../src/protocol/messages.js';
 import { authorize } from '../src/agent/policy.js';
 import {
-  DISTRUN, cleanupAll, distrun, makePki, processesMatching, startAgent, tempDir, testCacheHome, waitFor, type Pki, type RunningAgent,
+  applyOption, decodeWindow, defaultSessionOptions, encodeCommand, encodeOptions, encodeVersionOffer,
+} from '../src/protocol/messages.js';
+import {
+  DISTRUN, cleanupAll, distrun, failureIn, makePki, processesMatching, rawExchange, startAgent, tempDir, testCacheHome, waitFor,
+  type Pki, type RunningAgent,
 } from './helpers/fleet.js';
 
 const hasTmux = spawnSync('sh', ['-c', 'command -v tmux']).status === 0;
@@ -43,12 +46,9 @@ async function terminalWith(distrunArgs: string): Promise<void> {
   const rc = join(dir, 'rc');
   writeFileSync(rc, `PS1='local$ '\nexport XDG_CACHE_HOME=${testCacheHome()}\n`);
   tmux('new-session', '-d', '-s', 't', '-x', '100', '-y', '30', `bash --rcfile ${rc} -i`);
-  t_ready(await shows(/local\$\s*$/m));
+  if (!(await shows(/local\$\s*$/m))) throw new Error(`the local shell did not start: ${screen()}`);
   // The local terminal's modes before and after, to compare.
   type(`stty -g > ${dir}/before; node ${DISTRUN} --pki ${pki.dir} ${distrunArgs}; echo "distrun-exit=$?"; stty -g > ${dir}/after`, 'Enter');
-}
-function t_ready(ready: boolean): void {
-  if (!ready) throw new Error(`the local shell did not start: ${screen()}`);
 }
 const modesRestored = () => readFileSync(join(dir, 'before'), 'utf8') === readFileSync(join(dir, 'after'), 'utf8');
 const at = (agent: RunningAgent) => `-H 127.0.0.1:${agent.port}`;
@@ -138,6 +138,9 @@ test('--tty without a local terminal is an error with a clear message', async (t
   const r = await distrun(['-H', `127.0.0.1:${agents[0]!.port}`, '--pki', pki.dir, '--tty', 'true']);
   t.is(r.code, 255);
   t.is(r.stderr, 'distrun: --tty needs a terminal: run it from an interactive shell (stdin and stdout must be terminals)\n');
+  const json = await distrun(['-H', `127.0.0.1:${agents[0]!.port}`, '--pki', pki.dir, '--tty', '--json', 'true']);
+  t.is(json.code, 255);
+  t.is(json.stderr, 'distrun: --tty cannot go with --json\n');
 });
 
 test('policy: a terminal needs a rule that says pty: true', (t) => {
@@ -153,8 +156,6 @@ test('an agent whose policy forbids terminals refuses --tty (E_DENIED) and still
   const r = await distrun(['-H', `127.0.0.1:${strict.port}`, '--pki', pki.dir, 'true']);
   t.is(r.code, 0, r.stderr);
   // No local terminal is needed to check the agent's answer: speak the protocol directly.
-  const { rawExchange, failureIn } = await import('./helpers/fleet.js');
-  const { encodeCommand, encodeVersionOffer } = await import('../src/protocol/messages.js');
   const options = { ...defaultSessionOptions(), stdin: true, pty: { cols: 80, rows: 24 }, term: 'xterm' };
   const frames = await rawExchange(strict.port, pki.dir, [
     encodeVersionOffer({ versions: [3], software: 'test' }), ...encodeOptions(options), encodeCommand(['sh']),

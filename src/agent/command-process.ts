@@ -163,7 +163,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     });
     let pty: typeof import('node-pty');
     try {
-      pty = createRequire(import.meta.url)('node-pty') as typeof import('node-pty');
+      pty = requireHere('node-pty') as typeof import('node-pty');
     } catch {
       this.finished = true;
       queueMicrotask(() => this.emit('spawn-error', {
@@ -264,6 +264,9 @@ interface CommandStreams {
 function signalNameOf(signal: number): NodeJS.Signals | undefined {
   return (Object.entries(osConstants.signals) as Array<[NodeJS.Signals, number]>).find(([, n]) => n === signal)?.[0];
 }
+
+// node-pty is optional and CommonJS: required on the first terminal session, not at start-up.
+const requireHere = createRequire(import.meta.url);
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

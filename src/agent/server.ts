@@ -121,7 +121,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       const left = (perClient.get(identity.name) ?? 1) - 1;
       if (left > 0) perClient.set(identity.name, left);
       else perClient.delete(identity.name);
-      if (closing) stopListeningOnceDrained();
+      if (sessions.size === 0) onDrained?.();
     });
   };
 
@@ -162,10 +162,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
 
   // While draining, the agent keeps listening so that newcomers hear why they are refused
   // (rather than a bare "connection refused"); it stops once its last session has closed.
-  let drained: (() => void) | undefined;
-  const stopListeningOnceDrained = (): void => {
-    if (sessions.size === 0) drained?.();
-  };
+  let onDrained: (() => void) | undefined;
 
   return {
     addresses: servers.map((server) => server.address() as AddressInfo),
@@ -198,14 +195,14 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
         stopAll();
       }
       return new Promise<void>((resolvePromise) => {
-        drained = () => {
-          drained = undefined;
+        onDrained = () => {
+          onDrained = undefined;
           clearTimeout(drainTimer);
           for (const server of servers) server.close();
           reaper.close();
           resolvePromise();
         };
-        stopListeningOnceDrained();
+        if (sessions.size === 0) onDrained();
       });
     },
     kill: () => {

@@ -2,6 +2,7 @@
 // (Ctrl-C, Ctrl-Z, Ctrl-D included) goes to the remote program, as with `ssh -t`; its
 // size, and its restoration whatever way distrun ends.
 import { UsageError } from '../errors.js';
+import { TERM_PATTERN } from '../protocol/constants.js';
 import type { WindowSize } from '../protocol/messages.js';
 
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGQUIT'];
@@ -31,7 +32,8 @@ export class LocalTerminal {
   }
 
   get type(): string {
-    return process.env.TERM && /^[A-Za-z0-9._+-]{1,64}$/.test(process.env.TERM) ? process.env.TERM : 'xterm';
+    // A TERM the agent would refuse as an option is not worth a failed session.
+    return process.env.TERM && TERM_PATTERN.test(process.env.TERM) ? process.env.TERM : 'xterm';
   }
 
   /** Raw mode until restore(); also restored on exit and on SIGTERM, SIGHUP, SIGQUIT. */

@@ -33,7 +33,7 @@ function addSelectionOptions(command: Command): Command {
 function addConnectionOptions(command: Command): Command {
   return command
     .option('-f, --fanout <n>', 'hosts in flight at once', positiveInt, DEFAULT_FANOUT)
-    .option('--connect-timeout <sec>', 'give up on a host that does not connect within SEC', seconds, DEFAULT_CONNECT_TIMEOUT_S)
+    .option('--connect-timeout <sec>', 'give up on a host that has not answered within SEC (connect, TLS, first reply)', seconds, DEFAULT_CONNECT_TIMEOUT_S)
     .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
     .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)');
 }

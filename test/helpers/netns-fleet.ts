@@ -33,15 +33,13 @@ export function netnsUnavailable(): string | undefined {
   return added.status === 0 ? undefined : `cannot create network namespaces: ${added.stderr.trim()}`;
 }
 
-function ip(args: string[]): void {
-  const result = spawnSync('ip', args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`ip ${args.join(' ')}: ${result.stderr.trim()}`);
+/** Runs an iproute2 tool; a failure throws with its message. */
+function iproute(tool: 'ip' | 'tc', args: string[]): void {
+  const result = spawnSync(tool, args, { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${tool} ${args.join(' ')}: ${result.stderr.trim()}`);
 }
-
-function tc(args: string[]): void {
-  const result = spawnSync('tc', args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`tc ${args.join(' ')}: ${result.stderr.trim()}`);
-}
+const ip = (args: string[]): void => iproute('ip', args);
+const tc = (args: string[]): void => iproute('tc', args);
 
 function isAlive(pid: number): boolean {
   try {
