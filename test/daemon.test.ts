@@ -3,12 +3,13 @@
 import { PROTOCOL_VERSION } from '../src/protocol/constants.js';
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AGENT, DISTRUN, cleanupAll, distrun, makePki, run, spawnDistrun, startAgent, tempDir, waitFor, writeAgentConfig,
   type Pki,
 } from './helpers/fleet.js';
+import { assertStillServing } from './helpers/serving.js';
 
 let pki: Pki;
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -157,4 +158,34 @@ test('distrun ping reports round-trip time, versions and certificate expiry', as
   const noToken = await distrun(['ping', '-H', `127.0.0.1:${guarded.port}`, '--pki', pki.dir]);
   t.is(noToken.code, 255);
   t.regex(noToken.stderr, /requires an authentication token/);
+});
+
+test('a SIGHUP while the agent is still starting is a reload once it serves, not its death', async (t) => {
+  // A mkfifo that holds the agent's start (its pipe pool's first batch) until told to go on.
+  const dir = tempDir();
+  const started = join(dir, 'started');
+  const go = join(dir, 'go');
+  mkdirSync(join(dir, 'bin'));
+  writeFileSync(join(dir, 'bin', 'mkfifo'), [
+    '#!/bin/sh',
+    // The pipe pool's helper shell is our parent; the agent is its parent.
+    `ps -o ppid= -p $PPID > ${started}.tmp && mv ${started}.tmp ${started}`,
+    `while [ ! -e ${go} ]; do sleep 0.05; done`,
+    'exec /usr/bin/mkfifo "$@"',
+  ].join('\n'), { mode: 0o755 });
+  const starting = startAgent(pki, 'agent1', { env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } });
+  t.true(await waitFor(() => existsSync(started), 30_000), 'the agent reached its pipe pool');
+  const pid = Number(readFileSync(started, 'utf8').trim());
+  t.true(pid > 0);
+  process.kill(pid, 'SIGHUP');
+  writeFileSync(go, '');
+  const agent = await starting;
+  t.is(agent.process.pid, pid);
+  const reload = await agent.waitForLog('reloaded');
+  t.truthy(agent.logs.find((l) => l.msg === 'reload asked for while starting'));
+  t.true(agent.logs.indexOf(reload) > agent.logs.findIndex((l) => l.msg === 'listening'), 'the reload comes once the agent serves');
+  t.is(agent.process.exitCode, null);
+  // Later reloads work as ever.
+  t.is((await agent.reload()).msg, 'reloaded');
+  await assertStillServing(t, agent, pki.dir);
 });

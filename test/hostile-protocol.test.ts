@@ -138,13 +138,21 @@ test('a flood of sessions from one identity hits its limit; other clients are se
 });
 
 test('the overall session limit refuses extra sessions; the run-time cap stops long commands', async (t) => {
-  const small = await startAgent(pki, 'agent1', { config: { maxSessions: 2, maxCommandSeconds: 1 } });
+  // The cap is an hour here, so that the holders cannot end (and free their slots) before the extra client comes.
+  const small = await startAgent(pki, 'agent1', { config: { maxSessions: 2, maxCommandSeconds: 3600 } });
   const holders = Array.from({ length: 2 }, () => spawnDistrun(['-H', `127.0.0.1:${small.port}`, '--pki', pki.dir, 'sleep', '30']));
   t.true(await waitFor(() => small.logs.filter((l) => l.msg === 'command').length === 2));
   const extra = await distrun(['-H', `127.0.0.1:${small.port}`, '--pki', pki.dir, 'echo', 'x']);
   t.is(extra.code, 255);
   t.regex(extra.stderr, /agent is busy \(2 sessions running\)/);
-  // Neither holder asked for a time limit: the agent's cap ends them.
-  t.deepEqual(await Promise.all(holders.map((h) => h.exit)), [124, 124]);
+  // Their clients gone, the holders' slots are free again.
+  for (const h of holders) h.child.kill('SIGKILL');
+  await Promise.all(holders.map((h) => h.exit));
+  t.true(await waitFor(() => small.logs.filter((l) => l.msg === 'client disconnected; stopping command').length === 2));
   await assertStillServing(t, small, pki.dir);
+  // A command that asked for no time limit is ended by the agent's cap.
+  const capped = await startAgent(pki, 'agent1', { config: { maxCommandSeconds: 1 } });
+  const long = await distrun(['-H', `127.0.0.1:${capped.port}`, '--pki', pki.dir, 'sleep', '30']);
+  t.is(long.code, 124, long.stderr);
+  await assertStillServing(t, capped, pki.dir);
 });

@@ -1,17 +1,20 @@
 // Runs one command in its own process group and reports how it ended. Knows nothing
 // of sockets or frames: the session wires its streams to the protocol.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { accessSync, closeSync, constants, existsSync, statSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { join } from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import type { ExitStatus, WindowSize } from '../protocol/messages.js';
+import { setLongTimeout, type LongTimer } from '../timers.js';
+import { commandEnvironment } from './command-environment.js';
+import { launchFailure, launchPlan, type LaunchPlan } from './command-launch.js';
 import type { LocalUser } from './local-users.js';
 import type { OrphanReaper } from './orphan-reaper.js';
 import type { Pipe, PipePool } from './pipe-pool.js';
+import { ProcessGroup } from './process-group.js';
 
 export interface CommandSpec {
   argv: readonly string[];
@@ -33,7 +36,7 @@ export interface CommandSpec {
   clientName: string;
   /** Working directory asked for by the client; default: the user's home (or /). */
   cwd?: string;
-  /** Environment variables asked for by the client, on top of the clean environment. */
+  /** Environment variables asked for by the client (already checked), on top of the clean environment. */
   env?: Readonly<Record<string, string>>;
   /** Where real pipes for stdout and stderr come from; without one (or when it is empty), socketpairs. */
   pipes?: PipePool;
@@ -55,9 +58,12 @@ export interface SpawnFailure {
 export interface CommandProcessEvents {
   /** The program could not be started; no other event follows. */
   'spawn-error': [SpawnFailure];
-  /** The command ended and all its output has been read. */
+  /** The command ended and all its output has been read (or discarded). */
   exit: [ExitStatus];
 }
+
+/** While the leader is gone and others of its group run on, their membership is checked this often. */
+const MEMBERSHIP_REFRESH_MS = 2000;
 
 /**
  * A running command. `exit` fires once, after stdout and stderr have ended, so a
@@ -69,89 +75,102 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   readonly stdin: Writable | null;
 
   private readonly spec: CommandSpec;
-  /** The command's pid, which is also its process group's id; set once it runs. */
-  private groupId: number | undefined;
+  /** The command's process group (its id is the command's pid); set once it runs. */
+  private group: ProcessGroup | undefined;
   private terminal: import('node-pty').IPty | undefined;
+  /** The launcher's report on descriptor 3 (pipes only). */
+  private status: Readable | null = null;
   private readonly program: string;
   private timedOut = false;
   private finished = false;
+  private stopping = false;
   private killTimer: NodeJS.Timeout | undefined;
-  private limitTimer: NodeJS.Timeout | undefined;
+  private limitTimer: LongTimer | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
 
   constructor(spec: CommandSpec) {
     super();
     this.spec = spec;
-    const [program, ...programArgs] = spec.shell
-      ? ['/bin/sh', '-c', spec.argv[0]!, ...spec.argv.slice(1)]
-      : spec.argv;
-    const env = { ...commandEnvironment(spec.user, spec.clientName), ...spec.env };
-    let file = program!;
-    let args = programArgs;
-    if (spec.switchUser) {
-      // setpriv switches uid, gid and the user's supplementary groups (initgroups), which
-      // Node's own uid/gid options cannot do. The caller has resolved the program
-      // (locateProgram), so a missing one was reported like any other spawn failure.
-      file = SETPRIV;
-      args = [`--reuid=${spec.user.uid}`, `--regid=${spec.user.gid}`, '--init-groups', '--', program!, ...programArgs];
-    }
-    const cwd = spec.cwd ?? (existsSync(spec.user.home) ? spec.user.home : '/');
-    this.program = program!;
-    const started = spec.pty ? this.startInTerminal(file, args, env, cwd, spec.pty) : this.startWithPipes(file, args, env, cwd);
+    const argv = spec.shell ? ['/bin/sh', '-c', spec.argv[0]!, ...spec.argv.slice(1)] : [...spec.argv];
+    this.program = argv[0]!;
+    const plan = (statusFd: boolean): LaunchPlan => launchPlan({
+      argv, baseEnv: commandEnvironment(spec.user, spec.clientName), clientEnv: spec.env ?? {}, cwd: spec.cwd,
+      switchTo: spec.switchUser ? { uid: spec.user.uid, gid: spec.user.gid } : undefined, statusFd,
+    });
+    const started = spec.pty ? this.startInTerminal(plan(false), spec.pty) : this.startWithPipes(plan(true));
     ({ stdout: this.stdout, stderr: this.stderr, stdin: this.stdin } = started);
-    // A command that closes its stdin early makes our writes fail with EPIPE; that is
-    // the command's choice, not an error of the session.
-    this.stdin?.on('error', () => {});
+    // Errors on the command's streams (EPIPE when it closed its stdin early, ECONNRESET
+    // on a socketpair) end nothing but that stream: the command's exit is what counts.
+    for (const stream of [this.stdout, this.stderr, this.stdin, this.status]) stream?.on('error', () => {});
   }
 
-  private startWithPipes(file: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): CommandStreams {
+  private startWithPipes(plan: LaunchPlan): CommandStreams {
     const { spec } = this;
     // Output goes through real pipes when the pool has them, else through Node's socketpairs.
     const outPipe = spec.pipes?.take();
     const errPipe = spec.stderr ? spec.pipes?.take() : undefined;
+    const statusPipe = spec.pipes?.take();
+    const pooled = [outPipe, errPipe, statusPipe].filter((p): p is Pipe => p !== undefined);
+    const stdio: StdioOptions = [
+      spec.stdin ? 'pipe' : 'ignore', outPipe?.writeFd ?? 'pipe', spec.stderr ? errPipe?.writeFd ?? 'pipe' : 'ignore', statusPipe?.writeFd ?? 'pipe',
+    ];
     let child: ChildProcess;
-    // detached: the child calls setsid(), so it leads a new process group that we can
-    // signal as a whole (-pid) without touching the agent.
     try {
-      child = spawn(file, args, {
-        detached: true,
-        stdio: [spec.stdin ? 'pipe' : 'ignore', outPipe?.writeFd ?? 'pipe', spec.stderr ? errPipe?.writeFd ?? 'pipe' : 'ignore'],
-        cwd,
-        env,
-      });
+      // detached: the child calls setsid(), so it leads a new process group that we can
+      // signal as a whole (-pid) without touching the agent. The launcher enters the
+      // working directory itself, as the run-as user.
+      child = spawn(plan.file, plan.args, { detached: true, stdio, cwd: '/', env: plan.env });
     } catch (err) {
-      for (const pipe of [outPipe, errPipe]) if (pipe) closeSync(pipe.readFd);
-      throw err;
+      // Synchronous failures (E2BIG: arguments and environment beyond the system's limit).
+      for (const pipe of pooled) closeSync(pipe.readFd);
+      return this.notStarted(spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException));
     } finally {
       // The child has its copies: the command (and its descendants) alone hold the write ends.
-      for (const pipe of [outPipe, errPipe]) if (pipe) closeSync(pipe.writeFd);
+      for (const pipe of pooled) closeSync(pipe.writeFd);
     }
     const readEnd = (pipe: Pipe | undefined, own: Readable | null): Readable | null =>
       (pipe ? new Socket({ fd: pipe.readFd, readable: true, writable: false }) : own);
     const stdout = readEnd(outPipe, child.stdout)!;
     const stderr = readEnd(errPipe, child.stderr);
-    const outputsClosed = Promise.all([stdout, stderr].map((stream) =>
-      stream && new Promise<void>((resolve) => stream.once('close', () => resolve()))));
+    const status = readEnd(statusPipe, child.stdio[3] as Readable)!;
+    this.status = status;
+    let report = '';
+    status.on('data', (chunk: Buffer) => {
+      if (report.length < 64) report += chunk.toString('latin1');
+    });
+    const closed = (stream: Readable | null): Promise<void> | null =>
+      stream && new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    const outputsClosed = Promise.all([stdout, stderr, status].map(closed));
 
     child.once('error', (err: NodeJS.ErrnoException) => {
       if (child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
       this.finished = true;
-      stdout.destroy();
-      stderr?.destroy();
-      this.emit('spawn-error', describeSpawnError(this.program, err));
+      for (const stream of [stdout, stderr, status]) stream?.destroy();
+      this.emit('spawn-error', spawnFailure(this.program, plan.file, err));
     });
     child.once('spawn', () => this.started(child.pid!));
+    child.once('exit', () => this.leaderExited());
     // Over when the leader has exited and its output has ended: descendants that still
     // hold the pipes keep the command running (and stoppable).
     child.once('close', (code, signal) => {
       if (child.pid === undefined) return; // spawn failed: reported above
-      void outputsClosed.then(() => this.ended(code, signal));
+      void outputsClosed.then(() => {
+        const failure = launchFailure(report, this.program, spec.cwd, spec.user.name);
+        if (failure) {
+          this.release();
+          this.emit('spawn-error', failure);
+        } else {
+          this.ended(code, signal);
+        }
+      });
     });
     return { stdout, stderr, stdin: child.stdin };
   }
 
   // node-pty forks a child that calls setsid() and takes the terminal as its controlling
   // one: it leads its own process group, as with pipes. Loaded only for terminal sessions.
-  private startInTerminal(file: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, size: WindowSize & { term: string }): CommandStreams {
+  // There is no descriptor 3 here: the launcher's failures go to the terminal.
+  private startInTerminal(plan: LaunchPlan, size: WindowSize & { term: string }): CommandStreams {
     const stdout = new PassThrough();
     const stdin = new Writable({
       write: (chunk: Buffer, _encoding, done) => {
@@ -165,19 +184,17 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     try {
       pty = requireHere('node-pty') as typeof import('node-pty');
     } catch {
-      this.finished = true;
-      queueMicrotask(() => this.emit('spawn-error', {
+      return this.notStarted({
         reason: 'this agent cannot run terminal sessions: node-pty is not installed (npm install node-pty)', exitCode: 126,
-      }));
-      return { stdout, stderr: null, stdin };
+      });
     }
     let terminal: import('node-pty').IPty;
     try {
-      terminal = pty.spawn(file, args, { name: size.term, cols: size.cols, rows: size.rows, cwd, env: { ...env, TERM: size.term }, encoding: null });
+      terminal = pty.spawn(plan.file, plan.args, {
+        name: size.term, cols: size.cols, rows: size.rows, cwd: '/', env: { ...plan.env, TERM: size.term }, encoding: null,
+      });
     } catch (err) {
-      this.finished = true;
-      queueMicrotask(() => this.emit('spawn-error', describeSpawnError(this.program, err as NodeJS.ErrnoException)));
-      return { stdout, stderr: null, stdin };
+      return this.notStarted(spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException));
     }
     this.terminal = terminal;
     // The session pauses stdout when its client reads slowly; the terminal then waits.
@@ -186,35 +203,68 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     });
     stdout.on('drain', () => terminal.resume());
     terminal.onExit(({ exitCode, signal }) => {
+      this.leaderExited();
       stdout.end();
       const signalName = signal ? signalNameOf(signal) : undefined;
-      void new Promise((resolve) => stdout.once('end', resolve)).then(() =>
+      void new Promise((resolve) => stdout.once('close', resolve)).then(() =>
         this.ended(signalName ? null : exitCode, signalName ?? null));
     });
     this.started(terminal.pid);
     return { stdout, stderr: null, stdin };
   }
 
+  /** The command could not be started: `spawn-error` once the caller listens, and empty streams. */
+  private notStarted(failure: SpawnFailure): CommandStreams {
+    this.finished = true;
+    queueMicrotask(() => this.emit('spawn-error', failure));
+    const stdout = new PassThrough();
+    stdout.end();
+    return { stdout, stderr: null, stdin: null };
+  }
+
   private started(pid: number): void {
-    this.groupId = pid;
-    this.spec.reaper?.watch(pid);
+    this.group = new ProcessGroup(pid);
+    this.spec.reaper?.watch(this.group);
     if (this.spec.timeoutMs > 0) {
-      this.limitTimer = setTimeout(() => {
+      this.limitTimer = setLongTimeout(() => {
         this.timedOut = true;
         this.stop();
       }, this.spec.timeoutMs);
     }
   }
 
+  // The leader has just been reaped: whoever is left in its group now proves the group
+  // ours from here on (process-group.ts), and is checked again while the command runs.
+  private leaderExited(): void {
+    const { group } = this;
+    if (!group) return;
+    group.leaderExited();
+    if (!group.isOurs()) return;
+    this.spec.reaper?.update(group);
+    this.refreshTimer = setInterval(() => {
+      if (group.isOurs()) this.spec.reaper?.update(group);
+    }, MEMBERSHIP_REFRESH_MS);
+    this.refreshTimer.unref();
+  }
+
   private ended(code: number | null, signal: NodeJS.Signals | null): void {
     this.finished = true;
-    if (this.groupId !== undefined) this.spec.reaper?.release(this.groupId);
-    clearTimeout(this.limitTimer);
-    clearTimeout(this.killTimer);
+    this.limitTimer?.clear();
+    // A command being stopped keeps its SIGKILL for whoever of its group ignored the
+    // SIGTERM (descendants of a leader that exited); the group is let go after that.
+    if (!this.killTimer) this.release();
     const status: ExitStatus = code !== null
       ? { code, timedOut: this.timedOut }
       : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
     this.emit('exit', status);
+  }
+
+  /** Forgets the group: nothing will signal it any more. */
+  private release(): void {
+    clearInterval(this.refreshTimer);
+    clearTimeout(this.killTimer);
+    this.killTimer = undefined;
+    if (this.group) this.spec.reaper?.release(this.group);
   }
 
   /** The terminal's new size (terminal sessions only; ignored otherwise). */
@@ -223,18 +273,12 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   }
 
   get pid(): number | undefined {
-    return this.groupId;
+    return this.group?.id;
   }
 
-  /** Sends a signal to the whole process group. */
+  /** Sends a signal to the whole process group, if it still holds our command. */
   signal(signal: NodeJS.Signals): void {
-    const pid = this.groupId;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // ESRCH: the group is gone already.
-    }
+    if (!this.finished || this.killTimer) this.group?.signal(signal);
   }
 
   /**
@@ -242,15 +286,30 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
    * finished. Also used after the leader exited while descendants still hold its pipes.
    */
   stop(): void {
-    if (this.finished || this.killTimer) return;
+    if (this.finished || this.stopping) return;
+    this.stopping = true;
     this.signal('SIGTERM');
-    this.killTimer = setTimeout(() => this.signal('SIGKILL'), this.spec.killGraceMs);
+    this.killTimer = setTimeout(() => {
+      this.signal('SIGKILL');
+      if (this.finished) this.release();
+      else this.killTimer = undefined;
+    }, this.spec.killGraceMs);
     this.killTimer.unref();
+  }
+
+  /**
+   * Nobody will read the command's output any more (the session has ended): let go of
+   * its pipes whatever state they are in — paused, full, held by descendants — so that
+   * the command's end is seen and its descriptors freed. Writes then fail (EPIPE), as
+   * after ssh's connection is gone. Call stop() as well to end the command.
+   */
+  discardOutput(): void {
+    for (const stream of [this.stdout, this.stderr, this.status]) stream?.destroy();
+    this.stdin?.destroy();
   }
 
   /** Kills the group at once (agent shutdown, second stop request). */
   kill(): void {
-    if (this.finished) return;
     this.signal('SIGKILL');
   }
 }
@@ -268,51 +327,13 @@ function signalNameOf(signal: number): NodeJS.Signals | undefined {
 // node-pty is optional and CommonJS: required on the first terminal session, not at start-up.
 const requireHere = createRequire(import.meta.url);
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-// A clean environment, like a login: the agent's own variables (configuration paths,
-// anything systemd passed it) are not handed to commands.
-function commandEnvironment(user: LocalUser, clientName: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH || DEFAULT_PATH,
-    HOME: user.home,
-    USER: user.name,
-    LOGNAME: user.name,
-    SHELL: user.shell || '/bin/sh',
-    DISTRUN_CLIENT: clientName,
-  };
-  for (const key of ['LANG', 'LC_ALL', 'LC_CTYPE', 'TZ']) if (process.env[key]) env[key] = process.env[key];
-  return env;
-}
-
-const SETPRIV = '/usr/bin/setpriv';
-
 /**
- * The file exec would run for `program` with the commands' PATH, or undefined when there
- * is none. Used before switching users, where the exec happens inside setpriv.
+ * Why the launcher (`file`: /bin/sh, or setpriv) could not be executed. The program
+ * itself is looked for by the launcher, which reports on descriptor 3 (launchFailure).
  */
-export function locateProgram(program: string): string | undefined {
-  const path = process.env.PATH || DEFAULT_PATH;
-  const candidates = program.includes('/') ? [program] : path.split(':').filter(Boolean).map((dir) => join(dir, program));
-  return candidates.find((candidate) => {
-    try {
-      accessSync(candidate, constants.X_OK);
-      return statSync(candidate).isFile();
-    } catch {
-      return false;
-    }
-  });
-}
-
-export function describeSpawnError(file: string, err: Pick<NodeJS.ErrnoException, 'code' | 'message'>): SpawnFailure {
-  switch (err.code) {
-    case 'ENOENT':
-      return { reason: `${file}: command not found`, exitCode: 127 };
-    case 'EACCES':
-    case 'EISDIR':
-    case 'ENOEXEC':
-      return { reason: `${file}: permission denied or not executable`, exitCode: 126 };
-    default:
-      return { reason: `${file}: cannot run: ${err.code ?? err.message}`, exitCode: 126 };
+export function spawnFailure(program: string, file: string, err: Pick<NodeJS.ErrnoException, 'code' | 'message'>): SpawnFailure {
+  if (err.code === 'E2BIG') {
+    return { reason: `${program}: argument list too long: the arguments and environment exceed the host's limit (E2BIG)`, exitCode: 126 };
   }
+  return { reason: `${program}: cannot be started: the agent cannot execute ${file} (${err.code ?? err.message})`, exitCode: 126 };
 }

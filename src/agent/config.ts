@@ -32,6 +32,10 @@ export interface AgentConfig {
   maxFrameBytes: number;
   preAuthMaxFrameBytes: number;
   maxArgvBytes: number;
+  /** All OPT payloads of one session together (environment, working directory, ...). */
+  maxOptionBytes: number;
+  /** What all sessions together may hold for messages not yet acted on (options, a command being received). */
+  maxPendingBytes: number;
   handshakeTimeoutSeconds: number;
   setupTimeoutSeconds: number;
   idleTimeoutSeconds: number;
@@ -67,6 +71,8 @@ const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   maxFrameBytes: DEFAULT_MAX_PAYLOAD,
   preAuthMaxFrameBytes: 4096,
   maxArgvBytes: 256 * 1024,
+  maxOptionBytes: 64 * 1024,
+  maxPendingBytes: 64 * 1024 * 1024,
   handshakeTimeoutSeconds: 10,
   setupTimeoutSeconds: 30,
   idleTimeoutSeconds: 0,
@@ -148,6 +154,8 @@ const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
   maxFrameBytes: { parse: intBetween(1024, 64 * 1024 * 1024) },
   preAuthMaxFrameBytes: { parse: intBetween(256, 1024 * 1024) },
   maxArgvBytes: { parse: intBetween(1024, 16 * 1024 * 1024) },
+  maxOptionBytes: { parse: intBetween(1024, 16 * 1024 * 1024) },
+  maxPendingBytes: { parse: intBetween(1024 * 1024, 64 * 1024 * 1024 * 1024) },
   handshakeTimeoutSeconds: { parse: intBetween(1, 600) },
   setupTimeoutSeconds: { parse: intBetween(1, 3600) },
   idleTimeoutSeconds: { parse: intBetween(0, 7 * 24 * 3600) },

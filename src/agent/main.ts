@@ -4,6 +4,7 @@ import { pino, type Logger } from 'pino';
 import { isDistRunError, messageOf } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { LOG_LEVELS, loadAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
+import { takeOverReloadSignals } from './process-start.js';
 import { loadRuntime } from './runtime.js';
 import { startAgentServer, type AgentServer } from './server.js';
 import { notifySystemd } from './systemd-notify.js';
@@ -60,9 +61,12 @@ function handleStopSignals(server: AgentServer, log: Logger): void {
   process.on('SIGINT', stop);
 }
 
-/** SIGHUP: re-read the configuration and every file it names; keep the old state on error. */
+/**
+ * SIGHUP: re-read the configuration and every file it names; keep the old state on error.
+ * One that arrived while the agent was starting (process-start.ts) is carried out now.
+ */
 function handleReloadSignal(server: AgentServer, log: Logger, current: AgentConfig, reread: () => AgentConfig): void {
-  process.on('SIGHUP', () => {
+  const reload = (): void => {
     try {
       const next = reread();
       server.reload(next);
@@ -74,10 +78,20 @@ function handleReloadSignal(server: AgentServer, log: Logger, current: AgentConf
     } catch (err) {
       log.error({ reason: messageOf(err), kept: 'previous configuration' }, 'reload failed');
     }
-  });
+  };
+  if (takeOverReloadSignals(reload)) {
+    log.info('reload asked for while starting');
+    reload();
+  }
 }
 
-export async function main(argv: string[] = process.argv): Promise<void> {
+/** What the start-up code (src/bin/distrunner-agent.ts) did before loading the agent. */
+export interface StartContext {
+  /** Descriptors the agent was started with and closed (closeInheritedDescriptors). */
+  inheritedDescriptors?: number[];
+}
+
+export async function main(argv: string[] = process.argv, context: StartContext = {}): Promise<void> {
   const program = buildProgram();
   program.parse(argv);
   const opts = program.opts<AgentOptions>();
@@ -95,12 +109,16 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       process.stdout.write(`distrunner-agent: configuration OK${configFile ? ` (${configFile})` : ''}\n`);
       return;
     }
+    if (context.inheritedDescriptors?.length) {
+      log.info({ descriptors: context.inheritedDescriptors }, 'closed descriptors inherited from the parent');
+    }
     const server = await startAgentServer(config, log, `distrunner-agent/${SOFTWARE_VERSION}`);
     handleStopSignals(server, log);
-    handleReloadSignal(server, log, config, () => loadAgentConfig(configFile, flags));
     const [first] = server.addresses;
     const listening = server.addresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
     log.info({ host: first!.address, port: first!.port, listen: listening, version: SOFTWARE_VERSION }, 'listening');
+    // Until here a SIGHUP was only noted (process-start.ts); one that came is carried out now.
+    handleReloadSignal(server, log, config, () => loadAgentConfig(configFile, flags));
     // Ready only now: listening, and every signal handler installed.
     await notifySystemd({ READY: '1', STATUS: `listening on ${listening.join(', ')}` });
   } catch (err) {

@@ -55,6 +55,9 @@ export class PipePool {
     this.helper = spawn('/bin/sh', ['-c', HELPER, 'sh', String(batch)], { stdio: ['pipe', 'pipe', 'ignore'] });
     this.helper.once('error', (err) => this.helperGone(`cannot start /bin/sh: ${err.message}`));
     this.helper.once('exit', () => this.helperGone('the helper that makes pipes has exited'));
+    // Its pipes fail (EPIPE, ECONNRESET) only when it has gone, which 'exit' reports.
+    this.helper.stdin!.on('error', () => this.helperGone('the helper that makes pipes has exited'));
+    this.helper.stdout!.on('error', () => {});
     // It ends when its input does: at close(), or when the agent dies.
     createInterface({ input: this.helper.stdout! }).on('line', (answer) => this.batchMade(answer === 'ok'));
     this.refill();
@@ -86,7 +89,13 @@ export class PipePool {
 
   private refill(): void {
     if (this.pending || this.broken || this.closed) return;
-    this.pending = mkdtempSync(join(fifoParent(), 'distrunner-pipes-'));
+    try {
+      this.pending = mkdtempSync(join(fifoParent(), 'distrunner-pipes-'));
+    } catch {
+      // Out of descriptors or space for now: the next take() asks again.
+      this.settleFirst?.();
+      return;
+    }
     this.helper.stdin!.write(`${this.pending}\n`);
   }
 
@@ -97,7 +106,10 @@ export class PipePool {
       if (!ok) throw new Error('mkfifo failed (is it installed?)');
       if (!this.closed) for (let i = 0; i < this.batch; i += 1) this.ready.push(openBothEnds(join(dir, String(i))));
     } catch (err) {
-      this.fail((err as Error).message);
+      // Out of descriptors (EMFILE, ENFILE) passes: keep what was opened, try again later.
+      // Anything else (no mkfifo) will not.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EMFILE' && code !== 'ENFILE') this.fail((err as Error).message);
     } finally {
       // The helper removes the directory now.
       this.helper.stdin!.write('opened\n');

@@ -10,6 +10,7 @@ import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import { listenAddresses, type AgentConfig } from './config.js';
 import { certificateNames, isClientAllowed } from './policy.js';
 import { OrphanReaper } from './orphan-reaper.js';
+import { PendingMemory } from './pending-memory.js';
 import { PipePool } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type ClientIdentity } from './session.js';
@@ -67,7 +68,10 @@ function identityOf(socket: tls.TLSSocket, cert: tls.PeerCertificate): ClientIde
 
 export async function startAgentServer(config: AgentConfig, log: Logger, software: string): Promise<AgentServer> {
   let runtime = loadRuntime(config, log);
+  // Sessions with an open connection (drain waits for them), and how many of them hold a
+  // slot: a session that has ended and sent its last frame no longer does.
   const sessions = new Set<AgentSession>();
+  let active = 0;
   const perClient = new Map<string, number>();
   let nextSessionId = 1;
   let closing = false;
@@ -76,7 +80,8 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   await pipes.firstBatch;
   const reaper = new OrphanReaper(config.killGraceSeconds, (reason) =>
     log.warn({ reason }, 'cannot guard against orphans: commands may outlive an agent that is killed'));
-  const helpers = { pipes, reaper };
+  const memory = new PendingMemory(config.maxPendingBytes);
+  const helpers = { pipes, reaper, memory };
 
   const onSecureConnection = (socket: tls.TLSSocket): void => {
     const current = runtime;
@@ -103,7 +108,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     if (!isClientAllowed(current.config.allowedClients, identity.names)) {
       return refuse({ code: ErrorCodes.DENIED, reason: `client ${identity.name} is not allowed on this agent` }, 'refused: client not in allowedClients');
     }
-    if (sessions.size >= current.config.maxSessions) {
+    if (active >= current.config.maxSessions) {
       return refuse({ code: ErrorCodes.BUSY, reason: `agent is busy (${current.config.maxSessions} sessions running)` },
         'refused: too many sessions', { maxSessions: current.config.maxSessions });
     }
@@ -115,12 +120,16 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint, resumed: socket.isSessionReused() }, 'session start');
     const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software, helpers);
     sessions.add(session);
+    active += 1;
     perClient.set(identity.name, clientSessions + 1);
-    socket.once('close', () => {
-      sessions.delete(session);
+    session.once('released', () => {
+      active -= 1;
       const left = (perClient.get(identity.name) ?? 1) - 1;
       if (left > 0) perClient.set(identity.name, left);
       else perClient.delete(identity.name);
+    });
+    socket.once('close', () => {
+      sessions.delete(session);
       if (sessions.size === 0) onDrained?.();
     });
   };
@@ -174,6 +183,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
         throw new ConfigError(`cannot use the new TLS files: ${messageOf(err)}`);
       }
       runtime = loaded;
+      memory.limit = loaded.config.maxPendingBytes;
     },
     close: () => {
       closing = true;

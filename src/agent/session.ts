@@ -2,7 +2,7 @@
 // the command it starts; the transport is any duplex byte stream (a TLS socket in
 // production), so the rules here do not depend on how bytes travel.
 import { randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
@@ -17,8 +17,10 @@ import {
   type SessionOptions,
 } from '../protocol/messages.js';
 import type { AuditClient, AuditRecord } from './audit.js';
-import { CommandProcess, locateProgram, type CommandHelpers } from './command-process.js';
+import { refusedVariable } from './command-environment.js';
+import { CommandProcess, type CommandHelpers } from './command-process.js';
 import type { LocalUser } from './local-users.js';
+import type { PendingMemory } from './pending-memory.js';
 import { authorize } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
 import { tokenMatches } from './session-auth.js';
@@ -32,7 +34,33 @@ export interface ClientIdentity extends AuditClient {
 
 type State = 'version' | 'setup' | 'running' | 'closed';
 
-export class AgentSession {
+/** The agent-wide helpers a session uses. */
+export interface SessionHelpers extends CommandHelpers {
+  /** The budget for what sessions hold before acting on it. */
+  memory?: PendingMemory;
+}
+
+/** At most this many OPT frames per session (each also counts against maxOptionBytes). */
+export const MAX_OPTION_FRAMES = 256;
+/** Largest payload of the small control frames (EOF, SIG, PNG, KAL, WIN). */
+const CONTROL_FRAME_BYTES = 256;
+/**
+ * After its last frame has left for the client, a session waits this long for the client
+ * to close before closing itself: a peer that never closes (half-open) holds neither a
+ * slot nor its connection for longer.
+ */
+const LINGER_MS = 10_000;
+/** More than the kernel's socket buffers on both ends can hold in flight (tcp_rmem + tcp_wmem maxima). */
+const MAX_BYTES_AFTER_END = 16 * 1024 * 1024;
+/** Protocol 1, input backed up, keepalives off: how often the client is probed. */
+const DEFAULT_PROBE_SECONDS = 15;
+
+export interface AgentSessionEvents {
+  /** The session has ended and its last frame has left: it no longer counts against the limits. */
+  released: [];
+}
+
+export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private state: State = 'version';
   private readonly decoder: FrameDecoder;
   private readonly options: SessionOptions = defaultSessionOptions();
@@ -53,6 +81,16 @@ export class AgentSession {
   /** Why the connection is being dropped by us, for the audit record. */
   private dropReason: string | undefined;
   private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'pty' | 'startTime'> | undefined;
+  private optionFrames = 0;
+  private optionBytes = 0;
+  /** Bytes this session holds from the agent-wide budget (options, a frame being received). */
+  private heldBytes = 0;
+  private released = false;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  /** Bytes received after the session ended, read only so that the peer's close is seen. */
+  private bytesAfterEnd = 0;
+  /** Protocol 1 has no keepalives: while its input is backed up, empty OUT frames find out whether the client is still there. */
+  private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly transport: Duplex,
@@ -62,12 +100,15 @@ export class AgentSession {
     private readonly log: Logger,
     private readonly software: string,
     /** Pipes for the command's output and the guard against orphans, when the agent has them. */
-    private readonly helpers: CommandHelpers = {},
+    private readonly helpers: SessionHelpers = {},
   ) {
+    super();
     const { config } = runtime;
     // Until the client has fully authenticated it may only send small frames.
     this.authenticated = runtime.tokenDigest === undefined;
-    this.decoder = new FrameDecoder({ maxPayload: config.preAuthMaxFrameBytes, streamed: STREAM_TOKENS });
+    this.decoder = new FrameDecoder({
+      maxPayload: config.preAuthMaxFrameBytes, streamed: STREAM_TOKENS, checkLength: (token, length) => this.admitFrame(token, length),
+    });
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
     transport.on('close', () => this.onTransportClosed());
     transport.on('error', (err) => this.log.debug({ err: messageOf(err) }, 'connection error'));
@@ -78,16 +119,17 @@ export class AgentSession {
   }
 
   private receive(chunk: Buffer): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed') return this.discard(chunk.length);
     this.touch();
     this.keepalive?.heard();
     try {
       for (const frame of this.decoder.decode(chunk)) {
+        if (!STREAM_TOKENS.has(frame.token)) this.hold(-frame.payload.length);
         this.handle(frame);
         if ((this.state as State) === 'closed') return;
       }
     } catch (err) {
-      if (isDistRunError(err) && (err.code === ErrorCodes.PROTOCOL || err.code === ErrorCodes.FRAME_TOO_LARGE)) {
+      if (isDistRunError(err) && ([ErrorCodes.PROTOCOL, ErrorCodes.FRAME_TOO_LARGE, ErrorCodes.LIMIT, ErrorCodes.BUSY] as string[]).includes(err.code)) {
         this.fail({ code: err.code, reason: err.message });
       } else {
         this.log.error({ err: messageOf(err) }, 'session failed');
@@ -103,7 +145,7 @@ export class AgentSession {
         return this.negotiate(payload);
       case 'setup':
         switch (token) {
-          case ClientToken.OPTION: return applyOption(this.options, payload);
+          case ClientToken.OPTION: return this.option(payload);
           case ClientToken.AUTH: return this.authenticate(payload);
           case ClientToken.COMMAND: return this.run(payload);
           case ClientToken.PING: return this.pong();
@@ -122,6 +164,51 @@ export class AgentSession {
       case 'closed':
         return;
     }
+  }
+
+  // Every header, before its payload is buffered: what a session may hold is bounded per
+  // message and agent-wide (PendingMemory) before authentication and before policy.
+  private admitFrame(token: string, length: number): void {
+    if (STREAM_TOKENS.has(token)) return; // passed on piece by piece, never held
+    const { config } = this.runtime;
+    if (token === ClientToken.COMMAND && length > config.maxArgvBytes) {
+      throw new ProtocolError(`command of ${length} bytes exceeds the agent's limit of ${config.maxArgvBytes}`, ErrorCodes.LIMIT);
+    }
+    if (token === ClientToken.OPTION && this.optionBytes + length > config.maxOptionBytes) {
+      throw new ProtocolError(`options of more than ${config.maxOptionBytes} bytes in all exceed the agent's limit (maxOptionBytes)`, ErrorCodes.LIMIT);
+    }
+    const limit = token === ClientToken.COMMAND || token === ClientToken.OPTION ? Infinity
+      : token === ClientToken.VERSION || token === ClientToken.AUTH ? config.preAuthMaxFrameBytes : CONTROL_FRAME_BYTES;
+    if (length > limit) {
+      throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${limit} bytes`, ErrorCodes.FRAME_TOO_LARGE);
+    }
+    if (!this.hold(length)) throw new ProtocolError('the agent is short of memory for new sessions; try again later', ErrorCodes.BUSY);
+  }
+
+  /** Takes (or, negative, gives back) bytes of the agent-wide budget; false when there is not enough. */
+  private hold(bytes: number): boolean {
+    const memory = this.helpers.memory;
+    if (!memory || bytes === 0) return true;
+    if (bytes < 0) {
+      const back = Math.min(-bytes, this.heldBytes);
+      memory.release(back);
+      this.heldBytes -= back;
+      return true;
+    }
+    if (!memory.reserve(bytes)) return false;
+    this.heldBytes += bytes;
+    return true;
+  }
+
+  private option(payload: Buffer): void {
+    this.optionFrames += 1;
+    if (this.optionFrames > MAX_OPTION_FRAMES) {
+      throw new ProtocolError(`more than ${MAX_OPTION_FRAMES} options`, ErrorCodes.LIMIT);
+    }
+    // Held until the command starts: counted against the session's and the agent's budget.
+    this.optionBytes += payload.length;
+    if (!this.hold(payload.length)) throw new ProtocolError('the agent is short of memory for new sessions; try again later', ErrorCodes.BUSY);
+    applyOption(this.options, payload);
   }
 
   private negotiate(payload: Buffer): void {
@@ -178,39 +265,26 @@ export class AgentSession {
       return;
     }
     const { config } = this.runtime;
-    if (payload.length > config.maxArgvBytes) {
-      this.fail({ code: ErrorCodes.LIMIT, reason: `command of ${payload.length} bytes exceeds the agent's limit of ${config.maxArgvBytes}` });
-      return;
-    }
     const argv = decodeCommand(payload);
     clearTimeout(this.setupTimer);
     const { stdin, stderr, shell, cwd, env, pty, term } = this.options;
     if ((pty || term !== undefined) && this.version < PTY_VERSION) throw new ProtocolError('options pty and term need protocol version 3');
     if (term !== undefined && !pty) throw new ProtocolError('option term needs the pty option');
     const envNames = Object.keys(env);
-    const decision = authorize(config.policy, this.identity.names, argv, { shell, cwd, envNames, pty: pty !== undefined });
+    const request = { argv, shell, cwd, envNames, pty: pty !== undefined };
+    // Whatever the policy: no client sets what changes how programs load or run.
+    const refused = envNames.find((name) => refusedVariable(name) !== undefined);
+    const decision = refused !== undefined
+      ? { allowed: false as const, reason: `--env ${refused} is refused: ${refusedVariable(refused)!}` }
+      : authorize(config.policy, this.identity.names, argv, request);
     if (!decision.allowed) {
-      this.record({ event: 'denied', argv, shell, cwd, envNames, pty: pty !== undefined, reason: decision.reason });
+      this.record({ event: 'denied', ...request, reason: decision.reason });
       this.fail({ code: ErrorCodes.DENIED, reason: decision.reason });
       return;
     }
     const user = this.runAsUser(decision.runAs);
     const switchUser = user.uid !== this.runtime.agentUser.uid;
-    let program = shell ? argv[0]! : decision.program;
-    // Resolved here when exec happens inside another program (setpriv, node-pty's child),
-    // so that a missing program is reported as such (127).
-    if ((switchUser || pty) && !shell) {
-      const located = locateProgram(program);
-      if (!located) {
-        this.fail({ code: ErrorCodes.SPAWN, reason: `${program}: command not found`, exitCode: 127 });
-        return;
-      }
-      program = located;
-    }
-    if (cwd !== undefined && !isDirectory(cwd)) {
-      this.fail({ code: ErrorCodes.SPAWN, reason: `cannot use working directory ${cwd}: not a directory`, exitCode: 126 });
-      return;
-    }
+    const program = shell ? argv[0]! : decision.program;
     // The agent's cap on run time applies even when the client asked for none.
     const limits = [this.options.timeoutMs, config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
     const timeoutMs = limits.length > 0 ? Math.min(...limits) : 0;
@@ -224,13 +298,23 @@ export class AgentSession {
       return;
     }
     this.state = 'running';
+    // The options have served their purpose.
+    this.hold(-this.heldBytes);
     // Environment values may be secrets: only their names are logged and audited.
     this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs: user.name, pty: pty !== undefined, audit: this.audit.id }, 'command');
-    const command = new CommandProcess({
-      argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
-      killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env, ...this.helpers,
-      pty: pty && { ...pty, term: term ?? 'xterm' },
-    });
+    let command: CommandProcess;
+    try {
+      command = new CommandProcess({
+        argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
+        killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env,
+        pipes: this.helpers.pipes, reaper: this.helpers.reaper, pty: pty && { ...pty, term: term ?? 'xterm' },
+      });
+    } catch (err) {
+      this.log.error({ err: messageOf(err) }, 'cannot start the command');
+      this.recordEnd(undefined, 'internal error in the agent');
+      this.fail({ code: ErrorCodes.INTERNAL, reason: 'internal error in the agent' });
+      return;
+    }
     this.command = command;
     command.once('spawn-error', (failure) => {
       this.recordEnd(undefined, failure.reason);
@@ -294,15 +378,29 @@ export class AgentSession {
       this.inputPaused = true;
       this.transport.pause();
       this.keepalive?.pause();
+      // Unread, the client's close waits behind its input: only a write tells whether it
+      // is still there (a closed peer answers with a reset). Protocol 2 sends keepalives.
+      if (!this.keepalive) this.startProbe();
       const resume = (): void => {
         if (!this.inputPaused) return;
         this.inputPaused = false;
+        clearInterval(this.probeTimer);
         this.transport.resume();
         this.keepalive?.resume();
       };
       stdin.once('drain', resume);
       stdin.once('close', resume);
     }
+  }
+
+  // An empty OUT frame: no output, valid in every protocol version.
+  private startProbe(): void {
+    const seconds = this.runtime.config.keepaliveSeconds || DEFAULT_PROBE_SECONDS;
+    clearInterval(this.probeTimer);
+    this.probeTimer = setInterval(() => {
+      if (this.state === 'running') this.transport.write(encodeFrameHeader(AgentToken.STDOUT, 0));
+    }, seconds * 1000);
+    this.probeTimer.unref();
   }
 
   private resize(payload: Buffer): void {
@@ -371,17 +469,48 @@ export class AgentSession {
   }
 
   // The last frame, then close our side; the peer closes its side once it has read
-  // everything. Never destroyed here: destroying a socket drops whatever libuv still
+  // everything. Not destroyed at once: destroying a socket drops whatever libuv still
   // queues for it, which a slow or paused reader (`distrun ... | less`) has not received
-  // yet. A peer that never reads holds only its own session (maxSessionsPerClient), and
-  // agent shutdown destroys what is left.
+  // yet; a peer that never reads holds only its own session (maxSessionsPerClient), and
+  // agent shutdown destroys what is left. Once everything has been handed to the kernel
+  // (which delivers it even after a close), the session frees its slot and gives the peer
+  // LINGER_MS to close before closing itself, so a half-open peer holds nothing.
   private endWith(frame: Buffer): void {
     this.transport.end(frame);
+    if (this.transport.writableFinished) this.lastFrameSent();
+    else this.transport.once('finish', () => this.lastFrameSent());
+  }
+
+  private lastFrameSent(): void {
+    this.release();
+    if (this.transport.destroyed) return;
+    // Read and drop whatever the peer still sends, so its close is seen.
+    this.transport.resume();
+    this.lingerTimer = setTimeout(() => this.transport.destroy(), LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  // Input already on its way when the session ended is read and dropped, so that our
+  // last frame is not lost to a reset; a peer that goes on sending after that is not
+  // worth the decryption.
+  private discard(bytes: number): void {
+    this.bytesAfterEnd += bytes;
+    if (this.bytesAfterEnd > MAX_BYTES_AFTER_END) this.transport.destroy();
+  }
+
+  /** The session no longer counts against the agent's limits. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    clearInterval(this.probeTimer);
+    this.hold(-this.heldBytes);
+    this.emit('released');
   }
 
   private clearTimers(): void {
     clearTimeout(this.setupTimer);
     clearTimeout(this.idleTimer);
+    clearInterval(this.probeTimer);
     this.keepalive?.stop();
   }
 
@@ -398,8 +527,7 @@ export class AgentSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.clearTimers();
-    this.command?.stop();
-    this.command?.once('exit', (status) => this.recordEnd(status, failure.reason));
+    this.endCommand(failure.reason);
     const level = failure.code === ErrorCodes.SPAWN ? 'info' : 'warn';
     this.log[level]({ code: failure.code, reason: failure.reason }, 'session refused');
     this.endWith(encodeFailure(failure));
@@ -407,13 +535,25 @@ export class AgentSession {
 
   private onTransportClosed(): void {
     this.clearTimers();
+    clearTimeout(this.lingerTimer);
     if (this.command && this.state === 'running' && !this.dropReason) {
       this.log.info({ durationMs: Date.now() - this.startedAt }, 'client disconnected; stopping command');
     }
     this.state = 'closed';
-    // Also covers a command whose leader exited while descendants still hold its pipes.
-    this.command?.stop();
-    this.command?.once('exit', (status) => this.recordEnd(status, this.dropReason ?? 'client disconnected'));
+    this.endCommand(this.dropReason ?? 'client disconnected');
+    this.release();
+  }
+
+  // The session is over while its command may still run: stop it, and let go of its
+  // output whatever state the pipes are in (paused behind a full socket, held by
+  // descendants), so that its end is seen, audited and its descriptors freed. Also
+  // covers a command whose leader exited while descendants still hold its pipes.
+  private endCommand(reason: string): void {
+    const { command } = this;
+    if (!command) return;
+    command.once('exit', (status) => this.recordEnd(status, reason));
+    command.stop();
+    command.discardOutput();
   }
 
   /** Whether a command is running (drain waits for these). */
@@ -436,14 +576,6 @@ export class AgentSession {
   kill(): void {
     this.command?.kill();
     this.transport.destroy();
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
   }
 }
 

@@ -13,6 +13,7 @@ import {
   encodeSignal, encodeVersionOffer, encodeWindow, type SessionOptions, type WindowSize,
 } from '../protocol/messages.js';
 import type { Target } from './inventory.js';
+import { setLongTimeout, type LongTimer } from '../timers.js';
 
 export interface RunRequest {
   /** The command; empty for a ping (`distrun ping`), which runs nothing. */
@@ -68,7 +69,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   private protocolVersion: number | undefined;
   private outcome: HostOutcome | undefined;
   private startedAt = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private settle: ((result: HostResult) => void) | undefined;
   private inputClosed = false;
   private connectedAt = 0;
@@ -271,11 +272,11 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
 
   private armTimer(ms: number, onExpiry: () => void): void {
     this.clearTimer();
-    this.timer = setTimeout(onExpiry, ms);
+    this.timer = setLongTimeout(onExpiry, ms);
   }
 
   private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.clear();
     this.timer = undefined;
   }
 }

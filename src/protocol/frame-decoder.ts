@@ -23,6 +23,7 @@ export class FrameDecoder {
   /** Largest payload accepted; may be changed between pushes (e.g. raised after auth). */
   maxPayload: number;
   private readonly streamed: ReadonlySet<string>;
+  private readonly checkLength: ((token: string, length: number) => void) | undefined;
 
   // Bytes received but not yet part of a returned frame.
   private chunks: Buffer[] = [];
@@ -32,9 +33,16 @@ export class FrameDecoder {
   private pendingLength = 0;
   private failed = false;
 
-  constructor(options: { maxPayload?: number; streamed?: ReadonlySet<string> } = {}) {
+  /**
+   * `checkLength` sees every header before its payload is buffered and may throw (a
+   * receiver's own limits per token); the decoder then stays failed as on a bad header.
+   */
+  constructor(options: {
+    maxPayload?: number; streamed?: ReadonlySet<string>; checkLength?: (token: string, length: number) => void;
+  } = {}) {
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.streamed = options.streamed ?? new Set();
+    this.checkLength = options.checkLength;
   }
 
   /** Bytes held for an incomplete frame. */
@@ -78,6 +86,12 @@ export class FrameDecoder {
             `${token} frame of ${length} bytes exceeds the limit of ${this.maxPayload} bytes`,
             ErrorCodes.FRAME_TOO_LARGE,
           );
+        }
+        try {
+          this.checkLength?.(token, length);
+        } catch (err) {
+          this.failed = true;
+          throw err;
         }
         if (length === 0) {
           yield { token, payload: Buffer.alloc(0) };

@@ -1,0 +1,108 @@
+// How a command is started: what the agent executes, with which arguments and which
+// environment, so that nothing the client chose is seen by a process that still has the
+// agent's privileges. Pure: it builds the plan, command-process.ts runs it.
+//
+// The agent executes setpriv (when the command runs as another user) with the agent's
+// clean environment only. setpriv drops privileges and executes a short /bin/sh script,
+// the launcher, which then, as the run-as user:
+//   1. exports the client's variables (which travel under names of the agent's own,
+//      DISTRUN_ENV_0..n, so neither the dynamic loader nor setpriv acts on them),
+//   2. enters the working directory (the client's, else the user's home, else /),
+//   3. finds the program in PATH, and
+//   4. replaces itself with the program (same pid: the process group, signals and exit
+//      status are the program's).
+// Steps 2 and 3 failing are reported on descriptor 3 (when the agent gave one) as one
+// word, and end the launcher with the shell's codes (126, 127); the agent turns them into
+// the usual spawn failures. They run as the user, so a client learns nothing about
+// directories or programs the user may not reach. Variable names are checked against
+// ENV_NAME_PATTERN by the protocol layer before they get here.
+import { ENV_NAME_PATTERN } from '../protocol/constants.js';
+
+export const SETPRIV = '/usr/bin/setpriv';
+const SHELL = '/bin/sh';
+
+const LAUNCHER = `set -f
+DISTRUN_N=$1; shift; DISTRUN_I=0
+while [ "$DISTRUN_I" -lt "$DISTRUN_N" ]; do
+  case $1 in ''|[0-9]*|*[!A-Za-z0-9_]*) exit 126 ;; esac
+  eval "export $1=\\"\\$DISTRUN_ENV_$DISTRUN_I\\"; unset DISTRUN_ENV_$DISTRUN_I"
+  DISTRUN_I=$((DISTRUN_I + 1)); shift
+done
+report() {
+  if [ -n "$DISTRUN_STATUS_FD" ]; then printf '%s\\n' "$1" >&3; else printf 'distrun: %s\\n' "$2" >&2; fi
+  exit "$3"
+}
+if [ -n "\${DISTRUN_CWD+set}" ]; then
+  cd -- "$DISTRUN_CWD" 2>/dev/null || report cwd "cannot use working directory $DISTRUN_CWD" 126
+else
+  cd -- "$HOME" 2>/dev/null || cd /
+fi
+DISTRUN_PROGRAM=$1; shift
+case $DISTRUN_PROGRAM in
+  */*) DISTRUN_FOUND=$DISTRUN_PROGRAM ;;
+  *)
+    DISTRUN_FOUND=
+    IFS=:
+    for DISTRUN_DIR in $PATH; do
+      if [ -n "$DISTRUN_DIR" ] && [ -f "$DISTRUN_DIR/$DISTRUN_PROGRAM" ] && [ -x "$DISTRUN_DIR/$DISTRUN_PROGRAM" ]; then
+        DISTRUN_FOUND=$DISTRUN_DIR/$DISTRUN_PROGRAM; break
+      fi
+    done
+    unset IFS ;;
+esac
+[ -n "$DISTRUN_FOUND" ] && [ -e "$DISTRUN_FOUND" ] || report notfound "$DISTRUN_PROGRAM: command not found" 127
+[ -f "$DISTRUN_FOUND" ] && [ -x "$DISTRUN_FOUND" ] || report noexec "$DISTRUN_PROGRAM: permission denied or not executable" 126
+[ -n "$DISTRUN_STATUS_FD" ] && exec 3>&-
+set -- "$DISTRUN_FOUND" "$@"
+unset DISTRUN_N DISTRUN_I DISTRUN_CWD DISTRUN_STATUS_FD DISTRUN_PROGRAM DISTRUN_FOUND DISTRUN_DIR
+exec "$@"`;
+
+export interface LaunchRequest {
+  /** The program (as the policy matched it) and its arguments. */
+  argv: readonly string[];
+  /** The environment the agent gives every command (commandEnvironment). */
+  baseEnv: Readonly<Record<string, string>>;
+  /** The client's variables, already checked against the refused ones. */
+  clientEnv: Readonly<Record<string, string>>;
+  /** The client's working directory; undefined: the user's home. */
+  cwd: string | undefined;
+  /** Switch to this uid and gid, with the user's groups (the agent runs as root). */
+  switchTo?: { uid: number; gid: number };
+  /** Descriptor 3 is a pipe to the agent for the launcher's report. */
+  statusFd: boolean;
+}
+
+export interface LaunchPlan {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+export function launchPlan(request: LaunchRequest): LaunchPlan {
+  const names = Object.keys(request.clientEnv);
+  const env: Record<string, string> = { ...request.baseEnv };
+  names.forEach((name, i) => {
+    if (!ENV_NAME_PATTERN.test(name)) throw new Error(`invalid variable name ${JSON.stringify(name)}`);
+    env[`DISTRUN_ENV_${i}`] = request.clientEnv[name]!;
+  });
+  if (request.cwd !== undefined) env.DISTRUN_CWD = request.cwd;
+  if (request.statusFd) env.DISTRUN_STATUS_FD = '3';
+  const launcher = [SHELL, '-c', LAUNCHER, 'distrun-launch', String(names.length), ...names, ...request.argv];
+  if (!request.switchTo) return { file: SHELL, args: launcher.slice(1), env };
+  const { uid, gid } = request.switchTo;
+  // setpriv switches uid, gid and the user's supplementary groups (initgroups), which
+  // Node's own uid/gid options cannot do.
+  return { file: SETPRIV, args: [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...launcher], env };
+}
+
+/** What the launcher's one-word report on descriptor 3 means. */
+export function launchFailure(report: string, program: string, cwd: string | undefined, user: string): { reason: string; exitCode: number } | undefined {
+  switch (report.trim()) {
+    case '': return undefined;
+    case 'cwd':
+      return { reason: `cannot use working directory ${cwd}: it does not exist, is not a directory, or ${user} may not enter it`, exitCode: 126 };
+    case 'notfound': return { reason: `${program}: command not found`, exitCode: 127 };
+    case 'noexec': return { reason: `${program}: permission denied or not executable`, exitCode: 126 };
+    default: return { reason: `${program}: cannot be started`, exitCode: 126 };
+  }
+}
