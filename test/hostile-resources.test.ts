@@ -316,3 +316,10 @@ test('error events on a command\'s streams and on the agent\'s helpers are handl
   (reaper as unknown as { helper: ChildProcess }).helper.stdin!.destroy(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
   t.true(await waitFor(() => broken.length === 2, 10_000), broken.join('; '));
 });
+
+test('under a low open-files limit the pipe pool leaves the agent room to listen and serve', async (t) => {
+  // 64 pipes made at once would be all of 128 descriptors.
+  const agent = await startAgent(pki, 'agent1', { prefix: ['prlimit', '--nofile=128', '--'] });
+  t.true(openDescriptors(agent.process.pid!) < 64);
+  await assertStillServing(t, agent, pki.dir);
+});

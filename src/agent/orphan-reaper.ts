@@ -76,7 +76,9 @@ export class OrphanReaper {
     this.helper = spawn('/bin/sh', ['-c', HELPER, 'sh', String(graceSeconds)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
     this.helper.once('error', (err) => this.fail(`cannot start /bin/sh: ${err.message}`));
     this.helper.once('exit', () => this.fail('the helper has exited'));
-    this.helper.stdin!.on('error', () => this.fail('the helper has exited'));
+    // Out of descriptors (EMFILE) there is no process and no pipe; 'error' follows.
+    if (!this.helper.stdin) this.fail('cannot start /bin/sh: out of file descriptors');
+    this.helper.stdin?.on('error', () => this.fail('the helper has exited'));
     this.helper.unref();
   }
 

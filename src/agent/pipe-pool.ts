@@ -8,7 +8,7 @@
 // The mkfifo runs come from a small helper shell started once: forking the agent
 // itself (a large process) for each batch would stall every session it serves.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -37,6 +37,24 @@ while IFS= read -r dir; do
   rm -rf -- "$dir"
 done`;
 
+/**
+ * How many pipes to make at a time: 64, or fewer under a low open-files limit, so that
+ * the pool (two descriptors a pipe, up to two batches ready) keeps at most a quarter of
+ * the agent's descriptors and the rest serve connections and commands.
+ */
+export function pipeBatchSize(limits = readOpenFilesLimit()): number {
+  return Math.max(1, Math.min(64, Math.floor(limits / 16)));
+}
+
+function readOpenFilesLimit(): number {
+  try {
+    const soft = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'latin1'))?.[1];
+    return soft === undefined || soft === 'unlimited' ? Infinity : Number(soft);
+  } catch {
+    return Infinity;
+  }
+}
+
 export class PipePool {
   private readonly ready: Pipe[] = [];
   private readonly helper: ChildProcess;
@@ -55,6 +73,11 @@ export class PipePool {
     this.helper = spawn('/bin/sh', ['-c', HELPER, 'sh', String(batch)], { stdio: ['pipe', 'pipe', 'ignore'] });
     this.helper.once('error', (err) => this.helperGone(`cannot start /bin/sh: ${err.message}`));
     this.helper.once('exit', () => this.helperGone('the helper that makes pipes has exited'));
+    if (!this.helper.stdin || !this.helper.stdout) {
+      // Out of descriptors (EMFILE): no process and no pipes; 'error' follows.
+      this.helperGone('cannot start /bin/sh: out of file descriptors');
+      return;
+    }
     // Its pipes fail (EPIPE, ECONNRESET) only when it has gone, which 'exit' reports.
     this.helper.stdin!.on('error', () => this.helperGone('the helper that makes pipes has exited'));
     this.helper.stdout!.on('error', () => {});

@@ -11,7 +11,7 @@ import { listenAddresses, type AgentConfig } from './config.js';
 import { certificateNames, isClientAllowed } from './policy.js';
 import { OrphanReaper } from './orphan-reaper.js';
 import { PendingMemory } from './pending-memory.js';
-import { PipePool } from './pipe-pool.js';
+import { PipePool, pipeBatchSize } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type ClientIdentity } from './session.js';
 
@@ -75,7 +75,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const perClient = new Map<string, number>();
   let nextSessionId = 1;
   let closing = false;
-  const pipes = new PipePool(64, (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
+  const pipes = new PipePool(pipeBatchSize(), (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
   // The first sessions get pipes too (a few milliseconds; without mkfifo, at once).
   await pipes.firstBatch;
   const reaper = new OrphanReaper(config.killGraceSeconds, (reason) =>
