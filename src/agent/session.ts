@@ -23,10 +23,8 @@ import { authorize } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
 import { tokenMatches } from './session-auth.js';
 
-/** Who is on the other end, as established by the TLS handshake. */
+/** Who is on the other end, as established by the TLS handshake; `name` by the rule of pki/client-name.ts. */
 export interface ClientIdentity extends AuditClient {
-  /** Every name the certificate identifies (DNS SANs, else CN); `name` is the first. */
-  names: string[];
   peer: string;
 }
 
@@ -188,7 +186,7 @@ export class AgentSession {
     if ((pty || term !== undefined) && this.version < PTY_VERSION) throw new ProtocolError('options pty and term need protocol version 3');
     if (term !== undefined && !pty) throw new ProtocolError('option term needs the pty option');
     const envNames = Object.keys(env);
-    const decision = authorize(config.policy, this.identity.names, argv, { shell, cwd, envNames, pty: pty !== undefined });
+    const decision = authorize(config.policy, this.identity.name, argv, { shell, cwd, envNames, pty: pty !== undefined });
     if (!decision.allowed) {
       this.record({ event: 'denied', argv, shell, cwd, envNames, pty: pty !== undefined, reason: decision.reason });
       this.fail({ code: ErrorCodes.DENIED, reason: decision.reason });

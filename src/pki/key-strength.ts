@@ -1,0 +1,45 @@
+// The floor for every key in the fleet: a peer's certificate, one's own, the CA's. The
+// TLS settings also ask OpenSSL for security level 2 (the same floor for whole chains);
+// this check states the rule explicitly so that it holds whatever OpenSSL's defaults are,
+// and says which key is too weak.
+import { X509Certificate, type KeyObject } from 'node:crypto';
+import { pemCertificates } from './der.js';
+
+export const MIN_RSA_BITS = 2048;
+const CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+/** Why `key` is too weak for the fleet, or undefined when it is strong enough. */
+export function weakKeyProblem(key: KeyObject): string | undefined {
+  const { asymmetricKeyType: type, asymmetricKeyDetails: details } = key;
+  switch (type) {
+    case 'rsa':
+    case 'rsa-pss': {
+      const bits = details?.modulusLength ?? 0;
+      return bits >= MIN_RSA_BITS ? undefined : `its key is RSA with ${bits} bits; at least ${MIN_RSA_BITS} are needed`;
+    }
+    case 'ec':
+      return details?.namedCurve && CURVES[details.namedCurve]
+        ? undefined
+        : `its key is on the curve ${details?.namedCurve ?? '(unknown)'}; P-256, P-384 or P-521 are needed`;
+    case 'ed25519':
+    case 'ed448':
+      return undefined;
+    default:
+      return `its key is of type ${type ?? '(unknown)'}; RSA (${MIN_RSA_BITS} bits or more), EC (P-256 or larger) or Ed25519 keys are needed`;
+  }
+}
+
+/** The first certificate in `pem` (a file with certificates) whose key is too weak, and why. */
+export function weakCertificateInFile(pem: Buffer | string): string | undefined {
+  for (const block of pemCertificates(pem.toString())) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block);
+    } catch {
+      continue; // unreadable certificates are reported by the secure context
+    }
+    const problem = weakKeyProblem(cert.publicKey);
+    if (problem) return `${cert.subject.split('\n').find((l) => l.startsWith('CN=')) ?? 'a certificate'}: ${problem}`;
+  }
+  return undefined;
+}
