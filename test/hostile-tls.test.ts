@@ -81,7 +81,8 @@ test("distrun refuses an agent whose certificate was revoked, with or without a 
   t.is(fresh.code, 255);
   t.regex(fresh.stderr, /agent certificate has been revoked \(listed in .*crl\.pem\); refusing to talk to it/);
   t.notRegex(fresh.stderr + resumed.stderr, /ERR_SSL|CERT_REVOKED/);
-  t.true(await waitFor(() => revokedAgent.logs.slice(since).some((l) => l.msg === 'tls handshake failed')));
+  // distrun hung up mid-handshake: the agent still says who it was.
+  t.true(await waitFor(() => revokedAgent.logs.slice(since).some((l) => l.msg === 'tls handshake failed' && /^127\.0\.0\.1:\d+$/.test(String(l.peer)))));
   // Nothing of the request arrived: no command, no authentication, nothing audited.
   t.false(revokedAgent.logs.slice(since).some((l) => l.msg === 'command' || /token/.test(String(l.msg))));
   t.is(readFileSync(audit, 'utf8'), audited);
@@ -156,11 +157,12 @@ test('an expired, foreign, not yet valid or forged CRL fails --check-config and 
 
 // --- item 13: refusals say who and why --------------------------------------------
 
-function rawClient(identity: string, port: number, session?: Buffer): Promise<{ frames: Frame[]; reused: boolean; ticket?: Buffer }> {
+/** A TLS client with the identity in `identity` (or only its ca.crt: no client certificate) that asks to run a command. */
+function rawClient(identity: string, port: number, session?: Buffer, withCertificate = true): Promise<{ frames: Frame[]; reused: boolean; ticket?: Buffer }> {
   return new Promise((resolve) => {
     const socket = tls.connect({
-      host: '127.0.0.1', port, minVersion: 'TLSv1.3', session,
-      ca: readFileSync(join(identity, 'ca.crt')), cert: readFileSync(join(identity, 'client.crt')), key: readFileSync(join(identity, 'client.key')),
+      host: '127.0.0.1', port, minVersion: 'TLSv1.3', session, ca: readFileSync(join(identity, 'ca.crt')),
+      ...(withCertificate ? { cert: readFileSync(join(identity, 'client.crt')), key: readFileSync(join(identity, 'client.key')) } : {}),
     });
     const decoder = new FrameDecoder();
     const frames: Frame[] = [];
@@ -204,6 +206,31 @@ test('a refused client certificate is logged with the peer address and the reaso
     t.is(r.code, 255);
     t.regex(r.stderr, reason);
   }
+  await assertStillServing(t, agent, pki.dir);
+});
+
+test("a client without a certificate is refused again when it resumes the session it was given", async (t) => {
+  const noCertificate = /^no client certificate/;
+  const first = await rawClient(pki.dir, agent.port, undefined, false);
+  t.regex(failureIn(first.frames)?.reason ?? '', noCertificate);
+  t.truthy(first.ticket);
+  const again = await rawClient(pki.dir, agent.port, first.ticket, false);
+  t.true(again.reused, 'the session was resumed');
+  t.deepEqual(again.frames.map((f) => f.token), ['FAI']);
+  t.regex(failureIn(again.frames)?.reason ?? '', noCertificate);
+  await assertStillServing(t, agent, pki.dir);
+});
+
+test("a handshake that fails is logged with the peer's address and OpenSSL's reason", async (t) => {
+  const since = agent.logs.length;
+  const socket = net.connect({ host: '127.0.0.1', port: agent.port });
+  socket.on('error', () => {});
+  socket.end('GET / HTTP/1.1\r\nHost: agent\r\n\r\n');
+  await new Promise((resolve) => socket.once('close', resolve));
+  t.true(await waitFor(() => agent.logs.slice(since).some((l) => l.msg === 'tls handshake failed')));
+  const line = agent.logs.slice(since).find((l) => l.msg === 'tls handshake failed')!;
+  t.regex(String(line.peer), /^127\.0\.0\.1:\d+$/);
+  t.regex(String(line.reason), /http request|wrong version number/);
   await assertStillServing(t, agent, pki.dir);
 });
 
