@@ -4,15 +4,15 @@
 import test, { type ExecutionContext } from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as tls from 'node:tls';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  AGENT, cleanupAll, distrun, failureIn, makePki, rawExchange, residentBytes, run, startAgent, tempDir, waitFor,
+  AGENT, cleanupAll, distrun, failureIn, makePki, residentBytes, run, startAgent, tempDir, waitFor,
   writeAgentConfig, type Pki, type RunningAgent,
 } from './helpers/fleet.js';
-import { forgeAgentBundle, forgeClientIdentity, forgeCrl, type ForgedClient } from './helpers/forged-certs.js';
+import { forgeAgentBundle, forgeClientIdentity, forgeCrl, forgeSha1Identity, type ForgedClient } from './helpers/forged-certs.js';
 import { assertStillServing } from './helpers/serving.js';
 
 let pki: Pki;
@@ -39,7 +39,8 @@ function identityCopy(pkiDir: string): string {
 /** A TLS server that holds an agent's key but is not our agent: it records every byte it receives. */
 async function rogueServer(cert: string, key: string): Promise<{ port: number; received: () => number; close: () => void }> {
   let received = 0;
-  const server = tls.createServer({ cert: readFileSync(cert), key: readFileSync(key), minVersion: 'TLSv1.3' }, (socket) => {
+  // Level 0: it serves what our code would refuse (weak keys, SHA-1).
+  const server = tls.createServer({ cert: readFileSync(cert), key: readFileSync(key), minVersion: 'TLSv1.3', ciphers: 'DEFAULT@SECLEVEL=0' }, (socket) => {
     socket.on('data', (chunk: Buffer) => { received += chunk.length; });
     socket.on('error', () => {});
   });
@@ -157,11 +158,19 @@ test('an expired, foreign, not yet valid or forged CRL fails --check-config and 
 
 // --- item 13: refusals say who and why --------------------------------------------
 
-/** A TLS client with the identity in `identity` (or only its ca.crt: no client certificate) that asks to run a command. */
-function rawClient(identity: string, port: number, session?: Buffer, withCertificate = true): Promise<{ frames: Frame[]; reused: boolean; ticket?: Buffer }> {
+interface RawClientOptions {
+  session?: Buffer;
+  /** false: present no client certificate (only `identity`'s ca.crt is used). */
+  withCertificate?: boolean;
+  ciphers?: string;
+}
+
+/** A TLS client with the identity in `identity` that asks to run a command; what it got back. */
+function rawClient(identity: string, port: number, options: RawClientOptions = {}): Promise<{ frames: Frame[]; reused: boolean; ticket?: Buffer }> {
+  const { session, withCertificate = true, ciphers } = options;
   return new Promise((resolve) => {
     const socket = tls.connect({
-      host: '127.0.0.1', port, minVersion: 'TLSv1.3', session, ca: readFileSync(join(identity, 'ca.crt')),
+      host: '127.0.0.1', port, minVersion: 'TLSv1.3', session, ciphers, ca: readFileSync(join(identity, 'ca.crt')),
       ...(withCertificate ? { cert: readFileSync(join(identity, 'client.crt')), key: readFileSync(join(identity, 'client.key')) } : {}),
     });
     const decoder = new FrameDecoder();
@@ -198,7 +207,7 @@ test('a refused client certificate is logged with the peer address and the reaso
     t.regex(String(line.reason), reason, what);
     // The verification result is part of the TLS session: resuming it does not launder the certificate.
     t.truthy(first.ticket, `${what}: the agent issued a ticket`);
-    const again = await rawClient(identity, agent.port, first.ticket);
+    const again = await rawClient(identity, agent.port, { session: first.ticket });
     t.true(again.reused, `${what}: the session was resumed`);
     t.regex(failureIn(again.frames)?.reason ?? '', reason, `${what}: refused again on resumption`);
     // distrun says the same, in words.
@@ -211,10 +220,10 @@ test('a refused client certificate is logged with the peer address and the reaso
 
 test("a client without a certificate is refused again when it resumes the session it was given", async (t) => {
   const noCertificate = /^no client certificate/;
-  const first = await rawClient(pki.dir, agent.port, undefined, false);
+  const first = await rawClient(pki.dir, agent.port, { withCertificate: false });
   t.regex(failureIn(first.frames)?.reason ?? '', noCertificate);
   t.truthy(first.ticket);
-  const again = await rawClient(pki.dir, agent.port, first.ticket, false);
+  const again = await rawClient(pki.dir, agent.port, { session: first.ticket, withCertificate: false });
   t.true(again.reused, 'the session was resumed');
   t.deepEqual(again.frames.map((f) => f.token), ['FAI']);
   t.regex(failureIn(again.frames)?.reason ?? '', noCertificate);
@@ -234,38 +243,55 @@ test("a handshake that fails is logged with the peer's address and OpenSSL's rea
   await assertStillServing(t, agent, pki.dir);
 });
 
-// --- item 14: a floor for keys, both ways ---------------------------------------------
+// --- item 14: a floor for keys and signatures, both ways --------------------------------
 
-test('an RSA-1024 client certificate signed by the fleet CA is refused, and distrun will not use one', async (t) => {
-  const weak = forgeClientIdentity(pki.dir, join(tempDir(), 'weak'), { commonName: 'weak', rsaBits: 1024 });
-  const since = agent.logs.length;
-  const frames = await rawExchange(agent.port, weak, [hello, encodeCommand(['echo', 'x'])]);
-  t.false(frames.some((f) => f.token === 'VER' || f.token === 'OUT'), 'nothing of the protocol for a weak key');
-  t.true(await waitFor(() => agent.logs.slice(since).some((l) => /refused|tls handshake failed/.test(String(l.msg)) && /too (weak|small)/i.test(String(l.reason)))),
-    'the agent logged that the key is too weak');
-  const r = await distrun([...at(agent), '--pki', weak, 'echo', 'x']);
-  t.is(r.code, 255);
-  t.regex(r.stderr, /client\.crt is too weak: .*RSA with 1024 bits; at least 2048 are needed/);
-  await assertStillServing(t, agent, pki.dir);
-});
+// Certificates signed by the fleet CA that OpenSSL's defaults would take: an RSA-1024 key,
+// and a signature with SHA-1 (made with the openssl command: our own code signs SHA-256 only).
+const weakSpecs: Array<[string, (dir: string, role: 'client' | 'agent') => string, RegExp]> = [
+  ['RSA-1024', (dir, role) => role === 'client'
+    ? forgeClientIdentity(pki.dir, dir, { commonName: 'weak', rsaBits: 1024 })
+    : dirname(forgeAgentBundle(pki.dir, dir, { commonName: 'agent1', rsaBits: 1024 }).cert),
+  /its key is RSA with 1024 bits; at least 2048 are needed/],
+  ['SHA-1', (dir, role) => forgeSha1Identity(pki.dir, dir, role), /its signature is ECDSA with SHA-1; SHA-256 or better is needed/],
+];
 
-test('an RSA-1024 agent certificate is refused by distrun, and the agent will not start with one', async (t) => {
-  const weak = forgeAgentBundle(pki.dir, join(tempDir(), 'weak-agent'), { commonName: 'agent1', rsaBits: 1024 });
-  const check = await run(AGENT, ['--config', writeAgentConfig(pki, 'agent1', { cert: weak.cert, key: weak.key }), '--check-config']);
-  t.is(check.code, 78);
-  t.regex(check.stderr, /certificate .*agent\.crt is too weak: .*RSA with 1024 bits/);
-  const rogue = await rogueServer(weak.cert, weak.key);
-  try {
-    const r = await distrun(['-H', `127.0.0.1:${rogue.port}`, '--pki', pki.dir, 'cat'], { input: 'operator-secret\n' });
+for (const [what, make, problem] of weakSpecs) {
+  test(`a client certificate with ${what} signed by the fleet CA is refused, and distrun will not use one`, async (t) => {
+    const weak = make(join(tempDir(), 'weak'), 'client');
+    const since = agent.logs.length;
+    // A client that lowers its own floor (OpenSSL level 0): the agent's floor must hold.
+    const { frames } = await rawClient(weak, agent.port, { ciphers: 'DEFAULT@SECLEVEL=0' });
+    t.deepEqual(frames.map((f) => f.token), ['FAI'], 'nothing of the protocol');
+    t.like(failureIn(frames), { code: 'E_AUTH' });
+    t.regex(failureIn(frames)!.reason, new RegExp(`^client certificate is too weak: ${problem.source}`));
+    t.true(await waitFor(() => agent.logs.slice(since).some((l) => l.msg === 'refused: client certificate too weak' && /^127\.0\.0\.1:\d+$/.test(String(l.peer)))));
+    const r = await distrun([...at(agent), '--pki', weak, 'echo', 'x']);
     t.is(r.code, 255);
-    t.regex(r.stderr, /agent certificate (has a key that is too weak|is too weak)/);
-    t.notRegex(r.stderr, /ERR_SSL|UNSPECIFIED/);
-    t.is(rogue.received(), 0, 'not a byte of the request reached it');
-  } finally {
-    rogue.close();
-  }
-  await assertStillServing(t, agent, pki.dir);
-});
+    t.regex(r.stderr, new RegExp(`client\\.crt is too weak: .*${problem.source}`));
+    t.notRegex(r.stderr, /ERR_SSL|error:[0-9A-F]{8}/);
+    await assertStillServing(t, agent, pki.dir);
+  });
+
+  test(`an agent certificate with ${what} is refused by distrun, and the agent will not start with one`, async (t) => {
+    const dir = make(join(tempDir(), 'weak-agent'), 'agent');
+    const [cert, key] = [join(dir, 'agent.crt'), join(dir, 'agent.key')];
+    const check = await run(AGENT, ['--config', writeAgentConfig(pki, 'agent1', { cert, key }), '--check-config']);
+    t.is(check.code, 78);
+    t.regex(check.stderr, new RegExp(`certificate .*agent\\.crt is too weak: .*${problem.source}`));
+    t.notRegex(check.stderr, /ERR_SSL|error:[0-9A-F]{8}/);
+    const rogue = await rogueServer(cert, key);
+    try {
+      const r = await distrun(['-H', `127.0.0.1:${rogue.port}`, '--pki', pki.dir, 'cat'], { input: 'operator-secret\n' });
+      t.is(r.code, 255);
+      t.regex(r.stderr, /agent certificate (has a key that is too weak|is signed with a digest that is too weak|is too weak)/);
+      t.notRegex(r.stderr, /ERR_SSL|UNSPECIFIED/);
+      t.is(rogue.received(), 0, 'not a byte of the request reached it');
+    } finally {
+      rogue.close();
+    }
+    await assertStillServing(t, agent, pki.dir);
+  });
+}
 
 // --- item 17: one name per client -------------------------------------------------------
 

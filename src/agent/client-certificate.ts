@@ -6,7 +6,7 @@
 import type { TLSSocket } from 'node:tls';
 import { clientNameOf } from '../pki/client-name.js';
 import { normalizeSerial } from '../pki/crl.js';
-import { weakKeyProblem } from '../pki/key-strength.js';
+import { weakCertificateProblem } from '../pki/key-strength.js';
 import { verifyFailure } from '../pki/verify-failures.js';
 import { Oids } from '../pki/x509-fields.js';
 
@@ -33,8 +33,8 @@ export function decideOnClientCertificate(socket: TLSSocket, now = Date.now()): 
   const cert = socket.getPeerX509Certificate();
   if (!cert) return refuse("no client certificate: this agent requires one issued by the fleet's CA", 'refused: no client certificate');
   const serial = normalizeSerial(cert.serialNumber);
-  const weak = weakKeyProblem(cert.publicKey);
-  if (weak) return refuse(`client certificate is too weak: ${weak}`, 'refused: client certificate key too weak', { serial });
+  const weak = weakCertificateProblem(cert);
+  if (weak) return refuse(`client certificate is too weak: ${weak}`, 'refused: client certificate too weak', { serial });
   // The verification result travels in the session: a ticket from a refused handshake is refused again.
   if (!socket.authorized) {
     const code = String(socket.authorizationError ?? 'UNSPECIFIED');

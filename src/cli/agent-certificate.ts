@@ -8,7 +8,7 @@
 // record against the CRL that is in the PKI directory now and against the clock.
 import type { TLSSocket } from 'node:tls';
 import { normalizeSerial } from '../pki/crl.js';
-import { weakKeyProblem } from '../pki/key-strength.js';
+import { weakCertificateProblem } from '../pki/key-strength.js';
 import { Oids } from '../pki/x509-fields.js';
 
 export interface AgentTrust {
@@ -54,7 +54,7 @@ export function checkAgentCertificate(
   if (!cert) return { problem: 'agent presented no certificate; refusing to talk to it' };
   // OpenSSL takes a certificate without extended key usage as good for every purpose.
   if (!cert.keyUsage?.includes(Oids.SERVER_AUTH)) return refusing('is not issued for agent (server) use');
-  const weak = weakKeyProblem(cert.publicKey);
+  const weak = weakCertificateProblem(cert);
   if (weak) return refusing(`is too weak: ${weak}`);
   return checkRecord({
     serial: normalizeSerial(cert.serialNumber), notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo),

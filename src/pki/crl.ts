@@ -6,6 +6,7 @@
 import { verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { PkiError } from '../errors.js';
 import { childrenOf, contextTag, DerTag, expectTag, integerHex, oidOf, pemBlock, pemCertificates, readWhole, timeOf, type DerElement } from './der.js';
+import { signatureAlgorithm } from './signature-algorithms.js';
 import { certificateFields, Oids, readExtensions } from './x509-fields.js';
 
 export interface RevocationList {
@@ -22,20 +23,6 @@ export function normalizeSerial(serial: string): string {
   return serial.toLowerCase().replace(/^0+(?=.)/, '');
 }
 
-const SIGNATURE_ALGORITHMS: Record<string, { hash: string | null } | { weak: string }> = {
-  '1.2.840.10045.4.3.2': { hash: 'sha256' }, // ecdsa-with-SHA256
-  '1.2.840.10045.4.3.3': { hash: 'sha384' },
-  '1.2.840.10045.4.3.4': { hash: 'sha512' },
-  '1.2.840.113549.1.1.11': { hash: 'sha256' }, // sha256WithRSAEncryption
-  '1.2.840.113549.1.1.12': { hash: 'sha384' },
-  '1.2.840.113549.1.1.13': { hash: 'sha512' },
-  '1.3.101.112': { hash: null }, // Ed25519
-  '1.3.101.113': { hash: null }, // Ed448
-  '1.2.840.113549.1.1.5': { weak: 'SHA-1 with RSA' },
-  '1.2.840.10045.4.1': { weak: 'ECDSA with SHA-1' },
-  '1.2.840.113549.1.1.4': { weak: 'MD5 with RSA' },
-};
-
 // Extensions a complete CRL of one CA may carry; anything else marked critical means a
 // kind of CRL (delta, partitioned, indirect) that would not cover every certificate.
 const KNOWN_CRL_EXTENSIONS = new Set<string>([Oids.CRL_NUMBER, Oids.AUTHORITY_KEY_ID]);
@@ -45,7 +32,7 @@ const ISSUING_DISTRIBUTION_POINT = '2.5.29.28';
 const date = (d: Date): string => d.toISOString().replace(/\.000Z$/, 'Z');
 
 function signatureOk(algorithm: string, tbs: Buffer, signature: Buffer, key: KeyObject): boolean {
-  const known = SIGNATURE_ALGORITHMS[algorithm];
+  const known = signatureAlgorithm(algorithm);
   if (!known) throw new PkiError(`it is signed with an algorithm this version does not check (${algorithm})`);
   if ('weak' in known) throw new PkiError(`it is signed with ${known.weak}, which is too weak`);
   try {

@@ -49,6 +49,12 @@ export function certificateFields(der: Buffer): CertificateFields {
   return { subject, extensions: wrapped ? readExtensions(childrenOf(wrapped)[0]!) : new Map() };
 }
 
+/** The OID of the algorithm the certificate is signed with (the outer signatureAlgorithm). */
+export function signatureAlgorithmOid(der: Buffer): string {
+  const [, algorithm] = childrenOf(expectTag(readWhole(der), DerTag.SEQUENCE, 'certificate'));
+  return oidOf(childrenOf(expectTag(algorithm, DerTag.SEQUENCE, 'signature algorithm'))[0]!);
+}
+
 /** Every value of the attribute `oid` in a Name, in order (RDNs may hold several). */
 export function nameAttributes(name: DerElement, oid: string): DerElement[] {
   const values: DerElement[] = [];

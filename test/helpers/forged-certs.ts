@@ -1,5 +1,6 @@
 // Certificates our `certs` command would never issue (expired, not yet valid, wrong or
 // missing key usage), signed by a real PKI's CA, for attack tests.
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -85,4 +86,29 @@ export function forgeAgentBundle(pkiDir: string, outDir: string, spec: ForgedCli
 /** A CRL of the CA of `pkiDir` revoking `serials`, with the given validity period. */
 export function forgeCrl(pkiDir: string, serials: string[], times: { thisUpdate: Date; nextUpdate: Date }): string {
   return createCrl(caOf(pkiDir), serials.map((serial) => ({ serial, revokedAt: times.thisUpdate })), 1, times);
+}
+
+/**
+ * A P-256 identity signed by the CA of `pkiDir` with ECDSA-SHA1 (the `openssl` command;
+ * our own code only signs with SHA-256): client.crt/client.key, or agent.crt/agent.key
+ * for 127.0.0.1, with ca.crt. Returns the directory.
+ */
+export function forgeSha1Identity(pkiDir: string, outDir: string, role: 'client' | 'agent'): string {
+  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  const name = role === 'client' ? 'client' : 'agent';
+  const key = join(outDir, `${name}.key`);
+  const ext = join(outDir, 'ext.cnf');
+  writeFileSync(ext, role === 'client'
+    ? 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'
+    : 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n');
+  const openssl = (args: string[]): void => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
+  };
+  openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
+  openssl(['req', '-new', '-key', key, '-subj', `/CN=${role === 'client' ? 'sha1' : 'agent1'}`, '-out', join(outDir, 'req.csr')]);
+  openssl(['x509', '-req', '-sha1', '-days', '2', '-in', join(outDir, 'req.csr'), '-CA', join(pkiDir, 'ca.crt'), '-CAkey', join(pkiDir, 'ca.key'),
+    '-set_serial', `0x${randomSerial()}`, '-extfile', ext, '-out', join(outDir, `${name}.crt`)]);
+  copyFileSync(join(pkiDir, 'ca.crt'), join(outDir, 'ca.crt'));
+  return outDir;
 }
