@@ -7,7 +7,9 @@
 // legitimate client completes its handshake within milliseconds, so the connections
 // that have waited longest are the idle ones, and a new client always gets its chance.
 // The per-source bound keeps one address (one /64 for IPv6, where a single host may
-// hold a whole prefix) from pushing out the connections of others.
+// hold a whole prefix) from pushing out the connections of others; when the total is
+// reached, the connection dropped is the oldest of the source that holds the most, so
+// a flood from a few addresses does not cut off a client's handshake elsewhere.
 import { isIPv6, type Socket } from 'node:net';
 
 export interface GateLimits {
@@ -38,8 +40,9 @@ export function sourceOf(address: string | undefined): string {
 }
 
 export class ConnectionGate {
-  /** In arrival order: the first is the oldest. */
+  /** Every pending connection and its source. */
   private readonly pending = new Map<Socket, string>();
+  /** Per source, in arrival order. */
   private readonly bySource = new Map<string, Set<Socket>>();
 
   constructor(private limits: GateLimits) {}
@@ -60,8 +63,8 @@ export class ConnectionGate {
     if (fromSource && fromSource.size >= this.limits.perSource) {
       dropped = { socket: fromSource.values().next().value!, source, bound: 'perSource' };
     } else if (this.pending.size >= this.limits.total) {
-      const [oldest, oldestSource] = this.pending.entries().next().value!;
-      dropped = { socket: oldest, source: oldestSource, bound: 'total' };
+      const [heaviest, sockets] = this.heaviestSource();
+      dropped = { socket: sockets.values().next().value!, source: heaviest, bound: 'total' };
     }
     if (dropped) {
       this.release(dropped.socket);
@@ -73,6 +76,13 @@ export class ConnectionGate {
     this.bySource.set(source, set);
     socket.once('close', () => this.release(socket));
     return dropped;
+  }
+
+  /** The source with the most pending connections (the first such, on a tie). */
+  private heaviestSource(): [string, Set<Socket>] {
+    let heaviest: [string, Set<Socket>] | undefined;
+    for (const entry of this.bySource) if (!heaviest || entry[1].size > heaviest[1].size) heaviest = entry;
+    return heaviest!;
   }
 
   /** The connection became a session (sessions have limits of their own) or closed. */
