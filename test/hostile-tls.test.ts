@@ -218,29 +218,6 @@ test('a refused client certificate is logged with the peer address and the reaso
   await assertStillServing(t, agent, pki.dir);
 });
 
-test('clients that reset the connection while they are being refused do not crash the agent', async (t) => {
-  const expired = forgeClientIdentity(pki.dir, join(tempDir(), 'reset'), {
-    commonName: 'reset', notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY),
-  });
-  const since = agent.logs.length;
-  const resets = Array.from({ length: 20 }, () => new Promise<void>((resolve) => {
-    const tcp = net.connect({ host: '127.0.0.1', port: agent.port });
-    tcp.on('error', () => {});
-    const socket = tls.connect({
-      socket: tcp, minVersion: 'TLSv1.3', ca: readFileSync(join(expired, 'ca.crt')), checkServerIdentity: () => undefined,
-      cert: readFileSync(join(expired, 'client.crt')), key: readFileSync(join(expired, 'client.key')),
-    });
-    // An RST the moment the handshake is done: the agent is writing its refusal into a dead connection.
-    socket.once('secureConnect', () => tcp.resetAndDestroy());
-    socket.on('error', () => {});
-    tcp.on('close', () => resolve());
-  }));
-  await Promise.all(resets);
-  t.true(await waitFor(() => agent.logs.slice(since).filter((l) => l.msg === 'refused: client certificate not accepted').length === 20));
-  t.is(agent.process.exitCode, null, 'the agent is still running');
-  await assertStillServing(t, agent, pki.dir);
-});
-
 test("a client without a certificate is refused again when it resumes the session it was given", async (t) => {
   const noCertificate = /^no client certificate/;
   const first = await rawClient(pki.dir, agent.port, { withCertificate: false });
