@@ -11,7 +11,12 @@ export function makePrivateDir(dir: string): void {
   const missing: string[] = [];
   for (let d = resolve(dir); !existsSync(d); d = dirname(d)) missing.unshift(d);
   for (const d of missing) {
-    mkdirSync(d);
+    try {
+      mkdirSync(d);
+    } catch (err) {
+      // Another process (a parallel `distrun certs agent`) made it meanwhile: it is made private the same way.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(d).isDirectory()) throw err;
+    }
     chmodSync(d, 0o700);
   }
 }

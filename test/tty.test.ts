@@ -145,10 +145,10 @@ test('--tty without a local terminal is an error with a clear message', async (t
 
 test('policy: a terminal needs a rule that says pty: true', (t) => {
   const rules = [{ clients: ['ops'], commands: ['bash'], shell: false }];
-  t.like(authorize(rules, ['ops'], ['bash'], { shell: false, envNames: [], pty: true }),
+  t.like(authorize(rules, 'ops', ['bash'], { shell: false, envNames: [], pty: true }),
     { allowed: false, reason: 'a terminal (--tty) is not allowed for this client and command' });
-  t.like(authorize([{ ...rules[0]!, pty: true }], ['ops'], ['bash'], { shell: false, envNames: [], pty: true }), { allowed: true });
-  t.like(authorize(rules, ['ops'], ['bash'], { shell: false, envNames: [] }), { allowed: true });
+  t.like(authorize([{ ...rules[0]!, pty: true }], 'ops', ['bash'], { shell: false, envNames: [], pty: true }), { allowed: true });
+  t.like(authorize(rules, 'ops', ['bash'], { shell: false, envNames: [] }), { allowed: true });
 });
 
 test('an agent whose policy forbids terminals refuses --tty (E_DENIED) and still runs the command without it', async (t) => {

@@ -29,6 +29,13 @@ export interface AgentConfig {
   runAs: string | undefined;
   maxSessions: number;
   maxSessionsPerClient: number;
+  /**
+   * Connections that are not sessions yet (TCP accepted, handshake or checks under way,
+   * or refused and closing), from all sources; beyond it the oldest is dropped.
+   */
+  maxPendingConnections: number;
+  /** The same, from one source address (IPv6: one /64). */
+  maxPendingConnectionsPerSource: number;
   maxFrameBytes: number;
   preAuthMaxFrameBytes: number;
   maxArgvBytes: number;
@@ -68,6 +75,8 @@ const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   runAs: undefined,
   maxSessions: 256,
   maxSessionsPerClient: 64,
+  maxPendingConnections: 256,
+  maxPendingConnectionsPerSource: 64,
   maxFrameBytes: DEFAULT_MAX_PAYLOAD,
   preAuthMaxFrameBytes: 4096,
   maxArgvBytes: 256 * 1024,
@@ -151,6 +160,8 @@ const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
   runAs: { parse: userName },
   maxSessions: { parse: intBetween(1, 100000) },
   maxSessionsPerClient: { parse: intBetween(1, 100000) },
+  maxPendingConnections: { parse: intBetween(1, 100000) },
+  maxPendingConnectionsPerSource: { parse: intBetween(1, 100000) },
   maxFrameBytes: { parse: intBetween(1024, 64 * 1024 * 1024) },
   preAuthMaxFrameBytes: { parse: intBetween(256, 1024 * 1024) },
   maxArgvBytes: { parse: intBetween(1024, 16 * 1024 * 1024) },

@@ -3,7 +3,7 @@ import { posix } from 'node:path';
 
 /** One rule of the agent's policy: which clients may run which commands, and as whom. */
 export interface PolicyRule {
-  /** Client name patterns (certificate DNS names, or CN when there is none). */
+  /** Client name patterns, matched against the client's one name (pki/client-name.ts). */
   clients: string[];
   /** argv[0] patterns: exact (`uptime`, `/usr/bin/df`) or with `*` wildcards (`/usr/bin/*`). */
   commands: string[];
@@ -55,13 +55,13 @@ export function matchesPattern(pattern: string, value: string): boolean {
   return new RegExp(`${regex}$`, 's').test(value);
 }
 
-function anyMatch(patterns: readonly string[], names: readonly string[]): boolean {
-  return patterns.some((p) => names.some((n) => matchesPattern(p, n)));
+function anyMatch(patterns: readonly string[], name: string): boolean {
+  return patterns.some((p) => matchesPattern(p, name));
 }
 
-/** Empty allowlist: every certificate of the CA; otherwise one of the client's names must match. */
-export function isClientAllowed(allowedClients: readonly string[], names: readonly string[]): boolean {
-  return allowedClients.length === 0 || anyMatch(allowedClients, names);
+/** Empty allowlist: every certificate of the CA; otherwise the client's name must match a pattern. */
+export function isClientAllowed(allowedClients: readonly string[], name: string): boolean {
+  return allowedClients.length === 0 || anyMatch(allowedClients, name);
 }
 
 /**
@@ -69,14 +69,14 @@ export function isClientAllowed(allowedClients: readonly string[], names: readon
  * allowed by the first rule that matches the client and the command; otherwise denied.
  */
 export function authorize(
-  rules: readonly PolicyRule[] | undefined, names: readonly string[], argv: readonly string[], request: CommandRequest,
+  rules: readonly PolicyRule[] | undefined, client: string, argv: readonly string[], request: CommandRequest,
 ): Decision {
   const program = normalizeProgram(argv[0] ?? '');
   if (!rules) return { allowed: true, program, runAs: undefined, rule: undefined };
   let clientHasRule = false;
   let commandAllowed = false;
   for (const [index, rule] of rules.entries()) {
-    if (!anyMatch(rule.clients, names)) continue;
+    if (!anyMatch(rule.clients, client)) continue;
     clientHasRule = true;
     if (!(request.shell ? rule.shell : rule.commands.some((c) => matchesPattern(c, program)))) continue;
     commandAllowed = true;
@@ -86,21 +86,11 @@ export function authorize(
     if (request.pty && !rule.pty) continue;
     return { allowed: true, program, runAs: rule.runAs, rule: index };
   }
-  if (!clientHasRule) return { allowed: false, reason: `no policy rule for client ${names[0] ?? '(unnamed)'}` };
+  if (!clientHasRule) return { allowed: false, reason: `no policy rule for client ${client}` };
   if (commandAllowed) {
     const what = request.cwd !== undefined ? '--cwd' : request.envNames.length > 0 ? `--env ${request.envNames.join(', ')}` : 'a terminal (--tty)';
     return { allowed: false, reason: `${what} is not allowed for this client and command` };
   }
   if (request.shell) return { allowed: false, reason: 'shell commands are not allowed for this client' };
   return { allowed: false, reason: `command ${JSON.stringify(program.slice(0, 200))} is not allowed for this client` };
-}
-
-/** The names a client certificate identifies: its DNS subject alternative names, else its CN. */
-export function certificateNames(subjectAltName: string | undefined, commonName: string | undefined): string[] {
-  const dns = (subjectAltName ?? '')
-    .split(/,\s*/)
-    .filter((entry) => entry.startsWith('DNS:'))
-    .map((entry) => entry.slice(4));
-  if (dns.length > 0) return dns;
-  return commonName ? [commonName] : [];
 }

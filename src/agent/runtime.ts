@@ -4,7 +4,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
-import { ConfigError } from '../errors.js';
+import { ConfigError, messageOf } from '../errors.js';
+import { readCrl } from '../pki/crl.js';
+import { weakCertificateInFile } from '../pki/key-strength.js';
 import { FileAuditSink, LogAuditSink, type AuditSink } from './audit.js';
 import type { AgentConfig } from './config.js';
 import { agentUser, lookupUser, type LocalUser } from './local-users.js';
@@ -14,7 +16,8 @@ export interface TlsMaterial {
   ca: Buffer;
   cert: Buffer;
   key: Buffer;
-  crl?: Buffer;
+  /** The CRL, checked against the CA (crl.ts), as exactly the bytes that were checked. */
+  crl?: string;
 }
 
 export interface AgentRuntime {
@@ -70,7 +73,18 @@ export function loadRuntime(config: AgentConfig, log: Logger): AgentRuntime {
     cert: readFile('certificate', config.cert),
     key: readSecretFile('private key', config.key),
   };
-  if (config.crl) material.crl = readFile('CRL', config.crl);
+  for (const [what, file, pem] of [['certificate', config.cert, material.cert], ['CA certificate', config.ca, material.ca]] as const) {
+    const weak = weakCertificateInFile(pem);
+    if (weak) throw new ConfigError(`${what} ${file} is too weak: ${weak}`);
+  }
+  if (config.crl) {
+    const text = readFile('CRL', config.crl).toString('latin1');
+    try {
+      material.crl = readCrl(text, material.ca.toString('latin1')).pem;
+    } catch (err) {
+      throw new ConfigError(`cannot use the CRL ${config.crl}: ${messageOf(err)}`);
+    }
+  }
   try {
     // Validates the files up front: a bad key, a key that does not match the
     // certificate, or a broken CRL is a configuration error, not a failed handshake.

@@ -1,6 +1,6 @@
 // The agent's transport: a mutual-TLS listener that admits clients holding a
 // certificate of the fleet CA for client use, and hands each connection to a session.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { constants } from 'node:crypto';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -8,14 +8,15 @@ import { ConfigError, ErrorCodes, messageOf } from '../errors.js';
 import { encodeFailure, type Failure } from '../protocol/messages.js';
 import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import { listenAddresses, type AgentConfig } from './config.js';
-import { certificateNames, isClientAllowed } from './policy.js';
+import { decideOnClientCertificate } from './client-certificate.js';
+import { ConnectionGate, type GateLimits } from './connection-gate.js';
+import { LogRateLimit } from './log-rate-limit.js';
+import { isClientAllowed } from './policy.js';
 import { OrphanReaper } from './orphan-reaper.js';
 import { PendingMemory } from './pending-memory.js';
 import { PipePool, pipeBatchSize } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type ClientIdentity } from './session.js';
-
-const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
 export interface AgentServer {
   /** Where the agent listens, one entry per configured address. */
@@ -47,23 +48,19 @@ function tlsOptions(runtime: AgentRuntime): tls.TlsOptions {
   };
 }
 
-/** A resumed session skips OpenSSL's certificate checks: the validity period is checked here. */
-function expiredOnResumption(socket: tls.TLSSocket, cert: tls.PeerCertificate): boolean {
-  if (!socket.isSessionReused()) return false;
-  const now = Date.now();
-  return !(Date.parse(cert.valid_from) <= now && now <= Date.parse(cert.valid_to));
+const gateLimits = (config: AgentConfig): GateLimits =>
+  ({ total: config.maxPendingConnections, perSource: config.maxPendingConnectionsPerSource });
+
+/**
+ * The TCP connection under a TLS socket. Node gives the TLS socket its address only while
+ * it is open, and a failed handshake has closed it; the TCP socket keeps the address.
+ */
+function tcpSocketOf(socket: tls.TLSSocket): Socket | undefined {
+  return (socket as unknown as { _parent?: Socket })._parent;
 }
 
-function identityOf(socket: tls.TLSSocket, cert: tls.PeerCertificate): ClientIdentity {
-  const cn = cert.subject?.CN;
-  const names = certificateNames(cert.subjectaltname, Array.isArray(cn) ? cn[0] : cn);
-  return {
-    name: names[0] ?? '',
-    names,
-    serial: (cert.serialNumber ?? '').toLowerCase(),
-    fingerprint: cert.fingerprint256 ?? '',
-    peer: `${socket.remoteAddress}:${socket.remotePort}`,
-  };
+function addressOf(socket: Socket | undefined): string {
+  return `${socket?.remoteAddress ?? 'unknown'}:${socket?.remotePort ?? '?'}`;
 }
 
 export async function startAgentServer(config: AgentConfig, log: Logger, software: string): Promise<AgentServer> {
@@ -83,41 +80,60 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const memory = new PendingMemory(config.maxPendingBytes);
   const helpers = { pipes, reaper, memory };
 
+  const gate = new ConnectionGate(gateLimits(config));
+  // Lines a peer can cause before it has a session are limited (LogRateLimit).
+  const peerLines = new LogRateLimit(log);
+
+  // Every TCP connection is counted until it becomes a session (or closes); the oldest
+  // is dropped when a bound is reached (connection-gate.ts).
+  const onConnection = (tcp: Socket): void => {
+    const dropped = gate.admit(tcp);
+    const msg = 'dropped a connection: too many not yet in a session';
+    if (dropped && peerLines.allow(msg)) {
+      const limit = dropped.bound === 'total' ? runtime.config.maxPendingConnections : runtime.config.maxPendingConnectionsPerSource;
+      log.warn({ peer: addressOf(dropped.socket), source: dropped.source, bound: dropped.bound, limit }, msg);
+    }
+  };
+
   const onSecureConnection = (socket: tls.TLSSocket): void => {
     const current = runtime;
-    const cert = socket.getPeerCertificate();
-    const identity = identityOf(socket, cert);
+    const tcp = tcpSocketOf(socket);
+    const peer = addressOf(tcp);
+    const resumed = socket.isSessionReused();
     const sessionId = nextSessionId++;
-    const sessionLog = log.child({ session: sessionId, peer: identity.peer, client: identity.name });
+    let sessionLog = log.child({ session: sessionId, peer });
     socket.setNoDelay(true);
     // Dead peers (a client machine that vanished) are noticed by the kernel.
     socket.setKeepAlive(true, 60_000);
     const refuse = (failure: Failure, message: string, fields: object = {}): void => {
-      sessionLog.warn({ code: failure.code, serial: identity.serial, ...fields }, message);
+      // A peer that resets the connection while the refusal is written must not crash the agent.
+      socket.on('error', () => {});
+      if (peerLines.allow(message)) sessionLog.warn({ code: failure.code, reason: failure.reason, resumed, ...fields }, message);
       socket.end(encodeFailure(failure));
       setTimeout(() => socket.destroy(), 5000).unref();
     };
+    // Whoever is not a client of this fleet hears only that, whatever else is going on.
+    const decision = decideOnClientCertificate(socket);
+    if (!decision.accepted) return refuse({ code: ErrorCodes.AUTH, reason: decision.reason }, decision.logMessage, decision.fields);
     if (closing) return refuse({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' }, 'refused: shutting down');
-    // OpenSSL already checks the purpose of client certificates; this makes the rule explicit.
-    if (!cert?.ext_key_usage?.includes(CLIENT_AUTH_OID)) {
-      return refuse({ code: ErrorCodes.AUTH, reason: 'certificate is not issued for client use' }, 'refused: certificate is not for client use');
-    }
-    if (expiredOnResumption(socket, cert)) {
-      return refuse({ code: ErrorCodes.AUTH, reason: 'client certificate has expired or is not valid yet' }, 'refused: certificate not valid now');
-    }
-    if (!isClientAllowed(current.config.allowedClients, identity.names)) {
-      return refuse({ code: ErrorCodes.DENIED, reason: `client ${identity.name} is not allowed on this agent` }, 'refused: client not in allowedClients');
+    const identity: ClientIdentity = { name: decision.name, serial: decision.serial, fingerprint: decision.fingerprint, peer };
+    sessionLog = sessionLog.child({ client: identity.name });
+    const serial = { serial: identity.serial };
+    if (!isClientAllowed(current.config.allowedClients, identity.name)) {
+      return refuse({ code: ErrorCodes.DENIED, reason: `client ${identity.name} is not allowed on this agent` }, 'refused: client not in allowedClients', serial);
     }
     if (active >= current.config.maxSessions) {
       return refuse({ code: ErrorCodes.BUSY, reason: `agent is busy (${current.config.maxSessions} sessions running)` },
-        'refused: too many sessions', { maxSessions: current.config.maxSessions });
+        'refused: too many sessions', { ...serial, maxSessions: current.config.maxSessions });
     }
     const clientSessions = perClient.get(identity.name) ?? 0;
     if (clientSessions >= current.config.maxSessionsPerClient) {
       return refuse({ code: ErrorCodes.BUSY, reason: `too many sessions for client ${identity.name} (${current.config.maxSessionsPerClient})` },
-        'refused: too many sessions for this client', { maxSessionsPerClient: current.config.maxSessionsPerClient });
+        'refused: too many sessions for this client', { ...serial, maxSessionsPerClient: current.config.maxSessionsPerClient });
     }
-    sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint, resumed: socket.isSessionReused() }, 'session start');
+    // A session now: its own limits (maxSessions, per client) apply from here on.
+    if (tcp) gate.release(tcp);
+    sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint, resumed }, 'session start');
     const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software, helpers);
     sessions.add(session);
     active += 1;
@@ -134,8 +150,12 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     });
   };
 
-  const onTlsClientError = (err: NodeJS.ErrnoException, socket: tls.TLSSocket): void => {
-    log.warn({ peer: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.code ?? err.message }, 'tls handshake failed');
+  const onTlsClientError = (err: NodeJS.ErrnoException & { reason?: string }, socket: tls.TLSSocket): void => {
+    const msg = 'tls handshake failed';
+    if (peerLines.allow(msg)) {
+      // OpenSSL's reason when it has one ("wrong version number", "http request"), else Node's code.
+      log.warn({ peer: addressOf(tcpSocketOf(socket)), reason: err.reason ?? err.message, code: err.code }, msg);
+    }
     // With a tlsClientError listener Node leaves the socket open (a handshake timeout
     // would otherwise hold the connection forever).
     socket.destroy();
@@ -146,10 +166,13 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   for (const host of listenAddresses(config)) {
     const server = tls.createServer({
       ...tlsOptions(runtime),
+      // Verification always runs; its result is decided on in client-certificate.ts (with
+      // rejectUnauthorized Node would drop a failed client silently, losing the reason).
       requestCert: true,
-      rejectUnauthorized: true,
+      rejectUnauthorized: false,
       handshakeTimeout: config.handshakeTimeoutSeconds * 1000,
     });
+    server.on('connection', onConnection);
     server.on('secureConnection', onSecureConnection);
     server.on('tlsClientError', onTlsClientError);
     // Port 0 picks a free port once; every further address listens on the same one.
@@ -184,6 +207,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       }
       runtime = loaded;
       memory.limit = loaded.config.maxPendingBytes;
+      gate.setLimits(gateLimits(loaded.config));
     },
     close: () => {
       closing = true;
@@ -210,6 +234,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
           clearTimeout(drainTimer);
           for (const server of servers) server.close();
           reaper.close();
+          peerLines.flush();
           resolvePromise();
         };
         if (sessions.size === 0) onDrained();

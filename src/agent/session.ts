@@ -25,10 +25,8 @@ import { authorize } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
 import { tokenMatches } from './session-auth.js';
 
-/** Who is on the other end, as established by the TLS handshake. */
+/** Who is on the other end, as established by the TLS handshake; `name` by the rule of pki/client-name.ts. */
 export interface ClientIdentity extends AuditClient {
-  /** Every name the certificate identifies (DNS SANs, else CN); `name` is the first. */
-  names: string[];
   peer: string;
 }
 
@@ -276,7 +274,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const refused = envNames.find((name) => refusedVariable(name) !== undefined);
     const decision = refused !== undefined
       ? { allowed: false as const, reason: `--env ${refused} is refused: ${refusedVariable(refused)!}` }
-      : authorize(config.policy, this.identity.names, argv, request);
+      : authorize(config.policy, this.identity.name, argv, request);
     if (!decision.allowed) {
       this.record({ event: 'denied', ...request, reason: decision.reason });
       this.fail({ code: ErrorCodes.DENIED, reason: decision.reason });

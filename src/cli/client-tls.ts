@@ -1,10 +1,15 @@
 // The client's side of TLS for a run: one secure context for every host (keys parsed
-// once, only our CA trusted) and the session tickets that earlier runs left behind.
+// once, only our CA trusted, the PKI directory's CRL checked) and the session tickets
+// that earlier runs left behind.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { ErrorCodes, PkiError } from '../errors.js';
-import { loadClientIdentity } from '../pki/pki-paths.js';
+import { ErrorCodes, PkiError, messageOf } from '../errors.js';
+import { readCrl, type RevocationList } from '../pki/crl.js';
+import { weakCertificateInFile } from '../pki/key-strength.js';
+import { loadClientIdentity, PkiFiles } from '../pki/pki-paths.js';
 import { TLS_SETTINGS } from '../protocol/tls-settings.js';
+import type { AgentTrust } from './agent-certificate.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { HostSession, type RunRequest, type SessionLimits } from './host-session.js';
 import type { Target } from './inventory.js';
@@ -13,27 +18,54 @@ import { TlsSessionCache } from './tls-session-cache.js';
 export interface ClientTls {
   context: tls.SecureContext;
   sessions: TlsSessionCache;
+  trust: AgentTrust;
+}
+
+/**
+ * PKI_DIR/crl.pem, where `distrun certs revoke` writes it (copy it next to a client
+ * identity used elsewhere); absent: no certificate is known to be revoked. A CRL that is
+ * there but cannot be used (expired, another CA's, bad signature) stops the run.
+ */
+function loadCrl(pkiDir: string, caPem: Buffer): { file: string; crl: RevocationList } | undefined {
+  const file = join(pkiDir, PkiFiles.CRL);
+  let text: string;
+  try {
+    text = readFileSync(file, 'latin1');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new PkiError(`cannot read the CRL ${file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
+  }
+  try {
+    return { file, crl: readCrl(text, caPem.toString('latin1')) };
+  } catch (err) {
+    throw new PkiError(`cannot use the CRL ${file}: ${messageOf(err)}`);
+  }
 }
 
 export function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.env): ClientTls {
   const identity = loadClientIdentity(pkiDir);
+  for (const [file, pem] of [[PkiFiles.CLIENT_CERT, identity.cert], [PkiFiles.CA_CERT, identity.ca]] as const) {
+    const weak = weakCertificateInFile(pem);
+    if (weak) throw new PkiError(`${join(pkiDir, file)} is too weak: ${weak}`);
+  }
+  const revocation = loadCrl(pkiDir, identity.ca);
   let context: tls.SecureContext;
   try {
-    context = tls.createSecureContext({ ...identity, ...TLS_SETTINGS });
+    context = tls.createSecureContext({ ...identity, ...TLS_SETTINGS, ...(revocation ? { crl: revocation.crl.pem } : {}) });
   } catch (err) {
     throw new PkiError(`cannot use the client identity in ${pkiDir}: ${(err as Error).message}`);
   }
   const sessions = env.DISTRUN_TLS_CACHE === 'off'
     ? TlsSessionCache.disabled()
-    : TlsSessionCache.open(join(distrunCacheDir(env), 'tls'), identity.cert);
-  return { context, sessions };
+    : TlsSessionCache.open(join(distrunCacheDir(env), 'tls'), identity.cert, identity.ca);
+  return { context, sessions, trust: { crlFile: revocation?.file, revoked: revocation?.crl.revoked ?? new Set() } };
 }
 
 /** Makes the run's host sessions: each resumes from the cache and leaves its new ticket there. */
 export function hostSessionFactory(request: RunRequest, client: ClientTls, limits: SessionLimits): (target: Target) => HostSession {
   return (target) => {
     const { address, port } = target;
-    const session = new HostSession(target, request, client.context, limits, client.sessions.ticketFor(address, port));
+    const session = new HostSession(target, request, client.context, client.trust, limits, client.sessions.ticketFor(address, port));
     session.on('tls-session', (ticket) => client.sessions.remember(address, port, ticket));
     session.once('done', ({ outcome }) => {
       if (outcome.kind === 'error' && outcome.code === ErrorCodes.TLS) client.sessions.forget(address, port);

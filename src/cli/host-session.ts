@@ -12,7 +12,10 @@ import {
   decodeExit, decodeFailure, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
   encodeSignal, encodeVersionOffer, encodeWindow, type SessionOptions, type WindowSize,
 } from '../protocol/messages.js';
+import { isVerificationCode, verifyFailure } from '../pki/verify-failures.js';
+import { checkAgentCertificate, revokedMessage, type AgentCertificateRecord, type AgentTrust } from './agent-certificate.js';
 import type { Target } from './inventory.js';
+import type { TlsSessionTicket } from './tls-session-cache.js';
 import { setLongTimeout, type LongTimer } from '../timers.js';
 
 export interface RunRequest {
@@ -52,7 +55,7 @@ export interface HostSessionEvents {
   stdout: [Buffer];
   stderr: [Buffer];
   /** A TLS session ticket from the agent: a later connection may resume with it. */
-  'tls-session': [Buffer];
+  'tls-session': [TlsSessionTicket];
   /** The session is over; emitted just before run() resolves. */
   done: [HostResult];
 }
@@ -75,14 +78,19 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   private connectedAt = 0;
   private certificateExpires: Date | undefined;
   private keepalive: Keepalive | undefined;
+  /** The agent certificate's record, once it passed (kept with the session's tickets). */
+  private agentCertificate: AgentCertificateRecord | undefined;
+  /** Frames to send after the opening; undefined once it has been sent. */
+  private held: Buffer[] | undefined = [];
 
   constructor(
     readonly target: Target,
     private readonly request: RunRequest,
     private readonly context: tls.SecureContext,
+    private readonly trust: AgentTrust,
     private readonly limits: SessionLimits,
     /** A ticket from an earlier connection to this agent, to resume its TLS session. */
-    private readonly tlsSession?: Buffer,
+    private readonly tlsSession?: TlsSessionTicket,
   ) {
     super();
   }
@@ -97,7 +105,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         host: address,
         port,
         secureContext: this.context,
-        session: this.tlsSession,
+        session: this.tlsSession?.ticket,
         // SNI takes names only; the certificate check below still covers IP addresses.
         servername: isIP(address) ? undefined : address,
         ...TLS_SETTINGS,
@@ -107,52 +115,71 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       socket.setNoDelay(true);
       this.armTimer(this.limits.connectTimeoutMs, () =>
         this.abort(ErrorCodes.CONNECT, `connect timed out after ${this.limits.connectTimeoutMs / 1000} s`));
-      socket.on('session', (ticket: Buffer) => this.emit('tls-session', ticket));
+      // Node emits tickets only after 'secureConnect', so the agent's record is known by then.
+      socket.on('session', (ticket: Buffer) => {
+        if (this.agentCertificate) this.emit('tls-session', { ticket, agent: this.agentCertificate });
+      });
       // The connect timeout runs until the agent's VER: a host that accepts TCP but never
       // answers (hung, or its link went down meanwhile) is reported like one that never connects.
       socket.once('secureConnect', () => {
         this.connectedAt = Date.now();
-        // Only a ping reports the agent certificate's expiry: reading it costs every run.
-        if (this.request.argv.length === 0) {
-          const validTo = socket.getPeerX509Certificate()?.validTo;
-          this.certificateExpires = validTo ? new Date(validTo) : undefined;
+        // Nothing is sent (not the token, not stdin) before the agent's certificate passed.
+        const check = checkAgentCertificate(socket, this.trust, this.tlsSession?.agent);
+        if (check.problem !== undefined) {
+          this.abort(ErrorCodes.TLS, check.problem);
+          return;
         }
+        this.agentCertificate = check.record;
+        // Only a ping reports the agent certificate's expiry (also on a resumed session).
+        if (this.request.argv.length === 0) this.certificateExpires = new Date(check.record.notAfter);
+        socket.write(Buffer.concat([this.opening(), ...this.held!]));
+        this.held = undefined;
       });
       socket.on('data', (chunk: Buffer) => this.receive(chunk));
       socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
       socket.on('close', () => this.onClose());
-      // Everything up to CMD is sent at once: the agent answers in one round trip.
-      const { request } = this;
-      const opening = [
-        encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }),
-        ...encodeOptions(request.options),
-      ];
-      if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
-      opening.push(request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING));
-      socket.write(Buffer.concat(opening));
     });
+  }
+
+  // Input, signals and resizes that come before the agent's certificate has passed wait
+  // behind the opening.
+  private send(frame: Buffer): void {
+    if (this.held) this.held.push(frame);
+    else this.socket?.write(frame);
+  }
+
+  // Everything up to CMD at once: the agent answers in one round trip.
+  private opening(): Buffer {
+    const { request } = this;
+    const opening = [
+      encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }),
+      ...encodeOptions(request.options),
+    ];
+    if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
+    opening.push(request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING));
+    return Buffer.concat(opening);
   }
 
   sendInput(chunk: Buffer): void {
     if (this.inputClosed || !this.socket || this.outcome) return;
-    this.socket.write(encodeFrame(ClientToken.INPUT, chunk));
+    this.send(encodeFrame(ClientToken.INPUT, chunk));
   }
 
   endInput(): void {
     if (this.inputClosed || !this.socket || this.outcome) return;
     this.inputClosed = true;
-    this.socket.write(encodeFrame(ClientToken.END_OF_INPUT));
+    this.send(encodeFrame(ClientToken.END_OF_INPUT));
   }
 
   /** The local terminal's new size (`--tty`). */
   resize(size: WindowSize): void {
     if (!this.socket || this.outcome || !this.request.options.pty) return;
-    this.socket.write(encodeWindow(size));
+    this.send(encodeWindow(size));
   }
 
   signal(name: NodeJS.Signals): void {
     if (!this.socket || this.outcome) return;
-    this.socket.write(encodeSignal(name));
+    this.send(encodeSignal(name));
   }
 
   /** Stop reading from the agent (local output is backed up); the agent then pauses the command. */
@@ -246,7 +273,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
 
   private onSocketError(err: NodeJS.ErrnoException): void {
     if (this.outcome) return;
-    const { code, message } = describeConnectionError(err, this.versionAgreed);
+    const { code, message } = describeConnectionError(err, this.versionAgreed, this.trust);
     this.outcome = { kind: 'error', code, message };
   }
 
@@ -293,18 +320,6 @@ const TLS_REFUSED_BY_AGENT: Record<string, string> = {
   ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR: 'TLS handshake failed (decrypt error)',
 };
 
-const AGENT_CERT_PROBLEMS: Record<string, string> = {
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'is not signed by our CA',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'is not signed by our CA',
-  SELF_SIGNED_CERT_IN_CHAIN: 'chains to a CA we do not trust',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'is self-signed',
-  CERT_HAS_EXPIRED: 'has expired',
-  CERT_NOT_YET_VALID: 'is not valid yet',
-  INVALID_PURPOSE: 'is not issued for agent (server) use',
-  ERR_TLS_CERT_ALTNAME_INVALID: 'does not name the address we dialled',
-  CERT_REVOKED: 'is revoked',
-};
-
 const CONNECT_PROBLEMS: Record<string, string> = {
   ECONNREFUSED: 'connection refused (is distrunner-agent running?)',
   EHOSTUNREACH: 'host unreachable',
@@ -315,11 +330,15 @@ const CONNECT_PROBLEMS: Record<string, string> = {
   EADDRNOTAVAIL: 'address not available',
 };
 
-export function describeConnectionError(err: NodeJS.ErrnoException, handshakeDone: boolean): { code: ErrorCode; message: string } {
+export function describeConnectionError(err: NodeJS.ErrnoException, handshakeDone: boolean, trust?: AgentTrust): { code: ErrorCode; message: string } {
   const code = err.code ?? '';
   if (CONNECT_PROBLEMS[code]) return { code: ErrorCodes.CONNECT, message: CONNECT_PROBLEMS[code]! };
-  if (AGENT_CERT_PROBLEMS[code]) {
-    return { code: ErrorCodes.TLS, message: `agent certificate ${AGENT_CERT_PROBLEMS[code]} (${code}); refusing to talk to it` };
+  if (code === 'CERT_REVOKED' && trust) return { code: ErrorCodes.TLS, message: revokedMessage(trust) };
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return { code: ErrorCodes.TLS, message: 'agent certificate does not name the address we dialled; refusing to talk to it' };
+  }
+  if (isVerificationCode(code)) {
+    return { code: ErrorCodes.TLS, message: `agent certificate ${verifyFailure(code, err.message, 'agent (server) use')}; refusing to talk to it` };
   }
   if (TLS_REFUSED_BY_AGENT[code]) return { code: ErrorCodes.TLS, message: TLS_REFUSED_BY_AGENT[code]! };
   if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {

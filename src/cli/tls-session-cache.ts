@@ -11,8 +11,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ensurePrivateDir, isPrivateDir, writeFileWithMode } from '../private-files.js';
+import type { AgentCertificateRecord } from './agent-certificate.js';
 
-const FORMAT_VERSION = 1;
+// 2: each ticket carries the agent certificate's record (files of version 1 are dropped).
+const FORMAT_VERSION = 2;
 /** TLS 1.3 caps a ticket's lifetime at 7 days; older entries are dropped when saving. */
 const MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
@@ -20,7 +22,18 @@ interface StoredTicket {
   /** The serialized TLS session (node:tls 'session' event), base64. */
   ticket: string;
   savedAt: number;
+  /** The certificate the agent's session was made with: checked again on resumption. */
+  agent: AgentCertificateRecord;
 }
+
+/** A ticket and the agent certificate it was issued under. */
+export interface TlsSessionTicket {
+  ticket: Buffer;
+  agent: AgentCertificateRecord;
+}
+
+const isRecord = (agent: AgentCertificateRecord | undefined): boolean =>
+  typeof agent?.serial === 'string' && typeof agent.notBefore === 'number' && typeof agent.notAfter === 'number';
 
 interface CacheFile {
   version: number;
@@ -32,7 +45,7 @@ function readCacheFile(file: string): Map<string, StoredTicket> {
     const data = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
     if (data?.version !== FORMAT_VERSION || typeof data.sessions !== 'object' || data.sessions === null) return new Map();
     return new Map(Object.entries(data.sessions).filter(([, entry]) =>
-      typeof entry?.ticket === 'string' && typeof entry.savedAt === 'number'));
+      typeof entry?.ticket === 'string' && typeof entry.savedAt === 'number' && isRecord(entry.agent)));
   } catch {
     return new Map();
   }
@@ -47,9 +60,12 @@ export class TlsSessionCache {
     private readonly stored: Map<string, StoredTicket>,
   ) {}
 
-  /** The cache of the client whose certificate is `clientCert`, in `dir`. */
-  static open(dir: string, clientCert: Buffer): TlsSessionCache {
-    const identity = createHash('sha256').update(clientCert).digest('hex').slice(0, 16);
+  /**
+   * The cache of the client whose certificate is `clientCert`, trusting the CA `caCert`,
+   * in `dir`: a session verified against one CA is never resumed under another.
+   */
+  static open(dir: string, clientCert: Buffer, caCert: Buffer): TlsSessionCache {
+    const identity = createHash('sha256').update(clientCert).update(caCert).digest('hex').slice(0, 16);
     const file = join(dir, `sessions-${identity}.json`);
     // Tickets planted in a directory others can write to are not ours to present.
     return new TlsSessionCache(file, isPrivateDir(dir) ? readCacheFile(file) : new Map());
@@ -60,15 +76,15 @@ export class TlsSessionCache {
     return new TlsSessionCache(undefined, new Map());
   }
 
-  ticketFor(address: string, port: number): Buffer | undefined {
+  ticketFor(address: string, port: number): TlsSessionTicket | undefined {
     const entry = this.stored.get(key(address, port));
-    return entry && !this.forgotten.has(key(address, port)) ? Buffer.from(entry.ticket, 'base64') : undefined;
+    return entry && !this.forgotten.has(key(address, port)) ? { ticket: Buffer.from(entry.ticket, 'base64'), agent: entry.agent } : undefined;
   }
 
-  remember(address: string, port: number, ticket: Buffer): void {
+  remember(address: string, port: number, { ticket, agent }: TlsSessionTicket): void {
     if (!this.file) return;
     this.forgotten.delete(key(address, port));
-    this.updated.set(key(address, port), { ticket: ticket.toString('base64'), savedAt: Date.now() });
+    this.updated.set(key(address, port), { ticket: ticket.toString('base64'), savedAt: Date.now(), agent });
   }
 
   /** Drops the agent's ticket (its handshake failed: start afresh next time). */

@@ -7,6 +7,7 @@ import {
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { PkiError, UsageError } from '../errors.js';
+import { isPlainName } from './names.js';
 
 export type Role = 'agent' | 'client';
 
@@ -35,11 +36,9 @@ const KEY_CURVE = 'prime256v1';
 // Tolerate clocks a little behind the issuer's.
 const BACKDATE_MS = 60 * 60 * 1000;
 
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$/;
-
 /** Names become certificate subjects and directory names: host-name characters only. */
 export function checkName(name: string, what = 'name'): string {
-  if (!NAME_PATTERN.test(name) || name.includes('..')) {
+  if (!isPlainName(name)) {
     throw new UsageError(`invalid ${what} ${JSON.stringify(name)}: use letters, digits, '.', '-' and '_' (like a host name)`);
   }
   return name;
@@ -288,15 +287,17 @@ export interface RevokedEntry {
  * ASN.1 here: RFC 5280 section 5). nextUpdate is the CA's own expiry, so the list
  * never goes stale before the CA does; publish a new one after every revocation.
  */
-export function createCrl(ca: KeyAndCert, revoked: readonly RevokedEntry[], crlNumber: number): string {
+export function createCrl(
+  ca: KeyAndCert, revoked: readonly RevokedEntry[], crlNumber: number, times?: { thisUpdate: Date; nextUpdate: Date },
+): string {
   const issuer = loadIssuer(ca);
   const extension = (id: string, value: Asn1) => forgePki.certificateExtensionToAsn1({ id, value });
   return toPem('X509 CRL', signAndWrap(issuer.key, (algorithm) => sequence(
     smallInteger(1), // v2
     algorithm,
     issuer.name,
-    time(new Date(Date.now() - BACKDATE_MS)),
-    time(issuer.notAfter),
+    time(times?.thisUpdate ?? new Date(Date.now() - BACKDATE_MS)),
+    time(times?.nextUpdate ?? issuer.notAfter),
     ...(revoked.length > 0
       ? [sequence(...revoked.map((entry) => sequence(hexInteger(entry.serial), time(entry.revokedAt))))]
       : []),
