@@ -2,7 +2,7 @@
 // certificate (and from anonymous TCP peers). Each ends only its own session.
 import test from 'ava';
 import { connect as tcpConnect, type Socket } from 'node:net';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCommand, encodeFrame, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
@@ -138,13 +138,22 @@ test('a flood of sessions from one identity hits its limit; other clients are se
 });
 
 test('the overall session limit refuses extra sessions; the run-time cap stops long commands', async (t) => {
-  const small = await startAgent(pki, 'agent1', { config: { maxSessions: 2, maxCommandSeconds: 1 } });
-  const holders = Array.from({ length: 2 }, () => spawnDistrun(['-H', `127.0.0.1:${small.port}`, '--pki', pki.dir, 'sleep', '30']));
+  // Two agents, so that neither check races the other: the holders of the first stay
+  // until the test lets them go, whatever the load.
+  const small = await startAgent(pki, 'agent1', { config: { maxSessions: 2 } });
+  const go = join(tempDir(), 'go');
+  const holders = Array.from({ length: 2 }, () => spawnDistrun(['-H', `127.0.0.1:${small.port}`, '--pki', pki.dir,
+    'sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done`]));
   t.true(await waitFor(() => small.logs.filter((l) => l.msg === 'command').length === 2));
   const extra = await distrun(['-H', `127.0.0.1:${small.port}`, '--pki', pki.dir, 'echo', 'x']);
   t.is(extra.code, 255);
   t.regex(extra.stderr, /agent is busy \(2 sessions running\)/);
-  // Neither holder asked for a time limit: the agent's cap ends them.
-  t.deepEqual(await Promise.all(holders.map((h) => h.exit)), [124, 124]);
+  writeFileSync(go, '');
+  t.deepEqual(await Promise.all(holders.map((h) => h.exit)), [0, 0]);
   await assertStillServing(t, small, pki.dir);
+  // The command did not ask for a time limit: the agent's cap ends it.
+  const capped = await startAgent(pki, 'agent1', { config: { maxCommandSeconds: 1 } });
+  const long = await distrun(['-H', `127.0.0.1:${capped.port}`, '--pki', pki.dir, 'sleep', '30']);
+  t.is(long.code, 124, long.stderr);
+  await assertStillServing(t, capped, pki.dir);
 });
