@@ -12,6 +12,11 @@ export const ErrorCodes = {
   PKI: 'E_PKI',
   /** The agent configuration is invalid. */
   CONFIG: 'E_CONFIG',
+  /**
+   * A local file or directory is unsafe to use (someone else owns it or may write it, or
+   * it is a link where a file must be) or cannot be read or written.
+   */
+  FILE: 'E_FILE',
   /** TCP connection failed (refused, unreachable, DNS, connect timeout). */
   CONNECT: 'E_CONNECT',
   /** TLS handshake failed or the peer's certificate was not acceptable. */
@@ -87,6 +92,12 @@ export class PkiError extends DistRunError {
 export class ConfigError extends DistRunError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCodes.CONFIG, message, options);
+  }
+}
+
+export class FileError extends DistRunError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCodes.FILE, message, options);
   }
 }
 

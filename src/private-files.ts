@@ -2,9 +2,11 @@
 // directories whatever the umask, and replaced atomically so a reader never sees half.
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync,
+  chmodSync, closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync,
+  rmSync, statSync, writeSync, type Stats,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { FileError } from './errors.js';
 
 /** Creates `dir` and any missing parents with mode 0700 (whatever the umask). */
 export function makePrivateDir(dir: string): void {
@@ -29,19 +31,58 @@ export function makePrivateDir(dir: string): void {
 export function ensurePrivateDir(dir: string): boolean {
   makePrivateDir(dir);
   const { mode, uid } = statSync(dir);
+  // Someone else's directory is not ours to use, however narrow its mode.
+  if (uid !== process.getuid?.()) return false;
   if ((mode & 0o077) === 0) return true;
-  if ((mode & 0o1000) !== 0 || uid !== process.getuid?.()) return false;
+  if ((mode & 0o1000) !== 0) return false;
   chmodSync(dir, 0o700);
   return true;
+}
+
+/** `0755`, `1777`: a mode as chmod takes it. */
+export function octalMode(mode: number): string {
+  return (mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+/** Why a file or directory with these stats is not private to us (owner, then mode), or undefined. */
+export function privacyProblem(stats: Stats): string | undefined {
+  const me = process.getuid?.();
+  if (stats.uid !== me) return `is owned by uid ${stats.uid}, not by you (uid ${me})`;
+  if ((stats.mode & 0o077) !== 0) return `has mode ${octalMode(stats.mode)}: others may read or write it`;
+  return undefined;
 }
 
 /** Whether `dir` exists, is ours, and only we may read or write it. */
 export function isPrivateDir(dir: string): boolean {
   try {
-    const { mode, uid } = statSync(dir);
-    return (mode & 0o077) === 0 && uid === process.getuid?.();
+    const stats = statSync(dir);
+    return stats.isDirectory() && privacyProblem(stats) === undefined;
   } catch {
     return false;
+  }
+}
+
+/**
+ * The bytes of `file` if it is a regular file of ours that only we may read or write;
+ * otherwise a FileError that says why. The file is opened without following a link
+ * (and without blocking on a FIFO) and checked on the open descriptor, so what is
+ * checked is what is read.
+ */
+export function readPrivateFile(file: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new FileError(code === 'ELOOP' ? `${file} is a symbolic link` : `cannot read ${file} (${code ?? (err as Error).message})`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    const problem = stats.isFile() ? privacyProblem(stats) : 'is not a regular file';
+    if (problem) throw new FileError(`${file} ${problem}`);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

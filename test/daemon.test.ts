@@ -99,7 +99,9 @@ test('with NOTIFY_SOCKET the agent reports READY=1 once listening, and STOPPING=
 test('SIGTERM drains: running commands may finish, new connections are refused with a reason, then exit 0', async (t) => {
   const agent = await startAgent(pki, 'agent1', { config: { drainSeconds: 20 } });
   const at = ['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir];
-  const finishing = spawnDistrun([...at, 'sh', '-c', 'sleep 1; echo finished']);
+  // The running command ends when the test says so, not after a time that load could outlast.
+  const go = join(tempDir(), 'go');
+  const finishing = spawnDistrun([...at, 'sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done; echo finished`]);
   t.true(await waitFor(() => agent.logs.some((l) => l.msg === 'command')));
   agent.process.kill('SIGTERM');
   await agent.waitForLog('draining');
@@ -107,6 +109,7 @@ test('SIGTERM drains: running commands may finish, new connections are refused w
   t.is(late.code, 255);
   t.regex(late.stderr, /127\.0\.0\.1: agent is shutting down/);
   await agent.waitForLog('refused: shutting down');
+  writeFileSync(go, '');
   t.is(await finishing.exit, 0, finishing.stderr());
   await agent.stop();
   t.is(agent.process.exitCode, 0);

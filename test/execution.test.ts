@@ -4,17 +4,14 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fanoutWithinFileLimit } from '../src/cli/fanout.js';
-import { DISTRUN, cleanupAll, distrun, makePki, startAgent, tempDir, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { DISTRUN, cleanupAll, distrun, loopbackFleet, tempDir, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;
 let agent: RunningAgent;
 let inventory: string;
 
 test.before(async () => {
-  pki = await makePki(['agent1']);
-  agent = await startAgent(pki, 'agent1');
-  inventory = join(tempDir(), 'hosts.yaml');
-  writeFileSync(inventory, `hosts:\n  n[1-6]: { address: 127.0.0.1, port: ${agent.port} }\ngroups:\n  six: ['n[1-6]']\n`);
+  ({ pki, agent, inventory } = await loopbackFleet((port) => `hosts:\n  n[1-6]: { address: 127.0.0.1, port: ${port} }\ngroups:\n  six: ['n[1-6]']\n`));
 });
 test.after.always(cleanupAll);
 

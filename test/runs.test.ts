@@ -4,18 +4,15 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupAll, distrun, makePki, startAgent, tempDir, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { cleanupAll, distrun, loopbackFleet, tempDir, testCacheHome, type Pki } from './helpers/fleet.js';
 
 let pki: Pki;
-let agent: RunningAgent;
 let inventory: string;
 
 test.before(async () => {
-  pki = await makePki(['agent1']);
-  agent = await startAgent(pki, 'agent1');
-  inventory = join(tempDir(), 'hosts.yaml');
   // r4 is unreachable (nothing listens on port 1).
-  writeFileSync(inventory, `hosts:\n  r[1-3]: { address: 127.0.0.1, port: ${agent.port} }\n  r4: { address: 127.0.0.1, port: 1 }\ngroups:\n  four: ['r[1-4]']\n`);
+  ({ pki, inventory } = await loopbackFleet((port) =>
+    `hosts:\n  r[1-3]: { address: 127.0.0.1, port: ${port} }\n  r4: { address: 127.0.0.1, port: 1 }\ngroups:\n  four: ['r[1-4]']\n`));
 });
 test.after.always(cleanupAll);
 

@@ -5,15 +5,24 @@ export interface Palette {
   host(text: string): string;
   failure(text: string): string;
   strong(text: string): string;
+  /** A control character or sequence from a host, shown visibly: in reverse video, as less shows them. */
+  control(text: string): string;
 }
 
 const plain = (text: string) => text;
 const ansi = (code: string) => (text: string) => `\x1b[${code}m${text}\x1b[0m`;
 
-export const PLAIN: Palette = { host: plain, failure: plain, strong: plain };
-const COLORED: Palette = { host: ansi('36'), failure: ansi('31'), strong: ansi('1') };
+export const PLAIN: Palette = { host: plain, failure: plain, strong: plain, control: plain };
+const COLORED: Palette = {
+  host: ansi('36'), failure: ansi('31'), strong: ansi('1'),
+  // Reverse video off (27), not a full reset: the host's own colours go on after the mark.
+  control: (text) => `\x1b[7m${text}\x1b[27m`,
+};
+
+export function isTerminal(stream: NodeJS.WritableStream): boolean {
+  return (stream as NodeJS.WriteStream).isTTY === true;
+}
 
 export function paletteFor(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): Palette {
-  const tty = (stream as NodeJS.WriteStream).isTTY === true;
-  return tty && !env.NO_COLOR ? COLORED : PLAIN;
+  return isTerminal(stream) && !env.NO_COLOR ? COLORED : PLAIN;
 }

@@ -17,6 +17,7 @@ import { checkAgentCertificate, revokedMessage, type AgentCertificateRecord, typ
 import type { Target } from './inventory.js';
 import type { TlsSessionTicket } from './tls-session-cache.js';
 import { setLongTimeout, type LongTimer } from '../timers.js';
+import { visibleText } from './terminal-text.js';
 
 export interface RunRequest {
   /** The command; empty for a ping (`distrun ping`), which runs nothing. */
@@ -288,9 +289,14 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         ? 'connection closed before the command finished'
         : 'agent closed the connection during the handshake (it may not accept our certificate)',
     };
+    // What the agent says about itself (its failure reason, its version) reaches terminals,
+    // summaries, JSON and run records: never with controls that could talk to a terminal.
     const result: HostResult = {
-      target: this.target, outcome, durationMs: Date.now() - this.startedAt,
-      agentSoftware: this.agentSoftware, protocolVersion: this.protocolVersion,
+      target: this.target,
+      outcome: outcome.kind === 'error' ? { ...outcome, message: visibleText(outcome.message) } : outcome,
+      durationMs: Date.now() - this.startedAt,
+      agentSoftware: this.agentSoftware === undefined ? undefined : visibleText(this.agentSoftware),
+      protocolVersion: this.protocolVersion,
     };
     this.emit('done', result);
     this.settle?.(result);

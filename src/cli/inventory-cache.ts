@@ -3,10 +3,10 @@
 // it); a cached copy takes about 1 ms. Any change to the file means a new parse, and
 // only what parsing produced is kept, so a cached inventory behaves as a parsed one.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SOFTWARE_VERSION } from '../version.js';
-import { ensurePrivateDir, isPrivateDir, writeFileWithMode } from '../private-files.js';
+import { ensurePrivateDir, isPrivateDir, readPrivateFile, writeFileWithMode } from '../private-files.js';
 import type { HostEntry, Inventory } from './inventory.js';
 
 /** Cached inventories kept; older ones are removed when a new one is written. */
@@ -23,14 +23,15 @@ export function loadCachedInventory(dir: string, file: string, text: string, par
   // A new release may parse differently: its version is part of the key.
   const key = createHash('sha256').update(`${SOFTWARE_VERSION}\0${file}\0${text}`).digest('hex');
   const path = join(dir, `${key}.json`);
-  // Someone else's directory could hold a planted inventory.
+  // Someone else's directory could hold a planted inventory, and so could ours from a time
+  // when it was open to others: the file itself must be ours and private too.
   const usable = isPrivateDir(dir);
   if (usable) {
     try {
-      const cached = JSON.parse(readFileSync(path, 'utf8')) as CachedInventory;
+      const cached = JSON.parse(readPrivateFile(path).toString('utf8')) as CachedInventory;
       return { file: cached.file, defaults: cached.defaults, hosts: new Map(cached.hosts), groups: new Map(cached.groups) };
     } catch {
-      // Not cached yet, or damaged: parse.
+      // Not cached yet, damaged, or not ours: parse.
     }
   }
   const inventory = parse();

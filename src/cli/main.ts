@@ -56,6 +56,7 @@ export function buildProgram(): Command {
     .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
     .option('--script <file>', 'send a local script and run it with its interpreter (#! line, or /bin/sh); the command words are its arguments')
     .option('-N, --no-prefix', 'do not prefix output lines with the host name (one host: output is byte-exact)')
+    .option('--raw-control-chars', "pass the hosts' output to the terminal untouched, escape sequences and all (like less -r); only for hosts you trust")
     .option('-q, --quiet', 'no progress line on the terminal')
     .option('-y, --yes', 'do not ask for confirmation on a terminal above $DISTRUN_CONFIRM_ABOVE (50) hosts')
     .option('-n, --dry-run', 'print the hosts and the exact argv, and run nothing')

@@ -1,13 +1,11 @@
 // Renderers turn per-host output events and results into what the user sees. They
 // consume HostSession events and HostResults only; none of them touches the network.
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describeOutcome, hostExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
-import { paletteFor } from './colors.js';
+import { isTerminal, paletteFor } from './colors.js';
 import { classify, formatSummary, type OutcomeClass } from './summary.js';
+import { neutralizeOutput } from './terminal-text.js';
 import type { HostResult, HostSession } from './host-session.js';
 
 export interface Renderer {
@@ -42,49 +40,22 @@ export class RendererSet implements Renderer {
   }
 }
 
-/**
- * `--outdir DIR`: per host `HOST.out` and `HOST.err` (byte-exact, written as the output
- * arrives) and `HOST.rc` (the exit code distrun counts for the host).
- */
-export class OutdirRenderer implements Renderer {
-  private readonly pending: Promise<void>[] = [];
-
-  constructor(private readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
-  }
-
-  attach(session: HostSession): void {
-    const base = join(this.dir, session.target.name);
-    for (const [event, suffix] of [['stdout', 'out'], ['stderr', 'err']] as const) {
-      const file = createWriteStream(`${base}.${suffix}`);
-      this.pending.push(once(file, 'close').then(() => undefined));
-      session.on(event, (chunk) => {
-        if (!file.write(chunk)) {
-          session.pause();
-          file.once('drain', () => session.resume());
-        }
-      });
-      session.once('done', () => file.end());
-    }
-  }
-
-  hostDone(result: HostResult): void {
-    writeFileSync(join(this.dir, `${result.target.name}.rc`), `${hostExitCode(result.outcome)}\n`);
-  }
-
-  finish(): void {}
-
-  async close(): Promise<void> {
-    await Promise.all(this.pending);
-  }
-}
-
 export interface OutputStreams {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
 }
 
 const NEWLINE = 0x0a;
+
+/**
+ * What a stream is given of the hosts' output: on a terminal, made safe for it
+ * (terminal-text.ts) unless raw output was asked for; into pipes and files, the bytes.
+ */
+function screenFilter(stream: NodeJS.WritableStream, neutralize: boolean): (bytes: Buffer) => Buffer {
+  if (!neutralize || !isTerminal(stream)) return (bytes) => bytes;
+  const { control } = paletteFor(stream);
+  return (bytes) => neutralizeOutput(bytes, control);
+}
 
 /** Splits a byte stream into whole lines (each with its '\n'), keeping the incomplete rest. */
 export class LineSplitter {
@@ -119,8 +90,10 @@ export class LineSplitter {
 
 /**
  * The default output: every line as `host: line`, written whole so two hosts never
- * mix inside a line. With `prefix: false` and a single host, bytes pass through
- * untouched (like ssh); with several hosts, lines are still kept whole.
+ * mix inside a line, and on a terminal with its controls neutralised (`neutralize`), so
+ * that every line shown starts with the real prefix. With `prefix: false` and a single
+ * host, bytes pass through untouched (like ssh); with several hosts, lines are still
+ * kept whole.
  */
 export class LineRenderer implements Renderer {
   private readonly splitters = new Map<HostSession, { out: LineSplitter; err: LineSplitter }>();
@@ -128,7 +101,7 @@ export class LineRenderer implements Renderer {
 
   constructor(
     private readonly streams: OutputStreams,
-    private readonly options: { prefix: boolean; hostCount: number },
+    private readonly options: { prefix: boolean; hostCount: number; neutralize: boolean },
   ) {
     this.passThrough = !options.prefix && options.hostCount === 1;
   }
@@ -137,6 +110,7 @@ export class LineRenderer implements Renderer {
     const prefixFor = (stream: NodeJS.WritableStream) =>
       (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${session.target.name}: `)) : Buffer.alloc(0));
     const prefixes = new Map([[this.streams.stdout, prefixFor(this.streams.stdout)], [this.streams.stderr, prefixFor(this.streams.stderr)]]);
+    const filters = new Map([this.streams.stdout, this.streams.stderr].map((s) => [s, screenFilter(s, this.options.neutralize)]));
     const write = (stream: NodeJS.WritableStream, data: Buffer): void => {
       // Local output backed up: stop reading from the agent until it drains.
       if (!stream.write(data)) {
@@ -154,8 +128,9 @@ export class LineRenderer implements Renderer {
     const emitLines = (stream: NodeJS.WritableStream, lines: Buffer[]): void => {
       if (lines.length === 0) return;
       const prefix = prefixes.get(stream)!;
+      const filter = filters.get(stream)!;
       const parts: Buffer[] = [];
-      for (const line of lines) parts.push(prefix, line);
+      for (const line of lines) parts.push(prefix, filter(line));
       write(stream, Buffer.concat(parts));
     };
     session.on('stdout', (chunk) => emitLines(this.streams.stdout, splitters.out.push(chunk)));
@@ -193,13 +168,14 @@ export function writeSummary(stderr: NodeJS.WritableStream, results: readonly Ho
 /**
  * `-b, --gather` (like `clush -b`): nothing live; at the end, hosts whose stdout, stderr
  * and exit code are identical are printed once, under their folded names, largest group
- * first. Each host's output is held until it finishes; identical outputs are stored once.
+ * first, neutralised on a terminal as the line output is. Each host's output is held
+ * until it finishes; identical outputs are stored once.
  */
 export class GatherRenderer implements Renderer {
   private readonly captured = new Map<HostSession, { out: Buffer[]; err: Buffer[] }>();
   private readonly groups = new Map<string, { hosts: string[]; out: Buffer; err: Buffer; exit: string }>();
 
-  constructor(private readonly streams: OutputStreams) {}
+  constructor(private readonly streams: OutputStreams, private readonly options: { neutralize: boolean }) {}
 
   attach(session: HostSession): void {
     const capture = { out: [] as Buffer[], err: [] as Buffer[] };
@@ -228,11 +204,14 @@ export class GatherRenderer implements Renderer {
     const groups = [...this.groups.values()].map((g) => ({ ...g, label: foldHosts(g.hosts) }))
       .sort((a, b) => b.hosts.length - a.hosts.length || a.label.localeCompare(b.label));
     const rule = '-'.repeat(15);
+    const { stdout, stderr } = this.streams;
+    const filterOut = screenFilter(stdout, this.options.neutralize);
+    const filterErr = screenFilter(stderr, this.options.neutralize);
     for (const group of groups) {
       const header = `${rule}\n${group.label} (${group.hosts.length})${group.exit ? ` ${group.exit}` : ''}\n${rule}\n`;
-      this.streams.stdout.write(header);
-      if (group.out.length > 0) this.streams.stdout.write(withFinalNewline(group.out));
-      if (group.err.length > 0) this.streams.stderr.write(withFinalNewline(group.err));
+      stdout.write(header);
+      if (group.out.length > 0) stdout.write(filterOut(withFinalNewline(group.out)));
+      if (group.err.length > 0) stderr.write(filterErr(withFinalNewline(group.err)));
     }
     writeSummary(this.streams.stderr, results);
   }

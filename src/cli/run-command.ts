@@ -19,9 +19,8 @@ import { ProgressLine } from './progress.js';
 import { RecordRenderer, runsDir, saveRun } from './run-record.js';
 import { scriptRun } from './script.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
-import {
-  GatherRenderer, JsonRenderer, LineRenderer, OutdirRenderer, RendererSet, type OutputStreams, type Renderer,
-} from './output.js';
+import { OutdirRenderer } from './outdir.js';
+import { GatherRenderer, JsonRenderer, LineRenderer, RendererSet, type OutputStreams, type Renderer } from './output.js';
 
 // A host in flight costs the client about a millisecond of CPU and one socket; most of its
 // time is round trips. 256 keeps a remote fleet's round trips overlapping where clush's 64
@@ -62,6 +61,8 @@ export interface RunOptions extends SelectionOptions {
   batchWait?: number;
   maxFail?: string;
   prefix: boolean;
+  /** --raw-control-chars: the hosts' output goes to the terminal untouched. */
+  rawControlChars?: boolean;
 }
 
 export function resolveTargets(opts: SelectionOptions): Target[] {
@@ -204,17 +205,20 @@ export async function runCommand(
     ? new ProgressLine(io.stderr, targets.length)
     : undefined;
   const screenIo = progress ? progress.guard(io) : io;
+  // Checked, and cleared of an earlier run's files, before any command runs.
+  const outdir = opts.outdir !== undefined
+    ? OutdirRenderer.open(opts.outdir, targets, (problem) => screenIo.stderr.write(`distrun: ${problem}\n`))
+    : undefined;
+  const neutralize = opts.rawControlChars !== true;
   const screen: Renderer = opts.json
     ? new JsonRenderer(screenIo)
     : opts.gather
-      ? new GatherRenderer(screenIo)
+      ? new GatherRenderer(screenIo, { neutralize })
       // One host's terminal is shown as it is (escape sequences and all); several get prefixes.
-      : new LineRenderer(screenIo, { prefix: opts.prefix && !(terminal && targets.length === 1), hostCount: targets.length });
+      : new LineRenderer(screenIo, { prefix: opts.prefix && !(terminal && targets.length === 1), hostCount: targets.length, neutralize });
   const recorder = new RecordRenderer();
   // The progress line finishes first, so that it is gone before the summary.
-  const renderer = new RendererSet([
-    ...(progress ? [progress] : []), screen, recorder, ...(opts.outdir ? [new OutdirRenderer(opts.outdir)] : []),
-  ]);
+  const renderer = new RendererSet([...(progress ? [progress] : []), screen, recorder, ...(outdir ? [outdir] : [])]);
   const input = opts.stdin || terminal ? new InputBroadcast(io.stdin) : undefined;
 
   const schedule = {
@@ -253,9 +257,12 @@ export async function runCommand(
     const results = await fanout.run();
     terminal?.restore();
     saveTlsSessions(client);
-    const exitCode = runExitCode(results, interrupts > 0);
-    renderer.finish(results, exitCode);
+    // The --outdir files are complete, or known not to be, before the exit code is decided.
     await renderer.close();
+    const outputLost = (outdir?.problems.length ?? 0) > 0;
+    if (outputLost) screenIo.stderr.write(`distrun: --outdir ${opts.outdir} is incomplete: ${outdir!.problems.length} file(s) could not be written (above)\n`);
+    const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
+    renderer.finish(results, exitCode);
     // A --script run is recorded as the script and its arguments, so that rerun sends it again.
     const record = recorder.record({
       command: opts.recordAs?.command ?? command, script: opts.recordAs?.script,

@@ -1,10 +1,15 @@
 // The record of every run, under $XDG_CACHE_HOME/distrun/runs (default ~/.cache):
 // which hosts, how each ended, digests of their output, timings. `distrun runs` lists
 // them and `distrun rerun` takes its hosts and command from one.
+//
+// A record is a command and the hosts to run it on: `rerun` executes it. So records are
+// kept like the TLS tickets: a 0700 directory of ours, 0600 files of ours; a directory or
+// record someone else could have written is never read (docs/security.md).
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { FileError, UsageError } from '../errors.js';
+import { ensurePrivateDir, privacyProblem, readPrivateFile, writeFileWithMode } from '../private-files.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { hostExitCode } from './exit-codes.js';
 import type { HostResult, HostSession } from './host-session.js';
@@ -114,37 +119,94 @@ function keyOf(target: Target): string {
   return `${target.name}:${target.port}`;
 }
 
-/** Writes the record (atomically) and prunes old ones; returns its path. */
+/** Writes the record (atomically, 0600) and prunes old ones; returns its path. */
 export function saveRun(record: RunRecord, dir = runsDir()): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!ensurePrivateDir(dir)) {
+    throw new FileError(`${dir} ${privacyProblem(statSync(dir)) ?? 'is shared'}; run records need a directory of their own`);
+  }
   const file = join(dir, `${record.id}.json`);
-  const temp = `${file}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  renameSync(temp, file);
+  writeFileWithMode(file, `${JSON.stringify(record, null, 2)}\n`, 0o600, { durable: false });
   const all = runIds(dir);
   for (const old of all.slice(0, Math.max(0, all.length - KEEP_RUNS))) rmSync(join(dir, `${old}.json`), { force: true });
   return file;
 }
 
+/**
+ * The ids of the records in `dir`, oldest first; none when it does not exist yet. A
+ * directory that is not ours alone is refused as a whole: any record in it may be planted.
+ */
 function runIds(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => /^\d{8}T\d{9}Z-[0-9a-f]{4}\.json$/.test(f)).map((f) => f.slice(0, -5)).sort();
+  let names: string[];
+  try {
+    const stats = statSync(dir);
+    const problem = stats.isDirectory() ? privacyProblem(stats) : 'is not a directory';
+    if (problem) throw new FileError(`not using the run records in ${dir}: it ${problem}, so they may not be yours`);
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (err instanceof FileError) throw err;
+    throw new FileError(`cannot read the run records in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return names.filter((f) => /^\d{8}T\d{9}Z-[0-9a-f]{4}\.json$/.test(f)).map((f) => f.slice(0, -5)).sort();
 }
 
-/** Recent runs, newest first. */
-export function listRuns(limit: number, dir = runsDir()): RunRecord[] {
-  return runIds(dir).reverse().slice(0, limit).map((id) => loadRun(id, dir));
+/** A record that could not be used, and why. */
+export interface SkippedRun {
+  id: string;
+  reason: string;
 }
 
-/** A run by id (or unique id prefix); the newest when `id` is undefined. */
+/** Recent runs, newest first, and the records among them that are not ours or are damaged. */
+export function listRuns(limit: number, dir = runsDir()): { runs: RunRecord[]; skipped: SkippedRun[] } {
+  const runs: RunRecord[] = [];
+  const skipped: SkippedRun[] = [];
+  for (const id of runIds(dir).reverse().slice(0, limit)) {
+    try {
+      runs.push(readRun(dir, id));
+    } catch (err) {
+      if (!(err instanceof FileError)) throw err;
+      skipped.push({ id, reason: err.message });
+    }
+  }
+  return { runs, skipped };
+}
+
+/**
+ * A run by id (or unique id prefix); the newest when `id` is undefined. A record that
+ * is not ours is an error, never a reason to fall back on another one.
+ */
 export function loadRun(id: string | undefined, dir = runsDir()): RunRecord {
   const ids = runIds(dir);
   const matches = id === undefined ? ids.slice(-1) : ids.filter((candidate) => candidate.startsWith(id));
   if (matches.length === 0) throw new UsageError(id ? `no recorded run '${id}' in ${dir} (see 'distrun runs')` : `no recorded run in ${dir} yet`);
   if (matches.length > 1) throw new UsageError(`'${id}' matches ${matches.length} runs; give more of the id`);
+  return readRun(dir, matches[0]!);
+}
+
+/** One record: a private file of ours (readPrivateFile), in the shape saveRun writes. */
+function readRun(dir: string, id: string): RunRecord {
+  const file = join(dir, `${id}.json`);
+  let record: unknown;
   try {
-    return JSON.parse(readFileSync(join(dir, `${matches[0]}.json`), 'utf8')) as RunRecord;
+    record = JSON.parse(readPrivateFile(file).toString('utf8'));
   } catch (err) {
-    throw new UsageError(`cannot read run ${matches[0]}: ${(err as Error).message}`);
+    if (err instanceof FileError) throw new FileError(`run record ${id} cannot be trusted: ${err.message}`);
+    throw new FileError(`run record ${id} is damaged: ${(err as Error).message}`);
   }
+  if (!isRunRecord(record)) throw new FileError(`run record ${id} is damaged: it is not a record distrun wrote`);
+  return record;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+
+/** Enough of the shape for `runs` and `rerun` to use it as it is. */
+function isRunRecord(value: unknown): value is RunRecord {
+  const r = value as Partial<RunRecord> | null;
+  return typeof r === 'object' && r !== null
+    && isString(r.id) && isString(r.startedAt) && Array.isArray(r.command) && r.command.every(isString)
+    && (r.script === undefined || isString(r.script))
+    && typeof r.shell === 'boolean' && typeof r.stdin === 'boolean' && typeof r.stderr === 'boolean'
+    && (r.timeout === undefined || typeof r.timeout === 'number') && typeof r.exitCode === 'number'
+    && Array.isArray(r.hosts) && r.hosts.every((h: Partial<HostRecord> | null) => typeof h === 'object' && h !== null
+      && isString(h.name) && isString(h.address) && Number.isInteger(h.port) && isString(h.status));
 }

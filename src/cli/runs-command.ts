@@ -39,12 +39,15 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
     .option('-n, --limit <n>', 'how many', '20')
     .action((opts: { limit: string }) => {
       const rows = [['RUN', 'STARTED', 'HOSTS', 'OK', 'NOT OK', 'EXIT', 'COMMAND']];
-      for (const run of listRuns(Math.max(1, Number(opts.limit) || 20))) {
+      const { runs, skipped } = listRuns(Math.max(1, Number(opts.limit) || 20));
+      for (const { reason } of skipped) process.stderr.write(`distrun: skipping: ${reason}\n`);
+      for (const run of runs) {
         const ok = run.hosts.filter((h) => h.status === 'ok').length;
         rows.push([run.id, run.startedAt.replace('T', ' ').slice(0, 19), String(run.hosts.length), String(ok),
           String(run.hosts.length - ok), String(run.exitCode), describeCommand(run)]);
       }
-      process.stdout.write(rows.length > 1 ? table(rows) : 'no recorded runs yet\n');
+      if (rows.length > 1) process.stdout.write(table(rows));
+      else if (skipped.length === 0) process.stdout.write('no recorded runs yet\n');
     });
 
   addConnectionOptions(program.command('rerun')

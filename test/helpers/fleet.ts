@@ -22,6 +22,11 @@ function spawnNode(args: string[], options: Parameters<typeof spawn>[2], prefix:
   return spawn(argv[0]!, argv.slice(1), options);
 }
 
+/** Registers a cleanup for cleanupAll (run in reverse order of registration). */
+export function addCleanup(cleanup: () => void | Promise<void>): void {
+  cleanups.push(cleanup);
+}
+
 /** Runs every registered cleanup; call from test.after.always. */
 export async function cleanupAll(): Promise<void> {
   // Every cleanup runs, even after one failed; the first failure is reported.
@@ -129,6 +134,15 @@ export async function makePki(agentNames: string[] = ['agent1']): Promise<Pki> {
     if (issued.code !== 0) throw new Error(`certs agent failed: ${issued.stderr}`);
   }
   return { dir, agent: (name) => join(dir, 'agents', name) };
+}
+
+/** A PKI, one agent on loopback, and an inventory file for it: the fixture most tests start from. */
+export async function loopbackFleet(inventoryText: (agentPort: number) => string): Promise<{ pki: Pki; agent: RunningAgent; inventory: string }> {
+  const pki = await makePki(['agent1']);
+  const agent = await startAgent(pki, 'agent1');
+  const inventory = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inventory, inventoryText(agent.port));
+  return { pki, agent, inventory };
 }
 
 export interface RunningAgent {

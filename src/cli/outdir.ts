@@ -1,0 +1,222 @@
+// `--outdir DIR`: every host's stdout and stderr, byte-exact, in DIR/HOST.out and
+// DIR/HOST.err as they arrive, and the exit code distrun counts for it in DIR/HOST.rc.
+//
+// distrun often runs as root, and DIR may be where others can write. So, before any
+// command runs, the way to DIR is checked: every directory on it, and every link
+// followed, belongs to root or to us, and no directory is writable by others unless it
+// is sticky (like /tmp), so nobody else can redirect the path later. The files of an
+// earlier run are removed only when they are ours (regular files we own); anything
+// else under one of the names is refused. Files are then created exclusively and never
+// through a link (O_CREAT|O_EXCL|O_NOFOLLOW): a name planted meanwhile makes that one
+// file fail; it is never written through. A file that cannot be written is reported and
+// makes distrun exit 255; the other files, and the output on the screen, go on.
+import {
+  closeSync, constants, createWriteStream, lstatSync, mkdirSync, openSync, readlinkSync, unlinkSync, writeSync, type Stats,
+} from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { FileError } from '../errors.js';
+import { octalMode } from '../private-files.js';
+import { hostExitCode } from './exit-codes.js';
+import type { HostResult, HostSession } from './host-session.js';
+import type { Target } from './inventory.js';
+import type { Renderer } from './output.js';
+
+const SUFFIXES = ['out', 'err', 'rc'] as const;
+const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** As the kernel allows (MAXSYMLINKS). */
+const MAX_LINKS = 40;
+
+const FILE_ERRORS: Record<string, string> = {
+  EEXIST: 'something was put under this name during the run; it is left alone',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+};
+
+function describeFileError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === undefined) return (err as Error).message;
+  return FILE_ERRORS[code] ? `${FILE_ERRORS[code]} (${code})` : code;
+}
+
+const myUid = (): number => process.getuid?.() ?? -1;
+
+/** Why someone other than root and us could change what this directory or link holds or points to. */
+function pathEntryProblem(stats: Stats): string | undefined {
+  if (stats.uid !== 0 && stats.uid !== myUid()) return `is owned by uid ${stats.uid}, who could redirect what distrun writes`;
+  if (stats.isDirectory() && (stats.mode & 0o022) !== 0 && (stats.mode & 0o1000) === 0) {
+    return `has mode ${octalMode(stats.mode)}: others may write to it and it is not sticky, so they could replace what distrun writes`;
+  }
+  return undefined;
+}
+
+function lstatIfPresent(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The real path of `dir`, made (0755) where missing, resolved one name at a time so
+ * that every directory and link on the way is checked (pathEntryProblem). A FileError
+ * names the first one that is not safe.
+ */
+export function trustedOutputDir(dir: string): string {
+  const split = (path: string) => path.split('/').filter((name) => name !== '' && name !== '.');
+  const pending = split(isAbsolute(dir) ? dir : `${process.cwd()}/${dir}`);
+  const refuse = (path: string, problem: string) => new FileError(`--outdir ${dir}: ${path} ${problem}`);
+  let current = '/';
+  let links = 0;
+  try {
+    const rootProblem = pathEntryProblem(lstatSync('/'));
+    if (rootProblem) throw refuse('/', rootProblem);
+    while (pending.length > 0) {
+      const name = pending.shift()!;
+      if (name === '..') {
+        current = join(current, '..');
+        continue;
+      }
+      const path = join(current, name);
+      let stats = lstatIfPresent(path);
+      if (!stats) {
+        // Its parent is checked already: nobody else can swap what is made here.
+        mkdirSync(path, { mode: 0o755 });
+        stats = lstatSync(path);
+      }
+      const problem = pathEntryProblem(stats);
+      if (problem) throw refuse(path, problem);
+      if (stats.isSymbolicLink()) {
+        if (++links > MAX_LINKS) throw refuse(path, 'leads through too many symbolic links');
+        const target = readlinkSync(path);
+        if (isAbsolute(target)) current = '/';
+        pending.unshift(...split(target));
+        continue;
+      }
+      if (!stats.isDirectory()) throw refuse(path, 'is not a directory');
+      current = path;
+    }
+  } catch (err) {
+    if (err instanceof FileError) throw err;
+    throw new FileError(`--outdir ${dir}: ${describeFileError(err)}`);
+  }
+  return current;
+}
+
+/** Removes a file of an earlier run, if it is ours; anything else under the name is refused. */
+function removeEarlierFile(path: string): void {
+  const stats = lstatIfPresent(path);
+  if (!stats) return;
+  let problem: string | undefined;
+  if (stats.isSymbolicLink()) problem = 'is a symbolic link';
+  else if (!stats.isFile()) problem = 'is not a regular file';
+  else if (stats.uid !== myUid()) problem = `is owned by uid ${stats.uid}, not by you`;
+  if (problem) throw new FileError(`--outdir: ${path} ${problem}; distrun neither writes through it nor replaces it`);
+  unlinkSync(path);
+}
+
+export class OutdirRenderer implements Renderer {
+  private readonly pending: Promise<void>[] = [];
+  private readonly failures: string[] = [];
+
+  private constructor(private readonly dir: string, private readonly onProblem: (message: string) => void) {}
+
+  /**
+   * Checks DIR and removes our files of an earlier run for these hosts, before anything
+   * runs (a FileError otherwise). `onProblem` hears of every file that cannot be written.
+   */
+  static open(dir: string, targets: readonly Target[], onProblem: (message: string) => void): OutdirRenderer {
+    const realDir = trustedOutputDir(dir);
+    const byName = new Map<string, Target>();
+    for (const target of targets) {
+      const other = byName.get(target.name);
+      if (other) {
+        throw new FileError(`--outdir: ${other.address}:${other.port} and ${target.address}:${target.port} are both named ${target.name}: they would write the same files`);
+      }
+      byName.set(target.name, target);
+    }
+    try {
+      for (const { name } of targets) for (const suffix of SUFFIXES) removeEarlierFile(join(realDir, `${name}.${suffix}`));
+    } catch (err) {
+      if (err instanceof FileError) throw err;
+      throw new FileError(`--outdir ${dir}: cannot remove a file of an earlier run: ${describeFileError(err)}`);
+    }
+    return new OutdirRenderer(realDir, onProblem);
+  }
+
+  /** What could not be written, one message per file; empty when every file is complete. */
+  get problems(): readonly string[] {
+    return this.failures;
+  }
+
+  attach(session: HostSession): void {
+    for (const [event, suffix] of [['stdout', 'out'], ['stderr', 'err']] as const) {
+      const path = join(this.dir, `${session.target.name}.${suffix}`);
+      let fd: number;
+      try {
+        fd = openSync(path, CREATE_EXCLUSIVE, 0o666);
+      } catch (err) {
+        this.fail(path, err);
+        continue;
+      }
+      const file = createWriteStream(path, { fd });
+      this.pending.push(new Promise((resolve) => file.once('close', () => resolve())));
+      let failed = false;
+      let paused = false;
+      const resume = (): void => {
+        paused = false;
+        session.resume();
+      };
+      file.on('error', (err) => {
+        if (failed) return;
+        failed = true;
+        this.fail(path, err);
+        if (paused) resume();
+      });
+      session.on(event, (chunk) => {
+        if (failed) return;
+        // The disk is slower than the agent: stop reading from it until the file drains.
+        if (!file.write(chunk) && !paused) {
+          paused = true;
+          session.pause();
+          file.once('drain', resume);
+        }
+      });
+      session.once('done', () => {
+        if (!failed) file.end();
+      });
+    }
+  }
+
+  hostDone(result: HostResult): void {
+    const path = join(this.dir, `${result.target.name}.rc`);
+    try {
+      const fd = openSync(path, CREATE_EXCLUSIVE, 0o666);
+      try {
+        writeSync(fd, `${hostExitCode(result.outcome)}\n`);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      this.fail(path, err);
+    }
+  }
+
+  finish(): void {}
+
+  /** Resolves when every file is closed, written or failed; never rejects. */
+  async close(): Promise<void> {
+    await Promise.all(this.pending);
+  }
+
+  private fail(path: string, err: unknown): void {
+    const message = `--outdir: cannot write ${path}: ${describeFileError(err)}`;
+    this.failures.push(message);
+    this.onProblem(message);
+  }
+}
