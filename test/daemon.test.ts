@@ -192,3 +192,20 @@ test('a SIGHUP while the agent is still starting is a reload once it serves, not
   t.is((await agent.reload()).msg, 'reloaded');
   await assertStillServing(t, agent, pki.dir);
 });
+
+test('distrun ping over a resumed TLS session still reports the agent certificate\'s expiry', async (t) => {
+  const agent = await startAgent(pki, 'agent1');
+  const env = { XDG_CACHE_HOME: tempDir() };
+  const ping = (extra: string[] = []) => distrun(['ping', ...extra, '-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir], { env });
+  t.is((await ping()).code, 0);
+  const since = agent.logs.length;
+  const again = await ping();
+  const json = await ping(['--json']);
+  const resumed = agent.logs.slice(since).filter((l) => l.msg === 'session start').map((l) => l.resumed);
+  t.deepEqual(resumed, [true, true], 'the later pings resumed the first one\'s TLS session');
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout.toString(), /certificate expires \d{4}-\d\d-\d\d \(82[45] days\)\n$/);
+  const record = JSON.parse(json.stdout.toString()) as { certificateExpires: string | null; certificateDaysLeft: number | null };
+  t.regex(record.certificateExpires ?? 'null', /^\d{4}-\d\d-\d\dT/);
+  t.true((record.certificateDaysLeft ?? 0) > 800);
+});
