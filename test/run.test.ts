@@ -3,6 +3,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
@@ -459,4 +460,19 @@ test('the agent logs session start, command and exit as JSON', async (t) => {
   t.true(logs.some((l) => l.msg === 'session start' && l.client === 'admin'));
   t.true(logs.some((l) => l.msg === 'command' && JSON.stringify(l.argv) === '["echo","logged"]'));
   t.true(logs.some((l) => l.msg === 'exit' && l.code === 0 && typeof l.durationMs === 'number' && l.bytesOut === 7));
+});
+
+test('a port where something other than an agent answers: "not a DistRunner agent", no OpenSSL internals', async (t) => {
+  // An ssh server's banner: what an operator gets who typed the ssh port.
+  const server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.end('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const r = await distrun(['-H', `127.0.0.1:${port}`, '--pki', pki.dir, '--', 'true']);
+  t.is(r.code, 255);
+  t.regex(r.stderr, new RegExp(`not a DistRunner agent \\(the service on port ${port} does not speak TLS\\)`));
+  t.notRegex(r.stderr, /SSL routines|deps\/openssl|ERR_SSL|EPROTO|\^J/);
 });

@@ -274,7 +274,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
 
   private onSocketError(err: NodeJS.ErrnoException): void {
     if (this.outcome) return;
-    const { code, message } = describeConnectionError(err, this.versionAgreed, this.trust);
+    const { code, message } = describeConnectionError(err, this.versionAgreed, this.trust, this.target.port);
     this.outcome = { kind: 'error', code, message };
   }
 
@@ -314,6 +314,13 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   }
 }
 
+const NOT_TLS = /wrong version number|packet length too long|unknown protocol|record layer failure/;
+
+/** OpenSSL's reason ("wrong version number") from its error line ("...:SSL routines:func:REASON:file:line:"). */
+function openSslReason(message: string): string {
+  return /:SSL routines:[^:]*:([^:]+):/.exec(message)?.[1] ?? message.split('\n')[0]!.trim();
+}
+
 // OpenSSL and libuv error codes translated into what a person can act on.
 const TLS_REFUSED_BY_AGENT: Record<string, string> = {
   ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'the agent does not trust our client certificate (issued by another CA)',
@@ -336,8 +343,14 @@ const CONNECT_PROBLEMS: Record<string, string> = {
   EADDRNOTAVAIL: 'address not available',
 };
 
-export function describeConnectionError(err: NodeJS.ErrnoException, handshakeDone: boolean, trust?: AgentTrust): { code: ErrorCode; message: string } {
+export function describeConnectionError(
+  err: NodeJS.ErrnoException, handshakeDone: boolean, trust?: AgentTrust, port?: number,
+): { code: ErrorCode; message: string } {
   const code = err.code ?? '';
+  // What OpenSSL says when the bytes that came back are not TLS at all (ssh, http, smtp...).
+  if (!handshakeDone && NOT_TLS.test(err.message)) {
+    return { code: ErrorCodes.TLS, message: `not a DistRunner agent (the service on port ${port ?? '?'} does not speak TLS)` };
+  }
   if (CONNECT_PROBLEMS[code]) return { code: ErrorCodes.CONNECT, message: CONNECT_PROBLEMS[code]! };
   if (code === 'CERT_REVOKED' && trust) return { code: ErrorCodes.TLS, message: revokedMessage(trust) };
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
@@ -347,8 +360,8 @@ export function describeConnectionError(err: NodeJS.ErrnoException, handshakeDon
     return { code: ErrorCodes.TLS, message: `agent certificate ${verifyFailure(code, err.message, 'agent (server) use')}; refusing to talk to it` };
   }
   if (TLS_REFUSED_BY_AGENT[code]) return { code: ErrorCodes.TLS, message: TLS_REFUSED_BY_AGENT[code]! };
-  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
-    return { code: ErrorCodes.TLS, message: `TLS error: ${err.message} (${code})` };
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code === 'EPROTO') {
+    return { code: ErrorCodes.TLS, message: `TLS error: ${openSslReason(err.message)}` };
   }
   if (code === 'ECONNRESET' || code === 'EPIPE') {
     return {
