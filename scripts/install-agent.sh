@@ -55,17 +55,19 @@ npm install --global --prefix "$ROOT$PREFIX" --no-audit --no-fund --prefer-offli
 [ -x "$BIN" ] || die "the package did not install $BIN"
 PKG_DIR="$ROOT$PREFIX/lib/node_modules/distrunner"
 
+say "installing the agent bundle into $ETC (directory 0750, key 0600)"
+install -d -m 0750 -o root -g root "$ETC"
+
 if [ -n "$RUN_AS" ] && ! getent passwd "$RUN_AS" >/dev/null; then
   if [ -z "$ROOT" ]; then
-    say "creating system user $RUN_AS"
-    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$RUN_AS"
+    say "creating system user $RUN_AS (and its group)"
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$RUN_AS"
+    # uninstall-agent.sh --purge removes what is listed here, and nothing else.
+    printf 'user %s\n' "$RUN_AS" >> "$ETC/created-by-installer"
   else
     say "not creating user $RUN_AS under --root: create it on the target host"
   fi
 fi
-
-say "installing the agent bundle into $ETC (directory 0750, key 0600)"
-install -d -m 0750 -o root -g root "$ETC"
 install -m 0644 -o root -g root "$BUNDLE/ca.crt" "$ETC/ca.crt"
 install -m 0644 -o root -g root "$BUNDLE/agent.crt" "$ETC/agent.crt"
 install -m 0600 -o root -g root "$BUNDLE/agent.key" "$ETC/agent.key"

@@ -33,7 +33,7 @@ const bad: Array<[string, RegExp]> = [
   ['policy: [{ clients: [a], commands: [b], sudo: true }]\n', /policy rule 1: unknown key 'sudo'/],
   ['policy: [{ clients: a }]\n', /policy rule 1: clients must be a list of non-empty strings/],
   ['runAs: "root; rm"\n', /runAs must be a user name/],
-  ['port: [\n', /agent\.yaml: line \d+: invalid YAML/],
+  ['port: [\n', /agent\.yaml: line \d+, column \d+: invalid YAML: [^\n]*[^:]$/],
   ['host: [127.0.0.1, 127.0.0.1]\n', /host must be an address or a list of different addresses/],
   ['host: "127.0.0.1,,10.0.0.1"\n', /host must be an address or a list of different addresses/],
   ['tlsSessionSeconds: 700000\n', /tlsSessionSeconds must be an integer from 0 to 604800/],

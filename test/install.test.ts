@@ -39,7 +39,7 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
   t.regex(readFileSync(join(etc, 'agent.yaml'), 'utf8'), /^runAs: nobody$/m);
   const unitPath = join(root, 'etc/systemd/system/distrunner-agent.service');
   const unit = readFileSync(unitPath, 'utf8');
-  t.regex(unit, /^ExecStart=\/usr\/local\/bin\/distrunner-agent --config \/etc\/distrunner\/agent\.yaml$/m);
+  t.regex(unit, /^ExecStart=\/usr\/local\/bin\/distrunner-agent --config \/etc\/distrunner\/agent\.yaml --command-cgroups$/m);
   t.true(lstatSync(join(root, 'usr/local/bin/distrunner-agent')).isSymbolicLink());
 
   // The agent.yaml is never overwritten.
@@ -87,7 +87,11 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
 
 test('the shipped systemd unit passes systemd-analyze verify with no warning', (t) => {
   const unit = readFileSync(join(repo, 'systemd/distrunner-agent.service'), 'utf8');
-  t.regex(unit, /^ExecStartPre=.* --check-config$/m);
+  // The check runs before a reload; a start checks by itself (exit 78, no restart).
+  t.regex(unit, /^ExecReload=.* --check-config$/m);
+  t.notRegex(unit, /^ExecStartPre=/m);
+  t.regex(unit, /^NotifyAccess=main$/m);
+  t.regex(unit, /^Delegate=yes$/m);
   t.regex(unit, /^RuntimeDirectory=distrunner$/m);
   t.regex(unit, /^RuntimeDirectoryMode=0700$/m);
   t.regex(unit, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);

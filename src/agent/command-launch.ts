@@ -11,6 +11,10 @@
 //   3. finds the program in PATH, and
 //   4. replaces itself with the program (same pid: the process group, signals and exit
 //      status are the program's).
+// With a cgroup for the command (command-cgroup.ts), a /bin/sh runs first, still as
+// root with the same clean environment: it writes its own pid into the cgroup and then
+// executes setpriv (same pid), so the command and all it starts are inside before any
+// program the client chose runs.
 // Steps 2 and 3 failing are reported on descriptor 3 (when the agent gave one) as one
 // word, and end the launcher with the shell's codes (126, 127); the agent turns them into
 // the usual spawn failures. They run as the user, so a client learns nothing about
@@ -57,6 +61,10 @@ set -- "$DISTRUN_FOUND" "$@"
 unset DISTRUN_N DISTRUN_I DISTRUN_CWD DISTRUN_STATUS_FD DISTRUN_PROGRAM DISTRUN_FOUND DISTRUN_DIR
 exec "$@"`;
 
+// $0: the cgroup's cgroup.procs; then the command line to execute.
+const ENTER_CGROUP = `echo $$ >"$0" || { [ -n "$DISTRUN_STATUS_FD" ] && echo cgroup >&3; exit 126; }
+exec "$@"`;
+
 export interface LaunchRequest {
   /** The program (as the policy matched it) and its arguments. */
   argv: readonly string[];
@@ -70,6 +78,8 @@ export interface LaunchRequest {
   switchTo?: { uid: number; gid: number };
   /** Descriptor 3 is a pipe to the agent for the launcher's report. */
   statusFd: boolean;
+  /** The cgroup.procs file of the command's cgroup, entered first (as root). */
+  cgroupProcs?: string;
 }
 
 export interface LaunchPlan {
@@ -87,12 +97,15 @@ export function launchPlan(request: LaunchRequest): LaunchPlan {
   });
   if (request.cwd !== undefined) env.DISTRUN_CWD = request.cwd;
   if (request.statusFd) env.DISTRUN_STATUS_FD = '3';
-  const launcher = [SHELL, '-c', LAUNCHER, 'distrun-launch', String(names.length), ...names, ...request.argv];
-  if (!request.switchTo) return { file: SHELL, args: launcher.slice(1), env };
-  const { uid, gid } = request.switchTo;
-  // setpriv switches uid, gid and the user's supplementary groups (initgroups), which
-  // Node's own uid/gid options cannot do.
-  return { file: SETPRIV, args: [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...launcher], env };
+  let command = [SHELL, '-c', LAUNCHER, 'distrun-launch', String(names.length), ...names, ...request.argv];
+  if (request.switchTo) {
+    const { uid, gid } = request.switchTo;
+    // setpriv switches uid, gid and the user's supplementary groups (initgroups), which
+    // Node's own uid/gid options cannot do.
+    command = [SETPRIV, `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...command];
+  }
+  if (request.cgroupProcs !== undefined) command = [SHELL, '-c', ENTER_CGROUP, request.cgroupProcs, ...command];
+  return { file: command[0]!, args: command.slice(1), env };
 }
 
 /** What the launcher's one-word report on descriptor 3 means. */
@@ -103,6 +116,7 @@ export function launchFailure(report: string, program: string, cwd: string | und
       return { reason: `cannot use working directory ${cwd}: it does not exist, is not a directory, or ${user} may not enter it`, exitCode: 126 };
     case 'notfound': return { reason: `${program}: command not found`, exitCode: 127 };
     case 'noexec': return { reason: `${program}: permission denied or not executable`, exitCode: 126 };
+    case 'cgroup': return { reason: `${program}: cannot be started: the agent cannot place it in a cgroup of its own`, exitCode: 126 };
     default: return { reason: `${program}: cannot be started`, exitCode: 126 };
   }
 }

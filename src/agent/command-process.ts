@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import type { ExitStatus, WindowSize } from '../protocol/messages.js';
 import { setLongTimeout, type LongTimer } from '../timers.js';
+import type { CommandCgroup, CommandCgroups } from './command-cgroup.js';
 import { commandEnvironment } from './command-environment.js';
 import { launchFailure, launchPlan, type LaunchPlan } from './command-launch.js';
 import type { LocalUser } from './local-users.js';
@@ -42,12 +43,14 @@ export interface CommandSpec {
   pipes?: PipePool;
   /** Stops the command's group if the agent dies without doing so. */
   reaper?: OrphanReaper;
+  /** Where the command gets a cgroup of its own, which follows descendants that leave its group. */
+  cgroups?: CommandCgroups;
   /** Run in a pseudo-terminal of this size (node-pty); stdin, stdout and stderr are the terminal. */
   pty?: WindowSize & { term: string };
 }
 
 /** The agent-wide helpers a command uses. */
-export type CommandHelpers = Pick<CommandSpec, 'pipes' | 'reaper'>;
+export type CommandHelpers = Pick<CommandSpec, 'pipes' | 'reaper' | 'cgroups'>;
 
 /** Why a command could not be started, with the exit code a shell would give. */
 export interface SpawnFailure {
@@ -77,6 +80,8 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   private readonly spec: CommandSpec;
   /** The command's process group (its id is the command's pid); set once it runs. */
   private group: ProcessGroup | undefined;
+  /** The command's cgroup, when the agent has them: stopping and killing go through it. */
+  private readonly cgroup: CommandCgroup | undefined;
   private terminal: import('node-pty').IPty | undefined;
   /** The launcher's report on descriptor 3 (pipes only). */
   private status: Readable | null = null;
@@ -93,11 +98,21 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     this.spec = spec;
     const argv = spec.shell ? ['/bin/sh', '-c', spec.argv[0]!, ...spec.argv.slice(1)] : [...spec.argv];
     this.program = argv[0]!;
+    let cgroupError: NodeJS.ErrnoException | undefined;
+    try {
+      this.cgroup = spec.cgroups?.create();
+    } catch (err) {
+      cgroupError = err as NodeJS.ErrnoException;
+    }
     const plan = (statusFd: boolean): LaunchPlan => launchPlan({
       argv, baseEnv: commandEnvironment(spec.user, spec.clientName), clientEnv: spec.env ?? {}, cwd: spec.cwd,
       switchTo: spec.switchUser ? { uid: spec.user.uid, gid: spec.user.gid } : undefined, statusFd,
+      cgroupProcs: this.cgroup?.procsFile,
     });
-    const started = spec.pty ? this.startInTerminal(plan(false), spec.pty) : this.startWithPipes(plan(true));
+    // Without its cgroup the command would not be contained as promised: it does not run.
+    const started = cgroupError
+      ? this.notStarted({ reason: `${this.program}: cannot be started: the agent cannot make a cgroup for it (${cgroupError.code ?? cgroupError.message})`, exitCode: 126 })
+      : spec.pty ? this.startInTerminal(plan(false), spec.pty) : this.startWithPipes(plan(true));
     ({ stdout: this.stdout, stderr: this.stderr, stdin: this.stdin } = started);
     // Errors on the command's streams (EPIPE when it closed its stdin early, ECONNRESET
     // on a socketpair) end nothing but that stream: the command's exit is what counts.
@@ -146,6 +161,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       if (child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
       this.finished = true;
       for (const stream of [stdout, stderr, status]) stream?.destroy();
+      this.release();
       this.emit('spawn-error', spawnFailure(this.program, plan.file, err));
     });
     child.once('spawn', () => this.started(child.pid!));
@@ -216,6 +232,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   /** The command could not be started: `spawn-error` once the caller listens, and empty streams. */
   private notStarted(failure: SpawnFailure): CommandStreams {
     this.finished = true;
+    this.release();
     queueMicrotask(() => this.emit('spawn-error', failure));
     const stdout = new PassThrough();
     stdout.end();
@@ -259,12 +276,17 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     this.emit('exit', status);
   }
 
-  /** Forgets the group: nothing will signal it any more. */
+  /**
+   * Forgets the group: nothing will signal it any more. What is left in the command's
+   * cgroup (descendants that left the group and closed their output) is ended now —
+   * SIGTERM, SIGKILL after the grace period — and the cgroup removed.
+   */
   private release(): void {
     clearInterval(this.refreshTimer);
     clearTimeout(this.killTimer);
     this.killTimer = undefined;
     if (this.group) this.spec.reaper?.release(this.group);
+    void this.cgroup?.remove(this.spec.killGraceMs);
   }
 
   /** The terminal's new size (terminal sessions only; ignored otherwise). */
@@ -276,21 +298,28 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     return this.group?.id;
   }
 
-  /** Sends a signal to the whole process group, if it still holds our command. */
+  /** Sends a signal to the whole process group (as a terminal would), if it still holds our command. */
   signal(signal: NodeJS.Signals): void {
     if (!this.finished || this.killTimer) this.group?.signal(signal);
   }
 
   /**
-   * SIGTERM to the group, then SIGKILL after the grace period unless the command has
-   * finished. Also used after the leader exited while descendants still hold its pipes.
+   * SIGTERM to the command, then SIGKILL after the grace period unless it has finished:
+   * to its cgroup when it has one (descendants that left the group included), else to
+   * its group. Also used after the leader exited while descendants still hold its pipes.
    */
   stop(): void {
     if (this.finished || this.stopping) return;
     this.stopping = true;
-    this.signal('SIGTERM');
+    if (this.cgroup) {
+      void this.cgroup.terminate().then((sent) => {
+        if (!sent) this.signal('SIGTERM'); // it would not freeze: the group at least
+      });
+    } else {
+      this.signal('SIGTERM');
+    }
     this.killTimer = setTimeout(() => {
-      this.signal('SIGKILL');
+      this.kill();
       if (this.finished) this.release();
       else this.killTimer = undefined;
     }, this.spec.killGraceMs);
@@ -308,8 +337,9 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     this.stdin?.destroy();
   }
 
-  /** Kills the group at once (agent shutdown, second stop request). */
+  /** Kills the command at once (agent shutdown, second stop request): its cgroup, or its group. */
   kill(): void {
+    this.cgroup?.kill();
     this.signal('SIGKILL');
   }
 }

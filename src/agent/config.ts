@@ -58,10 +58,15 @@ export interface AgentConfig {
   drainSeconds: number;
   /** How long a client may resume its TLS session (skipping the certificate exchange); 0 = never. */
   tlsSessionSeconds: number;
+  /**
+   * The agent's cgroup is delegated to it (systemd's Delegate=yes): each command gets a
+   * cgroup of its own there (command-cgroup.ts). Read at start only.
+   */
+  commandCgroups: boolean;
 }
 
 /** Values given on the command line; they override the file. Paths relative to cwd. */
-export type AgentFlags = Partial<Pick<AgentConfig, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'crl' | 'tokenFile' | 'logLevel'>>;
+export type AgentFlags = Partial<Pick<AgentConfig, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'crl' | 'tokenFile' | 'logLevel' | 'commandCgroups'>>;
 
 const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   host: '0.0.0.0',
@@ -90,6 +95,7 @@ const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   killGraceSeconds: 5,
   drainSeconds: 30,
   tlsSessionSeconds: 7200,
+  commandCgroups: false,
 };
 
 /** Returns the accepted value, or throws a message saying what is wrong (without the key). */
@@ -176,6 +182,7 @@ const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
   drainSeconds: { parse: intBetween(0, 3600) },
   // TLS 1.3 caps ticket lifetimes at 7 days.
   tlsSessionSeconds: { parse: intBetween(0, 7 * 24 * 3600) },
+  commandCgroups: { parse: boolean },
 };
 
 function accept(key: string, value: unknown, where: string, base: string | undefined): unknown {
@@ -202,8 +209,10 @@ export function readConfigFile(file: string): Partial<AgentConfig> {
   try {
     data = parseYaml(text);
   } catch (err) {
-    const where = err instanceof YAMLParseError && err.linePos ? `line ${err.linePos[0].line}: ` : '';
-    throw new ConfigError(`${file}: ${where}invalid YAML: ${(err as Error).message.split('\n')[0]}`);
+    // The yaml package ends its first line with " at line L, column C:": said once, here.
+    const reason = (err as Error).message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    const where = err instanceof YAMLParseError && err.linePos ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}: ` : '';
+    throw new ConfigError(`${file}: ${where}invalid YAML: ${reason}`);
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(`${file}: must be a mapping of settings`);

@@ -5,6 +5,7 @@ import { isDistRunError, messageOf } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { LOG_LEVELS, loadAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
 import { takeOverReloadSignals } from './process-start.js';
+import { errorLine, formatLogStream, isJournalStream, withSyslogPriority } from './log-output.js';
 import { loadRuntime } from './runtime.js';
 import { startAgentServer, type AgentServer } from './server.js';
 import { notifySystemd } from './systemd-notify.js';
@@ -21,6 +22,7 @@ function parsePort(value: string): number {
 interface AgentOptions extends AgentFlags {
   config?: string;
   checkConfig?: boolean;
+  formatLog?: boolean;
 }
 
 function buildProgram(): Command {
@@ -37,6 +39,8 @@ function buildProgram(): Command {
     .option('--crl <file>', 'certificate revocation list (from distrun certs revoke): revoked clients are refused')
     .option('--token-file <file>', 'require clients to present the token in this file')
     .addOption(new Option('--log-level <level>', 'log level (default info, or $DISTRUNNER_LOG_LEVEL)').choices(LOG_LEVELS))
+    .option('--command-cgroups', "run each command in a cgroup of its own (the agent's cgroup must be delegated: systemd Delegate=yes)")
+    .option('--format-log', 'read agent log lines (JSON) on stdin and print them as text: journalctl -u distrunner-agent -o cat | distrunner-agent --format-log')
     .showHelpAfterError();
 }
 
@@ -99,10 +103,19 @@ export async function main(argv: string[] = process.argv, context: StartContext 
   const flags: AgentFlags = {
     host: opts.host, port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key, crl: opts.crl,
     tokenFile: opts.tokenFile, logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
+    commandCgroups: opts.commandCgroups,
   };
+  if (opts.formatLog) {
+    await formatLogStream(process.stdin, process.stdout);
+    return;
+  }
   try {
     const config = loadAgentConfig(configFile, flags);
-    const log = pino({ level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+    const log = pino({
+      level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime,
+      // On the journal, each line carries its priority (`journalctl -p err` finds failures).
+      ...(isJournalStream(1) ? { hooks: { streamWrite: withSyslogPriority } } : {}),
+    });
     if (opts.checkConfig) {
       // The same loading as a start, files included, without listening (the `sshd -t` pattern).
       loadRuntime(config, log);
@@ -120,13 +133,14 @@ export async function main(argv: string[] = process.argv, context: StartContext 
     // Until here a SIGHUP was only noted (process-start.ts); one that came is carried out now.
     handleReloadSignal(server, log, config, () => loadAgentConfig(configFile, flags));
     // Ready only now: listening, and every signal handler installed.
-    await notifySystemd({ READY: '1', STATUS: `listening on ${listening.join(', ')}` });
+    const withoutCgroups = config.commandCgroups && !server.commandCgroups ? '; commands without cgroups of their own (see the log)' : '';
+    await notifySystemd({ READY: '1', STATUS: `listening on ${listening.join(', ')}${withoutCgroups}` });
   } catch (err) {
     if (isDistRunError(err)) {
-      process.stderr.write(`distrunner-agent: ${err.message}\n`);
+      process.stderr.write(errorLine(`distrunner-agent: ${err.message}`));
       process.exit(EXIT_CONFIG_ERROR);
     }
-    process.stderr.write(`distrunner-agent: unexpected error: ${messageOf(err)}\n`);
+    process.stderr.write(errorLine(`distrunner-agent: unexpected error: ${messageOf(err)}`));
     process.exit(1);
   }
 }

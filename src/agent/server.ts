@@ -12,6 +12,7 @@ import { decideOnClientCertificate } from './client-certificate.js';
 import { ConnectionGate, type GateLimits } from './connection-gate.js';
 import { LogRateLimit } from './log-rate-limit.js';
 import { isClientAllowed } from './policy.js';
+import { CommandCgroups } from './command-cgroup.js';
 import { OrphanReaper } from './orphan-reaper.js';
 import { PendingMemory } from './pending-memory.js';
 import { PipePool, pipeBatchSize } from './pipe-pool.js';
@@ -33,6 +34,8 @@ export interface AgentServer {
   close(): Promise<void>;
   /** Kills every running command's process group at once. */
   kill(): void;
+  /** Whether each command runs in a cgroup of its own (commandCgroups, and possible here). */
+  commandCgroups: boolean;
 }
 
 function tlsOptions(runtime: AgentRuntime): tls.TlsOptions {
@@ -63,6 +66,18 @@ function addressOf(socket: Socket | undefined): string {
   return `${socket?.remoteAddress ?? 'unknown'}:${socket?.remotePort ?? '?'}`;
 }
 
+/** The commands' cgroups, when asked for and possible; else why not, in the log. */
+function openCommandCgroups(config: AgentConfig, log: Logger): CommandCgroups | undefined {
+  if (!config.commandCgroups) return undefined;
+  const opened = CommandCgroups.open();
+  if (opened instanceof CommandCgroups) {
+    log.info({ cgroup: opened.directory }, 'each command runs in a cgroup of its own');
+    return opened;
+  }
+  log.warn({ reason: opened.unavailable }, 'commands cannot have cgroups of their own: they get their process group only');
+  return undefined;
+}
+
 export async function startAgentServer(config: AgentConfig, log: Logger, software: string): Promise<AgentServer> {
   let runtime = loadRuntime(config, log);
   // Sessions with an open connection (drain waits for them), and how many of them hold a
@@ -78,7 +93,8 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const reaper = new OrphanReaper(config.killGraceSeconds, (reason) =>
     log.warn({ reason }, 'cannot guard against orphans: commands may outlive an agent that is killed'));
   const memory = new PendingMemory(config.maxPendingBytes);
-  const helpers = { pipes, reaper, memory };
+  const cgroups = openCommandCgroups(config, log);
+  const helpers = { pipes, reaper, memory, cgroups };
 
   const gate = new ConnectionGate(gateLimits(config));
   // Lines a peer can cause before it has a session are limited (LogRateLimit).
@@ -198,6 +214,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
 
   return {
     addresses: servers.map((server) => server.address() as AddressInfo),
+    commandCgroups: cgroups !== undefined,
     reload: (next) => {
       const loaded = loadRuntime(next, log);
       try {

@@ -305,7 +305,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       command = new CommandProcess({
         argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
         killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env,
-        pipes: this.helpers.pipes, reaper: this.helpers.reaper, pty: pty && { ...pty, term: term ?? 'xterm' },
+        pipes: this.helpers.pipes, reaper: this.helpers.reaper, cgroups: this.helpers.cgroups, pty: pty && { ...pty, term: term ?? 'xterm' },
       });
     } catch (err) {
       this.log.error({ err: messageOf(err) }, 'cannot start the command');
