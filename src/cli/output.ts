@@ -5,6 +5,7 @@ import { describeOutcome, hostExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import { isTerminal, paletteFor } from './colors.js';
 import { classify, formatSummary, type OutcomeClass } from './summary.js';
+import { prefixedLine } from './prefixed-line.js';
 import { neutralizeOutput } from './terminal-text.js';
 import type { HostResult, HostSession } from './host-session.js';
 
@@ -52,10 +53,12 @@ const NEWLINE = 0x0a;
  * (terminal-text.ts) unless raw output was asked for; into pipes and files, the bytes.
  */
 function screenFilter(stream: NodeJS.WritableStream, neutralize: boolean): (bytes: Buffer) => Buffer {
-  if (!neutralize || !isTerminal(stream)) return (bytes) => bytes;
+  if (!onScreen(stream, neutralize)) return (bytes) => bytes;
   const { control } = paletteFor(stream);
   return (bytes) => neutralizeOutput(bytes, control);
 }
+
+const onScreen = (stream: NodeJS.WritableStream, neutralize: boolean): boolean => neutralize && isTerminal(stream);
 
 /** Splits a byte stream into whole lines (each with its '\n'), keeping the incomplete rest. */
 export class LineSplitter {
@@ -90,8 +93,9 @@ export class LineSplitter {
 
 /**
  * The default output: every line as `host: line`, written whole so two hosts never
- * mix inside a line, and on a terminal with its controls neutralised (`neutralize`), so
- * that every line shown starts with the real prefix. With `prefix: false` and a single
+ * mix inside a line, and on a terminal with its controls neutralised (`neutralize`) and
+ * the prefix written again after a carriage return, so that every row shown starts with
+ * the real prefix. With `prefix: false` and a single
  * host, bytes pass through untouched (like ssh); with several hosts, lines are still
  * kept whole.
  */
@@ -111,6 +115,8 @@ export class LineRenderer implements Renderer {
       (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${session.target.name}: `)) : Buffer.alloc(0));
     const prefixes = new Map([[this.streams.stdout, prefixFor(this.streams.stdout)], [this.streams.stderr, prefixFor(this.streams.stderr)]]);
     const filters = new Map([this.streams.stdout, this.streams.stderr].map((s) => [s, screenFilter(s, this.options.neutralize)]));
+    // On a terminal a CR inside a line writes the prefix again (prefixed-line.ts); into pipes and files, the bytes.
+    const reprefix = new Map([this.streams.stdout, this.streams.stderr].map((s) => [s, this.options.prefix && onScreen(s, this.options.neutralize)]));
     const write = (stream: NodeJS.WritableStream, data: Buffer): void => {
       // Local output backed up: stop reading from the agent until it drains.
       if (!stream.write(data)) {
@@ -130,7 +136,7 @@ export class LineRenderer implements Renderer {
       const prefix = prefixes.get(stream)!;
       const filter = filters.get(stream)!;
       const parts: Buffer[] = [];
-      for (const line of lines) parts.push(prefix, filter(line));
+      for (const line of lines) parts.push(...(reprefix.get(stream) ? prefixedLine(line, prefix, filter) : [prefix, filter(line)]));
       write(stream, Buffer.concat(parts));
     };
     session.on('stdout', (chunk) => emitLines(this.streams.stdout, splitters.out.push(chunk)));
