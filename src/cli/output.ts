@@ -232,7 +232,8 @@ export const JSON_EVENTS_VERSION = 1;
 
 /**
  * `--json`: JSON Lines events on stdout as they happen (docs/json-events.md): `start`,
- * `stdout`/`stderr` (each chunk, UTF-8 text or base64, so the bytes are exact),
+ * `stdout`/`stderr` (each chunk, UTF-8 text or base64, so the bytes are exact), `held`
+ * (the command exited, a background process holds its output open),
  * `exit`, `timeout`, `unreachable` or `error` per host, and a final `summary`.
  */
 export class JsonRenderer implements Renderer {
@@ -247,6 +248,7 @@ export class JsonRenderer implements Renderer {
   attach(session: HostSession): void {
     const { name: host, address, port } = session.target;
     this.emit('start', { host, address, port });
+    session.once('output-held', (leader) => this.emit('held', { host, code: leader.code ?? null, signal: leader.signal ?? null }));
     for (const stream of ['stdout', 'stderr'] as const) {
       session.on(stream, (chunk) => {
         const { text, encoding } = encodeBytes(chunk);
