@@ -95,9 +95,8 @@ export class LineSplitter {
  * The default output: every line as `host: line`, written whole so two hosts never
  * mix inside a line, and on a terminal with its controls neutralised (`neutralize`) and
  * the prefix written again after a carriage return, so that every row shown starts with
- * the real prefix. With `prefix: false` and a single
- * host, bytes pass through untouched (like ssh); with several hosts, lines are still
- * kept whole.
+ * the real prefix. With `prefix: false` and a single host, bytes pass through untouched
+ * (like ssh); with several hosts, lines are still kept whole.
  */
 export class LineRenderer implements Renderer {
   private readonly splitters = new Map<HostSession, { out: LineSplitter; err: LineSplitter }>();

@@ -1,5 +1,6 @@
 // The live progress line on a terminal (stderr): hosts done / total, failures, hosts
-// running and the slowest of them. Cleared before every output line, so it never
+// running and the slowest of them, led by a host whose command exited while a background
+// process holds its output open (what else keeps the run waiting is not visible). Cleared before every output line, so it never
 // mixes with output, and gone at the end. Nothing at all when stderr is not a TTY.
 import type { LeaderExit } from '../protocol/messages.js';
 import type { HostResult, HostSession } from './host-session.js';
