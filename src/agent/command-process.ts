@@ -290,13 +290,13 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       clearTimeout(timer);
       if (over || this.finished) return;
       if (streams.some((stream) => stream?.isPaused())) {
-        timer = setTimeout(check, HELD_OUTPUT_MS);
+        timer = setTimeout(check, HELD_OUTPUT_MS).unref();
         return;
       }
       over = true;
       this.emit('output-held', leader);
     };
-    timer = setTimeout(check, HELD_OUTPUT_MS);
+    timer = setTimeout(check, HELD_OUTPUT_MS).unref();
     this.checkHeldOutput = check;
     void closed.then(() => {
       over = true;
