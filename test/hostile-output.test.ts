@@ -36,6 +36,11 @@ const SHOWN = [
   '8bit\\x9b2J',
   'c1<U+009B>2J bidi<U+202E>KO',
 ];
+/**
+ * SHOWN under a host's prefix: where a line had a carriage return (^M above), the prefix
+ * is written again after it (prefixed-line.ts), so the row still starts with it.
+ */
+const prefixedShown = (host: string) => SHOWN.map((line) => `${host}: ${line.replace('^M', `\r${host}: `)}`);
 
 test.before(async () => {
   ({ pki, agent, inventory } = await loopbackFleet((port) => `hosts:\n  web[1-2]: {address: 127.0.0.1, port: ${port}}\n`));
@@ -63,13 +68,13 @@ function onTerminal(args: string[], env: NodeJS.ProcessEnv = { NO_COLOR: '1' }):
   }));
 }
 
-/** What no terminal may get from a host: a CR that is not before LF, BEL, an 8-bit CSI, or ESC other than SGR. */
+/** What no terminal may get from a host: a CR that is not before LF or a real prefix, BEL, an 8-bit CSI, or ESC other than SGR. */
 function terminalAttacks(screen: Buffer): string[] {
   const text = screen.toString('latin1');
   const found: string[] = [];
   // CR CR LF is harmless (nothing is printed between the CRs): under --tty the host's
   // terminal sends CR LF and the local one, raw as Node makes it, still turns LF into CR LF.
-  if (/\r(?!\r*\n)/.test(text)) found.push('a carriage return');
+  if (/\r(?!\r*\n|web[12]: )/.test(text)) found.push('a carriage return');
   if (text.includes('\x07')) found.push('BEL');
   if (/[\x80-\x9f]/.test(screen.toString('utf8'))) found.push('a C1 control');
   if (text.includes('\x9b')) found.push('a lone 0x9b');
@@ -86,9 +91,9 @@ test('on a terminal a host cannot set the title, write the clipboard, move the c
   t.deepEqual(terminalAttacks(r.screen), [], JSON.stringify(r.screen.toString('latin1')));
   const shown = lines(r.screen);
   for (const host of ['web1', 'web2']) {
-    for (const line of SHOWN) t.is(shown.filter((l) => l === `${host}: ${line}`).length, 2, `${host}: ${line} (stdout and stderr)`);
+    for (const line of prefixedShown(host)) t.is(shown.filter((l) => l === line).length, 2, `${line} (stdout and stderr)`);
   }
-  t.true(shown.every((l) => /^web[12]: /.test(l)), 'every line starts with a real prefix');
+  t.true(shown.every((l) => l.split('\r').every((row) => /^web[12]: /.test(row))), 'every line, and every return to its start, begins with a real prefix');
   // -N on several hosts: no prefixes, but still a terminal's output.
   const unprefixed = await onTerminal(on('web1,web2', '-q', '-N', 'cat', attackFile));
   t.deepEqual(terminalAttacks(unprefixed.screen), []);
@@ -98,9 +103,27 @@ test('on a terminal a host cannot set the title, write the clipboard, move the c
   t.is(broadcast.status, 0, broadcast.screen.toString());
   t.deepEqual(terminalAttacks(broadcast.screen), [], JSON.stringify(broadcast.screen.toString('latin1')));
   const broadcastLines = broadcast.screen.toString('utf8').split(/\r*\n/).filter((l) => l !== '');
-  const expected = ['web1', 'web2'].flatMap((host) => SHOWN.map((line) => `${host}: ${line}`));
+  const expected = ['web1', 'web2'].flatMap(prefixedShown);
   t.deepEqual([...broadcastLines].sort(), expected.sort(), 'every line of both hosts, each under its own prefix, and nothing else');
   await assertStillServing(t, agent, pki.dir);
+});
+
+test('--tty --broadcast: a carriage return from a host (a progress bar, a CR LF) writes its prefix again, never over it', async (t) => {
+  const r = await onTerminal(on('web1,web2', '--tty', '--broadcast', 'sh', '-c', `printf '12%%\\r50%%\\r100%%\\n'; printf 'exit\\r\\n'`));
+  t.is(r.status, 0, r.screen.toString());
+  const text = r.screen.toString('latin1');
+  t.deepEqual(terminalAttacks(r.screen), [], JSON.stringify(text));
+  for (const host of ['web1', 'web2']) {
+    // The pty turns each LF into CR LF (so the program's CR LF arrives as CR CR LF): one line end each.
+    t.true(text.includes(`${host}: 12%\r${host}: 50%\r${host}: 100%\r\r\n`), JSON.stringify(text));
+    t.regex(text, new RegExp(`(^|\n)${host}: (\\^@)?exit\r\r\n`), JSON.stringify(text));
+  }
+  t.false(text.includes('^M'), 'no CR is shown as ^M');
+  // The same on a plain prefixed run, and into a pipe the bytes are left as they are.
+  const plain = await onTerminal(on('web1', '-q', 'sh', '-c', `printf 'a\\rb\\n'`));
+  t.true(plain.screen.toString('latin1').includes('web1: a\rweb1: b\r\n'), JSON.stringify(plain.screen.toString('latin1')));
+  const piped = await distrun(on('web1', 'sh', '-c', `printf 'a\\rb\\n'`));
+  t.is(piped.stdout.toString('latin1'), 'web1: a\rb\n');
 });
 
 test('on a colour terminal: the host\'s colours stay and end with their line; shown controls are in reverse video', async (t) => {
@@ -121,7 +144,8 @@ test('on a colour terminal: the host\'s colours stay and end with their line; sh
   runIn('safe', []);
   t.true(await tmux.shows('safe', /^distrun-exit=0$/m), tmux.screen('safe'));
   const screen = tmux.screen('safe').split('\n');
-  t.true(screen.includes('web1: ok^[]0;TITLE^G^M^[[2Kweb2: deploy OK'), screen.join('\n'));
+  // The CR returns to the start of the row, and the prefix written after it covers what was there.
+  t.true(screen.includes('web1: ^[[2Kweb2: deploy OK'), screen.join('\n'));
   t.false(screen.some((l) => l.startsWith('web2:')), 'no line shows as web2\'s');
   t.not(tmux.paneTitle('safe'), 'TITLE');
   t.is(tmux.buffers(), '', 'nothing reached the clipboard');
@@ -151,7 +175,7 @@ test('byte-exact on a terminal: --raw-control-chars, -N to one host, --json and 
   const outdir = join(tempDir(), 'out');
   const both = await onTerminal(on('web1', '-q', '--outdir', outdir, 'cat', attackFile));
   t.true(readFileSync(join(outdir, 'web1.out')).equals(ATTACK), 'the file has the bytes');
-  t.true(lines(both.screen).includes(`web1: ${SHOWN[0]}`), 'while the terminal shows them neutralised');
+  t.true(lines(both.screen).includes(prefixedShown('web1')[0]!), 'while the terminal shows them neutralised');
   // Into a pipe, prefixed output is the bytes as well.
   const piped = await distrun(on('web1', 'cat', attackFile));
   t.true(piped.stdout.equals(prefixed));

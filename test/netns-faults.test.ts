@@ -95,9 +95,12 @@ serial('links cut mid-command: distrun reports the hosts lost, and the agents st
   }
   t.true(await waitFor(() => processesMatching('sleep 617').length === 0 && processesMatching('head -c 65536 /dev/zero').length === 0),
     `left: ${processesMatching('sleep 617').join('; ')}`);
-  // The audit trail says why the command ended.
-  const ends = sleeping.agent!.logs.slice(since.h04).filter((l) => l.msg === 'audit').map((l) => l.audit as { event: string; reason?: string });
-  t.regex(String(ends.find((record) => record.event === 'end')?.reason), /^client silent for 3 s/);
+  // The audit trail says why the command ended. The agent writes the end record once the
+  // command's process group is gone, which may be after the processes vanished: wait for it.
+  const auditEnd = () => sleeping.agent!.logs.slice(since.h04).filter((l) => l.msg === 'audit')
+    .map((l) => l.audit as { event: string; reason?: string }).find((record) => record.event === 'end');
+  t.true(await waitFor(() => auditEnd() !== undefined), 'the agent audited the end of the command');
+  t.regex(String(auditEnd()?.reason), /^client silent for 3 s/);
 });
 
 serial("an agent killed with SIGKILL mid-command: the host is reported, and its command's process group is gone", async (t) => {

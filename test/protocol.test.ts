@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCodes, ProtocolError } from '../src/errors.js';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import {
-  applyOption, defaultSessionOptions, decodeCommand, decodeExit, decodeFailure, decodeSignal,
-  decodeVersionOffer, encodeCommand, encodeExit, encodeFailure, encodeFrame, encodeOptions,
+  applyOption, defaultSessionOptions, decodeCommand, decodeExit, decodeFailure, decodeHeld, decodeSignal,
+  decodeVersionOffer, encodeCommand, encodeExit, encodeFailure, encodeFrame, encodeHeld, encodeOptions,
   encodeVersionOffer,
 } from '../src/protocol/messages.js';
 
@@ -135,6 +135,10 @@ test('exit, failure, version and signal messages', (t) => {
   t.deepEqual(decodeExit(payloadOf(encodeExit({ signal: 'SIGKILL', timedOut: true }))), { signal: 'SIGKILL', timedOut: true });
   t.throws(() => decodeExit(Buffer.from('{}')), { instanceOf: ProtocolError });
   t.throws(() => decodeExit(Buffer.from('not json')), { instanceOf: ProtocolError });
+  t.deepEqual(decodeHeld(payloadOf(encodeHeld({ code: 0 }))), { code: 0 });
+  t.deepEqual(decodeHeld(payloadOf(encodeHeld({ signal: 'SIGTERM' }))), { signal: 'SIGTERM' });
+  t.is(encodeHeld({ code: 0 }).subarray(0, 3).toString(), 'HLD');
+  t.throws(() => decodeHeld(Buffer.from('{"code":-1}')), { instanceOf: ProtocolError, message: /HLD must carry/ });
   t.deepEqual(decodeFailure(payloadOf(encodeFailure({ code: 'E_SPAWN', reason: 'x: command not found', exitCode: 127 }))),
     { code: 'E_SPAWN', reason: 'x: command not found', exitCode: 127 });
   t.deepEqual(decodeVersionOffer(payloadOf(encodeVersionOffer({ versions: [1, 2], software: 's' }))), { versions: [1, 2], software: 's' });

@@ -33,3 +33,14 @@ test('the summary counts each class and folds the hosts of each reason', (t) => 
   ].join('\n'));
   t.is(formatSummary([result('a1', ok), result('a2', ok)]), undefined, 'silent when everything is ok');
 });
+
+test('a host whose command exited while a background process held its output open says so in its reason', (t) => {
+  const held = { ...result('web1', { kind: 'exit', code: 0, timedOut: true }), leaderExit: { code: 0 } };
+  const killed = { ...result('web2', { kind: 'exit', signal: 'SIGTERM', timedOut: true }), leaderExit: { signal: 'SIGHUP' } };
+  t.is(formatSummary([held, killed]), [
+    'distrun: 2 hosts: 2 timed out',
+    '  timed out (command killed) (command exited with code 0, output held open by a background process): web1',
+    '  timed out (command killed) (command exited by SIGHUP, output held open by a background process): web2',
+    '',
+  ].join('\n'));
+});

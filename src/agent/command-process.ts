@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import type { ExitStatus, WindowSize } from '../protocol/messages.js';
+import type { ExitStatus, LeaderExit, WindowSize } from '../protocol/messages.js';
 import { setLongTimeout, type LongTimer } from '../timers.js';
 import type { CommandCgroup, CommandCgroups } from './command-cgroup.js';
 import { commandEnvironment } from './command-environment.js';
@@ -63,10 +63,17 @@ export interface CommandProcessEvents {
   'spawn-error': [SpawnFailure];
   /** The command ended and all its output has been read (or discarded). */
   exit: [ExitStatus];
+  /** The leader exited, and a moment later its output is still open: processes it left behind hold it. */
+  'output-held': [LeaderExit];
 }
 
 /** While the leader is gone and others of its group run on, their membership is checked this often. */
 const MEMBERSHIP_REFRESH_MS = 2000;
+/**
+ * How long after the leader's exit its output may still be arriving before it counts as
+ * held open: the end of a pipe is often seen a little after the exit of its last writer.
+ */
+const HELD_OUTPUT_MS = 500;
 
 /**
  * A running command. `exit` fires once, after stdout and stderr have ended, so a
@@ -92,6 +99,8 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   private killTimer: NodeJS.Timeout | undefined;
   private limitTimer: LongTimer | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  /** Set once the leader has exited: reports output still held open (watchHeldOutput). */
+  private checkHeldOutput: (() => void) | undefined;
 
   constructor(spec: CommandSpec) {
     super();
@@ -165,7 +174,10 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       this.emit('spawn-error', spawnFailure(this.program, plan.file, err));
     });
     child.once('spawn', () => this.started(child.pid!));
-    child.once('exit', () => this.leaderExited());
+    child.once('exit', (code, signal) => {
+      this.leaderExited();
+      this.watchHeldOutput(outputsClosed, [stdout, stderr], code !== null ? { code } : { signal: signal ?? 'SIGKILL' });
+    });
     // Over when the leader has exited and its output has ended: descendants that still
     // hold the pipes keep the command running (and stoppable).
     child.once('close', (code, signal) => {
@@ -245,6 +257,8 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     if (this.spec.timeoutMs > 0) {
       this.limitTimer = setLongTimeout(() => {
         this.timedOut = true;
+        // What the time limit is about to end may be output held open: that is said first.
+        this.checkHeldOutput?.();
         this.stop();
       }, this.spec.timeoutMs);
     }
@@ -262,6 +276,32 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       if (group.isOurs()) this.spec.reaper?.update(group);
     }, MEMBERSHIP_REFRESH_MS);
     this.refreshTimer.unref();
+  }
+
+  /**
+   * After the leader's exit: output still open HELD_OUTPUT_MS later (and not merely
+   * waiting behind a slow client, which pauses the streams) is held by descendants
+   * (`sh -c 'daemon & echo started'`): `output-held` says so, once.
+   */
+  private watchHeldOutput(closed: Promise<unknown>, streams: ReadonlyArray<Readable | null>, leader: LeaderExit): void {
+    let over = false;
+    let timer: NodeJS.Timeout | undefined;
+    const check = (): void => {
+      clearTimeout(timer);
+      if (over || this.finished) return;
+      if (streams.some((stream) => stream?.isPaused())) {
+        timer = setTimeout(check, HELD_OUTPUT_MS).unref();
+        return;
+      }
+      over = true;
+      this.emit('output-held', leader);
+    };
+    timer = setTimeout(check, HELD_OUTPUT_MS).unref();
+    this.checkHeldOutput = check;
+    void closed.then(() => {
+      over = true;
+      clearTimeout(timer);
+    });
   }
 
   private ended(code: number | null, signal: NodeJS.Signals | null): void {

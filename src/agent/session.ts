@@ -7,14 +7,14 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
 import {
-  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, KEEPALIVE_VERSION, PTY_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
+  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, HELD_VERSION, KEEPALIVE_VERSION, PTY_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import { Keepalive } from '../protocol/keepalive.js';
 import {
   applyOption, defaultSessionOptions, decodeCommand, decodeSignal, decodeVersionOffer, decodeWindow,
-  encodeExit, encodeFailure, encodeFrame, encodeFrameHeader, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
-  type SessionOptions,
+  encodeExit, encodeFailure, encodeFrame, encodeFrameHeader, encodeHeld, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
+  type LeaderExit, type SessionOptions,
 } from '../protocol/messages.js';
 import type { AuditClient, AuditRecord } from './audit.js';
 import { refusedVariable } from './command-environment.js';
@@ -319,6 +319,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
       this.fail({ code: ErrorCodes.SPAWN, reason: failure.reason, exitCode: failure.exitCode });
     });
     command.once('exit', (status) => this.finish(status));
+    command.once('output-held', (leader) => this.outputHeld(leader));
     command.stdout.on('data', (chunk: Buffer) => {
       this.bytesOut += chunk.length;
       this.send(AgentToken.STDOUT, chunk);
@@ -429,6 +430,14 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.idleTimer = setTimeout(() => {
       this.fail({ code: ErrorCodes.LIMIT, reason: `session idle for ${seconds} s` });
     }, seconds * 1000);
+  }
+
+  // The client waits for the output to end as ssh would, but can say why (version 4);
+  // the time limit and a disconnect still end what holds it.
+  private outputHeld(leader: LeaderExit): void {
+    if (this.state !== 'running') return;
+    this.log.info({ code: leader.code, signal: leader.signal }, 'command exited; its output is held open by processes it left behind');
+    if (this.version >= HELD_VERSION) this.transport.write(encodeHeld(leader));
   }
 
   private finish(status: ExitStatus): void {

@@ -4,13 +4,13 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { DistRunError, ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../errors.js';
-import { AgentToken, ClientToken, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../protocol/constants.js';
+import { AgentToken, ClientToken, HELD_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import { Keepalive } from '../protocol/keepalive.js';
 import { TLS_SETTINGS } from '../protocol/tls-settings.js';
 import {
-  decodeExit, decodeFailure, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
-  encodeSignal, encodeVersionOffer, encodeWindow, type SessionOptions, type WindowSize,
+  decodeExit, decodeFailure, decodeHeld, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
+  encodeSignal, encodeVersionOffer, encodeWindow, type LeaderExit, type SessionOptions, type WindowSize,
 } from '../protocol/messages.js';
 import { isVerificationCode, verifyFailure } from '../pki/verify-failures.js';
 import { checkAgentCertificate, revokedMessage, type AgentCertificateRecord, type AgentTrust } from './agent-certificate.js';
@@ -50,11 +50,15 @@ export interface HostResult {
   agentSoftware: string | undefined;
   /** The protocol version agreed with the agent. */
   protocolVersion: number | undefined;
+  /** Set when the agent said the command exited so, while processes it left behind held its output open. */
+  leaderExit?: LeaderExit;
 }
 
 export interface HostSessionEvents {
   stdout: [Buffer];
   stderr: [Buffer];
+  /** The command exited, but processes it left behind hold its output open (protocol 4). */
+  'output-held': [LeaderExit];
   /** A TLS session ticket from the agent: a later connection may resume with it. */
   'tls-session': [TlsSessionTicket];
   /** The session is over; emitted just before run() resolves. */
@@ -71,6 +75,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   private versionAgreed = false;
   private agentSoftware: string | undefined;
   private protocolVersion: number | undefined;
+  private leaderExit: LeaderExit | undefined;
   private outcome: HostOutcome | undefined;
   private startedAt = 0;
   private timer: LongTimer | undefined;
@@ -240,6 +245,11 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       case AgentToken.STDOUT: this.emit('stdout', payload); return;
       case AgentToken.STDERR: this.emit('stderr', payload); return;
       case AgentToken.EXIT: this.outcome = { kind: 'exit', ...decodeExit(payload) }; return;
+      case AgentToken.HELD:
+        if ((this.protocolVersion ?? 0) < HELD_VERSION) throw new ProtocolError(`HLD needs protocol version ${HELD_VERSION}`);
+        this.leaderExit ??= decodeHeld(payload);
+        this.emit('output-held', this.leaderExit);
+        return;
       case AgentToken.PONG:
         decodePong(payload);
         this.outcome = {
@@ -297,6 +307,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       durationMs: Date.now() - this.startedAt,
       agentSoftware: this.agentSoftware === undefined ? undefined : visibleText(this.agentSoftware),
       protocolVersion: this.protocolVersion,
+      ...(this.leaderExit ? { leaderExit: this.leaderExit } : {}),
     };
     this.emit('done', result);
     this.settle?.(result);

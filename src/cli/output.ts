@@ -5,6 +5,7 @@ import { describeOutcome, hostExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import { isTerminal, paletteFor } from './colors.js';
 import { classify, formatSummary, type OutcomeClass } from './summary.js';
+import { prefixedLine } from './prefixed-line.js';
 import { neutralizeOutput } from './terminal-text.js';
 import type { HostResult, HostSession } from './host-session.js';
 
@@ -52,10 +53,12 @@ const NEWLINE = 0x0a;
  * (terminal-text.ts) unless raw output was asked for; into pipes and files, the bytes.
  */
 function screenFilter(stream: NodeJS.WritableStream, neutralize: boolean): (bytes: Buffer) => Buffer {
-  if (!neutralize || !isTerminal(stream)) return (bytes) => bytes;
+  if (!onScreen(stream, neutralize)) return (bytes) => bytes;
   const { control } = paletteFor(stream);
   return (bytes) => neutralizeOutput(bytes, control);
 }
+
+const onScreen = (stream: NodeJS.WritableStream, neutralize: boolean): boolean => neutralize && isTerminal(stream);
 
 /** Splits a byte stream into whole lines (each with its '\n'), keeping the incomplete rest. */
 export class LineSplitter {
@@ -90,10 +93,10 @@ export class LineSplitter {
 
 /**
  * The default output: every line as `host: line`, written whole so two hosts never
- * mix inside a line, and on a terminal with its controls neutralised (`neutralize`), so
- * that every line shown starts with the real prefix. With `prefix: false` and a single
- * host, bytes pass through untouched (like ssh); with several hosts, lines are still
- * kept whole.
+ * mix inside a line, and on a terminal with its controls neutralised (`neutralize`) and
+ * the prefix written again after a carriage return, so that every row shown starts with
+ * the real prefix. With `prefix: false` and a single host, bytes pass through untouched
+ * (like ssh); with several hosts, lines are still kept whole.
  */
 export class LineRenderer implements Renderer {
   private readonly splitters = new Map<HostSession, { out: LineSplitter; err: LineSplitter }>();
@@ -111,6 +114,8 @@ export class LineRenderer implements Renderer {
       (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${session.target.name}: `)) : Buffer.alloc(0));
     const prefixes = new Map([[this.streams.stdout, prefixFor(this.streams.stdout)], [this.streams.stderr, prefixFor(this.streams.stderr)]]);
     const filters = new Map([this.streams.stdout, this.streams.stderr].map((s) => [s, screenFilter(s, this.options.neutralize)]));
+    // On a terminal a CR inside a line writes the prefix again (prefixed-line.ts); into pipes and files, the bytes.
+    const reprefix = new Map([this.streams.stdout, this.streams.stderr].map((s) => [s, this.options.prefix && onScreen(s, this.options.neutralize)]));
     const write = (stream: NodeJS.WritableStream, data: Buffer): void => {
       // Local output backed up: stop reading from the agent until it drains.
       if (!stream.write(data)) {
@@ -130,7 +135,7 @@ export class LineRenderer implements Renderer {
       const prefix = prefixes.get(stream)!;
       const filter = filters.get(stream)!;
       const parts: Buffer[] = [];
-      for (const line of lines) parts.push(prefix, filter(line));
+      for (const line of lines) parts.push(...(reprefix.get(stream) ? prefixedLine(line, prefix, filter) : [prefix, filter(line)]));
       write(stream, Buffer.concat(parts));
     };
     session.on('stdout', (chunk) => emitLines(this.streams.stdout, splitters.out.push(chunk)));
@@ -226,7 +231,8 @@ export const JSON_EVENTS_VERSION = 1;
 
 /**
  * `--json`: JSON Lines events on stdout as they happen (docs/json-events.md): `start`,
- * `stdout`/`stderr` (each chunk, UTF-8 text or base64, so the bytes are exact),
+ * `stdout`/`stderr` (each chunk, UTF-8 text or base64, so the bytes are exact), `held`
+ * (the command exited, a background process holds its output open),
  * `exit`, `timeout`, `unreachable` or `error` per host, and a final `summary`.
  */
 export class JsonRenderer implements Renderer {
@@ -241,6 +247,7 @@ export class JsonRenderer implements Renderer {
   attach(session: HostSession): void {
     const { name: host, address, port } = session.target;
     this.emit('start', { host, address, port });
+    session.once('output-held', (leader) => this.emit('held', { host, code: leader.code ?? null, signal: leader.signal ?? null }));
     for (const stream of ['stdout', 'stderr'] as const) {
       session.on(stream, (chunk) => {
         const { text, encoding } = encodeBytes(chunk);

@@ -1,15 +1,19 @@
 // The live progress line on a terminal (stderr): hosts done / total, failures, hosts
-// running and the slowest of them. Cleared before every output line, so it never
+// running and the slowest of them, led by a host whose command exited while a background
+// process holds its output open (what else keeps the run waiting is not visible). Cleared before every output line, so it never
 // mixes with output, and gone at the end. Nothing at all when stderr is not a TTY.
+import type { LeaderExit } from '../protocol/messages.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { OutputStreams, Renderer } from './output.js';
-import { classify } from './summary.js';
+import { classify, heldOpenNote } from './summary.js';
 
 const REFRESH_MS = 250;
 const CLEAR = '\r\x1b[K';
 
 export class ProgressLine implements Renderer {
   private readonly started = new Map<HostSession, number>();
+  /** Hosts whose command has exited while a background process holds its output open. */
+  private readonly held = new Map<HostSession, LeaderExit>();
   private done = 0;
   private failed = 0;
   private shown = false;
@@ -26,7 +30,11 @@ export class ProgressLine implements Renderer {
 
   attach(session: HostSession): void {
     this.started.set(session, Date.now());
-    session.once('done', () => this.started.delete(session));
+    session.once('output-held', (leader) => this.held.set(session, leader));
+    session.once('done', () => {
+      this.started.delete(session);
+      this.held.delete(session);
+    });
   }
 
   hostDone(result: HostResult): void {
@@ -70,6 +78,13 @@ export class ProgressLine implements Renderer {
       .map(([session, since]) => `${session.target.name} ${((now - since) / 1000).toFixed(1)}s`);
     let line = `[${this.done}/${this.total} done, ${this.failed} failed, ${this.started.size} running]`;
     if (slowest.length > 0) line += ` slowest: ${slowest.join(', ')}`;
+    // Why a host that looks finished keeps the run waiting comes first: the line is cut to the width.
+    const [heldHost] = this.held;
+    if (heldHost) {
+      const [session, leader] = heldHost;
+      const others = this.held.size > 1 ? ` (and ${this.held.size - 1} more)` : '';
+      line = `${session.target.name}${others}: ${heldOpenNote(leader)}  ${line}`;
+    }
     const width = this.stderr.columns || 80;
     this.stderr.write(`${CLEAR}${line.slice(0, width - 1)}`);
     this.shown = true;

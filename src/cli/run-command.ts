@@ -61,6 +61,8 @@ export interface RunOptions extends SelectionOptions {
   batchWait?: number;
   maxFail?: string;
   prefix: boolean;
+  /** Set by rerun: the run this one runs again (its record's `parent`). */
+  rerunOf?: string;
   /** --raw-control-chars: the hosts' output goes to the terminal untouched. */
   rawControlChars?: boolean;
 }
@@ -265,6 +267,7 @@ export async function runCommand(
     renderer.finish(results, exitCode);
     // A --script run is recorded as the script and its arguments, so that rerun sends it again.
     const record = recorder.record({
+      parent: opts.rerunOf,
       command: opts.recordAs?.command ?? command, script: opts.recordAs?.script,
       shell: opts.shell === true, stdin: opts.recordAs ? false : opts.stdin === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
     }, results);

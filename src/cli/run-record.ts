@@ -17,6 +17,12 @@ import type { Target } from './inventory.js';
 import type { Renderer } from './output.js';
 import { classify, type OutcomeClass } from './summary.js';
 
+/**
+ * Version of the record format. 2 added `version` and `parent` (the run a rerun came
+ * from); a record without `version` is a version 1 record, read as one without a parent.
+ */
+export const RUN_RECORD_VERSION = 2;
+
 /** Records kept; older ones are removed when a new run is saved. */
 export const KEEP_RUNS = 100;
 
@@ -56,7 +62,11 @@ export interface HostRecord extends Target {
 }
 
 export interface RunRecord {
+  /** RUN_RECORD_VERSION when written; undefined in a version 1 record. */
+  version?: number;
   id: string;
+  /** A rerun: the id of the run it ran again (run-chain.ts follows these back). */
+  parent?: string;
   startedAt: string;
   endedAt: string;
   /** The command as typed (before --shell joins it); with --script, the script's arguments. */
@@ -96,7 +106,7 @@ export class RecordRenderer implements Renderer {
 
   finish(): void {}
 
-  record(run: Pick<RunRecord, 'command' | 'script' | 'shell' | 'stdin' | 'stderr' | 'timeout' | 'exitCode'>, results: readonly HostResult[]): RunRecord {
+  record(run: Pick<RunRecord, 'parent' | 'command' | 'script' | 'shell' | 'stdin' | 'stderr' | 'timeout' | 'exitCode'>, results: readonly HostResult[]): RunRecord {
     const hosts = results.map(({ target, outcome, durationMs }): HostRecord => {
       const digest = this.digests.get(keyOf(target)) ?? { out: new OutputDigest(), err: new OutputDigest() };
       return {
@@ -111,7 +121,7 @@ export class RecordRenderer implements Renderer {
         stderrSha256: digest.err.hex(),
       };
     });
-    return { id: newRunId(this.startedAt), startedAt: this.startedAt.toISOString(), endedAt: new Date().toISOString(), ...run, hosts };
+    return { version: RUN_RECORD_VERSION, id: newRunId(this.startedAt), startedAt: this.startedAt.toISOString(), endedAt: new Date().toISOString(), ...run, hosts };
   }
 }
 
@@ -183,6 +193,12 @@ export function loadRun(id: string | undefined, dir = runsDir()): RunRecord {
   return readRun(dir, matches[0]!);
 }
 
+/** A run by its exact id (a rerun's parent); a record that is gone or not ours is a FileError. */
+export function loadRunById(id: string, dir = runsDir()): RunRecord {
+  if (!runIds(dir).includes(id)) throw new FileError(`there is no record ${id} in ${dir} any more (distrun keeps the last ${KEEP_RUNS} runs)`);
+  return readRun(dir, id);
+}
+
 /** One record: a private file of ours (readPrivateFile), in the shape saveRun writes. */
 function readRun(dir: string, id: string): RunRecord {
   const file = join(dir, `${id}.json`);
@@ -193,7 +209,11 @@ function readRun(dir: string, id: string): RunRecord {
     if (err instanceof FileError) throw new FileError(`run record ${id} cannot be trusted: ${err.message}`);
     throw new FileError(`run record ${id} is damaged: ${(err as Error).message}`);
   }
-  if (!isRunRecord(record)) throw new FileError(`run record ${id} is damaged: it is not a record distrun wrote`);
+  const version = (record as Partial<RunRecord> | null)?.version;
+  if (typeof version === 'number' && version > RUN_RECORD_VERSION) {
+    throw new FileError(`run record ${id} was written by a newer distrun (record version ${version}; this one reads up to ${RUN_RECORD_VERSION})`);
+  }
+  if (!isRunRecord(record) || record.id !== id) throw new FileError(`run record ${id} is damaged: it is not a record distrun wrote`);
   return record;
 }
 
@@ -203,6 +223,7 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 function isRunRecord(value: unknown): value is RunRecord {
   const r = value as Partial<RunRecord> | null;
   return typeof r === 'object' && r !== null
+    && (r.version === undefined || Number.isInteger(r.version)) && (r.parent === undefined || isString(r.parent))
     && isString(r.id) && isString(r.startedAt) && Array.isArray(r.command) && r.command.every(isString)
     && (r.script === undefined || isString(r.script))
     && typeof r.shell === 'boolean' && typeof r.stdin === 'boolean' && typeof r.stderr === 'boolean'

@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Target } from './inventory.js';
 import { runCommand, type RunOptions } from './run-command.js';
-import { listRuns, loadRun, type HostRecord, type RunRecord } from './run-record.js';
+import { resolveChain, type RunChain } from './run-chain.js';
+import { listRuns, loadRun, loadRunById, type RunRecord } from './run-record.js';
 import type { OutcomeClass } from './summary.js';
 
 const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
@@ -25,12 +26,26 @@ export const RERUN_CLASSES: Record<'failed' | 'unreachable', readonly OutcomeCla
   unreachable: ['unreachable', 'error', 'skipped'],
 };
 
-export function rerunTargets(run: RunRecord, which: { failed?: boolean; unreachable?: boolean }): Target[] {
+/** What rerun runs: hosts in their latest state along the chain, or why there is nothing to run. */
+export type RerunSelection = { targets: Target[]; nothing?: undefined } | { targets?: undefined; nothing: string };
+
+export function rerunSelection(chain: RunChain, which: { failed?: boolean; unreachable?: boolean }): RerunSelection {
   const classes = [...(which.failed ? RERUN_CLASSES.failed : []), ...(which.unreachable ? RERUN_CLASSES.unreachable : [])];
   if (classes.length === 0) throw new UsageError('say which hosts to run again: --failed, --unreachable, or both');
-  const hosts = run.hosts.filter((h: HostRecord) => classes.includes(h.status));
-  if (hosts.length === 0) throw new UsageError(`run ${run.id} has no host that is ${classes.join(', ')}`);
-  return hosts.map(({ name, address, port }) => ({ name, address, port, via: `rerun of ${run.id} (${classes.join(', ')})` }));
+  const latest = chain.runs[0]!;
+  const chosen = chain.states.filter(({ host }) => classes.includes(host.status));
+  if (chosen.length > 0) {
+    return {
+      targets: chosen.map(({ host: { name, address, port, status }, runId }) =>
+        ({ name, address, port, via: `rerun of ${latest.id} (${status} in ${runId})` })),
+    };
+  }
+  const total = chain.states.length;
+  const ok = chain.states.filter(({ host }) => host.status === 'ok').length;
+  if (ok === total) return { nothing: `nothing to run again: all ${total} host${total === 1 ? '' : 's'} succeeded` };
+  const counts = new Map<string, number>();
+  for (const { host } of chain.states) counts.set(host.status, (counts.get(host.status) ?? 0) + 1);
+  return { nothing: `nothing to run again: no host is ${classes.join(', ')} (${[...counts].map(([c, n]) => `${n} ${c}`).join(', ')})` };
 }
 
 export function registerRunsCommands(program: Command, addConnectionOptions: (c: Command) => Command): void {
@@ -38,20 +53,20 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
     .description('list recent runs (newest first) from $XDG_CACHE_HOME/distrun/runs')
     .option('-n, --limit <n>', 'how many', '20')
     .action((opts: { limit: string }) => {
-      const rows = [['RUN', 'STARTED', 'HOSTS', 'OK', 'NOT OK', 'EXIT', 'COMMAND']];
+      const rows = [['RUN', 'STARTED', 'HOSTS', 'OK', 'NOT OK', 'EXIT', 'FROM', 'COMMAND']];
       const { runs, skipped } = listRuns(Math.max(1, Number(opts.limit) || 20));
       for (const { reason } of skipped) process.stderr.write(`distrun: skipping: ${reason}\n`);
       for (const run of runs) {
         const ok = run.hosts.filter((h) => h.status === 'ok').length;
         rows.push([run.id, run.startedAt.replace('T', ' ').slice(0, 19), String(run.hosts.length), String(ok),
-          String(run.hosts.length - ok), String(run.exitCode), describeCommand(run)]);
+          String(run.hosts.length - ok), String(run.exitCode), run.parent ?? '-', describeCommand(run)]);
       }
       if (rows.length > 1) process.stdout.write(table(rows));
       else if (skipped.length === 0) process.stdout.write('no recorded runs yet\n');
     });
 
   addConnectionOptions(program.command('rerun')
-    .description('run a recorded command again on the hosts that failed and/or were unreachable')
+    .description('run a recorded command again on the hosts that failed and/or were unreachable (after a rerun: in their latest state along the reruns)')
     .argument('[run]', 'run id or its unique prefix (default: the newest run)'))
     .option('--failed', 'hosts whose command failed or timed out')
     .option('--unreachable', 'hosts where the command never ran (unreachable, refused, not started)')
@@ -59,10 +74,18 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
     .option('--json', 'one JSON object per host, as for a run')
     .action(async (id: string | undefined, opts: RunOptions & { failed?: boolean; unreachable?: boolean }) => {
       const run = loadRun(id);
-      const targets = rerunTargets(run, opts);
-      process.stderr.write(`distrun: running again on ${targets.length} host(s) of ${run.id}: ${describeCommand(run)}\n`);
+      const chain = resolveChain(run, (parent) => loadRunById(parent));
+      const selection = rerunSelection(chain, opts);
+      if (selection.nothing !== undefined) {
+        process.stderr.write(`distrun: ${selection.nothing} (run ${run.id})\n`);
+        process.exitCode = 0;
+        return;
+      }
+      const { targets } = selection;
+      const along = chain.runs.length > 1 ? `, each in its latest state over ${chain.runs.length} runs back to ${chain.runs[chain.runs.length - 1]!.id}` : '';
+      process.stderr.write(`distrun: running again on ${targets.length} host(s) of ${run.id}${along}: ${describeCommand(run)}\n`);
       process.exitCode = await runCommand(run.command, {
-        ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, script: run.script, prefix: true,
+        ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, script: run.script, prefix: true, rerunOf: run.id,
       }, process, targets);
     });
 }

@@ -3,6 +3,7 @@ import { ErrorCodes } from '../errors.js';
 import { PLAIN, type Palette } from './colors.js';
 import { describeOutcome } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
+import type { LeaderExit } from '../protocol/messages.js';
 import type { HostOutcome, HostResult } from './host-session.js';
 
 export type OutcomeClass = 'ok' | 'failed' | 'timeout' | 'unreachable' | 'error' | 'skipped';
@@ -30,6 +31,14 @@ export function classify(outcome: HostOutcome): OutcomeClass {
 }
 
 /**
+ * A host whose command exited while a process it left behind (`daemon &`) holds its
+ * output open: distrun waits for that output to end, as ssh does, and says why.
+ */
+export function heldOpenNote(leader: LeaderExit): string {
+  return `command exited ${leader.code !== undefined ? `with code ${leader.code}` : `by ${leader.signal}`}, output held open by a background process`;
+}
+
+/**
  * Nothing when every host is ok; otherwise the counts per class and, per distinct
  * reason, the folded list of hosts it applies to:
  *   distrun: 6 hosts: 2 ok, 2 failed, 1 timed out, 1 unreachable
@@ -38,11 +47,11 @@ export function classify(outcome: HostOutcome): OutcomeClass {
 export function formatSummary(results: readonly HostResult[], palette: Palette = PLAIN): string | undefined {
   const byClass = new Map<OutcomeClass, number>();
   const byReason = new Map<string, { cls: OutcomeClass; hosts: string[] }>();
-  for (const { target, outcome } of results) {
+  for (const { target, outcome, leaderExit } of results) {
     const cls = classify(outcome);
     byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
     if (cls === 'ok') continue;
-    const reason = describeOutcome(outcome);
+    const reason = leaderExit ? `${describeOutcome(outcome)} (${heldOpenNote(leaderExit)})` : describeOutcome(outcome);
     const entry = byReason.get(reason) ?? { cls, hosts: [] };
     entry.hosts.push(target.name);
     byReason.set(reason, entry);

@@ -14,14 +14,16 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /**
  * Protocol versions this code speaks; the client offers them, the agent picks the highest
  * in common. Version 2 added keepalives (KAL, and `keepalive` in the agent's VER);
- * version 3 terminal sessions (the `pty` and `term` options, WIN).
+ * version 3 terminal sessions (the `pty` and `term` options, WIN); version 4 HLD.
  */
-export const PROTOCOL_VERSION = 3;
-export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, PROTOCOL_VERSION];
+export const PROTOCOL_VERSION = 4;
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3, PROTOCOL_VERSION];
 /** The first version with keepalives. */
 export const KEEPALIVE_VERSION = 2;
 /** The first version with terminal sessions (`pty` and `term` options, WIN). */
 export const PTY_VERSION = 3;
+/** The first version with HLD (the command exited, its output is held open). */
+export const HELD_VERSION = 4;
 /** A peer silent for this many keepalive intervals is gone (ssh's ServerAliveCountMax). */
 export const KEEPALIVE_MISSES = 3;
 export const MAX_KEEPALIVE_SECONDS = 3600;
@@ -68,6 +70,11 @@ export const AgentToken = {
   PONG: 'PON',
   /** Version 2: the agent is alive; sent every keepalive interval while the command runs. Empty. */
   KEEPALIVE: 'KAL',
+  /**
+   * Version 4: the command's own process has exited (JSON: its code or signal) while its
+   * output is still held open by processes it left behind; EXT follows when that closes.
+   */
+  HELD: 'HLD',
 } as const;
 
 export type ClientTokenValue = (typeof ClientToken)[keyof typeof ClientToken];

@@ -279,6 +279,22 @@ export function decodeExit(payload: Buffer): ExitStatus {
   throw new ProtocolError('EXT must carry an exit code or a signal name');
 }
 
+// ---- HLD ------------------------------------------------------------------
+
+/** How the command's own process (the group's leader) exited: its code, or the signal. */
+export type LeaderExit = { code: number; signal?: undefined } | { code?: undefined; signal: string };
+
+export function encodeHeld(leader: LeaderExit): Buffer {
+  return encodeFrame(AgentToken.HELD, JSON.stringify(leader));
+}
+
+export function decodeHeld(payload: Buffer): LeaderExit {
+  const value = parseJsonObject(payload, 'HLD');
+  if (isSmallInt(value.code)) return { code: value.code };
+  if (typeof value.signal === 'string' && /^SIG[A-Z0-9]+$/.test(value.signal)) return { signal: value.signal };
+  throw new ProtocolError('HLD must carry an exit code or a signal name');
+}
+
 // ---- FAI ------------------------------------------------------------------
 
 export interface Failure {
