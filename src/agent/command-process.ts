@@ -281,22 +281,33 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   /**
    * After the leader's exit: output still open HELD_OUTPUT_MS later (and not merely
    * waiting behind a slow client, which pauses the streams) is held by descendants
-   * (`sh -c 'daemon & echo started'`): `output-held` says so, once.
+   * (`sh -c 'daemon & echo started'`): `output-held` says so, once. A loaded agent can
+   * run the timer before it has read an EOF that is already there (libuv runs timers
+   * before polling), so the verdict waits for one more poll (setImmediate) and holds
+   * only if no stream ended and no byte arrived meanwhile.
    */
   private watchHeldOutput(closed: Promise<unknown>, streams: ReadonlyArray<Readable | null>, leader: LeaderExit): void {
     let over = false;
     let timer: NodeJS.Timeout | undefined;
+    const open = streams.filter((stream): stream is Readable => stream !== null);
+    const bytesRead = (): number => open.reduce((sum, stream) => sum + ((stream as Socket).bytesRead ?? 0), 0);
+    const stillHeld = (): boolean => !over && !this.finished && open.some((stream) => !stream.readableEnded);
+    const later = (): void => {
+      timer = setTimeout(check, HELD_OUTPUT_MS).unref();
+    };
     const check = (): void => {
       clearTimeout(timer);
-      if (over || this.finished) return;
-      if (streams.some((stream) => stream?.isPaused())) {
-        timer = setTimeout(check, HELD_OUTPUT_MS).unref();
-        return;
-      }
-      over = true;
-      this.emit('output-held', leader);
+      if (!stillHeld()) return;
+      if (open.some((stream) => stream.isPaused())) return later();
+      const before = bytesRead();
+      setImmediate(() => {
+        if (!stillHeld()) return;
+        if (bytesRead() !== before || open.some((stream) => stream.isPaused())) return later();
+        over = true;
+        this.emit('output-held', leader);
+      });
     };
-    timer = setTimeout(check, HELD_OUTPUT_MS).unref();
+    later();
     this.checkHeldOutput = check;
     void closed.then(() => {
       over = true;
