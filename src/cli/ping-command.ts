@@ -17,6 +17,8 @@ export interface PingOptions extends SelectionOptions {
   pki?: string;
   tokenFile?: string;
   json?: boolean;
+  /** -q: no line for a host that answered (failures and the summary only). */
+  quiet?: boolean;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -54,7 +56,7 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
       const error = result.outcome.kind === 'error' ? { code: result.outcome.code, message: result.outcome.message } : null;
       const failure = { host: result.target.name, address: result.target.address, port: result.target.port, status: classify(result.outcome), error };
       io.stdout.write(`${JSON.stringify(pong ?? failure)}\n`);
-    } else if (pong) {
+    } else if (pong && !opts.quiet) {
       io.stdout.write(`${result.target.name}: ok  rtt ${Number(pong.rttMs).toFixed(1)} ms  connect ${Number(pong.connectMs).toFixed(1)} ms  `
         + `${pong.agent}  protocol ${pong.protocol}  certificate expires ${String(pong.certificateExpires).slice(0, 10)} (${pong.certificateDaysLeft} days)\n`);
     } else if (result.outcome.kind === 'error') {

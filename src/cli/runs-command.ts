@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Target } from './inventory.js';
+import { positiveInt } from './option-values.js';
 import { runCommand, type RunOptions } from './run-command.js';
 import { listRuns, loadRun, type HostRecord, type RunRecord } from './run-record.js';
 import type { OutcomeClass } from './summary.js';
@@ -36,10 +37,10 @@ export function rerunTargets(run: RunRecord, which: { failed?: boolean; unreacha
 export function registerRunsCommands(program: Command, addConnectionOptions: (c: Command) => Command): void {
   program.command('runs')
     .description('list recent runs (newest first) from $XDG_CACHE_HOME/distrun/runs')
-    .option('-n, --limit <n>', 'how many', '20')
-    .action((opts: { limit: string }) => {
+    .option('-n, --limit <n>', 'how many runs to list', positiveInt, 20)
+    .action((opts: { limit: number }) => {
       const rows = [['RUN', 'STARTED', 'HOSTS', 'OK', 'NOT OK', 'EXIT', 'COMMAND']];
-      const { runs, skipped } = listRuns(Math.max(1, Number(opts.limit) || 20));
+      const { runs, skipped } = listRuns(opts.limit);
       for (const { reason } of skipped) process.stderr.write(`distrun: skipping: ${reason}\n`);
       for (const run of runs) {
         const ok = run.hosts.filter((h) => h.status === 'ok').length;
@@ -56,7 +57,7 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
     .option('--failed', 'hosts whose command failed or timed out')
     .option('--unreachable', 'hosts where the command never ran (unreachable, refused, not started)')
     .option('-b, --gather', 'gather identical outputs, as for a run')
-    .option('--json', 'one JSON object per host, as for a run')
+    .option('--json', 'JSON Lines events on stdout, as for a run (docs/json-events.md)')
     .action(async (id: string | undefined, opts: RunOptions & { failed?: boolean; unreachable?: boolean }) => {
       const run = loadRun(id);
       const targets = rerunTargets(run, opts);

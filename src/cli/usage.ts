@@ -1,0 +1,58 @@
+// How distrun's command line reports usage mistakes, and keeps `--` meaning "the rest
+// is the remote command" even when the rest starts with a subcommand's name.
+import type { Command } from 'commander';
+
+/** `distrun certs agent`: the words that name a command, from the root down. */
+export function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** The one line that follows a usage error (as pdsh, clush and ssh keep it short). */
+export function helpHint(command: Command): string {
+  return `Try '${commandPath(command)} --help' for more information.`;
+}
+
+/**
+ * Every command of the tree: an option error prints `distrun: MESSAGE` and the hint
+ * line, not the whole help, and throws (exitOverride) so that main() sets the exit code.
+ */
+export function configureUsageErrors(command: Command): void {
+  command
+    .showHelpAfterError(helpHint(command))
+    .configureOutput({
+      // Commander's "error: X\n(Did you mean Y?)" becomes one line in distrun's own style.
+      outputError: (text, write) =>
+        write(text.replace(/^error: /, 'distrun: ').replace(/\n\(Did you mean (.*)\?\)/, ' (did you mean $1?)')),
+    })
+    .exitOverride();
+  for (const sub of command.commands) configureUsageErrors(sub);
+}
+
+/** What the action of `program` receives in front of a command that followed a root-level `--`. */
+export const AFTER_DOUBLE_DASH = '--';
+
+/**
+ * Commander dispatches `distrun -g web -- hosts` to the `hosts` subcommand (and `-- help`
+ * to help), because `--` only ends options for it. Here the operands that came after a
+ * root-level `--` keep a leading `--`, which no subcommand is named, so they reach the
+ * run action, which drops it (remoteCommand).
+ */
+export function keepCommandAfterDoubleDash(program: Command): void {
+  const parseOptions = program.parseOptions.bind(program);
+  program.parseOptions = (args: string[]) => {
+    const parsed = parseOptions(args);
+    // The operands are what followed a `--` that ended the options (nothing before them
+    // was an operand); a subcommand found earlier leaves a later `--` in `unknown`.
+    const start = args.length - parsed.operands.length;
+    const afterDash = parsed.unknown.length === 0 && args[start - 1] === '--'
+      && parsed.operands.every((arg, i) => arg === args[start + i]);
+    return afterDash ? { ...parsed, operands: [AFTER_DOUBLE_DASH, ...parsed.operands] } : parsed;
+  };
+}
+
+/** The remote command as the run action receives it (see keepCommandAfterDoubleDash). */
+export function remoteCommand(operands: readonly string[]): string[] {
+  return operands[0] === AFTER_DOUBLE_DASH ? operands.slice(1) : [...operands];
+}
