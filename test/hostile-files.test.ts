@@ -193,8 +193,8 @@ test('--outdir: a name planted during the run is not written through; the other 
   writeFileSync(go, '');
   const r = await running;
   t.is(r.code, 255);
-  t.true(r.stderr.includes(`distrun: --outdir: cannot write ${outdir}/h2.out: something was put under this name during the run; it is left alone (EEXIST)\n`), r.stderr);
-  t.regex(r.stderr, /--outdir .* is incomplete: 1 file\(s\) could not be written/);
+  t.true(r.stderr.includes(`distrun: --outdir: cannot write ${outdir}/h2.out: something was put under this name during the run; it is left alone\n`), r.stderr);
+  t.regex(r.stderr, /--outdir .* is incomplete: 1 file could not be written/);
   t.notRegex(r.stderr, noStackTrace);
   t.is(r.stdout.toString(), 'h1: done\nh2: done\n', 'both hosts\' output is still shown');
   t.is(readFileSync(target, 'utf8'), 'precious\n');
@@ -220,7 +220,7 @@ test('--outdir: a full disk mid-run is a clean error with exit 255; the files wr
   t.is(status, 0);
   const stderr = readFileSync(`${copy}.stderr`, 'utf8');
   t.is(readFileSync(`${copy}.code`, 'utf8'), '255\n', stderr);
-  t.regex(stderr, new RegExp(`distrun: --outdir: cannot write ${outdir}/h1\\.out: no space left on the device \\(ENOSPC\\)`));
+  t.regex(stderr, new RegExp(`distrun: --outdir: cannot write ${outdir}/h1\\.out: no space left on device\n`));
   t.notRegex(stderr, noStackTrace);
   const screen = readFileSync(`${copy}.stdout`, 'utf8').split('\n');
   t.true(screen.includes('h2: small') && screen.some((l) => l.length === 'h1: '.length + 1048576), 'both hosts\' output is on the screen');

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { ErrorCodes, UsageError } from '../errors.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { Target } from './inventory.js';
+import { count } from './plural.js';
 import { classify } from './summary.js';
 
 export interface FanoutHooks {
@@ -51,7 +52,7 @@ export class Fanout {
         results[index] = result;
         this.hooks.onDone(result);
         if (classify(result.outcome) !== 'ok' && ++this.failures >= limits.maxFail) {
-          this.stop(`not started: --max-fail reached (${this.failures} hosts not ok)`);
+          this.stop(`not started: --max-fail reached (${count(this.failures, 'host')} not ok)`);
         }
         if (++finished === targets.length) resolve(results);
       };

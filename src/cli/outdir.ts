@@ -16,7 +16,9 @@ import {
 import { isAbsolute, join } from 'node:path';
 import { FileError } from '../errors.js';
 import { octalMode } from '../private-files.js';
+import { describeSystemError } from '../system-errors.js';
 import { hostExitCode } from './exit-codes.js';
+import { dialAddress } from './host-label.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { Target } from './inventory.js';
 import type { Renderer } from './output.js';
@@ -26,20 +28,9 @@ const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EX
 /** As the kernel allows (MAXSYMLINKS). */
 const MAX_LINKS = 40;
 
-const FILE_ERRORS: Record<string, string> = {
-  EEXIST: 'something was put under this name during the run; it is left alone',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  EIO: 'input/output error',
-};
-
 function describeFileError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === undefined) return (err as Error).message;
-  return FILE_ERRORS[code] ? `${FILE_ERRORS[code]} (${code})` : code;
+  if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'something was put under this name during the run; it is left alone';
+  return describeSystemError(err);
 }
 
 const myUid = (): number => process.getuid?.() ?? -1;
@@ -136,7 +127,7 @@ export class OutdirRenderer implements Renderer {
     for (const target of targets) {
       const other = byName.get(target.name);
       if (other) {
-        throw new FileError(`--outdir: ${other.address}:${other.port} and ${target.address}:${target.port} are both named ${target.name}: they would write the same files`);
+        throw new FileError(`--outdir: ${dialAddress(other)} and ${dialAddress(target)} are both named ${target.name}: they would write the same files`);
       }
       byName.set(target.name, target);
     }

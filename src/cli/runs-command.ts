@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Target } from './inventory.js';
 import { positiveInt } from './option-values.js';
+import { count } from './plural.js';
 import { runCommand, type RunOptions } from './run-command.js';
 import { listRuns, loadRun, type HostRecord, type RunRecord } from './run-record.js';
 import type { OutcomeClass } from './summary.js';
@@ -61,7 +62,7 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
     .action(async (id: string | undefined, opts: RunOptions & { failed?: boolean; unreachable?: boolean }) => {
       const run = loadRun(id);
       const targets = rerunTargets(run, opts);
-      process.stderr.write(`distrun: running again on ${targets.length} host(s) of ${run.id}: ${describeCommand(run)}\n`);
+      process.stderr.write(`distrun: running again on ${count(targets.length, 'host')} of ${run.id}: ${describeCommand(run)}\n`);
       process.exitCode = await runCommand(run.command, {
         ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, script: run.script, prefix: true,
       }, process, targets);
