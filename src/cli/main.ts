@@ -32,7 +32,7 @@ export function buildProgram(): Command {
   const program = new Command('distrun')
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
-    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...')
+    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]')
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
     .passThroughOptions()
