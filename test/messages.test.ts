@@ -8,11 +8,11 @@ import { join } from 'node:path';
 import { hostLabel } from '../src/cli/host-label.js';
 import { count } from '../src/cli/plural.js';
 import { describeSystemError } from '../src/system-errors.js';
-import { cleanupAll, distrun, makePki, tempDir, type Pki } from './helpers/fleet.js';
+import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki } from './helpers/fleet.js';
 
 let pki: Pki;
 test.before(async () => {
-  pki = await makePki([]);
+  pki = await makePki(['agent1']);
 });
 test.after.always(cleanupAll);
 
@@ -123,4 +123,18 @@ test('a listener that accepts TCP but never answers TLS is a handshake timeout, 
   const failure = refused.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
     .find((e) => e.type === 'unreachable');
   t.like(failure, { code: 'E_CONNECT', message: 'connection refused (is distrunner-agent running?)' });
+});
+
+test('ping -q prints only the hosts that failed and the summary', async (t) => {
+  const agent = await startAgent(pki, 'agent1');
+  const args = ['ping', '-H', `127.0.0.1:${agent.port},127.0.0.1:1`, '--pki', pki.dir];
+  const full = await distrun(args);
+  t.is(full.code, 255);
+  t.regex(full.stdout.toString(), /^127\.0\.0\.1: ok {2}rtt /);
+  const quiet = await distrun([...args, '-q']);
+  t.is(quiet.code, 255);
+  t.is(quiet.stdout.toString(), '');
+  t.is(quiet.stderr, full.stderr);
+  t.regex(quiet.stderr, /^distrun: 127\.0\.0\.1:1: connection refused/m);
+  t.regex(quiet.stderr, /^distrun: 2 hosts: 1 ok, 1 unreachable$/m);
 });
