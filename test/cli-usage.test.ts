@@ -41,13 +41,18 @@ test('distrun help and distrun help SUBCOMMAND show help, exit 0', async (t) => 
   const root = await distrun(['help']);
   t.is(root.code, 0, root.stderr);
   t.regex(root.stdout.toString(), /^Usage: distrun \[options\] \[--\] COMMAND/);
-  t.regex(root.stdout.toString(), /\n {2}help \[command\] /);
+  t.regex(root.stdout.toString(), /\n {2}help \[subcommand\.\.\.\] /);
   const rerun = await distrun(['help', 'rerun']);
   t.is(rerun.code, 0, rerun.stderr);
   t.regex(rerun.stdout.toString(), /^Usage: distrun rerun \[options\] \[run\]/);
   t.regex(rerun.stdout.toString(), /--unreachable/);
   const certs = await distrun(['certs', 'help', 'agent']);
   t.regex(certs.stdout.toString(), /^Usage: distrun certs agent /);
+  const nested = await distrun(['help', 'certs', 'agent']);
+  t.regex(nested.stdout.toString(), /^Usage: distrun certs agent /);
+  const unknown = await distrun(['help', 'bogus']);
+  t.is(unknown.code, 255);
+  t.is(unknown.stderr, "distrun: no such subcommand: 'distrun bogus'\nTry 'distrun help --help' for more information.\n");
 });
 
 test('help texts say what the options do', async (t) => {

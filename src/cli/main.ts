@@ -10,7 +10,7 @@ import { registerRunsCommands } from './runs-command.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
 } from './run-command.js';
-import { configureUsageErrors, helpHint, keepCommandAfterDoubleDash, remoteCommand } from './usage.js';
+import { configureUsageErrors, helpHint, keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
 
 function addSelectionOptions(command: Command): Command {
   return command
@@ -35,9 +35,7 @@ export function buildProgram(): Command {
     .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]')
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
-    .passThroughOptions()
-    // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
-    .helpCommand(true);
+    .passThroughOptions();
   addConnectionOptions(addSelectionOptions(program))
     .option('-t, --stdin', 'send local stdin to every host (otherwise remote stdin is empty)')
     .option('--tty', 'run the command in a terminal on the host (top, vi, bash): your keys go to it, as with ssh -t')
@@ -81,6 +79,8 @@ export function buildProgram(): Command {
     });
   registerRunsCommands(program, addConnectionOptions);
   registerCertsCommand(program);
+  // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
+  registerHelpCommand(program);
   configureUsageErrors(program);
   keepCommandAfterDoubleDash(program);
   program.hook('preSubcommand', (_program, subcommand) => inheritOptions(program, subcommand));

@@ -1,6 +1,7 @@
 // How distrun's command line reports usage mistakes, and keeps `--` meaning "the rest
 // is the remote command" even when the rest starts with a subcommand's name.
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
 
 /** `distrun certs agent`: the words that name a command, from the root down. */
 export function commandPath(command: Command): string {
@@ -28,6 +29,26 @@ export function configureUsageErrors(command: Command): void {
     })
     .exitOverride();
   for (const sub of command.commands) configureUsageErrors(sub);
+}
+
+/**
+ * `distrun help [SUBCOMMAND...]`: the help of that command, on stdout. The root has an
+ * action of its own (the remote command), so commander would not add this by itself;
+ * and its built-in one prints the whole help for an unknown name.
+ */
+export function registerHelpCommand(program: Command): void {
+  program.command('help')
+    .description('show the help of distrun or of a subcommand (the same as SUBCOMMAND --help)')
+    .argument('[subcommand...]', 'for example: rerun, or: certs agent')
+    .action((words: string[]) => {
+      let command = program;
+      for (const word of words) {
+        const sub = command.commands.find((c) => c.name() === word);
+        if (!sub) throw new UsageError(`no such subcommand: '${[commandPath(command), word].join(' ')}'`);
+        command = sub;
+      }
+      command.outputHelp();
+    });
 }
 
 /** What the action of `program` receives in front of a command that followed a root-level `--`. */
