@@ -101,8 +101,9 @@ withGroff('every environment variable the code reads is in ENVIRONMENT', (t) => 
   for (const name of agentVariables) t.true(mentions(agentEnvironment, name), `${name} is not in distrunner-agent.8`);
 });
 
-test('npm installs the pages (package.json man and files)', (t) => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { man: string[]; files: string[] };
+test('npm installs the pages (package.json man and files); they name the package version', (t) => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { man: string[]; files: string[]; version: string };
   t.deepEqual(pkg.man, ['./man/distrun.1', './man/distrunner-agent.8']);
   t.true(pkg.files.includes('man'));
+  for (const page of Object.values(PAGES)) t.regex(readFileSync(page, 'utf8'), new RegExp(`^\\.TH .* "DistRunner ${pkg.version.replace(/\./g, '\\.')}" `, 'm'), page);
 });
