@@ -75,6 +75,9 @@ export class UsageError extends DistRunError {
   }
 }
 
+/** A bad option value or combination (or a missing command): reported with a pointer to --help. */
+export class OptionError extends UsageError {}
+
 /** An inventory problem; the message always names the file and, when known, the entry. */
 export class InventoryError extends DistRunError {
   readonly file: string | undefined;

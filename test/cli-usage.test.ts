@@ -31,10 +31,18 @@ for (const [args, error, command] of optionErrors) {
   });
 }
 
-test('a usage error found by distrun itself also points to help', async (t) => {
-  const r = await distrun(['-H', 'h1', '--cwd', 'relative', 'true']);
-  t.is(r.code, 255);
-  t.is(r.stderr, "distrun: --cwd needs an absolute path, got 'relative'\nTry 'distrun --help' for more information.\n");
+test('a bad option value found by distrun itself also points to help; a problem that help cannot solve does not', async (t) => {
+  const cwd = await distrun(['-H', 'h1', '--cwd', 'relative', 'true']);
+  t.is(cwd.code, 255);
+  t.is(cwd.stderr, "distrun: --cwd needs an absolute path, got 'relative'\nTry 'distrun --help' for more information.\n");
+  const batch = await distrun(['-H', 'h1', '--batch', '0%', 'true']);
+  t.is(batch.stderr, "distrun: --batch takes a whole number N >= 1 or a percentage N% (1-100), got '0%'\nTry 'distrun --help' for more information.\n");
+  const none = await distrun(['-H', 'h1']);
+  t.is(none.stderr, "distrun: no command given: distrun [options] [--] COMMAND [ARGS...]\nTry 'distrun --help' for more information.\n");
+  // stdin is a pipe here: the option is right, the situation is not.
+  const tty = await distrun(['-H', 'h1', '--tty', 'true']);
+  t.is(tty.code, 255);
+  t.is(tty.stderr, 'distrun: --tty needs a terminal: run it from an interactive shell (stdin and stdout must be terminals)\n');
 });
 
 test('distrun help and distrun help SUBCOMMAND show help, exit 0', async (t) => {

@@ -1,6 +1,6 @@
 // distrun: command-line entry point of the admin CLI.
 import { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './certs-command.js';
 import { ExitCode, fatalError } from './exit-codes.js';
@@ -121,7 +121,7 @@ export async function main(argv: string[] = process.argv): Promise<void> {
   } catch (err) {
     const { message, exitCode } = fatalError(err);
     if (message) process.stderr.write(`distrun: ${message}\n`);
-    if (err instanceof UsageError) process.stderr.write(`${helpHint(active)}\n`);
+    if (err instanceof OptionError) process.stderr.write(`${helpHint(active)}\n`);
     process.exitCode = exitCode;
   }
 }

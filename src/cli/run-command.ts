@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import { ErrorCodes, FileError, UsageError } from '../errors.js';
+import { ErrorCodes, FileError, OptionError, UsageError } from '../errors.js';
 import { ENV_NAME_PATTERN } from '../protocol/constants.js';
 import { defaultSessionOptions } from '../protocol/messages.js';
 import { defaultPkiDir } from '../pki/pki-paths.js';
@@ -80,7 +80,7 @@ export function parseEnvAssignments(assignments: readonly string[]): Record<stri
   for (const assignment of assignments) {
     const eq = assignment.indexOf('=');
     const name = eq > 0 ? assignment.slice(0, eq) : '';
-    if (!ENV_NAME_PATTERN.test(name)) throw new UsageError(`--env takes NAME=value with a valid variable name, got '${assignment}'`);
+    if (!ENV_NAME_PATTERN.test(name)) throw new OptionError(`--env takes NAME=value with a valid variable name, got '${assignment}'`);
     env[name] = assignment.slice(eq + 1);
   }
   return env;
@@ -163,13 +163,13 @@ export async function runCommand(
   chosenTargets?: Target[],
 ): Promise<number> {
   if (opts.script !== undefined) {
-    if (opts.stdin || opts.shell) throw new UsageError('--script sends the script over stdin: it cannot go with -t or --shell');
+    if (opts.stdin || opts.shell) throw new OptionError('--script sends the script over stdin: it cannot go with -t or --shell');
     const script = scriptRun(opts.script, command);
     const recordAs = { command, script: resolve(opts.script) };
     return runCommand(script.argv, { ...opts, script: undefined, stdin: true, recordAs }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets);
   }
-  if (command.length === 0) throw new UsageError('no command given: distrun [options] [--] COMMAND [ARGS...]');
-  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new UsageError(`--cwd needs an absolute path, got '${opts.cwd}'`);
+  if (command.length === 0) throw new OptionError('no command given: distrun [options] [--] COMMAND [ARGS...]');
+  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new OptionError(`--cwd needs an absolute path, got '${opts.cwd}'`);
   const targets = chosenTargets ?? resolveTargets(opts);
   const argv = opts.shell ? [command.join(' ')] : command;
   // Every option value is checked before anything is loaded (the PKI) or asked.
@@ -292,7 +292,7 @@ export async function runCommand(
 /** `--tty`: checks what it cannot go with, and that keys going to several hosts is what the user wants. */
 function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
   const clash = [opts.json && '--json', opts.gather && '--gather', opts.script !== undefined && '--script'].find(Boolean);
-  if (clash) throw new UsageError(`--tty cannot go with ${clash}`);
+  if (clash) throw new OptionError(`--tty cannot go with ${clash}`);
   if (hosts > 1 && !opts.broadcast) {
     throw new UsageError(`--tty on ${count(hosts, 'host')} would send every key you type to all of them; add --broadcast if that is what you want`);
   }

@@ -1,7 +1,7 @@
 // How distrun's command line reports usage mistakes, and keeps `--` meaning "the rest
 // is the remote command" even when the rest starts with a subcommand's name.
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { OptionError } from '../errors.js';
 
 /** `distrun certs agent`: the words that name a command, from the root down. */
 export function commandPath(command: Command): string {
@@ -44,7 +44,7 @@ export function registerHelpCommand(program: Command): void {
       let command = program;
       for (const word of words) {
         const sub = command.commands.find((c) => c.name() === word);
-        if (!sub) throw new UsageError(`no such subcommand: '${[commandPath(command), word].join(' ')}'`);
+        if (!sub) throw new OptionError(`no such subcommand: '${[commandPath(command), word].join(' ')}'`);
         command = sub;
       }
       command.outputHelp();
