@@ -3,7 +3,7 @@
 import test from 'ava';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { AGENT, cleanupAll, distrun, makePki, run, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);
 
@@ -30,6 +30,13 @@ for (const [args, error, command] of optionErrors) {
     t.is(r.stderr, `${error}\nTry '${command} --help' for more information.\n`);
   });
 }
+
+test('distrunner-agent: an option error is the error and one line pointing to help, too', async (t) => {
+  const r = await run(AGENT, ['--port', 'x']);
+  t.is(r.code, 1);
+  t.is(r.stderr, "distrunner-agent: option '--port <port>' argument 'x' is invalid. must be an integer from 0 to 65535\n"
+    + "Try 'distrunner-agent --help' for more information.\n");
+});
 
 test('a bad option value found by distrun itself also points to help; a problem that help cannot solve does not', async (t) => {
   const cwd = await distrun(['-H', 'h1', '--cwd', 'relative', 'true']);

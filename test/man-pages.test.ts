@@ -87,7 +87,7 @@ withGroff('every exit code is in the EXIT STATUS sections', (t) => {
     t.regex(exitStatus, new RegExp(`^ +${code}\\b`, 'm'), `${name} (${code}) is not in distrun.1`);
   }
   const agentStatus = section(render(PAGES.agent), 'EXIT STATUS');
-  for (const code of [0, EXIT_CONFIG_ERROR]) t.regex(agentStatus, new RegExp(`^ +${code}\\b`, 'm'));
+  for (const code of [0, 1, EXIT_CONFIG_ERROR]) t.regex(agentStatus, new RegExp(`^ +${code}\\b`, 'm'));
 });
 
 withGroff('every environment variable the code reads is in ENVIRONMENT', (t) => {

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { isDistRunError, messageOf } from '../errors.js';
+import { configureUsageErrors } from '../usage-errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { LOG_LEVELS, loadAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
 import { takeOverReloadSignals } from './process-start.js';
@@ -26,7 +27,7 @@ interface AgentOptions extends AgentFlags {
 }
 
 function buildProgram(): Command {
-  return new Command('distrunner-agent')
+  const program = new Command('distrunner-agent')
     .description('Run commands for distrun clients that present a certificate of the fleet CA')
     .version(SOFTWARE_VERSION, '-V, --version')
     .option('-c, --config <file>', 'YAML configuration file (default $DISTRUNNER_CONFIG; see config/agent.yaml)')
@@ -40,8 +41,9 @@ function buildProgram(): Command {
     .option('--token-file <file>', 'require clients to present the token in this file')
     .addOption(new Option('--log-level <level>', 'log level (default info, or $DISTRUNNER_LOG_LEVEL)').choices(LOG_LEVELS))
     .option('--command-cgroups', "run each command in a cgroup of its own (the agent's cgroup must be delegated: systemd Delegate=yes)")
-    .option('--format-log', 'read agent log lines (JSON) on stdin and print them as text: journalctl -u distrunner-agent -o cat | distrunner-agent --format-log')
-    .showHelpAfterError();
+    .option('--format-log', 'read agent log lines (JSON) on stdin and print them as text: journalctl -u distrunner-agent -o cat | distrunner-agent --format-log');
+  configureUsageErrors(program, { exitOverride: false });
+  return program;
 }
 
 /** SIGTERM/SIGINT: drain, then stop commands, exit 0. A second one kills every group at once. */

@@ -10,7 +10,8 @@ import { registerRunsCommands } from './runs-command.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
 } from './run-command.js';
-import { configureUsageErrors, helpHint, keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
+import { configureUsageErrors, helpHint } from '../usage-errors.js';
+import { keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
 
 function addSelectionOptions(command: Command): Command {
   return command
@@ -81,7 +82,7 @@ export function buildProgram(): Command {
   registerCertsCommand(program);
   // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
   registerHelpCommand(program);
-  configureUsageErrors(program);
+  configureUsageErrors(program, { exitOverride: true });
   keepCommandAfterDoubleDash(program);
   program.hook('preSubcommand', (_program, subcommand) => inheritOptions(program, subcommand));
   return program;

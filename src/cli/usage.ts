@@ -1,35 +1,8 @@
-// How distrun's command line reports usage mistakes, and keeps `--` meaning "the rest
-// is the remote command" even when the rest starts with a subcommand's name.
+// distrun's command line: `distrun help`, and `--` meaning "the rest is the remote
+// command" even when the rest starts with a subcommand's name.
 import type { Command } from 'commander';
 import { OptionError } from '../errors.js';
-
-/** `distrun certs agent`: the words that name a command, from the root down. */
-export function commandPath(command: Command): string {
-  const names: string[] = [];
-  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
-  return names.join(' ');
-}
-
-/** The one line that follows a usage error (as pdsh, clush and ssh keep it short). */
-export function helpHint(command: Command): string {
-  return `Try '${commandPath(command)} --help' for more information.`;
-}
-
-/**
- * Every command of the tree: an option error prints `distrun: MESSAGE` and the hint
- * line, not the whole help, and throws (exitOverride) so that main() sets the exit code.
- */
-export function configureUsageErrors(command: Command): void {
-  command
-    .showHelpAfterError(helpHint(command))
-    .configureOutput({
-      // Commander's "error: X\n(Did you mean Y?)" becomes one line in distrun's own style.
-      outputError: (text, write) =>
-        write(text.replace(/^error: /, 'distrun: ').replace(/\n\(Did you mean (.*)\?\)/, ' (did you mean $1?)')),
-    })
-    .exitOverride();
-  for (const sub of command.commands) configureUsageErrors(sub);
-}
+import { commandPath } from '../usage-errors.js';
 
 /**
  * `distrun help [SUBCOMMAND...]`: the help of that command, on stdout. The root has an
