@@ -17,8 +17,13 @@ export const ErrorCodes = {
    * it is a link where a file must be) or cannot be read or written.
    */
   FILE: 'E_FILE',
-  /** TCP connection failed (refused, unreachable, DNS, connect timeout). */
+  /** TCP connection failed (refused, unreachable, DNS, TCP connect timeout). */
   CONNECT: 'E_CONNECT',
+  /**
+   * TCP connected but the TLS handshake, or the agent's first reply, did not come within
+   * the connect timeout: something listens there that is not answering as an agent.
+   */
+  HANDSHAKE_TIMEOUT: 'E_HANDSHAKE_TIMEOUT',
   /** TLS handshake failed or the peer's certificate was not acceptable. */
   TLS: 'E_TLS',
   /** The AUTH token was missing or wrong. */
@@ -69,6 +74,9 @@ export class UsageError extends DistRunError {
     super(ErrorCodes.USAGE, message);
   }
 }
+
+/** A bad option value or combination (or a missing command): reported with a pointer to --help. */
+export class OptionError extends UsageError {}
 
 /** An inventory problem; the message always names the file and, when known, the entry. */
 export class InventoryError extends DistRunError {

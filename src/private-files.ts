@@ -7,6 +7,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FileError } from './errors.js';
+import { describeSystemError } from './system-errors.js';
 
 /** Creates `dir` and any missing parents with mode 0700 (whatever the umask). */
 export function makePrivateDir(dir: string): void {
@@ -74,7 +75,7 @@ export function readPrivateFile(file: string): Buffer {
     fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new FileError(code === 'ELOOP' ? `${file} is a symbolic link` : `cannot read ${file} (${code ?? (err as Error).message})`);
+    throw new FileError(code === 'ELOOP' ? `${file} is a symbolic link` : `cannot read ${file}: ${describeSystemError(err)}`);
   }
   try {
     const stats = fstatSync(fd);

@@ -107,7 +107,7 @@ test('SIGTERM drains: running commands may finish, new connections are refused w
   await agent.waitForLog('draining');
   const late = await distrun([...at, 'echo', 'late']);
   t.is(late.code, 255);
-  t.regex(late.stderr, /127\.0\.0\.1: agent is shutting down/);
+  t.true(late.stderr.includes(`127.0.0.1:${agent.port}: agent is shutting down`), late.stderr);
   await agent.waitForLog('refused: shutting down');
   writeFileSync(go, '');
   t.is(await finishing.exit, 0, finishing.stderr());

@@ -147,6 +147,56 @@ test('--outdir: in a sticky shared directory, names another user holds are refus
   await assertStillServing(t, agent, pki.dir);
 });
 
+test('--outdir reused: the files distrun wrote for hosts not in the new run go; nothing it did not write is touched', async (t) => {
+  const dir = join(tempDir(), 'out');
+  const first = await distrun(on('h1,h2', '--outdir', dir, 'echo', 'first'));
+  t.is(first.code, 0, first.stderr);
+  t.deepEqual(readdirSync(dir).sort(), ['.distrun-outdir.json', 'h1.err', 'h1.out', 'h1.rc', 'h2.err', 'h2.out', 'h2.rc']);
+  t.is(mode(join(dir, '.distrun-outdir.json')), 0o600);
+  // The user's own files in the same directory, including one with an output-like name.
+  writeFileSync(join(dir, 'notes.txt'), 'mine\n');
+  writeFileSync(join(dir, 'h9.out'), 'not written by distrun\n');
+  const second = await distrun(on('h1', '--outdir', dir, 'echo', 'second'));
+  t.is(second.code, 0, second.stderr);
+  t.is(second.stderr, '');
+  t.deepEqual(readdirSync(dir).sort(), ['.distrun-outdir.json', 'h1.err', 'h1.out', 'h1.rc', 'h9.out', 'notes.txt']);
+  t.is(readFileSync(join(dir, 'h1.out'), 'utf8'), 'second\n');
+  t.is(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'mine\n');
+  t.deepEqual(JSON.parse(readFileSync(join(dir, '.distrun-outdir.json'), 'utf8')), { v: 1, files: ['h1.out', 'h1.err', 'h1.rc'] });
+});
+
+test('--outdir record: only plain output names it lists are removed, never through a link or another user\'s file', async (t) => {
+  const base = tempDir();
+  const target = preciousFile(base);
+  const shared = dirWithMode(join(base, 'shared'), 0o1777);
+  const record = join(shared, '.distrun-outdir.json');
+  const first = await distrun(on('h1', '--outdir', shared, 'true'));
+  t.is(first.code, 0, first.stderr);
+  // A record of ours that names what distrun would never write, a link, and someone else's file.
+  symlinkSync(target, join(shared, 'h2.out'));
+  lchownSync(join(shared, 'h2.out'), NOBODY, NOBODY);
+  nobodysFile(join(shared, 'h2.err'), 'theirs\n');
+  writeFileSync(record, JSON.stringify({ v: 1, files: ['../precious', target, '.hidden.out', 'h2.out', 'h2.err', 'h1.out'] }), { mode: 0o600 });
+  const r = await distrun(on('h1', '--outdir', shared, 'true'));
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, [
+    `distrun: --outdir: ${shared}/h2.out is a symbolic link; left alone`,
+    `distrun: --outdir: ${shared}/h2.err is owned by uid ${NOBODY}, not by you; left alone`,
+    '',
+  ].join('\n'));
+  t.is(readFileSync(target, 'utf8'), 'precious\n');
+  t.is(readFileSync(join(shared, 'h2.err'), 'utf8'), 'theirs\n');
+
+  // A record distrun did not write itself is not trusted, and nothing runs.
+  rmSync(record);
+  nobodysFile(record, JSON.stringify({ v: 1, files: ['h1.out'] }));
+  const marker = join(base, 'ran');
+  const refused = await distrun(on('h1', '--outdir', shared, 'touch', marker));
+  t.is(refused.code, 255);
+  t.regex(refused.stderr, /^distrun: --outdir: .*\.distrun-outdir\.json is owned by uid 65534, not by you .*; distrun does not trust it \(remove it to go on\)\n$/);
+  t.false(existsSync(marker), 'nothing ran');
+});
+
 test('--outdir: a way to it that others could change is refused: an open ancestor, a directory or a link of another user', async (t) => {
   const base = tempDir();
   const cases: Array<[string, string, RegExp]> = [];
@@ -193,8 +243,8 @@ test('--outdir: a name planted during the run is not written through; the other 
   writeFileSync(go, '');
   const r = await running;
   t.is(r.code, 255);
-  t.true(r.stderr.includes(`distrun: --outdir: cannot write ${outdir}/h2.out: something was put under this name during the run; it is left alone (EEXIST)\n`), r.stderr);
-  t.regex(r.stderr, /--outdir .* is incomplete: 1 file\(s\) could not be written/);
+  t.true(r.stderr.includes(`distrun: --outdir: cannot write ${outdir}/h2.out: something was put under this name during the run; it is left alone\n`), r.stderr);
+  t.regex(r.stderr, /--outdir .* is incomplete: 1 file could not be written/);
   t.notRegex(r.stderr, noStackTrace);
   t.is(r.stdout.toString(), 'h1: done\nh2: done\n', 'both hosts\' output is still shown');
   t.is(readFileSync(target, 'utf8'), 'precious\n');
@@ -220,7 +270,7 @@ test('--outdir: a full disk mid-run is a clean error with exit 255; the files wr
   t.is(status, 0);
   const stderr = readFileSync(`${copy}.stderr`, 'utf8');
   t.is(readFileSync(`${copy}.code`, 'utf8'), '255\n', stderr);
-  t.regex(stderr, new RegExp(`distrun: --outdir: cannot write ${outdir}/h1\\.out: no space left on the device \\(ENOSPC\\)`));
+  t.regex(stderr, new RegExp(`distrun: --outdir: cannot write ${outdir}/h1\\.out: no space left on device\n`));
   t.notRegex(stderr, noStackTrace);
   const screen = readFileSync(`${copy}.stdout`, 'utf8').split('\n');
   t.true(screen.includes('h2: small') && screen.some((l) => l.length === 'h1: '.length + 1048576), 'both hosts\' output is on the screen');

@@ -206,13 +206,13 @@ test('an agent\'s failure reason is shown as one visible line: on a terminal, in
   const target = ['--pki', pki.dir, '-H', `127.0.0.1:${liar}`];
   const piped = await distrun([...target, 'true']);
   t.is(piped.code, 255);
-  t.true(piped.stderr.split('\n').includes(`distrun: 127.0.0.1: ${SHOWN_REASON}`), piped.stderr);
-  t.true(piped.stderr.split('\n').includes(`  ${SHOWN_REASON}: 127.0.0.1`), 'the summary names it the same way');
+  t.true(piped.stderr.split('\n').includes(`distrun: 127.0.0.1:${liar}: ${SHOWN_REASON}`), piped.stderr);
+  t.true(piped.stderr.split('\n').includes(`  ${SHOWN_REASON}: 127.0.0.1`), 'the summary folds host names');
   t.false(/[\x00-\x09\x0b-\x1f\x7f\u0080-\u009f]/.test(piped.stderr), JSON.stringify(piped.stderr));
 
   const terminal = await onTerminal([...target, 'true']);
   t.deepEqual(terminalAttacks(terminal.screen), []);
-  t.true(lines(terminal.screen).includes(`distrun: 127.0.0.1: ${SHOWN_REASON}`));
+  t.true(lines(terminal.screen).includes(`distrun: 127.0.0.1:${liar}: ${SHOWN_REASON}`));
 
   const json = await distrun([...target, '--json', 'true']);
   const error = json.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -245,6 +245,6 @@ test('an agent\'s version string is shown visibly: distrun ping (text and --json
   t.is(exit?.agent, SHOWN_VERSION);
   const failing = await startHostileAgent(pki, 'agent1', [version('v'), encodeFailure({ code: 'E_DENIED', reason: EVIL_REASON })]);
   const pingFailure = await distrun(['ping', '--pki', pki.dir, '-H', `127.0.0.1:${failing}`]);
-  t.true(pingFailure.stderr.split('\n').includes(`distrun: 127.0.0.1: ${SHOWN_REASON}`), pingFailure.stderr);
+  t.true(pingFailure.stderr.split('\n').includes(`distrun: 127.0.0.1:${failing}: ${SHOWN_REASON}`), pingFailure.stderr);
   await assertStillServing(t, agent, pki.dir);
 });

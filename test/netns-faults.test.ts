@@ -53,7 +53,7 @@ serial('a host whose link is down before connecting is unreachable within the co
     const r = await fleet.distrun(['-g', 'fleet', '--connect-timeout', '2', 'uname', '-n']);
     t.is(r.code, 255);
     t.deepEqual(sortedLines(r.stdout.toString()), others('h02').map((h) => `${h.name}: ${h.name}`));
-    t.regex(r.stderr, /h02: (connect timed out after 2 s|host unreachable)/);
+    t.regex(r.stderr, /h02 \([\d.]+:\d+\): (connect timed out after 2 s|host unreachable)/);
     t.regex(r.stderr, /10 hosts: 9 ok, 1 unreachable/);
   } finally {
     fleet.linkUp(down);
@@ -80,8 +80,8 @@ serial('links cut mid-command: distrun reports the hosts lost, and the agents st
     const r = await running;
     t.is(r.code, 255, r.stderr);
     // Found out by keepalives (1 s here), long before the 120 s time limit.
-    t.regex(r.stderr, /h03: connection lost: no word from the agent for \d+ s/);
-    t.regex(r.stderr, /h04: connection lost: no word from the agent for \d+ s/);
+    t.regex(r.stderr, /h03 \([\d.]+:\d+\): connection lost: no word from the agent for \d+ s/);
+    t.regex(r.stderr, /h04 \([\d.]+:\d+\): connection lost: no word from the agent for \d+ s/);
     t.regex(r.stderr, /10 hosts: 8 ok, 2 unreachable/);
     t.regex(r.stderr, /connection lost: no word from the agent for \d+ s \(host down or network cut\): h\[03-04\]/);
     // Each agent noticed its client was gone, and stopped the command, with the link still down.
@@ -110,7 +110,7 @@ serial("an agent killed with SIGKILL mid-command: the host is reported, and its 
   t.true(await waitFor(() => processesMatching('sleep 618').length > 0 && processesMatching('sleep 619').length > 0));
   victim.agent!.process.kill('SIGKILL');
   t.is(await run.exit, 255);
-  t.regex(run.stderr(), /h05: connection (closed before the command finished|reset by the agent)/);
+  t.regex(run.stderr(), /h05 \([\d.]+:\d+\): connection (closed before the command finished|reset by the agent)/);
   // The agent's orphan reaper (a helper shell) sends SIGTERM to the group once the agent is gone.
   t.true(await waitFor(() => processesMatching('sleep 618').length === 0 && processesMatching('sleep 619').length === 0),
     `left: ${[...processesMatching('sleep 618'), ...processesMatching('sleep 619')].join('; ')}`);
@@ -129,7 +129,7 @@ serial('an agent restarted between two runs: during the drain newcomers are refu
   const late = await fleet.distrun(['-H', 'h06', 'echo', 'late']);
   t.is(late.code, 255);
   t.is(late.stdout.toString(), '');
-  t.regex(late.stderr, /h06: agent is shutting down/);
+  t.regex(late.stderr, /h06 \([\d.]+:\d+\): agent is shutting down/);
   const done = await first;
   t.is(done.code, 0, done.stderr);
   t.is(done.stdout.toString(), 'h06: first\n');
@@ -189,7 +189,7 @@ serial('10 hosts, one slow, one failing, one unreachable: gathered output, summa
       '',
     ].join('\n'));
     const why = '(connect timed out after 2 s|host unreachable)';
-    t.regex(r.stderr, new RegExp(`^distrun: h10: ${why}\nfailing\n`
+    t.regex(r.stderr, new RegExp(`^distrun: h10 \\([\\d.]+:\\d+\\): ${why}\nfailing\n`
       + `distrun: 10 hosts: 8 ok, 1 failed, 1 unreachable\n  exit code 3: h09\n  ${why}: h10\n$`));
   } finally {
     fleet.linkUp(unreachable);

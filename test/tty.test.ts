@@ -140,7 +140,7 @@ test('--tty without a local terminal is an error with a clear message', async (t
   t.is(r.stderr, 'distrun: --tty needs a terminal: run it from an interactive shell (stdin and stdout must be terminals)\n');
   const json = await distrun(['-H', `127.0.0.1:${agents[0]!.port}`, '--pki', pki.dir, '--tty', '--json', 'true']);
   t.is(json.code, 255);
-  t.is(json.stderr, 'distrun: --tty cannot go with --json\n');
+  t.is(json.stderr, "distrun: --tty cannot go with --json\nTry 'distrun --help' for more information.\n");
 });
 
 test('policy: a terminal needs a rule that says pty: true', (t) => {

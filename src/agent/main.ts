@@ -1,7 +1,8 @@
 // distrunner-agent: command-line entry point of the daemon.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { isDistRunError, messageOf } from '../errors.js';
+import { configureUsageErrors } from '../usage-errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { LOG_LEVELS, loadAgentConfig, type AgentConfig, type AgentFlags } from './config.js';
 import { takeOverReloadSignals } from './process-start.js';
@@ -12,6 +13,8 @@ import { notifySystemd } from './systemd-notify.js';
 
 /** Exit code for a configuration error: systemd's unit does not restart on it. */
 export const EXIT_CONFIG_ERROR = 78; // EX_CONFIG from sysexits.h
+/** Exit code for a command-line mistake (an unknown option, a bad value): not restarted either. */
+export const EXIT_USAGE_ERROR = 64; // EX_USAGE from sysexits.h
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -26,7 +29,7 @@ interface AgentOptions extends AgentFlags {
 }
 
 function buildProgram(): Command {
-  return new Command('distrunner-agent')
+  const program = new Command('distrunner-agent')
     .description('Run commands for distrun clients that present a certificate of the fleet CA')
     .version(SOFTWARE_VERSION, '-V, --version')
     .option('-c, --config <file>', 'YAML configuration file (default $DISTRUNNER_CONFIG; see config/agent.yaml)')
@@ -40,8 +43,9 @@ function buildProgram(): Command {
     .option('--token-file <file>', 'require clients to present the token in this file')
     .addOption(new Option('--log-level <level>', 'log level (default info, or $DISTRUNNER_LOG_LEVEL)').choices(LOG_LEVELS))
     .option('--command-cgroups', "run each command in a cgroup of its own (the agent's cgroup must be delegated: systemd Delegate=yes)")
-    .option('--format-log', 'read agent log lines (JSON) on stdin and print them as text: journalctl -u distrunner-agent -o cat | distrunner-agent --format-log')
-    .showHelpAfterError();
+    .option('--format-log', 'read agent log lines (JSON) on stdin and print them as text: journalctl -u distrunner-agent -o cat | distrunner-agent --format-log');
+  configureUsageErrors(program, { exitOverride: true });
+  return program;
 }
 
 /** SIGTERM/SIGINT: drain, then stop commands, exit 0. A second one kills every group at once. */
@@ -97,7 +101,13 @@ export interface StartContext {
 
 export async function main(argv: string[] = process.argv, context: StartContext = {}): Promise<void> {
   const program = buildProgram();
-  program.parse(argv);
+  try {
+    program.parse(argv);
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    // --help and --version end here too, with commander's exit code 0.
+    process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE_ERROR);
+  }
   const opts = program.opts<AgentOptions>();
   const configFile = opts.config ?? process.env.DISTRUNNER_CONFIG;
   const flags: AgentFlags = {

@@ -2,8 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { defaultPkiDir } from '../pki/pki-paths.js';
 import type { Bundle } from '../pki/pki-store.js';
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+import { collect } from './option-values.js';
 
 function positiveDays(value: string): number {
   const days = Number(value);

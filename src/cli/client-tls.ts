@@ -9,6 +9,7 @@ import { readCrl, type RevocationList } from '../pki/crl.js';
 import { weakCertificateInFile } from '../pki/key-strength.js';
 import { loadClientIdentity, PkiFiles } from '../pki/pki-paths.js';
 import { TLS_SETTINGS } from '../protocol/tls-settings.js';
+import { describeSystemError } from '../system-errors.js';
 import type { AgentTrust } from './agent-certificate.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { HostSession, type RunRequest, type SessionLimits } from './host-session.js';
@@ -33,7 +34,7 @@ function loadCrl(pkiDir: string, caPem: Buffer): { file: string; crl: Revocation
     text = readFileSync(file, 'latin1');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new PkiError(`cannot read the CRL ${file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`);
+    throw new PkiError(`cannot read the CRL ${file}: ${describeSystemError(err)}`);
   }
   try {
     return { file, crl: readCrl(text, caPem.toString('latin1')) };

@@ -3,9 +3,10 @@
 // host once `maxFail` hosts have not been ok. Results come back in target order, one
 // per target: hosts never started are reported as skipped, with the reason.
 import { readFileSync } from 'node:fs';
-import { ErrorCodes, UsageError } from '../errors.js';
+import { ErrorCodes, OptionError } from '../errors.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { Target } from './inventory.js';
+import { count } from './plural.js';
 import { classify } from './summary.js';
 
 export interface FanoutHooks {
@@ -51,7 +52,7 @@ export class Fanout {
         results[index] = result;
         this.hooks.onDone(result);
         if (classify(result.outcome) !== 'ok' && ++this.failures >= limits.maxFail) {
-          this.stop(`not started: --max-fail reached (${this.failures} hosts not ok)`);
+          this.stop(`not started: --max-fail reached (${count(this.failures, 'host')} not ok)`);
         }
         if (++finished === targets.length) resolve(results);
       };
@@ -134,7 +135,7 @@ export function countOrPercent(value: string | undefined, total: number, option:
   const match = /^(\d+)(%?)$/.exec(value.trim());
   const n = match ? Number(match[1]) : NaN;
   if (!match || n < 1 || (match[2] && n > 100)) {
-    throw new UsageError(`${option} takes a whole number N >= 1 or a percentage N% (1-100), got '${value}'`);
+    throw new OptionError(`${option} takes a whole number N >= 1 or a percentage N% (1-100), got '${value}'`);
   }
   return match[2] ? Math.max(1, Math.ceil((total * n) / 100)) : n;
 }

@@ -82,6 +82,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
   private settle: ((result: HostResult) => void) | undefined;
   private inputClosed = false;
   private connectedAt = 0;
+  private tcpConnected = false;
   private certificateExpires: Date | undefined;
   private keepalive: Keepalive | undefined;
   /** The agent certificate's record, once it passed (kept with the session's tickets). */
@@ -119,14 +120,16 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       });
       this.socket = socket;
       socket.setNoDelay(true);
-      this.armTimer(this.limits.connectTimeoutMs, () =>
-        this.abort(ErrorCodes.CONNECT, `connect timed out after ${this.limits.connectTimeoutMs / 1000} s`));
+      socket.once('connect', () => {
+        this.tcpConnected = true;
+      });
+      this.armTimer(this.limits.connectTimeoutMs, () => this.abort(...this.connectTimedOut()));
       // Node emits tickets only after 'secureConnect', so the agent's record is known by then.
       socket.on('session', (ticket: Buffer) => {
         if (this.agentCertificate) this.emit('tls-session', { ticket, agent: this.agentCertificate });
       });
-      // The connect timeout runs until the agent's VER: a host that accepts TCP but never
-      // answers (hung, or its link went down meanwhile) is reported like one that never connects.
+      // The connect timeout runs until the agent's VER; connectTimedOut says which step it
+      // stopped at, as "no TCP connection" and "something listens but does not answer" differ.
       socket.once('secureConnect', () => {
         this.connectedAt = Date.now();
         // Nothing is sent (not the token, not stdin) before the agent's certificate passed.
@@ -145,6 +148,16 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
       socket.on('close', () => this.onClose());
     });
+  }
+
+  private connectTimedOut(): [ErrorCode, string] {
+    const limit = `${this.limits.connectTimeoutMs / 1000} s`;
+    if (!this.tcpConnected) return [ErrorCodes.CONNECT, `connect timed out after ${limit}`];
+    if (this.connectedAt === 0) {
+      return [ErrorCodes.HANDSHAKE_TIMEOUT, `TCP connected but the TLS handshake did not complete within ${limit} `
+        + `(is the service on port ${this.target.port} a DistRunner agent?)`];
+    }
+    return [ErrorCodes.HANDSHAKE_TIMEOUT, `TLS connected but the agent did not answer within ${limit}`];
   }
 
   // Input, signals and resizes that come before the agent's certificate has passed wait

@@ -6,7 +6,8 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node as YamlNode, Pair } from 'yaml';
-import { InventoryError, UsageError } from '../errors.js';
+import { InventoryError, OptionError, UsageError } from '../errors.js';
+import { describeSystemError } from '../system-errors.js';
 import { looksLikeAnsible, parseAnsibleInventory } from './ansible-inventory.js';
 import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-range.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
@@ -183,8 +184,7 @@ export function loadInventory(file: string, cacheDir = join(distrunCacheDir(), '
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InventoryError(code === 'ENOENT' ? 'no such file' : `cannot read: ${code ?? err}`, { file });
+    throw new InventoryError(describeSystemError(err), { file });
   }
   return loadCachedInventory(cacheDir, file, text, () => parseInventory(text, file));
 }
@@ -300,7 +300,7 @@ export interface Selection {
 
 export function selectTargets(inv: Inventory | undefined, selection: Selection): Target[] {
   if (selection.groups.length === 0 && selection.hosts.every((h) => h.trim() === '')) {
-    throw new UsageError('no hosts selected: use -g GROUP or -H HOSTS');
+    throw new OptionError('no hosts selected: use -g GROUP or -H HOSTS');
   }
   const defaultPort = inv?.defaults.port ?? DEFAULT_AGENT_PORT;
   const chosen: Target[] = [];

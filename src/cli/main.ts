@@ -1,32 +1,23 @@
 // distrun: command-line entry point of the admin CLI.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './certs-command.js';
 import { ExitCode, fatalError } from './exit-codes.js';
+import { collect, positiveInt, seconds } from './option-values.js';
 import { pingHosts, type PingOptions } from './ping-command.js';
 import { registerRunsCommands } from './runs-command.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
 } from './run-command.js';
-
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
-
-function positiveInt(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number of at least 1');
-  return Number(value);
-}
-
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || n <= 0) throw new InvalidArgumentError('must be a number of seconds above 0');
-  return n;
-}
+import { configureUsageErrors, helpHint } from '../usage-errors.js';
+import { keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
 
 function addSelectionOptions(command: Command): Command {
   return command
     .option('-i, --inventory <file>', 'inventory file (default: $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)')
-    .option('-g, --group <name>', 'run on the hosts of this group (repeatable)', collect)
-    .option('-H, --hosts <list>', 'run on these hosts: host or host:port, comma separated (repeatable)', collect)
+    .option('-g, --group <expr>', 'select hosts by group or target expression: web, web:db, web:&prod:!web03, web[01-05], db*, all (repeatable)', collect)
+    .option('-H, --hosts <list>', 'select these hosts: host, host:port or a range, comma separated (repeatable)', collect)
     .option('-x, --exclude <list>', 'leave out these hosts, comma separated (repeatable)', collect);
 }
 
@@ -42,12 +33,10 @@ export function buildProgram(): Command {
   const program = new Command('distrun')
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
-    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...')
+    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]')
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
-    .passThroughOptions()
-    .showHelpAfterError()
-    .exitOverride();
+    .passThroughOptions();
   addConnectionOptions(addSelectionOptions(program))
     .option('-t, --stdin', 'send local stdin to every host (otherwise remote stdin is empty)')
     .option('--tty', 'run the command in a terminal on the host (top, vi, bash): your keys go to it, as with ssh -t')
@@ -71,7 +60,7 @@ export function buildProgram(): Command {
     .option('--batch-wait <sec>', 'pause between batches', seconds)
     .option('--max-fail <n|n%>', 'start no new host once N hosts (or N%) were not ok; running ones finish')
     .action(async (command: string[], opts: RunOptions & { listHosts?: boolean }) => {
-      process.exitCode = await runCommand(command, { ...opts, dryRun: opts.dryRun === true || opts.listHosts === true });
+      process.exitCode = await runCommand(remoteCommand(command), { ...opts, dryRun: opts.dryRun === true || opts.listHosts === true });
     });
 
   addSelectionOptions(
@@ -84,13 +73,17 @@ export function buildProgram(): Command {
   addConnectionOptions(addSelectionOptions(
     program.command('ping').description('connect and authenticate to each agent; report round-trip time, versions and certificate expiry'),
   ))
-    .option('--json', 'one JSON object per host')
+    .option('-q, --quiet', 'no line for each host that answered: only failures and the summary')
+    .option('--json', 'one JSON object per host, one per line')
     .action(async (opts: PingOptions) => {
       process.exitCode = await pingHosts(opts);
     });
   registerRunsCommands(program, addConnectionOptions);
   registerCertsCommand(program);
-  for (const command of program.commands) command.exitOverride();
+  // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
+  registerHelpCommand(program);
+  configureUsageErrors(program, { exitOverride: true });
+  keepCommandAfterDoubleDash(program);
   program.hook('preSubcommand', (_program, subcommand) => inheritOptions(program, subcommand));
   return program;
 }
@@ -118,11 +111,18 @@ export async function main(argv: string[] = process.argv): Promise<void> {
       throw err;
     });
   }
+  const program = buildProgram();
+  // The command whose action runs: a usage error found there points at its help.
+  let active: Command = program;
+  program.hook('preAction', (_program, actionCommand) => {
+    active = actionCommand;
+  });
   try {
-    await buildProgram().parseAsync(argv);
+    await program.parseAsync(argv);
   } catch (err) {
     const { message, exitCode } = fatalError(err);
     if (message) process.stderr.write(`distrun: ${message}\n`);
+    if (err instanceof OptionError) process.stderr.write(`${helpHint(active)}\n`);
     process.exitCode = exitCode;
   }
 }

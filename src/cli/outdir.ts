@@ -4,9 +4,11 @@
 // distrun often runs as root, and DIR may be where others can write. So, before any
 // command runs, the way to DIR is checked: every directory on it, and every link
 // followed, belongs to root or to us, and no directory is writable by others unless it
-// is sticky (like /tmp), so nobody else can redirect the path later. The files of an
-// earlier run are removed only when they are ours (regular files we own); anything
-// else under one of the names is refused. Files are then created exclusively and never
+// is sticky (like /tmp), so nobody else can redirect the path later. distrun keeps a
+// record of the files it writes there (RECORD_FILE); a later run removes the files that
+// record lists, so hosts not in the new run leave nothing stale behind, and nothing it
+// did not write. Files of an earlier run are removed only when they are ours (regular
+// files we own); anything else under one of this run's names is refused. Files are then created exclusively and never
 // through a link (O_CREAT|O_EXCL|O_NOFOLLOW): a name planted meanwhile makes that one
 // file fail; it is never written through. A file that cannot be written is reported and
 // makes distrun exit 255; the other files, and the output on the screen, go on.
@@ -15,31 +17,24 @@ import {
 } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { FileError } from '../errors.js';
-import { octalMode } from '../private-files.js';
+import { octalMode, readPrivateFile, writeFileWithMode } from '../private-files.js';
+import { describeSystemError } from '../system-errors.js';
 import { hostExitCode } from './exit-codes.js';
+import { dialAddress } from './host-label.js';
 import type { HostResult, HostSession } from './host-session.js';
 import type { Target } from './inventory.js';
 import type { Renderer } from './output.js';
 
 const SUFFIXES = ['out', 'err', 'rc'] as const;
+/** The names of the files distrun wrote in DIR: `{"v":1,"files":["web1.out",...]}`. */
+export const RECORD_FILE = '.distrun-outdir.json';
 const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** As the kernel allows (MAXSYMLINKS). */
 const MAX_LINKS = 40;
 
-const FILE_ERRORS: Record<string, string> = {
-  EEXIST: 'something was put under this name during the run; it is left alone',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  EIO: 'input/output error',
-};
-
 function describeFileError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === undefined) return (err as Error).message;
-  return FILE_ERRORS[code] ? `${FILE_ERRORS[code]} (${code})` : code;
+  if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'something was put under this name during the run; it is left alone';
+  return describeSystemError(err);
 }
 
 const myUid = (): number => process.getuid?.() ?? -1;
@@ -108,16 +103,45 @@ export function trustedOutputDir(dir: string): string {
   return current;
 }
 
-/** Removes a file of an earlier run, if it is ours; anything else under the name is refused. */
-function removeEarlierFile(path: string): void {
+function earlierFileProblem(stats: Stats): string | undefined {
+  if (stats.isSymbolicLink()) return 'is a symbolic link';
+  if (!stats.isFile()) return 'is not a regular file';
+  if (stats.uid !== myUid()) return `is owned by uid ${stats.uid}, not by you`;
+  return undefined;
+}
+
+/**
+ * Removes a file of an earlier run, if it is ours. Anything else under a name this run
+ * writes is refused; under a name only the record lists, it is left alone with a note.
+ */
+function removeEarlierFile(path: string, writtenNow: boolean, note: (message: string) => void): void {
   const stats = lstatIfPresent(path);
   if (!stats) return;
-  let problem: string | undefined;
-  if (stats.isSymbolicLink()) problem = 'is a symbolic link';
-  else if (!stats.isFile()) problem = 'is not a regular file';
-  else if (stats.uid !== myUid()) problem = `is owned by uid ${stats.uid}, not by you`;
-  if (problem) throw new FileError(`--outdir: ${path} ${problem}; distrun neither writes through it nor replaces it`);
-  unlinkSync(path);
+  const problem = earlierFileProblem(stats);
+  if (problem && writtenNow) throw new FileError(`--outdir: ${path} ${problem}; distrun neither writes through it nor replaces it`);
+  if (problem) note(`--outdir: ${path} ${problem}; left alone`);
+  else unlinkSync(path);
+}
+
+/** A name of a file distrun writes: HOST.out, HOST.err or HOST.rc, in DIR itself. */
+const isOutputName = (name: unknown): name is string =>
+  typeof name === 'string' && !name.includes('/') && !name.startsWith('.') && SUFFIXES.some((suffix) => name.endsWith(`.${suffix}`));
+
+/** The file names the record in `dir` lists (none without a record); a FileError if it is not ours or damaged. */
+function readRecord(dir: string): string[] {
+  const path = join(dir, RECORD_FILE);
+  if (!lstatIfPresent(path)) return [];
+  let record: unknown;
+  try {
+    record = JSON.parse(readPrivateFile(path).toString('utf8'));
+  } catch (err) {
+    if (err instanceof FileError) throw new FileError(`--outdir: ${err.message}; distrun does not trust it (remove it to go on)`);
+    throw new FileError(`--outdir: ${path} is damaged (remove it to go on)`);
+  }
+  const files = (record as { v?: unknown; files?: unknown }).files;
+  if ((record as { v?: unknown }).v !== 1 || !Array.isArray(files)) throw new FileError(`--outdir: ${path} is not a record distrun wrote (remove it to go on)`);
+  // Only plain output names are acted on, whatever else the file says.
+  return files.filter(isOutputName);
 }
 
 export class OutdirRenderer implements Renderer {
@@ -127,8 +151,9 @@ export class OutdirRenderer implements Renderer {
   private constructor(private readonly dir: string, private readonly onProblem: (message: string) => void) {}
 
   /**
-   * Checks DIR and removes our files of an earlier run for these hosts, before anything
-   * runs (a FileError otherwise). `onProblem` hears of every file that cannot be written.
+   * Checks DIR and removes our files of an earlier run (those of these hosts, and those
+   * its record lists), before anything runs (a FileError otherwise). `onProblem` hears
+   * of every file that cannot be written, and of a listed one left alone.
    */
   static open(dir: string, targets: readonly Target[], onProblem: (message: string) => void): OutdirRenderer {
     const realDir = trustedOutputDir(dir);
@@ -136,15 +161,25 @@ export class OutdirRenderer implements Renderer {
     for (const target of targets) {
       const other = byName.get(target.name);
       if (other) {
-        throw new FileError(`--outdir: ${other.address}:${other.port} and ${target.address}:${target.port} are both named ${target.name}: they would write the same files`);
+        throw new FileError(`--outdir: ${dialAddress(other)} and ${dialAddress(target)} are both named ${target.name}: they would write the same files`);
       }
       byName.set(target.name, target);
     }
+    const names = targets.flatMap(({ name }) => SUFFIXES.map((suffix) => `${name}.${suffix}`));
+    const writtenNow = new Set(names);
+    const earlier = readRecord(realDir).filter((name) => !writtenNow.has(name));
     try {
-      for (const { name } of targets) for (const suffix of SUFFIXES) removeEarlierFile(join(realDir, `${name}.${suffix}`));
+      for (const name of names) removeEarlierFile(join(realDir, name), true, onProblem);
+      for (const name of earlier) removeEarlierFile(join(realDir, name), false, onProblem);
     } catch (err) {
       if (err instanceof FileError) throw err;
       throw new FileError(`--outdir ${dir}: cannot remove a file of an earlier run: ${describeFileError(err)}`);
+    }
+    try {
+      // Before any file is made: a run that is killed midway is still cleared by the next.
+      writeFileWithMode(join(realDir, RECORD_FILE), `${JSON.stringify({ v: 1, files: names })}\n`, 0o600);
+    } catch (err) {
+      throw new FileError(`--outdir ${dir}: cannot write ${RECORD_FILE}, the list of files distrun writes there: ${describeFileError(err)}`);
     }
     return new OutdirRenderer(realDir, onProblem);
   }

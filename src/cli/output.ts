@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { describeOutcome, hostExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
+import { hostLabel } from './host-label.js';
 import { isTerminal, paletteFor } from './colors.js';
 import { classify, formatSummary, type OutcomeClass } from './summary.js';
 import { prefixedLine } from './prefixed-line.js';
@@ -161,7 +162,7 @@ export class LineRenderer implements Renderer {
 /** A host that could not run the command is reported on stderr as soon as it is known. */
 function reportHostError(stderr: NodeJS.WritableStream, result: HostResult): void {
   if (result.outcome.kind !== 'error') return;
-  stderr.write(`distrun: ${paletteFor(stderr).failure(`${result.target.name}: ${result.outcome.message}`)}\n`);
+  stderr.write(`distrun: ${paletteFor(stderr).failure(`${hostLabel(result.target)}: ${result.outcome.message}`)}\n`);
 }
 
 /** On stderr, when any host was not ok: counts per class and folded host lists per reason. */

@@ -6,9 +6,11 @@ import { SOFTWARE_VERSION } from '../version.js';
 import { hostSessionFactory, loadClientTls, saveTlsSessions } from './client-tls.js';
 import { runExitCode } from './exit-codes.js';
 import { Fanout, fanoutWithinFileLimit } from './fanout.js';
+import { hostLabel } from './host-label.js';
 import type { HostResult } from './host-session.js';
 import { writeSummary, type OutputStreams } from './output.js';
 import { classify } from './summary.js';
+import { count } from './plural.js';
 import { readToken, resolveTargets, type SelectionOptions } from './run-command.js';
 
 export interface PingOptions extends SelectionOptions {
@@ -17,6 +19,8 @@ export interface PingOptions extends SelectionOptions {
   pki?: string;
   tokenFile?: string;
   json?: boolean;
+  /** -q: no line for a host that answered (failures and the summary only). */
+  quiet?: boolean;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -54,11 +58,11 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
       const error = result.outcome.kind === 'error' ? { code: result.outcome.code, message: result.outcome.message } : null;
       const failure = { host: result.target.name, address: result.target.address, port: result.target.port, status: classify(result.outcome), error };
       io.stdout.write(`${JSON.stringify(pong ?? failure)}\n`);
-    } else if (pong) {
+    } else if (pong && !opts.quiet) {
       io.stdout.write(`${result.target.name}: ok  rtt ${Number(pong.rttMs).toFixed(1)} ms  connect ${Number(pong.connectMs).toFixed(1)} ms  `
-        + `${pong.agent}  protocol ${pong.protocol}  certificate expires ${String(pong.certificateExpires).slice(0, 10)} (${pong.certificateDaysLeft} days)\n`);
+        + `${pong.agent}  protocol ${pong.protocol}  certificate expires ${String(pong.certificateExpires).slice(0, 10)} (${count(Number(pong.certificateDaysLeft), 'day')})\n`);
     } else if (result.outcome.kind === 'error') {
-      io.stderr.write(`distrun: ${result.target.name}: ${result.outcome.message}\n`);
+      io.stderr.write(`distrun: ${hostLabel(result.target)}: ${result.outcome.message}\n`);
     }
   };
   const fanoutLimit = fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`));

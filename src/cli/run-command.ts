@@ -4,14 +4,16 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import { ErrorCodes, UsageError } from '../errors.js';
+import { ErrorCodes, FileError, OptionError, UsageError } from '../errors.js';
 import { ENV_NAME_PATTERN } from '../protocol/constants.js';
 import { defaultSessionOptions } from '../protocol/messages.js';
 import { defaultPkiDir } from '../pki/pki-paths.js';
 import { SOFTWARE_VERSION } from '../version.js';
+import { describeSystemError } from '../system-errors.js';
 import { hostSessionFactory, loadClientTls, saveTlsSessions } from './client-tls.js';
 import { ExitCode, runExitCode } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
+import { dialAddress } from './host-label.js';
 import { Fanout, countOrPercent, fanoutWithinFileLimit } from './fanout.js';
 import type { HostSession, RunRequest } from './host-session.js';
 import { LocalTerminal } from './local-terminal.js';
@@ -20,6 +22,7 @@ import { RecordRenderer, runsDir, saveRun } from './run-record.js';
 import { scriptRun } from './script.js';
 import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
 import { OutdirRenderer } from './outdir.js';
+import { count } from './plural.js';
 import { GatherRenderer, JsonRenderer, LineRenderer, RendererSet, type OutputStreams, type Renderer } from './output.js';
 
 // A host in flight costs the client about a millisecond of CPU and one socket; most of its
@@ -79,7 +82,7 @@ export function parseEnvAssignments(assignments: readonly string[]): Record<stri
   for (const assignment of assignments) {
     const eq = assignment.indexOf('=');
     const name = eq > 0 ? assignment.slice(0, eq) : '';
-    if (!ENV_NAME_PATTERN.test(name)) throw new UsageError(`--env takes NAME=value with a valid variable name, got '${assignment}'`);
+    if (!ENV_NAME_PATTERN.test(name)) throw new OptionError(`--env takes NAME=value with a valid variable name, got '${assignment}'`);
     env[name] = assignment.slice(eq + 1);
   }
   return env;
@@ -91,7 +94,7 @@ export function readToken(file: string | undefined): Buffer | undefined {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new FileError(`cannot read token file ${file}: ${describeSystemError(err)}`);
   }
   const token = text.replace(/[\r\n]+$/, '');
   if (token === '') throw new UsageError(`token file ${file} is empty`);
@@ -111,7 +114,7 @@ async function confirmLargeRun(
   const limit = Number(process.env.DISTRUN_CONFIRM_ABOVE ?? DEFAULT_CONFIRM_ABOVE);
   if (opts.yes || !(io.stdin as NodeJS.ReadStream).isTTY || !(targets.length > limit)) return true;
   const command = opts.shell ? argv.join(' ') : JSON.stringify(argv);
-  io.stderr.write(`distrun: run ${command} on ${targets.length} hosts (${foldHosts(targets.map((t) => t.name))})? [y/N] `);
+  io.stderr.write(`distrun: run ${command} on ${count(targets.length, 'host')} (${foldHosts(targets.map((t) => t.name))})? [y/N] `);
   const prompt = createInterface({ input: io.stdin, terminal: false });
   // End of input (Ctrl-D) counts as no.
   const [answer] = (await Promise.race([once(prompt, 'line'), once(prompt, 'close').then(() => [''])])) as [string];
@@ -162,15 +165,19 @@ export async function runCommand(
   chosenTargets?: Target[],
 ): Promise<number> {
   if (opts.script !== undefined) {
-    if (opts.stdin || opts.shell) throw new UsageError('--script sends the script over stdin: it cannot go with -t or --shell');
+    if (opts.stdin || opts.shell) throw new OptionError('--script sends the script over stdin: it cannot go with -t or --shell');
     const script = scriptRun(opts.script, command);
     const recordAs = { command, script: resolve(opts.script) };
     return runCommand(script.argv, { ...opts, script: undefined, stdin: true, recordAs }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets);
   }
-  if (command.length === 0) throw new UsageError('no command given: distrun [options] [--] COMMAND [ARGS...]');
-  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new UsageError(`--cwd needs an absolute path, got '${opts.cwd}'`);
+  if (command.length === 0) throw new OptionError('no command given: distrun [options] [--] COMMAND [ARGS...]');
+  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new OptionError(`--cwd needs an absolute path, got '${opts.cwd}'`);
   const targets = chosenTargets ?? resolveTargets(opts);
   const argv = opts.shell ? [command.join(' ')] : command;
+  // Every option value is checked before anything is loaded (the PKI) or asked.
+  const env = parseEnvAssignments(opts.env ?? []);
+  const batchSize = countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity;
+  const maxFail = countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity;
   const terminal = opts.tty && !opts.dryRun ? openTerminal(opts, targets.length) : undefined;
   if (opts.dryRun) {
     // Nothing is loaded or dialled: the hosts, and the argv exactly as it would travel.
@@ -195,7 +202,7 @@ export async function runCommand(
       shell: opts.shell === true,
       timeoutMs: (opts.timeout ?? 0) * 1000,
       cwd: opts.cwd,
-      env: parseEnvAssignments(opts.env ?? []),
+      env,
       ...(terminal ? { stdin: true, pty: terminal.size, term: terminal.type } : {}),
     },
     token,
@@ -225,9 +232,9 @@ export async function runCommand(
 
   const schedule = {
     fanout: fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`)),
-    batchSize: countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity,
+    batchSize,
     batchWaitMs: (opts.batchWait ?? 0) * 1000,
-    maxFail: countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity,
+    maxFail,
   };
   const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
     onStart: (session) => {
@@ -245,7 +252,7 @@ export async function runCommand(
     if (interrupts === 1) {
       fanout.stop();
       for (const session of fanout.running) session.signal('SIGINT');
-      io.stderr.write(`distrun: interrupt sent to ${fanout.running.size} running command(s); Ctrl-C again to abort\n`);
+      io.stderr.write(`distrun: interrupt sent to ${count(fanout.running.size, 'running command')}; Ctrl-C again to abort\n`);
     } else {
       for (const session of fanout.running) session.abort(ErrorCodes.INTERRUPTED, 'aborted by user');
     }
@@ -262,7 +269,7 @@ export async function runCommand(
     // The --outdir files are complete, or known not to be, before the exit code is decided.
     await renderer.close();
     const outputLost = (outdir?.problems.length ?? 0) > 0;
-    if (outputLost) screenIo.stderr.write(`distrun: --outdir ${opts.outdir} is incomplete: ${outdir!.problems.length} file(s) could not be written (above)\n`);
+    if (outputLost) screenIo.stderr.write(`distrun: --outdir ${opts.outdir} is incomplete: ${count(outdir!.problems.length, 'file')} could not be written (above)\n`);
     const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
     // A --script run is recorded as the script and its arguments, so that rerun sends it again.
@@ -288,9 +295,9 @@ export async function runCommand(
 /** `--tty`: checks what it cannot go with, and that keys going to several hosts is what the user wants. */
 function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
   const clash = [opts.json && '--json', opts.gather && '--gather', opts.script !== undefined && '--script'].find(Boolean);
-  if (clash) throw new UsageError(`--tty cannot go with ${clash}`);
+  if (clash) throw new OptionError(`--tty cannot go with ${clash}`);
   if (hosts > 1 && !opts.broadcast) {
-    throw new UsageError(`--tty on ${hosts} hosts would send every key you type to all of them; add --broadcast if that is what you want`);
+    throw new UsageError(`--tty on ${count(hosts, 'host')} would send every key you type to all of them; add --broadcast if that is what you want`);
   }
   return LocalTerminal.open();
 }
@@ -303,10 +310,9 @@ export function listHosts(opts: SelectionOptions & { explain?: boolean }, out: N
 
 function writeHostLines(targets: readonly Target[], out: NodeJS.WritableStream, explain: boolean): void {
   const width = Math.max(...targets.map((t) => t.name.length));
-  const dial = (t: Target) => `${t.address.includes(':') ? `[${t.address}]` : t.address}:${t.port}`;
-  const dialWidth = Math.max(...targets.map((t) => dial(t).length));
+  const dialWidth = Math.max(...targets.map((t) => dialAddress(t).length));
   for (const t of targets) {
-    const line = `${t.name.padEnd(width)}  ${explain ? `${dial(t).padEnd(dialWidth)}  ${t.via ?? ''}` : dial(t)}`;
+    const line = `${t.name.padEnd(width)}  ${explain ? `${dialAddress(t).padEnd(dialWidth)}  ${t.via ?? ''}` : dialAddress(t)}`;
     out.write(`${line.trimEnd()}\n`);
   }
 }

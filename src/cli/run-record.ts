@@ -10,6 +10,7 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileError, UsageError } from '../errors.js';
 import { ensurePrivateDir, privacyProblem, readPrivateFile, writeFileWithMode } from '../private-files.js';
+import { describeSystemError } from '../system-errors.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { hostExitCode } from './exit-codes.js';
 import type { HostResult, HostSession } from './host-session.js';
@@ -155,7 +156,7 @@ function runIds(dir: string): string[] {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     if (err instanceof FileError) throw err;
-    throw new FileError(`cannot read the run records in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new FileError(`cannot read the run records in ${dir} (${describeSystemError(err)})`);
   }
   return names.filter((f) => /^\d{8}T\d{9}Z-[0-9a-f]{4}\.json$/.test(f)).map((f) => f.slice(0, -5)).sort();
 }

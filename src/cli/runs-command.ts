@@ -3,6 +3,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { Target } from './inventory.js';
+import { positiveInt } from './option-values.js';
+import { count } from './plural.js';
 import { runCommand, type RunOptions } from './run-command.js';
 import { resolveChain, type RunChain } from './run-chain.js';
 import { listRuns, loadRun, loadRunById, type RunRecord } from './run-record.js';
@@ -42,7 +44,7 @@ export function rerunSelection(chain: RunChain, which: { failed?: boolean; unrea
   }
   const total = chain.states.length;
   const ok = chain.states.filter(({ host }) => host.status === 'ok').length;
-  if (ok === total) return { nothing: `nothing to run again: all ${total} host${total === 1 ? '' : 's'} succeeded` };
+  if (ok === total) return { nothing: `nothing to run again: all ${count(total, 'host')} succeeded` };
   const counts = new Map<string, number>();
   for (const { host } of chain.states) counts.set(host.status, (counts.get(host.status) ?? 0) + 1);
   return { nothing: `nothing to run again: no host is ${classes.join(', ')} (${[...counts].map(([c, n]) => `${n} ${c}`).join(', ')})` };
@@ -51,10 +53,10 @@ export function rerunSelection(chain: RunChain, which: { failed?: boolean; unrea
 export function registerRunsCommands(program: Command, addConnectionOptions: (c: Command) => Command): void {
   program.command('runs')
     .description('list recent runs (newest first) from $XDG_CACHE_HOME/distrun/runs')
-    .option('-n, --limit <n>', 'how many', '20')
-    .action((opts: { limit: string }) => {
+    .option('-n, --limit <n>', 'how many runs to list', positiveInt, 20)
+    .action((opts: { limit: number }) => {
       const rows = [['RUN', 'STARTED', 'HOSTS', 'OK', 'NOT OK', 'EXIT', 'FROM', 'COMMAND']];
-      const { runs, skipped } = listRuns(Math.max(1, Number(opts.limit) || 20));
+      const { runs, skipped } = listRuns(opts.limit);
       for (const { reason } of skipped) process.stderr.write(`distrun: skipping: ${reason}\n`);
       for (const run of runs) {
         const ok = run.hosts.filter((h) => h.status === 'ok').length;
@@ -71,7 +73,7 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
     .option('--failed', 'hosts whose command failed or timed out')
     .option('--unreachable', 'hosts where the command never ran (unreachable, refused, not started)')
     .option('-b, --gather', 'gather identical outputs, as for a run')
-    .option('--json', 'one JSON object per host, as for a run')
+    .option('--json', 'JSON Lines events on stdout, as for a run (docs/json-events.md)')
     .action(async (id: string | undefined, opts: RunOptions & { failed?: boolean; unreachable?: boolean }) => {
       const run = loadRun(id);
       const chain = resolveChain(run, (parent) => loadRunById(parent));
@@ -83,7 +85,7 @@ export function registerRunsCommands(program: Command, addConnectionOptions: (c:
       }
       const { targets } = selection;
       const along = chain.runs.length > 1 ? `, each in its latest state over ${chain.runs.length} runs back to ${chain.runs[chain.runs.length - 1]!.id}` : '';
-      process.stderr.write(`distrun: running again on ${targets.length} host(s) of ${run.id}${along}: ${describeCommand(run)}\n`);
+      process.stderr.write(`distrun: running again on ${count(targets.length, 'host')} of ${run.id}${along}: ${describeCommand(run)}\n`);
       process.exitCode = await runCommand(run.command, {
         ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, script: run.script, prefix: true, rerunOf: run.id,
       }, process, targets);

@@ -2,7 +2,8 @@
 // /bin/sh wrapper stores it in a private temp file, runs it with its interpreter (the
 // shebang, or /bin/sh) and the given arguments, and removes it again.
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors.js';
+import { FileError } from '../errors.js';
+import { describeSystemError } from '../system-errors.js';
 
 // $1 = how many interpreter words follow; then the interpreter; then the arguments.
 // The script path goes between the interpreter and the arguments, as the kernel does.
@@ -38,7 +39,7 @@ export function scriptRun(file: string, args: readonly string[]): ScriptRun {
   try {
     content = readFileSync(file);
   } catch (err) {
-    throw new UsageError(`cannot read script ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new FileError(`cannot read script ${file}: ${describeSystemError(err)}`);
   }
   const interpreter = interpreterOf(content);
   return { argv: ['/bin/sh', '-c', WRAPPER, 'distrun-script', String(interpreter.length), ...interpreter, ...args], content };

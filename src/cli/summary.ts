@@ -4,6 +4,7 @@ import { PLAIN, type Palette } from './colors.js';
 import { describeOutcome } from './exit-codes.js';
 import { foldHosts } from './host-range.js';
 import type { LeaderExit } from '../protocol/messages.js';
+import { count } from './plural.js';
 import type { HostOutcome, HostResult } from './host-session.js';
 
 export type OutcomeClass = 'ok' | 'failed' | 'timeout' | 'unreachable' | 'error' | 'skipped';
@@ -58,7 +59,7 @@ export function formatSummary(results: readonly HostResult[], palette: Palette =
   }
   if (byReason.size === 0) return undefined;
   const counts = CLASS_ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${CLASS_LABEL[c]}`);
-  const lines = [`distrun: ${palette.strong(`${results.length} host${results.length === 1 ? '' : 's'}: ${counts.join(', ')}`)}`];
+  const lines = [`distrun: ${palette.strong(`${count(results.length, 'host')}: ${counts.join(', ')}`)}`];
   const reasons = [...byReason.entries()].sort(([, a], [, b]) =>
     CLASS_ORDER.indexOf(a.cls) - CLASS_ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
   for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PkiError } from '../errors.js';
+import { describeSystemError } from '../system-errors.js';
 
 export const PkiFiles = {
   CA_CERT: 'ca.crt',
@@ -35,7 +36,7 @@ export function loadClientIdentity(dir: string): ClientIdentity {
       return readFileSync(join(dir, file));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? `${file} missing` : `cannot read ${file}: ${code ?? err}`;
+      const why = code === 'ENOENT' ? `${file} missing` : `cannot read ${file}: ${describeSystemError(err)}`;
       throw new PkiError(`no usable client identity in ${dir} (${why}); create one with 'distrun certs init --dir ${dir}'`);
     }
   };
