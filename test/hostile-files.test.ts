@@ -224,9 +224,12 @@ test('--outdir: a way to it that others could change is refused: an open ancesto
   t.is(ok.code, 0, ok.stderr);
   t.is(readFileSync(join(base, 'made', 'here', 'h1.out'), 'utf8'), 'x\n');
   t.is(statSync(join(base, 'made', 'here')).mode & 0o777, 0o755);
-  const same = await distrun(['--pki', pki.dir, '-H', `127.0.0.1:${agent.port},127.0.0.1:1`, '--outdir', join(base, 'dup'), 'true']);
+  // One address with two ports: two hosts, named with their ports, two sets of files.
+  const same = await distrun(['--pki', pki.dir, '-H', `127.0.0.1:${agent.port},127.0.0.1:1`, '--outdir', join(base, 'dup'), 'echo', 'x']);
   t.is(same.code, 255);
-  t.regex(same.stderr, /are both named 127\.0\.0\.1: they would write the same files/);
+  t.is(readFileSync(join(base, 'dup', `127.0.0.1:${agent.port}.out`), 'utf8'), 'x\n');
+  t.regex(same.stderr, /^distrun: 127\.0\.0\.1:1: connection refused/m);
+  t.false(existsSync(join(base, 'dup', '127.0.0.1.out')));
   await assertStillServing(t, agent, pki.dir);
 });
 

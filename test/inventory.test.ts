@@ -45,6 +45,17 @@ test('-H takes names, host:port and [v6]:port; inventory names keep their addres
   t.deepEqual(parseHostList('a,,b', 6789).map((x) => x.name), ['a', 'b']);
 });
 
+test('one name selected with two ports: each is named with its port (distinct prefixes, summary entries, files)', (t) => {
+  t.deepEqual(select([], ['127.0.0.1:6790,127.0.0.1:6791,127.0.0.2']), [
+    '127.0.0.1:6790=127.0.0.1:6790', '127.0.0.1:6791=127.0.0.1:6791', '127.0.0.2=127.0.0.2:7000',
+  ]);
+  t.deepEqual(select(['web'], ['web1:7001', '[::1]:1', '[::1]:2']), [
+    'web1:7000=10.0.0.1:7000', 'web2=10.0.0.2:7002', 'web9=web9:7009', 'web1:7001=10.0.0.1:7001', '[::1]:1=::1:1', '[::1]:2=::1:2',
+  ]);
+  // The same host and port twice is one host.
+  t.deepEqual(select([], ['web1', 'web1:7000']), ['web1=10.0.0.1:7000']);
+});
+
 test('-x removes hosts by name or name:port', (t) => {
   t.deepEqual(select(['web'], [], ['web1']), ['web2=10.0.0.2:7002', 'web9=web9:7009']);
   t.deepEqual(select(['web'], [], ['web9:1', 'web2:7002']), ['web1=10.0.0.1:7000', 'web9=web9:7009']);

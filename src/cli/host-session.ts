@@ -327,9 +327,15 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
     this.settle = undefined;
   }
 
+  // A stalled process runs due timers before it polls for I/O (libuv), so a timer can
+  // expire in the same turn as the event it waits for (the TCP connect, the agent's VER):
+  // expiry waits for one more poll, and counts only if nothing replaced or cleared it.
   private armTimer(ms: number, onExpiry: () => void): void {
     this.clearTimer();
-    this.timer = setLongTimeout(onExpiry, ms);
+    const timer = setLongTimeout(() => setImmediate(() => {
+      if (this.timer === timer) onExpiry();
+    }), ms);
+    this.timer = timer;
   }
 
   private clearTimer(): void {

@@ -56,6 +56,11 @@ function checkPort(value: unknown, file: string, entry: string): number {
   return Number(value);
 }
 
+/** `web1:7000`, `[2001:db8::5]:7000`: the inverse of splitHostPort. */
+export function joinHostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** Splits `host`, `host:port` or `[v6]:port`. A bare IPv6 address has no port. */
 export function splitHostPort(spec: string): { host: string; port: string | undefined } {
   const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(spec);
@@ -323,5 +328,16 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
     return !excluded.some((x) => x.host === t.name && (x.port === undefined || Number(x.port) === t.port));
   });
   if (targets.length === 0) throw new UsageError('the selection is empty (every selected host was excluded)');
-  return targets;
+  return withDistinctNames(targets);
+}
+
+/**
+ * One name selected with two ports (`-H 10.0.0.5:6790,10.0.0.5:6791`, or a host listed
+ * with different ports in two groups) would give two hosts one output prefix and one
+ * summary entry: each of them is named with its port instead.
+ */
+function withDistinctNames(targets: Target[]): Target[] {
+  const uses = new Map<string, number>();
+  for (const { name } of targets) uses.set(name, (uses.get(name) ?? 0) + 1);
+  return targets.map((t) => (uses.get(t.name)! > 1 ? { ...t, name: joinHostPort(t.name, t.port) } : t));
 }
