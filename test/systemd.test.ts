@@ -31,6 +31,9 @@ test.before(async () => {
   if (unavailable) return;
   shared = tempDir('distrun-systemd-');
   execFileSync('npm', ['pack', '--silent', '--pack-destination', shared], { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
+  // The machine sees the host's files except /tmp, /var/tmp and /run, where a checkout
+  // (CI clones into /tmp) may live: what it runs is copied into the shared directory.
+  cpSync(join(repo, 'scripts'), join(shared, 'scripts'), { recursive: true });
   pki = await makePki(['host1']);
   cpSync(pki.agent('host1'), join(shared, 'bundle'), { recursive: true });
   machine = await bootSystemd(shared, `distrun-sd-${process.pid}`);
@@ -52,7 +55,7 @@ const settled = (unit: string): Promise<boolean> =>
   waitFor(() => !['activating', 'deactivating', 'reloading'].includes(machine.property(unit, 'ActiveState')), 120_000, 100);
 
 serial('install-agent.sh and enable --now: the unit becomes ready; ping and a command work', async (t) => {
-  const install = machine.exec(['bash', join(repo, 'scripts/install-agent.sh'),
+  const install = machine.exec(['bash', join(SHARED_INSIDE, 'scripts/install-agent.sh'),
     '--bundle', join(SHARED_INSIDE, 'bundle'), '--package', tarballInside(), '--run-as', RUN_AS]);
   t.is(install.status, 0, `${install.stdout}\n${install.stderr}`);
   t.regex(install.stdout, /creating system user distrun-sd-user/);
@@ -205,7 +208,7 @@ serial('a broken configuration leaves the unit failed at once, no restarts, the 
 });
 
 serial('uninstall-agent.sh --purge leaves nothing: unit, package, files, the user and group it created', async (t) => {
-  const uninstall = machine.exec(['bash', join(repo, 'scripts/uninstall-agent.sh'), '--purge']);
+  const uninstall = machine.exec(['bash', join(SHARED_INSIDE, 'scripts/uninstall-agent.sh'), '--purge']);
   t.is(uninstall.status, 0, `${uninstall.stdout}\n${uninstall.stderr}`);
   t.regex(uninstall.stdout, /removing user distrun-sd-user/);
   for (const path of ['/etc/distrunner', '/etc/systemd/system/distrunner-agent.service', '/usr/local/lib/node_modules/distrunner',
