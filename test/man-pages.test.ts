@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_CONFIG_ERROR } from '../src/agent/main.js';
 import { ExitCode } from '../src/cli/exit-codes.js';
-import { AGENT, distrun, run } from './helpers/fleet.js';
+import { AGENT, cleanupAll, distrun, run } from './helpers/fleet.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PAGES = { distrun: join(ROOT, 'man', 'distrun.1'), agent: join(ROOT, 'man', 'distrunner-agent.8') };
@@ -17,6 +17,7 @@ const groff = spawnSync('groff', ['--version'], { encoding: 'utf8' });
 const haveGroff = groff.status === 0;
 if (!haveGroff) console.log('man-pages: groff is not installed; the rendering checks are skipped');
 const withGroff = haveGroff ? test : test.skip;
+test.after.always(cleanupAll);
 
 /** The page as a reader sees it, in plain text (no overstrikes), with every kind of hyphen as '-'. */
 function render(page: string): string {

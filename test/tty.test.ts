@@ -20,7 +20,8 @@ if (!hasTmux) console.log('tty: terminal tests skipped: tmux is missing (apt-get
 let pki: Pki;
 let agents: RunningAgent[];
 let dir: string;
-const server = `distrun-tty-${process.pid}`;
+// tmux's socket in a directory of the test's own (tmux leaves it behind after kill-server).
+const server = join(tempDir('distrun-tty-'), 'tmux.sock');
 
 test.before(async () => {
   pki = await makePki(['agent1', 'agent2']);
@@ -29,11 +30,11 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  spawnSync('tmux', ['-L', server, 'kill-server']);
+  spawnSync('tmux', ['-S', server, 'kill-server']);
   await cleanupAll();
 });
 
-const tmux = (...args: string[]) => spawnSync('tmux', ['-L', server, ...args], { encoding: 'utf8' });
+const tmux = (...args: string[]) => spawnSync('tmux', ['-S', server, ...args], { encoding: 'utf8' });
 const screen = (): string => tmux('capture-pane', '-p', '-t', 't').stdout;
 const type = (...keys: string[]) => tmux('send-keys', '-t', 't', ...keys);
 async function shows(pattern: RegExp): Promise<boolean> {

@@ -1,7 +1,8 @@
 // A real terminal for tests: a tmux server of the test's own (its own socket, no user
 // configuration), whose screen, pane title and paste buffers the test can read.
 import { spawnSync } from 'node:child_process';
-import { addCleanup, waitFor } from './fleet.js';
+import { join } from 'node:path';
+import { addCleanup, tempDir, waitFor } from './fleet.js';
 
 export const hasTmux = spawnSync('sh', ['-c', 'command -v tmux']).status === 0;
 
@@ -10,7 +11,9 @@ export class TmuxServer {
 
   /** A server with one idle session, so that options can be set before any program runs. */
   static start(name: string, options: Array<[string, string]> = []): TmuxServer {
-    const server = new TmuxServer(`${name}-${process.pid}`);
+    // The socket lives in a temporary directory of the test (tmux leaves it behind after
+    // kill-server); cleanups run in reverse, so the server is gone before its directory.
+    const server = new TmuxServer(join(tempDir(`distrun-${name}-`), 'tmux.sock'));
     server.run('-f', '/dev/null', 'new-session', '-d', '-s', 'idle');
     for (const [option, value] of options) server.run('set-option', '-g', option, value);
     addCleanup(() => {
@@ -20,7 +23,7 @@ export class TmuxServer {
   }
 
   run(...args: string[]): { status: number | null; stdout: string } {
-    const r = spawnSync('tmux', ['-L', this.socket, ...args], { encoding: 'utf8' });
+    const r = spawnSync('tmux', ['-S', this.socket, ...args], { encoding: 'utf8' });
     return { status: r.status, stdout: r.stdout };
   }
 
