@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { SOFTWARE_VERSION } from '../version.js';
 import { ensurePrivateDir, isPrivateDir, readPrivateFile, writeFileWithMode } from '../private-files.js';
 import type { HostEntry, Inventory } from './inventory.js';
+import type { AnsibleView } from './ansible-data.js';
 
 /** Cached inventories kept; older ones are removed when a new one is written. */
 const KEEP = 16;
@@ -17,6 +18,7 @@ interface CachedInventory {
   defaults: { port: number };
   hosts: Array<[string, HostEntry]>;
   groups: Array<[string, string[]]>;
+  ansible?: AnsibleView;
 }
 
 export function loadCachedInventory(dir: string, file: string, text: string, parse: () => Inventory): Inventory {
@@ -29,7 +31,7 @@ export function loadCachedInventory(dir: string, file: string, text: string, par
   if (usable) {
     try {
       const cached = JSON.parse(readPrivateFile(path).toString('utf8')) as CachedInventory;
-      return { file: cached.file, defaults: cached.defaults, hosts: new Map(cached.hosts), groups: new Map(cached.groups) };
+      return { file: cached.file, defaults: cached.defaults, hosts: new Map(cached.hosts), groups: new Map(cached.groups), ansible: cached.ansible };
     } catch {
       // Not cached yet, damaged, or not ours: parse.
     }
@@ -37,7 +39,9 @@ export function loadCachedInventory(dir: string, file: string, text: string, par
   const inventory = parse();
   try {
     if (usable || ensurePrivateDir(dir)) {
-      const cached: CachedInventory = { file: inventory.file, defaults: inventory.defaults, hosts: [...inventory.hosts], groups: [...inventory.groups] };
+      const cached: CachedInventory = {
+        file: inventory.file, defaults: inventory.defaults, hosts: [...inventory.hosts], groups: [...inventory.groups], ansible: inventory.ansible,
+      };
       writeFileWithMode(path, JSON.stringify(cached), 0o600, { durable: false });
       prune(dir);
     }

@@ -13,6 +13,7 @@ import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { loadCachedInventory } from './inventory-cache.js';
+import type { AnsibleView } from './ansible-data.js';
 
 export { DEFAULT_AGENT_PORT };
 
@@ -36,6 +37,8 @@ export interface Inventory {
   hosts: Map<string, HostEntry>;
   /** Group name → members: host names (optionally `name:port`) or `@group`. */
   groups: Map<string, string[]>;
+  /** An Ansible inventory: patterns are then Ansible's (ansible-data.ts, issue 15). */
+  ansible?: AnsibleView;
 }
 
 const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
