@@ -30,24 +30,62 @@ function sorted(set: RangeSet): string[] {
   return list;
 }
 
-// RangeSet._slices_padding without autostep (clush's default): a run goes on while the
-// numbers are consecutive and the padding agrees — a padded run keeps its width (08-11), an
-// unpadded one takes no padded index (9-10, not 9-010). So n01…n100 is `01-99,100`.
+// RangeSet._slices_padding without autostep (clush's default), line by line: a range is a
+// run of consecutive numbers; the padding of a run comes from its first index (a padded run
+// keeps its width, 08-11; an unpadded one takes no padded index), so n01…n100 is `01-99,100`.
+// Numbers that are not consecutive still form a pending run of one step whose first index
+// sets the padding for the next: that is why ClusterShell writes `08,99,100-102`, not
+// `08,99-102`, and this must write the same.
 function formatRangeSet(set: RangeSet): string {
   const parts: string[] = [];
-  let start: string | undefined;
-  let last = '';
-  const close = () => start !== undefined && parts.push(start === last ? start : `${start}-${last}`);
+  const write = (n: bigint, pad: number) => n.toString().padStart(pad, '0');
+  const single = (n: bigint, pad: number) => parts.push(write(n, pad));
+  const range = (start: bigint, last: bigint, pad: number) =>
+    parts.push(start === last ? write(start, pad) : `${write(start, pad)}-${write(last, pad)}`);
+  let padded = false;
+  let pad = 0;
+  let start: bigint | undefined;
+  let step: bigint | undefined;
+  let last = 0n;
+  const begin = (index: string, value: bigint) => {
+    padded = isPadded(index);
+    pad = index.length;
+    start = value;
+  };
   for (const index of sorted(set)) {
-    const continues = start !== undefined && BigInt(index) === BigInt(last) + 1n
-      && (isPadded(start) ? index.length === start.length : !isPadded(index));
-    if (!continues) {
-      close();
-      start = index;
+    const value = BigInt(index);
+    if (start === undefined) {
+      begin(index, value);
+      last = value;
+      continue;
     }
-    last = index;
+    const paddingMismatch = padded ? index.length !== pad : isPadded(index);
+    const stepMismatch = !paddingMismatch && step !== undefined && step !== value - last;
+    if (paddingMismatch || stepMismatch) {
+      const runPad = padded ? pad : 0;
+      if (step === undefined || step === 1n) {
+        range(start, last, runPad);
+        begin(index, value);
+      } else {
+        // A pending run of another step: its numbers one by one, but for the last one when
+        // only the step broke, which starts the next run (keeping this run's padding).
+        const stop = paddingMismatch ? last + 1n : last - step + 1n;
+        for (let n = start; n < stop; n += step) single(n, runPad);
+        if (paddingMismatch) begin(index, value);
+        else start = last;
+      }
+      step = stepMismatch ? value - last : undefined;
+      last = value;
+      continue;
+    }
+    step = value - last;
+    last = value;
   }
-  close();
+  if (start !== undefined) {
+    const runPad = padded ? pad : 0;
+    if (step === undefined || step === 1n) range(start, last, runPad);
+    else for (let n = start; n <= last; n += step) single(n, runPad);
+  }
   return parts.join(',');
 }
 
