@@ -59,7 +59,8 @@ test('mixed widths are refused as ClusterShell and Ansible refuse them, with the
   t.throws(() => expandHostPattern('n[01-100]'), { instanceOf: UsageError, message: /mixes widths.*write 01-99,100$/ });
   t.throws(() => expandHostPattern('n[001-1500]'), { instanceOf: UsageError, message: /write 001-999,1000-1500$/ });
   t.throws(() => expandHostPattern('n[01:100]'), { instanceOf: UsageError, message: /mixes widths/ });
-  t.throws(() => expandHostPattern('n[1-010]'), { instanceOf: UsageError, message: /write 001-010 or 1-10$/ });
+  t.throws(() => expandHostPattern('n[1-010]'), { instanceOf: UsageError, message: /\(ClusterShell refuses this too\); write 001-010 or 1-10$/ });
+  t.throws(() => expandHostPattern('n[010-9]'), { instanceOf: UsageError, message: /goes backwards/ });
   t.throws(() => expandHostPattern('n[00-0]'), { instanceOf: UsageError, message: /mixes widths/ });
   // Ansible pads only from the start: 1:010 is 1…10 there.
   t.deepEqual(expandHostPattern('n[9:010]'), ['n9', 'n10']);

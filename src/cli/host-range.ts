@@ -41,15 +41,16 @@ function parseElement(part: string, pattern: string): Element {
   if (dash && stepText !== undefined && hiText === undefined) {
     throw new UsageError(`a step needs a range (${where}): write N-M/STEP`);
   }
+  if (BigInt(hi) < BigInt(lo!)) throw new UsageError(`range ${where} goes backwards`);
   // ClusterShell: a padded bound on either side needs both bounds of one width (an end of
   // only zeros does not count as padded: it accepts 0-00). Ansible (N:M): a padded start
   // needs an end of its width. Either way 01-100 is refused by both.
   const endPadded = dash ? isPadded(hi) && BigInt(hi) !== 0n : false;
   if ((isPadded(lo!) || endPadded) && lo!.length !== hi.length) {
-    throw new UsageError(`range ${where} mixes widths: ${lo} has ${lo!.length} digits and ${hi} has ${hi.length} (ClusterShell and Ansible refuse this too); ${paddingAdvice(lo!, hi)}`);
+    const refused = isPadded(lo!) ? 'ClusterShell and Ansible refuse' : 'ClusterShell refuses';
+    throw new UsageError(`range ${where} mixes widths: ${lo} has ${lo!.length} digits and ${hi} has ${hi.length} (${refused} this too); ${paddingAdvice(lo!, hi)}`);
   }
   const step = stepText === undefined ? 1n : BigInt(stepText);
-  if (BigInt(hi) < BigInt(lo!)) throw new UsageError(`range ${where} goes backwards`);
   if (step < 1n) throw new UsageError(`range step in '${pattern}' must be at least 1`);
   return { lo: lo!, hi, step, width: isPadded(lo!) ? lo!.length : 0 };
 }
@@ -85,12 +86,13 @@ export function isRangeList(text: string): boolean {
   });
 }
 
-// Brackets hold a range, part of an IPv6 address, or (Ansible's `[a:f]`, which this reader
-// does not expand) other text kept as written; a range-looking typo is an error, not a name.
-function bracketKind(inside: string): 'range' | 'literal' | 'malformed' {
-  if (isRangeList(inside)) return 'range';
-  if (IPV6_LIKE.test(inside) && (inside.includes('::') || inside.split(':').length > 3)) return 'literal';
-  return RANGE_CHARACTERS.test(inside) ? 'malformed' : 'literal';
+// Brackets that are kept as written: part of an IPv6 address, or text that is no range at
+// all (Ansible's alphabetic `[a:f]`, which this reader does not expand). Anything else is a
+// range, and a range-looking typo (`[1,,2]`, `[3-]`) is an error rather than a host name.
+function isLiteralBracket(inside: string): boolean {
+  if (isRangeList(inside)) return false;
+  if (IPV6_LIKE.test(inside) && (inside.includes('::') || inside.split(':').length > 3)) return true;
+  return !RANGE_CHARACTERS.test(inside);
 }
 
 /**
@@ -107,13 +109,12 @@ export function expandHostPattern(pattern: string): string[] {
     if (close < 0) throw new UsageError(`unclosed '[' in '${pattern}'`);
     const inside = rest.slice(open + 1, close);
     const literal = rest.slice(0, open);
-    const kind = bracketKind(inside);
-    if (kind === 'literal') {
+    if (isLiteralBracket(inside)) {
       results = results.map((r) => r + rest.slice(0, close + 1));
       rest = rest.slice(close + 1);
       continue;
     }
-    // A malformed list still goes through the element parser, which names what is wrong.
+    // A malformed list goes through the element parser too, which names what is wrong.
     const values = expandElements(inside.split(',').map((part) => parseElement(part, pattern)), pattern);
     if (results.length * values.length > MAX_EXPANSION) {
       throw new UsageError(`'${pattern}' expands to more than ${MAX_EXPANSION} names`);
