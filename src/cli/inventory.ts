@@ -14,6 +14,7 @@ import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { loadCachedInventory } from './inventory-cache.js';
 import type { AnsibleView } from './ansible-data.js';
+import { loadInventorySources, STDIN_SOURCE } from './ansible-sources.js';
 
 export { DEFAULT_AGENT_PORT };
 
@@ -197,20 +198,58 @@ export function loadInventory(file: string, cacheDir = join(distrunCacheDir(), '
   return loadCachedInventory(cacheDir, file, text, () => parseInventory(text, file));
 }
 
-/** The inventory to use: -i, then $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml. */
+export interface LoadOptions {
+  /** --ansible-inventory: every source through Ansible's `ansible-inventory --list`. */
+  throughAnsible?: boolean;
+  cacheDir?: string;
+  /** Where `-i -` reads from (default: fd 0). */
+  stdin?: () => Buffer;
+  warn?: (line: string) => void;
+}
+
+/**
+ * The inventory of one or more sources (-i, repeatable; `-` is stdin): one YAML file is
+ * read (and cached) as before; INI, `ansible-inventory --list` JSON, directories and
+ * several sources are Ansible inventories merged as Ansible merges them (ansible-sources.ts).
+ */
+export function loadInventories(sources: readonly string[], opts: LoadOptions = {}): Inventory {
+  const cacheDir = opts.cacheDir ?? join(distrunCacheDir(), 'inventory');
+  return loadInventorySources(sources, {
+    throughAnsible: opts.throughAnsible,
+    stdin: opts.stdin,
+    warn: opts.warn ?? ((line) => process.stderr.write(`${line}\n`)),
+    yamlInventory: (file, text) => (file === '<stdin>' ? parseInventory(text, file) : loadCachedInventory(cacheDir, file, text, () => parseInventory(text, file))),
+  });
+}
+
+/** The inventory to use: -i (repeatable), then $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml. */
+export function findInventorySources(
+  explicit: readonly string[] | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+  home: string = homedir(),
+): string[] | undefined {
+  const given = explicit !== undefined && explicit.length > 0 ? { list: explicit, source: '-i' } : env.DISTRUN_INVENTORY ? { list: [env.DISTRUN_INVENTORY], source: 'DISTRUN_INVENTORY' } : undefined;
+  if (given) {
+    return given.list.map((item) => {
+      if (item === STDIN_SOURCE) return item;
+      const file = resolve(cwd, item);
+      if (!existsSync(file)) throw new InventoryError(`no such file (from ${given.source})`, { file: item });
+      return file;
+    });
+  }
+  const found = [join(cwd, 'hosts.yaml'), join(home, '.config', 'distrun', 'hosts.yaml')].find((f) => existsSync(f));
+  return found === undefined ? undefined : [found];
+}
+
+/** findInventorySources for one -i. */
 export function findInventoryFile(
   explicit: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
   cwd: string = process.cwd(),
   home: string = homedir(),
 ): string | undefined {
-  for (const [given, source] of [[explicit, '-i'], [env.DISTRUN_INVENTORY, 'DISTRUN_INVENTORY']] as const) {
-    if (!given) continue;
-    const file = resolve(cwd, given);
-    if (!existsSync(file)) throw new InventoryError(`no such file (from ${source})`, { file: given });
-    return file;
-  }
-  return [join(cwd, 'hosts.yaml'), join(home, '.config', 'distrun', 'hosts.yaml')].find((f) => existsSync(f));
+  return findInventorySources(explicit === undefined ? undefined : [explicit], env, cwd, home)?.[0];
 }
 
 /** Host specs of a group, with nested groups expanded (cycles are errors). */

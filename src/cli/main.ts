@@ -15,7 +15,8 @@ import { keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from '
 
 function addSelectionOptions(command: Command): Command {
   return command
-    .option('-i, --inventory <file>', 'inventory file (default: $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)')
+    .option('-i, --inventory <file>', 'inventory file or directory, - for stdin (repeatable: Ansible inventories are merged; default: $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)', collect)
+    .option('--ansible-inventory', "read the inventory through Ansible's ansible-inventory --list (runs inventory scripts and plugins)")
     .option('-g, --group <expr>', 'select hosts by group or target expression: web, web:db, web:&prod:!web03, web[01-05], db*, all (repeatable)', collect)
     .option('-H, --hosts <list>', 'select these hosts: host, host:port or a range, comma separated (repeatable)', collect)
     .option('-x, --exclude <list>', 'leave out these hosts, comma separated (repeatable)', collect);

@@ -20,7 +20,7 @@ import { LocalTerminal } from './local-terminal.js';
 import { ProgressLine } from './progress.js';
 import { RecordRenderer, runsDir, saveRun } from './run-record.js';
 import { scriptRun } from './script.js';
-import { findInventoryFile, loadInventory, selectTargets, type Target } from './inventory.js';
+import { findInventorySources, loadInventories, selectTargets, type Inventory, type Target } from './inventory.js';
 import { OutdirRenderer } from './outdir.js';
 import { count } from './plural.js';
 import { GatherRenderer, JsonRenderer, LineRenderer, RendererSet, type OutputStreams, type Renderer } from './output.js';
@@ -32,7 +32,10 @@ export const DEFAULT_FANOUT = 256;
 export const DEFAULT_CONNECT_TIMEOUT_S = 10;
 
 export interface SelectionOptions {
-  inventory?: string;
+  /** -i, repeatable; `-` is stdin. */
+  inventory?: string[];
+  /** --ansible-inventory: read the inventory through Ansible's ansible-inventory. */
+  ansibleInventory?: boolean;
   group?: string[];
   hosts?: string[];
   exclude?: string[];
@@ -71,9 +74,14 @@ export interface RunOptions extends SelectionOptions {
 }
 
 export function resolveTargets(opts: SelectionOptions): Target[] {
-  const file = findInventoryFile(opts.inventory);
-  const inventory = file ? loadInventory(file) : undefined;
-  return selectTargets(inventory, { groups: opts.group ?? [], hosts: opts.hosts ?? [], exclude: opts.exclude ?? [] });
+  return resolveSelection(opts).targets;
+}
+
+/** The inventory (if any) and the hosts the selection options choose from it. */
+export function resolveSelection(opts: SelectionOptions): { inventory: Inventory | undefined; targets: Target[] } {
+  const sources = findInventorySources(opts.inventory);
+  const inventory = sources ? loadInventories(sources, { throughAnsible: opts.ansibleInventory === true }) : undefined;
+  return { inventory, targets: selectTargets(inventory, { groups: opts.group ?? [], hosts: opts.hosts ?? [], exclude: opts.exclude ?? [] }) };
 }
 
 /** `--env NAME=value` options as a map; a bad name or a missing `=` is a usage error. */
@@ -164,6 +172,9 @@ export async function runCommand(
   /** Hosts chosen already (rerun); otherwise resolved from the selection options. */
   chosenTargets?: Target[],
 ): Promise<number> {
+  if ((opts.stdin || opts.tty || opts.script !== undefined) && opts.inventory?.includes('-') && !chosenTargets) {
+    throw new OptionError('-i - reads the inventory from stdin: it cannot go with -t, --tty or --script, which need stdin too');
+  }
   if (opts.script !== undefined) {
     if (opts.stdin || opts.shell) throw new OptionError('--script sends the script over stdin: it cannot go with -t or --shell');
     const script = scriptRun(opts.script, command);
@@ -304,7 +315,10 @@ function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
 
 /** One line per host: name, the address:port dialled, and with `explain` what selected it. */
 export function listHosts(opts: SelectionOptions & { explain?: boolean }, out: NodeJS.WritableStream = process.stdout): number {
-  writeHostLines(resolveTargets(opts), out, opts.explain === true);
+  const { inventory, targets } = resolveSelection(opts);
+  writeHostLines(targets, out, opts.explain === true);
+  // Which reader took an Ansible inventory: distrun's own, or Ansible's ansible-inventory.
+  if (opts.explain && inventory?.ansible) out.write(`inventory ${inventory.file}: read by ${inventory.ansible.reader}\n`);
   return 0;
 }
 

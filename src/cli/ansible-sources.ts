@@ -1,0 +1,283 @@
+// Which reader for which Ansible inventory source, as ansible-core's InventoryManager
+// decides (inventory/manager.py parse_sources/parse_source and each plugin's verify_file,
+// in the default INVENTORY_ENABLED order host_list, script, auto, yaml, ini, toml), and
+// several sources (`-i A -i B`, directories: every entry in byte order, minus
+// INVENTORY_IGNORE_EXTS, hidden files, group_vars/, host_vars/) merged into ONE inventory,
+// reconciled once at the end, as Ansible does.
+//
+// What the native readers cannot do (inventory scripts, plugin configs such as
+// `plugin: aws_ec2`, vault-encrypted files, TOML) goes through Ansible's own
+// `ansible-inventory --list` when it is on PATH — automatically, with a line on stderr —
+// except executable scripts: distrun runs code from an inventory only when asked
+// (`--ansible-inventory`), since `distrun hosts` on someone's inventory directory should not
+// execute a file there because its mode bits say so. Without Ansible, such a source is
+// refused, naming it and what it needs.
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, delimiter, dirname, extname, join } from 'node:path';
+import { InventoryError } from '../errors.js';
+import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
+import { describeSystemError } from '../system-errors.js';
+import { AnsibleInventoryData, hostVariables, viewOf, type Vars } from './ansible-data.js';
+import { iniLines, readIni } from './ansible-ini.js';
+import { isScriptJson, parseJsonObject, readScriptJson } from './ansible-json.js';
+import type { HostEntry, Inventory } from './inventory.js';
+
+const require = createRequire(import.meta.url);
+
+/** `-i -`: the inventory is read from stdin. */
+export const STDIN_SOURCE = '-';
+
+// manager.py's IGNORED: hidden files, group_vars/host_vars/vars_plugins, and the default
+// INVENTORY_IGNORE_EXTS (REJECT_EXTS + .orig .ini .cfg .retry), matched at the end of the name.
+const IGNORED_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
+const ignoredInDirectory = (name: string): boolean =>
+  /^\./.test(name) || ['host_vars', 'group_vars', 'vars_plugins'].includes(name) || IGNORED_EXTS.some((ext) => name.endsWith(ext));
+// The YAML plugin's yaml_extensions; no extension counts too.
+const YAML_EXTS = ['', '.yaml', '.yml', '.json'];
+
+/** Why a source needs Ansible itself. */
+type Need = { kind: 'script' | 'ansible'; reason: string };
+
+/** One file of the sources, with the reader Ansible's plugin chain would settle on. */
+type Leaf =
+  | { path: string; reader: 'ini'; lines: string[] }
+  | { path: string; reader: 'json'; doc: Map<string, unknown> }
+  | { path: string; reader: 'yaml'; text: string; parsed: Record<string, unknown> }
+  | { path: string; reader: 'needs'; need: Need };
+
+export interface SourceOptions {
+  /** --ansible-inventory: read every source through `ansible-inventory --list`. */
+  throughAnsible?: boolean;
+  /** Reads stdin, for `-i -`. */
+  stdin?: () => Buffer;
+  env?: NodeJS.ProcessEnv;
+  /** A line for stderr (which path was taken). */
+  warn?: (line: string) => void;
+  /**
+   * Reads one YAML inventory given alone (distrun's own format or Ansible's): the YAML
+   * reader's job, with its cache.
+   */
+  yamlInventory: (file: string, text: string) => Inventory;
+}
+
+export function loadInventorySources(sources: readonly string[], opts: SourceOptions): Inventory {
+  const label = sources.map((s) => (s === STDIN_SOURCE ? '<stdin>' : s)).join(', ');
+  if (sources.filter((s) => s === STDIN_SOURCE).length > 1) throw new InventoryError('stdin can be given only once (-i -)');
+  if (opts.throughAnsible) {
+    if (sources.includes(STDIN_SOURCE)) throw new InventoryError('--ansible-inventory reads files: give the inventory as a file, not on stdin (-i -)');
+    return throughAnsibleInventory(sources, label, 'asked with --ansible-inventory', opts);
+  }
+  const fast = sources.length === 1 ? plainYamlFile(sources[0]!) : undefined;
+  if (fast !== undefined) return opts.yamlInventory(sources[0]!, fast);
+  const leaves = sources.flatMap((s) => leavesOf(s, opts));
+  const needs = leaves.find((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs');
+  if (needs) {
+    const what = `${needs.path} is ${needs.need.reason}`;
+    if (needs.need.kind === 'script') {
+      throw new InventoryError(`${what}: distrun does not run it on its own; pass --ansible-inventory to read the inventory through Ansible's ansible-inventory, which runs it`);
+    }
+    if (sources.includes(STDIN_SOURCE)) throw new InventoryError(`${what}: only Ansible's ansible-inventory reads it, and it cannot take stdin (-i -): give files`);
+    if (!onPath('ansible-inventory', opts.env ?? process.env)) {
+      throw new InventoryError(`${what}: distrun reads it only through Ansible's ansible-inventory, which is not on PATH (install ansible-core, or give distrun an inventory it reads natively: YAML, INI, ansible-inventory --list JSON)`);
+    }
+    return throughAnsibleInventory(sources, label, what, opts);
+  }
+  const only = leaves.length === 1 && sources.length === 1 ? leaves[0]! : undefined;
+  if (only?.reader === 'yaml') return opts.yamlInventory(only.path, only.text);
+  return nativeInventory(sources, leaves, label);
+}
+
+/**
+ * The text of a lone `.yml`/`.yaml` file that can only be a YAML inventory (not a script,
+ * vault, JSON or plugin config), so that a cached inventory is not parsed again to be told.
+ */
+function plainYamlFile(source: string): string | undefined {
+  if (source === STDIN_SOURCE || !['.yml', '.yaml'].includes(extname(source)) || isExecutable(source)) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(source, 'utf8');
+  } catch {
+    return undefined;
+  }
+  return /^\s*\{|^\$ANSIBLE_VAULT;|^plugin\s*:/m.test(text) ? undefined : text;
+}
+
+/** The file(s) a source stands for, each classified; directories are walked as Ansible walks them. */
+function leavesOf(source: string, opts: SourceOptions): Leaf[] {
+  if (source === STDIN_SOURCE) return [classify('<stdin>', opts.stdin ? opts.stdin() : readFileSync(0), false)];
+  let stat;
+  try {
+    stat = statSync(source);
+  } catch (err) {
+    throw new InventoryError(describeSystemError(err), { file: source });
+  }
+  if (stat.isDirectory()) {
+    const names = readdirSync(source).filter((n) => !ignoredInDirectory(n));
+    // sorted(os.listdir(bytes)): byte order.
+    names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const leaves = names.flatMap((n) => leavesOf(join(source, n), opts));
+    if (leaves.length === 0) throw new InventoryError('this inventory directory has no inventory file', { file: source });
+    return leaves;
+  }
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(source);
+  } catch (err) {
+    throw new InventoryError(describeSystemError(err), { file: source });
+  }
+  return [classify(source, bytes, isExecutable(source))];
+}
+
+/** The plugin chain on one file: script, auto (plugin configs), yaml, ini, toml. */
+function classify(path: string, bytes: Buffer, executable: boolean): Leaf {
+  const text = bytes.toString('utf8');
+  // script: executable with `#!` (or a binary). An executable without either fails to
+  // start (ENOEXEC) and Ansible goes on to the next plugin, as we do.
+  if (executable && (text.startsWith('#!') || bytes.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])))) {
+    return { path, reader: 'needs', need: { kind: 'script', reason: 'an executable inventory script' } };
+  }
+  // The loader decrypts vault files for every plugin.
+  if (text.startsWith('$ANSIBLE_VAULT;')) return { path, reader: 'needs', need: { kind: 'ansible', reason: 'vault-encrypted' } };
+  const ext = path === '<stdin>' ? '' : extname(basename(path));
+  // distrun's own addition: script output (`ansible-inventory --list` JSON), which Ansible
+  // reads only from a script, not from a file (its YAML plugin fails on `_meta`).
+  const json = parseJsonObject(text);
+  if (json && isScriptJson(json)) return { path, reader: 'json', doc: json };
+  if (YAML_EXTS.includes(ext) || ext === '.yml' || ext === '.yaml') {
+    const parsed = parseYamlMapping(text);
+    // auto: a .yml/.yaml with a `plugin:` key is a plugin's configuration.
+    if (parsed && (ext === '.yml' || ext === '.yaml') && parsed.plugin) {
+      return { path, reader: 'needs', need: { kind: 'ansible', reason: `an inventory plugin configuration (plugin: ${String(parsed.plugin)})` } };
+    }
+    // The YAML plugin takes a mapping without `plugin:`; anything else falls to INI.
+    if (parsed && !parsed.plugin) return { path, reader: 'yaml', text, parsed };
+  }
+  try {
+    return { path, reader: 'ini', lines: iniLines(bytes, path) };
+  } catch (err) {
+    if (ext === '.toml') return { path, reader: 'needs', need: { kind: 'ansible', reason: 'a TOML inventory' } };
+    throw err;
+  }
+}
+
+function parseYamlMapping(text: string): Record<string, unknown> | undefined {
+  const doc = parseYaml(text);
+  return doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
+}
+
+function parseYaml(text: string): unknown {
+  const { parseDocument } = require('yaml') as typeof import('yaml');
+  const doc = parseDocument(text);
+  return doc.errors.length > 0 ? undefined : doc.toJS();
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(command: string, env: NodeJS.ProcessEnv): boolean {
+  return (env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && isExecutable(join(dir, command)));
+}
+
+/** The native readers into one InventoryData, in source order, reconciled once. */
+function nativeInventory(sources: readonly string[], leaves: readonly Leaf[], label: string): Inventory {
+  const data = new AnsibleInventoryData(label);
+  for (const leaf of leaves) {
+    if (leaf.reader === 'ini') readIni(data, leaf.lines, leaf.path);
+    else if (leaf.reader === 'json') readScriptJson(data, leaf.doc, leaf.path);
+    else if (leaf.reader === 'yaml') {
+      // TEMPORARY (issue 15 merge): the YAML reader that fills AnsibleInventoryData is the
+      // ansible-yaml helper's; until it is here, YAML files combine only through Ansible.
+      throw new InventoryError('a YAML file among several inventory sources is read only through Ansible: pass --ansible-inventory', { file: leaf.path });
+    }
+  }
+  data.reconcile();
+  checkNoVarsDirectories(sources);
+  const readers = leaves.map((l) => `${l.reader === 'json' ? 'script JSON' : l.reader} ${l.path}`);
+  return inventoryOf(data, label, `distrun's reader${readers.length > 1 ? 's' : ''} (${readers.join('; ')})`, undefined);
+}
+
+/**
+ * TEMPORARY (issue 15 merge): group_vars/ and host_vars/ are the VarsFiles provider's (the
+ * ansible-yaml helper's); until it is here, an INI or JSON source with them is refused
+ * rather than read without them.
+ */
+function checkNoVarsDirectories(sources: readonly string[]): void {
+  for (const source of sources) {
+    if (source === STDIN_SOURCE) continue;
+    const base = statSync(source).isDirectory() ? source : dirname(source);
+    for (const dir of ['group_vars', 'host_vars']) {
+      if (existsSync(join(base, dir))) {
+        throw new InventoryError(`${dir}/ next to this inventory is not read natively yet: pass --ansible-inventory`, { file: source });
+      }
+    }
+  }
+}
+
+/** `ansible-inventory -i SRC... --list`, read as script JSON: Ansible's own reading of the sources. */
+function throughAnsibleInventory(sources: readonly string[], label: string, why: string, opts: SourceOptions): Inventory {
+  opts.warn?.(`distrun: reading ${label} through ansible-inventory (${why})`);
+  const args = [...sources.flatMap((s) => ['-i', s]), '--list'];
+  const result = spawnSync('ansible-inventory', args, { env: opts.env ?? process.env, maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (result.error) throw new InventoryError(`cannot run ansible-inventory: ${describeSystemError(result.error)}`, { file: label });
+  const stderr = result.stderr.toString('utf8').trim();
+  if (result.status !== 0) throw new InventoryError(`ansible-inventory ${args.join(' ')} failed${stderr ? `: ${stderr}` : ` (exit ${result.status})`}`, { file: label });
+  // Ansible warns and goes on where a source does not parse: distrun stops.
+  if (/\[WARNING\]:.*(Unable to parse|Failed to parse|No inventory was parsed)/s.test(stderr)) {
+    throw new InventoryError(`ansible-inventory could not read every source:\n${stderr}`, { file: label });
+  }
+  const doc = parseJsonObject(result.stdout.toString('utf8'));
+  if (!doc) throw new InventoryError('ansible-inventory --list printed no JSON object', { file: label });
+  const data = new AnsibleInventoryData(label);
+  readScriptJson(data, doc, `ansible-inventory ${args.join(' ')}`);
+  data.reconcile();
+  return inventoryOf(data, label, `ansible-inventory --list (${why})`, undefined);
+}
+
+function inventoryOf(data: AnsibleInventoryData, label: string, reader: string, files: Parameters<typeof hostVariables>[2]): Inventory {
+  const hosts = new Map<string, HostEntry>();
+  for (const host of data.hosts.values()) hosts.set(host.name, dialEntry(hostVariables(data, host, files), host.name, label));
+  const view = viewOf(data, reader);
+  const groups = new Map<string, string[]>();
+  for (const g of view.groups) if (g.name !== 'all') groups.set(g.name, g.hosts);
+  return { file: label, defaults: { port: DEFAULT_AGENT_PORT }, hosts, groups, ansible: view };
+}
+
+const JINJA = /\{\{|\{%|\{#/;
+
+/**
+ * TEMPORARY (issue 15 merge: ansible-dial.ts replaces it). What distrun dials: the ssh
+ * connection's `host` option (ansible_ssh_host, else ansible_host — the later in its vars
+ * list wins —, else the inventory name); the agent port: distrun_port, else the default.
+ */
+export function dialEntry(vars: Vars, host: string, file: string): HostEntry {
+  const entry: HostEntry = {};
+  const set = (v: unknown): boolean => v !== undefined && v !== null;
+  const name = set(vars.ansible_ssh_host) ? 'ansible_ssh_host' : set(vars.ansible_host) ? 'ansible_host' : undefined;
+  for (const key of [name, 'distrun_port']) {
+    const v = key && vars[key];
+    if (typeof v === 'string' && JINJA.test(v)) {
+      throw new InventoryError(`${key} is a Jinja template (${JSON.stringify(v)}), which distrun does not evaluate: give it a plain value`, { file, entry: host });
+    }
+  }
+  if (name) {
+    const address = vars[name];
+    if (typeof address !== 'string' || address === '') throw new InventoryError(`${name} must be a host name or address, got ${JSON.stringify(address)}`, { file, entry: host });
+    entry.address = address;
+  }
+  if (set(vars.distrun_port)) {
+    const port = typeof vars.distrun_port === 'string' && /^\d+$/.test(vars.distrun_port) ? Number(vars.distrun_port) : vars.distrun_port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new InventoryError(`distrun_port must be an integer from 1 to 65535, got ${JSON.stringify(vars.distrun_port)}`, { file, entry: host });
+    }
+    entry.port = port;
+  }
+  return entry;
+}
