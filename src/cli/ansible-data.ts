@@ -307,6 +307,12 @@ export interface AnsibleView {
   reader: string;
   /** Host names in the order they were first added (InventoryData.hosts). */
   hosts: string[];
+  /**
+   * False when that order is not Ansible's: read through `ansible-inventory --list`, whose
+   * JSON sorts the groups, hosts come in another order (group orders are kept). Patterns
+   * that depend on it (a subscript on a glob) must then be refused.
+   */
+  hostsOrdered?: boolean;
   /** Groups in the order they were first added, with their hosts (get_hosts). */
   groups: Array<{ name: string; hosts: string[]; ordered: boolean }>;
 }

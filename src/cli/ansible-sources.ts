@@ -238,7 +238,9 @@ function throughAnsibleInventory(sources: readonly string[], label: string, why:
   const data = new AnsibleInventoryData(label);
   readScriptJson(data, doc, `ansible-inventory ${args.join(' ')}`);
   data.reconcile();
-  return inventoryOf(data, label, `ansible-inventory --list (${why})`, undefined);
+  const inventory = inventoryOf(data, label, `ansible-inventory --list (${why})`, undefined);
+  inventory.ansible!.hostsOrdered = false;
+  return inventory;
 }
 
 function inventoryOf(data: AnsibleInventoryData, label: string, reader: string, files: Parameters<typeof hostVariables>[2]): Inventory {
