@@ -6,6 +6,9 @@
 
 export class PythonTextError extends Error {}
 
+/** A Python literal distrun has no form for (complex, set, Ellipsis, ...): refused, not guessed. */
+export class NotSupported extends PythonTextError {}
+
 const WHITESPACE = ' \t\r\n';
 
 /** shlex.split(text, comments=True, posix=True). */
@@ -77,6 +80,10 @@ export function pythonValue(text: string): unknown {
 class LiteralParser {
   private at = 0;
   private depth = 0;
+  /** A literal we have no form for, met on the way: refused once the whole text is known to be a literal. */
+  private unsupported: string | undefined;
+  /** Whether the last number read was imaginary (`2j`). */
+  private imaginary = false;
 
   constructor(private readonly s: string) {}
 
@@ -84,6 +91,7 @@ class LiteralParser {
     const value = this.tupleOrValue(true);
     this.space();
     if (this.at < this.s.length) throw new NotLiteral();
+    if (this.unsupported) throw new NotSupported(this.unsupported);
     return value;
   }
 
@@ -124,8 +132,13 @@ class LiteralParser {
     return items;
   }
 
+  private defer(what: string): null {
+    this.unsupported ??= `${what} are not supported`;
+    return null;
+  }
+
   private value(): unknown {
-    if (++this.depth > 100) throw new PythonTextError('value nested too deeply');
+    if (++this.depth > 100) throw new NotSupported('value nested too deeply');
     try {
       return this.atom();
     } finally {
@@ -152,11 +165,14 @@ class LiteralParser {
       while (this.eat('(')) opens++;
       const n = this.number();
       for (; opens > 0; opens--) if (!this.eat(')')) throw new NotLiteral();
-      return c === '-' ? -n : n;
+      return this.complexSum(c === '-' ? -n : n);
     }
     if (/[0-9.]/.test(c)) {
-      if (c === '.' && this.s.startsWith('...', this.at)) throw new PythonTextError('the literal ... (Ellipsis) is not supported');
-      return this.number();
+      if (c === '.' && this.s.startsWith('...', this.at)) {
+        this.at += 3;
+        return this.defer('Ellipsis (...) values');
+      }
+      return this.complexSum(this.number());
     }
     const str = this.strings();
     if (str !== undefined) return str;
@@ -178,24 +194,49 @@ class LiteralParser {
     return items;
   }
 
-  private mapping(): Record<string, unknown> {
+  private mapping(): Record<string, unknown> | null {
     this.at++;
     const out: Record<string, unknown> = {};
     if (this.eat('}')) return out;
     for (let first = true; ; first = false) {
       const key = this.value();
       if (!this.eat(':')) {
-        if (first && (this.peek() === ',' || this.peek() === '}')) throw new PythonTextError('set literals are not supported');
+        if (first && (this.peek() === ',' || this.peek() === '}')) return this.setRest();
         throw new NotLiteral();
       }
-      if (typeof key !== 'string' && !(typeof key === 'number' && Number.isInteger(key))) {
-        throw new PythonTextError('only text and integer keys are supported in a mapping value');
-      }
+      if (typeof key !== 'string' && !(typeof key === 'number' && Number.isInteger(key))) this.defer('mapping keys other than text and integers');
       out[String(key)] = this.value();
       if (this.eat('}')) return out;
       if (!this.eat(',')) throw new NotLiteral();
       if (this.eat('}')) return out;
     }
+  }
+
+  /** `{a, b}` after its first item: a set. */
+  private setRest(): null {
+    while (this.eat(',')) {
+      if (this.peek() === '}') break;
+      this.value();
+    }
+    if (!this.eat('}')) throw new NotLiteral();
+    return this.defer('sets');
+  }
+
+  /** literal_eval takes `real + imaginary` (`1+2j`, `-1-2j`): a complex number. */
+  private complexSum(n: number): number | null {
+    if (this.imaginary) return this.defer('complex numbers');
+    const c = this.peek();
+    if (c !== '+' && c !== '-') return n;
+    const save = this.at;
+    this.at++;
+    try {
+      this.number();
+      if (this.imaginary) return this.defer('complex numbers');
+    } catch (err) {
+      if (!(err instanceof NotLiteral)) throw err;
+    }
+    this.at = save;
+    return n;
   }
 
   /** Python 3 number literals; `010` and `1__0` are syntax errors there too. */
@@ -208,17 +249,19 @@ class LiteralParser {
       new RegExp(`^(?:(?:${digits})?\\.${digits}|${digits}\\.?)(?:[eE][+-]?${digits})?`).exec(rest);
     if (!m) throw new NotLiteral();
     const text = m[0];
-    const after = rest[text.length];
-    if (after === 'j' || after === 'J') throw new PythonTextError('complex numbers are not supported');
+    this.imaginary = /^[jJ]/.test(rest.slice(text.length)) && !/^0[xXoObB]/.test(text);
+    const after = rest[text.length + (this.imaginary ? 1 : 0)];
     if (after !== undefined && IDENT_CHAR.test(after)) throw new NotLiteral();
     const clean = text.replace(/_/g, '');
     const isFloat = /[.eE]/.test(clean) && !/^0[xX]/.test(clean);
     // A decimal integer may not start with 0 unless it is all zeros.
-    if (!isFloat && /^0[0-9]/.test(clean) && !/^0+$/.test(clean)) throw new NotLiteral();
-    this.at += text.length;
+    if (!isFloat && !this.imaginary && /^0[0-9]/.test(clean) && !/^0+$/.test(clean)) throw new NotLiteral();
+    this.at += text.length + (this.imaginary ? 1 : 0);
     if (/^0[oO]/.test(clean)) return parseInt(clean.slice(2), 8);
     if (/^0[bB]/.test(clean)) return parseInt(clean.slice(2), 2);
-    return Number(clean);
+    const n = Number(clean);
+    if (!Number.isFinite(n)) this.defer('numbers beyond a double');
+    return n;
   }
 
   /** One or more adjacent string literals (`'a' "b"` is 'ab'), or undefined if none here. */
@@ -273,7 +316,7 @@ class LiteralParser {
       const m = /^[0-7]{0,2}/.exec(this.s.slice(this.at))![0];
       this.at += m.length;
       const code = parseInt(e + m, 8);
-      if (bytes && code > 127) throw new PythonTextError('non-ASCII bytes values are not supported');
+      if (bytes && code > 127) this.defer('non-ASCII bytes values');
       return String.fromCodePoint(code);
     }
     const hexLength = e === 'x' ? 2 : !bytes && e === 'u' ? 4 : !bytes && e === 'U' ? 8 : 0;
@@ -283,10 +326,17 @@ class LiteralParser {
       this.at += hexLength;
       const code = parseInt(hex, 16);
       if (code > 0x10ffff) throw new NotLiteral();
-      if (bytes && code > 127) throw new PythonTextError('non-ASCII bytes values are not supported');
+      if (bytes && code > 127) this.defer('non-ASCII bytes values');
       return String.fromCodePoint(code);
     }
-    if (!bytes && e === 'N') throw new PythonTextError('\\N{...} escapes are not supported');
+    if (!bytes && e === 'N') {
+      // The character's name decides; distrun has no table of names.
+      const name = /^\{[^}]*\}/.exec(this.s.slice(this.at))?.[0];
+      if (!name) throw new NotLiteral();
+      this.at += name.length;
+      this.defer('\\N{...} escapes');
+      return '';
+    }
     // An unknown escape keeps its backslash.
     return `\\${e}`;
   }

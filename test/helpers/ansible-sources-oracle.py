@@ -6,8 +6,12 @@
 # "dial": {host: {"address": ..., "port": ..., "jinja": bool}}} or {"ok": false, "error": ...}.
 # A `.json` source is read as inventory-script output (what `ansible-inventory --list`
 # prints): Ansible reads that format only from a script, so the script plugin is given
-# the file's text as if a script had printed it.
+# the file's text as if a script had printed it. A case {"id": ..., "parse": {"values": [...],
+# "lines": [...], "patterns": [...]}} gets ini.py's _parse_value, shlex_split and
+# _expand_hostpattern of each input instead: {"value": ...}, {"error": ...} or
+# {"unsupported": ...} (a value JSON cannot carry).
 import json
+import math
 import os
 import subprocess
 import sys
@@ -21,6 +25,9 @@ from ansible.inventory.manager import InventoryManager  # noqa: E402
 from ansible.parsing.dataloader import DataLoader  # noqa: E402
 from ansible.vars.manager import VariableManager  # noqa: E402
 import ansible.plugins.inventory.script as script_plugin  # noqa: E402
+from ansible.plugins.inventory import BaseInventoryPlugin  # noqa: E402
+from ansible.plugins.inventory.ini import InventoryModule as IniModule  # noqa: E402
+from ansible.utils.shlex import shlex_split  # noqa: E402
 
 
 class FileAsScriptOutput:
@@ -73,9 +80,47 @@ def one(sources):
     return {'ok': True, 'hosts': list(inventory.hosts.keys()), 'groups': groups, 'dial': out}
 
 
+def plain(value):
+    """JSON for a value, or raises TypeError for what JSON has no form for (complex, set, ...)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise TypeError('non-finite float')
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) or (isinstance(k, int) and not isinstance(k, bool)) for k in value):
+            raise TypeError('key')
+        return {str(k): plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(type(value).__name__)
+
+
+def attempt(fn):
+    try:
+        result = fn()
+    except Exception as e:
+        return {'error': str(e)}
+    try:
+        return {'value': plain(result)}
+    except TypeError as e:
+        return {'unsupported': str(e)}
+
+
+def functions(parse):
+    """ini.py's value and host-line parsers and the host pattern expansion, on many inputs."""
+    return {
+        'values': [attempt(lambda v=v: IniModule._parse_value(v)) for v in parse.get('values', [])],
+        'lines': [attempt(lambda l=l: shlex_split(l, comments=True)) for l in parse.get('lines', [])],
+        'patterns': [attempt(lambda p=p: list(BaseInventoryPlugin._expand_hostpattern(None, p))) for p in parse.get('patterns', [])],
+    }
+
+
 def main():
     results = {}
     for case in json.load(sys.stdin):
+        if 'parse' in case:
+            results[case['id']] = functions(case['parse'])
+            continue
         try:
             results[case['id']] = one(case['sources'])
         except Exception as e:  # the failure is the answer
