@@ -7,7 +7,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { expandAnsibleHostPattern } from '../src/cli/ansible-hostpattern.js';
+import { expandAnsibleHostPattern } from '../src/cli/ansible-host-pattern.js';
 import { NotSupported, pythonValue, shlexSplit } from '../src/cli/python-text.js';
 
 const ORACLE = fileURLToPath(new URL('../../test/helpers/ansible-sources-oracle.py', import.meta.url));
@@ -115,6 +115,6 @@ function compare(kind: 'values' | 'lines' | 'patterns', inputs: readonly string[
 (python ? test : test.skip)("values as ini.py's _parse_value (literal_eval, else the text)", compare('values', values, pythonValue));
 (python ? test : test.skip)('host lines as shlex.split(comments=True)', compare('lines', lines, shlexSplit));
 (python ? test : test.skip)('host patterns as _expand_hostpattern (parse_address, expand_hostname_range)', compare('patterns', patterns, (p) => {
-  const { hostnames, port } = expandAnsibleHostPattern(p);
-  return [hostnames, port ?? null];
+  const { hosts, port } = expandAnsibleHostPattern(p);
+  return [hosts, port ?? null];
 }));

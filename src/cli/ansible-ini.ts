@@ -7,7 +7,7 @@
 // warning and goes on, distrun stops: the message names the file and line.
 import { InventoryError } from '../errors.js';
 import type { AnsibleInventoryData } from './ansible-data.js';
-import { expandAnsibleHostPattern, HostPatternError } from './ansible-hostpattern.js';
+import { expandAnsibleHostPattern, HostPatternError } from './ansible-host-pattern.js';
 import { PythonTextError, pythonValue, shlexSplit } from './python-text.js';
 
 // Python's \s and str.strip()/splitlines() also take \x1c-\x1f (and \x85 for splitlines).
@@ -94,8 +94,8 @@ export function readIni(data: AnsibleInventoryData, lines: readonly string[], fi
     }
 
     if (state === 'hosts') {
-      const { hostnames, port, variables } = hostDefinition(line, fail);
-      for (const host of hostnames) {
+      const { hosts, port, variables } = hostDefinition(line, fail);
+      for (const host of hosts) {
         const isNew = !data.hosts.has(host);
         data.addHost(host, groupname);
         // Host(name, port) sets ansible_port only for a new host, and only a non-zero one.
@@ -133,7 +133,7 @@ function value(text: string, fail: (message: string) => never): unknown {
 
 /** _parse_host_definition: a host pattern, then key=value words. */
 function hostDefinition(line: string, fail: (message: string) => never): {
-  hostnames: string[]; port: number | undefined; variables: Map<string, unknown>;
+  hosts: string[]; port: number | undefined; variables: Map<string, unknown>;
 } {
   let tokens: string[];
   try {
@@ -153,7 +153,7 @@ function hostDefinition(line: string, fail: (message: string) => never): {
   if (pyStrip(hostpattern).endsWith(':') && expanded.port === undefined) {
     fail(`Invalid host pattern '${hostpattern}' supplied, ending in ':' is not allowed, this character is reserved to provide a port.`);
   }
-  if (expanded.hostnames.some((h) => pyStrip(h) === '---')) {
+  if (expanded.hosts.some((h) => pyStrip(h) === '---')) {
     fail(`Invalid host pattern '${hostpattern}' supplied, '---' is normally a sign this is a YAML file.`);
   }
   const variables = new Map<string, unknown>();
