@@ -25,7 +25,7 @@ interface Case {
 }
 
 const cases: Case[] = [
-  ...['basic', 'values', 'pending', 'ranges', 'precedence', 'order'].map((n) => ({ id: `ini/${n}`, sources: [at('ini', `${n}.ini`)] })),
+  ...['basic', 'values', 'pending', 'ranges', 'precedence', 'order', 'crlf', 'executable-no-shebang', 'misc'].map((n) => ({ id: `ini/${n}`, sources: [at('ini', `${n}.ini`)] })),
   { id: 'ini/jinja', sources: [at('ini', 'jinja.ini')], refused: /ansible_host is a Jinja template/ },
   { id: 'ini/complex', sources: [at('ini', 'complex.ini')], refused: /complex numbers are not supported/ },
   ...['undefined-child', 'undefined-vars', 'bad-section', 'colon-end', 'unclosed-quote', 'backwards-range', 'unknown-section']
@@ -37,6 +37,8 @@ const cases: Case[] = [
   { id: 'two -i: dir + ini', sources: [at('dirs', 'site'), at('ini', 'precedence.ini')] },
   { id: 'two -i: ini twice, vars of the later', sources: [at('ini', 'basic.ini'), at('ini', 'values.ini')] },
   { id: 'through ansible-inventory: plugin config', sources: [at('plugins', 'generator.yml')] },
+  { id: 'through ansible-inventory (for now): INI with group_vars/, host_vars/', sources: [at('dirs', 'with-vars')] },
+  { id: 'through ansible-inventory (for now): YAML among two -i', sources: [at('ini', 'order.ini'), at('site.yaml')] },
 ];
 
 interface OracleResult {

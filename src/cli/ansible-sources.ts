@@ -72,7 +72,7 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   const fast = sources.length === 1 ? plainYamlFile(sources[0]!) : undefined;
   if (fast !== undefined) return opts.yamlInventory(sources[0]!, fast);
   const leaves = sources.flatMap((s) => leavesOf(s, opts));
-  const needs = leaves.find((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs');
+  const needs: { path: string; need: Need } | undefined = leaves.find((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs') ?? notYetNative(sources, leaves);
   if (needs) {
     const what = `${needs.path} is ${needs.need.reason}`;
     if (needs.need.kind === 'script') {
@@ -192,33 +192,29 @@ function nativeInventory(sources: readonly string[], leaves: readonly Leaf[], la
   for (const leaf of leaves) {
     if (leaf.reader === 'ini') readIni(data, leaf.lines, leaf.path);
     else if (leaf.reader === 'json') readScriptJson(data, leaf.doc, leaf.path);
-    else if (leaf.reader === 'yaml') {
-      // TEMPORARY (issue 15 merge): the YAML reader that fills AnsibleInventoryData is the
-      // ansible-yaml helper's; until it is here, YAML files combine only through Ansible.
-      throw new InventoryError('a YAML file among several inventory sources is read only through Ansible: pass --ansible-inventory', { file: leaf.path });
-    }
   }
   data.reconcile();
-  checkNoVarsDirectories(sources);
   const readers = leaves.map((l) => `${l.reader === 'json' ? 'script JSON' : l.reader} ${l.path}`);
   return inventoryOf(data, label, `distrun's reader${readers.length > 1 ? 's' : ''} (${readers.join('; ')})`, undefined);
 }
 
 /**
- * TEMPORARY (issue 15 merge): group_vars/ and host_vars/ are the VarsFiles provider's (the
- * ansible-yaml helper's); until it is here, an INI or JSON source with them is refused
- * rather than read without them.
+ * TEMPORARY (issue 15 merge: ansible-yaml.ts and ansible-vars-files.ts): a YAML file among
+ * several sources (the YAML reader fills its own InventoryData), and group_vars/ or
+ * host_vars/ next to an INI or JSON source, need Ansible until those readers are wired in
+ * here — never read without them.
  */
-function checkNoVarsDirectories(sources: readonly string[]): void {
+function notYetNative(sources: readonly string[], leaves: readonly Leaf[]): { path: string; need: Need } | undefined {
+  const yaml = leaves.length > 1 || sources.length > 1 ? leaves.find((l) => l.reader === 'yaml') : undefined;
+  if (yaml) return { path: yaml.path, need: { kind: 'ansible', reason: 'a YAML file among several sources, which distrun reads natively only alone' } };
+  if (leaves.length === 1 && leaves[0]!.reader === 'yaml') return undefined;
   for (const source of sources) {
     if (source === STDIN_SOURCE) continue;
     const base = statSync(source).isDirectory() ? source : dirname(source);
-    for (const dir of ['group_vars', 'host_vars']) {
-      if (existsSync(join(base, dir))) {
-        throw new InventoryError(`${dir}/ next to this inventory is not read natively yet: pass --ansible-inventory`, { file: source });
-      }
-    }
+    const dir = ['group_vars', 'host_vars'].find((d) => existsSync(join(base, d)));
+    if (dir) return { path: source, need: { kind: 'ansible', reason: `next to ${dir}/, which distrun reads natively only for a YAML inventory` } };
   }
+  return undefined;
 }
 
 /** `ansible-inventory -i SRC... --list`, read as script JSON: Ansible's own reading of the sources. */
