@@ -4,13 +4,9 @@
 // seeded random ones (one Python process for all), so the generator finds the next
 // disagreement by itself. Skipped with one line where ansible-core is not installed.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { expandAnsibleHostPattern } from '../src/cli/ansible-host-pattern.js';
 import { NotSupported, pythonValue, shlexSplit } from '../src/cli/python-text.js';
-
-const ORACLE = fileURLToPath(new URL('../../test/helpers/ansible-sources-oracle.py', import.meta.url));
+import { ansiblePython, askAnsible } from './helpers/ansible-python.js';
 
 /** mulberry32: a small seeded generator, so a failure is reproducible. */
 function random(seed: number): () => number {
@@ -47,14 +43,6 @@ const HAND_VALUES = [
   'x # y', "'a' # c", '1 # c', '1 + 1', '1+2j', '1j', '...', '[1, [2, (3,)]]', "{'a': [1, {'b': None}]}", '', ' 1', '\t1', 'a=b', '1e400',
 ];
 
-function ansiblePython(): string | undefined {
-  const which = spawnSync('sh', ['-c', 'command -v ansible-inventory'], { encoding: 'utf8' });
-  const path = which.stdout.trim();
-  if (which.status !== 0 || path === '') return undefined;
-  const shebang = /^#!\s*(\S+)/.exec(readFileSync(path, 'utf8'))?.[1];
-  const python = shebang && !shebang.endsWith('/env') ? shebang : 'python3';
-  return spawnSync(python, ['-c', 'import ansible'], { stdio: 'ignore' }).status === 0 ? python : undefined;
-}
 
 const python = ansiblePython();
 if (!python) console.log('ansible-ini-parsers: ansible-core is not installed (python3 -c "import ansible" fails): comparisons skipped');
@@ -70,9 +58,7 @@ const patterns = Array.from({ length: 2000 }, () => generate(rand, PATTERN_PIECE
 let answers: { values: Answer[]; lines: Answer[]; patterns: Answer[] } | undefined;
 function ansible(): NonNullable<typeof answers> {
   if (!answers) {
-    const r = spawnSync(python!, [ORACLE], { input: JSON.stringify([{ id: 'parse', parse: { values, lines, patterns } }]), encoding: 'utf8', maxBuffer: 1 << 28 });
-    if (r.status !== 0) throw new Error(`oracle failed: ${r.stderr}`);
-    answers = (JSON.parse(r.stdout) as Record<string, typeof answers>).parse;
+    answers = askAnsible<NonNullable<typeof answers>>(python!, [{ id: 'parse', parse: { values, lines, patterns } }]).parse;
   }
   return answers!;
 }

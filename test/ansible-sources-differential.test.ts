@@ -12,9 +12,9 @@ import { InventoryError } from '../src/errors.js';
 import { loadInventories, type Inventory } from '../src/cli/inventory.js';
 import { DEFAULT_AGENT_PORT } from '../src/protocol/constants.js';
 import { distrun, tempDir } from './helpers/fleet.js';
+import { ansiblePython, askAnsible } from './helpers/ansible-python.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/ansible/', import.meta.url));
-const ORACLE = fileURLToPath(new URL('../../test/helpers/ansible-sources-oracle.py', import.meta.url));
 const at = (...parts: string[]): string => join(FIXTURES, ...parts);
 
 interface Case {
@@ -49,15 +49,6 @@ interface OracleResult {
   dial: Record<string, { address: unknown; port: unknown; jinja: boolean }>;
 }
 
-/** The Python that runs Ansible (its scripts' #! line), or undefined when it is not installed. */
-function ansiblePython(): string | undefined {
-  const which = spawnSync('sh', ['-c', 'command -v ansible-inventory'], { encoding: 'utf8' });
-  const path = which.stdout.trim();
-  if (which.status !== 0 || path === '') return undefined;
-  const shebang = /^#!\s*(\S+)/.exec(readFileSync(path, 'utf8'))?.[1];
-  const python = shebang && !shebang.endsWith('/env') ? shebang : 'python3';
-  return spawnSync(python, ['-c', 'import ansible'], { stdio: 'ignore' }).status === 0 ? python : undefined;
-}
 
 const python = ansiblePython();
 if (!python) console.log('ansible-sources-differential: ansible-core is not installed (python3 -c "import ansible" fails): comparisons skipped');
@@ -65,9 +56,7 @@ if (!python) console.log('ansible-sources-differential: ansible-core is not inst
 let oracle: Record<string, OracleResult> | undefined;
 function ansible(): Record<string, OracleResult> {
   if (!oracle) {
-    const r = spawnSync(python!, [ORACLE], { input: JSON.stringify(cases), encoding: 'utf8', maxBuffer: 1 << 28 });
-    if (r.status !== 0) throw new Error(`oracle failed: ${r.stderr}`);
-    oracle = JSON.parse(r.stdout) as Record<string, OracleResult>;
+    oracle = askAnsible<OracleResult>(python!, cases);
   }
   return oracle;
 }
