@@ -37,6 +37,7 @@ const cases: Case[] = [
   { id: 'two -i: dir + ini', sources: [at('dirs', 'site'), at('ini', 'precedence.ini')] },
   { id: 'two -i: ini twice, vars of the later', sources: [at('ini', 'basic.ini'), at('ini', 'values.ini')] },
   { id: 'through ansible-inventory: plugin config', sources: [at('plugins', 'generator.yml')] },
+  { id: 'through ansible-inventory: TOML', sources: [at('needs', 'inventory.toml')] },
   { id: 'through ansible-inventory (for now): INI with group_vars/, host_vars/', sources: [at('dirs', 'with-vars')] },
   { id: 'through ansible-inventory (for now): YAML among two -i', sources: [at('ini', 'order.ini'), at('site.yaml')] },
 ];
@@ -144,6 +145,13 @@ test('distrun hosts --explain: INI, two -i, a directory and stdin, with the read
   const withStdin = await distrun(['-i', '-', '-t', '-g', 'all', 'cat'], { input: stdinInput });
   t.not(withStdin.code, 0);
   t.regex(withStdin.stderr, /-i - reads the inventory from stdin: it cannot go with -t/);
+});
+
+test('a directory with a script among what needs Ansible is refused without --ansible-inventory (ansible-inventory would run it)', async (t) => {
+  const r = await distrun(['hosts', '-i', at('dirs', 'plugin-and-script'), 'all']);
+  t.not(r.code, 0);
+  t.regex(r.stderr, /20-script\.py is an executable inventory script: distrun does not run it on its own/);
+  t.notRegex(r.stderr, /reading .* through ansible-inventory/);
 });
 
 test('a plugin configuration goes through ansible-inventory with a line on stderr, or is refused naming what it needs', async (t) => {

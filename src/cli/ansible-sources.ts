@@ -72,7 +72,9 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   const fast = sources.length === 1 ? plainYamlFile(sources[0]!) : undefined;
   if (fast !== undefined) return opts.yamlInventory(sources[0]!, fast);
   const leaves = sources.flatMap((s) => leavesOf(s, opts));
-  const needs: { path: string; need: Need } | undefined = leaves.find((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs') ?? notYetNative(sources, leaves);
+  // A script anywhere decides: ansible-inventory would run it along with the rest.
+  const needing = leaves.filter((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs');
+  const needs: { path: string; need: Need } | undefined = needing.find((l) => l.need.kind === 'script') ?? needing[0] ?? notYetNative(sources, leaves);
   if (needs) {
     const what = `${needs.path} is ${needs.need.reason}`;
     if (needs.need.kind === 'script') {
@@ -154,10 +156,14 @@ function classify(path: string, bytes: Buffer, executable: boolean): Leaf {
     // The YAML plugin takes a mapping without `plugin:`; anything else falls to INI.
     if (parsed && !parsed.plugin) return { path, reader: 'yaml', text, parsed };
   }
+  // ini takes any file; toml comes after it, for a .toml file INI does not parse (Ansible
+  // keeps what INI added before failing: only ansible-inventory gives that exactly).
   try {
-    return { path, reader: 'ini', lines: iniLines(bytes, path) };
+    const lines = iniLines(bytes, path);
+    if (ext === '.toml') readIni(new AnsibleInventoryData(path), lines, path);
+    return { path, reader: 'ini', lines };
   } catch (err) {
-    if (ext === '.toml') return { path, reader: 'needs', need: { kind: 'ansible', reason: 'a TOML inventory' } };
+    if (ext === '.toml' && err instanceof InventoryError) return { path, reader: 'needs', need: { kind: 'ansible', reason: 'a TOML inventory' } };
     throw err;
   }
 }

@@ -205,6 +205,8 @@ export interface LoadOptions {
   /** Where `-i -` reads from (default: fd 0). */
   stdin?: () => Buffer;
   warn?: (line: string) => void;
+  /** Where ansible-inventory is looked for (PATH) and what it runs with. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -217,6 +219,7 @@ export function loadInventories(sources: readonly string[], opts: LoadOptions = 
   return loadInventorySources(sources, {
     throughAnsible: opts.throughAnsible,
     stdin: opts.stdin,
+    env: opts.env,
     warn: opts.warn ?? ((line) => process.stderr.write(`${line}\n`)),
     yamlInventory: (file, text) => (file === '<stdin>' ? parseInventory(text, file) : loadCachedInventory(cacheDir, file, text, () => parseInventory(text, file))),
   });
