@@ -16,9 +16,36 @@ type Json = unknown;
 const require = createRequire(import.meta.url);
 const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
 
+const INDEX_KEY = /^(?:0|[1-9][0-9]{0,8})$/;
+
+/** Objects as Maps, or undefined if one has an integer-like key (whose place JSON.parse lost). */
+function asMaps(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    const items = value.map(asMaps);
+    return items.includes(undefined) ? undefined : items;
+  }
+  if (value === null || typeof value !== 'object') return value;
+  const map = new Map<string, unknown>();
+  for (const [k, v] of Object.entries(value)) {
+    const converted = asMaps(v);
+    if (INDEX_KEY.test(k) || converted === undefined) return undefined;
+    map.set(k, converted);
+  }
+  return map;
+}
+
 /** The document as ordered Maps, or undefined when the text is not a JSON object. */
 export function parseJsonObject(text: string): Map<string, Json> | undefined {
   if (!/^[\s]*\{/.test(text)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  // JSON.parse keeps the text's order, except for integer-like keys: then the slower parser.
+  const fast = asMaps(parsed);
+  if (fast !== undefined) return fast instanceof Map ? (fast as Map<string, Json>) : undefined;
   const doc = yaml().parseDocument(text, { schema: 'json', uniqueKeys: false });
   if (doc.errors.length > 0) return undefined;
   const value: unknown = doc.toJS({ mapAsMap: true });
