@@ -7,16 +7,8 @@ import test from 'ava';
 import { expandAnsibleHostPattern } from '../src/cli/ansible-host-pattern.js';
 import { NotSupported, pythonValue, shlexSplit } from '../src/cli/python-text.js';
 import { ansiblePython, askAnsible } from './helpers/ansible-python.js';
+import { random } from './helpers/seeded-random.js';
 
-/** mulberry32: a small seeded generator, so a failure is reproducible. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generate(rand: () => number, pieces: readonly string[], maxParts: number): string {
   const n = 1 + Math.floor(rand() * maxParts);

@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
 import { loadInventories } from '../src/cli/inventory.js';
-import { tempDir } from './helpers/fleet.js';
+import { cleanupAll, tempDir } from './helpers/fleet.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/ansible/', import.meta.url));
 const at = (...parts: string[]): string => join(FIXTURES, ...parts);
+test.after.always(cleanupAll);
+
 const cacheDir = join(tempDir(), 'cache');
 const noAnsible = { cacheDir, env: { PATH: '/nonexistent' }, warn: () => {} };
 const stdin = (text: string) => ({ ...noAnsible, stdin: () => Buffer.from(text) });

@@ -64,7 +64,10 @@ def dial(hostvars, name):
     for key in ('ansible_host', 'ansible_ssh_host'):  # ssh.py's `host` vars: the later wins
         if hostvars.get(key) is not None:
             address = hostvars[key]
-    port = hostvars.get('distrun_port', DEFAULT_PORT)
+    # null is unset, as for the connection's own variables
+    port = hostvars.get('distrun_port')
+    if port is None:
+        port = DEFAULT_PORT
     jinja = any(isinstance(v, str) and ('{{' in v or '{%' in v or '{#' in v) for v in (address, port))
     return {'address': address, 'port': port, 'jinja': jinja}
 
