@@ -195,3 +195,18 @@ test('a plugin configuration goes through ansible-inventory with a line on stder
   t.regex(r.stderr, /^distrun: reading .*generator\.yml through ansible-inventory \(.*plugin configuration/);
   t.deepEqual(r.stdout.toString().trim().split('\n').slice(0, -1).map((l) => l.split(/\s+/)[0]), ['build-dev', 'launch-dev']);
 });
+
+test('an ansible.cfg that changes inventory reading: the inventory goes through ansible-inventory, which applies it', async (t) => {
+  if (!python) {
+    t.pass();
+    return;
+  }
+  const cfg = join(tempDir(), 'ansible.cfg');
+  writeFileSync(cfg, '[defaults]\ninventory_ignore_extensions = .json, .ini\n');
+  const r = await distrun(['hosts', '-i', at('dirs', 'site'), 'all', '--explain'], { env: { ANSIBLE_CONFIG: cfg } });
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stderr, /through ansible-inventory \(.*ansible\.cfg sets \[defaults\] inventory_ignore_extensions\)/);
+  // The setting replaces Ansible's whole list: 20-db.json is ignored now, and the .cfg, the
+  // README.md (host "notes") and the backup~ are read.
+  t.deepEqual(r.stdout.toString().trim().split('\n').slice(0, -1).map((l) => l.split(/\s+/)[0]).sort(), ['i2', 'i4', 'notes', 'web1', 'web2', 'web3', 'z1']);
+});

@@ -1,6 +1,7 @@
 // Which reader takes which Ansible inventory source, without Ansible installed: what
 // distrun reads natively, and what it refuses naming the file and what it needs.
 import test from 'ava';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
@@ -54,4 +55,19 @@ test('several -i merge into one inventory in order: a host keeps its first posit
 
 test('an inventory directory with nothing Ansible would read is an error', (t) => {
   t.throws(() => loadInventories([at('dirs', 'ignored-only')], noAnsible), { message: /ignored-only: this inventory directory has no inventory file/ });
+});
+
+test('Ansible settings that change how it reads inventories send them to ansible-inventory, or are refused without it', (t) => {
+  const ini = at('ini', 'order.ini');
+  t.throws(() => loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_HASH_BEHAVIOUR: 'merge' } }), {
+    message: /order\.ini is to be read under Ansible settings distrun's readers do not apply \(ANSIBLE_HASH_BEHAVIOUR is set\): .*not on PATH/,
+  });
+  const dir = tempDir();
+  const cfg = join(dir, 'ansible.cfg');
+  writeFileSync(cfg, '[defaults]\nforks = 5\n# inventory_ignore_extensions = .json\n\n[inventory]\nEnable_Plugins = ini\n');
+  t.throws(() => loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: cfg } }), {
+    message: /ansible\.cfg sets \[inventory\] enable_plugins/,
+  });
+  writeFileSync(cfg, '[defaults]\nforks = 5\n# inventory_ignore_extensions = .json\n');
+  t.deepEqual(loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: dir } }).ansible!.hosts, ['h3', 'h1', 'h2']);
 });

@@ -19,6 +19,7 @@ import { basename, delimiter, dirname, extname, join } from 'node:path';
 import { InventoryError } from '../errors.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { describeSystemError } from '../system-errors.js';
+import { changedInventorySettings } from './ansible-config.js';
 import { AnsibleInventoryData, hostVariables, viewOf, type Vars } from './ansible-data.js';
 import { iniLines, readIni } from './ansible-ini.js';
 import { isScriptJson, parseJsonObject, readScriptJson } from './ansible-json.js';
@@ -74,7 +75,8 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   const leaves = sources.flatMap((s) => leavesOf(s, opts));
   // A script anywhere decides: ansible-inventory would run it along with the rest.
   const needing = leaves.filter((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs');
-  const needs: { path: string; need: Need } | undefined = needing.find((l) => l.need.kind === 'script') ?? needing[0] ?? notYetNative(sources, leaves);
+  const needs: { path: string; need: Need } | undefined = needing.find((l) => l.need.kind === 'script') ?? needing[0]
+    ?? notYetNative(sources, leaves) ?? changedSettings(sources, leaves, opts.env ?? process.env);
   if (needs) {
     const what = `${needs.path} is ${needs.need.reason}`;
     if (needs.need.kind === 'script') {
@@ -221,6 +223,14 @@ function notYetNative(sources: readonly string[], leaves: readonly Leaf[]): { pa
     if (dir) return { path: source, need: { kind: 'ansible', reason: `next to ${dir}/, which distrun reads natively only for a YAML inventory` } };
   }
   return undefined;
+}
+
+/** Ansible settings that make its reading differ from its defaults, which distrun's readers follow. */
+function changedSettings(sources: readonly string[], leaves: readonly Leaf[], env: NodeJS.ProcessEnv): { path: string; need: Need } | undefined {
+  // A lone YAML file is the YAML reader's (it may also be distrun's own format).
+  if (leaves.length === 1 && leaves[0]!.reader === 'yaml') return undefined;
+  const changed = changedInventorySettings(env);
+  return changed ? { path: sources.join(', '), need: { kind: 'ansible', reason: `to be read under Ansible settings distrun's readers do not apply (${changed})` } } : undefined;
 }
 
 /** `ansible-inventory -i SRC... --list`, read as script JSON: Ansible's own reading of the sources. */
