@@ -31,6 +31,7 @@ test('an executable script is refused whatever is installed, and -i - cannot go 
   t.throws(() => loadInventories([at('scripts', 'inventory.py')], { cacheDir, warn: () => {} }), { message: /pass --ansible-inventory/ });
   t.throws(() => loadInventories(['-'], { ...stdin('[w]\nw1\n'), throughAnsible: true }), { message: /--ansible-inventory reads files/ });
   t.throws(() => loadInventories(['-', '-'], stdin('')), { message: /stdin can be given only once/ });
+  t.throws(() => loadInventories([at('ini', 'order.ini')], { ...noAnsible, throughAnsible: true }), { message: /--ansible-inventory: Ansible's ansible-inventory is not on PATH/ });
 });
 
 test('stdin is told by its content: --list JSON, INI, or a YAML inventory', (t) => {

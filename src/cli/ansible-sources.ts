@@ -235,6 +235,9 @@ function changedSettings(sources: readonly string[], leaves: readonly Leaf[], en
 
 /** `ansible-inventory -i SRC... --list`, read as script JSON: Ansible's own reading of the sources. */
 function throughAnsibleInventory(sources: readonly string[], label: string, why: string, opts: SourceOptions): Inventory {
+  if (!onPath('ansible-inventory', opts.env ?? process.env)) {
+    throw new InventoryError(`--ansible-inventory: Ansible's ansible-inventory is not on PATH (install ansible-core)`, { file: label });
+  }
   opts.warn?.(`distrun: reading ${label} through ansible-inventory (${why})`);
   const args = [...sources.flatMap((s) => ['-i', s]), '--list'];
   const result = spawnSync('ansible-inventory', args, { env: opts.env ?? process.env, maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
