@@ -152,11 +152,11 @@ function classify(path: string, bytes: Buffer, executable: boolean): Leaf {
   if (YAML_EXTS.includes(ext) || ext === '.yml' || ext === '.yaml') {
     const parsed = parseYamlMapping(text);
     // auto: a .yml/.yaml with a `plugin:` key is a plugin's configuration.
-    if (parsed && (ext === '.yml' || ext === '.yaml') && parsed.plugin) {
+    if (parsed && (ext === '.yml' || ext === '.yaml') && pyTruthy(parsed.plugin)) {
       return { path, reader: 'needs', need: { kind: 'ansible', reason: `an inventory plugin configuration (plugin: ${String(parsed.plugin)})` } };
     }
     // The YAML plugin takes a mapping without `plugin:`; anything else falls to INI.
-    if (parsed && !parsed.plugin) return { path, reader: 'yaml', text, parsed };
+    if (parsed && !pyTruthy(parsed.plugin)) return { path, reader: 'yaml', text, parsed };
   }
   // ini takes any file; toml comes after it, for a .toml file INI does not parse (Ansible
   // keeps what INI added before failing: only ansible-inventory gives that exactly).
@@ -175,9 +175,15 @@ function parseYamlMapping(text: string): Record<string, unknown> | undefined {
   return doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
 }
 
+/** Python's truth: empty lists and mappings are false too. */
+const pyTruthy = (v: unknown): boolean =>
+  Boolean(v) && !(Array.isArray(v) && v.length === 0) && !(typeof v === 'object' && Object.keys(v as object).length === 0);
+
+// TEMPORARY (issue 15 merge): the YAML reader's PyYAML-compatible loader should tell YAML
+// from INI here; this one already lets keys repeat, as PyYAML does.
 function parseYaml(text: string): unknown {
   const { parseDocument } = require('yaml') as typeof import('yaml');
-  const doc = parseDocument(text);
+  const doc = parseDocument(text, { uniqueKeys: false });
   return doc.errors.length > 0 ? undefined : doc.toJS();
 }
 
