@@ -27,7 +27,7 @@ interface Case {
 }
 
 const cases: Case[] = [
-  ...['basic', 'values', 'pending', 'ranges', 'precedence', 'order', 'crlf', 'executable-no-shebang', 'misc', 'kubespray', 'docs-example'].map((n) => ({ id: `ini/${n}`, sources: [at('ini', `${n}.ini`)] })),
+  ...['basic', 'values', 'pending', 'ranges', 'precedence', 'order', 'crlf', 'executable-no-shebang', 'misc', 'kubespray', 'docs-example', 'whitespace'].map((n) => ({ id: `ini/${n}`, sources: [at('ini', `${n}.ini`)] })),
   { id: 'ini/jinja', sources: [at('ini', 'jinja.ini')], refused: /ansible_host is a Jinja template/ },
   { id: 'ini/complex', sources: [at('ini', 'complex.ini')], refused: /complex numbers are not supported/ },
   ...['undefined-child', 'undefined-vars', 'bad-section', 'colon-end', 'unclosed-quote', 'backwards-range', 'unknown-section']

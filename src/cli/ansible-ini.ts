@@ -10,10 +10,12 @@ import type { AnsibleInventoryData } from './ansible-data.js';
 import { expandAnsibleHostPattern, HostPatternError } from './ansible-host-pattern.js';
 import { PythonTextError, pythonValue, shlexSplit } from './python-text.js';
 
-// Python's \s and str.strip()/splitlines() also take \x1c-\x1f (and \x85 for splitlines).
-const SPACE = '[\\s\\x1c-\\x1f]';
-const SECTION = new RegExp(`^\\[([^:\\]\\s\\x1c-\\x1f]+)(?::([\\p{L}\\p{N}_]+))?\\]${SPACE}*(?:#.*)?$`, 'u');
-const GROUP_NAME = new RegExp(`^([^:\\]\\s\\x1c-\\x1f]+)${SPACE}*(?:#.*)?$`, 'u');
+// Python's whitespace (\s, str.strip(), str.isspace()): not JavaScript's, which lacks
+// \x1c-\x1f and \x85 and has \ufeff.
+const WS = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const SPACE = `[${WS}]`;
+const SECTION = new RegExp(`^\\[([^:\\]${WS}]+)(?::([\\p{L}\\p{N}_]+))?\\]${SPACE}*(?:#.*)?$`, 'u');
+const GROUP_NAME = new RegExp(`^([^:\\]${WS}]+)${SPACE}*(?:#.*)?$`, 'u');
 const LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 const pyStrip = (s: string): string => s.replace(new RegExp(`^${SPACE}+|${SPACE}+$`, 'gu'), '');
 
