@@ -118,8 +118,7 @@ export class AnsibleGroup {
 
   setVariable(key: string, value: unknown): void {
     if (key === 'ansible_group_priority') {
-      const priority = Number(value);
-      if (Number.isInteger(priority)) this.priority = priority;
+      this.priority = pythonInt(value, `group ${this.name}: ansible_group_priority`);
       return;
     }
     setVar(this.vars, key, value);
@@ -168,6 +167,14 @@ export class AnsibleGroup {
     }
     return { hosts, ordered };
   }
+}
+
+/** Python's int(value), which set_variable applies to a priority: what it refuses fails the source. */
+function pythonInt(value: unknown, what: string): number {
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (typeof value === 'number' && Number.isFinite(value)) return Math.trunc(value);
+  if (typeof value === 'string' && /^\s*[+-]?[0-9]+(?:_[0-9]+)*\s*$/.test(value)) return Number(value.trim().replace(/_/g, ''));
+  throw new InventoryError(`${what} must be an integer (Python's int() refuses ${JSON.stringify(value)})`);
 }
 
 function walk(start: AnsibleGroup, relation: 'parents' | 'children'): Set<AnsibleGroup> {
