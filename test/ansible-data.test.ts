@@ -78,3 +78,17 @@ test('a loop between groups is an error naming the file', (t) => {
   data.addChild('a', 'b');
   t.throws(() => data.addChild('b', 'a'), { message: /inv\.yml.*makes a loop/ });
 });
+
+test('ansible_group_priority goes through Python int(): floats truncate, what int() refuses is an error', (t) => {
+  const data = new AnsibleInventoryData('inv.yml');
+  data.addGroup('g');
+  data.setVariable('g', 'ansible_group_priority', 7.9);
+  t.is(data.groups.get('g')!.priority, 7);
+  data.setVariable('g', 'ansible_group_priority', ' 1_0 ');
+  t.is(data.groups.get('g')!.priority, 10);
+  data.setVariable('g', 'ansible_group_priority', true);
+  t.is(data.groups.get('g')!.priority, 1);
+  t.throws(() => data.setVariable('g', 'ansible_group_priority', 'high'), { message: /ansible_group_priority must be an integer/ });
+  t.throws(() => data.setVariable('g', 'ansible_group_priority', null), { message: /ansible_group_priority must be an integer/ });
+  t.false('ansible_group_priority' in data.groups.get('g')!.vars);
+});

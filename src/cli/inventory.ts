@@ -310,8 +310,10 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
 }
 
 function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
-  const { host, port } = splitHostPort(spec);
-  if (!validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
+  // A host of an Ansible inventory is named as Ansible names it (`hôte1`, even `web_:22`).
+  const ansibleHost = inv?.ansible !== undefined && inv.hosts.has(spec);
+  const { host, port } = ansibleHost ? { host: spec, port: undefined } : splitHostPort(spec);
+  if (!ansibleHost && !validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
   const problem = port === undefined ? undefined : portProblem(port);
   if (problem) throw new UsageError(`host ${JSON.stringify(spec)}: ${problem}`);
   const known = inv?.hosts.get(host);

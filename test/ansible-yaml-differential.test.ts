@@ -1,0 +1,98 @@
+// Every Ansible YAML inventory of test/fixtures/ansible/yaml/ read by distrun and by the
+// real ansible-core (test/helpers/ansible-inventory-oracle.py, one process for them all):
+// the same groups with the same hosts in the same order, and for every host the address
+// and port Ansible's rule gives (ansible_host/ansible_ssh_host, distrun_port); where the
+// yaml plugin fails on a file, distrun refuses it; a templated address is refused. The
+// real binary's `distrun hosts --explain` prints the same address:port.
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { InventoryError } from '../src/errors.js';
+import { DEFAULT_AGENT_PORT, joinHostPort, loadInventory, type Inventory } from '../src/cli/inventory.js';
+import { cleanupAll, distrun, tempDir } from './helpers/fleet.js';
+
+test.after.always(cleanupAll);
+
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/ansible/yaml/', import.meta.url));
+const ORACLE = fileURLToPath(new URL('../../test/helpers/ansible-inventory-oracle.py', import.meta.url));
+
+interface OracleHost { address: unknown; distrun_port: unknown; templated: string[] }
+interface OracleResult { yaml: string | null; warnings: string[]; groups: Array<[string, string[]]>; hosts: Array<[string, OracleHost]> }
+
+/** The inventories: files of the directory, and `hosts.yml` of its subdirectories (with their group_vars/). */
+const fixtures = readdirSync(FIXTURES).sort().flatMap((name) => {
+  const path = join(FIXTURES, name);
+  if (statSync(path).isDirectory()) return readdirSync(path).filter((f) => /^hosts\.ya?ml$/.test(f)).map((f) => join(path, f));
+  return /\.(ya?ml|json)$/.test(name) ? [path] : [];
+});
+
+/** A Python that has ansible-core: ansible-inventory's own interpreter first (python3 may be another one). */
+function ansiblePython(): string | undefined {
+  const candidates: string[] = [];
+  const which = spawnSync('sh', ['-c', 'command -v ansible-inventory'], { encoding: 'utf8' });
+  if (which.status === 0) {
+    const shebang = /^#!\s*(\S+)/.exec(spawnSync('head', ['-n1', which.stdout.trim()], { encoding: 'utf8' }).stdout);
+    if (shebang) candidates.push(shebang[1]!);
+  }
+  candidates.push('python3');
+  return candidates.find((python) => spawnSync(python, ['-c', 'import ansible'], { stdio: 'ignore' }).status === 0);
+}
+
+const python = ansiblePython();
+if (python === undefined) {
+  console.log('ansible-yaml-differential: skipped: ansible-core is not installed (python3 -c "import ansible" fails)');
+  test('ansible-core is not installed: nothing to compare with', (t) => t.pass());
+} else {
+  const run = spawnSync(python, [ORACLE, ...fixtures], { encoding: 'utf8', cwd: FIXTURES, maxBuffer: 64 << 20 });
+  if (run.status !== 0) throw new Error(`the oracle failed: ${run.stderr}`);
+  const oracle = JSON.parse(run.stdout) as Record<string, OracleResult>;
+  const cacheDir = tempDir();
+  const expectedPort = (value: unknown): number => (value === null ? DEFAULT_AGENT_PORT : Number(value));
+
+  for (const file of fixtures) {
+    const name = file.slice(FIXTURES.length);
+    const expected = oracle[file]!;
+    test(`${name}: as ansible-core reads it`, (t) => {
+      const warnings: string[] = [];
+      const read = (): Inventory => loadInventory(file, cacheDir, (m) => warnings.push(m));
+      if (expected.yaml !== null) {
+        t.throws(read, { instanceOf: InventoryError }, `Ansible's yaml plugin fails: ${expected.yaml}`);
+        return;
+      }
+      const inventory = read();
+      t.deepEqual(inventory.ansible!.groups.map((g) => [g.name, g.hosts]), expected.groups);
+      t.deepEqual([...inventory.hosts.keys()], expected.hosts.map(([host]) => host));
+      for (const [host, want] of expected.hosts) {
+        const entry = inventory.hosts.get(host)!;
+        if (want.templated.length > 0) {
+          t.regex(entry.refused ?? '', /is a Jinja template/, `${host}: ${want.templated.join(', ')} templated`);
+          continue;
+        }
+        t.is(entry.refused, undefined, host);
+        t.deepEqual([entry.address ?? host, entry.port ?? DEFAULT_AGENT_PORT], [want.address, expectedPort(want.distrun_port)], host);
+      }
+      // What the plugin skips, distrun skips with the same warning.
+      for (const warning of expected.warnings.filter((w) => /^Skipping (unexpected key|'.*' as this is not a valid group)/.test(w))) {
+        t.true(warnings.includes(warning), warning);
+      }
+    });
+  }
+
+  // The real binary, for inventories whose addresses and ports come from everywhere
+  // (host keys with ports, merge keys, group_vars/ and host_vars/).
+  for (const name of ['ports.yaml', 'merge.yaml', 'vars-dirs/hosts.yml', 'ssh-host.yaml']) {
+    test(`distrun hosts -i ${name} -g all --explain dials what Ansible resolves`, async (t) => {
+      const file = join(FIXTURES, name);
+      const result = await distrun(['hosts', '-i', file, '-g', 'all', '--explain']);
+      t.is(result.code, 0, result.stderr.toString());
+      const dialled = result.stdout.toString().trim().split('\n').map((line) => line.split(/\s+/).slice(0, 2));
+      const all = oracle[file]!.groups.find(([group]) => group === 'all')![1];
+      const hosts = new Map(oracle[file]!.hosts);
+      // Which hosts and how each is dialled; their order is the pattern code's (ansible-pattern.ts).
+      const byName = (a: string[], b: string[]) => (a[0]! < b[0]! ? -1 : 1);
+      t.deepEqual(dialled.sort(byName), all.map((host) => [host, joinHostPort(String(hosts.get(host)!.address), expectedPort(hosts.get(host)!.distrun_port))]).sort(byName));
+    });
+  }
+}
