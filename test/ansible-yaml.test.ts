@@ -144,6 +144,11 @@ test('YAML 1.1 values as PyYAML gives them: hex, octal, underscores; a quoted "0
   const values = loadAnsibleYaml('a: [yes, No, ~, 1:30, 0b11, .5, 2001-12-14, "on", =x]\n', 'f.yml', () => undefined) as PyDict;
   t.deepEqual((values.get('a') as unknown[]).map((v) => (typeof v === 'object' && v !== null ? String((v as { text: string }).text) : v)), [true, false, null, 90, 3, 0.5, '2001-12-14', 'on', '=x']);
   t.throws(() => loadAnsibleYaml('a: =\n', 'f.yml', () => undefined), { message: /could not determine a constructor/ });
+  // What PyYAML refuses and the yaml package would read: a plain << as a value, an anchor defined twice, an empty key.
+  t.throws(() => loadAnsibleYaml('a: <<\n', 'f.yml', () => undefined), { message: /could not determine a constructor for the tag 'tag:yaml.org,2002:merge'/ });
+  t.throws(() => loadAnsibleYaml('a: &x 1\nb: &x 2\n', 'f.yml', () => undefined), { message: /found duplicate anchor &x \(line 2\)/ });
+  t.throws(() => loadAnsibleYaml('a: [b, c]: d\n', 'f.yml', () => undefined), { message: /a mapping key is missing/ });
+  t.deepEqual((loadAnsibleYaml('? \n: c\n=: 1\n', 'f.yml', () => undefined) as PyDict).keys(), [null, '=']);
 });
 
 test('hosts: NAME as a string is one host, children: NAME one child (the yaml plugin\'s own example)', (t) => {

@@ -160,13 +160,14 @@ export function loadAnsibleYaml(text: string, file: string, warn: (message: stri
   }
   const doc = json
     ? parseDocument(text, { schema: 'json', uniqueKeys: false })
-    : parseDocument(text, { version: '1.1', schema: 'failsafe', merge: false, uniqueKeys: false, strict: false });
+    : parseDocument(text, { version: '1.1', schema: 'failsafe', merge: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
     throw new InventoryError(`${where}invalid YAML: ${first.message.split('\n')[0]}`, { file });
   }
   const loader: Loader = { doc, text, file, warn, json, building: new Set(), built: new Map() };
+  checkAnchors(loader);
   return doc.contents === null ? null : construct(loader, doc.contents as YamlNode);
 }
 
@@ -182,7 +183,19 @@ function fail(loader: Loader, node: YamlNode, message: string): never {
   throw new InventoryError(`${message}${lineOf(loader, node)}`, { file: loader.file });
 }
 
-function construct(loader: Loader, node: YamlNode): unknown {
+/** PyYAML's composer refuses an anchor defined twice (the yaml package would let the later one win). */
+function checkAnchors(loader: Loader): void {
+  const { visit } = yaml();
+  const seen = new Set<string>();
+  visit(loader.doc, (_key, node) => {
+    const anchor = (node as { anchor?: string } | null)?.anchor;
+    if (anchor === undefined) return;
+    if (seen.has(anchor)) fail(loader, node as YamlNode, `found duplicate anchor &${anchor}`);
+    seen.add(anchor);
+  });
+}
+
+function construct(loader: Loader, node: YamlNode, asKey = false): unknown {
   const { isAlias, isMap, isScalar, isSeq } = yaml();
   if (isAlias(node)) {
     const target = node.resolve(loader.doc);
@@ -193,7 +206,7 @@ function construct(loader: Loader, node: YamlNode): unknown {
   if (loader.building.has(node)) fail(loader, node, 'a recursive alias (a value that contains itself) is not supported');
   loader.building.add(node);
   let value: unknown;
-  if (isScalar(node)) value = scalar(loader, node);
+  if (isScalar(node)) value = scalar(loader, node, asKey);
   else if (isSeq(node)) {
     checkTag(loader, node, 'seq');
     value = node.items.map((item) => (item === null ? null : construct(loader, item as YamlNode)));
@@ -212,7 +225,8 @@ function checkTag(loader: Loader, node: YamlNode, kind: 'seq' | 'map'): void {
   fail(loader, node, `YAML tag ${tag} on a ${kind === 'map' ? 'mapping' : 'sequence'} is not supported`);
 }
 
-function scalar(loader: Loader, node: YamlNode & { value: unknown; type?: string; source?: string }): unknown {
+/** A scalar as SafeConstructor builds it; `asKey`: a mapping key, where a plain `=` is a string (flatten_mapping). */
+function scalar(loader: Loader, node: YamlNode & { value: unknown; type?: string; source?: string }, asKey: boolean): unknown {
   if (loader.json) return node.value;
   const text = String(node.value);
   const tag = node.tag;
@@ -229,8 +243,9 @@ function scalar(loader: Loader, node: YamlNode & { value: unknown; type?: string
     case 'int': return pyInt(text);
     case 'null': return null;
     case 'timestamp': return new PyOpaque(`${TAG}timestamp`, text);
-    case 'merge': return '<<';
-    case 'value': return fail(loader, node, `could not determine a constructor for the tag '${TAG}value' (a plain '=')`);
+    // A merge key is handled by flatten(); `<<` anywhere else has no constructor in PyYAML.
+    case 'merge': return fail(loader, node, `could not determine a constructor for the tag '${TAG}merge' (a plain '<<' that is not a key)`);
+    case 'value': return asKey ? '=' : fail(loader, node, `could not determine a constructor for the tag '${TAG}value' (a plain '=')`);
     default: return text;
   }
 }
@@ -271,12 +286,22 @@ function flatten(loader: Loader, pairs: Array<Pair<unknown, unknown>>, trail: Se
   return [...merged, ...own];
 }
 
+/** An empty plain key not introduced by `?` (`: c`, `a: [b]: c`): the yaml package reads it, PyYAML refuses it. */
+function emptyImplicitKey(loader: Loader, key: YamlNode): boolean {
+  const { isScalar } = yaml();
+  if (loader.json || !isScalar(key) || key.type !== 'PLAIN' || key.range === undefined || key.range === null || key.range[0] !== key.range[1]) return false;
+  let at = key.range[0] - 1;
+  while (at >= 0 && /\s/.test(loader.text[at]!)) at--;
+  return loader.text[at] !== '?';
+}
+
 function mapping(loader: Loader, node: YamlNode & { items: Array<Pair<unknown, unknown>> }): PyDict {
   const dict = new PyDict();
   const own = new Set(node.items);
   const seen = new Set<string>();
   for (const pair of flatten(loader, node.items, new Set([node]))) {
-    const key = pair.key === null ? null : construct(loader, pair.key as YamlNode);
+    if (pair.key === null || emptyImplicitKey(loader, pair.key as YamlNode)) fail(loader, (pair.value ?? node) as YamlNode, 'a mapping key is missing (PyYAML refuses an empty key without ?)');
+    const key = construct(loader, pair.key as YamlNode, true);
     if (key instanceof PyDict || Array.isArray(key)) fail(loader, pair.key as YamlNode, 'found unacceptable key (unhashable type)');
     // Ansible warns of a key given twice; a merged key that the mapping overrides is the
     // point of a merge, so only the mapping's own keys are counted.
