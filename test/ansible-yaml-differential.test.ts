@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
 import { DEFAULT_AGENT_PORT, joinHostPort, loadInventory, type Inventory } from '../src/cli/inventory.js';
 import { cleanupAll, distrun, tempDir } from './helpers/fleet.js';
-import { writeInventory } from './helpers/ansible-yaml-generator.js';
+import { writeInventory, writeScalarInventory } from './helpers/ansible-yaml-generator.js';
 
 test.after.always(cleanupAll);
 
@@ -46,13 +46,15 @@ const GENERATED = 60;
 const generatedDir = tempDir();
 const seeds = process.env.DISTRUN_ANSIBLE_SEED ? [Number(process.env.DISTRUN_ANSIBLE_SEED)] : Array.from({ length: GENERATED }, (_, i) => 1000 + i);
 const generated = new Map(seeds.map((seed) => [writeInventory(join(generatedDir, String(seed)), seed), seed]));
+/** Every kind of YAML 1.1 scalar as a distrun_port: the port is the integer PyYAML makes of it, or the host is refused. */
+const scalars = writeScalarInventory(join(generatedDir, 'scalars'), 7);
 
 const python = ansiblePython();
 if (python === undefined) {
   console.log('ansible-yaml-differential: skipped: ansible-core is not installed (python3 -c "import ansible" fails)');
   test('ansible-core is not installed: nothing to compare with', (t) => t.pass());
 } else {
-  const run = spawnSync(python, [ORACLE, ...fixtures, ...generated.keys()], { encoding: 'utf8', cwd: FIXTURES, maxBuffer: 64 << 20 });
+  const run = spawnSync(python, [ORACLE, ...fixtures, ...generated.keys(), scalars], { encoding: 'utf8', cwd: FIXTURES, maxBuffer: 64 << 20 });
   if (run.status !== 0) throw new Error(`the oracle failed: ${run.stderr}`);
   const oracle = JSON.parse(run.stdout) as Record<string, OracleResult>;
   const cacheDir = tempDir();
@@ -93,6 +95,18 @@ if (python === undefined) {
       }
     });
   }
+
+  test('distrun_port given as every kind of YAML 1.1 scalar: the integer PyYAML makes of it, else a refusal', (t) => {
+    const inventory = loadInventory(scalars, cacheDir, () => undefined);
+    for (const [host, want] of oracle[scalars]!.hosts) {
+      const value = want.distrun_port;
+      const port = typeof value === 'number' ? value : typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
+      const entry = inventory.hosts.get(host)!;
+      if (value === null) t.deepEqual(entry, {}, `${host}: null is no port (the default)`);
+      else if (Number.isInteger(port) && port >= 1 && port <= 65535) t.deepEqual(entry, { port }, `${host}: ${JSON.stringify(value)}`);
+      else t.regex(entry.refused ?? '', /distrun_port (must be an integer from 1 to 65535|is a YAML tag:yaml.org,2002:timestamp value)/, `${host}: ${JSON.stringify(value)}`);
+    }
+  });
 
   // The real binary, for inventories whose addresses and ports come from everywhere
   // (host keys with ports, merge keys, group_vars/ and host_vars/).

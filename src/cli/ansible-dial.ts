@@ -20,12 +20,13 @@ export const isTemplate = (value: unknown): boolean =>
 
 /** Why a value cannot be used as it is, or undefined. */
 function problem(variable: string, value: unknown, file: string): string | undefined {
+  const instead = variable === PORT_VARIABLE ? '-H ADDRESS:PORT' : '-H ADDRESS';
   if (isTemplate(value)) {
     return `${variable} is a Jinja template (${JSON.stringify(value)}), which distrun does not evaluate (nor does ansible-inventory --list): `
-      + `write the value out in ${file}, or give the host with -H ADDRESS`;
+      + `write the value out in ${file}, or give the host with ${instead}`;
   }
   if (value instanceof PyOpaque) {
-    return `${variable} is a YAML ${value.tag} value, which distrun cannot read (${value.tag === '!vault' ? 'ansible-vault' : 'decoded by Ansible only'}): write the value out, or give the host with -H ADDRESS`;
+    return `${variable} is a YAML ${value.tag} value, which distrun cannot read (${value.tag === '!vault' ? 'ansible-vault' : 'decoded by Ansible only'}): write the value out, or give the host with ${instead}`;
   }
   return undefined;
 }

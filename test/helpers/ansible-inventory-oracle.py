@@ -14,6 +14,7 @@ inventory_hostname, ansible_host, ansible_ssh_host (the last one set wins). Vari
 from VariableManager.get_vars, as `ansible-inventory --host` gets them (group_vars/ and
 host_vars/ next to the inventory included)."""
 import json
+import math
 import sys
 
 from ansible.inventory.data import InventoryData
@@ -41,7 +42,13 @@ def templated(value):
 
 
 def plain(value):
-    """JSON for a variable's value (dates and the like as their str())."""
+    """JSON for a variable's value: dates and the like as their str(), inf and nan as 'inf', 'nan'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
     return json.loads(json.dumps(value, default=str))
 
 

@@ -98,3 +98,25 @@ export function writeInventory(dir: string, seed: number): string {
   if (chance(0.5)) for (const name of ['h1', 'h2', 'web1', 'r2', 'n01']) if (chance(0.3)) varsFile('host_vars', name);
   return file;
 }
+
+const SCALAR_CHARS = '0123456789+-._:eExXbBoO~nNuUlLyYsStTrRfFaA';
+const SCALARS = ['yes', 'No', 'ON', 'off', 'y', 'null', '~', '.inf', '0', '010', '09', '0x1B5E', '0b101', '7_006', '1:56:46', '2001-12-14', '1e5', '7006.0', '"7006"', "'07006'", '07006', '+7006', '-1', '65536', '0o17'];
+
+/** An inventory whose hosts' distrun_port values are YAML 1.1 scalars of every kind (PyYAML decides what they are). */
+export function writeScalarInventory(dir: string, seed: number, count = 300): string {
+  const random = rng(seed);
+  const values = [...SCALARS];
+  while (values.length < count) {
+    const length = 1 + Math.floor(random() * 6);
+    let text = '';
+    for (let i = 0; i < length; i++) text += SCALAR_CHARS[Math.floor(random() * SCALAR_CHARS.length)];
+    // Not a YAML indicator at the start (`-` then space, `:` at the end would change the structure).
+    if (/^[-?:]|:$|^[~]./.test(text)) continue;
+    values.push(text);
+  }
+  const lines = ['all:', '  hosts:', ...values.flatMap((value, i) => [`    s${i}:`, `      distrun_port: ${value}`])];
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'hosts.yml');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
