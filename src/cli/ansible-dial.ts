@@ -19,11 +19,11 @@ export const isTemplate = (value: unknown): boolean =>
   typeof value === 'string' && ['{{', '{%', '{#'].some((start) => value.includes(start));
 
 /** Why a value cannot be used as it is, or undefined. */
-function problem(variable: string, value: unknown, file: string): string | undefined {
+function problem(variable: string, value: unknown): string | undefined {
   const instead = variable === PORT_VARIABLE ? '-H ADDRESS:PORT' : '-H ADDRESS';
   if (isTemplate(value)) {
     return `${variable} is a Jinja template (${JSON.stringify(value)}), which distrun does not evaluate (nor does ansible-inventory --list): `
-      + `write the value out in ${file}, or give the host with ${instead}`;
+      + `write the value out, or give the host with ${instead}`;
   }
   if (value instanceof PyOpaque) {
     return `${variable} is a YAML ${value.tag} value, which distrun cannot read (${value.tag === '!vault' ? 'ansible-vault' : 'decoded by Ansible only'}): write the value out, or give the host with ${instead}`;
@@ -42,14 +42,14 @@ export function dialEntry(host: string, vars: Vars, file: string): HostEntry {
   for (const variable of ADDRESS_VARIABLES) if (vars[variable] !== undefined && vars[variable] !== null) addressVariable = variable;
   if (addressVariable !== undefined) {
     const value = vars[addressVariable];
-    const why = problem(addressVariable, value, file);
+    const why = problem(addressVariable, value);
     if (why) return refuse(why);
     if (typeof value !== 'string' || value.trim() === '') return refuse(`${addressVariable} must be a host name or address, got ${pyStr(value)}`);
     entry.address = value;
   }
   const port = vars[PORT_VARIABLE];
   if (port !== undefined && port !== null) {
-    const why = problem(PORT_VARIABLE, port, file);
+    const why = problem(PORT_VARIABLE, port);
     if (why) return refuse(why);
     const n = typeof port === 'number' ? port : typeof port === 'string' && /^[0-9]+$/.test(port) ? Number(port) : NaN;
     if (!Number.isInteger(n) || n < 1 || n > 65535) return refuse(`${PORT_VARIABLE} must be an integer from 1 to 65535, got ${pyStr(port)}`);
