@@ -92,3 +92,16 @@ test('ansible_group_priority goes through Python int(): floats truncate, what in
   t.throws(() => data.setVariable('g', 'ansible_group_priority', null), { message: /ansible_group_priority must be an integer/ });
   t.false('ansible_group_priority' in data.groups.get('g')!.vars);
 });
+
+test('vars files next to the inventory, then next to the playbook, stage by stage (all, then the groups, then the host)', (t) => {
+  const data = new AnsibleInventoryData('inv.yml');
+  for (const g of ['g1', 'g2']) data.addGroup(g);
+  data.addHost('h', 'g1');
+  data.addChild('g2', 'h');
+  data.reconcile();
+  const inventory = { group: (g: string) => (g === 'g2' ? { x: 'inventory g2' } : g === 'all' ? { y: 'inventory all' } : undefined), host: () => ({ z: 'inventory host' }) };
+  const play = { group: (g: string) => (g === 'g1' ? { x: 'play g1' } : g === 'all' ? { y: 'play all' } : undefined), host: () => undefined };
+  // g1 sorts before g2, but every inventory-adjacent group file comes before every play-adjacent one.
+  t.deepEqual(hostVariables(data, data.hosts.get('h')!, [inventory, play]), { x: 'play g1', y: 'play all', z: 'inventory host' });
+  t.deepEqual(hostVariables(data, data.hosts.get('h')!, inventory), { x: 'inventory g2', y: 'inventory all', z: 'inventory host' });
+});

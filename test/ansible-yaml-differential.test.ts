@@ -69,7 +69,7 @@ if (python === undefined) {
     test(`${name}: as ansible-core reads it`, (t) => {
       if (generated.has(file)) t.log(readFileSync(file, 'utf8'));
       const warnings: string[] = [];
-      const read = (): Inventory => loadInventory(file, cacheDir, (m) => warnings.push(m));
+      const read = (): Inventory => loadInventory(file, cacheDir, (m) => warnings.push(m), FIXTURES);
       if (expected.yaml !== null) {
         t.throws(read, { instanceOf: InventoryError }, `Ansible's yaml plugin fails: ${expected.yaml}`);
         return;
@@ -97,7 +97,7 @@ if (python === undefined) {
   }
 
   test('distrun_port given as every kind of YAML 1.1 scalar: the integer PyYAML makes of it, else a refusal', (t) => {
-    const inventory = loadInventory(scalars, cacheDir, () => undefined);
+    const inventory = loadInventory(scalars, cacheDir, () => undefined, FIXTURES);
     for (const [host, want] of oracle[scalars]!.hosts) {
       const value = want.distrun_port;
       const port = typeof value === 'number' ? value : typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
@@ -107,6 +107,24 @@ if (python === undefined) {
       else t.regex(entry.refused ?? '', /distrun_port (must be an integer from 1 to 65535|is a YAML tag:yaml.org,2002:timestamp value)/, `${host}: ${JSON.stringify(value)}`);
     }
   });
+
+  // group_vars/ and host_vars/ next to the playbook, which for `ansible` and
+  // `ansible-inventory` is the current directory: the oracle and distrun run from it.
+  const PROJECT = fileURLToPath(new URL('../../test/fixtures/ansible/playbook-dir-yaml/', import.meta.url));
+  const projectInventory = join(PROJECT, 'inventory', 'hosts.yml');
+  for (const cwd of [PROJECT, join(PROJECT, 'inventory')]) {
+    const where = cwd === PROJECT ? 'the project directory' : 'the inventory directory';
+    const fromHere = spawnSync(python, [ORACLE, projectInventory], { encoding: 'utf8', cwd });
+    const want = (JSON.parse(fromHere.stdout) as Record<string, OracleResult>)[projectInventory]!.hosts
+      .map(([host, v]) => [host, joinHostPort(String(v.address), expectedPort(v.distrun_port))]);
+    test(`group_vars/ and host_vars/ of the playbook directory too, run from ${where}`, async (t) => {
+      const inventory = loadInventory(projectInventory, tempDir(), () => undefined, cwd);
+      t.deepEqual([...inventory.hosts].map(([host, e]) => [host, joinHostPort(e.address ?? host, e.port ?? DEFAULT_AGENT_PORT)]), want);
+      const result = await distrun(['hosts', '-i', projectInventory, '-g', 'all'], { cwd });
+      t.is(result.code, 0, result.stderr);
+      t.deepEqual(result.stdout.toString().trim().split('\n').map((line) => line.split(/\s+/)), want);
+    });
+  }
 
   // The real binary, for inventories whose addresses and ports come from everywhere
   // (host keys with ports, merge keys, group_vars/ and host_vars/).

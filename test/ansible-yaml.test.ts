@@ -93,6 +93,15 @@ test('a change in group_vars/ or host_vars/ is never served from the inventory c
   t.deepEqual(dial(loadInventory(file, cache), 'web2'), ['web2=192.0.2.12:7777']);
   rmSync(join(dir, 'host_vars', 'web2.yaml'));
   t.deepEqual(dial(loadInventory(file, cache), 'web2'), ['web2=192.0.2.250:7777']);
+  // The playbook directory's (the current directory for ansible): read after the inventory's, keyed too.
+  const play = tempDir();
+  const quiet = (): void => undefined;
+  t.deepEqual(dial(loadInventory(file, cache, quiet, play), 'web2'), ['web2=192.0.2.250:7777']);
+  mkdirSync(join(play, 'group_vars'));
+  writeFileSync(join(play, 'group_vars', 'all.yml'), 'distrun_port: 7900\n');
+  t.deepEqual(dial(loadInventory(file, cache, quiet, play), 'web2'), ['web2=192.0.2.250:7777'], 'group_vars/web (inventory) beats all (playbook): all comes first');
+  writeFileSync(join(play, 'group_vars', 'web.yml'), 'distrun_port: 7901\n');
+  t.deepEqual(dial(loadInventory(file, cache, quiet, play), 'web2'), ['web2=192.0.2.250:7901']);
 });
 
 test('ansible_ssh_host wins over ansible_host where both are set, as in the ssh connection; null is unset', (t) => {

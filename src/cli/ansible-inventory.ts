@@ -27,10 +27,10 @@ export function inventoryFormat(topKeys: readonly unknown[]): 'native' | 'ansibl
 }
 
 /**
- * An Ansible YAML inventory. `varsFiles` gives group_vars/ and host_vars/ (none when
- * undefined); `warn` gets Ansible's warnings (skipped keys and groups, duplicate keys).
+ * An Ansible YAML inventory. `varsFiles` gives group_vars/ and host_vars/ (next to the
+ * inventory, then the playbook directory's; none when undefined); `warn` gets Ansible's warnings (skipped keys and groups, duplicate keys).
  */
-export function parseAnsibleInventory(text: string, file: string, varsFiles: VarsFiles | undefined, warn: (message: string) => void): Inventory {
+export function parseAnsibleInventory(text: string, file: string, varsFiles: VarsFiles | readonly VarsFiles[] | undefined, warn: (message: string) => void): Inventory {
   const ext = extname(file);
   if (ext !== '' && !YAML_PLUGIN_EXTENSIONS.includes(ext)) {
     throw new InventoryError(`this is an Ansible YAML inventory, but Ansible's yaml plugin reads only files named *${YAML_PLUGIN_EXTENSIONS.join(', *')} or without an extension: rename it`, { file });

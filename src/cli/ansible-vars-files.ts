@@ -1,5 +1,6 @@
-// group_vars/ and host_vars/ next to an inventory file, as ansible-core's host_group_vars
-// vars plugin finds them (plugins/vars/host_group_vars.py, DataLoader.find_vars_files):
+// group_vars/ and host_vars/ of a directory — next to an inventory file, or the playbook
+// directory, which for `ansible` and `ansible-inventory` is the current one unless
+// --playbook-dir says otherwise — as ansible-core's host_group_vars vars plugin finds them (plugins/vars/host_group_vars.py, DataLoader.find_vars_files):
 // for a group or host NAME, the first of `NAME`, `NAME.yml`, `NAME.yaml`, `NAME.json`
 // that exists; when that is a directory, every file in it and its subdirectories, in
 // sorted order, that has one of those extensions or none, skipping names starting with
@@ -8,7 +9,7 @@
 // is an error, as in Ansible.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { resolve } from 'node:path';
 import { InventoryError } from '../errors.js';
 import { describeSystemError } from '../system-errors.js';
 import type { Vars, VarsFiles } from './ansible-data.js';
@@ -66,9 +67,9 @@ function findVarsFiles(path: string, name: string): string[] {
   return [];
 }
 
-/** group_vars/ or host_vars/ of the inventory's directory, if it is a directory. */
-function varsDir(inventoryFile: string, subdir: string, warn: (message: string) => void): string | undefined {
-  const path = `${dirname(inventoryFile)}/${subdir}`;
+/** group_vars/ or host_vars/ of `base`, if it is a directory. */
+function varsDir(base: string, subdir: string, warn: (message: string) => void): string | undefined {
+  const path = `${base}/${subdir}`;
   if (!existsSync(path)) return undefined;
   const real = realpathSync(path);
   if (kind(real) !== 'dir') {
@@ -99,15 +100,15 @@ function loadVarsFile(file: string, warn: (message: string) => void): Vars | und
   return vars;
 }
 
-/** The host_group_vars plugin for an inventory file. `read` lists the files it loaded. */
-export function hostGroupVars(inventoryFile: string, warn: (message: string) => void): VarsFiles & { read: string[] } {
+/** The host_group_vars plugin for the directory `base`. `read` lists the files it loaded. */
+export function hostGroupVars(base: string, warn: (message: string) => void): VarsFiles & { read: string[] } {
   const dirs = new Map<string, string | undefined>();
   const cache = new Map<string, Vars | undefined>();
   const read: string[] = [];
   const lookup = (subdir: (typeof SUBDIRS)[number], name: string): Vars | undefined => {
     const key = `${subdir}/${name}`;
     if (cache.has(key)) return cache.get(key);
-    if (!dirs.has(subdir)) dirs.set(subdir, varsDir(inventoryFile, subdir, warn));
+    if (!dirs.has(subdir)) dirs.set(subdir, varsDir(base, subdir, warn));
     const dir = dirs.get(subdir);
     let vars: Vars | undefined;
     // Names that are absolute paths (chroot-style hosts) are skipped, as Ansible does.
@@ -125,10 +126,11 @@ export function hostGroupVars(inventoryFile: string, warn: (message: string) => 
 }
 
 /**
- * A digest of everything under group_vars/ and host_vars/ next to the inventory (names,
+ * A digest of everything under group_vars/ and host_vars/ of these directories (paths,
  * kinds and contents), for the inventory cache: any change there means a new parse.
+ * Directories without them add nothing, so that the key does not change with them.
  */
-export function varsFilesDigest(inventoryFile: string): string {
+export function varsFilesDigest(bases: readonly string[]): string {
   const hash = createHash('sha256');
   const seen = new Set<string>();
   const walk = (path: string): void => {
@@ -136,7 +138,6 @@ export function varsFilesDigest(inventoryFile: string): string {
     try {
       real = realpathSync(path);
     } catch {
-      hash.update(`missing\0${path}\0`);
       return;
     }
     const k = kind(real);
@@ -153,6 +154,6 @@ export function varsFilesDigest(inventoryFile: string): string {
     }
     hash.update('\0');
   };
-  for (const subdir of SUBDIRS) walk(`${dirname(inventoryFile)}/${subdir}`);
+  for (const base of bases) for (const subdir of SUBDIRS) walk(`${resolve(base)}/${subdir}`);
   return hash.digest('hex');
 }

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node as YamlNode, Pair } from 'yaml';
 import { InventoryError, OptionError, UsageError } from '../errors.js';
@@ -95,9 +95,9 @@ function lineOf(node: YamlNode | null | undefined, lineStarts: number[]): string
 const require = createRequire(import.meta.url);
 const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
 
-/** group_vars/ and host_vars/ for an Ansible inventory; the warnings of its reading. */
+/** group_vars/ and host_vars/ for an Ansible inventory (next to it, then the playbook's); the warnings of its reading. */
 export interface ParseOptions {
-  varsFiles?: VarsFiles;
+  varsFiles?: VarsFiles | readonly VarsFiles[];
   warnings?: string[];
 }
 
@@ -204,10 +204,15 @@ export function parseInventory(text: string, file: string, options: ParseOptions
   return inventory;
 }
 
+/**
+ * `playbookDir`: where Ansible would look for group_vars/ and host_vars/ besides the
+ * inventory's directory — `ansible` and `ansible-inventory` use the current directory.
+ */
 export function loadInventory(
   file: string,
   cacheDir = join(distrunCacheDir(), 'inventory'),
   warn = (message: string): void => void process.stderr.write(`distrun: warning: ${file}: ${message}\n`),
+  playbookDir = process.cwd(),
 ): Inventory {
   let text: string;
   try {
@@ -216,9 +221,10 @@ export function loadInventory(
     throw new InventoryError(describeSystemError(err), { file });
   }
   // group_vars/ and host_vars/ are part of what an Ansible inventory means: part of the key.
-  const inventory = loadCachedInventory(cacheDir, file, text, varsFilesDigest(file), () => {
+  const bases = [dirname(file), playbookDir];
+  const inventory = loadCachedInventory(cacheDir, file, text, varsFilesDigest(bases), () => {
     const warnings: string[] = [];
-    return parseInventory(text, file, { varsFiles: hostGroupVars(file, (m) => warnings.push(m)), warnings });
+    return parseInventory(text, file, { varsFiles: bases.map((base) => hostGroupVars(base, (m) => warnings.push(m))), warnings });
   });
   for (const warning of inventory.warnings ?? []) warn(warning);
   return inventory;
