@@ -6,6 +6,7 @@ import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
+import { ansibleSettingProblems } from '../src/cli/ansible-config.js';
 import { inventoryFormat } from '../src/cli/ansible-inventory.js';
 import { expandAnsibleHostPattern } from '../src/cli/ansible-host-pattern.js';
 import { loadAnsibleYaml, PyDict } from '../src/cli/ansible-yaml-load.js';
@@ -199,4 +200,23 @@ test('an unknown group key such as host: is skipped with Ansible\'s warning, onc
 
 test('non-ASCII host names are accepted, as Ansible accepts them', (t) => {
   t.deepEqual(dial(load('non-ascii.yaml'), 'all'), ['hôte1=192.0.2.1:6789', 'сервер=сервер:6789']);
+});
+
+test('Ansible settings that change what an inventory means are refused, from the environment or the ansible.cfg Ansible would read', (t) => {
+  const dir = tempDir();
+  const home = tempDir();
+  t.deepEqual(ansibleSettingProblems({}, dir, home), []);
+  t.deepEqual(ansibleSettingProblems({ ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS: 'ignore', ANSIBLE_DUPLICATE_YAML_DICT_KEY: 'warn', ANSIBLE_VARS_ENABLED: 'host_group_vars' }, dir, home), [], 'values that read as the defaults do');
+  t.deepEqual(ansibleSettingProblems({ ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS: 'always' }, dir, home), ['$ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS = "always" changes group names (invalid characters replaced)']);
+  writeFileSync(join(dir, 'ansible.cfg'), '[defaults]\n# a comment\nhost_key_checking = False\nprecedence = all_plugins_inventory, all_inventory\n[inventory]\nenable_plugins = ini\n');
+  t.deepEqual(ansibleSettingProblems({}, dir, home), [
+    `${join(dir, 'ansible.cfg')} [defaults] precedence = "all_plugins_inventory, all_inventory" changes the order of variable sources`,
+    `${join(dir, 'ansible.cfg')} [inventory] enable_plugins = "ini" changes which inventory plugins read the file`,
+  ]);
+  // $ANSIBLE_CONFIG comes first; the environment wins over the file.
+  writeFileSync(join(home, 'other.cfg'), '[defaults]\nduplicate_dict_key: error\n');
+  t.deepEqual(ansibleSettingProblems({ ANSIBLE_CONFIG: join(home, 'other.cfg') }, dir, home), [`${join(home, 'other.cfg')} [defaults] duplicate_dict_key = "error" changes whether a YAML key given twice is an error`]);
+  t.deepEqual(ansibleSettingProblems({ ANSIBLE_CONFIG: join(home, 'other.cfg'), ANSIBLE_DUPLICATE_YAML_DICT_KEY: 'ignore' }, dir, home), []);
+  // A native inventory does not care; an Ansible one is refused, naming the setting.
+  t.throws(() => loadInventory(join(FIXTURES, 'ports.yaml'), tempDir(), () => undefined, dir), { instanceOf: InventoryError, message: /Ansible settings in effect change what Ansible makes of this inventory.*precedence/ });
 });

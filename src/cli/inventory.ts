@@ -10,6 +10,7 @@ import { InventoryError, OptionError, UsageError } from '../errors.js';
 import { describeSystemError } from '../system-errors.js';
 import { inventoryFormat, parseAnsibleInventory } from './ansible-inventory.js';
 import { hostGroupVars, varsFilesDigest } from './ansible-vars-files.js';
+import { ansibleSettingProblems } from './ansible-config.js';
 import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-range.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { distrunCacheDir } from './cache-dir.js';
@@ -226,6 +227,13 @@ export function loadInventory(
     const warnings: string[] = [];
     return parseInventory(text, file, { varsFiles: bases.map((base) => hostGroupVars(base, (m) => warnings.push(m))), warnings });
   });
+  if (inventory.ansible) {
+    // Read each time: these live outside the inventory (environment, ansible.cfg).
+    const problems = ansibleSettingProblems(process.env, playbookDir);
+    if (problems.length > 0) {
+      throw new InventoryError(`Ansible settings in effect change what Ansible makes of this inventory, and distrun reads it with ansible-core's defaults: ${problems.join('; ')}. Unset them for distrun`, { file });
+    }
+  }
   for (const warning of inventory.warnings ?? []) warn(warning);
   return inventory;
 }
