@@ -93,6 +93,7 @@ const INT = /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-
 const NULL = /^(?:~|null|Null|NULL|)$/;
 const TIMESTAMP = /^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$/;
 const TAG = 'tag:yaml.org,2002:';
+const UNSAFE = '!unsafe';
 
 type Resolved = 'bool' | 'float' | 'int' | 'merge' | 'null' | 'timestamp' | 'value' | 'str';
 
@@ -221,7 +222,7 @@ function construct(loader: Loader, node: YamlNode, asKey = false): unknown {
 
 function checkTag(loader: Loader, node: YamlNode, kind: 'seq' | 'map'): void {
   const tag = node.tag;
-  if (tag === undefined || tag === `${TAG}${kind}` || tag === '!') return;
+  if (tag === undefined || tag === `${TAG}${kind}` || tag === '!' || tag === UNSAFE) return;
   fail(loader, node, `YAML tag ${tag} on a ${kind === 'map' ? 'mapping' : 'sequence'} is not supported`);
 }
 
@@ -232,7 +233,9 @@ function scalar(loader: Loader, node: YamlNode & { value: unknown; type?: string
   const tag = node.tag;
   let kind: Resolved;
   if (tag === undefined) kind = node.type === 'PLAIN' ? resolvePlain(text) : 'str';
-  else if (tag === '!' || tag === `${TAG}str`) kind = 'str';
+  // !unsafe marks a value Ansible never templates; it is a string still (a template-like
+  // one is refused where distrun needs it, as any template is).
+  else if (tag === '!' || tag === `${TAG}str` || tag === UNSAFE) kind = 'str';
   else if (tag.startsWith(TAG) && ['bool', 'float', 'int', 'null', 'timestamp'].includes(tag.slice(TAG.length))) kind = tag.slice(TAG.length) as Resolved;
   // !vault, !unsafe and the like: Ansible decodes them; they are kept opaque, and refused
   // only where distrun would need their value (an address or a port).
@@ -305,7 +308,7 @@ function mapping(loader: Loader, node: YamlNode & { items: Array<Pair<unknown, u
     if (key instanceof PyDict || Array.isArray(key)) fail(loader, pair.key as YamlNode, 'found unacceptable key (unhashable type)');
     // Ansible warns of a key given twice; a merged key that the mapping overrides is the
     // point of a merge, so only the mapping's own keys are counted.
-    if (own.has(pair)) {
+    if (own.has(pair) && !loader.json) {
       if (seen.has(keyId(key))) loader.warn(`found a duplicate dict key (${pyStr(key)}): using the last value only`);
       seen.add(keyId(key));
     }
