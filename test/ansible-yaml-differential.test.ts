@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
 import { DEFAULT_AGENT_PORT, joinHostPort, loadInventory, type Inventory } from '../src/cli/inventory.js';
 import { cleanupAll, distrun, tempDir } from './helpers/fleet.js';
-import { writeInventory, writeScalarInventory } from './helpers/ansible-yaml-generator.js';
+import { writeInventory, writeOddInventory, writeScalarInventory } from './helpers/ansible-yaml-generator.js';
 
 test.after.always(cleanupAll);
 
@@ -45,7 +45,11 @@ function ansiblePython(): string | undefined {
 const GENERATED = 60;
 const generatedDir = tempDir();
 const seeds = process.env.DISTRUN_ANSIBLE_SEED ? [Number(process.env.DISTRUN_ANSIBLE_SEED)] : Array.from({ length: GENERATED }, (_, i) => 1000 + i);
-const generated = new Map(seeds.map((seed) => [writeInventory(join(generatedDir, String(seed)), seed), seed]));
+const generated = new Map([
+  ...seeds.map((seed) => [writeInventory(join(generatedDir, String(seed)), seed), `generated inventory ${seed} (DISTRUN_ANSIBLE_SEED=${seed})`] as const),
+  // Odd shapes: values where mappings are expected, unknown keys, hosts named as groups.
+  ...seeds.slice(0, 40).map((seed) => [writeOddInventory(join(generatedDir, `odd-${seed}`), seed), `odd inventory ${seed} (writeOddInventory, seed ${seed})`] as const),
+]);
 /** Every kind of YAML 1.1 scalar as a distrun_port: the port is the integer PyYAML makes of it, or the host is refused. */
 const scalars = writeScalarInventory(join(generatedDir, 'scalars'), 7);
 
@@ -62,7 +66,7 @@ if (python === undefined) {
 
   const cases = [
     ...fixtures.map((file) => [file, file.slice(FIXTURES.length)] as const),
-    ...[...generated].map(([file, seed]) => [file, `generated inventory ${seed} (DISTRUN_ANSIBLE_SEED=${seed})`] as const),
+    ...generated,
   ];
   for (const [file, name] of cases) {
     const expected = oracle[file]!;

@@ -84,4 +84,12 @@ def read(path):
     return result
 
 
-print(json.dumps({path: read(path) for path in sys.argv[1:]}, ensure_ascii=False))
+def read_or_error(path):
+    """Ansible itself failing on a source (InventoryManager raises) is an answer too."""
+    try:
+        return read(path)
+    except Exception as e:
+        return {'yaml': 'ansible failed: %s: %s' % (type(e).__name__, e), 'warnings': list(warnings), 'groups': [], 'hosts': []}
+
+
+print(json.dumps({path: read_or_error(path) for path in sys.argv[1:]}, ensure_ascii=False))

@@ -120,3 +120,36 @@ export function writeScalarInventory(dir: string, seed: number, count = 300): st
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
 }
+
+const ODD_VALUES = ['', '~', '0', "''", '[]', '{}', 'text', '[a, b]', '{x: 1}', '7', 'yes', '!vault |\n  $ANSIBLE_VAULT;1.1;AES256'];
+const ODD_KEYS = ['vars', 'hosts', 'children', 'host', 'var', 'plugin'];
+const ODD_NAMES = ['a', 'b', 'g1', 'g2', 'web1', 'h[1:2]', 'a:22', '"1"', 'x y', 'all', 'ungrouped'];
+
+/** An inventory of odd shapes (values where mappings are expected, unknown keys, hosts named as groups): what Ansible skips, warns of or fails on. */
+export function writeOddInventory(dir: string, seed: number): string {
+  const random = rng(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const lines: string[] = [];
+  const value = (indent: string, depth: number): void => {
+    const roll = random();
+    if (depth > 2 || roll < 0.3) {
+      const v = pick(ODD_VALUES);
+      lines[lines.length - 1] += ` ${v.replace(/\n/g, `\n${indent}`)}`;
+      return;
+    }
+    const keys = Array.from({ length: 1 + Math.floor(random() * 3) }, () => (depth % 2 === 0 ? pick(ODD_KEYS) : pick(ODD_NAMES)));
+    for (const key of keys) {
+      lines.push(`${indent}${key}:`);
+      if (random() < 0.8) value(`${indent}  `, depth + 1);
+    }
+  };
+  const tops = Array.from({ length: 1 + Math.floor(random() * 3) }, () => pick(ODD_NAMES));
+  for (const top of tops) {
+    lines.push(`${top}:`);
+    if (random() < 0.9) value('  ', 0);
+  }
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'hosts.yml');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
