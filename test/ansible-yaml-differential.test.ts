@@ -19,7 +19,7 @@ test.after.always(cleanupAll);
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/ansible/yaml/', import.meta.url));
 const ORACLE = fileURLToPath(new URL('../../test/helpers/ansible-inventory-oracle.py', import.meta.url));
 
-interface OracleHost { address: unknown; distrun_port: unknown; templated: string[] }
+interface OracleHost { address: unknown; distrun_port: unknown; connection: unknown; templated: string[] }
 interface OracleResult { yaml: string | null; warnings: string[]; groups: Array<[string, string[]]>; hosts: Array<[string, OracleHost]> }
 
 /** The inventories: files of the directory, and `hosts.yml` of its subdirectories (with their group_vars/). */
@@ -86,6 +86,10 @@ if (python === undefined) {
       t.deepEqual([...inventory.hosts.keys()], expected.hosts.map(([host]) => host));
       for (const [host, want] of expected.hosts) {
         const entry = inventory.hosts.get(host)!;
+        if (want.connection !== null && want.connection !== 'ssh' && want.connection !== 'smart') {
+          t.regex(entry.refused ?? '', /ansible_connection is/, `${host}: connection ${String(want.connection)}`);
+          continue;
+        }
         if (want.templated.length > 0) {
           t.regex(entry.refused ?? '', /is a Jinja template/, `${host}: ${want.templated.join(', ')} templated`);
           continue;

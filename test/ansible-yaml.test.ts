@@ -220,3 +220,10 @@ test('Ansible settings that change what an inventory means are refused, from the
   // A native inventory does not care; an Ansible one is refused, naming the setting.
   t.throws(() => loadInventory(join(FIXTURES, 'ports.yaml'), tempDir(), () => undefined, dir), { instanceOf: InventoryError, message: /Ansible settings in effect change what Ansible makes of this inventory.*precedence/ });
 });
+
+test('a host Ansible does not reach by ssh (ansible_connection local, docker...) is refused when selected', (t) => {
+  const inv = load('connections.yaml');
+  t.throws(() => dial(inv, 'web1'), { instanceOf: InventoryError, message: /connections\.yaml: host web1: ansible_connection is local: Ansible does not reach this host by ssh/ });
+  t.throws(() => dial(inv, 'box'), { message: /host box: ansible_connection is docker/ });
+  t.deepEqual(dial(inv, 'db1', 'db2'), ['db1=192.0.2.5:6789', 'db2=db2:6789']);
+});

@@ -10,6 +10,9 @@ import type { Vars } from './ansible-data.js';
 import type { HostEntry } from './inventory.js';
 import { PyOpaque, pyStr } from './ansible-yaml-load.js';
 
+/** Connections that reach the host over ssh, whose address rule this is (smart is ssh). */
+const SSH_CONNECTIONS = ['smart', 'ssh', 'ansible.builtin.ssh'];
+
 /** The variables the ssh connection's `host` option reads, lowest first. */
 const ADDRESS_VARIABLES = ['ansible_host', 'ansible_ssh_host'];
 export const PORT_VARIABLE = 'distrun_port';
@@ -38,6 +41,16 @@ function problem(variable: string, value: unknown): string | undefined {
 export function dialEntry(host: string, vars: Vars, file: string): HostEntry {
   const entry: HostEntry = {};
   const refuse = (message: string): HostEntry => ({ refused: `${file}: host ${host}: ${message}` });
+  // Another connection (local, docker, winrm...) does not ssh to an address: Ansible would
+  // run the host's tasks elsewhere than where distrun would dial.
+  const connection = vars.ansible_connection;
+  if (connection !== undefined && connection !== null) {
+    const why = problem('ansible_connection', connection);
+    if (why) return refuse(why);
+    if (typeof connection !== 'string' || !SSH_CONNECTIONS.includes(connection)) {
+      return refuse(`ansible_connection is ${pyStr(connection)}: Ansible does not reach this host by ssh to an address, so distrun cannot tell where to dial; give it with -H ADDRESS`);
+    }
+  }
   let addressVariable: string | undefined;
   for (const variable of ADDRESS_VARIABLES) if (vars[variable] !== undefined && vars[variable] !== null) addressVariable = variable;
   if (addressVariable !== undefined) {

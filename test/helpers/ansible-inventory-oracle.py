@@ -79,6 +79,7 @@ def read(path):
         result['hosts'].append([name, {
             'address': plain(address),
             'distrun_port': plain(hostvars.get('distrun_port')),
+            'connection': plain(hostvars.get('ansible_connection')),
             'templated': [v for v in DIAL if templated(hostvars.get(v))],
         }])
     return result
