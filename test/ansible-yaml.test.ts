@@ -208,6 +208,7 @@ test('Ansible settings that change what an inventory means are refused, from the
   t.deepEqual(ansibleSettingProblems({}, dir, home), []);
   t.deepEqual(ansibleSettingProblems({ ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS: 'ignore', ANSIBLE_DUPLICATE_YAML_DICT_KEY: 'warn', ANSIBLE_VARS_ENABLED: 'host_group_vars' }, dir, home), [], 'values that read as the defaults do');
   t.deepEqual(ansibleSettingProblems({ ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS: 'always' }, dir, home), ['$ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS = "always" changes group names (invalid characters replaced)']);
+  t.deepEqual(ansibleSettingProblems({ ANSIBLE_TRANSPORT: 'local' }, dir, home), ['$ANSIBLE_TRANSPORT = "local" changes the default connection (distrun dials as ssh would)']);
   writeFileSync(join(dir, 'ansible.cfg'), '[defaults]\n# a comment\nhost_key_checking = False\nprecedence = all_plugins_inventory, all_inventory\n[inventory]\nenable_plugins = ini\n');
   t.deepEqual(ansibleSettingProblems({}, dir, home), [
     `${join(dir, 'ansible.cfg')} [defaults] precedence = "all_plugins_inventory, all_inventory" changes the order of variable sources`,

@@ -51,6 +51,11 @@ const SETTINGS: Setting[] = [
     harmless: (v) => ['never', 'ignore'].includes(v.trim()),
   },
   {
+    // The connection of hosts without ansible_connection: the dial rule is ssh's.
+    env: ['ANSIBLE_TRANSPORT'], ini: [['defaults', 'transport']], what: 'the default connection (distrun dials as ssh would)',
+    harmless: (v) => ['smart', 'ssh', 'ansible.builtin.ssh'].includes(v.trim()),
+  },
+  {
     env: ['ANSIBLE_PLAYBOOK_DIR'], ini: [['defaults', 'playbook_dir']], what: 'the playbook directory (whose group_vars/ and host_vars/ Ansible reads)',
     harmless: (v) => v.trim() === '',
   },
