@@ -58,9 +58,17 @@ if (python === undefined) {
   console.log('ansible-yaml-differential: skipped: ansible-core is not installed (python3 -c "import ansible" fails)');
   test('ansible-core is not installed: nothing to compare with', (t) => t.pass());
 } else {
-  const run = spawnSync(python, [ORACLE, ...fixtures, ...generated.keys(), scalars], { encoding: 'utf8', cwd: FIXTURES, maxBuffer: 64 << 20 });
-  if (run.status !== 0) throw new Error(`the oracle failed: ${run.stderr}`);
-  const oracle = JSON.parse(run.stdout) as Record<string, OracleResult>;
+  /** One oracle process for many inventories, run from `cwd` (Ansible reads the playbook directory's group_vars/ there). */
+  const ask = (files: string[], cwd: string): Record<string, OracleResult> => {
+    const run = spawnSync(python, [ORACLE, ...files], { encoding: 'utf8', cwd, maxBuffer: 64 << 20 });
+    if (run.status !== 0) throw new Error(`the oracle failed: ${run.stderr}`);
+    return JSON.parse(run.stdout) as Record<string, OracleResult>;
+  };
+  // Asked in a hook: a failing oracle fails the tests, and the temporary directories still go.
+  let oracle: Record<string, OracleResult> = {};
+  test.before(() => {
+    oracle = ask([...fixtures, ...generated.keys(), scalars], FIXTURES);
+  });
   const cacheDir = tempDir();
   const expectedPort = (value: unknown): number => (value === null ? DEFAULT_AGENT_PORT : Number(value));
 
@@ -69,8 +77,8 @@ if (python === undefined) {
     ...generated,
   ];
   for (const [file, name] of cases) {
-    const expected = oracle[file]!;
     test(`${name}: as ansible-core reads it`, (t) => {
+      const expected = oracle[file]!;
       if (generated.has(file)) t.log(readFileSync(file, 'utf8'));
       const warnings: string[] = [];
       const read = (): Inventory => loadInventory(file, cacheDir, (m) => warnings.push(m), FIXTURES);
@@ -122,10 +130,9 @@ if (python === undefined) {
   const projectInventory = join(PROJECT, 'inventory', 'hosts.yml');
   for (const cwd of [PROJECT, join(PROJECT, 'inventory')]) {
     const where = cwd === PROJECT ? 'the project directory' : 'the inventory directory';
-    const fromHere = spawnSync(python, [ORACLE, projectInventory], { encoding: 'utf8', cwd });
-    const want = (JSON.parse(fromHere.stdout) as Record<string, OracleResult>)[projectInventory]!.hosts
-      .map(([host, v]) => [host, joinHostPort(String(v.address), expectedPort(v.distrun_port))]);
     test(`group_vars/ and host_vars/ of the playbook directory too, run from ${where}`, async (t) => {
+      const want = ask([projectInventory], cwd)[projectInventory]!.hosts
+        .map(([host, v]) => [host, joinHostPort(String(v.address), expectedPort(v.distrun_port))]);
       const inventory = loadInventory(projectInventory, tempDir(), () => undefined, cwd);
       t.deepEqual([...inventory.hosts].map(([host, e]) => [host, joinHostPort(e.address ?? host, e.port ?? DEFAULT_AGENT_PORT)]), want);
       const result = await distrun(['hosts', '-i', projectInventory, '-g', 'all'], { cwd });
