@@ -21,7 +21,6 @@ test('without ansible-inventory, what needs Ansible is refused, naming the file 
     [at('needs', 'vaulted'), /vaulted is vault-encrypted: distrun reads it only through Ansible's ansible-inventory, which is not on PATH/],
     [at('needs', 'inventory.toml'), /inventory\.toml is a TOML inventory: .*not on PATH/],
     [at('plugins', 'generator.yml'), /generator\.yml is an inventory plugin configuration \(plugin: ansible\.builtin\.generator\)/],
-    [at('dirs', 'with-vars'), /with-vars is next to group_vars\/.*not on PATH/],
   ] as const) {
     t.throws(() => loadInventories([file], noAnsible), { instanceOf: InventoryError, message: what });
   }
@@ -61,14 +60,19 @@ test('an inventory directory with nothing Ansible would read is an error', (t) =
 test('Ansible settings that change how it reads inventories send them to ansible-inventory, or are refused without it', (t) => {
   const ini = at('ini', 'order.ini');
   t.throws(() => loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_HASH_BEHAVIOUR: 'merge' } }), {
-    message: /order\.ini is to be read under Ansible settings distrun's readers do not apply \(ANSIBLE_HASH_BEHAVIOUR is set\): .*not on PATH/,
+    message: /order\.ini is to be read under Ansible settings distrun's readers do not apply \(\$ANSIBLE_HASH_BEHAVIOUR = "merge" changes how variables of several sources combine\): .*not on PATH/,
   });
   const dir = tempDir();
   const cfg = join(dir, 'ansible.cfg');
-  writeFileSync(cfg, '[defaults]\nforks = 5\n# inventory_ignore_extensions = .json\n\n[inventory]\nEnable_Plugins = ini\n');
-  t.throws(() => loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: cfg } }), {
-    message: /ansible\.cfg sets \[inventory\] enable_plugins/,
-  });
-  writeFileSync(cfg, '[defaults]\nforks = 5\n# inventory_ignore_extensions = .json\n');
+  const withCfg = { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: cfg } };
+  writeFileSync(cfg, '[defaults]\nforks = 5\n# inventory_ignore_extensions = .json\n\n[inventory]\nEnable_Plugins = yaml\n');
+  t.throws(() => loadInventories([ini], withCfg), { message: /ansible\.cfg \[inventory\] enable_plugins = "yaml" changes which inventory plugins read the file/ });
+  // Only the plugins the sources need count: INI alone is read as the ini plugin reads it.
+  writeFileSync(cfg, '[inventory]\nenable_plugins = host_list, ini\n');
+  t.deepEqual(loadInventories([ini], withCfg).ansible!.hosts, ['h3', 'h1', 'h2']);
+  t.throws(() => loadInventories([ini, at('site.yaml')], withCfg), { message: /enable_plugins/ });
+  // Ignored extensions matter only where a directory is walked.
+  writeFileSync(cfg, '[defaults]\nforks = 5\ninventory_ignore_extensions = .json\n');
   t.deepEqual(loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: dir } }).ansible!.hosts, ['h3', 'h1', 'h2']);
+  t.throws(() => loadInventories([at('dirs', 'site')], withCfg), { message: /inventory_ignore_extensions = "\.json" changes which files of an inventory directory are read/ });
 });

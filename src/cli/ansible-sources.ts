@@ -13,28 +13,28 @@
 // execute a file there because its mode bits say so. Without Ansible, such a source is
 // refused, naming it and what it needs.
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { basename, delimiter, dirname, extname, join } from 'node:path';
 import { InventoryError } from '../errors.js';
-import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { describeSystemError } from '../system-errors.js';
-import { changedInventorySettings } from './ansible-config.js';
-import { AnsibleInventoryData, hostVariables, viewOf, type Vars } from './ansible-data.js';
+import { ansibleSettingProblems, DEFAULT_IGNORE_EXTS } from './ansible-config.js';
+import { AnsibleInventoryData } from './ansible-data.js';
 import { iniLines, readIni } from './ansible-ini.js';
+import { inventoryFromAnsible } from './ansible-inventory.js';
 import { isScriptJson, parseJsonObject, readScriptJson } from './ansible-json.js';
-import type { HostEntry, Inventory } from './inventory.js';
-
-const require = createRequire(import.meta.url);
+import { hostGroupVars } from './ansible-vars-files.js';
+import { readAnsibleYaml } from './ansible-yaml.js';
+import { loadAnsibleYaml, PyDict } from './ansible-yaml-load.js';
+import type { Inventory } from './inventory.js';
 
 /** `-i -`: the inventory is read from stdin. */
 export const STDIN_SOURCE = '-';
 
 // manager.py's IGNORED: hidden files, group_vars/host_vars/vars_plugins, and the default
 // INVENTORY_IGNORE_EXTS (REJECT_EXTS + .orig .ini .cfg .retry), matched at the end of the name.
-const IGNORED_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
 const ignoredInDirectory = (name: string): boolean =>
-  /^\./.test(name) || ['host_vars', 'group_vars', 'vars_plugins'].includes(name) || IGNORED_EXTS.some((ext) => name.endsWith(ext));
+  /^\./.test(name) || ['host_vars', 'group_vars', 'vars_plugins'].includes(name) || DEFAULT_IGNORE_EXTS.some((ext) => name.endsWith(ext));
 // The YAML plugin's yaml_extensions; no extension counts too.
 const YAML_EXTS = ['', '.yaml', '.yml', '.json'];
 
@@ -45,7 +45,7 @@ type Need = { kind: 'script' | 'ansible'; reason: string };
 type Leaf =
   | { path: string; reader: 'ini'; lines: string[] }
   | { path: string; reader: 'json'; doc: Map<string, unknown> }
-  | { path: string; reader: 'yaml'; text: string; parsed: Record<string, unknown> }
+  | { path: string; reader: 'yaml'; text: string; parsed: PyDict }
   | { path: string; reader: 'needs'; need: Need };
 
 export interface SourceOptions {
@@ -76,7 +76,7 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   // A script anywhere decides: ansible-inventory would run it along with the rest.
   const needing = leaves.filter((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs');
   const needs: { path: string; need: Need } | undefined = needing.find((l) => l.need.kind === 'script') ?? needing[0]
-    ?? notYetNative(sources, leaves) ?? changedSettings(sources, leaves, opts.env ?? process.env);
+    ?? changedSettings(sources, leaves, opts.env ?? process.env);
   if (needs) {
     const what = `${needs.path} is ${needs.need.reason}`;
     if (needs.need.kind === 'script') {
@@ -90,7 +90,7 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   }
   const only = leaves.length === 1 && sources.length === 1 ? leaves[0]! : undefined;
   if (only?.reader === 'yaml') return opts.yamlInventory(only.path, only.text);
-  return nativeInventory(sources, leaves, label);
+  return nativeInventory(sources, leaves, label, opts);
 }
 
 /**
@@ -152,11 +152,12 @@ function classify(path: string, bytes: Buffer, executable: boolean): Leaf {
   if (YAML_EXTS.includes(ext) || ext === '.yml' || ext === '.yaml') {
     const parsed = parseYamlMapping(text);
     // auto: a .yml/.yaml with a `plugin:` key is a plugin's configuration.
-    if (parsed && (ext === '.yml' || ext === '.yaml') && pyTruthy(parsed.plugin)) {
-      return { path, reader: 'needs', need: { kind: 'ansible', reason: `an inventory plugin configuration (plugin: ${String(parsed.plugin)})` } };
+    const plugin = parsed?.get('plugin');
+    if (parsed && (ext === '.yml' || ext === '.yaml') && pyTruthy(plugin)) {
+      return { path, reader: 'needs', need: { kind: 'ansible', reason: `an inventory plugin configuration (plugin: ${String(plugin)})` } };
     }
-    // The YAML plugin takes a mapping without `plugin:`; anything else falls to INI.
-    if (parsed && !pyTruthy(parsed.plugin)) return { path, reader: 'yaml', text, parsed };
+    // The YAML plugin takes a non-empty mapping without `plugin:`; anything else falls to INI.
+    if (parsed && parsed.entries.length > 0 && !pyTruthy(plugin)) return { path, reader: 'yaml', text, parsed };
   }
   // ini takes any file; toml comes after it, for a .toml file INI does not parse (Ansible
   // keeps what INI added before failing: only ansible-inventory gives that exactly).
@@ -170,22 +171,19 @@ function classify(path: string, bytes: Buffer, executable: boolean): Leaf {
   }
 }
 
-function parseYamlMapping(text: string): Record<string, unknown> | undefined {
-  const doc = parseYaml(text);
-  return doc !== null && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
+/** The file as Ansible's loader gives it to the YAML plugin, if that is a mapping. */
+function parseYamlMapping(text: string): PyDict | undefined {
+  try {
+    const doc = loadAnsibleYaml(text, '', () => {});
+    return doc instanceof PyDict ? doc : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Python's truth: empty lists and mappings are false too. */
 const pyTruthy = (v: unknown): boolean =>
-  Boolean(v) && !(Array.isArray(v) && v.length === 0) && !(typeof v === 'object' && Object.keys(v as object).length === 0);
-
-// TEMPORARY (issue 15 merge): the YAML reader's PyYAML-compatible loader should tell YAML
-// from INI here; this one already lets keys repeat, as PyYAML does.
-function parseYaml(text: string): unknown {
-  const { parseDocument } = require('yaml') as typeof import('yaml');
-  const doc = parseDocument(text, { uniqueKeys: false });
-  return doc.errors.length > 0 ? undefined : doc.toJS();
-}
+  Boolean(v) && !(Array.isArray(v) && v.length === 0) && !(v instanceof PyDict && v.entries.length === 0);
 
 function isExecutable(path: string): boolean {
   try {
@@ -200,43 +198,35 @@ function onPath(command: string, env: NodeJS.ProcessEnv): boolean {
   return (env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && isExecutable(join(dir, command)));
 }
 
-/** The native readers into one InventoryData, in source order, reconciled once. */
-function nativeInventory(sources: readonly string[], leaves: readonly Leaf[], label: string): Inventory {
+/**
+ * The native readers into one InventoryData, in source order, reconciled once; variables
+ * of each source's group_vars/ and host_vars/ (the directory itself, or the file's), then
+ * the playbook directory's (the current one, as for `ansible` and `ansible-inventory`).
+ */
+function nativeInventory(sources: readonly string[], leaves: readonly Leaf[], label: string, opts: SourceOptions): Inventory {
+  const warn = (message: string): void => opts.warn?.(`distrun: warning: ${label}: ${message}`);
   const data = new AnsibleInventoryData(label);
   for (const leaf of leaves) {
     if (leaf.reader === 'ini') readIni(data, leaf.lines, leaf.path);
     else if (leaf.reader === 'json') readScriptJson(data, leaf.doc, leaf.path);
+    else if (leaf.reader === 'yaml') readAnsibleYaml(loadAnsibleYaml(leaf.text, leaf.path, warn), leaf.path, warn, data);
   }
   data.reconcile();
+  const bases = [...sources.filter((s) => s !== STDIN_SOURCE).map((s) => (statSync(s).isDirectory() ? s : dirname(s))), process.cwd()];
+  const varsFiles = bases.map((base) => hostGroupVars(base, warn));
   const readers = leaves.map((l) => `${l.reader === 'json' ? 'script JSON' : l.reader} ${l.path}`);
-  return inventoryOf(data, label, `distrun's reader${readers.length > 1 ? 's' : ''} (${readers.join('; ')})`, undefined);
-}
-
-/**
- * TEMPORARY (issue 15 merge: ansible-yaml.ts and ansible-vars-files.ts): a YAML file among
- * several sources (the YAML reader fills its own InventoryData), and group_vars/ or
- * host_vars/ next to an INI or JSON source, need Ansible until those readers are wired in
- * here — never read without them.
- */
-function notYetNative(sources: readonly string[], leaves: readonly Leaf[]): { path: string; need: Need } | undefined {
-  const yaml = leaves.length > 1 || sources.length > 1 ? leaves.find((l) => l.reader === 'yaml') : undefined;
-  if (yaml) return { path: yaml.path, need: { kind: 'ansible', reason: 'a YAML file among several sources, which distrun reads natively only alone' } };
-  if (leaves.length === 1 && leaves[0]!.reader === 'yaml') return undefined;
-  for (const source of sources) {
-    if (source === STDIN_SOURCE) continue;
-    const base = statSync(source).isDirectory() ? source : dirname(source);
-    const dir = ['group_vars', 'host_vars'].find((d) => existsSync(join(base, d)));
-    if (dir) return { path: source, need: { kind: 'ansible', reason: `next to ${dir}/, which distrun reads natively only for a YAML inventory` } };
-  }
-  return undefined;
+  return inventoryFromAnsible(data, label, `distrun's reader${readers.length > 1 ? 's' : ''} (${readers.join('; ')})`, varsFiles, warn);
 }
 
 /** Ansible settings that make its reading differ from its defaults, which distrun's readers follow. */
 function changedSettings(sources: readonly string[], leaves: readonly Leaf[], env: NodeJS.ProcessEnv): { path: string; need: Need } | undefined {
-  // A lone YAML file is the YAML reader's (it may also be distrun's own format).
-  if (leaves.length === 1 && leaves[0]!.reader === 'yaml') return undefined;
-  const changed = changedInventorySettings(env);
-  return changed ? { path: sources.join(', '), need: { kind: 'ansible', reason: `to be read under Ansible settings distrun's readers do not apply (${changed})` } } : undefined;
+  // A lone YAML file is the YAML reader's, which checks them itself (it may also be distrun's own format).
+  if (leaves.length === 1 && sources.length === 1 && leaves[0]!.reader === 'yaml') return undefined;
+  const plugins = [...new Set(leaves.flatMap((l) => (l.reader === 'ini' || l.reader === 'yaml' ? [l.reader] : [])))];
+  const directories = sources.some((s) => s !== STDIN_SOURCE && statSync(s).isDirectory());
+  const problems = ansibleSettingProblems(env, process.cwd(), homedir(), { plugins, directories });
+  if (problems.length === 0) return undefined;
+  return { path: sources.join(', '), need: { kind: 'ansible', reason: `to be read under Ansible settings distrun's readers do not apply (${problems.join('; ')})` } };
 }
 
 /** `ansible-inventory -i SRC... --list`, read as script JSON: Ansible's own reading of the sources. */
@@ -259,48 +249,7 @@ function throughAnsibleInventory(sources: readonly string[], label: string, why:
   const data = new AnsibleInventoryData(label);
   readScriptJson(data, doc, `ansible-inventory ${args.join(' ')}`);
   data.reconcile();
-  const inventory = inventoryOf(data, label, `ansible-inventory --list (${why})`, undefined);
+  const inventory = inventoryFromAnsible(data, label, `ansible-inventory --list (${why})`, undefined, (m) => opts.warn?.(`distrun: warning: ${label}: ${m}`));
   inventory.ansible!.hostsOrdered = false;
   return inventory;
-}
-
-function inventoryOf(data: AnsibleInventoryData, label: string, reader: string, files: Parameters<typeof hostVariables>[2]): Inventory {
-  const hosts = new Map<string, HostEntry>();
-  for (const host of data.hosts.values()) hosts.set(host.name, dialEntry(hostVariables(data, host, files), host.name, label));
-  const view = viewOf(data, reader);
-  const groups = new Map<string, string[]>();
-  for (const g of view.groups) if (g.name !== 'all') groups.set(g.name, g.hosts);
-  return { file: label, defaults: { port: DEFAULT_AGENT_PORT }, hosts, groups, ansible: view };
-}
-
-const JINJA = /\{\{|\{%|\{#/;
-
-/**
- * TEMPORARY (issue 15 merge: ansible-dial.ts replaces it). What distrun dials: the ssh
- * connection's `host` option (ansible_ssh_host, else ansible_host — the later in its vars
- * list wins —, else the inventory name); the agent port: distrun_port, else the default.
- */
-export function dialEntry(vars: Vars, host: string, file: string): HostEntry {
-  const entry: HostEntry = {};
-  const set = (v: unknown): boolean => v !== undefined && v !== null;
-  const name = set(vars.ansible_ssh_host) ? 'ansible_ssh_host' : set(vars.ansible_host) ? 'ansible_host' : undefined;
-  for (const key of [name, 'distrun_port']) {
-    const v = key && vars[key];
-    if (typeof v === 'string' && JINJA.test(v)) {
-      throw new InventoryError(`${key} is a Jinja template (${JSON.stringify(v)}), which distrun does not evaluate: give it a plain value`, { file, entry: host });
-    }
-  }
-  if (name) {
-    const address = vars[name];
-    if (typeof address !== 'string' || address === '') throw new InventoryError(`${name} must be a host name or address, got ${JSON.stringify(address)}`, { file, entry: host });
-    entry.address = address;
-  }
-  if (set(vars.distrun_port)) {
-    const port = typeof vars.distrun_port === 'string' && /^\d+$/.test(vars.distrun_port) ? Number(vars.distrun_port) : vars.distrun_port;
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new InventoryError(`distrun_port must be an integer from 1 to 65535, got ${JSON.stringify(vars.distrun_port)}`, { file, entry: host });
-    }
-    entry.port = port;
-  }
-  return entry;
 }
