@@ -13,6 +13,7 @@ import { InventoryError } from '../src/errors.js';
 import { DEFAULT_AGENT_PORT, joinHostPort, loadInventory, type Inventory } from '../src/cli/inventory.js';
 import { cleanupAll, distrun, tempDir } from './helpers/fleet.js';
 import { writeInventory, writeOddInventory, writeScalarInventory } from './helpers/ansible-yaml-generator.js';
+import { ansiblePython } from './helpers/ansible-python.js';
 
 test.after.always(cleanupAll);
 
@@ -28,18 +29,6 @@ const fixtures = readdirSync(FIXTURES).sort().flatMap((name) => {
   if (statSync(path).isDirectory()) return readdirSync(path).filter((f) => /^hosts\.ya?ml$/.test(f)).map((f) => join(path, f));
   return /\.(ya?ml|json)$/.test(name) ? [path] : [];
 });
-
-/** A Python that has ansible-core: ansible-inventory's own interpreter first (python3 may be another one). */
-function ansiblePython(): string | undefined {
-  const candidates: string[] = [];
-  const which = spawnSync('sh', ['-c', 'command -v ansible-inventory'], { encoding: 'utf8' });
-  if (which.status === 0) {
-    const shebang = /^#!\s*(\S+)/.exec(spawnSync('head', ['-n1', which.stdout.trim()], { encoding: 'utf8' }).stdout);
-    if (shebang) candidates.push(shebang[1]!);
-  }
-  candidates.push('python3');
-  return candidates.find((python) => spawnSync(python, ['-c', 'import ansible'], { stdio: 'ignore' }).status === 0);
-}
 
 /** Generated inventories: DISTRUN_ANSIBLE_SEED=N checks N's alone (to look into a failure). */
 const GENERATED = 60;

@@ -6,12 +6,15 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export function ansiblePython(): string | undefined {
+  const candidates: string[] = [];
   const which = spawnSync('sh', ['-c', 'command -v ansible-inventory'], { encoding: 'utf8' });
   const path = which.stdout.trim();
-  if (which.status !== 0 || path === '') return undefined;
-  const shebang = /^#!\s*(\S+)/.exec(readFileSync(path, 'utf8'))?.[1];
-  const python = shebang && !shebang.endsWith('/env') ? shebang : 'python3';
-  return spawnSync(python, ['-c', 'import ansible'], { stdio: 'ignore' }).status === 0 ? python : undefined;
+  if (which.status === 0 && path !== '') {
+    const shebang = /^#!\s*(\S+)/.exec(readFileSync(path, 'utf8'))?.[1];
+    if (shebang && !shebang.endsWith('/env')) candidates.push(shebang);
+  }
+  candidates.push('python3');
+  return candidates.find((python) => spawnSync(python, ['-c', 'import ansible'], { stdio: 'ignore' }).status === 0);
 }
 
 const ORACLE = fileURLToPath(new URL('../../../test/helpers/ansible-sources-oracle.py', import.meta.url));
