@@ -53,8 +53,11 @@ test('file errors of the CLI say what went wrong in words', async (t) => {
   t.is(directory.stderr, `distrun: cannot read script ${dir}: is a directory\n`);
   const token = await distrun(['-H', '127.0.0.1:1', '--pki', pki.dir, '--token-file', dir, 'true']);
   t.is(token.stderr, `distrun: cannot read token file ${dir}: is a directory\n`);
+  // A directory is an Ansible inventory directory: an empty one is said to be so.
   const inventory = await distrun(['hosts', '-i', dir, '-g', 'all']);
-  t.is(inventory.stderr, `distrun: ${dir}: is a directory\n`);
+  t.is(inventory.stderr, `distrun: ${dir}: this inventory directory has no inventory file\n`);
+  const unreadable = await distrun(['hosts', '-i', join(dir, 'nonexist.ini'), '-g', 'all']);
+  t.is(unreadable.stderr, `distrun: ${join(dir, 'nonexist.ini')}: no such file (from -i)\n`);
 });
 
 test('option values are checked before the PKI is loaded', async (t) => {
