@@ -76,3 +76,9 @@ test('Ansible settings that change how it reads inventories send them to ansible
   t.deepEqual(loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: dir } }).ansible!.hosts, ['h3', 'h1', 'h2']);
   t.throws(() => loadInventories([at('dirs', 'site')], withCfg), { message: /inventory_ignore_extensions = "\.json" changes which files of an inventory directory are read/ });
 });
+
+test('a default connection other than ssh is refused even through ansible-inventory (its JSON does not carry it)', (t) => {
+  t.throws(() => loadInventories([at('plugins', 'generator.yml')], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_TRANSPORT: 'local' } }), {
+    message: /\$ANSIBLE_TRANSPORT = "local" changes the default connection/,
+  });
+});

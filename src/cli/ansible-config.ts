@@ -13,6 +13,8 @@ export interface SettingUses {
   /** The inventory plugins that read its files (default: yaml). */
   plugins?: readonly string[];
   directories?: boolean;
+  /** Only the settings `ansible-inventory --list` does not apply for distrun (how a host is reached). */
+  onlyDialling?: boolean;
 }
 
 interface Setting {
@@ -21,6 +23,8 @@ interface Setting {
   /** Whether a value keeps Ansible's reading the one distrun implements. */
   harmless: (value: string, uses: Required<SettingUses>) => boolean;
   what: string;
+  /** About how hosts are reached, not how the inventory is read: ansible-inventory's JSON does not carry it. */
+  dialling?: boolean;
 }
 
 const list = (value: string): string[] => value.split(',').map((v) => v.trim()).filter((v) => v !== '');
@@ -75,7 +79,7 @@ const SETTINGS: Setting[] = [
   {
     // The connection of hosts without ansible_connection: the dial rule is ssh's.
     env: ['ANSIBLE_TRANSPORT'], ini: [['defaults', 'transport']], what: 'the default connection (distrun dials as ssh would)',
-    harmless: (v) => ['smart', 'ssh', 'ansible.builtin.ssh'].includes(v.trim()),
+    harmless: (v) => ['smart', 'ssh', 'ansible.builtin.ssh'].includes(v.trim()), dialling: true,
   },
   {
     env: ['ANSIBLE_PLAYBOOK_DIR'], ini: [['defaults', 'playbook_dir']], what: 'the playbook directory (whose group_vars/ and host_vars/ Ansible reads)',
@@ -133,7 +137,7 @@ function readIni(text: string): Map<string, string> {
 
 /** Each setting in effect that changes what Ansible makes of an inventory, with where it is set. */
 export function ansibleSettingProblems(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), home = homedir(), uses: SettingUses = {}): string[] {
-  const needs = { plugins: uses.plugins ?? ['yaml'], directories: uses.directories ?? false };
+  const needs = { plugins: uses.plugins ?? ['yaml'], directories: uses.directories ?? false, onlyDialling: uses.onlyDialling ?? false };
   const file = ansibleConfigFile(env, cwd, home);
   let ini = new Map<string, string>();
   if (file !== undefined) {
@@ -145,6 +149,7 @@ export function ansibleSettingProblems(env: NodeJS.ProcessEnv = process.env, cwd
   }
   const problems: string[] = [];
   for (const setting of SETTINGS) {
+    if (needs.onlyDialling && !setting.dialling) continue;
     // The environment wins over the file, as in Ansible.
     const fromEnv = setting.env.find((name) => env[name] !== undefined);
     const fromIni = setting.ini.find(([section, key]) => ini.has(`${section}\0${key}`));

@@ -68,6 +68,7 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   if (sources.filter((s) => s === STDIN_SOURCE).length > 1) throw new InventoryError('stdin can be given only once (-i -)');
   if (opts.throughAnsible) {
     if (sources.includes(STDIN_SOURCE)) throw new InventoryError('--ansible-inventory reads files: give the inventory as a file, not on stdin (-i -)');
+    refuseDiallingSettings(label, opts.env ?? process.env);
     return throughAnsibleInventory(sources, label, 'asked with --ansible-inventory', opts);
   }
   const fast = sources.length === 1 ? plainYamlFile(sources[0]!) : undefined;
@@ -83,6 +84,7 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
       throw new InventoryError(`${what}: distrun does not run it on its own; pass --ansible-inventory to read the inventory through Ansible's ansible-inventory, which runs it`);
     }
     if (sources.includes(STDIN_SOURCE)) throw new InventoryError(`${what}: only Ansible's ansible-inventory reads it, and it cannot take stdin (-i -): give files`);
+    refuseDiallingSettings(label, opts.env ?? process.env);
     if (!onPath('ansible-inventory', opts.env ?? process.env)) {
       throw new InventoryError(`${what}: distrun reads it only through Ansible's ansible-inventory, which is not on PATH (install ansible-core, or give distrun an inventory it reads natively: YAML, INI, ansible-inventory --list JSON)`);
     }
@@ -229,19 +231,33 @@ function changedSettings(sources: readonly string[], leaves: readonly Leaf[], en
   return { path: sources.join(', '), need: { kind: 'ansible', reason: `to be read under Ansible settings distrun's readers do not apply (${problems.join('; ')})` } };
 }
 
+/** How a host is reached is not in ansible-inventory's JSON: a setting about it is refused on that path too. */
+function refuseDiallingSettings(label: string, env: NodeJS.ProcessEnv): void {
+  const dialling = ansibleSettingProblems(env, process.cwd(), homedir(), { onlyDialling: true });
+  if (dialling.length > 0) {
+    throw new InventoryError(`Ansible settings in effect change how Ansible reaches these hosts, which distrun dials as ssh would: ${dialling.join('; ')}. Unset them for distrun`, { file: label });
+  }
+}
+
 /** `ansible-inventory -i SRC... --list`, read as script JSON: Ansible's own reading of the sources. */
 function throughAnsibleInventory(sources: readonly string[], label: string, why: string, opts: SourceOptions): Inventory {
   if (!onPath('ansible-inventory', opts.env ?? process.env)) {
     throw new InventoryError(`--ansible-inventory: Ansible's ansible-inventory is not on PATH (install ansible-core)`, { file: label });
   }
+  const env = opts.env ?? process.env;
   opts.warn?.(`distrun: reading ${label} through ansible-inventory (${why})`);
   const args = [...sources.flatMap((s) => ['-i', s]), '--list'];
-  const result = spawnSync('ansible-inventory', args, { env: opts.env ?? process.env, maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A source Ansible cannot parse fails it, rather than a warning and what it read.
+  const result = spawnSync('ansible-inventory', args, {
+    env: { ...env, ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED: 'True', ANSIBLE_INVENTORY_UNPARSED_FAILED: 'True' },
+    maxBuffer: 1 << 30,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (result.error) throw new InventoryError(`cannot run ansible-inventory: ${describeSystemError(result.error)}`, { file: label });
   const stderr = result.stderr.toString('utf8').trim();
   if (result.status !== 0) throw new InventoryError(`ansible-inventory ${args.join(' ')} failed${stderr ? `: ${stderr}` : ` (exit ${result.status})`}`, { file: label });
   // Ansible warns and goes on where a source does not parse: distrun stops.
-  if (/\[WARNING\]:.*(Unable to parse|Failed to parse|No inventory was parsed)/s.test(stderr)) {
+  if (/\[WARNING\]:[\s\S]*?(Unable\s+to\s+parse|Failed\s+to\s+parse|No\s+inventory\s+was\s+parsed)/.test(stderr)) {
     throw new InventoryError(`ansible-inventory could not read every source:\n${stderr}`, { file: label });
   }
   const doc = parseJsonObject(result.stdout.toString('utf8'));
