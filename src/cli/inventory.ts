@@ -14,6 +14,7 @@ import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { loadCachedInventory } from './inventory-cache.js';
 import type { AnsibleView } from './ansible-data.js';
+import { selectAnsibleHosts, subscriptBase } from './ansible-pattern.js';
 
 export { DEFAULT_AGENT_PORT };
 
@@ -243,6 +244,15 @@ const hostOf = (spec: string) => splitHostPort(spec).host;
 /** The host specs one term names: a group, or inventory hosts by name, range or `*` wildcard. */
 function resolveTerm(inv: Inventory, term: string): string[] {
   if (term === ALL_GROUP || inv.groups.has(term)) return expandGroup(inv, term, []);
+  // `web[0]` on a group `web`: Ansible's subscript, or our host range web0? Not guessed.
+  const base = subscriptBase(term);
+  if (base !== undefined && (base === ALL_GROUP || inv.groups.has(base))) {
+    throw new InventoryError(
+      `'${term}': ${base} is a group, and in this inventory format brackets after a name are a host range (${expandHostPattern(term).slice(0, 3).join(', ')}), ` +
+        'not positions in a group as in Ansible patterns; name the hosts without brackets, or use a wildcard',
+      { file: inv.file },
+    );
+  }
   const everyone = allHosts(inv);
   const wanted = term.includes('*')
     ? everyone.filter((spec) => matchesWildcard(term, hostOf(spec)))
@@ -260,7 +270,8 @@ function matchesWildcard(pattern: string, name: string): boolean {
 }
 
 /**
- * A target expression, Ansible style: `web:db` (union), `web:&prod` (intersection),
+ * A target expression in our own inventory format, Ansible style (an Ansible inventory
+ * takes Ansible's own patterns, ansible-pattern.ts): `web:db` (union), `web:&prod` (intersection),
  * `web:!web03` (difference); `,` works like `:`. Terms are groups, inventory host names,
  * ranges (`web[01-03]`) or wildcards (`web*`). Order of first appearance is kept.
  */
@@ -269,7 +280,8 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
   const intersections: Set<string>[] = [];
   const differences = new Set<string>();
   let positive = false;
-  for (const term of splitOutsideBrackets(expression, ':,')) {
+  const terms = splitOutsideBrackets(expression, ':,');
+  for (const term of terms) {
     if (term.startsWith('&')) intersections.push(new Set(resolveTerm(inv, term.slice(1)).map(hostOf)));
     else if (term.startsWith('!')) for (const spec of resolveTerm(inv, term.slice(1))) differences.add(hostOf(spec));
     else {
@@ -279,7 +291,16 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
     }
   }
   if (!positive) throw new UsageError(`'${expression}' has no group or host to start from (only & and ! terms)`);
-  return union.filter(({ spec }) => intersections.every((set) => set.has(hostOf(spec))) && !differences.has(hostOf(spec)));
+  // An empty result is an error that names its cause.
+  const empty = (cause: string): never => {
+    throw new UsageError(`the selection is empty: ${cause}`);
+  };
+  if (union.length === 0) empty(`'${expression}' names only groups without hosts`);
+  const common = union.filter(({ spec }) => intersections.every((set) => set.has(hostOf(spec))));
+  if (common.length === 0) empty(`the intersection ${terms.filter((term) => !term.startsWith('!')).join(':')} is empty`);
+  const kept = common.filter(({ spec }) => !differences.has(hostOf(spec)));
+  if (kept.length === 0) empty(`${expression} excluded every host`);
+  return kept;
 }
 
 function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
@@ -300,6 +321,18 @@ export function parseHostList(list: string, defaultPort: number, inv?: Inventory
   return expandHostList(list).map((spec) => toTarget(spec, inv, defaultPort));
 }
 
+/**
+ * -g on an Ansible inventory: Ansible's hosts for the pattern (or an error where Ansible
+ * would only warn), dialled at the address and port the inventory gives each.
+ */
+function ansibleTargets(inv: Inventory, view: AnsibleView, expression: string, defaultPort: number): Target[] {
+  return selectAnsibleHosts(view, expression, inv.file).map(({ host, via }) => {
+    const entry = inv.hosts.get(host);
+    if (!entry) throw new InventoryError(`host ${host} has no entry to dial (the inventory was read inconsistently)`, { file: inv.file });
+    return { name: host, address: entry.address ?? host, port: entry.port ?? defaultPort, via: `-g: ${via}` };
+  });
+}
+
 export interface Selection {
   groups: string[];
   hosts: string[];
@@ -316,7 +349,8 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
     if (!inv) {
       throw new InventoryError(`cannot select '${expression}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
     }
-    chosen.push(...resolveExpression(inv, expression).map(({ spec, via }) => ({ ...toTarget(spec, inv, defaultPort), via: `-g: ${via}` })));
+    if (inv.ansible) chosen.push(...ansibleTargets(inv, inv.ansible, expression, defaultPort));
+    else chosen.push(...resolveExpression(inv, expression).map(({ spec, via }) => ({ ...toTarget(spec, inv, defaultPort), via: `-g: ${via}` })));
   }
   for (const list of selection.hosts) {
     chosen.push(...parseHostList(list, defaultPort, inv).map((target) => ({ ...target, via: `-H ${list}` })));
@@ -330,7 +364,7 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
     seen.add(key);
     return !excluded.some((x) => x.host === t.name && (x.port === undefined || Number(x.port) === t.port));
   });
-  if (targets.length === 0) throw new UsageError('the selection is empty (every selected host was excluded)');
+  if (targets.length === 0) throw new UsageError(`the selection is empty: -x ${selection.exclude.join(' -x ')} excluded every selected host`);
   return withDistinctNames(targets);
 }
 
