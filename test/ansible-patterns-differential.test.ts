@@ -39,19 +39,40 @@ function ask(file: string, patterns: string[]): OracleOutput {
   return JSON.parse(run.stdout) as OracleOutput;
 }
 
-/** distrun's view of the inventory: its own reader's once that gives one, else Ansible's yaml plugin calls. */
+/** The inventory as Ansible's yaml plugin builds it (checked against the oracle's by compareView). */
 function viewFor(file: string): AnsibleView {
-  const text = readFileSync(file, 'utf8');
-  return parseInventory(text, file).ansible ?? viewOf(plainAnsibleYaml(text, file), 'yaml');
+  return viewOf(plainAnsibleYaml(readFileSync(file, 'utf8'), file), 'yaml');
+}
+
+/** distrun's own reader's view, when it gives one (readers that predate AnsibleView do not). */
+function readerView(t: ExecutionContext, file: string): AnsibleView | undefined {
+  try {
+    return parseInventory(readFileSync(file, 'utf8'), file).ansible;
+  } catch (err) {
+    t.log(`distrun's reader does not take ${file}: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 // ---- patterns made from an inventory's names -----------------------------------------------
+
+/** Python regex and fnmatch corners: each must match what Python matches, fail where it fails, or be refused. */
+const CORNERS = [
+  '~web[0-9]$', '~.*\\.org', '~(web|db)\\d', '~[^w]', '~\\w+-\\d+', '~x{2}', '~\\Aweb', '~web\\Z', '~we?b', '~.+?1', '~[]a]',
+  '~[a-]', '~[\\d-z]', '~\\', '~(?=web)w', '~(?!web).*', '~(?i)web', '~(?s).', '~(?x)w e b', '~a**', '~*', '~a{2', '~a{}', '~{1}',
+  '~[z-a]', '~\\q', '~\\x77', '~\\u0077eb', '~(?<=a)b', '~a|', '~|', '~()', '~$', '~^', '~\\b', '~web\\b', '~n.de-0?1', '~(?:no|h)',
+  '~(?=n)*', '~[.]', '~[\\w.]+$', '~\\S+\\.', '~\\D', '~[^\\W]', '~(a)\\1', '~(?P<n>a)', '~(?#c)a', '~(?>a)', '~a*+', '~node-0[12]',
+  '~.*1$', '~.*[13579]$', '~WEB', '~.{3}$', '~.{,3}$', '~.{3,}$', '~x.y$', '~]', '~}', '~a{1}?', '~[[]', '~\\]', '~[\\]]', '~.*\\Z',
+  '[!a-c]*', '[z-a]*', '[]]*', '[!]*', '*[', '[a-]*', '[-a]*', '[a-c-e]*', 'w[!]x]*', '[!w]*', '*.*', '?', '??', '???*', '*-0?', '[n]ode*',
+  '?afé1', '?nicode', '𝔘*', '~.nicode', '~[𝔘]', '[!a]nicode', '~caf\\u00e91', 'gr?ppe', '~gr.ppe$', '[ü]*',
+  '[[]*', '*[0-9]', '*[!0-9]', 'h*.org', '*.example.*', 'node-[01][0-9]', '[a-]', '[!-]*', 'a\\*', '[\\]*', '*\\',
+];
 
 function namePatterns(view: AnsibleView): string[] {
   const groups = view.groups.map((g) => g.name);
   const hosts = view.hosts;
   const names = [...groups, ...hosts];
-  const out = new Set<string>(['all', '*', '~', '~.*', 'all:!all', '!all', '&all', 'nosuch', 'nosuch:all', 'all:!nosuch', 'localhost', '127.0.0.1', '::1', 'localhost:all', 'all:!localhost', '&localhost', '!', '~[', '~(?P<n>a)', '~a{,2}b', '~(a', '']);
+  const out = new Set<string>([...CORNERS, 'all', '*', '~', '~.*', 'all:!all', '!all', '&all', 'nosuch', 'nosuch:all', 'all:!nosuch', 'localhost', '127.0.0.1', '::1', 'localhost:all', 'all:!localhost', '&localhost', '!', '~[', '~(?P<n>a)', '~a{,2}b', '~(a', '']);
   for (const g of groups) {
     for (const p of [g, `&${g}`, `!${g}`, `${g}[0]`, `${g}[1]`, `${g}[-1]`, `${g}[-2]`, `${g}[9]`, `${g}[-9]`, `${g}[0:1]`, `${g}[1:2]`, `${g}[0:]`, `${g}[1:]`, `${g}[2:0]`, `${g}[1:9]`, `${g}[5:9]`, `${g}[0-1]`, `${g}*`, `${g.slice(0, 1)}*`, `*${g.slice(-1)}`, `${g.slice(0, -1)}?`, `~${g}`, `~${g.slice(0, 2)}`, `~^${g}$`, `all:!${g}`, `!${g}:all`, `${g}:&all`, `${g}[0]:!${g}`, ` ${g} `, `${g},`, `${g.toUpperCase()}`]) out.add(p);
   }
@@ -177,12 +198,14 @@ function randomPattern(rand: () => number, view: AnsibleView): string {
       case 4: return `${name}[${rand() < 0.3 ? '-' : ''}${n()}]`;
       case 5: return `${name}[${n()}:${pick(['', String(n())])}]`;
       case 6: return pick(['all', 'ungrouped', 'nosuch', 'localhost', `${name}x`]);
-      case 7: return `[${name[0]}${pick(['', '-z', 'x'])}]*`;
+      case 7: return `[${pick(['', '!'])}${name[0]}${pick(['', '-z', 'x', ']'])}]*`;
+      case 8: return pick(CORNERS);
+      case 9: return `~${pick(['', '^', '.*'])}${name.slice(1, 3)}${pick(['', '$', '\\d*$', '|w', '(?=.)', '{1,2}'])}`;
       default: return name;
     }
   };
   const count = 1 + Math.floor(rand() * 4);
-  const sep = rand() < 0.5 ? ':' : ',';
+  const sep = pick([':', ',', ', ', ' ', ':', ',']);
   const parts: string[] = [];
   for (let i = 0; i < count; i++) parts.push(`${i === 0 && rand() < 0.8 ? '' : pick(['', '&', '!'])}${atom()}`);
   return parts.join(sep);
@@ -201,6 +224,8 @@ if (!python) {
       const patterns = namePatterns(view);
       const answer = ask(file, patterns);
       compareView(t, view, answer.view, name);
+      const own = readerView(t, file);
+      if (own) compareView(t, own, answer.view, `${name} (distrun's reader)`);
       const tally: Tally = { compared: 0, refused: 0, strictErrors: 0 };
       compare(t, view, patterns, answer.results, name, tally);
       t.true(patterns.length >= 300, `${patterns.length} patterns`);
