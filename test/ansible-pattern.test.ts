@@ -6,6 +6,7 @@ import { AnsibleInventoryData, viewOf, type AnsibleView } from '../src/cli/ansib
 import { evaluatePattern, orderPatterns, PatternError, selectAnsibleHosts, splitHostPattern } from '../src/cli/ansible-pattern.js';
 import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/python-regex.js';
 import { selectTargets, type Inventory } from '../src/cli/inventory.js';
+import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';
 
 function build(): AnsibleInventoryData {
   const data = new AnsibleInventoryData('inv.yml');
@@ -104,18 +105,13 @@ test('errors: unknown names, empty results, out of range, implicit localhost, am
 });
 
 test('a subscript on a group whose order Ansible takes from a Python set is refused', (t) => {
-  const data = new AnsibleInventoryData('deep.yml');
-  for (const g of ['site', 'east', 'west', 'ew', 'ed', 'ww']) data.addGroup(g);
-  data.addChild('site', 'east');
-  data.addChild('site', 'west');
-  data.addChild('east', 'ew');
-  data.addChild('east', 'ed');
-  data.addChild('west', 'ww');
-  data.addHost('e1', 'ew');
-  data.addHost('d1', 'ed');
-  data.addHost('w1', 'ww');
-  data.reconcile();
-  const deep = viewOf(data, 'test');
+  const yaml = [
+    'site:',
+    '  children:',
+    '    east: { children: { ew: { hosts: { e1: } }, ed: { hosts: { d1: } } } }',
+    '    west: { children: { ww: { hosts: { w1: } } } }',
+  ].join('\n');
+  const deep = viewOf(plainAnsibleYaml(yaml, 'deep.yml'), 'test');
   t.false(deep.groups.find((g) => g.name === 'site')!.ordered);
   t.throws(() => selectAnsibleHosts(deep, 'site[0]'), { instanceOf: PatternError, message: /cannot take site\[0\]: the order of the hosts in group site comes from a Python set/ });
   t.deepEqual(selectAnsibleHosts(deep, 'east[1]').map((h) => h.host), ['d1']);
