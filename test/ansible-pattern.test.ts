@@ -93,6 +93,7 @@ test('errors: unknown names, empty results, out of range, implicit localhost, am
     ['db[0-1]', /Ansible reads \[x-y\] as positions x to y of db.*write db\[0:1\]/],
     ['localhost', /localhost is not in the inventory: Ansible would use its implicit localhost.*add localhost to the inventory or use -H localhost/],
     ['web:127.0.0.1', /127\.0\.0\.1 is not in the inventory/],
+    ['all:!localhost', /'!localhost': localhost is not in the inventory; for Ansible it names its implicit localhost, which no other pattern selects, so it excludes nothing/],
     ['all:!mail', /mail is both a host and a group/],
     ['~(web', /invalid host pattern '~\(web'/, 'ansible'],
     ['~(?P<n>web)', /a named group in a ~regex/, 'refused'],

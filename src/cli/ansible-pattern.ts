@@ -342,6 +342,13 @@ export function selectAnsibleHosts(view: AnsibleView, expression: string, file?:
       );
     }
     if (step.mismatch) fail(mismatchMessage(step, expression, view));
+    if (step.implicit !== undefined && step.pattern !== pattern) {
+      // `!localhost`, `&localhost`: Ansible's implicit localhost is in no other pattern's hosts.
+      fail(
+        `'${step.pattern}': ${step.implicit} is not in the inventory; for Ansible it names its implicit localhost, ` +
+          `which no other pattern selects, so it ${step.pattern[0] === '!' ? 'excludes nothing' : 'keeps nothing'}`,
+      );
+    }
     if (step.implicit !== undefined) {
       fail(
         `${step.implicit} is not in the inventory: Ansible would use its implicit localhost (running on the control machine, ` +

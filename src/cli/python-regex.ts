@@ -46,7 +46,12 @@ export function fnmatchRegExp(pat: string): RegExp {
       out += lit(c);
     }
   }
-  return new RegExp(`^(?:${out})$`, 'su');
+  try {
+    return new RegExp(`^(?:${out})$`, 'su');
+  } catch (err) {
+    // Python's re.compile of translate()'s output fails the same way (a range left backwards).
+    throw new RegexProblem((err as Error).message, 'invalid');
+  }
 }
 
 /** The bracket expression chars[i..j) as translate() builds it, emitted as a JS class. */
@@ -141,7 +146,8 @@ export function pythonRegExp(source: string, names: readonly string[]): RegExp {
     }
     if (c === 'B' && !inClass) {
       usesClassEscape = true;
-      return '\\B';
+      // Python's \B never matches in an empty string.
+      return '\\B(?=[^]|(?<=[^]))';
     }
     if (c === 'A' && !inClass) return '^';
     if (c === 'Z' && !inClass) return '$';
@@ -217,7 +223,7 @@ export function pythonRegExp(source: string, names: readonly string[]): RegExp {
     if (c === '\\') {
       const text = escape(false);
       out += text;
-      atomStart = text === '^' || text === '$' || text === '\\b' || text === '\\B';
+      atomStart = text === '^' || text === '$' || text === '\\b' || text.startsWith('\\B');
     } else if (c === '[') {
       out += charClass();
       atomStart = false;
