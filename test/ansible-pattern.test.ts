@@ -6,6 +6,7 @@ import { AnsibleInventoryData, viewOf, type AnsibleView } from '../src/cli/ansib
 import { evaluatePattern, orderPatterns, PatternError, selectAnsibleHosts, splitHostPattern } from '../src/cli/ansible-pattern.js';
 import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/python-regex.js';
 import { selectTargets, type Inventory } from '../src/cli/inventory.js';
+import { EmptySelectionError } from '../src/errors.js';
 import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';
 
 function build(): AnsibleInventoryData {
@@ -32,9 +33,9 @@ const fails = (pattern: string, message: RegExp, kind?: PatternError['kind']) =>
     }
     return undefined;
   })();
-  if (!(err instanceof PatternError)) return { ok: false, why: `no PatternError for ${pattern}: ${String(err)}` };
+  if (!(err instanceof PatternError || err instanceof EmptySelectionError)) return { ok: false, why: `no PatternError for ${pattern}: ${String(err)}` };
   if (!message.test(err.message)) return { ok: false, why: `${pattern}: ${err.message}` };
-  if (kind && err.kind !== kind) return { ok: false, why: `${pattern}: kind ${err.kind}` };
+  if (kind && !(err instanceof PatternError && err.kind === kind)) return { ok: false, why: `${pattern}: not of kind ${kind}` };
   return { ok: true, why: '' };
 };
 
@@ -82,8 +83,9 @@ test('errors: unknown names, empty results, out of range, implicit localhost, am
     ['web:&nosuch', /unknown group or host 'nosuch' in 'web:&nosuch'/],
     ['webx[0:2]', /unknown group or host 'webx'.*brackets are positions in a group/],
     ['web:&prod,db', /unknown group or host 'web:&prod'.*split on ',' only/],
-    ['web:&db', /^inv\.yml: the intersection web:&db is empty$/],
-    ['web:!web1:!web2:!web3', /^inv\.yml: web:!web1:!web2:!web3 excluded every host$/],
+    ['web:&db', /^inv\.yml: the selection is empty: the intersection web:&db is empty$/],
+    ['web:!web1:!web2:!web3', /^inv\.yml: the selection is empty: web:!web1:!web2:!web3 excluded every host$/],
+    ['!web1:web:!web2:!web3:&prod', /^inv\.yml: the selection is empty: web:&prod:!web1:!web2:!web3 excluded every host \(in '!web1:web:!web2:!web3:&prod'\)$/],
     ['db:&prod:!db1', /the intersection|excluded every host/],
     ['empty', /'empty' selects no host: group empty has no hosts/],
     ['db[5]', /pattern db\[5\] is out of range: db has 3 hosts \(positions 0 to 2, or -1 to -3\)/, 'ansible'],
@@ -146,6 +148,11 @@ test('-g on an Ansible inventory: Ansible patterns, dialled at the inventory add
   t.deepEqual(pick(['!prod'], [], ['db2']), ["lone=lone:6789 -g: group all in '!prod'", "db3=db3:6789 -g: group all in '!prod'", "mx1=mx1:6789 -g: group all in '!prod'"], 'a leading ! starts from all');
   t.deepEqual(pick([], ['web1,other']), ['web1=10.0.0.1:7000 -H web1,other', 'other=other:6789 -H web1,other']);
   t.throws(() => pick(['webz']), { instanceOf: PatternError, message: /inv\.yml: unknown group or host 'webz'/ });
+  // An expression that selects nothing is an error only when the whole selection is empty.
+  t.deepEqual(pick(['db[0]', 'empty']), ["db1=db1:6789 -g: group db by 'db[0]'"]);
+  t.deepEqual(pick(['empty'], ['other']), ['other=other:6789 -H other']);
+  t.throws(() => pick(['empty', 'web:&db']), { instanceOf: EmptySelectionError, message: /the selection is empty: 'empty' selects no host: group empty has no hosts/ });
+  t.throws(() => pick(['webz', 'web']), { instanceOf: PatternError }, 'an unknown name is an error whatever else is selected');
 });
 
 test('fnmatch: classes, negation, ] first, reversed ranges dropped, no escaping', (t) => {

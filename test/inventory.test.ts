@@ -68,6 +68,7 @@ test('selection errors', (t) => {
   t.throws(() => select(['web:&db:!web1']), { instanceOf: UsageError, message: /the selection is empty: the intersection web:&db is empty/ });
   t.throws(() => select(['db:!db1']), { instanceOf: UsageError, message: /the selection is empty: db:!db1 excluded every host/ });
   t.throws(() => select(['db'], [], ['db1']), { instanceOf: UsageError, message: /the selection is empty: -x db1 excluded every selected host/ });
+  t.deepEqual(select(['none', 'db']), ['db1=db1:7000'], 'an empty group among others is no error');
   t.throws(() => select(['webz']), { instanceOf: InventoryError, message: /hosts\.yaml: unknown group or host 'webz' \(known groups: db, none, prod, web\)/ });
   t.throws(() => select([], ['web1:99999']), { instanceOf: UsageError, message: /port must be/ });
   t.throws(() => select([], ['bad/name']), { instanceOf: UsageError, message: /invalid host/ });

@@ -5,7 +5,7 @@
 // selects, in its order, with what Ansible would only warn about. selectAnsibleHosts is
 // what distrun uses: the same hosts, or an error where Ansible would warn, guess or fall
 // back to its implicit localhost. Pure: works on the plain AnsibleView.
-import { InventoryError } from '../errors.js';
+import { EmptySelectionError, InventoryError } from '../errors.js';
 import { LOCALHOST_NAMES, type AnsibleView } from './ansible-data.js';
 import { fnmatchRegExp, pythonRegExp, RegexProblem } from './python-regex.js';
 
@@ -361,7 +361,7 @@ export function selectAnsibleHosts(view: AnsibleView, expression: string, file?:
     }
     if (sub && step.matched === 0) fail(`pattern ${pattern} is out of range: ${sub.base} has ${plural(sub.of, 'host')}`);
   }
-  if (result.hosts.length === 0) fail(emptyMessage(result.steps, expression));
+  if (result.hosts.length === 0) throw new EmptySelectionError(`${file ? `${file}: ` : ''}the selection is empty: ${emptyMessage(result.steps, expression)}`);
   return result.hosts.map((host) => {
     const { pattern, from } = result.via.get(host)!;
     const same = from === `group ${pattern}` || from === `host ${pattern}`;

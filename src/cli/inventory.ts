@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node as YamlNode, Pair } from 'yaml';
-import { InventoryError, OptionError, UsageError } from '../errors.js';
+import { EmptySelectionError, InventoryError, OptionError, UsageError } from '../errors.js';
 import { describeSystemError } from '../system-errors.js';
 import { looksLikeAnsible, parseAnsibleInventory } from './ansible-inventory.js';
 import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-range.js';
@@ -293,7 +293,7 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
   if (!positive) throw new UsageError(`'${expression}' has no group or host to start from (only & and ! terms)`);
   // An empty result is an error that names its cause.
   const empty = (cause: string): never => {
-    throw new UsageError(`the selection is empty: ${cause}`);
+    throw new EmptySelectionError(`the selection is empty: ${cause}`);
   };
   if (union.length === 0) empty(`'${expression}' names only groups without hosts`);
   const common = union.filter(({ spec }) => intersections.every((set) => set.has(hostOf(spec))));
@@ -345,16 +345,23 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
   }
   const defaultPort = inv?.defaults.port ?? DEFAULT_AGENT_PORT;
   const chosen: Target[] = [];
+  let empty: EmptySelectionError | undefined;
   for (const expression of selection.groups) {
     if (!inv) {
       throw new InventoryError(`cannot select '${expression}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
     }
-    if (inv.ansible) chosen.push(...ansibleTargets(inv, inv.ansible, expression, defaultPort));
-    else chosen.push(...resolveExpression(inv, expression).map(({ spec, via }) => ({ ...toTarget(spec, inv, defaultPort), via: `-g: ${via}` })));
+    try {
+      if (inv.ansible) chosen.push(...ansibleTargets(inv, inv.ansible, expression, defaultPort));
+      else chosen.push(...resolveExpression(inv, expression).map(({ spec, via }) => ({ ...toTarget(spec, inv, defaultPort), via: `-g: ${via}` })));
+    } catch (err) {
+      if (!(err instanceof EmptySelectionError)) throw err;
+      empty ??= err;
+    }
   }
   for (const list of selection.hosts) {
     chosen.push(...parseHostList(list, defaultPort, inv).map((target) => ({ ...target, via: `-H ${list}` })));
   }
+  if (chosen.length === 0 && empty) throw empty;
 
   const excluded = selection.exclude.flatMap((list) => expandHostList(list).map(splitHostPort));
   const seen = new Set<string>();
