@@ -1,38 +1,98 @@
-// Host ranges, as pdsh and ClusterShell write them: `web[01-20]`, `web[1-3,7,10-12].example.com`,
-// `rack[1-2]-node[01-04]`, and Ansible's `www[01:50:2]` (with a step). Expansion keeps
-// zero padding; folding is the inverse (`web01,web02,web03,web07` → `web[01-03,07]`).
-// Pure functions, no I/O.
+// Host ranges, as ClusterShell and pdsh write them: `web[01-20]`, `web[1-3,7,10-12].example.com`,
+// `rack[1-2]-node[01-04]`, steps `n[1-10/2]`, and Ansible's `www[01:50:2]`. Expansion keeps
+// zero padding and follows ClusterShell's padding rules (Ansible's for the colon form), so a
+// range one of them refuses is refused here too rather than read one way of several.
+// Folding, the inverse, is ClusterShell's own algorithm (host-fold.ts). Pure functions, no I/O.
 import { UsageError } from '../errors.js';
+
+export { foldHosts } from './host-fold.js';
 
 /** Expanding more than this many names from one pattern is refused (a typo like [1-9999999]). */
 export const MAX_EXPANSION = 100_000;
 
-// One element inside brackets: N, N-M (pdsh/clush) or N:M[:S] (Ansible); each bound may be padded.
-const ELEMENT = /^(\d+)(?:([-:])(\d+)(?::(\d+))?)?$/;
+// One element inside brackets. ClusterShell's N, N-M, N-M/S (spaces allowed around - and /,
+// as it allows them), or Ansible's N:M[:S].
+const DASH_ELEMENT = /^(\d+)(?:\s*-\s*(\d+))?(?:\s*\/\s*(\d*))?$/;
+const COLON_ELEMENT = /^(\d+):(\d+)(?::(\d*))?$/;
+// What a bracket holds when it is meant as a range but is malformed: `[1,,2]`, `[3-]`, `[-5]`.
+const RANGE_CHARACTERS = /^[\d\s,\-/:]*$/;
+// An IPv6 literal such as `[::1]` or `[2001:db8::1]` is part of an address, not a range.
+const IPV6_LIKE = /^[\da-f:.]*$/i;
 
-/** True when `text` (the inside of brackets) is a range list rather than, say, an IPv6 address. */
-export function isRangeList(text: string): boolean {
-  return text.length > 0 && text.split(',').every((part) => ELEMENT.test(part.trim()));
+const isPadded = (digits: string) => digits.length > 1 && digits.startsWith('0');
+
+interface Element {
+  readonly lo: string;
+  readonly hi: string;
+  readonly step: bigint;
+  /** Digits every expanded number is zero-padded to (0: none). */
+  readonly width: number;
 }
 
-function expandRangeList(text: string, pattern: string): string[] {
+function parseElement(part: string, pattern: string): Element {
+  const text = part.trim();
+  const where = `'${text}' in '${pattern}'`;
+  const dash = DASH_ELEMENT.exec(text);
+  const colon = dash ? null : COLON_ELEMENT.exec(text);
+  if (!dash && !colon) throw new UsageError(text === '' ? `empty range in '${pattern}'` : `invalid range ${where}`);
+  const [, lo, hiText, stepText] = (dash ?? colon)!;
+  const hi = hiText ?? lo!;
+  if (stepText === '') throw new UsageError(`range ${where} has an empty step`);
+  if (dash && stepText !== undefined && hiText === undefined) {
+    throw new UsageError(`a step needs a range (${where}): write N-M/STEP`);
+  }
+  if (BigInt(hi) < BigInt(lo!)) throw new UsageError(`range ${where} goes backwards`);
+  // ClusterShell: a padded bound on either side needs both bounds of one width (an end of
+  // only zeros does not count as padded: it accepts 0-00). Ansible (N:M): a padded start
+  // needs an end of its width. Either way 01-100 is refused by both.
+  const endPadded = dash ? isPadded(hi) && BigInt(hi) !== 0n : false;
+  if ((isPadded(lo!) || endPadded) && lo!.length !== hi.length) {
+    const refused = isPadded(lo!) ? 'ClusterShell and Ansible refuse' : 'ClusterShell refuses';
+    throw new UsageError(`range ${where} mixes widths: ${lo} has ${lo!.length} digits and ${hi} has ${hi.length} (${refused} this too); ${paddingAdvice(lo!, hi)}`);
+  }
+  const step = stepText === undefined ? 1n : BigInt(stepText);
+  if (step < 1n) throw new UsageError(`range step in '${pattern}' must be at least 1`);
+  return { lo: lo!, hi, step, width: isPadded(lo!) ? lo!.length : 0 };
+}
+
+// How to write a range whose bounds have different widths: one part per width, or one width.
+function paddingAdvice(lo: string, hi: string): string {
+  if (isPadded(lo) && hi.length > lo.length) {
+    const next = `1${'0'.repeat(lo.length)}`;
+    return `write ${lo}-${'9'.repeat(lo.length)},${next === hi ? next : `${next}-${hi}`}`;
+  }
+  const width = Math.max(lo.length, hi.length);
+  return `write ${lo.padStart(width, '0')}-${hi.padStart(width, '0')} or ${BigInt(lo)}-${BigInt(hi)}`;
+}
+
+function expandElements(elements: readonly Element[], pattern: string): string[] {
   const out: string[] = [];
-  for (const part of text.split(',')) {
-    const [, lo, sep, hi, stepText] = ELEMENT.exec(part.trim())!;
-    if (sep === '-' && stepText !== undefined) throw new UsageError(`invalid range '${part}' in '${pattern}'`);
-    const start = Number(lo);
-    const end = hi === undefined ? start : Number(hi);
-    const step = stepText === undefined ? 1 : Number(stepText);
-    if (end < start) throw new UsageError(`range '${part}' in '${pattern}' goes backwards`);
-    if (step < 1) throw new UsageError(`range step in '${pattern}' must be at least 1`);
-    if ((end - start) / step + out.length >= MAX_EXPANSION) {
+  for (const { lo, hi, step, width } of elements) {
+    const start = BigInt(lo);
+    const end = BigInt(hi);
+    if ((end - start) / step + BigInt(out.length) >= BigInt(MAX_EXPANSION)) {
       throw new UsageError(`'${pattern}' expands to more than ${MAX_EXPANSION} names`);
     }
-    // Padding comes from the lower bound as written: 01-20 → two digits, 1-20 → none.
-    const width = lo!.length > 1 && lo!.startsWith('0') ? lo!.length : 0;
     for (let n = start; n <= end; n += step) out.push(String(n).padStart(width, '0'));
   }
   return out;
+}
+
+/** True when `text` (the inside of brackets) is a range list rather than, say, an IPv6 address. */
+export function isRangeList(text: string): boolean {
+  return text.length > 0 && text.split(',').every((part) => {
+    const t = part.trim();
+    return DASH_ELEMENT.test(t) || COLON_ELEMENT.test(t);
+  });
+}
+
+// Brackets that are kept as written: part of an IPv6 address, or text that is no range at
+// all (Ansible's alphabetic `[a:f]`, which this reader does not expand). Anything else is a
+// range, and a range-looking typo (`[1,,2]`, `[3-]`) is an error rather than a host name.
+function isLiteralBracket(inside: string): boolean {
+  if (isRangeList(inside)) return false;
+  if (IPV6_LIKE.test(inside) && (inside.includes('::') || inside.split(':').length > 3)) return true;
+  return !RANGE_CHARACTERS.test(inside);
 }
 
 /**
@@ -49,12 +109,13 @@ export function expandHostPattern(pattern: string): string[] {
     if (close < 0) throw new UsageError(`unclosed '[' in '${pattern}'`);
     const inside = rest.slice(open + 1, close);
     const literal = rest.slice(0, open);
-    if (!isRangeList(inside)) {
+    if (isLiteralBracket(inside)) {
       results = results.map((r) => r + rest.slice(0, close + 1));
       rest = rest.slice(close + 1);
       continue;
     }
-    const values = expandRangeList(inside, pattern);
+    // A malformed list goes through the element parser too, which names what is wrong.
+    const values = expandElements(inside.split(',').map((part) => parseElement(part, pattern)), pattern);
     if (results.length * values.length > MAX_EXPANSION) {
       throw new UsageError(`'${pattern}' expands to more than ${MAX_EXPANSION} names`);
     }
@@ -91,56 +152,4 @@ export function splitHostList(list: string): string[] {
 /** Expands a comma-separated list of host patterns, keeping order and dropping repeats. */
 export function expandHostList(list: string): string[] {
   return [...new Set(splitHostList(list).flatMap(expandHostPattern))];
-}
-
-// A name split around its last run of digits: prefix, digits, suffix.
-const LAST_NUMBER = /^(.*?)(\d+)(\D*)$/;
-
-const isPadded = (digits: string) => digits.length > 1 && digits.startsWith('0');
-
-// Two numbers can share a run when the run's padding expands to both: 9,10 (unpadded)
-// and 08,09,10 (width 2) can; 9,010 cannot.
-function continues(previous: string, next: string): boolean {
-  if (Number(next) !== Number(previous) + 1) return false;
-  return next.length === previous.length || (!isPadded(previous) && !isPadded(next));
-}
-
-function foldNumbers(numbers: string[]): string {
-  const sorted = [...new Set(numbers)].sort((a, b) => Number(a) - Number(b) || a.length - b.length);
-  const parts: string[] = [];
-  let i = 0;
-  while (i < sorted.length) {
-    let j = i;
-    while (j + 1 < sorted.length && continues(sorted[j]!, sorted[j + 1]!)) j++;
-    parts.push(i === j ? sorted[i]! : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
-}
-
-/**
- * Folds host names into the shortest range notation that expands back to them:
- * `web01,web02,web03,web07,db1` → `db1,web[01-03,07]`. Groups are sorted by prefix.
- */
-export function foldHosts(names: readonly string[]): string {
-  const groups = new Map<string, { prefix: string; suffix: string; numbers: string[] }>();
-  const plain = new Set<string>();
-  for (const name of new Set(names)) {
-    const m = LAST_NUMBER.exec(name);
-    // Names with brackets or without digits are kept as they are.
-    if (!m || name.includes('[')) {
-      plain.add(name);
-      continue;
-    }
-    const [, prefix, digits, suffix] = m;
-    const key = `${prefix}\0${suffix}`;
-    const group = groups.get(key) ?? { prefix: prefix!, suffix: suffix!, numbers: [] };
-    group.numbers.push(digits!);
-    groups.set(key, group);
-  }
-  const folded = [...groups.values()].map(({ prefix, suffix, numbers }) => {
-    const body = foldNumbers(numbers);
-    return numbers.length === 1 || !body.includes(',') && !body.includes('-') ? `${prefix}${body}${suffix}` : `${prefix}[${body}]${suffix}`;
-  });
-  return [...plain, ...folded].sort().join(',');
 }
