@@ -30,6 +30,8 @@ export interface Target {
 export interface HostEntry {
   address?: string;
   port?: number;
+  /** Why this host cannot be dialled as its inventory means (an error when it is selected). */
+  refused?: string;
 }
 
 export interface Inventory {
@@ -329,6 +331,7 @@ function ansibleTargets(inv: Inventory, view: AnsibleView, expression: string, d
   return selectAnsibleHosts(view, expression, inv.file).map(({ host, via }) => {
     const entry = inv.hosts.get(host);
     if (!entry) throw new InventoryError(`host ${host} has no entry to dial (the inventory was read inconsistently)`, { file: inv.file });
+    if (entry.refused) throw new InventoryError(entry.refused);
     return { name: host, address: entry.address ?? host, port: entry.port ?? defaultPort, via: `-g: ${via}` };
   });
 }
