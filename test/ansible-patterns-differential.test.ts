@@ -162,7 +162,7 @@ function mulberry32(seed: number): () => number {
 }
 
 const GROUP_POOL = ['web', 'webx', 'db', 'db2', 'prod', 'stage', 'eu', 'us', 'edge', 'cache', 'w', 'all2', 'ungr', 'a.b', 'mail'];
-const HOST_POOL = ['web1', 'web2', 'web10', 'db1', 'db01', 'mail', 'w', 'h.example.com', 'edge-1', 'x_y', 'eu1', 'cache9', 'app', 'app2', 'prod'];
+const HOST_POOL = ['all', 'ungrouped', 'localhost', '127.0.0.1', 'web1', 'web2', 'web10', 'db1', 'db01', 'mail', 'w', 'h.example.com', 'edge-1', 'x_y', 'eu1', 'cache9', 'app', 'app2', 'prod'];
 
 /** A random plain YAML inventory: groups (a DAG of children), hosts in one or more groups. */
 function randomInventory(rand: () => number): string {
@@ -238,6 +238,7 @@ if (!python) {
     const dir = mkdtempSync(join(tmpdir(), 'distrun-patterns-'));
     try {
       const tally: Tally = { compared: 0, refused: 0, strictErrors: 0 };
+      let asked = 0;
       const seed = Number(process.env.DISTRUN_PATTERN_SEED ?? 15);
       const inventories = 6;
       for (let k = 0; k < inventories; k++) {
@@ -245,14 +246,22 @@ if (!python) {
         const file = join(dir, `random-${k}.yml`);
         const text = randomInventory(rand);
         writeFileSync(file, text);
-        const view = viewFor(file);
+        let view: AnsibleView;
+        try {
+          view = viewFor(file);
+        } catch (err) {
+          // A host named all or ungrouped in no group: ansible-core fails to load it too.
+          t.throws(() => ask(file, []), undefined, `seed ${seed} inventory ${k}: distrun refuses (${(err as Error).message}), Ansible loads it:\n${text}`);
+          continue;
+        }
         const patterns = Array.from({ length: 70 }, () => randomPattern(rand, view));
+        asked += patterns.length;
         const answer = ask(file, patterns);
         const where = `seed ${seed} inventory ${k}:\n${text}`;
         compareView(t, view, answer.view, where);
         compare(t, view, patterns, answer.results, where, tally);
       }
-      t.log(`seed ${seed}: ${inventories * 70} random patterns, ${tally.compared} compared, ${tally.refused} refused, ${tally.strictErrors} stopped by distrun's strict rules`);
+      t.log(`seed ${seed}: ${asked} random patterns, ${tally.compared} compared, ${tally.refused} refused, ${tally.strictErrors} stopped by distrun's strict rules`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
