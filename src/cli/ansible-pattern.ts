@@ -186,7 +186,10 @@ class Matcher {
       for (const host of this.matchList(this.view.hosts, pattern)) hits.push({ host, from: `host ${host}`, ordered: true });
     }
     let implicit: string | undefined;
-    if (hits.length === 0 && LOCALHOST_NAMES.has(pattern)) {
+    if (hits.length === 0 && LOCALHOST_NAMES.has(pattern) && this.hostSet.has(pattern)) {
+      // get_host gives the inventory's own localhost (here when an empty group shares its name).
+      hits.push({ host: pattern, from: `host ${pattern}`, ordered: true });
+    } else if (hits.length === 0 && LOCALHOST_NAMES.has(pattern)) {
       // get_host creates the implicit localhost once, named as first asked for.
       this.implicit ??= pattern;
       implicit = this.implicit;
