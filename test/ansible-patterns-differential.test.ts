@@ -16,6 +16,7 @@ import { evaluatePattern, PatternError, selectAnsibleHosts } from '../src/cli/an
 import { parseInventory } from '../src/cli/inventory.js';
 import { EmptySelectionError } from '../src/errors.js';
 import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';
+import { seededRandom } from './helpers/seeded-random.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const oracle = join(root, 'test', 'helpers', 'ansible-pattern-oracle.py');
@@ -151,16 +152,6 @@ function compareView(t: ExecutionContext, view: AnsibleView, oracleView: OracleO
 
 // ---- random inventories -------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const GROUP_POOL = ['web', 'webx', 'db', 'db2', 'prod', 'stage', 'eu', 'us', 'edge', 'cache', 'w', 'all2', 'ungr', 'a.b', 'mail'];
 const HOST_POOL = ['all', 'ungrouped', 'localhost', '127.0.0.1', 'web1', 'web2', 'web10', 'db1', 'db01', 'mail', 'w', 'h.example.com', 'edge-1', 'x_y', 'eu1', 'cache9', 'app', 'app2', 'prod'];
 
@@ -242,7 +233,7 @@ if (!python) {
       const seed = Number(process.env.DISTRUN_PATTERN_SEED ?? 15);
       const inventories = 6;
       for (let k = 0; k < inventories; k++) {
-        const rand = mulberry32(seed * 1000 + k);
+        const rand = seededRandom(seed * 1000 + k);
         const file = join(dir, `random-${k}.yml`);
         const text = randomInventory(rand);
         writeFileSync(file, text);

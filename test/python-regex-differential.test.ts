@@ -8,18 +8,9 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/python-regex.js';
+import { seededRandom } from './helpers/seeded-random.js';
 
 const oracle = fileURLToPath(new URL('../../test/helpers/python-regex-oracle.py', import.meta.url));
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = ['web1', 'web12', 'db-2', 'a', '', 'ab', 'aab', 'a{2}', 'x.y', 'x-y', ']', '[', '{', '}', 'A1', 'a b', 'a\\b', '-', '^x', 'x$', 'ba', 'abab', 'a*'];
 const REGEX_PIECES = ['a', 'b', 'w', 'e', '1', '.', '*', '+', '?', '*?', '{2}', '{,2}', '{1,}', '{', '}', '{}', '{x}', '[ab]', '[^a]', '[]a]', '[a-]', '[-a]', '[a\\-z]',
@@ -35,7 +26,7 @@ test('random regexes and globs match what Python matches (re.match, fnmatch)', (
     t.pass();
     return;
   }
-  const rand = mulberry32(Number(process.env.DISTRUN_PATTERN_SEED ?? 15));
+  const rand = seededRandom(Number(process.env.DISTRUN_PATTERN_SEED ?? 15));
   const build = (pieces: string[]) => Array.from({ length: 1 + Math.floor(rand() * 7) }, () => pieces[Math.floor(rand() * pieces.length)]).join('');
   const regexes = [...new Set(Array.from({ length: 1500 }, () => build(REGEX_PIECES)))];
   const globs = [...new Set(Array.from({ length: 600 }, () => build(GLOB_PIECES)))];
