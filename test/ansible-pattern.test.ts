@@ -74,6 +74,7 @@ test('globs and regexes match group names and host names', (t) => {
   t.deepEqual(hosts('we?'), ['web1', 'web2', 'web3']);
   t.deepEqual(hosts('*3'), ['web3', 'db3']);
   t.deepEqual(hosts('~db[12]'), ['db1', 'db2'], 're.match: anchored at the start');
+  t.deepEqual(hosts('~web(?:1|3),'), ['web1', 'web3'], "with a ',' the ':' stays in the regex");
   t.deepEqual(evaluatePattern(view, '~b1').hosts, [], 're.match, not re.search: ~b1 matches nothing');
 });
 
@@ -98,6 +99,7 @@ test('errors: unknown names, empty results, out of range, implicit localhost, am
     ['all:!localhost', /'!localhost': localhost is not in the inventory; for Ansible it names its implicit localhost, which no other pattern selects, so it excludes nothing/],
     ['all:!mail', /mail is both a host and a group/],
     ['~(web', /invalid host pattern '~\(web'/, 'ansible'],
+    ['~web(?:1|2)', /^inv\.yml: invalid host pattern '~web\(\?'.*split on ':'.*add a ',' to keep the ':' in the regex: '~web\(\?:1\|2\),'\)$/, 'ansible'],
     ['~(?P<n>web)', /a named group in a ~regex/, 'refused'],
     ['!', /empty host pattern/, 'ansible'],
   ];

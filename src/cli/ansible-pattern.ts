@@ -15,8 +15,8 @@ import { fnmatchRegExp, pythonRegExp, RegexProblem } from './python-regex.js';
  * result it cannot reproduce exactly), 'strict' where Ansible would go on with a warning.
  */
 export class PatternError extends InventoryError {
-  constructor(message: string, readonly kind: 'ansible' | 'refused' | 'strict', file?: string) {
-    super(message, { file });
+  constructor(readonly detail: string, readonly kind: 'ansible' | 'refused' | 'strict', file?: string) {
+    super(detail, { file });
   }
 }
 
@@ -250,6 +250,21 @@ function matchOne(m: Matcher, prefixed: string, warnings: string[]): { hits: Hit
   return { hits, step };
 }
 
+/** matchOne, with a hint when Ansible's split on ':' cut a regex in two (`~web(?:1|2)`). */
+function matchPart(m: Matcher, p: string, warnings: string[], expression: string): ReturnType<typeof matchOne> {
+  try {
+    return matchOne(m, p, warnings);
+  } catch (err) {
+    if (!(err instanceof PatternError) || !expression.includes('~') || expression.includes(',') || !expression.includes(':')) throw err;
+    throw new PatternError(
+      `${err.detail} (a pattern without ',' is split on ':', as Ansible does, which cuts '${expression}' apart; ` +
+        `add a ',' to keep the ':' in the regex: '${expression},')`,
+      err.kind,
+      m.file,
+    );
+  }
+}
+
 /** _evaluate_patterns over split_host_pattern, deduplicated as get_hosts does. */
 export function evaluatePattern(view: AnsibleView, expression: string, file?: string): Evaluation {
   const m = new Matcher(view, file);
@@ -268,7 +283,7 @@ export function evaluatePattern(view: AnsibleView, expression: string, file?: st
       steps.push({ pattern: p, matched: 1, selected: hosts.length, mismatch: false, groups: [] });
       continue;
     }
-    const { hits, step } = matchOne(m, p, warnings);
+    const { hits, step } = matchPart(m, p, warnings, expression);
     const that = new Set(hits.map((h) => h.host));
     if (p[0] === '!' || p[0] === '&') {
       const keep = p[0] === '&';

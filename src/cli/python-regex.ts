@@ -240,6 +240,7 @@ export function pythonRegExp(source: string, names: readonly string[]): RegExp {
     } else if (c === '(') {
       if (chars[i] === '?') {
         const next = chars[i + 1];
+        if (next === undefined) invalid('unexpected end of pattern');
         if (next === ':' || next === '=' || next === '!') {
           out += `(?${next}`;
           i += 2;
