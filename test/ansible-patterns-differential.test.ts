@@ -16,7 +16,7 @@ import { evaluatePattern, PatternError, selectAnsibleHosts } from '../src/cli/an
 import { parseInventory } from '../src/cli/inventory.js';
 import { EmptySelectionError } from '../src/errors.js';
 import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';
-import { seededRandom } from './helpers/seeded-random.js';
+import { random } from './helpers/seeded-random.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const oracle = join(root, 'test', 'helpers', 'ansible-pattern-oracle.py');
@@ -233,7 +233,7 @@ if (!python) {
       const seed = Number(process.env.DISTRUN_PATTERN_SEED ?? 15);
       const inventories = 6;
       for (let k = 0; k < inventories; k++) {
-        const rand = seededRandom(seed * 1000 + k);
+        const rand = random(seed * 1000 + k);
         const file = join(dir, `random-${k}.yml`);
         const text = randomInventory(rand);
         writeFileSync(file, text);

@@ -8,7 +8,7 @@ import test from 'ava';
 import { UsageError } from '../src/errors.js';
 import { expandHostList, foldHosts } from '../src/cli/host-range.js';
 import { askClusterShell, clusterShellPython, type OracleAnswer, type OracleRequest } from './helpers/clustershell.js';
-import { seededRandom } from './helpers/seeded-random.js';
+import { random } from './helpers/seeded-random.js';
 
 const python = clusterShellPython();
 if (!python) console.log('nodeset-differential: skipped, ClusterShell is not installed (Debian package clustershell)');
@@ -115,7 +115,7 @@ withClusterShell('the deliberate differences are still the only ones listed', (t
 
 /** Random node sets in the syntax both read: names with 1–3 digit groups, ranges, steps, paddings. */
 function nodeSetGenerator(seed: number) {
-  const r = seededRandom(seed);
+  const r = random(seed);
   const int = (n: number) => Math.floor(r() * n);
   const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
   const PREFIXES = ['node', 'n', 'rack', 'r', '', 'gpu', 'web-', 'db.', 'x'];

@@ -8,7 +8,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/python-regex.js';
-import { seededRandom } from './helpers/seeded-random.js';
+import { random } from './helpers/seeded-random.js';
 
 const oracle = fileURLToPath(new URL('../../test/helpers/python-regex-oracle.py', import.meta.url));
 
@@ -26,7 +26,7 @@ test('random regexes and globs match what Python matches (re.match, fnmatch)', (
     t.pass();
     return;
   }
-  const rand = seededRandom(Number(process.env.DISTRUN_PATTERN_SEED ?? 15));
+  const rand = random(Number(process.env.DISTRUN_PATTERN_SEED ?? 15));
   const build = (pieces: string[]) => Array.from({ length: 1 + Math.floor(rand() * 7) }, () => pieces[Math.floor(rand() * pieces.length)]).join('');
   const regexes = [...new Set(Array.from({ length: 1500 }, () => build(REGEX_PIECES)))];
   const globs = [...new Set(Array.from({ length: 600 }, () => build(GLOB_PIECES)))];
