@@ -78,3 +78,30 @@ test('a loop between groups is an error naming the file', (t) => {
   data.addChild('a', 'b');
   t.throws(() => data.addChild('b', 'a'), { message: /inv\.yml.*makes a loop/ });
 });
+
+test('ansible_group_priority goes through Python int(): floats truncate, what int() refuses is an error', (t) => {
+  const data = new AnsibleInventoryData('inv.yml');
+  data.addGroup('g');
+  data.setVariable('g', 'ansible_group_priority', 7.9);
+  t.is(data.groups.get('g')!.priority, 7);
+  data.setVariable('g', 'ansible_group_priority', ' 1_0 ');
+  t.is(data.groups.get('g')!.priority, 10);
+  data.setVariable('g', 'ansible_group_priority', true);
+  t.is(data.groups.get('g')!.priority, 1);
+  t.throws(() => data.setVariable('g', 'ansible_group_priority', 'high'), { message: /ansible_group_priority must be an integer/ });
+  t.throws(() => data.setVariable('g', 'ansible_group_priority', null), { message: /ansible_group_priority must be an integer/ });
+  t.false('ansible_group_priority' in data.groups.get('g')!.vars);
+});
+
+test('vars files next to the inventory, then next to the playbook, stage by stage (all, then the groups, then the host)', (t) => {
+  const data = new AnsibleInventoryData('inv.yml');
+  for (const g of ['g1', 'g2']) data.addGroup(g);
+  data.addHost('h', 'g1');
+  data.addChild('g2', 'h');
+  data.reconcile();
+  const inventory = { group: (g: string) => (g === 'g2' ? { x: 'inventory g2' } : g === 'all' ? { y: 'inventory all' } : undefined), host: () => ({ z: 'inventory host' }) };
+  const play = { group: (g: string) => (g === 'g1' ? { x: 'play g1' } : g === 'all' ? { y: 'play all' } : undefined), host: () => undefined };
+  // g1 sorts before g2, but every inventory-adjacent group file comes before every play-adjacent one.
+  t.deepEqual(hostVariables(data, data.hosts.get('h')!, [inventory, play]), { x: 'play g1', y: 'play all', z: 'inventory host' });
+  t.deepEqual(hostVariables(data, data.hosts.get('h')!, inventory), { x: 'inventory g2', y: 'inventory all', z: 'inventory host' });
+});

@@ -118,8 +118,7 @@ export class AnsibleGroup {
 
   setVariable(key: string, value: unknown): void {
     if (key === 'ansible_group_priority') {
-      const priority = Number(value);
-      if (Number.isInteger(priority)) this.priority = priority;
+      this.priority = pythonInt(value, `group ${this.name}: ansible_group_priority`);
       return;
     }
     setVar(this.vars, key, value);
@@ -168,6 +167,14 @@ export class AnsibleGroup {
     }
     return { hosts, ordered };
   }
+}
+
+/** Python's int(value), which set_variable applies to a priority: what it refuses fails the source. */
+function pythonInt(value: unknown, what: string): number {
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  if (typeof value === 'number' && Number.isFinite(value)) return Math.trunc(value);
+  if (typeof value === 'string' && /^\s*[+-]?[0-9]+(?:_[0-9]+)*\s*$/.test(value)) return Number(value.trim().replace(/_/g, ''));
+  throw new InventoryError(`${what} must be an integer (Python's int() refuses ${JSON.stringify(value)})`);
 }
 
 function walk(start: AnsibleGroup, relation: 'parents' | 'children'): Set<AnsibleGroup> {
@@ -283,17 +290,20 @@ export interface VarsFiles {
  * default): `all`'s inventory vars, the other groups' inventory vars (sorted by depth,
  * priority, name), group_vars/all, the other groups' group_vars files (same order), the
  * host's inventory vars, host_vars/HOST. Later wins, whole values (hash_behaviour replace).
+ * Several VarsFiles (next to the inventory, then next to the playbook) come stage by
+ * stage, as Ansible's all_plugins_inventory then all_plugins_play, and so on.
  */
-export function hostVariables(data: AnsibleInventoryData, host: AnsibleHost, files?: VarsFiles): Vars {
+export function hostVariables(data: AnsibleInventoryData, host: AnsibleHost, files?: VarsFiles | readonly VarsFiles[]): Vars {
+  const sources: readonly VarsFiles[] = files === undefined ? [] : 'group' in files ? [files as VarsFiles] : (files as readonly VarsFiles[]);
   const all = data.groups.get('all')!;
   const groups = sortGroups(host.groups.filter((g) => g.name !== 'all'));
   const vars: Vars = {};
   Object.assign(vars, all.vars);
   for (const g of groups) Object.assign(vars, g.vars);
-  Object.assign(vars, files?.group('all'));
-  for (const g of groups) Object.assign(vars, files?.group(g.name));
+  for (const source of sources) Object.assign(vars, source.group('all'));
+  for (const source of sources) for (const g of groups) Object.assign(vars, source.group(g.name));
   Object.assign(vars, host.vars);
-  Object.assign(vars, files?.host(host.name));
+  for (const source of sources) Object.assign(vars, source.host(host.name));
   return vars;
 }
 

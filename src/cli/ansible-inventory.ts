@@ -1,147 +1,61 @@
-// Ansible's YAML inventory, read as it is, so a team can point `distrun -i` at the file it
-// already has: `all`, `hosts`, `children`, `vars`, nested groups, `www[01:50:2]` ranges,
-// implicit `all` and `ungrouped`. What is dialled: `ansible_host` (else the name); the
-// agent port: `distrun_port` (else the default) — never `ansible_port`, which is ssh's.
-// Variables follow Ansible's precedence: parent groups, then child groups (deeper wins,
-// same depth by name), then the host's own.
+// An Ansible YAML inventory as an Inventory: read as ansible-core's yaml plugin reads it
+// (ansible-yaml.ts), with the variables of group_vars/ and host_vars/ (a VarsFiles, from
+// ansible-vars-files.ts) in Ansible's precedence, and each host's address and port by the
+// dial rule (ansible-dial.ts). Also where the format of a YAML inventory file is decided.
+import { extname } from 'node:path';
 import { InventoryError } from '../errors.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
-import { expandHostPattern } from './host-range.js';
-import type { HostEntry, Inventory } from './inventory.js';
+import { hostVariables, viewOf, type AnsibleInventoryData, type VarsFiles } from './ansible-data.js';
+import { dialEntry } from './ansible-dial.js';
+import { readAnsibleYaml, YAML_PLUGIN_EXTENSIONS } from './ansible-yaml.js';
+import { loadAnsibleYaml } from './ansible-yaml-load.js';
+import type { Inventory } from './inventory.js';
 
-type Vars = Record<string, unknown>;
-
-interface GroupDef {
-  hosts: Map<string, Vars>;
-  children: Set<string>;
-  vars: Vars;
-}
-
-const GROUP_KEYS = ['hosts', 'children', 'vars'];
-const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-
-const isMapping = (value: unknown): value is Record<string, unknown> =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
+/** The top-level keys of distrun's own format. */
+export const NATIVE_KEYS = ['defaults', 'hosts', 'groups'];
 
 /**
- * An Ansible inventory has top-level groups (usually `all`) instead of our `defaults`,
- * `hosts` and `groups`: `all` decides; otherwise every top-level value must look like a
- * group (a mapping of hosts, children and vars).
+ * Which format a YAML inventory is in, from its top-level keys: `all` makes it Ansible's;
+ * otherwise any of our own keys (defaults, hosts, groups) makes it ours — whose parser
+ * then names any other key as unknown; anything else (kubespray's `kube-master:` with no
+ * value, say) is Ansible's, where every top-level key is a group. An empty file is ours.
  */
-export function looksLikeAnsible(data: unknown): boolean {
-  if (!isMapping(data)) return false;
-  if ('all' in data) return true;
-  const keys = Object.keys(data);
-  if (keys.length === 0 || keys.some((k) => ['defaults', 'hosts', 'groups'].includes(k))) return false;
-  return keys.every((k) => {
-    const value = data[k];
-    return isMapping(value) && Object.keys(value).length > 0 && Object.keys(value).every((g) => GROUP_KEYS.includes(g));
-  });
+export function inventoryFormat(topKeys: readonly unknown[]): 'native' | 'ansible' {
+  if (topKeys.includes('all')) return 'ansible';
+  if (topKeys.length === 0 || topKeys.some((k) => typeof k === 'string' && NATIVE_KEYS.includes(k))) return 'native';
+  return 'ansible';
 }
 
-export function parseAnsibleInventory(data: Record<string, unknown>, file: string): Inventory {
-  const groups = new Map<string, GroupDef>();
-  const fail = (message: string, entry: string): never => {
-    throw new InventoryError(message, { file, entry });
-  };
-
-  const define = (name: string, body: unknown, path: string): void => {
-    if (!GROUP_NAME.test(name)) fail('invalid group name', path);
-    const group = groups.get(name) ?? { hosts: new Map(), children: new Set(), vars: {} };
-    groups.set(name, group);
-    if (body === null || body === undefined) return;
-    if (!isMapping(body)) fail('a group must be a mapping with hosts, children or vars', path);
-    const def = body as Record<string, unknown>;
-    for (const key of Object.keys(def)) if (!GROUP_KEYS.includes(key)) fail(`unknown key (allowed: ${GROUP_KEYS.join(', ')})`, `${path}.${key}`);
-    if (def.vars !== undefined && def.vars !== null) {
-      if (!isMapping(def.vars)) fail('vars must be a mapping', `${path}.vars`);
-      Object.assign(group.vars, def.vars);
-    }
-    if (def.hosts !== undefined && def.hosts !== null) {
-      if (!isMapping(def.hosts)) fail('hosts must be a mapping of host names', `${path}.hosts`);
-      for (const [pattern, vars] of Object.entries(def.hosts as Record<string, unknown>)) {
-        if (vars !== null && !isMapping(vars)) fail('host variables must be a mapping', `${path}.hosts.${pattern}`);
-        let names: string[];
-        try {
-          names = expandHostPattern(pattern);
-        } catch (err) {
-          return fail((err as Error).message, `${path}.hosts.${pattern}`);
-        }
-        for (const host of names) group.hosts.set(host, { ...group.hosts.get(host), ...(vars as Vars | null) });
-      }
-    }
-    if (def.children !== undefined && def.children !== null) {
-      if (!isMapping(def.children)) fail('children must be a mapping of groups', `${path}.children`);
-      for (const [child, childBody] of Object.entries(def.children as Record<string, unknown>)) {
-        group.children.add(child);
-        define(child, childBody, `${path}.children.${child}`);
-      }
-    }
-  };
-  for (const [name, body] of Object.entries(data)) define(name, body, name);
-
-  // Every group hangs under `all`; `ungrouped` holds hosts that are in no other group.
-  const all = groups.get('all') ?? { hosts: new Map(), children: new Set(), vars: {} };
-  groups.set('all', all);
-  const parents = new Map<string, Set<string>>();
-  for (const [name, group] of groups) for (const child of group.children) {
-    if (!parents.has(child)) parents.set(child, new Set());
-    parents.get(child)!.add(name);
+/**
+ * An Ansible YAML inventory. `varsFiles` gives group_vars/ and host_vars/ (next to the
+ * inventory, then the playbook directory's; none when undefined); `warn` gets Ansible's
+ * warnings (skipped keys and groups, duplicate keys).
+ */
+export function parseAnsibleInventory(text: string, file: string, varsFiles: VarsFiles | readonly VarsFiles[] | undefined, warn: (message: string) => void): Inventory {
+  const ext = extname(file);
+  if (ext !== '' && !YAML_PLUGIN_EXTENSIONS.includes(ext)) {
+    throw new InventoryError(`this is an Ansible YAML inventory, but Ansible's yaml plugin reads only files named *${YAML_PLUGIN_EXTENSIONS.join(', *')} or without an extension: rename it`, { file });
   }
-  for (const name of groups.keys()) if (name !== 'all' && !parents.has(name)) {
-    all.children.add(name);
-    parents.set(name, new Set(['all']));
-  }
+  return inventoryFromAnsible(readAnsibleYaml(loadAnsibleYaml(text, file, warn), file, warn), file, 'ansible yaml', varsFiles, warn);
+}
 
-  // Depth for variable precedence (a group below another is more specific); cycles are errors.
-  const depth = new Map<string, number>([['all', 0]]);
-  const depthOf = (name: string, trail: string[]): number => {
-    if (depth.has(name)) return depth.get(name)!;
-    if (trail.includes(name)) fail(`groups contain each other in a cycle: ${[...trail, name].join(' -> ')}`, name);
-    const d = 1 + Math.max(...[...(parents.get(name) ?? ['all'])].map((p) => depthOf(p, [...trail, name])));
-    depth.set(name, d);
-    return d;
-  };
-  for (const name of groups.keys()) depthOf(name, []);
-
-  // The groups a host belongs to: those that list it, and all their ancestors.
-  const memberOf = new Map<string, Set<string>>();
-  const addAncestors = (host: string, group: string): void => {
-    const set = memberOf.get(host)!;
-    if (set.has(group)) return;
-    set.add(group);
-    for (const parent of parents.get(group) ?? []) addAncestors(host, parent);
-  };
-  for (const [name, group] of groups) for (const host of group.hosts.keys()) {
-    if (!memberOf.has(host)) memberOf.set(host, new Set());
-    addAncestors(host, name);
-  }
-
-  const inventory: Inventory = { file, defaults: { port: DEFAULT_AGENT_PORT }, hosts: new Map(), groups: new Map() };
-  for (const [host, member] of memberOf) {
-    const ordered = [...member].sort((a, b) => depth.get(a)! - depth.get(b)! || a.localeCompare(b));
-    const vars: Vars = {};
-    for (const group of ordered) Object.assign(vars, groups.get(group)!.vars);
-    for (const group of ordered) Object.assign(vars, groups.get(group)!.hosts.get(host));
-    const entry: HostEntry = {};
-    if (vars.ansible_host !== undefined) {
-      if (typeof vars.ansible_host !== 'string' || vars.ansible_host === '') fail('ansible_host must be a host name or address', `${host}.ansible_host`);
-      entry.address = vars.ansible_host as string;
-    }
-    if (vars.distrun_port !== undefined) {
-      const port = Number(vars.distrun_port);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        fail(`distrun_port must be an integer from 1 to 65535, got ${JSON.stringify(vars.distrun_port)}`, `${host}.distrun_port`);
-      }
-      entry.port = port;
-    }
-    inventory.hosts.set(host, entry);
-  }
-  for (const [name, group] of groups) {
-    if (name === 'all') continue;
-    inventory.groups.set(name, [...group.hosts.keys(), ...[...group.children].map((c) => `@${c}`)]);
-  }
-  const ungrouped = [...all.hosts.keys()].filter((h) => [...memberOf.get(h)!].every((g) => g === 'all' || g === 'ungrouped'));
-  inventory.groups.set('ungrouped', [...new Set([...(inventory.groups.get('ungrouped') ?? []), ...ungrouped])]);
+/**
+ * An Inventory from Ansible's in-memory inventory, whichever reader built it: each host's
+ * address and port by the dial rule from its variables in Ansible's precedence, and the
+ * view pattern matching uses (`reader` names the reader for `hosts --explain`).
+ */
+export function inventoryFromAnsible(
+  data: AnsibleInventoryData,
+  file: string,
+  reader: string,
+  varsFiles: VarsFiles | readonly VarsFiles[] | undefined,
+  warn: (message: string) => void,
+): Inventory {
+  const inventory: Inventory = { file, defaults: { port: DEFAULT_AGENT_PORT }, hosts: new Map(), groups: new Map(), ansible: viewOf(data, reader) };
+  for (const host of data.hosts.values()) inventory.hosts.set(host.name, dialEntry(host.name, hostVariables(data, host, varsFiles), file));
+  // The native member map, for code that reads it: each group's hosts as get_hosts()
+  // gives them (`all` is implicit there).
+  for (const group of inventory.ansible!.groups) if (group.name !== 'all') inventory.groups.set(group.name, group.hosts);
+  for (const warning of data.warnings) warn(warning);
   return inventory;
 }

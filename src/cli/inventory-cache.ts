@@ -1,4 +1,5 @@
-// Parsed inventories kept between runs, by the SHA-256 of the file's path and text. The
+// Parsed inventories kept between runs, by the SHA-256 of the file's path and text and of
+// what else the parse read (an Ansible inventory's group_vars/ and host_vars/). The
 // YAML parser takes about 0.2 ms per host (0.2 s for 1,000 hosts, after 30 ms to load
 // it); a cached copy takes about 1 ms. Any change to the file means a new parse, and
 // only what parsing produced is kept, so a cached inventory behaves as a parsed one.
@@ -19,11 +20,13 @@ interface CachedInventory {
   hosts: Array<[string, HostEntry]>;
   groups: Array<[string, string[]]>;
   ansible?: AnsibleView;
+  warnings?: string[];
 }
 
-export function loadCachedInventory(dir: string, file: string, text: string, parse: () => Inventory): Inventory {
+/** `extra`: a digest of the other files the parse reads, so that a change there is never served stale. */
+export function loadCachedInventory(dir: string, file: string, text: string, extra: string, parse: () => Inventory): Inventory {
   // A new release may parse differently: its version is part of the key.
-  const key = createHash('sha256').update(`${SOFTWARE_VERSION}\0${file}\0${text}`).digest('hex');
+  const key = createHash('sha256').update(`${SOFTWARE_VERSION}\0${file}\0${extra}\0${text}`).digest('hex');
   const path = join(dir, `${key}.json`);
   // Someone else's directory could hold a planted inventory, and so could ours from a time
   // when it was open to others: the file itself must be ours and private too.
@@ -31,7 +34,7 @@ export function loadCachedInventory(dir: string, file: string, text: string, par
   if (usable) {
     try {
       const cached = JSON.parse(readPrivateFile(path).toString('utf8')) as CachedInventory;
-      return { file: cached.file, defaults: cached.defaults, hosts: new Map(cached.hosts), groups: new Map(cached.groups), ansible: cached.ansible };
+      return { file: cached.file, defaults: cached.defaults, hosts: new Map(cached.hosts), groups: new Map(cached.groups), ansible: cached.ansible, warnings: cached.warnings };
     } catch {
       // Not cached yet, damaged, or not ours: parse.
     }
@@ -40,7 +43,7 @@ export function loadCachedInventory(dir: string, file: string, text: string, par
   try {
     if (usable || ensurePrivateDir(dir)) {
       const cached: CachedInventory = {
-        file: inventory.file, defaults: inventory.defaults, hosts: [...inventory.hosts], groups: [...inventory.groups], ansible: inventory.ansible,
+        file: inventory.file, defaults: inventory.defaults, hosts: [...inventory.hosts], groups: [...inventory.groups], ansible: inventory.ansible, warnings: inventory.warnings,
       };
       writeFileWithMode(path, JSON.stringify(cached), 0o600, { durable: false });
       prune(dir);

@@ -3,17 +3,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node as YamlNode, Pair } from 'yaml';
 import { EmptySelectionError, InventoryError, OptionError, UsageError } from '../errors.js';
 import { describeSystemError } from '../system-errors.js';
-import { looksLikeAnsible, parseAnsibleInventory } from './ansible-inventory.js';
+import { inventoryFormat, parseAnsibleInventory } from './ansible-inventory.js';
+import { hostGroupVars, varsFilesDigest } from './ansible-vars-files.js';
+import { ansibleSettingProblems } from './ansible-config.js';
 import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-range.js';
 import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { loadCachedInventory } from './inventory-cache.js';
-import type { AnsibleView } from './ansible-data.js';
+import type { AnsibleView, VarsFiles } from './ansible-data.js';
 import { selectAnsibleHosts, subscriptBase } from './ansible-pattern.js';
 
 export { DEFAULT_AGENT_PORT };
@@ -42,6 +44,8 @@ export interface Inventory {
   groups: Map<string, string[]>;
   /** An Ansible inventory: patterns are then Ansible's (ansible-data.ts, issue 15). */
   ansible?: AnsibleView;
+  /** What reading the inventory warned about (Ansible's warnings), shown on each load. */
+  warnings?: string[];
 }
 
 const HOST_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -93,17 +97,29 @@ function lineOf(node: YamlNode | null | undefined, lineStarts: number[]): string
 const require = createRequire(import.meta.url);
 const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
 
-export function parseInventory(text: string, file: string): Inventory {
+/** group_vars/ and host_vars/ for an Ansible inventory (next to it, then the playbook's); the warnings of its reading. */
+export interface ParseOptions {
+  varsFiles?: VarsFiles | readonly VarsFiles[];
+  warnings?: string[];
+}
+
+export function parseInventory(text: string, file: string, options: ParseOptions = {}): Inventory {
   const { isMap, isScalar, isSeq, parseDocument } = yaml();
   const doc = parseDocument(text, { uniqueKeys: true });
+  // The format is told by the file's top-level keys (ansible-inventory.ts inventoryFormat).
+  const top = doc.contents;
+  if (isMap(top) && inventoryFormat(top.items.map((p) => (isScalar(p.key) ? p.key.value : p.key))) === 'ansible') {
+    const warnings = options.warnings ?? [];
+    const inventory = parseAnsibleInventory(text, file, options.varsFiles, (m) => {
+      if (!warnings.includes(m)) warnings.push(m);
+    });
+    return warnings.length > 0 ? { ...inventory, warnings } : inventory;
+  }
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
     throw new InventoryError(`${where}invalid YAML: ${first.message.split('\n')[0]}`, { file });
   }
-  // The format is told by the file itself: Ansible's has top-level groups (all: ...).
-  const data: unknown = doc.toJS();
-  if (looksLikeAnsible(data)) return parseAnsibleInventory(data as Record<string, unknown>, file);
   const lineStarts = [0];
   for (let i = 0; i < text.length; i++) if (text[i] === '\n') lineStarts.push(i + 1);
   const inventory: Inventory = { file, defaults: { port: DEFAULT_AGENT_PORT }, hosts: new Map(), groups: new Map() };
@@ -190,14 +206,37 @@ export function parseInventory(text: string, file: string): Inventory {
   return inventory;
 }
 
-export function loadInventory(file: string, cacheDir = join(distrunCacheDir(), 'inventory')): Inventory {
+/**
+ * `playbookDir`: where Ansible would look for group_vars/ and host_vars/ besides the
+ * inventory's directory — `ansible` and `ansible-inventory` use the current directory.
+ */
+export function loadInventory(
+  file: string,
+  cacheDir = join(distrunCacheDir(), 'inventory'),
+  warn = (message: string): void => void process.stderr.write(`distrun: warning: ${file}: ${message}\n`),
+  playbookDir = process.cwd(),
+): Inventory {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new InventoryError(describeSystemError(err), { file });
   }
-  return loadCachedInventory(cacheDir, file, text, () => parseInventory(text, file));
+  // group_vars/ and host_vars/ are part of what an Ansible inventory means: part of the key.
+  const bases = [dirname(file), playbookDir];
+  const inventory = loadCachedInventory(cacheDir, file, text, varsFilesDigest(bases), () => {
+    const warnings: string[] = [];
+    return parseInventory(text, file, { varsFiles: bases.map((base) => hostGroupVars(base, (m) => warnings.push(m))), warnings });
+  });
+  if (inventory.ansible) {
+    // Read each time: these live outside the inventory (environment, ansible.cfg).
+    const problems = ansibleSettingProblems(process.env, playbookDir);
+    if (problems.length > 0) {
+      throw new InventoryError(`Ansible settings in effect change what Ansible makes of this inventory, and distrun reads it with ansible-core's defaults: ${problems.join('; ')}. Unset them for distrun`, { file });
+    }
+  }
+  for (const warning of inventory.warnings ?? []) warn(warning);
+  return inventory;
 }
 
 /** The inventory to use: -i, then $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml. */
@@ -306,11 +345,14 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
 }
 
 function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
-  const { host, port } = splitHostPort(spec);
-  if (!validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
+  // A host of an Ansible inventory is named as Ansible names it (`hôte1`, even `web_:22`).
+  const ansibleHost = inv?.ansible !== undefined && inv.hosts.has(spec);
+  const { host, port } = ansibleHost ? { host: spec, port: undefined } : splitHostPort(spec);
+  if (!ansibleHost && !validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
   const problem = port === undefined ? undefined : portProblem(port);
   if (problem) throw new UsageError(`host ${JSON.stringify(spec)}: ${problem}`);
   const known = inv?.hosts.get(host);
+  if (known?.refused) throw new InventoryError(known.refused);
   return {
     name: host,
     address: known?.address ?? host,

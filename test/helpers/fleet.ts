@@ -70,6 +70,8 @@ export interface RunOptions {
   netns?: string;
   /** Receives stdout instead of `Result.stdout` (which is then empty): for large outputs. */
   onStdout?: (chunk: Buffer) => void;
+  /** The working directory (default: the test's). */
+  cwd?: string;
 }
 
 /** Runs `distrun` (or the agent binary) synchronously-in-spirit: resolves when it exits. */
@@ -77,6 +79,7 @@ export function run(bin: string, args: string[], options: RunOptions = {}): Prom
   return new Promise((resolve, reject) => {
     const child = spawnNode([bin, ...args], {
       env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...options.env },
+      cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
     }, netnsPrefix(options.netns));
     const out: Buffer[] = [];
