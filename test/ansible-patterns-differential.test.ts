@@ -16,6 +16,7 @@ import { evaluatePattern, PatternError, selectAnsibleHosts } from '../src/cli/an
 import { parseInventory } from '../src/cli/inventory.js';
 import { EmptySelectionError } from '../src/errors.js';
 import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';
+import { cleanupAll, distrun, tempDir } from './helpers/fleet.js';
 import { random } from './helpers/seeded-random.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -205,6 +206,8 @@ function randomPattern(rand: () => number, view: AnsibleView): string {
 
 // ---- the tests ----------------------------------------------------------------------------
 
+test.after.always(cleanupAll);
+
 if (!python) {
   console.log('ansible-core is not installed (python3 -c "import ansible" fails): skipping the pattern differential tests');
   test.skip('host patterns against ansible-core', () => {});
@@ -212,18 +215,37 @@ if (!python) {
   for (const name of readdirSync(fixtures).filter((f) => f.endsWith('.yml'))) {
     test(`host patterns on ${name} are ansible-core's`, (t) => {
       const file = join(fixtures, name);
-      const view = viewFor(file);
-      const patterns = namePatterns(view);
+      const built = viewFor(file);
+      const patterns = namePatterns(built);
       const answer = ask(file, patterns);
-      compareView(t, view, answer.view, name);
+      compareView(t, built, answer.view, name);
+      // The patterns run on what distrun itself reads, when its reader gives a view.
       const own = readerView(t, file);
       if (own) compareView(t, own, answer.view, `${name} (distrun's reader)`);
+      const view = own ?? built;
       const tally: Tally = { compared: 0, refused: 0, strictErrors: 0 };
       compare(t, view, patterns, answer.results, name, tally);
       t.true(patterns.length >= 300, `${patterns.length} patterns`);
       t.log(`${name}: ${patterns.length} patterns, ${tally.compared} compared, ${tally.refused} refused, ${tally.strictErrors} stopped by distrun's strict rules`);
     });
   }
+
+  test('distrun hosts -g PATTERN --explain lists the hosts ansible --list-hosts lists, in its order', async (t) => {
+    const file = join(fixtures, 'basic.yml');
+    const patterns = ['web[0:1]:&prod', 'w*:!web1', '~(web|db)[12]', 'web[0]:db[-1]', '!web:&prod', 'staging,&prod', 'prod[1:]', 'edge'];
+    const answer = ask(file, patterns);
+    const cwd = tempDir('distrun-patterns-cwd-');
+    for (const [i, pattern] of patterns.entries()) {
+      const result = await distrun(['hosts', '-i', file, '-g', pattern, '--explain'], { cwd });
+      t.is(result.code, 0, `${pattern}: ${result.stderr}`);
+      const lines = result.stdout.toString('utf8').trim().split('\n');
+      t.deepEqual(lines.map((line) => line.split(/\s+/)[0]), answer.results[i]!.hosts, pattern);
+      t.true(lines.every((line) => line.includes(`-g: `)), `${pattern}: every line says what chose the host`);
+    }
+    const refused = await distrun(['hosts', '-i', file, '-g', 'web:&staging'], { cwd });
+    t.not(refused.code, 0);
+    t.regex(refused.stderr, /basic\.yml: the selection is empty: the intersection web:&staging is empty/);
+  });
 
   test('random inventories and patterns (seeded) agree with ansible-core', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'distrun-patterns-'));
@@ -239,7 +261,7 @@ if (!python) {
         writeFileSync(file, text);
         let view: AnsibleView;
         try {
-          view = viewFor(file);
+          view = readerView(t, file) ?? viewFor(file);
         } catch (err) {
           // A host named all or ungrouped in no group: ansible-core fails to load it too.
           t.throws(() => ask(file, []), undefined, `seed ${seed} inventory ${k}: distrun refuses (${(err as Error).message}), Ansible loads it:\n${text}`);
