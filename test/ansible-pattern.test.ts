@@ -149,6 +149,11 @@ test('-g on an Ansible inventory: Ansible patterns, dialled at the inventory add
   t.deepEqual(pick(['web[0:1]']), ["web1=10.0.0.1:7000 -g: group web by 'web[0:1]'", "web2=web2:6789 -g: group web by 'web[0:1]'"]);
   t.deepEqual(pick(['!prod'], [], ['db2']), ["lone=lone:6789 -g: group all in '!prod'", "db3=db3:6789 -g: group all in '!prod'", "mx1=mx1:6789 -g: group all in '!prod'"], 'a leading ! starts from all');
   t.deepEqual(pick([], ['web1,other']), ['web1=10.0.0.1:7000 -H web1,other', 'other=other:6789 -H web1,other']);
+  // Ansible names a host `web_:22` (a key its address parser does not split): -H and -x take it whole.
+  const odd: Inventory = { ...inv, hosts: new Map([...inv.hosts, ['web_:22', {}]]), ansible: { ...view, hosts: [...view.hosts, 'web_:22'] } };
+  const oddPick = (hostLists: string[], exclude: string[] = []) => selectTargets(odd, { groups: [], hosts: hostLists, exclude }).map((x) => `${x.name}=${x.address}:${x.port}`);
+  t.deepEqual(oddPick(['web_:22', 'db1']), ['web_:22=web_:22:6789', 'db1=db1:6789']);
+  t.deepEqual(oddPick(['web_:22', 'db1'], ['web_:22']), ['db1=db1:6789']);
   t.throws(() => pick(['webz']), { instanceOf: PatternError, message: /inv\.yml: unknown group or host 'webz'/ });
   // An expression that selects nothing is an error only when the whole selection is empty.
   t.deepEqual(pick(['db[0]', 'empty']), ["db1=db1:6789 -g: group db by 'db[0]'"]);

@@ -344,11 +344,17 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
   return kept;
 }
 
+/** A host of an Ansible inventory is named as Ansible names it (`hôte1`, even `web_:22`): no port split. */
+const isAnsibleHost = (spec: string, inv: Inventory | undefined): boolean => inv?.ansible !== undefined && inv.hosts.has(spec);
+
+/** `-H` and `-x` items: an Ansible inventory's host name as it is, else splitHostPort. */
+function hostSpec(spec: string, inv: Inventory | undefined): { host: string; port: string | undefined } {
+  return isAnsibleHost(spec, inv) ? { host: spec, port: undefined } : splitHostPort(spec);
+}
+
 function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
-  // A host of an Ansible inventory is named as Ansible names it (`hôte1`, even `web_:22`).
-  const ansibleHost = inv?.ansible !== undefined && inv.hosts.has(spec);
-  const { host, port } = ansibleHost ? { host: spec, port: undefined } : splitHostPort(spec);
-  if (!ansibleHost && !validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
+  const { host, port } = hostSpec(spec, inv);
+  if (!isAnsibleHost(spec, inv) && !validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
   const problem = port === undefined ? undefined : portProblem(port);
   if (problem) throw new UsageError(`host ${JSON.stringify(spec)}: ${problem}`);
   const known = inv?.hosts.get(host);
@@ -408,7 +414,7 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
   }
   if (chosen.length === 0 && empty) throw empty;
 
-  const excluded = selection.exclude.flatMap((list) => expandHostList(list).map(splitHostPort));
+  const excluded = selection.exclude.flatMap((list) => expandHostList(list).map((spec) => hostSpec(spec, inv)));
   const seen = new Set<string>();
   const targets = chosen.filter((t) => {
     const key = `${t.name}:${t.port}`;
