@@ -191,6 +191,7 @@ test('Python regexes: re.match, Python-only syntax translated, differing constru
   problem('a**', 'invalid');
   problem('\\q', 'invalid');
   problem('[z-a]', 'invalid');
+  problem('a{4294967295}', 'invalid');
   problem('(?P<n>a)', 'unsupported');
   problem('(a)\\1', 'unsupported');
   problem('(?<=a)b', 'unsupported');

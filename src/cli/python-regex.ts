@@ -294,6 +294,8 @@ export function pythonRegExp(source: string, names: readonly string[]): RegExp {
       }
       if (atomStart) invalid('nothing to repeat');
       if (q.min !== undefined && q.max !== undefined && q.min > q.max) invalid('min repeat greater than max repeat');
+      // Python's MAXREPEAT (JavaScript takes larger counts).
+      if ((q.min ?? 0) >= 0xffffffff || (q.max ?? 0) >= 0xffffffff) invalid('the repetition number is too large');
       out += `{${q.min ?? 0},${q.max ?? ''}}`;
       i = q.end;
       if (chars[i] === '?') {
