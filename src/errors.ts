@@ -78,6 +78,12 @@ export class UsageError extends DistRunError {
 /** A bad option value or combination (or a missing command): reported with a pointer to --help. */
 export class OptionError extends UsageError {}
 
+/**
+ * One -g expression selects no host. selectTargets reports it only when the selection as a
+ * whole is empty (`-g web -g canary` with an empty canary is web's hosts).
+ */
+export class EmptySelectionError extends UsageError {}
+
 /** An inventory problem; the message always names the file and, when known, the entry. */
 export class InventoryError extends DistRunError {
   readonly file: string | undefined;

@@ -210,6 +210,12 @@ test('a plugin configuration goes through ansible-inventory with a line on stder
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /^distrun: reading .*generator\.yml through ansible-inventory \(.*plugin configuration/);
   t.deepEqual(r.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]), ['build-dev', 'launch-dev']);
+  // Groups keep Ansible's order through --list; the order of all hosts (for a glob) is not known.
+  const subscript = await distrun(['hosts', '-i', config, 'prod[1]']);
+  t.is(subscript.stdout.toString().trim().split(/\s+/)[0], 'launch-prod', subscript.stderr);
+  const glob = await distrun(['hosts', '-i', config, 'build*[0]']);
+  t.not(glob.code, 0);
+  t.regex(glob.stderr, /cannot take build\*\[0\]: this inventory was read through ansible-inventory --list/);
 });
 
 test('an ansible.cfg that changes inventory reading: the inventory goes through ansible-inventory, which applies it', async (t) => {

@@ -64,7 +64,11 @@ test('-x removes hosts by name or name:port', (t) => {
 test('selection errors', (t) => {
   t.throws(() => select([]), { instanceOf: UsageError, message: /no hosts selected/ });
   t.throws(() => select(['web'], [], ['web1,web2,web9']), { instanceOf: UsageError, message: /selection is empty/ });
-  t.throws(() => select(['none']), { instanceOf: UsageError, message: /selection is empty/ });
+  t.throws(() => select(['none']), { instanceOf: UsageError, message: /the selection is empty: 'none' names only groups without hosts/ });
+  t.throws(() => select(['web:&db:!web1']), { instanceOf: UsageError, message: /the selection is empty: the intersection web:&db is empty/ });
+  t.throws(() => select(['db:!db1']), { instanceOf: UsageError, message: /the selection is empty: db:!db1 excluded every host/ });
+  t.throws(() => select(['db'], [], ['db1']), { instanceOf: UsageError, message: /the selection is empty: -x db1 excluded every selected host/ });
+  t.deepEqual(select(['none', 'db']), ['db1=db1:7000'], 'an empty group among others is no error');
   t.throws(() => select(['webz']), { instanceOf: InventoryError, message: /hosts\.yaml: unknown group or host 'webz' \(known groups: db, none, prod, web\)/ });
   t.throws(() => select([], ['web1:99999']), { instanceOf: UsageError, message: /port must be/ });
   t.throws(() => select([], ['bad/name']), { instanceOf: UsageError, message: /invalid host/ });
@@ -148,11 +152,20 @@ test('-H and -x take ranges; IPv6 brackets still mean addresses', (t) => {
   t.deepEqual(pick([], ['[::1]:7100']), ['::1:7100']);
 });
 
+test('brackets after a group name are refused: a host range here, a position in the group in Ansible', (t) => {
+  t.throws(() => pick(['web[03-04],db1']), { instanceOf: InventoryError, message: /'web\[03-04\]': web is a group, and in this inventory format brackets after a name are a host range \(web03, web04\)/ });
+  t.throws(() => pick(['prod:!web[0]']), { instanceOf: InventoryError, message: /'web\[0\]': web is a group/ });
+  t.throws(() => pick(['all[1:2]']), { instanceOf: InventoryError, message: /all is a group/ });
+  // No collision: web0[1-2] is not a group's name with a subscript, www is no group.
+  t.deepEqual(pick(['web0[1-2]']), ['web01:7000', 'web02:7000']);
+  t.deepEqual(pick(['www[01-05]']), ['www01:6789', 'www03:6789', 'www05:6789']);
+});
+
 test('target expressions: union, intersection, difference, ranges and wildcards', (t) => {
   t.deepEqual(pick(['web:&prod']), ['web01:7000', 'web02:7000']);
   t.deepEqual(pick(['web:&prod:!web02']), ['web01:7000']);
   t.deepEqual(pick(['prod:!web*']), ['db1:6789']);
-  t.deepEqual(pick(['web[03-04],db1']), ['web03:7000', 'web04:7000', 'db1:6789']);
+  t.deepEqual(pick(['www[01-03],db1']), ['www01:6789', 'www03:6789', 'db1:6789']);
   t.deepEqual(pick(['all:!web:!canary']), ['db1:6789']);
   t.deepEqual(pick(['db1', 'web01']), ['db1:6789', 'web01:7000'], 'several -g expressions are a union');
   t.throws(() => pick(['web:&nosuch']), { instanceOf: InventoryError, message: /unknown group or host 'nosuch'/ });

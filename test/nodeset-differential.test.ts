@@ -8,6 +8,7 @@ import test from 'ava';
 import { UsageError } from '../src/errors.js';
 import { expandHostList, foldHosts } from '../src/cli/host-range.js';
 import { askClusterShell, clusterShellPython, type OracleAnswer, type OracleRequest } from './helpers/clustershell.js';
+import { random } from './helpers/seeded-random.js';
 
 const python = clusterShellPython();
 if (!python) console.log('nodeset-differential: skipped, ClusterShell is not installed (Debian package clustershell)');
@@ -111,17 +112,6 @@ withClusterShell('the deliberate differences are still the only ones listed', (t
     t.false('error' in answers[DISTRUN_ONLY.length + i]!, `ClusterShell now refuses ${pattern}`);
   }
 });
-
-// mulberry32: a small seeded generator, so a failure is the same on every run.
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(state ^ (state >>> 15), 1 | state);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random node sets in the syntax both read: names with 1–3 digit groups, ranges, steps, paddings. */
 function nodeSetGenerator(seed: number) {

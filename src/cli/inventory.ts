@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Node as YamlNode, Pair } from 'yaml';
-import { InventoryError, OptionError, UsageError } from '../errors.js';
+import { EmptySelectionError, InventoryError, OptionError, UsageError } from '../errors.js';
 import { describeSystemError } from '../system-errors.js';
 import { inventoryFormat, parseAnsibleInventory } from './ansible-inventory.js';
 import { hostGroupVars, varsFilesDigest } from './ansible-vars-files.js';
@@ -16,6 +16,7 @@ import { DEFAULT_AGENT_PORT } from '../protocol/constants.js';
 import { distrunCacheDir } from './cache-dir.js';
 import { loadCachedInventory } from './inventory-cache.js';
 import type { AnsibleView, VarsFiles } from './ansible-data.js';
+import { selectAnsibleHosts, subscriptBase } from './ansible-pattern.js';
 import { loadInventorySources, STDIN_SOURCE } from './ansible-sources.js';
 
 export { DEFAULT_AGENT_PORT };
@@ -326,6 +327,15 @@ const hostOf = (spec: string) => splitHostPort(spec).host;
 /** The host specs one term names: a group, or inventory hosts by name, range or `*` wildcard. */
 function resolveTerm(inv: Inventory, term: string): string[] {
   if (term === ALL_GROUP || inv.groups.has(term)) return expandGroup(inv, term, []);
+  // `web[0]` on a group `web`: Ansible's subscript, or our host range web0? Not guessed.
+  const base = subscriptBase(term);
+  if (base !== undefined && (base === ALL_GROUP || inv.groups.has(base))) {
+    throw new InventoryError(
+      `'${term}': ${base} is a group, and in this inventory format brackets after a name are a host range (${expandHostPattern(term).slice(0, 3).join(', ')}), ` +
+        'not positions in a group as in Ansible patterns; name the hosts without brackets, or use a wildcard',
+      { file: inv.file },
+    );
+  }
   const everyone = allHosts(inv);
   const wanted = term.includes('*')
     ? everyone.filter((spec) => matchesWildcard(term, hostOf(spec)))
@@ -343,7 +353,8 @@ function matchesWildcard(pattern: string, name: string): boolean {
 }
 
 /**
- * A target expression, Ansible style: `web:db` (union), `web:&prod` (intersection),
+ * A target expression in our own inventory format, Ansible style (an Ansible inventory
+ * takes Ansible's own patterns, ansible-pattern.ts): `web:db` (union), `web:&prod` (intersection),
  * `web:!web03` (difference); `,` works like `:`. Terms are groups, inventory host names,
  * ranges (`web[01-03]`) or wildcards (`web*`). Order of first appearance is kept.
  */
@@ -352,7 +363,8 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
   const intersections: Set<string>[] = [];
   const differences = new Set<string>();
   let positive = false;
-  for (const term of splitOutsideBrackets(expression, ':,')) {
+  const terms = splitOutsideBrackets(expression, ':,');
+  for (const term of terms) {
     if (term.startsWith('&')) intersections.push(new Set(resolveTerm(inv, term.slice(1)).map(hostOf)));
     else if (term.startsWith('!')) for (const spec of resolveTerm(inv, term.slice(1))) differences.add(hostOf(spec));
     else {
@@ -362,14 +374,29 @@ export function resolveExpression(inv: Inventory, expression: string): Array<{ s
     }
   }
   if (!positive) throw new UsageError(`'${expression}' has no group or host to start from (only & and ! terms)`);
-  return union.filter(({ spec }) => intersections.every((set) => set.has(hostOf(spec))) && !differences.has(hostOf(spec)));
+  // An empty result is an error that names its cause.
+  const empty = (cause: string): never => {
+    throw new EmptySelectionError(`the selection is empty: ${cause}`);
+  };
+  if (union.length === 0) empty(`'${expression}' names only groups without hosts`);
+  const common = union.filter(({ spec }) => intersections.every((set) => set.has(hostOf(spec))));
+  if (common.length === 0) empty(`the intersection ${terms.filter((term) => !term.startsWith('!')).join(':')} is empty`);
+  const kept = common.filter(({ spec }) => !differences.has(hostOf(spec)));
+  if (kept.length === 0) empty(`${expression} excluded every host`);
+  return kept;
+}
+
+/** A host of an Ansible inventory is named as Ansible names it (`hôte1`, even `web_:22`): no port split. */
+const isAnsibleHost = (spec: string, inv: Inventory | undefined): boolean => inv?.ansible !== undefined && inv.hosts.has(spec);
+
+/** `-H` and `-x` items: an Ansible inventory's host name as it is, else splitHostPort. */
+function hostSpec(spec: string, inv: Inventory | undefined): { host: string; port: string | undefined } {
+  return isAnsibleHost(spec, inv) ? { host: spec, port: undefined } : splitHostPort(spec);
 }
 
 function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number): Target {
-  // A host of an Ansible inventory is named as Ansible names it (`hôte1`, even `web_:22`).
-  const ansibleHost = inv?.ansible !== undefined && inv.hosts.has(spec);
-  const { host, port } = ansibleHost ? { host: spec, port: undefined } : splitHostPort(spec);
-  if (!ansibleHost && !validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
+  const { host, port } = hostSpec(spec, inv);
+  if (!isAnsibleHost(spec, inv) && !validHostName(host)) throw new UsageError(`invalid host ${JSON.stringify(spec)}`);
   const problem = port === undefined ? undefined : portProblem(port);
   if (problem) throw new UsageError(`host ${JSON.stringify(spec)}: ${problem}`);
   const known = inv?.hosts.get(host);
@@ -386,6 +413,19 @@ export function parseHostList(list: string, defaultPort: number, inv?: Inventory
   return expandHostList(list).map((spec) => toTarget(spec, inv, defaultPort));
 }
 
+/**
+ * -g on an Ansible inventory: Ansible's hosts for the pattern (or an error where Ansible
+ * would only warn), dialled at the address and port the inventory gives each.
+ */
+function ansibleTargets(inv: Inventory, view: AnsibleView, expression: string, defaultPort: number): Target[] {
+  return selectAnsibleHosts(view, expression, inv.file).map(({ host, via }) => {
+    const entry = inv.hosts.get(host);
+    if (!entry) throw new InventoryError(`host ${host} has no entry to dial (the inventory was read inconsistently)`, { file: inv.file });
+    if (entry.refused) throw new InventoryError(entry.refused);
+    return { name: host, address: entry.address ?? host, port: entry.port ?? defaultPort, via: `-g: ${via}` };
+  });
+}
+
 export interface Selection {
   groups: string[];
   hosts: string[];
@@ -398,17 +438,25 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
   }
   const defaultPort = inv?.defaults.port ?? DEFAULT_AGENT_PORT;
   const chosen: Target[] = [];
+  let empty: EmptySelectionError | undefined;
   for (const expression of selection.groups) {
     if (!inv) {
       throw new InventoryError(`cannot select '${expression}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
     }
-    chosen.push(...resolveExpression(inv, expression).map(({ spec, via }) => ({ ...toTarget(spec, inv, defaultPort), via: `-g: ${via}` })));
+    try {
+      if (inv.ansible) chosen.push(...ansibleTargets(inv, inv.ansible, expression, defaultPort));
+      else chosen.push(...resolveExpression(inv, expression).map(({ spec, via }) => ({ ...toTarget(spec, inv, defaultPort), via: `-g: ${via}` })));
+    } catch (err) {
+      if (!(err instanceof EmptySelectionError)) throw err;
+      empty ??= err;
+    }
   }
   for (const list of selection.hosts) {
     chosen.push(...parseHostList(list, defaultPort, inv).map((target) => ({ ...target, via: `-H ${list}` })));
   }
+  if (chosen.length === 0 && empty) throw empty;
 
-  const excluded = selection.exclude.flatMap((list) => expandHostList(list).map(splitHostPort));
+  const excluded = selection.exclude.flatMap((list) => expandHostList(list).map((spec) => hostSpec(spec, inv)));
   const seen = new Set<string>();
   const targets = chosen.filter((t) => {
     const key = `${t.name}:${t.port}`;
@@ -416,7 +464,7 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
     seen.add(key);
     return !excluded.some((x) => x.host === t.name && (x.port === undefined || Number(x.port) === t.port));
   });
-  if (targets.length === 0) throw new UsageError('the selection is empty (every selected host was excluded)');
+  if (targets.length === 0) throw new UsageError(`the selection is empty: -x ${selection.exclude.join(' -x ')} excluded every selected host`);
   return withDistinctNames(targets);
 }
 
