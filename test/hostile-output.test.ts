@@ -183,7 +183,8 @@ test('byte-exact on a terminal: --raw-control-chars, -N to one host, --json and 
 });
 
 test('--gather on a terminal is neutralised like the line output', async (t) => {
-  const r = await onTerminal(on('web1,web2', '-b', 'cat', attackFile));
+  // -q: on a slow machine the progress line would show, and its erase (CR, ESC [K) with it.
+  const r = await onTerminal(on('web1,web2', '-q', '-b', 'cat', attackFile));
   t.is(r.status, 0);
   t.deepEqual(terminalAttacks(r.screen), []);
   const shown = lines(r.screen);
@@ -210,7 +211,7 @@ test('an agent\'s failure reason is shown as one visible line: on a terminal, in
   t.true(piped.stderr.split('\n').includes(`  ${SHOWN_REASON}: 127.0.0.1`), 'the summary folds host names');
   t.false(/[\x00-\x09\x0b-\x1f\x7f\u0080-\u009f]/.test(piped.stderr), JSON.stringify(piped.stderr));
 
-  const terminal = await onTerminal([...target, 'true']);
+  const terminal = await onTerminal([...target, '-q', 'true']); // -q: no progress line (and its erase) on a slow machine
   t.deepEqual(terminalAttacks(terminal.screen), []);
   t.true(lines(terminal.screen).includes(`distrun: 127.0.0.1:${liar}: ${SHOWN_REASON}`));
 
