@@ -117,6 +117,8 @@ test('files: missing file, -i and $DISTRUN_INVENTORY precedence', (t) => {
     t.is(findInventoryFile(undefined, { DISTRUN_INVENTORY: join(dir, 'env.yaml') }, cwd, home), join(dir, 'env.yaml'));
     t.is(findInventoryFile('../env.yaml', { DISTRUN_INVENTORY: '/nope' }, cwd, home), join(dir, 'env.yaml'));
     t.throws(() => findInventoryFile('missing.yaml', {}, cwd, home), { instanceOf: InventoryError, message: /missing\.yaml: no such file \(from -i\)/ });
+    // Ansible's `-i 'web1,web2:22,'` (its host_list plugin) is refused, pointing to -H.
+    t.throws(() => findInventoryFile('web1,web2:22,', {}, cwd, home), { instanceOf: InventoryError, message: /^web1,web2:22,: no such file; Ansible would read it as a list of hosts .*give the hosts with -H/ });
     t.throws(() => findInventoryFile(undefined, { DISTRUN_INVENTORY: '/nope.yaml' }, cwd, home), { instanceOf: InventoryError, message: /DISTRUN_INVENTORY/ });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -279,7 +279,14 @@ export function findInventorySources(
     return given.list.map((item) => {
       if (item === STDIN_SOURCE) return item;
       const file = resolve(cwd, item);
-      if (!existsSync(file)) throw new InventoryError(`no such file (from ${given.source})`, { file: item });
+      if (!existsSync(file)) {
+        // Ansible's host_list plugin reads a path that does not exist and has a comma as hosts.
+        if (item.includes(',')) {
+          throw new InventoryError(`no such file; Ansible would read it as a list of hosts (its host_list form), which distrun does not: `
+            + `give the hosts with -H (a port there is the agent's, where Ansible's is ssh's)`, { file: item });
+        }
+        throw new InventoryError(`no such file (from ${given.source})`, { file: item });
+      }
       return file;
     });
   }
