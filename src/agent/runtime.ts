@@ -10,7 +10,7 @@ import { weakCertificateInFile } from '../pki/key-strength.js';
 import { FileAuditSink, LogAuditSink, type AuditSink } from './audit.js';
 import type { AgentConfig } from './config.js';
 import { agentUser, lookupUser, type LocalUser } from './local-users.js';
-import { tokenDigest } from './session-auth.js';
+import { tokenDigest } from './token-digest.js';
 
 export interface TlsMaterial {
   ca: Buffer;

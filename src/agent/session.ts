@@ -23,7 +23,7 @@ import type { LocalUser } from './local-users.js';
 import type { PendingMemory } from './pending-memory.js';
 import { authorize } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
-import { tokenMatches } from './session-auth.js';
+import { tokenMatches } from './token-digest.js';
 
 /** Who is on the other end, as established by the TLS handshake; `name` by the rule of pki/client-name.ts. */
 export interface ClientIdentity extends AuditClient {

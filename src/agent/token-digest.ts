@@ -1,4 +1,5 @@
-// Token handling shared by configuration loading and sessions.
+// The shared token is kept only as its SHA-256 digest (configuration loading) and compared
+// in constant time (sessions).
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 export function tokenDigest(token: Buffer): Buffer {
