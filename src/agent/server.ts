@@ -17,7 +17,7 @@ import { OrphanReaper } from './orphan-reaper.js';
 import { PendingMemory } from './pending-memory.js';
 import { PipePool, pipeBatchSize } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
-import { AgentSession, type ClientIdentity } from './session.js';
+import { AgentSession, type PeerIdentity } from './session.js';
 
 export interface AgentServer {
   /** Where the agent listens, one entry per configured address. */
@@ -132,7 +132,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     const decision = decideOnClientCertificate(socket);
     if (!decision.accepted) return refuse({ code: ErrorCodes.AUTH, reason: decision.reason }, decision.logMessage, decision.fields);
     if (closing) return refuse({ code: ErrorCodes.BUSY, reason: 'agent is shutting down' }, 'refused: shutting down');
-    const identity: ClientIdentity = { name: decision.name, serial: decision.serial, fingerprint: decision.fingerprint, peer };
+    const identity: PeerIdentity = { name: decision.name, serial: decision.serial, fingerprint: decision.fingerprint, peer };
     sessionLog = sessionLog.child({ client: identity.name });
     const serial = { serial: identity.serial };
     if (!isClientAllowed(current.config.allowedClients, identity.name)) {
@@ -150,7 +150,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     // A session now: its own limits (maxSessions, per client) apply from here on.
     if (tcp) gate.release(tcp);
     sessionLog.info({ serial: identity.serial, fingerprint: identity.fingerprint, resumed }, 'session start');
-    const session = new AgentSession(socket, current, identity, sessionId, sessionLog, software, helpers);
+    const session = new AgentSession({ transport: socket, runtime: current, identity, id: sessionId, log: sessionLog, software, helpers });
     sessions.add(session);
     active += 1;
     perClient.set(identity.name, clientSessions + 1);

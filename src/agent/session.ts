@@ -1,33 +1,56 @@
 // The agent's side of one session: a state machine fed with decoded frames. It owns
 // the command it starts; the transport is any duplex byte stream (a TLS socket in
 // production), so the rules here do not depend on how bytes travel.
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
 import {
-  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, HELD_VERSION, KEEPALIVE_VERSION, PTY_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
+  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, HELD_VERSION, KEEPALIVE_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import { Keepalive } from '../protocol/keepalive.js';
 import {
-  applyOption, defaultSessionOptions, decodeCommand, decodeSignal, decodeVersionOffer, decodeWindow,
+  applyOption, defaultSessionOptions, decodeSignal, decodeVersionOffer, decodeWindow,
   encodeExit, encodeFailure, encodeFrame, encodeFrameHeader, encodeHeld, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
   type LeaderExit, type SessionOptions,
 } from '../protocol/messages.js';
-import type { AuditClient, AuditRecord } from './audit.js';
-import { refusedVariable } from './command-environment.js';
+import { chooseVersion } from '../protocol/version-rules.js';
+import type { AuditClient } from './audit.js';
+import { admitCommand, commandLengthFailure } from './command-admission.js';
 import { CommandProcess, type CommandHelpers } from './command-process.js';
-import type { LocalUser } from './local-users.js';
 import type { PendingMemory } from './pending-memory.js';
-import { authorize } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
+import { SessionAudit, type CommandTraffic } from './session-audit.js';
 import { tokenMatches } from './token-digest.js';
 
-/** Who is on the other end, as established by the TLS handshake; `name` by the rule of pki/client-name.ts. */
-export interface ClientIdentity extends AuditClient {
+/**
+ * Who is on the other end, as the transport established it (server.ts: the TLS
+ * handshake; `name` by the rule of pki/client-name.ts, `peer` its address).
+ */
+export interface PeerIdentity extends AuditClient {
   peer: string;
+}
+
+/**
+ * All a session uses of its byte stream: any Duplex has it (a TLS socket in production,
+ * one end of an in-memory pair in tests).
+ */
+export type SessionTransport = Pick<Duplex,
+  'on' | 'once' | 'write' | 'cork' | 'uncork' | 'end' | 'pause' | 'resume' | 'destroy' | 'writableFinished' | 'destroyed'>;
+
+export interface AgentSessionOptions {
+  transport: SessionTransport;
+  /** Configuration and what was loaded with it; a reload does not change a running session's. */
+  runtime: AgentRuntime;
+  identity: PeerIdentity;
+  /** The agent's number for the session, in its log lines and audit records. */
+  id: number;
+  log: Logger;
+  /** The agent's software version, told to the client in VER. */
+  software: string;
+  /** Pipes for the command's output and the guard against orphans, when the agent has them. */
+  helpers?: SessionHelpers;
 }
 
 type State = 'version' | 'setup' | 'running' | 'closed';
@@ -68,9 +91,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private outputPaused = false;
   private inputPaused = false;
   private readonly startedAt = Date.now();
-  private bytesIn = 0;
-  private bytesOut = 0;
-  private bytesErr = 0;
+  private readonly traffic: CommandTraffic = { bytesIn: 0, bytesOut: 0, bytesErr: 0 };
   private setupTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   /** Version 2 sessions with keepaliveSeconds > 0, once the command runs. */
@@ -78,7 +99,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private version = 0;
   /** Why the connection is being dropped by us, for the audit record. */
   private dropReason: string | undefined;
-  private audit: Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'pty' | 'startTime'> | undefined;
+  private readonly audit: SessionAudit;
   private optionFrames = 0;
   private optionBytes = 0;
   /** Bytes this session holds from the agent-wide budget (options, a frame being received). */
@@ -90,18 +111,25 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   /** Protocol 1 has no keepalives: while its input is backed up, empty OUT frames find out whether the client is still there. */
   private probeTimer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly transport: Duplex,
-    private readonly runtime: AgentRuntime,
-    private readonly identity: ClientIdentity,
-    private readonly sessionId: number,
-    private readonly log: Logger,
-    private readonly software: string,
-    /** Pipes for the command's output and the guard against orphans, when the agent has them. */
-    private readonly helpers: SessionHelpers = {},
-  ) {
+  private readonly transport: SessionTransport;
+  private readonly runtime: AgentRuntime;
+  private readonly identity: PeerIdentity;
+  private readonly log: Logger;
+  private readonly software: string;
+  private readonly helpers: SessionHelpers;
+
+  constructor(options: AgentSessionOptions) {
     super();
+    const { transport, runtime, identity, log } = options;
+    this.transport = transport;
+    this.runtime = runtime;
+    this.identity = identity;
+    this.log = log;
+    this.software = options.software;
+    this.helpers = options.helpers ?? {};
     const { config } = runtime;
+    const { name, serial, fingerprint, peer } = identity;
+    this.audit = new SessionAudit(runtime.audit, { session: options.id, client: { name, serial, fingerprint }, peer }, log);
     // Until the client has fully authenticated it may only send small frames.
     this.authenticated = runtime.tokenDigest === undefined;
     this.decoder = new FrameDecoder({
@@ -169,9 +197,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private admitFrame(token: string, length: number): void {
     if (STREAM_TOKENS.has(token)) return; // passed on piece by piece, never held
     const { config } = this.runtime;
-    if (token === ClientToken.COMMAND && length > config.maxArgvBytes) {
-      throw new ProtocolError(`command of ${length} bytes exceeds the agent's limit of ${config.maxArgvBytes}`, ErrorCodes.LIMIT);
-    }
+    const tooLong = token === ClientToken.COMMAND ? commandLengthFailure(length, config.maxArgvBytes) : undefined;
+    if (tooLong) throw new ProtocolError(tooLong.reason, tooLong.code);
     if (token === ClientToken.OPTION && this.optionBytes + length > config.maxOptionBytes) {
       throw new ProtocolError(`options of more than ${config.maxOptionBytes} bytes in all exceed the agent's limit (maxOptionBytes)`, ErrorCodes.LIMIT);
     }
@@ -211,15 +238,14 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   private negotiate(payload: Buffer): void {
     const offer = decodeVersionOffer(payload);
-    const common = offer.versions.filter((v) => SUPPORTED_VERSIONS.includes(v));
-    if (common.length === 0) {
+    const version = chooseVersion(offer.versions);
+    if (version === undefined) {
       this.fail({
         code: ErrorCodes.VERSION,
         reason: `client speaks protocol ${offer.versions.join(', ')}; this agent speaks ${SUPPORTED_VERSIONS.join(', ')}`,
       });
       return;
     }
-    const version = Math.max(...common);
     this.version = version;
     const { keepaliveSeconds } = this.runtime.config;
     this.transport.write(encodeVersionChoice({ version, software: this.software, keepaliveSeconds }));
@@ -258,38 +284,19 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private run(payload: Buffer): void {
-    if (!this.authenticated) {
-      this.fail({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
+    const admission = admitCommand(
+      { command: payload, options: this.options, version: this.version, authenticated: this.authenticated }, this.identity, this.runtime);
+    if (!admission.admitted) {
+      if (admission.denied) this.audit.denied(admission.denied, admission.failure.reason);
+      this.fail(admission.failure);
       return;
     }
-    const { config } = this.runtime;
-    const argv = decodeCommand(payload);
     clearTimeout(this.setupTimer);
-    const { stdin, stderr, shell, cwd, env, pty, term } = this.options;
-    if ((pty || term !== undefined) && this.version < PTY_VERSION) throw new ProtocolError('options pty and term need protocol version 3');
-    if (term !== undefined && !pty) throw new ProtocolError('option term needs the pty option');
-    const envNames = Object.keys(env);
-    const request = { argv, shell, cwd, envNames, pty: pty !== undefined };
-    // Whatever the policy: no client sets what changes how programs load or run.
-    const refused = envNames.find((name) => refusedVariable(name) !== undefined);
-    const decision = refused !== undefined
-      ? { allowed: false as const, reason: `--env ${refused} is refused: ${refusedVariable(refused)!}` }
-      : authorize(config.policy, this.identity.name, argv, request);
-    if (!decision.allowed) {
-      this.record({ event: 'denied', ...request, reason: decision.reason });
-      this.fail({ code: ErrorCodes.DENIED, reason: decision.reason });
-      return;
-    }
-    const user = this.runAsUser(decision.runAs);
-    const switchUser = user.uid !== this.runtime.agentUser.uid;
-    const program = shell ? argv[0]! : decision.program;
-    // The agent's cap on run time applies even when the client asked for none.
-    const limits = [this.options.timeoutMs, config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
-    const timeoutMs = limits.length > 0 ? Math.min(...limits) : 0;
-    this.audit = { id: randomUUID(), argv, shell, cwd, envNames, runAs: user.name, pty: pty !== undefined, startTime: new Date().toISOString() };
+    const { spec } = admission;
+    let auditId: string;
     try {
       // Fail closed: a command that cannot be audited does not run.
-      this.runtime.audit.write(this.auditRecord('start'));
+      auditId = this.audit.start(admission.audit);
     } catch (err) {
       this.log.error({ err: messageOf(err) }, 'audit log unavailable: refusing the command');
       this.fail({ code: ErrorCodes.AUDIT, reason: 'the agent cannot write its audit log; commands are refused' });
@@ -298,15 +305,14 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.state = 'running';
     // The options have served their purpose.
     this.hold(-this.heldBytes);
+    const { argv, shell, cwd, envNames, runAs, pty } = admission.audit;
+    const { stdin, stderr, timeoutMs } = spec;
     // Environment values may be secrets: only their names are logged and audited.
-    this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs: user.name, pty: pty !== undefined, audit: this.audit.id }, 'command');
+    this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs, pty, audit: auditId }, 'command');
     let command: CommandProcess;
     try {
-      command = new CommandProcess({
-        argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs,
-        killGraceMs: config.killGraceSeconds * 1000, user, switchUser, clientName: this.identity.name, cwd, env,
-        pipes: this.helpers.pipes, reaper: this.helpers.reaper, cgroups: this.helpers.cgroups, pty: pty && { ...pty, term: term ?? 'xterm' },
-      });
+      const { pipes, reaper, cgroups } = this.helpers;
+      command = new CommandProcess({ ...spec, pipes, reaper, cgroups });
     } catch (err) {
       this.log.error({ err: messageOf(err) }, 'cannot start the command');
       this.recordEnd(undefined, 'internal error in the agent');
@@ -321,24 +327,16 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     command.once('exit', (status) => this.finish(status));
     command.once('output-held', (leader) => this.outputHeld(leader));
     command.stdout.on('data', (chunk: Buffer) => {
-      this.bytesOut += chunk.length;
+      this.traffic.bytesOut += chunk.length;
       this.send(AgentToken.STDOUT, chunk);
     });
     command.stderr?.on('data', (chunk: Buffer) => {
-      this.bytesErr += chunk.length;
+      this.traffic.bytesErr += chunk.length;
       this.send(AgentToken.STDERR, chunk);
     });
     if (!stdin) this.inputEnded = true;
     this.touch();
     this.keepalive?.start();
-  }
-
-  private runAsUser(ruleUser: string | undefined): LocalUser {
-    const { runtime } = this;
-    // Run-as only means something when the agent can switch users.
-    if (runtime.agentUser.uid !== 0) return runtime.agentUser;
-    const name = ruleUser ?? runtime.config.runAs;
-    return (name && runtime.users.get(name)) || runtime.agentUser;
   }
 
   // Output frames respect the client's reading speed: when the socket buffer is full the
@@ -369,7 +367,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private input(payload: Buffer): void {
     if (!this.options.stdin) throw new ProtocolError('INP without the stdin option');
     if (this.inputEnded) throw new ProtocolError('INP after EOF');
-    this.bytesIn += payload.length;
+    this.traffic.bytesIn += payload.length;
     const stdin = this.command?.stdin;
     if (!stdin || stdin.destroyed || stdin.writableEnded) return; // the command closed its stdin
     // Stop reading from the client while the command does not keep up with its input.
@@ -444,7 +442,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (this.state !== 'running') return;
     this.log.info({
       code: status.code, signal: status.signal, timedOut: status.timedOut,
-      durationMs: Date.now() - this.startedAt, bytesIn: this.bytesIn, bytesOut: this.bytesOut, bytesErr: this.bytesErr,
+      durationMs: Date.now() - this.startedAt, ...this.traffic,
     }, 'exit');
     this.recordEnd(status, undefined);
     this.state = 'closed';
@@ -452,27 +450,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.endWith(encodeExit(status));
   }
 
-  private auditRecord(event: AuditRecord['event']): AuditRecord {
-    const { name, serial, fingerprint, peer } = this.identity;
-    return { event, id: this.audit?.id ?? randomUUID(), session: this.sessionId, client: { name, serial, fingerprint }, peer, ...this.audit };
-  }
-
-  private record(fields: Partial<AuditRecord> & Pick<AuditRecord, 'event'>): void {
-    try {
-      this.runtime.audit.write({ ...this.auditRecord(fields.event), ...fields });
-    } catch (err) {
-      this.log.error({ err: messageOf(err), event: fields.event }, 'audit log unavailable: record lost');
-    }
-  }
-
   private recordEnd(status: ExitStatus | undefined, reason: string | undefined): void {
-    if (!this.audit) return;
-    this.record({
-      event: 'end', endTime: new Date().toISOString(), reason,
-      exit: status && { code: status.code, signal: status.signal, timedOut: status.timedOut },
-      bytesIn: this.bytesIn, bytesOut: this.bytesOut, bytesErr: this.bytesErr,
-    });
-    this.audit = undefined;
+    this.audit.end(status, reason, { ...this.traffic });
   }
 
   // The last frame, then close our side; the peer closes its side once it has read

@@ -1,0 +1,92 @@
+// Whether a session's command may run, and how: every rule between the client's CMD and
+// the spawn, in the order the agent applies them (the order decides which reason a client
+// hears): authentication, argv size, version rules, refused variables, policy, run-as
+// user, the program to execute, working directory, time limit. Pure: the request, the
+// client and the runtime in; the command to start and what the audit records of it, or a
+// Failure. The session does what has effects (audit records, logging, the spawn).
+import { ErrorCodes } from '../errors.js';
+import { decodeCommand, type Failure, type SessionOptions } from '../protocol/messages.js';
+import { optionsProblem } from '../protocol/version-rules.js';
+import type { AuditRecord } from './audit.js';
+import { refusedVariable } from './command-environment.js';
+import type { CommandHelpers, CommandSpec } from './command-process.js';
+import type { LocalUser } from './local-users.js';
+import { authorize } from './policy.js';
+import type { AgentRuntime } from './runtime.js';
+
+/** What a client asks to run: its CMD payload and the options its OPT frames set. */
+export interface CommandAsked {
+  /** The CMD payload; decoded only once the client is known to be authenticated. */
+  command: Buffer;
+  options: SessionOptions;
+  /** The protocol version the session speaks. */
+  version: number;
+  /** Whether the client has passed the token check (or the agent needs no token). */
+  authenticated: boolean;
+}
+
+/** The parts of the runtime the rules read. */
+export type AdmissionRuntime = Pick<AgentRuntime, 'config' | 'agentUser' | 'users'>;
+
+/** What the audit records say about the command (denied ones have no run-as user). */
+export type CommandAuditFields = Required<Pick<AuditRecord, 'argv' | 'shell' | 'envNames' | 'pty'>> & Pick<AuditRecord, 'cwd' | 'runAs'>;
+
+export type Admission =
+  /** `spec` lacks only the agent-wide helpers (pipes, reaper, cgroups). */
+  | { admitted: true; spec: Omit<CommandSpec, keyof CommandHelpers>; audit: CommandAuditFields & { runAs: string } }
+  /** `denied` is set when the client's request is refused as such: it gets a `denied` audit record. */
+  | { admitted: false; failure: Failure; denied?: CommandAuditFields };
+
+const refuse = (failure: Failure, denied?: CommandAuditFields): Admission => ({ admitted: false, failure, denied });
+
+/**
+ * The argv size limit, checked on the CMD frame's header before its payload is held (the
+ * session calls this from its frame admission); undefined when the length is within it.
+ */
+export function commandLengthFailure(length: number, maxArgvBytes: number): Failure | undefined {
+  if (length <= maxArgvBytes) return undefined;
+  return { code: ErrorCodes.LIMIT, reason: `command of ${length} bytes exceeds the agent's limit of ${maxArgvBytes}` };
+}
+
+/**
+ * Decides on one command. A CMD payload that does not decode throws ProtocolError, like
+ * any other malformed frame; every refusal is returned.
+ */
+export function admitCommand(asked: CommandAsked, client: { name: string }, runtime: AdmissionRuntime): Admission {
+  if (!asked.authenticated) return refuse({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
+  const { config } = runtime;
+  const argv = decodeCommand(asked.command);
+  const { stdin, stderr, shell, cwd, env, pty, term } = asked.options;
+  const problem = optionsProblem(asked.options, asked.version);
+  if (problem !== undefined) return refuse({ code: ErrorCodes.PROTOCOL, reason: problem });
+  const envNames = Object.keys(env);
+  const request = { argv, shell, cwd, envNames, pty: pty !== undefined };
+  // Whatever the policy: no client sets what changes how programs load or run.
+  const refused = envNames.find((name) => refusedVariable(name) !== undefined);
+  const decision = refused !== undefined
+    ? { allowed: false as const, reason: `--env ${refused} is refused: ${refusedVariable(refused)!}` }
+    : authorize(config.policy, client.name, argv, request);
+  if (!decision.allowed) return refuse({ code: ErrorCodes.DENIED, reason: decision.reason }, request);
+  const user = runAsUser(runtime, decision.runAs);
+  // A shell script is not a program to normalize; a program runs as the path policy matched.
+  const program = shell ? argv[0]! : decision.program;
+  // The agent's cap on run time applies even when the client asked for none.
+  const limits = [asked.options.timeoutMs, config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
+  const timeoutMs = limits.length > 0 ? Math.min(...limits) : 0;
+  return {
+    admitted: true,
+    spec: {
+      argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs, killGraceMs: config.killGraceSeconds * 1000,
+      user, switchUser: user.uid !== runtime.agentUser.uid, clientName: client.name, cwd, env,
+      pty: pty && { ...pty, term: term ?? 'xterm' },
+    },
+    audit: { ...request, runAs: user.name },
+  };
+}
+
+function runAsUser(runtime: AdmissionRuntime, ruleUser: string | undefined): LocalUser {
+  // Run-as only means something when the agent can switch users.
+  if (runtime.agentUser.uid !== 0) return runtime.agentUser;
+  const name = ruleUser ?? runtime.config.runAs;
+  return (name && runtime.users.get(name)) || runtime.agentUser;
+}
