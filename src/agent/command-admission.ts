@@ -1,9 +1,10 @@
 // Whether a session's command may run, and how: every rule between the client's CMD and
 // the spawn, in the order the agent applies them (the order decides which reason a client
-// hears): authentication, argv size, version rules, refused variables, policy, run-as
-// user, the program to execute, working directory, time limit. Pure: the request, the
-// client and the runtime in; the command to start and what the audit records of it, or a
-// Failure. The session does what has effects (audit records, logging, the spawn).
+// hears): argv size (on the CMD header, before its payload is held), then authentication,
+// version rules, refused variables, policy, run-as user, the program to execute, working
+// directory, time limit. Pure: the request, the client and the runtime in; the command
+// to start and what the audit records of it, or a Failure. The session does what has
+// effects (audit records, logging, the spawn).
 import { ErrorCodes } from '../errors.js';
 import { decodeCommand, type Failure, type SessionOptions } from '../protocol/messages.js';
 import { optionsProblem } from '../protocol/version-rules.js';
