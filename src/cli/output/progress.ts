@@ -1,0 +1,93 @@
+// The live progress line on a terminal (stderr): hosts done / total, failures, hosts
+// running and the slowest of them, led by a host whose command exited while a background
+// process holds its output open (what else keeps the run waiting is not visible). Cleared before every output line, so it never
+// mixes with output, and gone at the end. Nothing at all when stderr is not a TTY.
+import type { LeaderExit } from '../../protocol/messages.js';
+import type { HostSession } from '../execution/host-session.js';
+import { classify, type HostResult } from '../execution/outcome.js';
+import type { OutputStreams, Renderer } from './renderers.js';
+import { heldOpenNote } from './summary.js';
+
+const REFRESH_MS = 250;
+const CLEAR = '\r\x1b[K';
+
+export class ProgressLine implements Renderer {
+  private readonly started = new Map<HostSession, number>();
+  /** Hosts whose command has exited while a background process holds its output open. */
+  private readonly held = new Map<HostSession, LeaderExit>();
+  private done = 0;
+  private failed = 0;
+  private shown = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly stderr: NodeJS.WriteStream, private readonly total: number) {
+    this.timer = setInterval(() => this.draw(), REFRESH_MS);
+    this.timer.unref();
+  }
+
+  static enabled(stderr: NodeJS.WritableStream, quiet: boolean): stderr is NodeJS.WriteStream {
+    return !quiet && (stderr as NodeJS.WriteStream).isTTY === true;
+  }
+
+  attach(session: HostSession): void {
+    this.started.set(session, Date.now());
+    session.once('output-held', (leader) => this.held.set(session, leader));
+    session.once('done', () => {
+      this.started.delete(session);
+      this.held.delete(session);
+    });
+  }
+
+  hostDone(result: HostResult): void {
+    this.done += 1;
+    if (classify(result.outcome) !== 'ok') this.failed += 1;
+  }
+
+  /** Removes the line (before output is written, and at the end). */
+  clear(): void {
+    if (!this.shown) return;
+    this.stderr.write(CLEAR);
+    this.shown = false;
+  }
+
+  /** The end of the run: the line goes away before the summary is written. */
+  finish(): void {
+    clearInterval(this.timer);
+    this.clear();
+  }
+
+  /** Streams whose writes first take the progress line away, so output never mixes with it. */
+  guard(streams: OutputStreams): OutputStreams {
+    const guarded = (stream: NodeJS.WritableStream): NodeJS.WritableStream => new Proxy(stream, {
+      get: (target, property) => {
+        if (property === 'write') {
+          return (...args: Parameters<NodeJS.WritableStream['write']>) => {
+            this.clear();
+            return (target.write as (...a: unknown[]) => boolean)(...args);
+          };
+        }
+        const value = Reflect.get(target, property, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    return { stdout: guarded(streams.stdout), stderr: guarded(streams.stderr) };
+  }
+
+  private draw(): void {
+    const now = Date.now();
+    const slowest = [...this.started.entries()].sort(([, a], [, b]) => a - b).slice(0, 3)
+      .map(([session, since]) => `${session.target.name} ${((now - since) / 1000).toFixed(1)}s`);
+    let line = `[${this.done}/${this.total} done, ${this.failed} failed, ${this.started.size} running]`;
+    if (slowest.length > 0) line += ` slowest: ${slowest.join(', ')}`;
+    // Why a host that looks finished keeps the run waiting comes first: the line is cut to the width.
+    const [heldHost] = this.held;
+    if (heldHost) {
+      const [session, leader] = heldHost;
+      const others = this.held.size > 1 ? ` (and ${this.held.size - 1} more)` : '';
+      line = `${session.target.name}${others}: ${heldOpenNote(leader)}  ${line}`;
+    }
+    const width = this.stderr.columns || 80;
+    this.stderr.write(`${CLEAR}${line.slice(0, width - 1)}`);
+    this.shown = true;
+  }
+}
