@@ -176,7 +176,7 @@ export async function runCommand(
   };
   const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
     onStart: (session) => {
-      renderer.attach(session);
+      renderer.hostStarted(session);
       input?.attach(session);
     },
     onDone: (result) => renderer.hostDone(result),

@@ -20,10 +20,9 @@ import { FileError } from '../../errors.js';
 import { octalMode, readPrivateFile, writeFileWithMode } from '../../private-files.js';
 import { describeSystemError } from '../../system-errors.js';
 import { dialAddress } from '../targeting/host-label.js';
-import type { HostSession } from '../execution/host-session.js';
 import { hostExitCode, type HostResult } from '../execution/outcome.js';
 import type { Target } from '../targeting/model.js';
-import type { Renderer } from './renderers.js';
+import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
 
 const SUFFIXES = ['out', 'err', 'rc'] as const;
 /** The names of the files distrun wrote in DIR: `{"v":1,"files":["web1.out",...]}`. */
@@ -144,8 +143,12 @@ function readRecord(dir: string): string[] {
   return files.filter(isOutputName);
 }
 
+/** A running host's .out and .err writers (missing where the file could not be opened), and how to end them. */
+type HostFiles = Partial<Record<OutputStream, (chunk: Buffer) => void>> & { end: Array<() => void> };
+
 export class OutdirRenderer implements Renderer {
   private readonly pending: Promise<void>[] = [];
+  private readonly files = new Map<Target, HostFiles>();
   private readonly failures: string[] = [];
 
   private constructor(private readonly dir: string, private readonly onProblem: (message: string) => void) {}
@@ -189,9 +192,11 @@ export class OutdirRenderer implements Renderer {
     return this.failures;
   }
 
-  attach(session: HostSession): void {
+  hostStarted(host: RenderedHost): void {
+    const files: HostFiles = { end: [] };
+    this.files.set(host.target, files);
     for (const [event, suffix] of [['stdout', 'out'], ['stderr', 'err']] as const) {
-      const path = join(this.dir, `${session.target.name}.${suffix}`);
+      const path = join(this.dir, `${host.target.name}.${suffix}`);
       let fd: number;
       try {
         fd = openSync(path, CREATE_EXCLUSIVE, 0o666);
@@ -202,33 +207,38 @@ export class OutdirRenderer implements Renderer {
       const file = createWriteStream(path, { fd });
       this.pending.push(new Promise((resolve) => file.once('close', () => resolve())));
       let failed = false;
-      let paused = false;
+      let release: (() => void) | undefined;
       const resume = (): void => {
-        paused = false;
-        session.resume();
+        release?.();
+        release = undefined;
       };
       file.on('error', (err) => {
         if (failed) return;
         failed = true;
         this.fail(path, err);
-        if (paused) resume();
+        resume();
       });
-      session.on(event, (chunk) => {
+      files[event] = (chunk) => {
         if (failed) return;
         // The disk is slower than the agent: stop reading from it until the file drains.
-        if (!file.write(chunk) && !paused) {
-          paused = true;
-          session.pause();
+        if (!file.write(chunk) && !release) {
+          release = host.hold();
           file.once('drain', resume);
         }
-      });
-      session.once('done', () => {
+      };
+      files.end.push(() => {
         if (!failed) file.end();
       });
     }
   }
 
+  output(host: RenderedHost, stream: OutputStream, chunk: Buffer): void {
+    this.files.get(host.target)![stream]?.(chunk);
+  }
+
   hostDone(result: HostResult): void {
+    for (const end of this.files.get(result.target)?.end ?? []) end();
+    this.files.delete(result.target);
     const path = join(this.dir, `${result.target.name}.rc`);
     try {
       const fd = openSync(path, CREATE_EXCLUSIVE, 0o666);

@@ -3,18 +3,18 @@
 // process holds its output open (what else keeps the run waiting is not visible). Cleared before every output line, so it never
 // mixes with output, and gone at the end. Nothing at all when stderr is not a TTY.
 import type { LeaderExit } from '../../protocol/messages.js';
-import type { HostSession } from '../execution/host-session.js';
 import { classify, type HostResult } from '../execution/outcome.js';
-import type { OutputStreams, Renderer } from './renderers.js';
+import type { Target } from '../targeting/model.js';
+import type { OutputStreams, RenderedHost, Renderer } from './renderers.js';
 import { heldOpenNote } from './summary.js';
 
 const REFRESH_MS = 250;
 const CLEAR = '\r\x1b[K';
 
 export class ProgressLine implements Renderer {
-  private readonly started = new Map<HostSession, number>();
+  private readonly started = new Map<Target, number>();
   /** Hosts whose command has exited while a background process holds its output open. */
-  private readonly held = new Map<HostSession, LeaderExit>();
+  private readonly held = new Map<Target, LeaderExit>();
   private done = 0;
   private failed = 0;
   private shown = false;
@@ -29,16 +29,17 @@ export class ProgressLine implements Renderer {
     return !quiet && (stderr as NodeJS.WriteStream).isTTY === true;
   }
 
-  attach(session: HostSession): void {
-    this.started.set(session, Date.now());
-    session.once('output-held', (leader) => this.held.set(session, leader));
-    session.once('done', () => {
-      this.started.delete(session);
-      this.held.delete(session);
-    });
+  hostStarted({ target }: RenderedHost): void {
+    this.started.set(target, Date.now());
+  }
+
+  outputHeld({ target }: RenderedHost, leader: LeaderExit): void {
+    this.held.set(target, leader);
   }
 
   hostDone(result: HostResult): void {
+    this.started.delete(result.target);
+    this.held.delete(result.target);
     this.done += 1;
     if (classify(result.outcome) !== 'ok') this.failed += 1;
   }
@@ -76,15 +77,15 @@ export class ProgressLine implements Renderer {
   private draw(): void {
     const now = Date.now();
     const slowest = [...this.started.entries()].sort(([, a], [, b]) => a - b).slice(0, 3)
-      .map(([session, since]) => `${session.target.name} ${((now - since) / 1000).toFixed(1)}s`);
+      .map(([target, since]) => `${target.name} ${((now - since) / 1000).toFixed(1)}s`);
     let line = `[${this.done}/${this.total} done, ${this.failed} failed, ${this.started.size} running]`;
     if (slowest.length > 0) line += ` slowest: ${slowest.join(', ')}`;
     // Why a host that looks finished keeps the run waiting comes first: the line is cut to the width.
     const [heldHost] = this.held;
     if (heldHost) {
-      const [session, leader] = heldHost;
+      const [target, leader] = heldHost;
       const others = this.held.size > 1 ? ` (and ${this.held.size - 1} more)` : '';
-      line = `${session.target.name}${others}: ${heldOpenNote(leader)}  ${line}`;
+      line = `${target.name}${others}: ${heldOpenNote(leader)}  ${line}`;
     }
     const width = this.stderr.columns || 80;
     this.stderr.write(`${CLEAR}${line.slice(0, width - 1)}`);

@@ -9,24 +9,59 @@ import { formatSummary } from './summary.js';
 import { prefixedLine } from './prefixed-line.js';
 import { neutralizeOutput } from '../terminal-text.js';
 import type { HostSession } from '../execution/host-session.js';
+import type { LeaderExit } from '../../protocol/messages.js';
+import type { Target } from '../targeting/model.js';
 
+/** A running host as renderers see it: which target, and a hold on its output. */
+export interface RenderedHost {
+  readonly target: Target;
+  /**
+   * Stops reading the host's output until the returned release is called: a sink that is
+   * full holds the host. Holds are counted, so the host resumes only when every sink
+   * that held it has drained.
+   */
+  hold(): () => void;
+}
+
+/**
+ * What a renderer hears, once per event: a host started, a chunk of its output, its
+ * command exited with the output held open, the host ended (every host, started or
+ * not, in the order hosts end), the run ended.
+ */
 export interface Renderer {
-  /** Called once per host when its session starts. */
-  attach(session: HostSession): void;
-  /** Called once per host when it has finished (or could not run). */
+  hostStarted?(host: RenderedHost): void;
+  output?(host: RenderedHost, stream: OutputStream, chunk: Buffer): void;
+  outputHeld?(host: RenderedHost, leader: LeaderExit): void;
   hostDone(result: HostResult): void;
-  /** Called once at the end with every host's result, in target order, and distrun's exit code. */
+  /** Once at the end with every host's result, in target order, and distrun's exit code. */
   finish(results: readonly HostResult[], exitCode: number): void;
   /** Resolves when everything the renderer wrote is on disk (file renderers). */
   close?(): Promise<void>;
 }
 
-/** Several renderers fed with the same events (e.g. live lines and --outdir files). */
-export class RendererSet implements Renderer {
+export type OutputStream = 'stdout' | 'stderr';
+
+/** What RendererSet needs of a host's session (a HostSession, or a fake in tests). */
+export type OutputSource = Pick<HostSession, 'target' | 'on' | 'once' | 'pause' | 'resume'>;
+
+/**
+ * Every renderer of a run (live lines, progress, record, --outdir files) fed from one
+ * subscription per host; the end of a host is the scheduler's one event (hostDone).
+ */
+export class RendererSet {
   constructor(private readonly renderers: readonly Renderer[]) {}
 
-  attach(session: HostSession): void {
-    for (const r of this.renderers) r.attach(session);
+  hostStarted(session: OutputSource): void {
+    const host: RenderedHost = { target: session.target, hold: countedHold(session) };
+    for (const r of this.renderers) r.hostStarted?.(host);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      session.on(stream, (chunk) => {
+        for (const r of this.renderers) r.output?.(host, stream, chunk);
+      });
+    }
+    session.once('output-held', (leader) => {
+      for (const r of this.renderers) r.outputHeld?.(host, leader);
+    });
   }
 
   hostDone(result: HostResult): void {
@@ -40,6 +75,20 @@ export class RendererSet implements Renderer {
   async close(): Promise<void> {
     await Promise.all(this.renderers.map((r) => r.close?.()));
   }
+}
+
+/** Pauses the session at the first hold and resumes it when the last one is released. */
+function countedHold(session: Pick<HostSession, 'pause' | 'resume'>): () => () => void {
+  let holds = 0;
+  return () => {
+    if (holds++ === 0) session.pause();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--holds === 0) session.resume();
+    };
+  };
 }
 
 export interface OutputStreams {
@@ -100,7 +149,7 @@ export class LineSplitter {
  * (like ssh); with several hosts, lines are still kept whole.
  */
 export class LineRenderer implements Renderer {
-  private readonly splitters = new Map<HostSession, { out: LineSplitter; err: LineSplitter }>();
+  private readonly writers = new Map<Target, HostLines>();
   private readonly passThrough: boolean;
 
   constructor(
@@ -110,53 +159,62 @@ export class LineRenderer implements Renderer {
     this.passThrough = !options.prefix && options.hostCount === 1;
   }
 
-  attach(session: HostSession): void {
+  hostStarted(host: RenderedHost): void {
     const prefixFor = (stream: NodeJS.WritableStream) =>
-      (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${session.target.name}: `)) : Buffer.alloc(0));
-    const prefixes = new Map([[this.streams.stdout, prefixFor(this.streams.stdout)], [this.streams.stderr, prefixFor(this.streams.stderr)]]);
-    const filters = new Map([this.streams.stdout, this.streams.stderr].map((s) => [s, screenFilter(s, this.options.neutralize)]));
-    // On a terminal a CR inside a line writes the prefix again (prefixed-line.ts); into pipes and files, the bytes.
-    const reprefix = new Map([this.streams.stdout, this.streams.stderr].map((s) => [s, this.options.prefix && onScreen(s, this.options.neutralize)]));
+      (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${host.target.name}: `)) : Buffer.alloc(0));
     const write = (stream: NodeJS.WritableStream, data: Buffer): void => {
       // Local output backed up: stop reading from the agent until it drains.
-      if (!stream.write(data)) {
-        session.pause();
-        stream.once('drain', () => session.resume());
-      }
+      if (!stream.write(data)) stream.once('drain', host.hold());
     };
-    if (this.passThrough) {
-      session.on('stdout', (chunk) => write(this.streams.stdout, chunk));
-      session.on('stderr', (chunk) => write(this.streams.stderr, chunk));
-      return;
-    }
-    const splitters = { out: new LineSplitter(), err: new LineSplitter() };
-    this.splitters.set(session, splitters);
-    const emitLines = (stream: NodeJS.WritableStream, lines: Buffer[]): void => {
-      if (lines.length === 0) return;
-      const prefix = prefixes.get(stream)!;
-      const filter = filters.get(stream)!;
-      const parts: Buffer[] = [];
-      for (const line of lines) parts.push(...(reprefix.get(stream) ? prefixedLine(line, prefix, filter) : [prefix, filter(line)]));
-      write(stream, Buffer.concat(parts));
-    };
-    session.on('stdout', (chunk) => emitLines(this.streams.stdout, splitters.out.push(chunk)));
-    session.on('stderr', (chunk) => emitLines(this.streams.stderr, splitters.err.push(chunk)));
-    session.once('done', () => {
-      // A last line without a newline is still shown, ended so the next host's line starts clean.
-      const lastOut = splitters.out.flush();
-      const lastErr = splitters.err.flush();
-      if (lastOut) emitLines(this.streams.stdout, [Buffer.concat([lastOut, Buffer.from('\n')])]);
-      if (lastErr) emitLines(this.streams.stderr, [Buffer.concat([lastErr, Buffer.from('\n')])]);
+    const sink = (stream: NodeJS.WritableStream): LineSink => ({
+      write: (data) => write(stream, data),
+      prefix: prefixFor(stream),
+      filter: screenFilter(stream, this.options.neutralize),
+      // On a terminal a CR inside a line writes the prefix again (prefixed-line.ts); into pipes and files, the bytes.
+      reprefix: this.options.prefix && onScreen(stream, this.options.neutralize),
+      lines: new LineSplitter(),
     });
+    this.writers.set(host.target, { stdout: sink(this.streams.stdout), stderr: sink(this.streams.stderr) });
+  }
+
+  output(host: RenderedHost, stream: OutputStream, chunk: Buffer): void {
+    const sink = this.writers.get(host.target)![stream];
+    if (this.passThrough) sink.write(chunk);
+    else emitLines(sink, sink.lines.push(chunk));
   }
 
   hostDone(result: HostResult): void {
+    const writers = this.writers.get(result.target);
+    this.writers.delete(result.target);
+    // A last line without a newline is still shown, ended so the next host's line starts clean.
+    for (const sink of writers ? [writers.stdout, writers.stderr] : []) {
+      const last = sink.lines.flush();
+      if (last) emitLines(sink, [Buffer.concat([last, Buffer.from('\n')])]);
+    }
     reportHostError(this.streams.stderr, result);
   }
 
   finish(results: readonly HostResult[]): void {
     writeSummary(this.streams.stderr, results);
   }
+}
+
+/** One output stream of one host, as LineRenderer writes it. */
+interface LineSink {
+  write(data: Buffer): void;
+  prefix: Buffer;
+  filter: (bytes: Buffer) => Buffer;
+  reprefix: boolean;
+  lines: LineSplitter;
+}
+
+type HostLines = Record<OutputStream, LineSink>;
+
+function emitLines(sink: LineSink, lines: Buffer[]): void {
+  if (lines.length === 0) return;
+  const parts: Buffer[] = [];
+  for (const line of lines) parts.push(...(sink.reprefix ? prefixedLine(line, sink.prefix, sink.filter) : [sink.prefix, sink.filter(line)]));
+  sink.write(Buffer.concat(parts));
 }
 
 /** A host that could not run the command is reported on stderr as soon as it is known. */
@@ -178,32 +236,34 @@ export function writeSummary(stderr: NodeJS.WritableStream, results: readonly Ho
  * until it finishes; identical outputs are stored once.
  */
 export class GatherRenderer implements Renderer {
-  private readonly captured = new Map<HostSession, { out: Buffer[]; err: Buffer[] }>();
+  private readonly captured = new Map<Target, Record<OutputStream, Buffer[]>>();
   private readonly groups = new Map<string, { hosts: string[]; out: Buffer; err: Buffer; exit: string }>();
 
   constructor(private readonly streams: OutputStreams, private readonly options: { neutralize: boolean }) {}
 
-  attach(session: HostSession): void {
-    const capture = { out: [] as Buffer[], err: [] as Buffer[] };
-    this.captured.set(session, capture);
-    session.on('stdout', (chunk) => capture.out.push(chunk));
-    session.on('stderr', (chunk) => capture.err.push(chunk));
-    session.once('done', (result) => {
-      this.captured.delete(session);
-      const out = Buffer.concat(capture.out);
-      const err = Buffer.concat(capture.err);
-      // A host that never ran and said nothing is only in the summary.
-      if (result.outcome.kind === 'error' && out.length === 0 && err.length === 0) return;
-      const exit = result.outcome.kind === 'exit' && result.outcome.code === 0 ? '' : describeOutcome(result.outcome);
-      const key = createHash('sha256').update(out).update('\0').update(err).update('\0').update(exit).digest('hex');
-      const group = this.groups.get(key) ?? { hosts: [], out, err, exit };
-      group.hosts.push(session.target.name);
-      this.groups.set(key, group);
-    });
+  hostStarted(host: RenderedHost): void {
+    this.captured.set(host.target, { stdout: [], stderr: [] });
+  }
+
+  output(host: RenderedHost, stream: OutputStream, chunk: Buffer): void {
+    this.captured.get(host.target)![stream].push(chunk);
   }
 
   hostDone(result: HostResult): void {
+    const capture = this.captured.get(result.target);
+    this.captured.delete(result.target);
+    if (capture) this.group(result, Buffer.concat(capture.stdout), Buffer.concat(capture.stderr));
     reportHostError(this.streams.stderr, result);
+  }
+
+  private group(result: HostResult, out: Buffer, err: Buffer): void {
+    // A host that never ran and said nothing is only in the summary.
+    if (result.outcome.kind === 'error' && out.length === 0 && err.length === 0) return;
+    const exit = result.outcome.kind === 'exit' && result.outcome.code === 0 ? '' : describeOutcome(result.outcome);
+    const key = createHash('sha256').update(out).update('\0').update(err).update('\0').update(exit).digest('hex');
+    const group = this.groups.get(key) ?? { hosts: [], out, err, exit };
+    group.hosts.push(result.target.name);
+    this.groups.set(key, group);
   }
 
   finish(results: readonly HostResult[]): void {
@@ -245,16 +305,17 @@ export class JsonRenderer implements Renderer {
     this.streams.stdout.write(`${JSON.stringify({ v: JSON_EVENTS_VERSION, type, time: new Date().toISOString(), ...fields })}\n`);
   }
 
-  attach(session: HostSession): void {
-    const { name: host, address, port } = session.target;
+  hostStarted({ target: { name: host, address, port } }: RenderedHost): void {
     this.emit('start', { host, address, port });
-    session.once('output-held', (leader) => this.emit('held', { host, code: leader.code ?? null, signal: leader.signal ?? null }));
-    for (const stream of ['stdout', 'stderr'] as const) {
-      session.on(stream, (chunk) => {
-        const { text, encoding } = encodeBytes(chunk);
-        this.emit(stream, { host, data: text, encoding });
-      });
-    }
+  }
+
+  outputHeld(host: RenderedHost, leader: LeaderExit): void {
+    this.emit('held', { host: host.target.name, code: leader.code ?? null, signal: leader.signal ?? null });
+  }
+
+  output(host: RenderedHost, stream: OutputStream, chunk: Buffer): void {
+    const { text, encoding } = encodeBytes(chunk);
+    this.emit(stream, { host: host.target.name, data: text, encoding });
   }
 
   hostDone(result: HostResult): void {

@@ -12,10 +12,9 @@ import { FileError, UsageError } from '../../errors.js';
 import { ensurePrivateDir, privacyProblem, readPrivateFile, writeFileWithMode } from '../../private-files.js';
 import { describeSystemError } from '../../system-errors.js';
 import { distrunCacheDir } from '../cache-dir.js';
-import type { HostSession } from '../execution/host-session.js';
 import { classify, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
 import type { Target } from '../targeting/model.js';
-import type { Renderer } from './renderers.js';
+import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
 
 /**
  * Version of the record format. 2 added `version` and `parent` (the run a rerun came
@@ -95,11 +94,13 @@ export class RecordRenderer implements Renderer {
   private readonly startedAt = new Date();
   private readonly digests = new Map<string, { out: OutputDigest; err: OutputDigest }>();
 
-  attach(session: HostSession): void {
-    const entry = { out: new OutputDigest(), err: new OutputDigest() };
-    this.digests.set(keyOf(session.target), entry);
-    session.on('stdout', (chunk) => entry.out.update(chunk));
-    session.on('stderr', (chunk) => entry.err.update(chunk));
+  hostStarted({ target }: RenderedHost): void {
+    this.digests.set(keyOf(target), { out: new OutputDigest(), err: new OutputDigest() });
+  }
+
+  output({ target }: RenderedHost, stream: OutputStream, chunk: Buffer): void {
+    const entry = this.digests.get(keyOf(target))!;
+    (stream === 'stdout' ? entry.out : entry.err).update(chunk);
   }
 
   hostDone(): void {}
