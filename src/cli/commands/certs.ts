@@ -3,6 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { defaultPkiDir } from '../../pki/pki-paths.js';
 import type { Bundle } from '../../pki/pki-store.js';
 import { collect } from '../options.js';
+import { table } from '../output/table.js';
 
 function positiveDays(value: string): number {
   const days = Number(value);
@@ -95,7 +96,7 @@ export function registerCertsCommand(program: Command): void {
         r.serial, r.name, r.role, r.notAfter.slice(0, 10),
         r.revokedAt ? `revoked ${r.revokedAt.slice(0, 10)}` : Date.parse(r.notAfter) < now ? 'expired' : 'valid',
       ]);
-      process.stdout.write(formatTable(['SERIAL', 'NAME', 'ROLE', 'EXPIRES', 'STATE'], rows));
+      process.stdout.write(table([['SERIAL', 'NAME', 'ROLE', 'EXPIRES', 'STATE'], ...rows]));
     });
 
   certs.command('renew')
@@ -108,9 +109,4 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`re-issued ${name}:\n${describeBundle(bundle)}\n`);
       process.stdout.write('the previous certificate stays valid until it expires; revoke it by serial if its key is compromised\n');
     });
-}
-
-function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }

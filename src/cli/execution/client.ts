@@ -8,6 +8,7 @@ import { ErrorCodes, FileError, PkiError, UsageError, messageOf } from '../../er
 import { readCrl, type RevocationList } from '../../pki/crl.js';
 import { weakCertificateInFile } from '../../pki/key-strength.js';
 import { defaultPkiDir, loadClientIdentity, PkiFiles } from '../../pki/pki-paths.js';
+import { tokenOf } from '../../token-file.js';
 import { SOFTWARE_VERSION } from '../../version.js';
 import { TLS_SETTINGS } from '../../protocol/tls-settings.js';
 import { describeSystemError } from '../../system-errors.js';
@@ -94,8 +95,8 @@ export function readToken(file: string | undefined): Buffer | undefined {
   } catch (err) {
     throw new FileError(`cannot read token file ${file}: ${describeSystemError(err)}`);
   }
-  const token = text.replace(/[\r\n]+$/, '');
-  if (token === '') throw new UsageError(`token file ${file} is empty`);
+  const token = tokenOf(text);
+  if (token === undefined) throw new UsageError(`token file ${file} is empty`);
   return Buffer.from(token, 'utf8');
 }
 
