@@ -149,3 +149,22 @@ test('GatherRenderer: identical outputs once under folded names, largest group f
   const rule = '-'.repeat(15);
   t.is(io.stdout.text, `${rule}\nweb[1-2] (2)\n${rule}\nsame\n${rule}\ndb1 (1)\n${rule}\nother\n`);
 });
+
+test('every write to the screen first calls beforeWrite (the progress line clears itself there)', (t) => {
+  const io = streams();
+  const log: string[] = [];
+  const note = (which: 'stdout' | 'stderr') => (chunk: Buffer) => log.push(`${which} ${chunk.toString().trim()}`);
+  const set = new RendererSet([new LineRenderer({ ...io, beforeWrite: () => log.push('clear') }, { prefix: true, hostCount: 2, neutralize: false })]);
+  const origOut = io.stdout.write.bind(io.stdout);
+  const origErr = io.stderr.write.bind(io.stderr);
+  io.stdout.write = ((chunk: Buffer) => (note('stdout')(chunk), origOut(chunk))) as typeof io.stdout.write;
+  io.stderr.write = ((chunk: Buffer) => (note('stderr')(chunk), origErr(chunk))) as typeof io.stderr.write;
+  const session = new FakeSession(target('web1'));
+  set.hostStarted(session.asSession);
+  session.emit('stdout', Buffer.from('one\n'));
+  const r = result(target('web1'), { kind: 'error', code: 'E_DISCONNECTED', message: 'connection reset' });
+  set.hostDone(r);
+  set.finish([r], 255);
+  t.deepEqual(log.slice(0, 4), ['clear', 'stdout web1: one', 'clear', 'stderr distrun: web1:6790: connection reset']);
+  t.is(log[4], 'clear', 'the summary too');
+});

@@ -64,6 +64,6 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
   });
   const results = await fanout.run();
   saveTlsSessions(client);
-  writeSummary(io.stderr, results);
+  writeSummary(io, results);
   return runExitCode(results, false);
 }

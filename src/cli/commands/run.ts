@@ -19,7 +19,7 @@ import { addConnectionOptions } from '../options.js';
 import { writeHostLines } from '../output/host-lines.js';
 import { OutdirRenderer } from '../output/outdir.js';
 import { ProgressLine } from '../output/progress.js';
-import { GatherRenderer, JsonRenderer, LineRenderer, RendererSet, type OutputStreams, type Renderer } from '../output/renderers.js';
+import { GatherRenderer, JsonRenderer, LineRenderer, RendererSet, writeTo, type OutputStreams, type Renderer } from '../output/renderers.js';
 import { describeCommand, loadRun, loadRunById, RecordRenderer, runsDir, saveRun } from '../output/run-record.js';
 import { rerunSelection, resolveChain } from '../output/run-chain.js';
 import { count } from '../plural.js';
@@ -151,10 +151,11 @@ export async function runCommand(
   const progress = !opts.json && !terminal && ProgressLine.enabled(io.stderr, opts.quiet === true)
     ? new ProgressLine(io.stderr, targets.length)
     : undefined;
-  const screenIo = progress ? progress.guard(io) : io;
+  // What goes to the screen first takes the progress line away, so the two never mix.
+  const screenIo: OutputStreams = progress ? { ...io, beforeWrite: () => progress.clear() } : io;
   // Checked, and cleared of an earlier run's files, before any command runs.
   const outdir = opts.outdir !== undefined
-    ? OutdirRenderer.open(opts.outdir, targets, (problem) => screenIo.stderr.write(`distrun: ${problem}\n`))
+    ? OutdirRenderer.open(opts.outdir, targets, (problem) => writeTo(screenIo, 'stderr', `distrun: ${problem}\n`))
     : undefined;
   const neutralize = opts.rawControlChars !== true;
   const screen: Renderer = opts.json
@@ -207,7 +208,7 @@ export async function runCommand(
     // The --outdir files are complete, or known not to be, before the exit code is decided.
     await renderer.close();
     const outputLost = (outdir?.problems.length ?? 0) > 0;
-    if (outputLost) screenIo.stderr.write(`distrun: --outdir ${opts.outdir} is incomplete: ${count(outdir!.problems.length, 'file')} could not be written (above)\n`);
+    if (outputLost) writeTo(screenIo, 'stderr', `distrun: --outdir ${opts.outdir} is incomplete: ${count(outdir!.problems.length, 'file')} could not be written (above)\n`);
     const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
     // A --script run is recorded as the script and its arguments, so that rerun sends it again.

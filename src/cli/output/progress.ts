@@ -5,7 +5,7 @@
 import type { LeaderExit } from '../../protocol/messages.js';
 import { classify, type HostResult } from '../execution/outcome.js';
 import type { Target } from '../targeting/model.js';
-import type { OutputStreams, RenderedHost, Renderer } from './renderers.js';
+import type { RenderedHost, Renderer } from './renderers.js';
 import { heldOpenNote } from './summary.js';
 
 const REFRESH_MS = 250;
@@ -44,7 +44,7 @@ export class ProgressLine implements Renderer {
     if (classify(result.outcome) !== 'ok') this.failed += 1;
   }
 
-  /** Removes the line (before output is written, and at the end). */
+  /** Removes the line (before output is written: the screen streams' beforeWrite, and at the end). */
   clear(): void {
     if (!this.shown) return;
     this.stderr.write(CLEAR);
@@ -55,23 +55,6 @@ export class ProgressLine implements Renderer {
   finish(): void {
     clearInterval(this.timer);
     this.clear();
-  }
-
-  /** Streams whose writes first take the progress line away, so output never mixes with it. */
-  guard(streams: OutputStreams): OutputStreams {
-    const guarded = (stream: NodeJS.WritableStream): NodeJS.WritableStream => new Proxy(stream, {
-      get: (target, property) => {
-        if (property === 'write') {
-          return (...args: Parameters<NodeJS.WritableStream['write']>) => {
-            this.clear();
-            return (target.write as (...a: unknown[]) => boolean)(...args);
-          };
-        }
-        const value = Reflect.get(target, property, target) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-    return { stdout: guarded(streams.stdout), stderr: guarded(streams.stderr) };
   }
 
   private draw(): void {

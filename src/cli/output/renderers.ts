@@ -94,6 +94,14 @@ function countedHold(session: Pick<HostSession, 'pause' | 'resume'>): () => () =
 export interface OutputStreams {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Called before anything is written to either stream: the progress line takes itself away. */
+  beforeWrite?(): void;
+}
+
+/** Writes to one of the streams, after their beforeWrite hook; false when the stream is full. */
+export function writeTo(streams: OutputStreams, stream: OutputStream, data: string | Buffer): boolean {
+  streams.beforeWrite?.();
+  return streams[stream].write(data);
 }
 
 const NEWLINE = 0x0a;
@@ -162,19 +170,22 @@ export class LineRenderer implements Renderer {
   hostStarted(host: RenderedHost): void {
     const prefixFor = (stream: NodeJS.WritableStream) =>
       (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${host.target.name}: `)) : Buffer.alloc(0));
-    const write = (stream: NodeJS.WritableStream, data: Buffer): void => {
+    const write = (stream: OutputStream, data: Buffer): void => {
       // Local output backed up: stop reading from the agent until it drains.
-      if (!stream.write(data)) stream.once('drain', host.hold());
+      if (!writeTo(this.streams, stream, data)) this.streams[stream].once('drain', host.hold());
     };
-    const sink = (stream: NodeJS.WritableStream): LineSink => ({
-      write: (data) => write(stream, data),
-      prefix: prefixFor(stream),
-      filter: screenFilter(stream, this.options.neutralize),
-      // On a terminal a CR inside a line writes the prefix again (prefixed-line.ts); into pipes and files, the bytes.
-      reprefix: this.options.prefix && onScreen(stream, this.options.neutralize),
-      lines: new LineSplitter(),
-    });
-    this.writers.set(host.target, { stdout: sink(this.streams.stdout), stderr: sink(this.streams.stderr) });
+    const sink = (which: OutputStream): LineSink => {
+      const stream = this.streams[which];
+      return {
+        write: (data) => write(which, data),
+        prefix: prefixFor(stream),
+        filter: screenFilter(stream, this.options.neutralize),
+        // On a terminal a CR inside a line writes the prefix again (prefixed-line.ts); into pipes and files, the bytes.
+        reprefix: this.options.prefix && onScreen(stream, this.options.neutralize),
+        lines: new LineSplitter(),
+      };
+    };
+    this.writers.set(host.target, { stdout: sink('stdout'), stderr: sink('stderr') });
   }
 
   output(host: RenderedHost, stream: OutputStream, chunk: Buffer): void {
@@ -191,11 +202,11 @@ export class LineRenderer implements Renderer {
       const last = sink.lines.flush();
       if (last) emitLines(sink, [Buffer.concat([last, Buffer.from('\n')])]);
     }
-    reportHostError(this.streams.stderr, result);
+    reportHostError(this.streams, result);
   }
 
   finish(results: readonly HostResult[]): void {
-    writeSummary(this.streams.stderr, results);
+    writeSummary(this.streams, results);
   }
 }
 
@@ -218,15 +229,15 @@ function emitLines(sink: LineSink, lines: Buffer[]): void {
 }
 
 /** A host that could not run the command is reported on stderr as soon as it is known. */
-function reportHostError(stderr: NodeJS.WritableStream, result: HostResult): void {
+function reportHostError(streams: OutputStreams, result: HostResult): void {
   if (result.outcome.kind !== 'error') return;
-  stderr.write(`distrun: ${paletteFor(stderr).failure(`${hostLabel(result.target)}: ${result.outcome.message}`)}\n`);
+  writeTo(streams, 'stderr', `distrun: ${paletteFor(streams.stderr).failure(`${hostLabel(result.target)}: ${result.outcome.message}`)}\n`);
 }
 
 /** On stderr, when any host was not ok: counts per class and folded host lists per reason. */
-export function writeSummary(stderr: NodeJS.WritableStream, results: readonly HostResult[]): void {
-  const summary = formatSummary(results, paletteFor(stderr));
-  if (summary) stderr.write(summary);
+export function writeSummary(streams: OutputStreams, results: readonly HostResult[]): void {
+  const summary = formatSummary(results, paletteFor(streams.stderr));
+  if (summary) writeTo(streams, 'stderr', summary);
 }
 
 /**
@@ -253,7 +264,7 @@ export class GatherRenderer implements Renderer {
     const capture = this.captured.get(result.target);
     this.captured.delete(result.target);
     if (capture) this.group(result, Buffer.concat(capture.stdout), Buffer.concat(capture.stderr));
-    reportHostError(this.streams.stderr, result);
+    reportHostError(this.streams, result);
   }
 
   private group(result: HostResult, out: Buffer, err: Buffer): void {
@@ -275,11 +286,11 @@ export class GatherRenderer implements Renderer {
     const filterErr = screenFilter(stderr, this.options.neutralize);
     for (const group of groups) {
       const header = `${rule}\n${group.label} (${group.hosts.length})${group.exit ? ` ${group.exit}` : ''}\n${rule}\n`;
-      stdout.write(header);
-      if (group.out.length > 0) stdout.write(filterOut(withFinalNewline(group.out)));
-      if (group.err.length > 0) stderr.write(filterErr(withFinalNewline(group.err)));
+      writeTo(this.streams, 'stdout', header);
+      if (group.out.length > 0) writeTo(this.streams, 'stdout', filterOut(withFinalNewline(group.out)));
+      if (group.err.length > 0) writeTo(this.streams, 'stderr', filterErr(withFinalNewline(group.err)));
     }
-    writeSummary(this.streams.stderr, results);
+    writeSummary(this.streams, results);
   }
 }
 
@@ -302,7 +313,7 @@ export class JsonRenderer implements Renderer {
   constructor(private readonly streams: OutputStreams) {}
 
   private emit(type: string, fields: Record<string, unknown>): void {
-    this.streams.stdout.write(`${JSON.stringify({ v: JSON_EVENTS_VERSION, type, time: new Date().toISOString(), ...fields })}\n`);
+    writeTo(this.streams, 'stdout', `${JSON.stringify({ v: JSON_EVENTS_VERSION, type, time: new Date().toISOString(), ...fields })}\n`);
   }
 
   hostStarted({ target: { name: host, address, port } }: RenderedHost): void {
@@ -334,7 +345,7 @@ export class JsonRenderer implements Renderer {
     const counts: Record<string, number> = { ok: 0, failed: 0, timeout: 0, unreachable: 0, error: 0, skipped: 0 };
     for (const result of results) counts[statusOf(result)]! += 1;
     this.emit('summary', { hosts: results.length, ...counts, exitCode, durationMs: Date.now() - this.startedAt });
-    writeSummary(this.streams.stderr, results);
+    writeSummary(this.streams, results);
   }
 }
 
