@@ -168,3 +168,15 @@ test('every write to the screen first calls beforeWrite (the progress line clear
   t.deepEqual(log.slice(0, 4), ['clear', 'stdout web1: one', 'clear', 'stderr distrun: web1:6790: connection reset']);
   t.is(log[4], 'clear', 'the summary too');
 });
+
+test('a host never started: reported with its reason, an error event with code E_SKIPPED, status skipped', (t) => {
+  const io = streams();
+  const set = new RendererSet([new JsonRenderer(io)]);
+  const skipped = result(target('web9'), { kind: 'skipped', reason: 'not started: interrupted' });
+  set.hostDone(skipped);
+  set.finish([skipped], 130);
+  const [event, summary] = io.stdout.text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.like(event, { type: 'error', host: 'web9', status: 'skipped', code: 'E_SKIPPED', message: 'not started: interrupted', exitCode: 0 });
+  t.like(summary, { skipped: 1, exitCode: 130 });
+  t.regex(io.stderr.text, /not started: interrupted: web9/, 'in the summary on stderr');
+});

@@ -3,7 +3,7 @@
 // host once `maxFail` hosts have not been ok. Results come back in target order, one
 // per target: hosts never started are reported as skipped, with the reason.
 import { readFileSync } from 'node:fs';
-import { ErrorCodes, OptionError } from '../../errors.js';
+import { OptionError } from '../../errors.js';
 import type { HostSession } from './host-session.js';
 import { classify, type HostResult } from './outcome.js';
 import type { Target } from '../targeting/model.js';
@@ -61,7 +61,7 @@ export class Fanout {
           const index = this.next++;
           record(index, {
             target: targets[index]!,
-            outcome: { kind: 'error', code: ErrorCodes.SKIPPED, message: this.stopReason! },
+            outcome: { kind: 'skipped', reason: this.stopReason! },
             durationMs: 0,
             agentSoftware: undefined,
             protocolVersion: undefined,

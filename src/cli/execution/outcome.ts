@@ -14,7 +14,9 @@ export type HostOutcome =
   /** Answer to a ping: the session would have been accepted. */
   | { kind: 'pong'; rttMs: number; connectMs: number; certificateExpires: Date | undefined }
   /** The command never ran or its result was lost; `exitCode` is set when the agent named one. */
-  | { kind: 'error'; code: ErrorCode | string; message: string; exitCode?: number };
+  | { kind: 'error'; code: ErrorCode | string; message: string; exitCode?: number }
+  /** Never started (--max-fail reached, Ctrl-C): `reason` says which. */
+  | { kind: 'skipped'; reason: string };
 
 export interface HostResult {
   target: Target;
@@ -46,14 +48,23 @@ export function classify(outcome: HostOutcome): OutcomeClass {
       if (outcome.code === ErrorCodes.SPAWN) return 'failed';
       if (outcome.code === ErrorCodes.TIMEOUT) return 'timeout';
       if (outcome.code === ErrorCodes.CONNECT || outcome.code === ErrorCodes.DISCONNECTED) return 'unreachable';
-      if (outcome.code === ErrorCodes.SKIPPED) return 'skipped';
       return 'error';
+    case 'skipped':
+      return 'skipped';
   }
+}
+
+/** Why the command did not run or its result was lost; undefined when it exited (or answered a ping). */
+export function failureReason(outcome: HostOutcome): string | undefined {
+  if (outcome.kind === 'error') return outcome.message;
+  if (outcome.kind === 'skipped') return outcome.reason;
+  return undefined;
 }
 
 /** The exit code one host contributes. */
 export function hostExitCode(outcome: HostOutcome): number {
-  if (outcome.kind === 'pong') return ExitCode.OK;
+  // Never started: the hosts that caused the stop set the exit code.
+  if (outcome.kind === 'pong' || outcome.kind === 'skipped') return ExitCode.OK;
   if (outcome.kind === 'exit') {
     if (outcome.timedOut) return ExitCode.TIMEOUT;
     if (outcome.signal !== undefined) return 128 + (constants.signals[outcome.signal as NodeJS.Signals] ?? 0);
@@ -61,8 +72,6 @@ export function hostExitCode(outcome: HostOutcome): number {
   }
   if (outcome.code === ErrorCodes.SPAWN && outcome.exitCode !== undefined) return outcome.exitCode;
   if (outcome.code === ErrorCodes.TIMEOUT) return ExitCode.TIMEOUT;
-  // Never started (--max-fail, Ctrl-C): the hosts that caused the stop set the exit code.
-  if (outcome.code === ErrorCodes.SKIPPED) return ExitCode.OK;
   return ExitCode.CANNOT_RUN;
 }
 
@@ -80,7 +89,7 @@ export function runExitCode(results: readonly HostResult[], interrupted: boolean
 
 /** A short description of a host's outcome for summaries: "exit code 3", "killed by SIGKILL", ... */
 export function describeOutcome(outcome: HostOutcome): string {
-  if (outcome.kind === 'error') return outcome.message;
+  if (outcome.kind === 'error' || outcome.kind === 'skipped') return failureReason(outcome)!;
   if (outcome.kind === 'pong') return 'ok';
   if (outcome.timedOut) return 'timed out (command killed)';
   if (outcome.signal !== undefined) return `killed by ${outcome.signal}`;

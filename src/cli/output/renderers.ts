@@ -1,7 +1,8 @@
 // Renderers turn per-host output events and results into what the user sees. They
 // consume HostSession events and HostResults only; none of them touches the network.
 import { createHash } from 'node:crypto';
-import { classify, describeOutcome, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
+import { ErrorCodes } from '../../errors.js';
+import { classify, describeOutcome, failureReason, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
 import { foldHosts } from '../targeting/host-range.js';
 import { hostLabel } from '../targeting/host-label.js';
 import { isTerminal, paletteFor } from './colors.js';
@@ -230,8 +231,9 @@ function emitLines(sink: LineSink, lines: Buffer[]): void {
 
 /** A host that could not run the command is reported on stderr as soon as it is known. */
 function reportHostError(streams: OutputStreams, result: HostResult): void {
-  if (result.outcome.kind !== 'error') return;
-  writeTo(streams, 'stderr', `distrun: ${paletteFor(streams.stderr).failure(`${hostLabel(result.target)}: ${result.outcome.message}`)}\n`);
+  const reason = failureReason(result.outcome);
+  if (reason === undefined) return;
+  writeTo(streams, 'stderr', `distrun: ${paletteFor(streams.stderr).failure(`${hostLabel(result.target)}: ${reason}`)}\n`);
 }
 
 /** On stderr, when any host was not ok: counts per class and folded host lists per reason. */
@@ -269,7 +271,7 @@ export class GatherRenderer implements Renderer {
 
   private group(result: HostResult, out: Buffer, err: Buffer): void {
     // A host that never ran and said nothing is only in the summary.
-    if (result.outcome.kind === 'error' && out.length === 0 && err.length === 0) return;
+    if (failureReason(result.outcome) !== undefined && out.length === 0 && err.length === 0) return;
     const exit = result.outcome.kind === 'exit' && result.outcome.code === 0 ? '' : describeOutcome(result.outcome);
     const key = createHash('sha256').update(out).update('\0').update(err).update('\0').update(exit).digest('hex');
     const group = this.groups.get(key) ?? { hosts: [], out, err, exit };
@@ -338,6 +340,9 @@ export class JsonRenderer implements Renderer {
     } else if (outcome.kind === 'error') {
       const type = common.status === 'unreachable' ? 'unreachable' : common.status === 'timeout' ? 'timeout' : 'error';
       this.emit(type, { ...common, code: outcome.code, message: outcome.message });
+    } else if (outcome.kind === 'skipped') {
+      // On the wire as before: an error event with its own code (docs/json-events.md).
+      this.emit('error', { ...common, code: ErrorCodes.SKIPPED, message: outcome.reason });
     }
   }
 
@@ -349,12 +354,9 @@ export class JsonRenderer implements Renderer {
   }
 }
 
-const STATUS: Record<OutcomeClass, string> = {
-  ok: 'ok', failed: 'failed', timeout: 'timeout', unreachable: 'unreachable', error: 'error', skipped: 'skipped',
-};
-
-function statusOf(result: HostResult): string {
-  return STATUS[classify(result.outcome)];
+/** A host's `status` in the JSON events: its class of outcome, by the same names. */
+function statusOf(result: HostResult): OutcomeClass {
+  return classify(result.outcome);
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

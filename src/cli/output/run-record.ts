@@ -12,7 +12,7 @@ import { FileError, UsageError } from '../../errors.js';
 import { ensurePrivateDir, privacyProblem, readPrivateFile, writeFileWithMode } from '../../private-files.js';
 import { describeSystemError } from '../../system-errors.js';
 import { distrunCacheDir } from '../cache-dir.js';
-import { classify, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
+import { classify, failureReason, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
 import type { Target } from '../targeting/model.js';
 import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
 
@@ -114,7 +114,7 @@ export class RecordRenderer implements Renderer {
         name: target.name, address: target.address, port: target.port,
         status: classify(outcome),
         exitCode: hostExitCode(outcome),
-        reason: outcome.kind === 'error' ? outcome.message : null,
+        reason: failureReason(outcome) ?? null,
         durationMs,
         bytesOut: digest.out.bytes,
         bytesErr: digest.err.bytes,
