@@ -20,7 +20,7 @@ import { writeHostLines } from '../output/host-lines.js';
 import { OutdirRenderer } from '../output/outdir.js';
 import { ProgressLine } from '../output/progress.js';
 import { GatherRenderer, JsonRenderer, LineRenderer, RendererSet, writeTo, type OutputStreams, type Renderer } from '../output/renderers.js';
-import { describeCommand, loadRun, loadRunById, RecordRenderer, runsDir, saveRun } from '../output/run-record.js';
+import { describeCommand, loadRun, loadRunById, RecordRenderer, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
 import { rerunSelection, resolveChain } from '../output/run-chain.js';
 import { count } from '../plural.js';
 import { foldHosts } from '../targeting/host-range.js';
@@ -44,8 +44,6 @@ export interface RunOptions extends SelectionOptions {
   outdir?: string;
   quiet?: boolean;
   script?: string;
-  /** Set by --script: what the run record names instead of the wrapper. */
-  recordAs?: { command: string[]; script: string };
   yes?: boolean;
   cwd?: string;
   env?: string[];
@@ -103,12 +101,24 @@ export async function runCommand(
   if ((opts.stdin || opts.tty || opts.script !== undefined) && opts.inventory?.includes('-') && !chosenTargets) {
     throw new OptionError('-i - reads the inventory from stdin: it cannot go with -t, --tty or --script, which need stdin too');
   }
-  if (opts.script !== undefined) {
-    if (opts.stdin || opts.shell) throw new OptionError('--script sends the script over stdin: it cannot go with -t or --shell');
-    const script = scriptRun(opts.script, command);
-    const recordAs = { command, script: resolve(opts.script) };
-    return runCommand(script.argv, { ...opts, script: undefined, stdin: true, recordAs }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets);
-  }
+  if (opts.script === undefined) return executeRun(command, opts, io, chosenTargets, { command, stdin: opts.stdin === true });
+  if (opts.stdin || opts.shell) throw new OptionError('--script sends the script over stdin: it cannot go with -t or --shell');
+  // The wrapper runs, fed the script on stdin; the record names the script and its arguments, so that rerun sends it again.
+  const script = scriptRun(opts.script, command);
+  return executeRun(script.argv, { ...opts, script: undefined, stdin: true }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets,
+    { command, script: resolve(opts.script), stdin: false });
+}
+
+/** What a run's record says was run (for --script: the script, not its wrapper). */
+type RecordedCommand = Pick<RunRecord, 'command' | 'script' | 'stdin'>;
+
+async function executeRun(
+  command: string[],
+  opts: RunOptions,
+  io: OutputStreams & { stdin: Readable },
+  chosenTargets: Target[] | undefined,
+  recorded: RecordedCommand,
+): Promise<number> {
   if (command.length === 0) throw new OptionError('no command given: distrun [options] [--] COMMAND [ARGS...]');
   if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new OptionError(`--cwd needs an absolute path, got '${opts.cwd}'`);
   const targets = chosenTargets ?? resolveTargets(opts);
@@ -211,11 +221,8 @@ export async function runCommand(
     if (outputLost) writeTo(screenIo, 'stderr', `distrun: --outdir ${opts.outdir} is incomplete: ${count(outdir!.problems.length, 'file')} could not be written (above)\n`);
     const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
-    // A --script run is recorded as the script and its arguments, so that rerun sends it again.
     const record = recorder.record({
-      parent: opts.rerunOf,
-      command: opts.recordAs?.command ?? command, script: opts.recordAs?.script,
-      shell: opts.shell === true, stdin: opts.recordAs ? false : opts.stdin === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
+      ...recorded, parent: opts.rerunOf, shell: opts.shell === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
     }, results);
     try {
       saveRun(record);
