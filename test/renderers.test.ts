@@ -2,7 +2,10 @@
 // RendererSet, one end-of-host event, and backpressure as counted holds. No agent, no sockets.
 import test from 'ava';
 import { Writable } from 'node:stream';
-import { GatherRenderer, JsonRenderer, LineRenderer, RendererSet, type RenderedHost, type Renderer } from '../src/cli/output/renderers.js';
+import { GatherRenderer } from '../src/cli/output/gather.js';
+import { JsonRenderer } from '../src/cli/output/json.js';
+import { LineRenderer } from '../src/cli/output/line.js';
+import { RendererSet, type RenderedHost, type Renderer } from '../src/cli/output/renderers.js';
 import type { HostResult } from '../src/cli/execution/outcome.js';
 import { FakeSession, result, target } from './helpers/fake-session.js';
 
