@@ -1,6 +1,7 @@
 // `--json`: JSON Lines events (docs/json-events.md).
 import { ErrorCodes } from '../../errors.js';
 import type { LeaderExit } from '../../protocol/messages.js';
+import { strictUtf8 } from '../../strict-utf8.js';
 import { classify, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
 import { writeSummary, writeTo, type OutputStream, type OutputStreams, type RenderedHost, type Renderer } from './renderers.js';
 
@@ -63,13 +64,8 @@ function statusOf(result: HostResult): OutcomeClass {
   return classify(result.outcome);
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
 /** Text when the bytes are valid UTF-8, base64 otherwise, so JSON output stays byte-exact. */
 function encodeBytes(bytes: Buffer): { text: string; encoding: 'utf8' | 'base64' } {
-  try {
-    return { text: strictUtf8.decode(bytes), encoding: 'utf8' };
-  } catch {
-    return { text: bytes.toString('base64'), encoding: 'base64' };
-  }
+  const text = strictUtf8(bytes);
+  return text !== undefined ? { text, encoding: 'utf8' } : { text: bytes.toString('base64'), encoding: 'base64' };
 }

@@ -6,6 +6,7 @@
 // never defined refused as Ansible refuses them. Where Ansible gives up on a file with a
 // warning and goes on, distrun stops: the message names the file and line.
 import { InventoryError } from '../../errors.js';
+import { strictUtf8 } from '../../strict-utf8.js';
 import type { AnsibleInventoryData } from './ansible-data.js';
 import { expandAnsibleHostPattern, HostPatternError } from './ansible-host-pattern.js';
 import { PythonTextError, pythonValue, shlexSplit } from './python-text.js';
@@ -28,29 +29,24 @@ interface Pending {
 
 /** The file's lines as ini.py gets them (undecodable comment lines become empty). */
 export function iniLines(bytes: Buffer, file: string): string[] {
-  const decode = (b: Buffer): string => new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(b);
-  try {
-    return decode(bytes).split(LINE_BREAK);
-  } catch {
-    const lines: Buffer[] = [];
-    let start = 0;
-    for (let i = 0; i < bytes.length; i++) {
-      if (bytes[i] === 0x0a || bytes[i] === 0x0d) {
-        lines.push(bytes.subarray(start, i));
-        if (bytes[i] === 0x0d && bytes[i + 1] === 0x0a) i++;
-        start = i + 1;
-      }
+  const text = strictUtf8(bytes);
+  if (text !== undefined) return text.split(LINE_BREAK);
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0x0a || bytes[i] === 0x0d) {
+      lines.push(bytes.subarray(start, i));
+      if (bytes[i] === 0x0d && bytes[i + 1] === 0x0a) i++;
+      start = i + 1;
     }
-    if (start < bytes.length) lines.push(bytes.subarray(start));
-    return lines.map((line, i) => {
-      if (line[0] === 0x23 || line[0] === 0x3b) return '';
-      try {
-        return decode(line);
-      } catch {
-        throw new InventoryError('not valid UTF-8', { file, entry: `line ${i + 1}` });
-      }
-    });
   }
+  if (start < bytes.length) lines.push(bytes.subarray(start));
+  return lines.map((line, i) => {
+    if (line[0] === 0x23 || line[0] === 0x3b) return '';
+    const decoded = strictUtf8(line);
+    if (decoded === undefined) throw new InventoryError('not valid UTF-8', { file, entry: `line ${i + 1}` });
+    return decoded;
+  });
 }
 
 /** ini.py's InventoryModule._parse: fills `data`; the caller reconciles once all sources are read. */
