@@ -5,7 +5,7 @@ import test from 'ava';
 import { AnsibleInventoryData, viewOf, type AnsibleView } from '../src/cli/targeting/ansible-data.js';
 import { evaluatePattern, orderPatterns, PatternError, selectAnsibleHosts, splitHostPattern } from '../src/cli/targeting/ansible-pattern.js';
 import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/targeting/python-regex.js';
-import { selectTargets } from '../src/cli/targeting/inventory.js';
+import { selectTargets } from '../src/cli/targeting/select.js';
 import type { Inventory } from '../src/cli/targeting/model.js';
 import { EmptySelectionError } from '../src/errors.js';
 import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';

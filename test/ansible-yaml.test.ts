@@ -10,7 +10,8 @@ import { ansibleSettingProblems } from '../src/cli/targeting/ansible-config.js';
 import { inventoryFormat } from '../src/cli/targeting/ansible-inventory.js';
 import { expandAnsibleHostPattern } from '../src/cli/targeting/ansible-host-pattern.js';
 import { loadAnsibleYaml, PyDict } from '../src/cli/targeting/ansible-yaml-load.js';
-import { loadInventory, parseInventory, selectTargets } from '../src/cli/targeting/inventory.js';
+import { loadInventory, parseInventory } from '../src/cli/targeting/inventory.js';
+import { selectTargets } from '../src/cli/targeting/select.js';
 import type { Inventory } from '../src/cli/targeting/model.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 

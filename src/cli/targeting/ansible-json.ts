@@ -5,16 +5,14 @@
 // itself reads this format only from a script's output; distrun also reads it from a file
 // or stdin (`-i -`), so `distrun -i <(ansible-inventory -i SRC --list)` works. Without
 // `_meta.hostvars` the hosts have no variables (a script would be asked `--host` for each).
-import { createRequire } from 'node:module';
 import { InventoryError } from '../../errors.js';
 import type { AnsibleInventoryData } from './ansible-data.js';
+import { yaml } from './yaml-module.js';
 
 type Json = unknown;
 
 // Key order decides group and host order: the parser keeps the text's order (JSON.parse
 // would move integer-like keys such as a group "10" first).
-const require = createRequire(import.meta.url);
-const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
 
 const INDEX_KEY = /^(?:0|[1-9][0-9]{0,8})$/;
 

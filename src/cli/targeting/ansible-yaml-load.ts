@@ -4,9 +4,9 @@
 // PyYAML's flatten_mapping (own keys win, `<<: [*a, *b]` lets *a win over *b), a key
 // given twice keeps its first place and its last value. Mappings come back as PyDict so
 // that key order, and keys that are not strings, are Python's.
-import { createRequire } from 'node:module';
 import type { Document, Node as YamlNode, Pair } from 'yaml';
 import { InventoryError } from '../../errors.js';
+import { yaml } from './yaml-module.js';
 
 /** A value of a tag Ansible decodes and distrun does not (!vault, !unsafe, timestamps...). */
 export class PyOpaque {
@@ -83,8 +83,6 @@ export function pyType(value: unknown): string {
   return (value as PyOpaque).tag;
 }
 
-const require = createRequire(import.meta.url);
-const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
 
 /** PyYAML's implicit resolvers (yaml/resolver.py), for plain scalars. */
 const BOOL = /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/;

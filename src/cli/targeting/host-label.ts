@@ -1,7 +1,7 @@
 // How a host is named in a message about it: its name alone when that says where it
 // is, else with the address and port dialled (a wrong port is the usual mistake).
 import { DEFAULT_AGENT_PORT } from '../../protocol/constants.js';
-import { joinHostPort } from './inventory.js';
+import { joinHostPort } from './host-address.js';
 import type { Target } from './model.js';
 
 /** `10.0.0.5:6789`, `[2001:db8::5]:6789`: what is dialled. */
