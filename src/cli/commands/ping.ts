@@ -1,7 +1,7 @@
 // `distrun ping`: connect and authenticate to every selected agent, run nothing, and
 // report round-trip time, agent and protocol versions and certificate expiry.
 import { defaultSessionOptions } from '../../protocol/messages.js';
-import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsSessions } from '../execution/client.js';
+import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
 import { Fanout, fanoutWithinFileLimit } from '../execution/fanout.js';
 import { classify, runExitCode, type HostResult } from '../execution/outcome.js';
 import { writeSummary, type OutputStreams } from '../output/renderers.js';
@@ -63,7 +63,7 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
     onDone,
   });
   const results = await fanout.run();
-  saveTlsSessions(client);
+  saveTlsTickets(client);
   writeSummary(io, results);
   return runExitCode(results, false);
 }

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { ErrorCodes, OptionError, UsageError } from '../../errors.js';
 import { ENV_NAME_PATTERN } from '../../protocol/constants.js';
 import { defaultSessionOptions } from '../../protocol/messages.js';
-import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsSessions } from '../execution/client.js';
+import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
 import { Fanout, countOrPercent, fanoutWithinFileLimit } from '../execution/fanout.js';
 import type { RunRequest } from '../execution/host-session.js';
 import { InputBroadcast } from '../execution/input-broadcast.js';
@@ -217,7 +217,7 @@ async function executeRun(
   try {
     const results = await fanout.run();
     terminal?.restore();
-    saveTlsSessions(client);
+    saveTlsTickets(client);
     // The --outdir files are complete, or known not to be, before the exit code is decided.
     await renderer.close();
     const outputLost = (outdir?.problems.length ?? 0) > 0;

@@ -16,11 +16,11 @@ import type { AgentTrust } from './agent-certificate.js';
 import { distrunCacheDir } from '../cache-dir.js';
 import { HostSession, type RunRequest, type SessionLimits } from './host-session.js';
 import type { Target } from '../targeting/model.js';
-import { TlsSessionCache } from './tls-ticket-cache.js';
+import { TlsTicketCache } from './tls-ticket-cache.js';
 
 export interface ClientTls {
   context: tls.SecureContext;
-  sessions: TlsSessionCache;
+  tickets: TlsTicketCache;
   trust: AgentTrust;
 }
 
@@ -58,29 +58,29 @@ export function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.e
   } catch (err) {
     throw new PkiError(`cannot use the client identity in ${pkiDir}: ${(err as Error).message}`);
   }
-  const sessions = env.DISTRUN_TLS_CACHE === 'off'
-    ? TlsSessionCache.disabled()
-    : TlsSessionCache.open(join(distrunCacheDir(env), 'tls'), identity.cert, identity.ca);
-  return { context, sessions, trust: { crlFile: revocation?.file, revoked: revocation?.crl.revoked ?? new Set() } };
+  const tickets = env.DISTRUN_TLS_CACHE === 'off'
+    ? TlsTicketCache.disabled()
+    : TlsTicketCache.open(join(distrunCacheDir(env), 'tls'), identity.cert, identity.ca);
+  return { context, tickets, trust: { crlFile: revocation?.file, revoked: revocation?.crl.revoked ?? new Set() } };
 }
 
 /** Makes the run's host sessions: each resumes from the cache and leaves its new ticket there. */
 export function hostSessionFactory(request: RunRequest, client: ClientTls, limits: SessionLimits): (target: Target) => HostSession {
   return (target) => {
     const { address, port } = target;
-    const session = new HostSession(target, request, client.context, client.trust, limits, client.sessions.ticketFor(address, port));
-    session.on('tls-session', (ticket) => client.sessions.remember(address, port, ticket));
+    const session = new HostSession(target, request, client.context, client.trust, limits, client.tickets.ticketFor(address, port));
+    session.on('tls-session', (ticket) => client.tickets.remember(address, port, ticket));
     session.once('done', ({ outcome }) => {
-      if (outcome.kind === 'error' && outcome.code === ErrorCodes.TLS) client.sessions.forget(address, port);
+      if (outcome.kind === 'error' && outcome.code === ErrorCodes.TLS) client.tickets.forget(address, port);
     });
     return session;
   };
 }
 
 /** Keeps the run's tickets for the next run; a cache that cannot be written only costs time. */
-export function saveTlsSessions(client: ClientTls): void {
+export function saveTlsTickets(client: ClientTls): void {
   try {
-    client.sessions.save();
+    client.tickets.save();
   } catch {
     // Nothing lost but the speed-up.
   }

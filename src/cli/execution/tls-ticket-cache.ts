@@ -51,7 +51,7 @@ function readCacheFile(file: string): Map<string, StoredTicket> {
   }
 }
 
-export class TlsSessionCache {
+export class TlsTicketCache {
   private readonly updated = new Map<string, StoredTicket>();
   private readonly forgotten = new Set<string>();
 
@@ -64,16 +64,16 @@ export class TlsSessionCache {
    * The cache of the client whose certificate is `clientCert`, trusting the CA `caCert`,
    * in `dir`: a session verified against one CA is never resumed under another.
    */
-  static open(dir: string, clientCert: Buffer, caCert: Buffer): TlsSessionCache {
+  static open(dir: string, clientCert: Buffer, caCert: Buffer): TlsTicketCache {
     const identity = createHash('sha256').update(clientCert).update(caCert).digest('hex').slice(0, 16);
     const file = join(dir, `sessions-${identity}.json`);
     // Tickets planted in a directory others can write to are not ours to present.
-    return new TlsSessionCache(file, isPrivateDir(dir) ? readCacheFile(file) : new Map());
+    return new TlsTicketCache(file, isPrivateDir(dir) ? readCacheFile(file) : new Map());
   }
 
   /** A cache that remembers nothing (DISTRUN_TLS_CACHE=off). */
-  static disabled(): TlsSessionCache {
-    return new TlsSessionCache(undefined, new Map());
+  static disabled(): TlsTicketCache {
+    return new TlsTicketCache(undefined, new Map());
   }
 
   ticketFor(address: string, port: number): TlsSessionTicket | undefined {
