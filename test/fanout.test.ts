@@ -17,7 +17,7 @@ function fleet(n: number, limits: Partial<FanoutLimits>) {
   const fanout = new Fanout(targets, { fanout: n, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity, ...limits }, (t) => {
     const session = new FakeSession(t);
     sessions.set(t.name, session);
-    return session.asSession;
+    return session;
   }, {
     onStart: (session) => started.push(session.target.name),
     onDone: (result) => done.push(result),

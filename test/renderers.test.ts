@@ -49,7 +49,7 @@ test('two slow sinks both hold a host: it resumes only when both have drained', 
   const b = new HoldingSink();
   const set = new RendererSet([a, b]);
   const session = new FakeSession(target('web1'));
-  set.hostStarted(session.asSession);
+  set.hostStarted(session);
   session.emit('stdout', Buffer.from('x\n'));
   t.true(session.paused);
   t.is(session.pauses, 1, 'paused once, however many sinks hold');
@@ -72,7 +72,7 @@ test('each renderer hears a host start, its output and its end once', (t) => {
   };
   const set = new RendererSet([recording]);
   const session = new FakeSession(target('web1'));
-  set.hostStarted(session.asSession);
+  set.hostStarted(session);
   session.emit('stdout', Buffer.from('a'));
   session.emit('stderr', Buffer.from('b'));
   session.emit('output-held', { code: 0 });
@@ -87,8 +87,8 @@ test('LineRenderer: whole lines under the host prefix; a last line without newli
   const io = streams();
   const set = new RendererSet([new LineRenderer(io, { prefix: true, hostCount: 2, neutralize: true })]);
   const [one, two] = [new FakeSession(target('web1')), new FakeSession(target('web2'))];
-  set.hostStarted(one.asSession);
-  set.hostStarted(two.asSession);
+  set.hostStarted(one);
+  set.hostStarted(two);
   one.emit('stdout', Buffer.from('hel'));
   two.emit('stdout', Buffer.from('other\n'));
   one.emit('stdout', Buffer.from('lo\nrest'));
@@ -110,7 +110,7 @@ test('LineRenderer holds the host while its stream is full and releases it on dr
   const io = { stdout: new Recorder(true), stderr: new Recorder() };
   const set = new RendererSet([new LineRenderer(io, { prefix: true, hostCount: 2, neutralize: true })]);
   const session = new FakeSession(target('web1'));
-  set.hostStarted(session.asSession);
+  set.hostStarted(session);
   session.emit('stdout', Buffer.from('a\n'));
   t.true(session.paused);
   io.stdout.flushWrites();
@@ -122,7 +122,7 @@ test('JsonRenderer: start, output, held and the end of each host as JSON Lines',
   const io = streams();
   const set = new RendererSet([new JsonRenderer(io)]);
   const session = new FakeSession(target('web1'));
-  set.hostStarted(session.asSession);
+  set.hostStarted(session);
   session.emit('stdout', Buffer.from('hi\n'));
   session.emit('stderr', Buffer.from([0xff]));
   session.emit('output-held', { code: 0 });
@@ -142,7 +142,7 @@ test('GatherRenderer: identical outputs once under folded names, largest group f
   const set = new RendererSet([new GatherRenderer(io, { neutralize: false })]);
   const results = ['web1', 'web2', 'db1'].map((name) => {
     const session = new FakeSession(target(name));
-    set.hostStarted(session.asSession);
+    set.hostStarted(session);
     session.emit('stdout', Buffer.from(name.startsWith('web') ? 'same\n' : 'other'));
     const r = session.end();
     set.hostDone(r);
@@ -163,7 +163,7 @@ test('every write to the screen first calls beforeWrite (the progress line clear
   io.stdout.write = ((chunk: Buffer) => (note('stdout')(chunk), origOut(chunk))) as typeof io.stdout.write;
   io.stderr.write = ((chunk: Buffer) => (note('stderr')(chunk), origErr(chunk))) as typeof io.stderr.write;
   const session = new FakeSession(target('web1'));
-  set.hostStarted(session.asSession);
+  set.hostStarted(session);
   session.emit('stdout', Buffer.from('one\n'));
   const r = result(target('web1'), { kind: 'error', code: 'E_DISCONNECTED', message: 'connection reset' });
   set.hostDone(r);

@@ -15,6 +15,7 @@ import { describeSystemError } from '../../system-errors.js';
 import type { AgentTrust } from './agent-certificate.js';
 import { distrunCacheDir } from '../cache-dir.js';
 import { HostSession, type RunRequest, type SessionLimits } from './host-session.js';
+import type { Session } from './session.js';
 import type { Target } from '../targeting/model.js';
 import { TlsTicketCache } from './tls-ticket-cache.js';
 
@@ -65,11 +66,13 @@ export function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.e
 }
 
 /** Makes the run's host sessions: each resumes from the cache and leaves its new ticket there. */
-export function hostSessionFactory(request: RunRequest, client: ClientTls, limits: SessionLimits): (target: Target) => HostSession {
+export function hostSessionFactory(request: RunRequest, client: ClientTls, limits: SessionLimits): (target: Target) => Session {
   return (target) => {
     const { address, port } = target;
-    const session = new HostSession(target, request, client.context, client.trust, limits, client.tickets.ticketFor(address, port));
-    session.on('tls-session', (ticket) => client.tickets.remember(address, port, ticket));
+    const session = new HostSession(target, request, client.context, client.trust, limits, {
+      earlier: client.tickets.ticketFor(address, port),
+      remember: (ticket) => client.tickets.remember(address, port, ticket),
+    });
     session.once('done', ({ outcome }) => {
       if (outcome.kind === 'error' && outcome.code === ErrorCodes.TLS) client.tickets.forget(address, port);
     });

@@ -4,13 +4,13 @@
 // per target: hosts never started are reported as skipped, with the reason.
 import { readFileSync } from 'node:fs';
 import { OptionError } from '../../errors.js';
-import type { HostSession } from './host-session.js';
+import type { Session } from './session.js';
 import { classify, type HostResult } from './outcome.js';
 import type { Target } from '../targeting/model.js';
 import { count } from '../plural.js';
 
 export interface FanoutHooks {
-  onStart(session: HostSession): void;
+  onStart(session: Session): void;
   onDone(result: HostResult): void;
 }
 
@@ -26,7 +26,7 @@ export interface FanoutLimits {
 }
 
 export class Fanout {
-  readonly running = new Set<HostSession>();
+  readonly running = new Set<Session>();
   private stopReason: string | undefined;
   private next = 0;
   private batchEnd = 0;
@@ -38,7 +38,7 @@ export class Fanout {
   constructor(
     private readonly targets: readonly Target[],
     private readonly limits: FanoutLimits,
-    private readonly createSession: (target: Target) => HostSession,
+    private readonly createSession: (target: Target) => Session,
     private readonly hooks: FanoutHooks,
   ) {}
 

@@ -16,6 +16,7 @@ import { checkAgentCertificate, type AgentCertificateRecord, type AgentTrust } f
 import type { Target } from '../targeting/model.js';
 import { describeConnectionError } from './connection-errors.js';
 import type { HostOutcome, HostResult } from './outcome.js';
+import type { Session, SessionEvents } from './session.js';
 import type { TlsSessionTicket } from './tls-ticket-cache.js';
 import { setLongTimeout, type LongTimer } from '../../timers.js';
 import { visibleText } from '../terminal-text.js';
@@ -35,22 +36,18 @@ export interface SessionLimits {
   commandTimeoutMs: number;
 }
 
-export interface HostSessionEvents {
-  stdout: [Buffer];
-  stderr: [Buffer];
-  /** The command exited, but processes it left behind hold its output open (protocol 4). */
-  'output-held': [LeaderExit];
-  /** A TLS session ticket from the agent: a later connection may resume with it. */
-  'tls-session': [TlsSessionTicket];
-  /** The session is over; emitted just before run() resolves. */
-  done: [HostResult];
+/** TLS resumption: a ticket from an earlier connection to this agent, and where new ones go. */
+export interface SessionTickets {
+  earlier: TlsSessionTicket | undefined;
+  /** A ticket from the agent: a later connection may resume with it. */
+  remember(ticket: TlsSessionTicket): void;
 }
 
 // After the command's time limit the agent kills the command; if its answer still does
 // not come within this margin, the client gives up on the host.
 const TIMEOUT_MARGIN_MS = 15_000;
 
-export class HostSession extends EventEmitter<HostSessionEvents> {
+export class HostSession extends EventEmitter<SessionEvents> implements Session {
   private socket: tls.TLSSocket | undefined;
   private readonly decoder = new FrameDecoder({ streamed: STREAM_TOKENS });
   private versionAgreed = false;
@@ -77,8 +74,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
     private readonly context: tls.SecureContext,
     private readonly trust: AgentTrust,
     private readonly limits: SessionLimits,
-    /** A ticket from an earlier connection to this agent, to resume its TLS session. */
-    private readonly tlsSession?: TlsSessionTicket,
+    private readonly tickets?: SessionTickets,
   ) {
     super();
   }
@@ -93,7 +89,7 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
         host: address,
         port,
         secureContext: this.context,
-        session: this.tlsSession?.ticket,
+        session: this.tickets?.earlier?.ticket,
         // SNI takes names only; the certificate check below still covers IP addresses.
         servername: isIP(address) ? undefined : address,
         ...TLS_SETTINGS,
@@ -107,14 +103,14 @@ export class HostSession extends EventEmitter<HostSessionEvents> {
       this.armTimer(this.limits.connectTimeoutMs, () => this.abort(...this.connectTimedOut()));
       // Node emits tickets only after 'secureConnect', so the agent's record is known by then.
       socket.on('session', (ticket: Buffer) => {
-        if (this.agentCertificate) this.emit('tls-session', { ticket, agent: this.agentCertificate });
+        if (this.agentCertificate) this.tickets?.remember({ ticket, agent: this.agentCertificate });
       });
       // The connect timeout runs until the agent's VER; connectTimedOut says which step it
       // stopped at, as "no TCP connection" and "something listens but does not answer" differ.
       socket.once('secureConnect', () => {
         this.connectedAt = Date.now();
         // Nothing is sent (not the token, not stdin) before the agent's certificate passed.
-        const check = checkAgentCertificate(socket, this.trust, this.tlsSession?.agent);
+        const check = checkAgentCertificate(socket, this.trust, this.tickets?.earlier?.agent);
         if (check.problem !== undefined) {
           this.abort(ErrorCodes.TLS, check.problem);
           return;

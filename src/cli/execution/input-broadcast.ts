@@ -1,12 +1,12 @@
 // -t and --tty: local stdin goes to every host, including hosts that start after part of it was read.
 import type { Readable } from 'node:stream';
-import type { HostSession } from './host-session.js';
+import type { Session } from './session.js';
 
 /** Sends local stdin to every host, including hosts that start after part of it was read. */
 export class InputBroadcast {
   private readonly history: Buffer[] = [];
   private ended = false;
-  private readonly listeners = new Set<HostSession>();
+  private readonly listeners = new Set<Session>();
 
   constructor(private readonly input: Readable) {
     input.on('data', (chunk: Buffer) => {
@@ -21,7 +21,7 @@ export class InputBroadcast {
     input.on('error', () => input.emit('end'));
   }
 
-  attach(session: HostSession): void {
+  attach(session: Session): void {
     for (const chunk of this.history) session.sendInput(chunk);
     if (this.ended) {
       session.endInput();

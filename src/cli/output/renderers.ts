@@ -3,7 +3,7 @@
 // through beforeWrite, the terminal filter, a host's failure line and the summary.
 // Renderers consume events and HostResults only; none of them touches the network.
 import type { LeaderExit } from '../../protocol/messages.js';
-import type { HostSession } from '../execution/host-session.js';
+import type { Session } from '../execution/session.js';
 import { failureReason, type HostResult } from '../execution/outcome.js';
 import type { Target } from '../targeting/model.js';
 import { hostLabel } from '../targeting/host-label.js';
@@ -40,8 +40,8 @@ export interface Renderer {
 
 export type OutputStream = 'stdout' | 'stderr';
 
-/** What RendererSet needs of a host's session (a HostSession, or a fake in tests). */
-export type OutputSource = Pick<HostSession, 'target' | 'on' | 'once' | 'pause' | 'resume'>;
+/** What RendererSet needs of a host's session. */
+export type OutputSource = Pick<Session, 'target' | 'on' | 'once' | 'pause' | 'resume'>;
 
 /**
  * Every renderer of a run (live lines, progress, record, --outdir files) fed from one
@@ -77,7 +77,7 @@ export class RendererSet {
 }
 
 /** Pauses the session at the first hold and resumes it when the last one is released. */
-function countedHold(session: Pick<HostSession, 'pause' | 'resume'>): () => () => void {
+function countedHold(session: Pick<Session, 'pause' | 'resume'>): () => () => void {
   let holds = 0;
   return () => {
     if (holds++ === 0) session.pause();
