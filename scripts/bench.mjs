@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
-import { DEFAULT_FANOUT } from '../dist/src/cli/run-command.js';
+import { DEFAULT_FANOUT } from '../dist/src/cli/options.js';
 import { AGENT_PORT, LoopbackFleet, hostName } from './bench/loopback-fleet.mjs';
 import { peakMemory, timeCommand } from './bench/measure.mjs';
 import { bucketsOfDirectory } from './bench/profile.mjs';

@@ -1,7 +1,7 @@
 // Every failure DistRunner reports has a stable code. The codes that travel on the
 // wire (agent → client in a FAI message) are listed in protocol/constants.ts and
 // are a subset of these; the CLI maps every code to a message and an exit code
-// in one place (cli/exit-codes.ts).
+// in one place (cli/exit-codes.ts, and per host cli/execution/outcome.ts).
 
 export const ErrorCodes = {
   /** Bad command-line usage. */

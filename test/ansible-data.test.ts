@@ -2,7 +2,7 @@
 // ansible-core's InventoryData gives for them (checked by hand against ansible-core 2.14;
 // the differential tests compare whole inventories with the real thing).
 import test from 'ava';
-import { AnsibleInventoryData, hostVariables, viewOf } from '../src/cli/ansible-data.js';
+import { AnsibleInventoryData, hostVariables, viewOf } from '../src/cli/targeting/ansible-data.js';
 
 function build(): AnsibleInventoryData {
   const data = new AnsibleInventoryData('inv.yml');

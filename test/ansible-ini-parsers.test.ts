@@ -4,8 +4,8 @@
 // seeded random ones (one Python process for all), so the generator finds the next
 // disagreement by itself. Skipped with one line where ansible-core is not installed.
 import test from 'ava';
-import { expandAnsibleHostPattern } from '../src/cli/ansible-host-pattern.js';
-import { NotSupported, pythonValue, shlexSplit } from '../src/cli/python-text.js';
+import { expandAnsibleHostPattern } from '../src/cli/targeting/ansible-host-pattern.js';
+import { NotSupported, pythonValue, shlexSplit } from '../src/cli/targeting/python-text.js';
 import { ansiblePython, askAnsible } from './helpers/ansible-python.js';
 import { random } from './helpers/seeded-random.js';
 

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
-import { loadInventory, parseInventory, selectTargets } from '../src/cli/inventory.js';
+import { loadInventory, parseInventory } from '../src/cli/targeting/inventory.js';
+import { selectTargets } from '../src/cli/targeting/select.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);

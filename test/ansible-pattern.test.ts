@@ -2,10 +2,11 @@
 // gives, and the errors distrun gives where Ansible would warn, guess or run locally. The
 // differential test (ansible-patterns-differential.test.ts) compares the port with ansible-core.
 import test from 'ava';
-import { AnsibleInventoryData, viewOf, type AnsibleView } from '../src/cli/ansible-data.js';
-import { evaluatePattern, orderPatterns, PatternError, selectAnsibleHosts, splitHostPattern } from '../src/cli/ansible-pattern.js';
-import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/python-regex.js';
-import { selectTargets, type Inventory } from '../src/cli/inventory.js';
+import { AnsibleInventoryData, viewOf, type AnsibleView } from '../src/cli/targeting/ansible-data.js';
+import { evaluatePattern, orderPatterns, PatternError, selectAnsibleHosts, splitHostPattern } from '../src/cli/targeting/ansible-pattern.js';
+import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/targeting/python-regex.js';
+import { selectTargets } from '../src/cli/targeting/select.js';
+import type { Inventory } from '../src/cli/targeting/model.js';
 import { EmptySelectionError } from '../src/errors.js';
 import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';
 

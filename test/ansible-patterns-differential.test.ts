@@ -11,9 +11,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { viewOf, type AnsibleView } from '../src/cli/ansible-data.js';
-import { evaluatePattern, PatternError, selectAnsibleHosts } from '../src/cli/ansible-pattern.js';
-import { parseInventory } from '../src/cli/inventory.js';
+import { viewOf, type AnsibleView } from '../src/cli/targeting/ansible-data.js';
+import { evaluatePattern, PatternError, selectAnsibleHosts } from '../src/cli/targeting/ansible-pattern.js';
+import { parseInventory } from '../src/cli/targeting/inventory.js';
 import { EmptySelectionError } from '../src/errors.js';
 import { plainAnsibleYaml } from './helpers/ansible-plain-yaml.js';
 import { cleanupAll, distrun, tempDir } from './helpers/fleet.js';

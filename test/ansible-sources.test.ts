@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
-import { loadInventories } from '../src/cli/inventory.js';
+import { loadInventories } from '../src/cli/targeting/inventory.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/ansible/', import.meta.url));

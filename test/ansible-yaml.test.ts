@@ -6,11 +6,13 @@ import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InventoryError } from '../src/errors.js';
-import { ansibleSettingProblems } from '../src/cli/ansible-config.js';
-import { inventoryFormat } from '../src/cli/ansible-inventory.js';
-import { expandAnsibleHostPattern } from '../src/cli/ansible-host-pattern.js';
-import { loadAnsibleYaml, PyDict } from '../src/cli/ansible-yaml-load.js';
-import { loadInventory, parseInventory, selectTargets, type Inventory } from '../src/cli/inventory.js';
+import { ansibleSettingProblems } from '../src/cli/targeting/ansible-config.js';
+import { inventoryFormat } from '../src/cli/targeting/ansible-inventory.js';
+import { expandAnsibleHostPattern } from '../src/cli/targeting/ansible-host-pattern.js';
+import { loadAnsibleYaml, PyDict } from '../src/cli/targeting/ansible-yaml-load.js';
+import { loadInventory, parseInventory } from '../src/cli/targeting/inventory.js';
+import { selectTargets } from '../src/cli/targeting/select.js';
+import type { Inventory } from '../src/cli/targeting/model.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);

@@ -3,7 +3,7 @@ import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fanoutWithinFileLimit } from '../src/cli/fanout.js';
+import { fanoutWithinFileLimit } from '../src/cli/execution/fanout.js';
 import { DISTRUN, cleanupAll, distrun, loopbackFleet, tempDir, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;

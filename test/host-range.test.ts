@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { UsageError } from '../src/errors.js';
-import { expandHostList, expandHostPattern, foldHosts, splitHostList } from '../src/cli/host-range.js';
+import { expandHostList, expandHostPattern, foldHosts, splitHostList } from '../src/cli/targeting/host-range.js';
 
 test('ranges expand with padding kept, in order', (t) => {
   t.deepEqual(expandHostPattern('web[01-03]'), ['web01', 'web02', 'web03']);

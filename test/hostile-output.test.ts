@@ -222,7 +222,8 @@ test('an agent\'s failure reason is shown as one visible line: on a terminal, in
 
   // (Other tests of this file record their runs meanwhile: find this agent's.)
   const runs = join(testCacheHome(), 'distrun', 'runs');
-  const records = readdirSync(runs).map((f) => JSON.parse(readFileSync(join(runs, f), 'utf8')) as { hosts: Array<{ port: number; reason: string }> });
+  // Records only: a run saving meanwhile has a half-written `.ID.json.HEX.tmp` there (renamed when complete).
+  const records = readdirSync(runs).filter((f) => !f.startsWith('.')).map((f) => JSON.parse(readFileSync(join(runs, f), 'utf8')) as { hosts: Array<{ port: number; reason: string }> });
   const reasons = records.flatMap((r) => r.hosts).filter((h) => h.port === liar).map((h) => h.reason);
   t.deepEqual([...new Set(reasons)], [SHOWN_REASON]);
   await assertStillServing(t, agent, pki.dir);

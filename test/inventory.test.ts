@@ -3,7 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InventoryError, UsageError } from '../src/errors.js';
-import { findInventoryFile, loadInventory, parseHostList, parseInventory, selectTargets } from '../src/cli/inventory.js';
+import { findInventoryFile, loadInventory, parseInventory } from '../src/cli/targeting/inventory.js';
+import { parseHostList, selectTargets } from '../src/cli/targeting/select.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);

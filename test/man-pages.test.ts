@@ -34,7 +34,8 @@ const mentions = (text: string, word: string) => new RegExp(`(^|[^A-Za-z0-9_-])$
 function envVariables(...dirs: string[]): string[] {
   const names = new Set<string>();
   for (const dir of dirs) {
-    for (const file of readdirSync(join(ROOT, dir)).filter((f) => f.endsWith('.ts'))) {
+    // Recursive: src/cli is layered in folders (docs/architecture.md).
+    for (const file of readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))) {
       for (const [, name] of readFileSync(join(ROOT, dir, file), 'utf8').matchAll(/[eE]nv\.([A-Z][A-Z0-9_]+)(?![A-Z0-9_]|\s*=[^=])/g)) names.add(name!);
     }
   }

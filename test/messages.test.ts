@@ -5,7 +5,7 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { hostLabel } from '../src/cli/host-label.js';
+import { hostLabel } from '../src/cli/targeting/host-label.js';
 import { count } from '../src/cli/plural.js';
 import { describeSystemError } from '../src/system-errors.js';
 import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki } from './helpers/fleet.js';

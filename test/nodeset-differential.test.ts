@@ -6,7 +6,7 @@
 // looking for the next disagreement.
 import test from 'ava';
 import { UsageError } from '../src/errors.js';
-import { expandHostList, foldHosts } from '../src/cli/host-range.js';
+import { expandHostList, foldHosts } from '../src/cli/targeting/host-range.js';
 import { askClusterShell, clusterShellPython, type OracleAnswer, type OracleRequest } from './helpers/clustershell.js';
 import { random } from './helpers/seeded-random.js';
 

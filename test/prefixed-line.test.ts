@@ -2,7 +2,7 @@
 // inside the line writes the prefix again; CRs before the newline end the line. Pure.
 import test from 'ava';
 import fc from 'fast-check';
-import { prefixedLine } from '../src/cli/prefixed-line.js';
+import { prefixedLine } from '../src/cli/output/prefixed-line.js';
 import { neutralizeOutput } from '../src/cli/terminal-text.js';
 
 const P = Buffer.from('web1: ');

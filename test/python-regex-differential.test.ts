@@ -7,7 +7,7 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/python-regex.js';
+import { fnmatchRegExp, pythonRegExp, RegexProblem } from '../src/cli/targeting/python-regex.js';
 import { random } from './helpers/seeded-random.js';
 
 const oracle = fileURLToPath(new URL('../../test/helpers/python-regex-oracle.py', import.meta.url));

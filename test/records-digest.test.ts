@@ -4,7 +4,7 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIGEST_LIMIT_BYTES } from '../src/cli/run-record.js';
+import { DIGEST_LIMIT_BYTES } from '../src/cli/output/run-record.js';
 import { cleanupAll, distrun, makePki, startAgent, testCacheHome } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);

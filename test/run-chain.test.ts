@@ -4,10 +4,10 @@ import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileError } from '../src/errors.js';
-import { resolveChain } from '../src/cli/run-chain.js';
-import { listRuns, loadRunById, saveRun, type HostRecord, type RunRecord } from '../src/cli/run-record.js';
-import { rerunSelection } from '../src/cli/runs-command.js';
-import type { OutcomeClass } from '../src/cli/summary.js';
+import { resolveChain } from '../src/cli/output/run-chain.js';
+import { listRuns, loadRunById, saveRun, type HostRecord, type RunRecord } from '../src/cli/output/run-record.js';
+import { rerunSelection } from '../src/cli/output/run-chain.js';
+import type { OutcomeClass } from '../src/cli/execution/outcome.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);

@@ -1,6 +1,6 @@
 import test from 'ava';
-import type { HostOutcome, HostResult } from '../src/cli/host-session.js';
-import { classify, formatSummary } from '../src/cli/summary.js';
+import { classify, type HostOutcome, type HostResult } from '../src/cli/execution/outcome.js';
+import { formatSummary } from '../src/cli/output/summary.js';
 
 const result = (name: string, outcome: HostOutcome): HostResult => ({
   target: { name, address: name, port: 6789 }, outcome, durationMs: 1, agentSoftware: undefined, protocolVersion: undefined,

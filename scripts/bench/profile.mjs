@@ -9,10 +9,10 @@ const BUCKETS = [
   ['process spawn', /node:(internal\/)?child_process|agent\/command-process/],
   ['framing', /src\/protocol\//],
   ['logging and audit', /node_modules\/pino|node_modules\/sonic-boom|thread-stream|agent\/audit/],
-  ['output', /cli\/output|cli\/run-record|cli\/progress|cli\/summary|node:internal\/fs\/|node:fs/],
+  ['output', /cli\/output\/|node:internal\/fs\/|node:fs/],
   ['TLS handshake (JS side)', /node:_tls_wrap|node:_tls_common|node:tls|getPeerCertificate/],
-  ['session logic', /agent\/session|agent\/server|agent\/policy|cli\/host-session|cli\/fanout|cli\/client-tls|cli\/tls-session-cache/],
-  ['start-up (module loading, CLI parsing, inventory)', /node:internal\/modules|node:internal\/bootstrap|node_modules\/commander|node_modules\/yaml|cli\/inventory|cli\/main/],
+  ['session logic', /agent\/session|agent\/server|agent\/policy|cli\/execution\//],
+  ['start-up (module loading, CLI parsing, inventory)', /node:internal\/modules|node:internal\/bootstrap|node_modules\/commander|node_modules\/yaml|cli\/targeting\/|cli\/main/],
   ['sockets and streams', /node:net|node:internal\/stream_base|node:internal\/streams|node:stream|node:events/],
 ];
 const NATIVE = '(program)';

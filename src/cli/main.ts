@@ -2,33 +2,16 @@
 import { Command } from 'commander';
 import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import { registerCertsCommand } from './certs-command.js';
+import { registerCertsCommand } from './commands/certs.js';
 import { ExitCode, fatalError } from './exit-codes.js';
-import { collect, positiveInt, seconds } from './option-values.js';
-import { pingHosts, type PingOptions } from './ping-command.js';
-import { registerRunsCommands } from './runs-command.js';
-import {
-  DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_FANOUT, listHosts, runCommand, type RunOptions, type SelectionOptions,
-} from './run-command.js';
+import { addConnectionOptions, addSelectionOptions, collect, seconds } from './options.js';
+import { pingHosts, type PingOptions } from './commands/ping.js';
+import { registerRunsCommands } from './commands/runs.js';
+import { listHosts } from './commands/hosts.js';
+import { registerRerunCommand, runCommand, type RunOptions } from './commands/run.js';
+import type { SelectionOptions } from './targeting/select.js';
 import { configureUsageErrors, helpHint } from '../usage-errors.js';
 import { keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
-
-function addSelectionOptions(command: Command): Command {
-  return command
-    .option('-i, --inventory <file>', 'inventory file or directory, - for stdin (repeatable: Ansible inventories are merged; default: $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)', collect)
-    .option('--ansible-inventory', "read the inventory through Ansible's ansible-inventory --list (runs inventory scripts and plugins)")
-    .option('-g, --group <expr>', 'select hosts by group or target expression: web, web:db, web:&prod:!web03, web[01-05], db*, all (repeatable)', collect)
-    .option('-H, --hosts <list>', 'select these hosts: host, host:port or a range, comma separated (repeatable)', collect)
-    .option('-x, --exclude <list>', 'leave out these hosts, comma separated (repeatable)', collect);
-}
-
-function addConnectionOptions(command: Command): Command {
-  return command
-    .option('-f, --fanout <n>', 'hosts in flight at once', positiveInt, DEFAULT_FANOUT)
-    .option('--connect-timeout <sec>', 'give up on a host that has not answered within SEC (connect, TLS, first reply)', seconds, DEFAULT_CONNECT_TIMEOUT_S)
-    .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
-    .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)');
-}
 
 export function buildProgram(): Command {
   const program = new Command('distrun')
@@ -79,7 +62,8 @@ export function buildProgram(): Command {
     .action(async (opts: PingOptions) => {
       process.exitCode = await pingHosts(opts);
     });
-  registerRunsCommands(program, addConnectionOptions);
+  registerRunsCommands(program);
+  registerRerunCommand(program);
   registerCertsCommand(program);
   // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
   registerHelpCommand(program);

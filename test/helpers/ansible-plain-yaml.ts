@@ -2,7 +2,7 @@
 // with the calls ansible-core's yaml plugin makes (plugins/inventory/yaml.py _parse_group),
 // so pattern tests have Ansible's InventoryData whatever the state of distrun's own readers.
 import { parse } from 'yaml';
-import { AnsibleInventoryData } from '../../src/cli/ansible-data.js';
+import { AnsibleInventoryData } from '../../src/cli/targeting/ansible-data.js';
 
 type Body = Record<string, Record<string, unknown> | null> | null;
 

@@ -1,0 +1,15 @@
+// `distrun hosts`: the hosts a selection resolves to, one per line.
+import { writeHostLines } from '../output/host-lines.js';
+import { resolveSelection, type SelectionOptions } from '../targeting/select.js';
+
+/** One line per host: name, the address:port dialled, and with `explain` what selected it. */
+export function listHosts(
+  opts: SelectionOptions & { explain?: boolean }, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr,
+): number {
+  const { inventory, targets } = resolveSelection(opts);
+  writeHostLines(targets, out, opts.explain === true);
+  // Which reader took an Ansible inventory (distrun's own, or Ansible's ansible-inventory):
+  // on stderr, so that stdout stays one line per host.
+  if (opts.explain && inventory?.ansible) err.write(`distrun: inventory ${inventory.file}: read by ${inventory.ansible.reader}\n`);
+  return 0;
+}

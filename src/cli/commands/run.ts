@@ -1,0 +1,280 @@
+// `distrun COMMAND...`: select hosts, run the command on all of them, render, exit code.
+import { once } from 'node:events';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import type { Command } from 'commander';
+import { ErrorCodes, OptionError, UsageError } from '../../errors.js';
+import { ENV_NAME_PATTERN } from '../../protocol/constants.js';
+import { defaultSessionOptions } from '../../protocol/messages.js';
+import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
+import { Fanout, countOrPercent, fanoutWithinFileLimit } from '../execution/fanout.js';
+import type { RunRequest } from '../execution/host-session.js';
+import { InputBroadcast } from '../execution/input-broadcast.js';
+import { LocalTerminal } from '../execution/local-terminal.js';
+import { runExitCode } from '../execution/outcome.js';
+import { scriptRun } from '../execution/script.js';
+import { ExitCode } from '../exit-codes.js';
+import { addConnectionOptions } from '../options.js';
+import { writeHostLines } from '../output/host-lines.js';
+import { OutdirRenderer } from '../output/outdir.js';
+import { ProgressLine } from '../output/progress.js';
+import { GatherRenderer } from '../output/gather.js';
+import { JsonRenderer } from '../output/json.js';
+import { LineRenderer } from '../output/line.js';
+import { RendererSet, writeTo, type OutputStreams, type Renderer } from '../output/renderers.js';
+import { describeCommand, loadRun, loadRunById, RecordRenderer, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
+import { rerunSelection, resolveChain } from '../output/run-chain.js';
+import { count } from '../plural.js';
+import { foldHosts } from '../targeting/host-range.js';
+import type { Target } from '../targeting/model.js';
+import { resolveTargets, type SelectionOptions } from '../targeting/select.js';
+
+export interface RunOptions extends SelectionOptions {
+  fanout: number;
+  stdin?: boolean;
+  tty?: boolean;
+  broadcast?: boolean;
+  stderr: boolean;
+  shell?: boolean;
+  connectTimeout: number;
+  timeout: number | undefined;
+  pki: string | undefined;
+  tokenFile: string | undefined;
+  json?: boolean;
+  gather?: boolean;
+  dryRun?: boolean;
+  outdir?: string;
+  quiet?: boolean;
+  script?: string;
+  yes?: boolean;
+  cwd?: string;
+  env?: string[];
+  batch?: string;
+  batchWait?: number;
+  maxFail?: string;
+  prefix: boolean;
+  /** Set by rerun: the run this one runs again (its record's `parent`). */
+  rerunOf?: string;
+  /** --raw-control-chars: the hosts' output goes to the terminal untouched. */
+  rawControlChars?: boolean;
+}
+
+/** `--env NAME=value` options as a map; a bad name or a missing `=` is a usage error. */
+export function parseEnvAssignments(assignments: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const assignment of assignments) {
+    const eq = assignment.indexOf('=');
+    const name = eq > 0 ? assignment.slice(0, eq) : '';
+    if (!ENV_NAME_PATTERN.test(name)) throw new OptionError(`--env takes NAME=value with a valid variable name, got '${assignment}'`);
+    env[name] = assignment.slice(eq + 1);
+  }
+  return env;
+}
+
+export const DEFAULT_CONFIRM_ABOVE = 50;
+
+/**
+ * Above DISTRUN_CONFIRM_ABOVE hosts (default 50), an interactive run asks first — the
+ * host count, the folded host list and the command — unless --yes. Scripts (stdin not a
+ * terminal) are never asked.
+ */
+async function confirmLargeRun(
+  targets: readonly Target[], argv: readonly string[], opts: RunOptions, io: OutputStreams & { stdin: Readable },
+): Promise<boolean> {
+  const limit = Number(process.env.DISTRUN_CONFIRM_ABOVE ?? DEFAULT_CONFIRM_ABOVE);
+  if (opts.yes || !(io.stdin as NodeJS.ReadStream).isTTY || !(targets.length > limit)) return true;
+  const command = opts.shell ? argv.join(' ') : JSON.stringify(argv);
+  io.stderr.write(`distrun: run ${command} on ${count(targets.length, 'host')} (${foldHosts(targets.map((t) => t.name))})? [y/N] `);
+  const prompt = createInterface({ input: io.stdin, terminal: false });
+  // End of input (Ctrl-D) counts as no.
+  const [answer] = (await Promise.race([once(prompt, 'line'), once(prompt, 'close').then(() => [''])])) as [string];
+  prompt.close();
+  io.stdin.pause();
+  return /^y(es)?$/i.test(answer.trim());
+}
+
+export async function runCommand(
+  command: string[],
+  opts: RunOptions,
+  io: OutputStreams & { stdin: Readable } = process,
+  /** Hosts chosen already (rerun); otherwise resolved from the selection options. */
+  chosenTargets?: Target[],
+): Promise<number> {
+  if ((opts.stdin || opts.tty || opts.script !== undefined) && opts.inventory?.includes('-') && !chosenTargets) {
+    throw new OptionError('-i - reads the inventory from stdin: it cannot go with -t, --tty or --script, which need stdin too');
+  }
+  if (opts.script === undefined) return executeRun(command, opts, io, chosenTargets, { command, stdin: opts.stdin === true });
+  if (opts.stdin || opts.shell) throw new OptionError('--script sends the script over stdin: it cannot go with -t or --shell');
+  // The wrapper runs, fed the script on stdin; the record names the script and its arguments, so that rerun sends it again.
+  const script = scriptRun(opts.script, command);
+  return executeRun(script.argv, { ...opts, script: undefined, stdin: true }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets,
+    { command, script: resolve(opts.script), stdin: false });
+}
+
+/** What a run's record says was run (for --script: the script, not its wrapper). */
+type RecordedCommand = Pick<RunRecord, 'command' | 'script' | 'stdin'>;
+
+async function executeRun(
+  command: string[],
+  opts: RunOptions,
+  io: OutputStreams & { stdin: Readable },
+  chosenTargets: Target[] | undefined,
+  recorded: RecordedCommand,
+): Promise<number> {
+  if (command.length === 0) throw new OptionError('no command given: distrun [options] [--] COMMAND [ARGS...]');
+  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new OptionError(`--cwd needs an absolute path, got '${opts.cwd}'`);
+  const targets = chosenTargets ?? resolveTargets(opts);
+  const argv = opts.shell ? [command.join(' ')] : command;
+  // Every option value is checked before anything is loaded (the PKI) or asked.
+  const env = parseEnvAssignments(opts.env ?? []);
+  const batchSize = countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity;
+  const maxFail = countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity;
+  const terminal = opts.tty && !opts.dryRun ? openTerminal(opts, targets.length) : undefined;
+  if (opts.dryRun) {
+    // Nothing is loaded or dialled: the hosts, and the argv exactly as it would travel.
+    io.stdout.write(`argv: ${JSON.stringify(opts.shell ? ['/bin/sh', '-c', ...argv] : argv)}\n`);
+    writeHostLines(targets, io.stdout, false);
+    return 0;
+  }
+  if (!(await confirmLargeRun(targets, argv, opts, io))) {
+    io.stderr.write('distrun: not confirmed; nothing was run\n');
+    return ExitCode.INTERRUPTED;
+  }
+  const { tls: client, token } = openClient(opts);
+
+  const request: RunRequest = {
+    // With --shell the words form one script, as ssh joins its arguments.
+    argv,
+    options: {
+      ...defaultSessionOptions(),
+      stdin: opts.stdin === true,
+      stderr: opts.stderr,
+      shell: opts.shell === true,
+      timeoutMs: (opts.timeout ?? 0) * 1000,
+      cwd: opts.cwd,
+      env,
+      ...(terminal ? { stdin: true, pty: terminal.size, term: terminal.type } : {}),
+    },
+    token,
+    software: CLIENT_SOFTWARE,
+  };
+  const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
+  // A live progress line on a terminal, except for machine-readable output.
+  const progress = !opts.json && !terminal && ProgressLine.enabled(io.stderr, opts.quiet === true)
+    ? new ProgressLine(io.stderr, targets.length)
+    : undefined;
+  // What goes to the screen first takes the progress line away, so the two never mix.
+  const screenIo: OutputStreams = progress ? { ...io, beforeWrite: () => progress.clear() } : io;
+  // Checked, and cleared of an earlier run's files, before any command runs.
+  const outdir = opts.outdir !== undefined
+    ? OutdirRenderer.open(opts.outdir, targets, (problem) => writeTo(screenIo, 'stderr', `distrun: ${problem}\n`))
+    : undefined;
+  const neutralize = opts.rawControlChars !== true;
+  const screen: Renderer = opts.json
+    ? new JsonRenderer(screenIo)
+    : opts.gather
+      ? new GatherRenderer(screenIo, { neutralize })
+      // One host's terminal is shown as it is (escape sequences and all); several get prefixes.
+      : new LineRenderer(screenIo, { prefix: opts.prefix && !(terminal && targets.length === 1), hostCount: targets.length, neutralize });
+  const recorder = new RecordRenderer();
+  // The progress line finishes first, so that it is gone before the summary.
+  const renderer = new RendererSet([...(progress ? [progress] : []), screen, recorder, ...(outdir ? [outdir] : [])]);
+  const input = opts.stdin || terminal ? new InputBroadcast(io.stdin) : undefined;
+
+  const schedule = {
+    fanout: fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`)),
+    batchSize,
+    batchWaitMs: (opts.batchWait ?? 0) * 1000,
+    maxFail,
+  };
+  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
+    onStart: (session) => {
+      renderer.hostStarted(session);
+      input?.attach(session);
+    },
+    onDone: (result) => renderer.hostDone(result),
+  });
+
+  // First Ctrl-C: forward SIGINT to every running command and start no more hosts.
+  // Second: disconnect from every agent, which then kills what remains.
+  let interrupts = 0;
+  const onInterrupt = (): void => {
+    interrupts += 1;
+    if (interrupts === 1) {
+      fanout.stop();
+      for (const session of fanout.running) session.signal('SIGINT');
+      io.stderr.write(`distrun: interrupt sent to ${count(fanout.running.size, 'running command')}; Ctrl-C again to abort\n`);
+    } else {
+      for (const session of fanout.running) session.abort(ErrorCodes.INTERRUPTED, 'aborted by user');
+    }
+  };
+  process.on('SIGINT', onInterrupt);
+  terminal?.enterRaw();
+  const stopResizing = terminal?.onResize((size) => {
+    for (const session of fanout.running) session.resize(size);
+  });
+  try {
+    const results = await fanout.run();
+    terminal?.restore();
+    saveTlsTickets(client);
+    // The --outdir files are complete, or known not to be, before the exit code is decided.
+    await renderer.close();
+    const outputLost = (outdir?.problems.length ?? 0) > 0;
+    if (outputLost) writeTo(screenIo, 'stderr', `distrun: --outdir ${opts.outdir} is incomplete: ${count(outdir!.problems.length, 'file')} could not be written (above)\n`);
+    const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
+    renderer.finish(results, exitCode);
+    const record = recorder.record({
+      ...recorded, parent: opts.rerunOf, shell: opts.shell === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
+    }, results);
+    try {
+      saveRun(record);
+    } catch (err) {
+      io.stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
+    }
+    return exitCode;
+  } finally {
+    terminal?.restore();
+    stopResizing?.();
+    process.off('SIGINT', onInterrupt);
+    input?.close();
+  }
+}
+
+/** `--tty`: checks what it cannot go with, and that keys going to several hosts is what the user wants. */
+function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
+  const clash = [opts.json && '--json', opts.gather && '--gather', opts.script !== undefined && '--script'].find(Boolean);
+  if (clash) throw new OptionError(`--tty cannot go with ${clash}`);
+  if (hosts > 1 && !opts.broadcast) {
+    throw new UsageError(`--tty on ${count(hosts, 'host')} would send every key you type to all of them; add --broadcast if that is what you want`);
+  }
+  return LocalTerminal.open();
+}
+
+
+/** `distrun rerun`: a run again, of a recorded command, on the hosts its record chain picks. */
+export function registerRerunCommand(program: Command): void {
+  addConnectionOptions(program.command('rerun')
+    .description('run a recorded command again on the hosts that failed and/or were unreachable (after a rerun: in their latest state along the reruns)')
+    .argument('[run]', 'run id or its unique prefix (default: the newest run)'))
+    .option('--failed', 'hosts whose command failed or timed out')
+    .option('--unreachable', 'hosts where the command never ran (unreachable, refused, not started)')
+    .option('-b, --gather', 'gather identical outputs, as for a run')
+    .option('--json', 'JSON Lines events on stdout, as for a run (docs/json-events.md)')
+    .action(async (id: string | undefined, opts: RunOptions & { failed?: boolean; unreachable?: boolean }) => {
+      const run = loadRun(id);
+      const chain = resolveChain(run, (parent) => loadRunById(parent));
+      const selection = rerunSelection(chain, opts);
+      if (selection.nothing !== undefined) {
+        process.stderr.write(`distrun: ${selection.nothing} (run ${run.id})\n`);
+        process.exitCode = 0;
+        return;
+      }
+      const { targets } = selection;
+      const along = chain.runs.length > 1 ? `, each in its latest state over ${chain.runs.length} runs back to ${chain.runs[chain.runs.length - 1]!.id}` : '';
+      process.stderr.write(`distrun: running again on ${count(targets.length, 'host')} of ${run.id}${along}: ${describeCommand(run)}\n`);
+      process.exitCode = await runCommand(run.command, {
+        ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, script: run.script, prefix: true, rerunOf: run.id,
+      }, process, targets);
+    });
+}

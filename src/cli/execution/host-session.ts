@@ -1,0 +1,322 @@
+// The client's side of one session with one agent: connect over mutual TLS, send
+// the request, stream output to listeners, and settle on one HostResult.
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import * as tls from 'node:tls';
+import { ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../../errors.js';
+import { AgentToken, ClientToken, HELD_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../../protocol/constants.js';
+import { FrameDecoder, type Frame } from '../../protocol/frame-decoder.js';
+import { Keepalive } from '../../protocol/keepalive.js';
+import { TLS_SETTINGS } from '../../protocol/tls-settings.js';
+import {
+  decodeExit, decodeFailure, decodeHeld, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
+  encodeSignal, encodeVersionOffer, encodeWindow, type LeaderExit, type SessionOptions, type WindowSize,
+} from '../../protocol/messages.js';
+import { checkAgentCertificate, type AgentCertificateRecord, type AgentTrust } from './agent-certificate.js';
+import type { Target } from '../targeting/model.js';
+import { describeConnectionError } from './connection-errors.js';
+import type { HostOutcome, HostResult } from './outcome.js';
+import type { Session, SessionEvents } from './session.js';
+import type { TlsSessionTicket } from './tls-ticket-cache.js';
+import { setLongTimeout, type LongTimer } from '../../timers.js';
+import { visibleText } from '../terminal-text.js';
+
+export interface RunRequest {
+  /** The command; empty for a ping (`distrun ping`), which runs nothing. */
+  argv: readonly string[];
+  options: SessionOptions;
+  /** Token for agents that require one. */
+  token: Buffer | undefined;
+  software: string;
+}
+
+export interface SessionLimits {
+  connectTimeoutMs: number;
+  /** The command's time limit (also sent to the agent); 0 = none. */
+  commandTimeoutMs: number;
+}
+
+/** TLS resumption: a ticket from an earlier connection to this agent, and where new ones go. */
+export interface SessionTickets {
+  earlier: TlsSessionTicket | undefined;
+  /** A ticket from the agent: a later connection may resume with it. */
+  remember(ticket: TlsSessionTicket): void;
+}
+
+// After the command's time limit the agent kills the command; if its answer still does
+// not come within this margin, the client gives up on the host.
+const TIMEOUT_MARGIN_MS = 15_000;
+
+export class HostSession extends EventEmitter<SessionEvents> implements Session {
+  private socket: tls.TLSSocket | undefined;
+  private readonly decoder = new FrameDecoder({ streamed: STREAM_TOKENS });
+  private versionAgreed = false;
+  private agentSoftware: string | undefined;
+  private protocolVersion: number | undefined;
+  private leaderExit: LeaderExit | undefined;
+  private outcome: HostOutcome | undefined;
+  private startedAt = 0;
+  private timer: LongTimer | undefined;
+  private settle: ((result: HostResult) => void) | undefined;
+  private inputClosed = false;
+  private connectedAt = 0;
+  private tcpConnected = false;
+  private certificateExpires: Date | undefined;
+  private keepalive: Keepalive | undefined;
+  /** The agent certificate's record, once it passed (kept with the session's tickets). */
+  private agentCertificate: AgentCertificateRecord | undefined;
+  /** Frames to send after the opening; undefined once it has been sent. */
+  private held: Buffer[] | undefined = [];
+
+  constructor(
+    readonly target: Target,
+    private readonly request: RunRequest,
+    private readonly context: tls.SecureContext,
+    private readonly trust: AgentTrust,
+    private readonly limits: SessionLimits,
+    private readonly tickets?: SessionTickets,
+  ) {
+    super();
+  }
+
+  /** Runs the request; never rejects: every failure becomes an `error` outcome. */
+  run(): Promise<HostResult> {
+    this.startedAt = Date.now();
+    return new Promise((resolve) => {
+      this.settle = resolve;
+      const { address, port } = this.target;
+      const socket = tls.connect({
+        host: address,
+        port,
+        secureContext: this.context,
+        session: this.tickets?.earlier?.ticket,
+        // SNI takes names only; the certificate check below still covers IP addresses.
+        servername: isIP(address) ? undefined : address,
+        ...TLS_SETTINGS,
+        rejectUnauthorized: true,
+      });
+      this.socket = socket;
+      socket.setNoDelay(true);
+      socket.once('connect', () => {
+        this.tcpConnected = true;
+      });
+      this.armTimer(this.limits.connectTimeoutMs, () => this.abort(...this.connectTimedOut()));
+      // Node emits tickets only after 'secureConnect', so the agent's record is known by then.
+      socket.on('session', (ticket: Buffer) => {
+        if (this.agentCertificate) this.tickets?.remember({ ticket, agent: this.agentCertificate });
+      });
+      // The connect timeout runs until the agent's VER; connectTimedOut says which step it
+      // stopped at, as "no TCP connection" and "something listens but does not answer" differ.
+      socket.once('secureConnect', () => {
+        this.connectedAt = Date.now();
+        // Nothing is sent (not the token, not stdin) before the agent's certificate passed.
+        const check = checkAgentCertificate(socket, this.trust, this.tickets?.earlier?.agent);
+        if (check.problem !== undefined) {
+          this.abort(ErrorCodes.TLS, check.problem);
+          return;
+        }
+        this.agentCertificate = check.record;
+        // Only a ping reports the agent certificate's expiry (also on a resumed session).
+        if (this.request.argv.length === 0) this.certificateExpires = new Date(check.record.notAfter);
+        socket.write(Buffer.concat([this.opening(), ...this.held!]));
+        this.held = undefined;
+      });
+      socket.on('data', (chunk: Buffer) => this.receive(chunk));
+      socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
+      socket.on('close', () => this.onClose());
+    });
+  }
+
+  private connectTimedOut(): [ErrorCode, string] {
+    const limit = `${this.limits.connectTimeoutMs / 1000} s`;
+    if (!this.tcpConnected) return [ErrorCodes.CONNECT, `connect timed out after ${limit}`];
+    if (this.connectedAt === 0) {
+      return [ErrorCodes.HANDSHAKE_TIMEOUT, `TCP connected but the TLS handshake did not complete within ${limit} `
+        + `(is the service on port ${this.target.port} a DistRunner agent?)`];
+    }
+    return [ErrorCodes.HANDSHAKE_TIMEOUT, `TLS connected but the agent did not answer within ${limit}`];
+  }
+
+  // Input, signals and resizes that come before the agent's certificate has passed wait
+  // behind the opening.
+  private send(frame: Buffer): void {
+    if (this.held) this.held.push(frame);
+    else this.socket?.write(frame);
+  }
+
+  // Everything up to CMD at once: the agent answers in one round trip.
+  private opening(): Buffer {
+    const { request } = this;
+    const opening = [
+      encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }),
+      ...encodeOptions(request.options),
+    ];
+    if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
+    opening.push(request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING));
+    return Buffer.concat(opening);
+  }
+
+  sendInput(chunk: Buffer): void {
+    if (this.inputClosed || !this.socket || this.outcome) return;
+    this.send(encodeFrame(ClientToken.INPUT, chunk));
+  }
+
+  endInput(): void {
+    if (this.inputClosed || !this.socket || this.outcome) return;
+    this.inputClosed = true;
+    this.send(encodeFrame(ClientToken.END_OF_INPUT));
+  }
+
+  /** The local terminal's new size (`--tty`). */
+  resize(size: WindowSize): void {
+    if (!this.socket || this.outcome || !this.request.options.pty) return;
+    this.send(encodeWindow(size));
+  }
+
+  signal(name: NodeJS.Signals): void {
+    if (!this.socket || this.outcome) return;
+    this.send(encodeSignal(name));
+  }
+
+  /** Stop reading from the agent (local output is backed up); the agent then pauses the command. */
+  pause(): void {
+    this.socket?.pause();
+    this.keepalive?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
+    this.keepalive?.resume();
+  }
+
+  /** Gives up on the host; closing the connection makes the agent stop the command. */
+  abort(code: ErrorCode, message: string): void {
+    this.outcome ??= { kind: 'error', code, message };
+    this.socket?.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    this.keepalive?.heard();
+    try {
+      for (const frame of this.decoder.push(chunk)) this.handle(frame);
+      // The agent's last message is here (it has ended its side): close at once, without
+      // TLS's closing exchange, which would cost both sides more than the whole command.
+      if (this.outcome) this.socket?.destroy();
+    } catch (err) {
+      if (isDistRunError(err) && err.code !== ErrorCodes.PROTOCOL && err.code !== ErrorCodes.FRAME_TOO_LARGE) {
+        this.abort(err.code, err.message);
+      } else {
+        this.abort(ErrorCodes.PROTOCOL, `agent broke the protocol: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private handle({ token, payload }: Frame): void {
+    if (this.outcome) return;
+    if (token === AgentToken.FAILURE) {
+      const failure = decodeFailure(payload);
+      this.outcome = { kind: 'error', code: failure.code, message: failure.reason, exitCode: failure.exitCode };
+      return;
+    }
+    if (!this.versionAgreed) {
+      if (token !== AgentToken.VERSION) throw new ProtocolError(`expected VER first, got ${token}`);
+      const choice = decodeVersionChoice(payload);
+      if (!SUPPORTED_VERSIONS.includes(choice.version)) {
+        throw new RemoteError(ErrorCodes.VERSION, `agent chose protocol ${choice.version}, which this client does not speak`);
+      }
+      this.versionAgreed = true;
+      this.agentSoftware = choice.software;
+      this.protocolVersion = choice.version;
+      this.commandStarted(choice.keepaliveSeconds);
+      return;
+    }
+    switch (token) {
+      case AgentToken.KEEPALIVE: return; // receive() has noted it
+      case AgentToken.STDOUT: this.emit('stdout', payload); return;
+      case AgentToken.STDERR: this.emit('stderr', payload); return;
+      case AgentToken.EXIT: this.outcome = { kind: 'exit', ...decodeExit(payload) }; return;
+      case AgentToken.HELD:
+        if ((this.protocolVersion ?? 0) < HELD_VERSION) throw new ProtocolError(`HLD needs protocol version ${HELD_VERSION}`);
+        this.leaderExit ??= decodeHeld(payload);
+        this.emit('output-held', this.leaderExit);
+        return;
+      case AgentToken.PONG:
+        decodePong(payload);
+        this.outcome = {
+          kind: 'pong',
+          rttMs: Date.now() - this.connectedAt,
+          connectMs: this.connectedAt - this.startedAt,
+          certificateExpires: this.certificateExpires,
+        };
+        return;
+      default: throw new ProtocolError(`unexpected ${token} message from the agent`);
+    }
+  }
+
+  // The agent has taken the request: from now on the command's time limit applies, and
+  // the agent's keepalives tell a quiet command from a lost connection.
+  private commandStarted(keepaliveSeconds: number): void {
+    this.clearTimer();
+    if (this.request.argv.length === 0) return; // a ping: PON follows at once
+    if (this.limits.commandTimeoutMs > 0) {
+      this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
+        this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'));
+    }
+    if (keepaliveSeconds > 0) {
+      this.keepalive = new Keepalive(keepaliveSeconds * 1000, {
+        send: () => this.socket?.write(encodeFrame(ClientToken.KEEPALIVE)),
+        lost: (limitMs) => this.abort(ErrorCodes.DISCONNECTED,
+          `connection lost: no word from the agent for ${limitMs / 1000} s (host down or network cut)`),
+      });
+      this.keepalive.start();
+    }
+  }
+
+  private onSocketError(err: NodeJS.ErrnoException): void {
+    if (this.outcome) return;
+    const { code, message } = describeConnectionError(err, this.versionAgreed, this.trust, this.target.port);
+    this.outcome = { kind: 'error', code, message };
+  }
+
+  private onClose(): void {
+    this.clearTimer();
+    this.keepalive?.stop();
+    // Output still buffered in the decoder can only be a truncated frame: nothing to show.
+    const outcome: HostOutcome = this.outcome ?? {
+      kind: 'error',
+      code: ErrorCodes.DISCONNECTED,
+      message: this.versionAgreed
+        ? 'connection closed before the command finished'
+        : 'agent closed the connection during the handshake (it may not accept our certificate)',
+    };
+    // What the agent says about itself (its failure reason, its version) reaches terminals,
+    // summaries, JSON and run records: never with controls that could talk to a terminal.
+    const result: HostResult = {
+      target: this.target,
+      outcome: outcome.kind === 'error' ? { ...outcome, message: visibleText(outcome.message) } : outcome,
+      durationMs: Date.now() - this.startedAt,
+      agentSoftware: this.agentSoftware === undefined ? undefined : visibleText(this.agentSoftware),
+      protocolVersion: this.protocolVersion,
+      ...(this.leaderExit ? { leaderExit: this.leaderExit } : {}),
+    };
+    this.emit('done', result);
+    this.settle?.(result);
+    this.settle = undefined;
+  }
+
+  // A stalled process runs due timers before it polls for I/O (libuv), so a timer can
+  // expire in the same turn as the event it waits for (the TCP connect, the agent's VER):
+  // expiry waits for one more poll, and counts only if nothing replaced or cleared it.
+  private armTimer(ms: number, onExpiry: () => void): void {
+    this.clearTimer();
+    const timer = setLongTimeout(() => setImmediate(() => {
+      if (this.timer === timer) onExpiry();
+    }), ms);
+    this.timer = timer;
+  }
+
+  private clearTimer(): void {
+    this.timer?.clear();
+    this.timer = undefined;
+  }
+}

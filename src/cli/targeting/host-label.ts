@@ -1,0 +1,17 @@
+// How a host is named in a message about it: its name alone when that says where it
+// is, else with the address and port dialled (a wrong port is the usual mistake).
+import { DEFAULT_AGENT_PORT } from '../../protocol/constants.js';
+import { joinHostPort } from './host-address.js';
+import type { Target } from './model.js';
+
+/** `10.0.0.5:6789`, `[2001:db8::5]:6789`: what is dialled. */
+export function dialAddress(target: Pick<Target, 'address' | 'port'>): string {
+  return joinHostPort(target.address, target.port);
+}
+
+/** `web1`; `web1 (10.0.0.5:6790)` when the name is not the address or the port not the default; `10.0.0.5:6790`. */
+export function hostLabel(target: Target): string {
+  if (target.name === dialAddress(target)) return target.name; // named with its port (selectTargets)
+  if (target.name !== target.address) return `${target.name} (${dialAddress(target)})`;
+  return target.port === DEFAULT_AGENT_PORT ? target.name : dialAddress(target);
+}

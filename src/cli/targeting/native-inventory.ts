@@ -1,0 +1,148 @@
+// distrun's own inventory format (hosts.yaml: defaults, hosts, groups), parsed from its
+// YAML document with errors that name the entry and line; and the groups of such an
+// inventory expanded to host specs (cycles are errors).
+import type { Document, Node as YamlNode, Pair } from 'yaml';
+import { InventoryError } from '../../errors.js';
+import { DEFAULT_AGENT_PORT } from '../../protocol/constants.js';
+import { portProblem, splitHostPort, validHostName } from './host-address.js';
+import { expandHostPattern } from './host-range.js';
+import type { HostEntry, Inventory } from './model.js';
+import { yaml } from './yaml-module.js';
+
+const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const TOP_KEYS = ['defaults', 'hosts', 'groups'];
+const HOST_KEYS = ['address', 'port'];
+export const ALL_GROUP = 'all';
+
+function checkPort(value: unknown, file: string, entry: string): number {
+  const problem = portProblem(value);
+  if (problem) throw new InventoryError(problem, { file, entry });
+  return Number(value);
+}
+
+function lineOf(node: YamlNode | null | undefined, lineStarts: number[]): string {
+  const offset = node?.range?.[0];
+  if (offset === undefined) return '';
+  let line = 0;
+  while (line + 1 < lineStarts.length && lineStarts[line + 1]! <= offset) line++;
+  return ` (line ${line + 1})`;
+}
+
+/** The inventory a native-format document describes (the format was told by its top-level keys). */
+export function parseNativeInventory(doc: Document.Parsed, text: string, file: string): Inventory {
+  const { isMap, isScalar, isSeq } = yaml();
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
+    throw new InventoryError(`${where}invalid YAML: ${first.message.split('\n')[0]}`, { file });
+  }
+  const lineStarts = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === '\n') lineStarts.push(i + 1);
+  const inventory: Inventory = { file, defaults: { port: DEFAULT_AGENT_PORT }, hosts: new Map(), groups: new Map() };
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) return inventory;
+  if (!isMap(root)) throw new InventoryError('the inventory must be a mapping with defaults, hosts and groups', { file });
+
+  const entries = (node: YamlNode | null | undefined, entry: string): Array<Pair<unknown, unknown>> => {
+    if (node === null || node === undefined || (isScalar(node) && node.value === null)) return [];
+    if (!isMap(node)) throw new InventoryError(`must be a mapping${lineOf(node, lineStarts)}`, { file, entry });
+    return node.items as Array<Pair<unknown, unknown>>;
+  };
+  const keyOf = (pair: Pair<unknown, unknown>): string => String(isScalar(pair.key) ? pair.key.value : pair.key);
+
+  for (const pair of root.items as Array<Pair<unknown, unknown>>) {
+    const key = keyOf(pair);
+    if (!TOP_KEYS.includes(key)) {
+      throw new InventoryError(`unknown key${lineOf(pair.key as YamlNode, lineStarts)} (allowed: ${TOP_KEYS.join(', ')})`, { file, entry: key });
+    }
+  }
+  const section = (name: string) => root.get(name, true) as YamlNode | undefined;
+
+  for (const pair of entries(section('defaults'), 'defaults')) {
+    const key = keyOf(pair);
+    if (key !== 'port') throw new InventoryError('unknown key (allowed: port)', { file, entry: `defaults.${key}` });
+    inventory.defaults.port = checkPort(isScalar(pair.value) ? pair.value.value : pair.value, file, 'defaults.port');
+  }
+
+  for (const pair of entries(section('hosts'), 'hosts')) {
+    const pattern = keyOf(pair);
+    const entry = `hosts.${pattern}`;
+    // A key may be a range (`web[01-20]`): every host it names gets the same settings.
+    const names = expandInInventory(pattern, file, entry);
+    if (!names.every(validHostName)) throw new InventoryError(`invalid host name${lineOf(pair.key as YamlNode, lineStarts)}`, { file, entry });
+    const host: HostEntry = {};
+    for (const field of entries(pair.value as YamlNode, entry)) {
+      const key = keyOf(field);
+      const value = isScalar(field.value) ? field.value.value : field.value;
+      if (!HOST_KEYS.includes(key)) throw new InventoryError(`unknown key (allowed: ${HOST_KEYS.join(', ')})`, { file, entry: `${entry}.${key}` });
+      if (key === 'port') host.port = checkPort(value, file, `${entry}.port`);
+      if (key === 'address') {
+        if (typeof value !== 'string' || !validHostName(value)) {
+          throw new InventoryError(`address must be a host name or IP address, got ${JSON.stringify(value)}`, { file, entry: `${entry}.address` });
+        }
+        host.address = value;
+      }
+    }
+    for (const name of names) inventory.hosts.set(name, host);
+  }
+
+  for (const pair of entries(section('groups'), 'groups')) {
+    const name = keyOf(pair);
+    const entry = `groups.${name}`;
+    if (!GROUP_NAME.test(name)) throw new InventoryError('invalid group name', { file, entry });
+    if (name === ALL_GROUP) throw new InventoryError(`'${ALL_GROUP}' is implicit (every host in the file) and cannot be defined`, { file, entry });
+    const node = pair.value as YamlNode;
+    if (!isSeq(node)) throw new InventoryError(`must be a list of hosts and @groups${lineOf(node, lineStarts)}`, { file, entry });
+    const members = node.items.flatMap((item, i) => {
+      const value = isScalar(item) ? item.value : item;
+      if (typeof value !== 'string' && typeof value !== 'number') {
+        throw new InventoryError('must be a host name or @group', { file, entry: `${entry}[${i}]` });
+      }
+      const member = String(value);
+      if (member.startsWith('@')) return [member];
+      return expandInInventory(member, file, `${entry}[${i}]`).map((spec) => {
+        const { host, port } = splitHostPort(spec);
+        if (!validHostName(host)) throw new InventoryError(`invalid host name ${JSON.stringify(member)}`, { file, entry: `${entry}[${i}]` });
+        if (port !== undefined) checkPort(port, file, `${entry}[${i}]`);
+        return spec;
+      });
+    });
+    inventory.groups.set(name, members);
+  }
+
+  // References are checked once every group is known, so order in the file does not matter.
+  for (const [name, members] of inventory.groups) {
+    members.forEach((member, i) => {
+      if (member.startsWith('@') && !inventory.groups.has(member.slice(1)) && member !== `@${ALL_GROUP}`) {
+        throw new InventoryError(`unknown group '${member.slice(1)}'`, { file, entry: `groups.${name}[${i}]` });
+      }
+    });
+  }
+  for (const name of inventory.groups.keys()) expandGroup(inventory, name, []);
+  return inventory;
+}
+
+/** Host specs of a group, with nested groups expanded (cycles are errors). */
+export function expandGroup(inv: Inventory, name: string, trail: string[]): string[] {
+  if (name === ALL_GROUP) return allHosts(inv);
+  if (trail.includes(name)) {
+    throw new InventoryError(`groups include each other in a cycle: ${[...trail, name].join(' -> ')}`, { file: inv.file, entry: `groups.${name}` });
+  }
+  const members = inv.groups.get(name) ?? [];
+  return members.flatMap((m) => (m.startsWith('@') ? expandGroup(inv, m.slice(1), [...trail, name]) : [m]));
+}
+
+export function allHosts(inv: Inventory): string[] {
+  const names = new Set(inv.hosts.keys());
+  for (const members of inv.groups.values()) for (const m of members) if (!m.startsWith('@')) names.add(m);
+  return [...names];
+}
+
+/** Range expansion with errors that name the inventory file and entry. */
+function expandInInventory(pattern: string, file: string, entry: string): string[] {
+  try {
+    return expandHostPattern(pattern);
+  } catch (err) {
+    throw new InventoryError((err as Error).message, { file, entry });
+  }
+}
