@@ -10,6 +10,7 @@ import { weakCertificateInFile } from '../pki/key-strength.js';
 import { FileAuditSink, LogAuditSink, type AuditSink } from './audit.js';
 import type { AgentConfig } from './config.js';
 import { agentUser, lookupUser, type LocalUser } from './local-users.js';
+import { tokenOf } from '../token-file.js';
 import { tokenDigest } from './token-digest.js';
 
 export interface TlsMaterial {
@@ -95,9 +96,8 @@ export function loadRuntime(config: AgentConfig, log: Logger): AgentRuntime {
   }
   let digest: Buffer | undefined;
   if (config.tokenFile) {
-    // Trailing newlines are how editors save files, not part of the token.
-    const token = readSecretFile('token file', config.tokenFile).toString('utf8').replace(/[\r\n]+$/, '');
-    if (token === '') throw new ConfigError(`token file ${config.tokenFile} is empty`);
+    const token = tokenOf(readSecretFile('token file', config.tokenFile).toString('utf8'));
+    if (token === undefined) throw new ConfigError(`token file ${config.tokenFile} is empty`);
     digest = tokenDigest(Buffer.from(token, 'utf8'));
   }
   const self = agentUser();

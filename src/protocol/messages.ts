@@ -1,5 +1,6 @@
 // Encoding and decoding of every message payload, and of whole frames. Pure: no I/O.
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
+import { strictUtf8 } from '../strict-utf8.js';
 import {
   AgentToken, ClientToken, ENV_NAME_PATTERN, FORWARDABLE_SIGNALS, HEADER_BYTES, KEEPALIVE_VERSION, LENGTH_BYTES,
   MAX_ENV_VARIABLES, MAX_KEEPALIVE_SECONDS, MAX_TERMINAL_SIDE, SessionOption, TERM_PATTERN, TOKEN_BYTES, WIRE_ERROR_CODES,
@@ -220,8 +221,6 @@ export function encodeCommand(argv: readonly string[]): Buffer {
   return encodeFrame(ClientToken.COMMAND, payload);
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
 export function decodeCommand(payload: Buffer): string[] {
   const argv: string[] = [];
   let offset = 0;
@@ -232,12 +231,8 @@ export function decodeCommand(payload: Buffer): string[] {
     if (length > payload.length - offset) throw new ProtocolError('CMD argument overruns the frame');
     const bytes = payload.subarray(offset, offset + length);
     offset += length;
-    let arg: string;
-    try {
-      arg = strictUtf8.decode(bytes);
-    } catch {
-      throw new ProtocolError('CMD arguments must be valid UTF-8');
-    }
+    const arg = strictUtf8(bytes);
+    if (arg === undefined) throw new ProtocolError('CMD arguments must be valid UTF-8');
     if (arg.includes('\0')) throw new ProtocolError('CMD arguments must not contain NUL bytes');
     argv.push(arg);
   }
