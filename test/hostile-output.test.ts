@@ -129,7 +129,7 @@ test('--tty --broadcast: a carriage return from a host (a progress bar, a CR LF)
 test('on a colour terminal: the host\'s colours stay and end with their line; shown controls are in reverse video', async (t) => {
   const file = join(tempDir(), 'colours');
   writeFileSync(file, 'a \x1b[31mred\x1b[8m concealed\nb\x07\n');
-  const r = await onTerminal(on('web1', '-q', 'cat', file), {});
+  const r = await onTerminal(on('web1', '-q', 'cat', file), { TERM: 'xterm' });
   t.is(r.status, 0);
   const text = r.screen.toString('latin1');
   t.true(text.includes('\x1b[36mweb1: \x1b[0ma \x1b[31mred\x1b[8m concealed\x1b[0m\r\n'), JSON.stringify(text));

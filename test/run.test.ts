@@ -150,13 +150,13 @@ test('--cwd and --env reach the command; a missing directory is a clear failure'
   t.regex(badEnv.stderr, /--env takes NAME=value/);
 });
 
-test('colours on a terminal only, and never with NO_COLOR', async (t) => {
+test('colours on a terminal only, and never with NO_COLOR, TERM=dumb or FORCE_COLOR=0', async (t) => {
   // `script` gives distrun a pseudo-terminal as stdout and stderr.
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const command = [process.execPath, DISTRUN, ...on('one', 'sh', '-c', 'echo out; exit 3')].map(quote).join(' ');
   const onTty = (env: NodeJS.ProcessEnv) =>
     spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env } });
-  const colored = onTty({});
+  const colored = onTty({ TERM: 'xterm' });
   t.is(colored.status, 3, colored.stderr);
   t.true(colored.stdout.includes('\x1b[36mh1: \x1b[0mout'), JSON.stringify(colored.stdout));
   t.true(colored.stdout.includes('\x1b[31mexit code 3:\x1b[0m h1'), JSON.stringify(colored.stdout));
@@ -164,6 +164,12 @@ test('colours on a terminal only, and never with NO_COLOR', async (t) => {
   // No colour (SGR) sequences; a progress line's erase (ESC [K) may show on a slow machine.
   t.false(/\x1b\[[0-9;]*m/.test(noColor.stdout), JSON.stringify(noColor.stdout));
   t.true(noColor.stdout.includes('h1: out'));
+  // A terminal without colours says so itself (tty.WriteStream.hasColors): TERM=dumb, FORCE_COLOR=0.
+  for (const env of [{ TERM: 'dumb' }, { TERM: 'xterm', FORCE_COLOR: '0' }]) {
+    const plain = onTty(env);
+    t.false(/\x1b\[[0-9;]*m/.test(plain.stdout), `${JSON.stringify(env)}: ${JSON.stringify(plain.stdout)}`);
+    t.true(plain.stdout.includes('h1: out'));
+  }
   const piped = await distrun(on('one', 'sh', '-c', 'echo out; exit 3'));
   t.false(piped.stdout.toString().includes('\x1b[') || piped.stderr.includes('\x1b['), 'no colours into a pipe');
 });

@@ -1,5 +1,6 @@
-// Colours for terminals only: none when the stream is not a TTY or NO_COLOR is set
-// (https://no-color.org), so pipes and files get plain bytes.
+// Colours for terminals only: none when the stream is not a TTY, when NO_COLOR is set
+// (https://no-color.org) or when the terminal has none (TERM=dumb, FORCE_COLOR=0), so
+// pipes and files get plain bytes.
 
 export interface Palette {
   host(text: string): string;
@@ -24,5 +25,8 @@ export function isTerminal(stream: NodeJS.WritableStream): boolean {
 }
 
 export function paletteFor(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env): Palette {
-  return isTerminal(stream) && !env.NO_COLOR ? COLORED : PLAIN;
+  if (!isTerminal(stream) || env.NO_COLOR) return PLAIN;
+  // The terminal's own answer: TERM (dumb has none), FORCE_COLOR, NODE_DISABLE_COLORS.
+  const tty = stream as NodeJS.WriteStream;
+  return typeof tty.hasColors === 'function' && tty.hasColors(env) ? COLORED : PLAIN;
 }
