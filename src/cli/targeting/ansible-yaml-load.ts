@@ -6,7 +6,7 @@
 // that key order, and keys that are not strings, are Python's.
 import type { Document, Node as YamlNode, Pair } from 'yaml';
 import { InventoryError } from '../../errors.js';
-import { yaml } from './yaml-module.js';
+import { firstYamlError, lineOfNode, newLineCounter, yaml, type YamlLines } from './yaml-module.js';
 
 /** A value of a tag Ansible decodes and distrun does not (!vault, !unsafe, timestamps...). */
 export class PyOpaque {
@@ -137,6 +137,7 @@ function pyFloat(text: string): number {
 interface Loader {
   doc: Document;
   text: string;
+  lines: YamlLines;
   file: string;
   warn: (message: string) => void;
   json: boolean;
@@ -157,29 +158,19 @@ export function loadAnsibleYaml(text: string, file: string, warn: (message: stri
   } catch {
     // Not JSON: YAML, as Ansible tries next.
   }
+  const lines = newLineCounter();
   const doc = json
-    ? parseDocument(text, { schema: 'json', uniqueKeys: false })
-    : parseDocument(text, { version: '1.1', schema: 'failsafe', merge: false, uniqueKeys: false });
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
-    throw new InventoryError(`${where}invalid YAML: ${first.message.split('\n')[0]}`, { file });
-  }
-  const loader: Loader = { doc, text, file, warn, json, building: new Set(), built: new Map() };
+    ? parseDocument(text, { schema: 'json', uniqueKeys: false, lineCounter: lines })
+    : parseDocument(text, { version: '1.1', schema: 'failsafe', merge: false, uniqueKeys: false, lineCounter: lines });
+  const error = firstYamlError(doc);
+  if (error !== undefined) throw new InventoryError(error, { file });
+  const loader: Loader = { doc, text, lines, file, warn, json, building: new Set(), built: new Map() };
   checkAnchors(loader);
   return doc.contents === null ? null : construct(loader, doc.contents as YamlNode);
 }
 
-function lineOf(loader: Loader, node: YamlNode): string {
-  const offset = node.range?.[0];
-  if (offset === undefined) return '';
-  let line = 1;
-  for (let i = 0; i < offset && i < loader.text.length; i++) if (loader.text[i] === '\n') line++;
-  return ` (line ${line})`;
-}
-
 function fail(loader: Loader, node: YamlNode, message: string): never {
-  throw new InventoryError(`${message}${lineOf(loader, node)}`, { file: loader.file });
+  throw new InventoryError(`${message}${lineOfNode(loader.lines, node)}`, { file: loader.file });
 }
 
 /** PyYAML's composer refuses an anchor defined twice (the yaml package would let the later one win). */

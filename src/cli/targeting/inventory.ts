@@ -15,7 +15,7 @@ import { hostGroupVars, varsFilesDigest } from './ansible-vars-files.js';
 import { loadCachedInventory } from './inventory-cache.js';
 import type { Inventory } from './model.js';
 import { parseNativeInventory } from './native-inventory.js';
-import { yaml } from './yaml-module.js';
+import { newLineCounter, yaml } from './yaml-module.js';
 
 /** group_vars/ and host_vars/ for an Ansible inventory (next to it, then the playbook's); the warnings of its reading. */
 export interface ParseOptions {
@@ -25,7 +25,8 @@ export interface ParseOptions {
 
 export function parseInventory(text: string, file: string, options: ParseOptions = {}): Inventory {
   const { isMap, isScalar, parseDocument } = yaml();
-  const doc = parseDocument(text, { uniqueKeys: true });
+  const lines = newLineCounter();
+  const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines });
   // The format is told by the file's top-level keys (ansible-inventory.ts inventoryFormat).
   const top = doc.contents;
   if (isMap(top) && inventoryFormat(top.items.map((p) => (isScalar(p.key) ? p.key.value : p.key))) === 'ansible') {
@@ -35,7 +36,7 @@ export function parseInventory(text: string, file: string, options: ParseOptions
     });
     return warnings.length > 0 ? { ...inventory, warnings } : inventory;
   }
-  return parseNativeInventory(doc, text, file);
+  return parseNativeInventory(doc, lines, file);
 }
 
 /**

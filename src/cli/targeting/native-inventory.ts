@@ -7,7 +7,7 @@ import { DEFAULT_AGENT_PORT } from '../../protocol/constants.js';
 import { portProblem, splitHostPort, validHostName } from './host-address.js';
 import { expandHostPattern } from './host-range.js';
 import type { HostEntry, Inventory } from './model.js';
-import { yaml } from './yaml-module.js';
+import { firstYamlError, lineOfNode, yaml, type YamlLines } from './yaml-module.js';
 
 const GROUP_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const TOP_KEYS = ['defaults', 'hosts', 'groups'];
@@ -20,24 +20,11 @@ function checkPort(value: unknown, file: string, entry: string): number {
   return Number(value);
 }
 
-function lineOf(node: YamlNode | null | undefined, lineStarts: number[]): string {
-  const offset = node?.range?.[0];
-  if (offset === undefined) return '';
-  let line = 0;
-  while (line + 1 < lineStarts.length && lineStarts[line + 1]! <= offset) line++;
-  return ` (line ${line + 1})`;
-}
-
 /** The inventory a native-format document describes (the format was told by its top-level keys). */
-export function parseNativeInventory(doc: Document.Parsed, text: string, file: string): Inventory {
+export function parseNativeInventory(doc: Document.Parsed, lines: YamlLines, file: string): Inventory {
   const { isMap, isScalar, isSeq } = yaml();
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]!;
-    const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
-    throw new InventoryError(`${where}invalid YAML: ${first.message.split('\n')[0]}`, { file });
-  }
-  const lineStarts = [0];
-  for (let i = 0; i < text.length; i++) if (text[i] === '\n') lineStarts.push(i + 1);
+  const error = firstYamlError(doc);
+  if (error !== undefined) throw new InventoryError(error, { file });
   const inventory: Inventory = { file, defaults: { port: DEFAULT_AGENT_PORT }, hosts: new Map(), groups: new Map() };
   const root = doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) return inventory;
@@ -45,7 +32,7 @@ export function parseNativeInventory(doc: Document.Parsed, text: string, file: s
 
   const entries = (node: YamlNode | null | undefined, entry: string): Array<Pair<unknown, unknown>> => {
     if (node === null || node === undefined || (isScalar(node) && node.value === null)) return [];
-    if (!isMap(node)) throw new InventoryError(`must be a mapping${lineOf(node, lineStarts)}`, { file, entry });
+    if (!isMap(node)) throw new InventoryError(`must be a mapping${lineOfNode(lines, node)}`, { file, entry });
     return node.items as Array<Pair<unknown, unknown>>;
   };
   const keyOf = (pair: Pair<unknown, unknown>): string => String(isScalar(pair.key) ? pair.key.value : pair.key);
@@ -53,7 +40,7 @@ export function parseNativeInventory(doc: Document.Parsed, text: string, file: s
   for (const pair of root.items as Array<Pair<unknown, unknown>>) {
     const key = keyOf(pair);
     if (!TOP_KEYS.includes(key)) {
-      throw new InventoryError(`unknown key${lineOf(pair.key as YamlNode, lineStarts)} (allowed: ${TOP_KEYS.join(', ')})`, { file, entry: key });
+      throw new InventoryError(`unknown key${lineOfNode(lines, pair.key as YamlNode)} (allowed: ${TOP_KEYS.join(', ')})`, { file, entry: key });
     }
   }
   const section = (name: string) => root.get(name, true) as YamlNode | undefined;
@@ -69,7 +56,7 @@ export function parseNativeInventory(doc: Document.Parsed, text: string, file: s
     const entry = `hosts.${pattern}`;
     // A key may be a range (`web[01-20]`): every host it names gets the same settings.
     const names = expandInInventory(pattern, file, entry);
-    if (!names.every(validHostName)) throw new InventoryError(`invalid host name${lineOf(pair.key as YamlNode, lineStarts)}`, { file, entry });
+    if (!names.every(validHostName)) throw new InventoryError(`invalid host name${lineOfNode(lines, pair.key as YamlNode)}`, { file, entry });
     const host: HostEntry = {};
     for (const field of entries(pair.value as YamlNode, entry)) {
       const key = keyOf(field);
@@ -92,7 +79,7 @@ export function parseNativeInventory(doc: Document.Parsed, text: string, file: s
     if (!GROUP_NAME.test(name)) throw new InventoryError('invalid group name', { file, entry });
     if (name === ALL_GROUP) throw new InventoryError(`'${ALL_GROUP}' is implicit (every host in the file) and cannot be defined`, { file, entry });
     const node = pair.value as YamlNode;
-    if (!isSeq(node)) throw new InventoryError(`must be a list of hosts and @groups${lineOf(node, lineStarts)}`, { file, entry });
+    if (!isSeq(node)) throw new InventoryError(`must be a list of hosts and @groups${lineOfNode(lines, node)}`, { file, entry });
     const members = node.items.flatMap((item, i) => {
       const value = isScalar(item) ? item.value : item;
       if (typeof value !== 'string' && typeof value !== 'number') {
