@@ -77,7 +77,7 @@ test('selection errors', (t) => {
 });
 
 const bad: Array<[string, string, RegExp]> = [
-  ['bad YAML', 'hosts:\n  web1: {address: [\n', /hosts\.yaml: line \d+, column \d+: invalid YAML/],
+  ['bad YAML', 'hosts:\n  web1: {address: [\n', /hosts\.yaml: line \d+, column \d+: invalid YAML: (?!.*at line)/],
   ['unknown top-level key', 'hosts: {}\nhostz: {}\n', /hosts\.yaml: hostz: unknown key/],
   ['unknown host key', 'hosts:\n  web1: { adress: x }\n', /hosts\.yaml: hosts\.web1\.adress: unknown key/],
   ['port 0', 'hosts:\n  web1: { port: 0 }\n', /hosts\.yaml: hosts\.web1\.port: port must be an integer from 1 to 65535, got 0/],
