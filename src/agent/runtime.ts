@@ -12,7 +12,7 @@ import type { AgentConfig } from './config.js';
 import { agentUser, lookupUser, type LocalUser } from './local-users.js';
 import { tokenDigest } from './token-digest.js';
 
-export interface TlsMaterial {
+interface TlsMaterial {
   ca: Buffer;
   cert: Buffer;
   key: Buffer;
