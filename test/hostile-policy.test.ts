@@ -35,6 +35,7 @@ test.after.always(cleanupAll);
 const as = (client: string | undefined, ...args: string[]) =>
   distrun(['-H', `127.0.0.1:${agent.port}`, '--pki', client ? join(pki.dir, 'clients', client) : pki.dir, ...args]);
 
+// biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
 const auditRecords = () => readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
 
 test('an allowed command runs', async (t) => {

@@ -31,6 +31,7 @@ test.after.always(cleanupAll);
 
 const hello = (version = 3) => encodeVersionOffer({ versions: [version], software: 'attacker' });
 const openDescriptors = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+// biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
 const auditOf = (file: string) => readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
 const unique = () => `${process.pid}${Math.floor(Math.random() * 1e6)}`;
 

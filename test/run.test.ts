@@ -68,6 +68,7 @@ test('--json: JSON Lines events, byte-exact output, a final summary', async (t) 
   writeFileSync(file, data);
   const r = await distrun(on('trio', '--json', 'sh', '-c', `cat ${file}; echo err >&2; exit 3`));
   t.is(r.code, 3, r.stderr);
+  // biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
   const events = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
   for (const event of events) {
     t.is(event.v, 1);
@@ -87,6 +88,7 @@ test('--json: JSON Lines events, byte-exact output, a final summary', async (t) 
   }
   t.like(events.at(-1), { type: 'summary', hosts: 3, ok: 0, failed: 3, exitCode: 3 });
   const down = await distrun(['-i', inventory, '--pki', pki.dir, '-H', '127.0.0.1:1', '--json', 'true']);
+  // biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
   const downEvents = down.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
   t.like(downEvents.find((e) => e.type === 'unreachable'), { host: '127.0.0.1', status: 'unreachable', code: 'E_CONNECT', exitCode: 255 });
   t.like(downEvents.at(-1), { type: 'summary', unreachable: 1, exitCode: 255 });

@@ -10,7 +10,7 @@ import { weakCertificateProblem } from '../pki/key-strength.js';
 import { verifyFailure } from '../pki/verify-failures.js';
 import { Oids } from '../pki/x509-fields.js';
 
-export type CertificateDecision =
+type CertificateDecision =
   | { accepted: true; name: string; serial: string; fingerprint: string }
   | { accepted: false; reason: string; logMessage: string; fields: Record<string, unknown> };
 

@@ -32,7 +32,7 @@ export type AdmissionRuntime = Pick<AgentRuntime, 'config' | 'agentUser' | 'user
 /** What the audit records say about the command (denied ones have no run-as user). */
 export type CommandAuditFields = Required<Pick<AuditRecord, 'argv' | 'shell' | 'envNames' | 'pty'>> & Pick<AuditRecord, 'cwd' | 'runAs'>;
 
-export type Admission =
+type Admission =
   /** `spec` lacks only the agent-wide helpers (pipes, reaper, cgroups). */
   | { admitted: true; spec: Omit<CommandSpec, keyof CommandHelpers>; audit: CommandAuditFields & { runAs: string } }
   /** `denied` is set when the client's request is refused as such: it gets a `denied` audit record. */

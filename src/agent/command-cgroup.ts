@@ -28,7 +28,7 @@ const PREFIX = 'command-';
  * Where a cgroup v2 path is in this mount namespace: `/proc/self/cgroup`'s "0::" line and
  * the cgroup2 mount in `/proc/self/mountinfo`. Pure, for tests; undefined without cgroup v2.
  */
-export function cgroupDirectory(procCgroup: string, mountinfo: string): string | undefined {
+function cgroupDirectory(procCgroup: string, mountinfo: string): string | undefined {
   const path = /^0::(\/.*)$/m.exec(procCgroup)?.[1];
   if (path === undefined) return undefined;
   for (const line of mountinfo.split('\n')) {
@@ -37,10 +37,10 @@ export function cgroupDirectory(procCgroup: string, mountinfo: string): string |
     if (!after?.startsWith('cgroup2 ')) continue;
     const [, , , root, mountPoint] = before!.split(' ');
     if (root === undefined || mountPoint === undefined) continue;
-    const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-    const rootPath = unescape(root);
+    const unescapeOctal = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    const rootPath = unescapeOctal(root);
     if (rootPath !== '/' && path !== rootPath && !path.startsWith(`${rootPath}/`)) continue;
-    return join(unescape(mountPoint), rootPath === '/' ? path : path.slice(rootPath.length));
+    return join(unescapeOctal(mountPoint), rootPath === '/' ? path : path.slice(rootPath.length));
   }
   return undefined;
 }

@@ -2,7 +2,7 @@
 // client asked for (`--env`), minus the variables no client may set. Pure.
 import type { LocalUser } from './local-users.js';
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The agent's own variables that commands inherit (locale and time zone). */
 const INHERITED = ['LANG', 'LC_ALL', 'LC_CTYPE', 'TZ'];
@@ -25,7 +25,7 @@ export function commandEnvironment(user: LocalUser, clientName: string, agentEnv
 }
 
 /** The PATH commands are looked up in (the agent's, else the usual one). */
-export function commandPath(agentEnv: NodeJS.ProcessEnv = process.env): string {
+function commandPath(agentEnv: NodeJS.ProcessEnv = process.env): string {
   return agentEnv.PATH || DEFAULT_PATH;
 }
 

@@ -22,7 +22,7 @@
 // ENV_NAME_PATTERN by the protocol layer before they get here.
 import { ENV_NAME_PATTERN } from '../protocol/constants.js';
 
-export const SETPRIV = '/usr/bin/setpriv';
+const SETPRIV = '/usr/bin/setpriv';
 const SHELL = '/bin/sh';
 
 const LAUNCHER = `set -f
@@ -65,7 +65,7 @@ exec "$@"`;
 const ENTER_CGROUP = `echo $$ >"$0" || { [ -n "$DISTRUN_STATUS_FD" ] && echo cgroup >&3; exit 126; }
 exec "$@"`;
 
-export interface LaunchRequest {
+interface LaunchRequest {
   /** The program (as the policy matched it) and its arguments. */
   argv: readonly string[];
   /** The environment the agent gives every command (commandEnvironment). */

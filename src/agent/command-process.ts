@@ -53,12 +53,12 @@ export interface CommandSpec {
 export type CommandHelpers = Pick<CommandSpec, 'pipes' | 'reaper' | 'cgroups'>;
 
 /** Why a command could not be started, with the exit code a shell would give. */
-export interface SpawnFailure {
+interface SpawnFailure {
   reason: string;
   exitCode: number;
 }
 
-export interface CommandProcessEvents {
+interface CommandProcessEvents {
   /** The program could not be started; no other event follows. */
   'spawn-error': [SpawnFailure];
   /** The command ended and all its output has been read (or discarded). */
@@ -412,7 +412,7 @@ const requireHere = createRequire(import.meta.url);
  * Why the launcher (`file`: /bin/sh, or setpriv) could not be executed. The program
  * itself is looked for by the launcher, which reports on descriptor 3 (launchFailure).
  */
-export function spawnFailure(program: string, file: string, err: Pick<NodeJS.ErrnoException, 'code' | 'message'>): SpawnFailure {
+function spawnFailure(program: string, file: string, err: Pick<NodeJS.ErrnoException, 'code' | 'message'>): SpawnFailure {
   if (err.code === 'E2BIG') {
     return { reason: `${program}: argument list too long: the arguments and environment exceed the host's limit (E2BIG)`, exitCode: 126 };
   }

@@ -8,7 +8,7 @@ import { DEFAULT_AGENT_PORT, DEFAULT_MAX_PAYLOAD, MAX_KEEPALIVE_SECONDS } from '
 import type { PolicyRule } from './policy.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+type LogLevel = (typeof LOG_LEVELS)[number];
 
 export interface AgentConfig {
   /** Address(es) to listen on, comma-separated. */

@@ -19,7 +19,7 @@ export interface GateLimits {
   perSource: number;
 }
 
-export interface Dropped {
+interface Dropped {
   socket: Socket;
   source: string;
   /** Which bound made room: the source's or the total. */
@@ -27,7 +27,7 @@ export interface Dropped {
 }
 
 /** The address a bound applies to: IPv4 (also IPv4-mapped IPv6) as is, IPv6 by its /64. */
-export function sourceOf(address: string | undefined): string {
+function sourceOf(address: string | undefined): string {
   if (!address) return '';
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return mapped[1]!;

@@ -55,7 +55,7 @@ function formatValue(value: unknown): string {
  * One log line as text: `TIME LEVEL message key=value ...`. Lines that are not the
  * agent's JSON come back as they were, with control characters escaped.
  */
-export function formatLogLine(line: string): string {
+function formatLogLine(line: string): string {
   let entry: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(line);

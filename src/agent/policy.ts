@@ -20,7 +20,7 @@ export interface PolicyRule {
 }
 
 /** What a command asks for besides its argv, as far as policy is concerned. */
-export interface CommandRequest {
+interface CommandRequest {
   shell: boolean;
   cwd?: string;
   envNames: readonly string[];
@@ -28,7 +28,7 @@ export interface CommandRequest {
   pty?: boolean;
 }
 
-export type Decision =
+type Decision =
   /** `program` is argv[0] as matched, and as it must be executed (paths normalized). */
   | { allowed: true; program: string; runAs: string | undefined; rule: number | undefined }
   | { allowed: false; reason: string };
@@ -37,7 +37,7 @@ export type Decision =
  * A path is normalized (`/usr/bin/../../bin/sh` is `/bin/sh`) before it is matched, and
  * the agent executes the normalized path, so what runs is what the rule allowed.
  */
-export function normalizeProgram(program: string): string {
+function normalizeProgram(program: string): string {
   return program.includes('/') ? posix.normalize(program) : program;
 }
 

@@ -14,7 +14,7 @@
 // known one. A check that finds none of them means the group is gone for good.
 import { readdirSync, readFileSync } from 'node:fs';
 
-export interface ProcessEntry {
+interface ProcessEntry {
   pid: number;
   /** Process group id. */
   group: number;
@@ -23,7 +23,7 @@ export interface ProcessEntry {
 }
 
 /** One process's entry, or undefined when it does not exist (any more). */
-export function processEntry(pid: number): ProcessEntry | undefined {
+function processEntry(pid: number): ProcessEntry | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
@@ -38,7 +38,7 @@ export function processEntry(pid: number): ProcessEntry | undefined {
 }
 
 /** Every process now in group `id`. */
-export function groupMembers(id: number): ProcessEntry[] {
+function groupMembers(id: number): ProcessEntry[] {
   const members: ProcessEntry[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;

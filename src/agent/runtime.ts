@@ -13,7 +13,7 @@ import { agentUser, lookupUser, type LocalUser } from './local-users.js';
 import { tokenOf } from '../token-file.js';
 import { tokenDigest } from './token-digest.js';
 
-export interface TlsMaterial {
+interface TlsMaterial {
   ca: Buffer;
   cert: Buffer;
   key: Buffer;

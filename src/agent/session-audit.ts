@@ -8,7 +8,7 @@ import type { AuditClient, AuditRecord, AuditSink } from './audit.js';
 import type { CommandAuditFields } from './command-admission.js';
 
 /** Whose session it is, as every record names it. */
-export interface AuditedSession {
+interface AuditedSession {
   session: number;
   client: AuditClient;
   peer: string;

@@ -36,10 +36,10 @@ export interface PeerIdentity extends AuditClient {
  * All a session uses of its byte stream: any Duplex has it (a TLS socket in production,
  * one end of an in-memory pair in tests).
  */
-export type SessionTransport = Pick<Duplex,
+type SessionTransport = Pick<Duplex,
   'on' | 'once' | 'write' | 'cork' | 'uncork' | 'end' | 'pause' | 'resume' | 'destroy' | 'writableFinished' | 'destroyed'>;
 
-export interface AgentSessionOptions {
+interface AgentSessionOptions {
   transport: SessionTransport;
   /** Configuration and what was loaded with it; a reload does not change a running session's. */
   runtime: AgentRuntime;
@@ -56,13 +56,13 @@ export interface AgentSessionOptions {
 type State = 'version' | 'setup' | 'running' | 'closed';
 
 /** The agent-wide helpers a session uses. */
-export interface SessionHelpers extends CommandHelpers {
+interface SessionHelpers extends CommandHelpers {
   /** The budget for what sessions hold before acting on it. */
   memory?: PendingMemory;
 }
 
 /** At most this many OPT frames per session (each also counts against maxOptionBytes). */
-export const MAX_OPTION_FRAMES = 256;
+const MAX_OPTION_FRAMES = 256;
 /** Largest payload of the small control frames (EOF, SIG, PNG, KAL, WIN). */
 const CONTROL_FRAME_BYTES = 256;
 /**
@@ -76,7 +76,7 @@ const MAX_BYTES_AFTER_END = 16 * 1024 * 1024;
 /** Protocol 1, input backed up, keepalives off: how often the client is probed. */
 const DEFAULT_PROBE_SECONDS = 15;
 
-export interface AgentSessionEvents {
+interface AgentSessionEvents {
   /** The session has ended and its last frame has left: it no longer counts against the limits. */
   released: [];
 }

@@ -13,7 +13,7 @@ import type { SelectionOptions } from './targeting/select.js';
 import { configureUsageErrors, helpHint } from '../usage-errors.js';
 import { keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('distrun')
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')

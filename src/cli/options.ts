@@ -20,7 +20,7 @@ export function seconds(value: string): number {
 // time is round trips. 256 keeps a remote fleet's round trips overlapping where clush's 64
 // would queue them, and is lowered to fit `ulimit -n` (docs/benchmarks.md).
 export const DEFAULT_FANOUT = 256;
-export const DEFAULT_CONNECT_TIMEOUT_S = 10;
+const DEFAULT_CONNECT_TIMEOUT_S = 10;
 
 export function addSelectionOptions(command: Command): Command {
   return command

@@ -14,7 +14,7 @@
 // buffer of many lines gives the same bytes as its lines one by one.
 
 /** How a neutralised control is written: as it is, or marked (reverse video on a colour terminal). */
-export type ControlMark = (visible: string) => string;
+type ControlMark = (visible: string) => string;
 
 const asIs: ControlMark = (visible) => visible;
 

@@ -25,7 +25,7 @@ export function registerHelpCommand(program: Command): void {
 }
 
 /** What the action of `program` receives in front of a command that followed a root-level `--`. */
-export const AFTER_DOUBLE_DASH = '--';
+const AFTER_DOUBLE_DASH = '--';
 
 /**
  * Commander dispatches `distrun -g web -- hosts` to the `hosts` subcommand (and `-- help`

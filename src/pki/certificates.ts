@@ -16,12 +16,12 @@ export interface KeyAndCert {
   keyPem: string;
 }
 
-export interface IssuedCertificate extends KeyAndCert {
+interface IssuedCertificate extends KeyAndCert {
   serial: string;
   notAfter: Date;
 }
 
-export interface CertificateRequest {
+interface CertificateRequest {
   commonName: string;
   role: Role;
   dnsNames?: string[];
@@ -29,8 +29,8 @@ export interface CertificateRequest {
   days?: number;
 }
 
-export const CA_DAYS = 3650;
-export const LEAF_DAYS = 825;
+const CA_DAYS = 3650;
+const LEAF_DAYS = 825;
 // ECDSA P-256 for every new key: generated in microseconds, and cheap in each TLS handshake.
 const KEY_CURVE = 'prime256v1';
 // Tolerate clocks a little behind the issuer's.
@@ -140,7 +140,7 @@ function signAndWrap(key: KeyObject, buildTbs: (algorithm: Asn1) => Asn1): Buffe
 const toPem = (type: string, der: Buffer): string => forge.pem.encode({ type, body: der.toString('binary') });
 
 /** A CA as the signer of certificates and CRLs. */
-export interface Issuer {
+interface Issuer {
   /** The CA's subject, which becomes the issuer of what it signs, byte for byte. */
   name: Asn1;
   /** The CA's subject key identifier, which becomes the authority key identifier of what it signs. */
@@ -183,7 +183,7 @@ function subjectKeyIdOf(tbs: Asn1[]): string | undefined {
 
 type Extension = { name: string } & Record<string, unknown>;
 
-export interface CertificateSpec {
+interface CertificateSpec {
   subject: forge.pki.CertificateField[];
   /** The subject's public key, SPKI DER. */
   publicKey: Buffer;
@@ -277,7 +277,7 @@ export function issueCertificate(ca: KeyAndCert, request: CertificateRequest): I
   return { certPem, keyPem, serial, notAfter };
 }
 
-export interface RevokedEntry {
+interface RevokedEntry {
   serial: string;
   revokedAt: Date;
 }

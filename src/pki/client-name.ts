@@ -6,7 +6,7 @@ import { childrenOf, contextTag, DerTag, expectTag, readWhole, stringOf } from '
 import { isPlainName } from './names.js';
 import { certificateFields, nameAttributes, Oids } from './x509-fields.js';
 
-export type ClientName = { name: string; problem?: undefined } | { name?: undefined; problem: string };
+type ClientName = { name: string; problem?: undefined } | { name?: undefined; problem: string };
 
 const DNS_NAME = contextTag(2, false); // GeneralName dNSName [2] IA5String, implicit
 

@@ -37,7 +37,7 @@ export const contextTag = (n: number, constructed = true): number => 0x80 | (con
 export class DerError extends PkiError {}
 
 /** The element that starts at `offset`. */
-export function readElement(buffer: Buffer, offset = 0): DerElement {
+function readElement(buffer: Buffer, offset = 0): DerElement {
   const fail = (why: string): never => {
     throw new DerError(`malformed DER at byte ${offset}: ${why}`);
   };

@@ -7,11 +7,11 @@ import { pemCertificates } from './der.js';
 import { signatureAlgorithm } from './signature-algorithms.js';
 import { signatureAlgorithmOid } from './x509-fields.js';
 
-export const MIN_RSA_BITS = 2048;
+const MIN_RSA_BITS = 2048;
 const CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
 
 /** Why `key` is too weak for the fleet, or undefined when it is strong enough. */
-export function weakKeyProblem(key: KeyObject): string | undefined {
+function weakKeyProblem(key: KeyObject): string | undefined {
   const { asymmetricKeyType: type, asymmetricKeyDetails: details } = key;
   switch (type) {
     case 'rsa':

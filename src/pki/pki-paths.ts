@@ -23,7 +23,7 @@ export function defaultPkiDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.DISTRUN_PKI || join(homedir(), '.config', 'distrun', 'pki');
 }
 
-export interface ClientIdentity {
+interface ClientIdentity {
   ca: Buffer;
   cert: Buffer;
   key: Buffer;

@@ -2,7 +2,7 @@
 // and for saying plainly why a certificate is refused (a SHA-1 signature).
 
 /** The digest node:crypto verifies with (null: the algorithm has its own), or why it is refused. */
-export type SignatureAlgorithm = { hash: string | null } | { weak: string };
+type SignatureAlgorithm = { hash: string | null } | { weak: string };
 
 const ALGORITHMS: Record<string, SignatureAlgorithm> = {
   '1.2.840.10045.4.3.2': { hash: 'sha256' }, // ecdsa-with-SHA256

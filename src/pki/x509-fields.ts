@@ -12,13 +12,13 @@ export const Oids = {
   CLIENT_AUTH: '1.3.6.1.5.5.7.3.2',
 } as const;
 
-export interface Extension {
+interface Extension {
   critical: boolean;
   /** The extnValue OCTET STRING's content: the extension's own DER. */
   value: Buffer;
 }
 
-export interface CertificateFields {
+interface CertificateFields {
   /** The subject Name, byte for byte (what a CRL's issuer must equal). */
   subject: DerElement;
   extensions: Map<string, Extension>;

@@ -77,9 +77,6 @@ export const AgentToken = {
   HELD: 'HLD',
 } as const;
 
-export type ClientTokenValue = (typeof ClientToken)[keyof typeof ClientToken];
-export type AgentTokenValue = (typeof AgentToken)[keyof typeof AgentToken];
-
 /** Tokens whose payload is a byte stream: frame boundaries mean nothing, so receivers take them piece by piece. */
 export const STREAM_TOKENS: ReadonlySet<string> = new Set([ClientToken.INPUT, AgentToken.STDOUT, AgentToken.STDERR]);
 

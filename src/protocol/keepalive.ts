@@ -6,7 +6,7 @@
 // Only the timing lives here; the owner sends the frame and decides what "lost" means.
 import { KEEPALIVE_MISSES } from './constants.js';
 
-export interface KeepaliveHooks {
+interface KeepaliveHooks {
   /** Send one KAL frame. */
   send(): void;
   /** Nothing heard for `limitMs` (KEEPALIVE_MISSES intervals): the peer or the path to it is gone. Called once. */

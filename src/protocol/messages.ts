@@ -35,12 +35,12 @@ function writeFrameHeader(target: Buffer, token: string, length: number): Buffer
 
 // ---- VER ------------------------------------------------------------------
 
-export interface VersionOffer {
+interface VersionOffer {
   versions: number[];
   software: string;
 }
 
-export interface VersionChoice {
+interface VersionChoice {
   version: number;
   software: string;
   /** Version 2: seconds between keepalives while a command runs; 0 = none. */
@@ -333,7 +333,7 @@ function isSmallInt(value: unknown): value is number {
 
 // ---- PNG / PON ---------------------------------------------------------------
 
-export interface Pong {
+interface Pong {
   /** The agent's clock, ms since the epoch. */
   time: number;
 }

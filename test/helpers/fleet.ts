@@ -100,7 +100,7 @@ export function distrun(args: string[], options: RunOptions = {}): Promise<Resul
 
 const netnsPrefix = (netns: string | undefined): string[] => (netns ? ['ip', 'netns', 'exec', netns] : []);
 
-export interface BackgroundRun {
+interface BackgroundRun {
   child: ChildProcess;
   /** Resolves with the exit code (listening from the start, so an early exit is not missed). */
   exit: Promise<number | null>;
@@ -164,7 +164,7 @@ export interface RunningAgent {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export interface AgentOptions {
+interface AgentOptions {
   /** Extra settings for the agent's YAML configuration file. */
   config?: Record<string, unknown>;
   args?: string[];

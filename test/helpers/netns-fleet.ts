@@ -72,7 +72,7 @@ function namespacesOf(test: (owner: number) => boolean): string[] {
 }
 
 /** Removes the namespaces of earlier runs that died before cleaning up. */
-export function removeStaleNamespaces(): string[] {
+function removeStaleNamespaces(): string[] {
   const stale = namespacesOf((owner) => owner !== process.pid && !isAlive(owner));
   for (const name of stale) deleteNamespace(name);
   return stale;
@@ -86,7 +86,7 @@ export interface NetnsHost {
   agent: RunningAgent | undefined;
 }
 
-export interface NetnsFleetOptions {
+interface NetnsFleetOptions {
   hosts: number;
   pki: Pki;
   /** Settings for every agent's configuration, on top of the defaults of startAgent. */

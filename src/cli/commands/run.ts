@@ -61,7 +61,7 @@ export interface RunOptions extends SelectionOptions {
 }
 
 /** `--env NAME=value` options as a map; a bad name or a missing `=` is a usage error. */
-export function parseEnvAssignments(assignments: readonly string[]): Record<string, string> {
+function parseEnvAssignments(assignments: readonly string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const assignment of assignments) {
     const eq = assignment.indexOf('=');
@@ -72,7 +72,7 @@ export function parseEnvAssignments(assignments: readonly string[]): Record<stri
   return env;
 }
 
-export const DEFAULT_CONFIRM_ABOVE = 50;
+const DEFAULT_CONFIRM_ABOVE = 50;
 
 /**
  * Above DISTRUN_CONFIRM_ABOVE hosts (default 50), an interactive run asks first — the

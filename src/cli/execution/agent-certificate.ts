@@ -25,7 +25,7 @@ export interface AgentCertificateRecord {
   notAfter: number;
 }
 
-export type AgentCheck = { record: AgentCertificateRecord; problem?: undefined } | { record?: undefined; problem: string };
+type AgentCheck = { record: AgentCertificateRecord; problem?: undefined } | { record?: undefined; problem: string };
 
 const refusing = (what: string): AgentCheck => ({ problem: `agent certificate ${what}; refusing to talk to it` });
 

@@ -19,7 +19,7 @@ import type { Session } from './session.js';
 import type { Target } from '../targeting/model.js';
 import { TlsTicketCache } from './tls-ticket-cache.js';
 
-export interface ClientTls {
+interface ClientTls {
   context: tls.SecureContext;
   tickets: TlsTicketCache;
   trust: AgentTrust;
@@ -46,7 +46,7 @@ function loadCrl(pkiDir: string, caPem: Buffer): { file: string; crl: Revocation
   }
 }
 
-export function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.env): ClientTls {
+function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.env): ClientTls {
   const identity = loadClientIdentity(pkiDir);
   for (const [file, pem] of [[PkiFiles.CLIENT_CERT, identity.cert], [PkiFiles.CA_CERT, identity.ca]] as const) {
     const weak = weakCertificateInFile(pem);
@@ -90,7 +90,7 @@ export function saveTlsTickets(client: ClientTls): void {
 }
 
 /** The token file's contents without the trailing newline (--token-file, $DISTRUN_TOKEN_FILE). */
-export function readToken(file: string | undefined): Buffer | undefined {
+function readToken(file: string | undefined): Buffer | undefined {
   if (!file) return undefined;
   let text: string;
   try {

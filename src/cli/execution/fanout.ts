@@ -9,7 +9,7 @@ import { classify, type HostResult } from './outcome.js';
 import type { Target } from '../targeting/model.js';
 import { count } from '../plural.js';
 
-export interface FanoutHooks {
+interface FanoutHooks {
   onStart(session: Session): void;
   onDone(result: HostResult): void;
 }

@@ -37,7 +37,7 @@ export interface SessionLimits {
 }
 
 /** TLS resumption: a ticket from an earlier connection to this agent, and where new ones go. */
-export interface SessionTickets {
+interface SessionTickets {
   earlier: TlsSessionTicket | undefined;
   /** A ticket from the agent: a later connection may resume with it. */
   remember(ticket: TlsSessionTicket): void;

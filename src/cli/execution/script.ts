@@ -19,13 +19,13 @@ const WRAPPER = [
   '"$@"',
 ].join('\n');
 
-export interface ScriptRun {
+interface ScriptRun {
   argv: string[];
   content: Buffer;
 }
 
 /** The interpreter from a `#!` line (Linux passes everything after the path as one argument). */
-export function interpreterOf(content: Buffer): string[] {
+function interpreterOf(content: Buffer): string[] {
   const firstLine = content.subarray(0, Math.max(0, content.indexOf(0x0a)) || content.length).toString('utf8');
   if (!firstLine.startsWith('#!')) return ['/bin/sh'];
   const line = firstLine.slice(2).trim();

@@ -6,7 +6,7 @@ import { classify, hostExitCode, type HostResult, type OutcomeClass } from '../e
 import { writeSummary, writeTo, type OutputStream, type OutputStreams, type RenderedHost, type Renderer } from './renderers.js';
 
 /** Version of the `--json` event format (docs/json-events.md). */
-export const JSON_EVENTS_VERSION = 1;
+const JSON_EVENTS_VERSION = 1;
 
 /**
  * `--json`: JSON Lines events on stdout as they happen (docs/json-events.md): `start`,

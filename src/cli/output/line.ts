@@ -6,7 +6,7 @@ import type { Target } from '../targeting/model.js';
 import { paletteFor } from './colors.js';
 
 /** Splits a byte stream into whole lines (each with its '\n'), keeping the incomplete rest. */
-export class LineSplitter {
+class LineSplitter {
   private rest: Buffer[] = [];
 
   push(chunk: Buffer): Buffer[] {

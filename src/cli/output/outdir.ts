@@ -26,7 +26,7 @@ import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
 
 const SUFFIXES = ['out', 'err', 'rc'] as const;
 /** The names of the files distrun wrote in DIR: `{"v":1,"files":["web1.out",...]}`. */
-export const RECORD_FILE = '.distrun-outdir.json';
+const RECORD_FILE = '.distrun-outdir.json';
 const CREATE_EXCLUSIVE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** As the kernel allows (MAXSYMLINKS). */
 const MAX_LINKS = 40;
@@ -61,7 +61,7 @@ function lstatIfPresent(path: string): Stats | undefined {
  * that every directory and link on the way is checked (pathEntryProblem). A FileError
  * names the first one that is not safe.
  */
-export function trustedOutputDir(dir: string): string {
+function trustedOutputDir(dir: string): string {
   const split = (path: string) => path.split('/').filter((name) => name !== '' && name !== '.');
   const pending = split(isAbsolute(dir) ? dir : `${process.cwd()}/${dir}`);
   const refuse = (path: string, problem: string) => new FileError(`--outdir ${dir}: ${path} ${problem}`);

@@ -41,7 +41,7 @@ export interface Renderer {
 export type OutputStream = 'stdout' | 'stderr';
 
 /** What RendererSet needs of a host's session. */
-export type OutputSource = Pick<Session, 'target' | 'on' | 'once' | 'pause' | 'resume'>;
+type OutputSource = Pick<Session, 'target' | 'on' | 'once' | 'pause' | 'resume'>;
 
 /**
  * Every renderer of a run (live lines, progress, record, --outdir files) fed from one

@@ -15,13 +15,13 @@ import { count } from '../plural.js';
 import type { Target } from '../targeting/model.js';
 import type { HostRecord, RunRecord } from './run-record.js';
 
-export interface HostState {
+interface HostState {
   host: HostRecord;
   /** The run whose result this is. */
   runId: string;
 }
 
-export interface RunChain {
+interface RunChain {
   /** The runs, newest first; the last one is the root, which chose the hosts. */
   runs: RunRecord[];
   /** Every host of the root's selection, in its order, in its latest state. */
@@ -29,7 +29,7 @@ export interface RunChain {
 }
 
 /** Reads a record by its exact id; throws a DistRunError when it cannot. */
-export type RecordLoader = (id: string) => RunRecord;
+type RecordLoader = (id: string) => RunRecord;
 
 const hostKey = (h: Pick<HostRecord, 'name' | 'address' | 'port'>): string => `${h.name}\0${h.address}\0${h.port}`;
 
@@ -71,13 +71,13 @@ export function resolveChain(latest: RunRecord, load: RecordLoader): RunChain {
 }
 
 /** `--failed`: hosts whose command failed or timed out; `--unreachable`: hosts where it never ran. */
-export const RERUN_CLASSES: Record<'failed' | 'unreachable', readonly OutcomeClass[]> = {
+const RERUN_CLASSES: Record<'failed' | 'unreachable', readonly OutcomeClass[]> = {
   failed: ['failed', 'timeout'],
   unreachable: ['unreachable', 'error', 'skipped'],
 };
 
 /** What rerun runs: hosts in their latest state along the chain, or why there is nothing to run. */
-export type RerunSelection = { targets: Target[]; nothing?: undefined } | { targets?: undefined; nothing: string };
+type RerunSelection = { targets: Target[]; nothing?: undefined } | { targets?: undefined; nothing: string };
 
 export function rerunSelection(chain: RunChain, which: { failed?: boolean; unreachable?: boolean }): RerunSelection {
   const classes = [...(which.failed ? RERUN_CLASSES.failed : []), ...(which.unreachable ? RERUN_CLASSES.unreachable : [])];

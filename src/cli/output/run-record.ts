@@ -20,10 +20,10 @@ import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
  * Version of the record format. 2 added `version` and `parent` (the run a rerun came
  * from); a record without `version` is a version 1 record, read as one without a parent.
  */
-export const RUN_RECORD_VERSION = 2;
+const RUN_RECORD_VERSION = 2;
 
 /** Records kept; older ones are removed when a new run is saved. */
-export const KEEP_RUNS = 100;
+const KEEP_RUNS = 100;
 
 /**
  * Outputs are digested up to this size per stream. SHA-256 costs about 0.6 s of CPU
@@ -162,7 +162,7 @@ function runIds(dir: string): string[] {
 }
 
 /** A record that could not be used, and why. */
-export interface SkippedRun {
+interface SkippedRun {
   id: string;
   reason: string;
 }

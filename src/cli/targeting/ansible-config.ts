@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 /** What the inventory at hand needs of Ansible's reading: its plugins, whether a directory is walked. */
-export interface SettingUses {
+interface SettingUses {
   /** The inventory plugins that read its files (default: yaml). */
   plugins?: readonly string[];
   directories?: boolean;
@@ -88,7 +88,7 @@ const SETTINGS: Setting[] = [
 ];
 
 /** The ansible.cfg Ansible would read, if any. */
-export function ansibleConfigFile(env: NodeJS.ProcessEnv, cwd: string, home: string): string | undefined {
+function ansibleConfigFile(env: NodeJS.ProcessEnv, cwd: string, home: string): string | undefined {
   const candidates: string[] = [];
   if (env.ANSIBLE_CONFIG !== undefined) {
     const given = resolve(cwd, env.ANSIBLE_CONFIG.replace(/^~(?=\/|$)/, home));

@@ -10,7 +10,7 @@ export type Vars = Record<string, unknown>;
 /** Names Ansible treats as the implicit localhost (C.LOCALHOST). */
 export const LOCALHOST_NAMES: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '::1']);
 
-export class AnsibleHost {
+class AnsibleHost {
   /** Groups in the order Ansible records them (ancestors before the group they lead to). */
   readonly groups: AnsibleGroup[] = [];
   readonly vars: Vars = {};
@@ -44,7 +44,7 @@ export class AnsibleHost {
   }
 }
 
-export class AnsibleGroup {
+class AnsibleGroup {
   depth = 0;
   priority = 1;
   readonly hosts: AnsibleHost[] = [];
@@ -198,7 +198,7 @@ function setVar(vars: Vars, key: string, value: unknown): void {
 }
 
 /** sort_groups: by depth, then priority, then name (Python's code-point order). */
-export function sortGroups(groups: readonly AnsibleGroup[]): AnsibleGroup[] {
+function sortGroups(groups: readonly AnsibleGroup[]): AnsibleGroup[] {
   return [...groups].sort((a, b) => a.depth - b.depth || a.priority - b.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 

@@ -15,10 +15,10 @@ const SSH_CONNECTIONS = ['smart', 'ssh', 'ansible.builtin.ssh'];
 
 /** The variables the ssh connection's `host` option reads, lowest first. */
 const ADDRESS_VARIABLES = ['ansible_host', 'ansible_ssh_host'];
-export const PORT_VARIABLE = 'distrun_port';
+const PORT_VARIABLE = 'distrun_port';
 
 /** Templar.is_possibly_template with Jinja's default delimiters. */
-export const isTemplate = (value: unknown): boolean =>
+const isTemplate = (value: unknown): boolean =>
   typeof value === 'string' && ['{{', '{%', '{#'].some((start) => value.includes(start));
 
 /** Why a value cannot be used as it is, or undefined. */

@@ -81,7 +81,7 @@ const zfill = (text: string, width: number): string => {
 };
 
 /** expand_hostname_range: the first [...] expanded, then the rest, recursively. */
-export function expandHostnameRange(line: string): string[] {
+function expandHostnameRange(line: string): string[] {
   if (line === '') return [];
   const parts = line.replace('[', '|').replace(']', '|').split('|');
   if (parts.length !== 3) throw new HostPatternError(`not enough values to unpack in ${JSON.stringify(line)} (a range needs [ and ], and no |)`);

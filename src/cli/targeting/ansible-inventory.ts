@@ -12,7 +12,7 @@ import { loadAnsibleYaml } from './ansible-yaml-load.js';
 import type { Inventory } from './model.js';
 
 /** The top-level keys of distrun's own format. */
-export const NATIVE_KEYS = ['defaults', 'hosts', 'groups'];
+const NATIVE_KEYS = ['defaults', 'hosts', 'groups'];
 
 /**
  * Which format a YAML inventory is in, from its top-level keys: `all` makes it Ansible's;

@@ -112,7 +112,7 @@ interface Hit {
   ordered: boolean;
 }
 
-export interface Step {
+interface Step {
   /** The pattern as ordered (with its & or ! prefix). */
   pattern: string;
   /** Distinct hosts it matched (before & and ! are applied). */
@@ -129,7 +129,7 @@ export interface Step {
   groups: string[];
 }
 
-export interface Evaluation {
+interface Evaluation {
   /** Ansible's hosts in Ansible's order (list_hosts), implicit localhost included. */
   hosts: string[];
   /** For each host: which pattern brought it, and through what. */

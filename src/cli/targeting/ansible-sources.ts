@@ -48,7 +48,7 @@ type Leaf =
   | { path: string; reader: 'yaml'; text: string; parsed: PyDict }
   | { path: string; reader: 'needs'; need: Need };
 
-export interface SourceOptions {
+interface SourceOptions {
   /** --ansible-inventory: read every source through `ansible-inventory --list`. */
   throughAnsible?: boolean;
   /** Reads stdin, for `-i -`. */

@@ -8,7 +8,7 @@ import { UsageError } from '../../errors.js';
 export { foldHosts } from './host-fold.js';
 
 /** Expanding more than this many names from one pattern is refused (a typo like [1-9999999]). */
-export const MAX_EXPANSION = 100_000;
+const MAX_EXPANSION = 100_000;
 
 // One element inside brackets. ClusterShell's N, N-M, N-M/S (spaces allowed around - and /,
 // as it allows them), or Ansible's N:M[:S].
@@ -79,7 +79,7 @@ function expandElements(elements: readonly Element[], pattern: string): string[]
 }
 
 /** True when `text` (the inside of brackets) is a range list rather than, say, an IPv6 address. */
-export function isRangeList(text: string): boolean {
+function isRangeList(text: string): boolean {
   return text.length > 0 && text.split(',').every((part) => {
     const t = part.trim();
     return DASH_ELEMENT.test(t) || COLON_ELEMENT.test(t);

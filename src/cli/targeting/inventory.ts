@@ -18,7 +18,7 @@ import { parseNativeInventory } from './native-inventory.js';
 import { newLineCounter, yaml } from './yaml-module.js';
 
 /** group_vars/ and host_vars/ for an Ansible inventory (next to it, then the playbook's); the warnings of its reading. */
-export interface ParseOptions {
+interface ParseOptions {
   varsFiles?: VarsFiles | readonly VarsFiles[];
   warnings?: string[];
 }
@@ -72,7 +72,7 @@ export function loadInventory(
   return inventory;
 }
 
-export interface LoadOptions {
+interface LoadOptions {
   /** --ansible-inventory: every source through Ansible's `ansible-inventory --list`. */
   throughAnsible?: boolean;
   cacheDir?: string;

@@ -131,7 +131,7 @@ export function pythonRegExp(source: string, names: readonly string[]): RegExp {
   }
 
   /** One escape after a backslash at chars[i-1]; inClass: inside [...]. */
-  const escape = (inClass: boolean): string => {
+  const readEscape = (inClass: boolean): string => {
     const c = chars[i];
     if (c === undefined) return invalid('bad escape (end of pattern)');
     i += 1;
@@ -188,7 +188,7 @@ export function pythonRegExp(source: string, names: readonly string[]): RegExp {
       i += 1;
       if (c === '\\') {
         const before = i;
-        const text = escape(true);
+        const text = readEscape(true);
         const single = chars[before]!;
         items.push(CLASS_ESCAPES.includes(single) ? { text } : { text, ch: text });
       } else {
@@ -221,7 +221,7 @@ export function pythonRegExp(source: string, names: readonly string[]): RegExp {
     const c = chars[i]!;
     i += 1;
     if (c === '\\') {
-      const text = escape(false);
+      const text = readEscape(false);
       out += text;
       atomStart = text === '^' || text === '$' || text === '\\b' || text.startsWith('\\B');
     } else if (c === '[') {

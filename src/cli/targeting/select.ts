@@ -67,7 +67,7 @@ function matchesWildcard(pattern: string, name: string): boolean {
  * `web:!web03` (difference); `,` works like `:`. Terms are groups, inventory host names,
  * ranges (`web[01-03]`) or wildcards (`web*`). Order of first appearance is kept.
  */
-export function resolveExpression(inv: Inventory, expression: string): Array<{ spec: string; via: string }> {
+function resolveExpression(inv: Inventory, expression: string): Array<{ spec: string; via: string }> {
   const union: Array<{ spec: string; via: string }> = [];
   const intersections: Set<string>[] = [];
   const differences = new Set<string>();
