@@ -168,6 +168,10 @@ test('target expressions: union, intersection, difference, ranges and wildcards'
   t.deepEqual(pick(['web:&prod']), ['web01:7000', 'web02:7000']);
   t.deepEqual(pick(['web:&prod:!web02']), ['web01:7000']);
   t.deepEqual(pick(['prod:!web*']), ['db1:6789']);
+  // `?` is one character, as in the agent's policy patterns (one wildcard module).
+  t.deepEqual(pick(['web0?']), ['web01:7000', 'web02:7000', 'web03:7000', 'web04:7000']);
+  t.deepEqual(pick(['web0?:&prod']), ['web01:7000', 'web02:7000']);
+  t.deepEqual(pick(['prod:!web0?']), ['db1:6789']);
   t.deepEqual(pick(['www[01-03],db1']), ['www01:6789', 'www03:6789', 'db1:6789']);
   t.deepEqual(pick(['all:!web:!canary']), ['db1:6789']);
   t.deepEqual(pick(['db1', 'web01']), ['db1:6789', 'web01:7000'], 'several -g expressions are a union');

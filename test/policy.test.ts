@@ -1,5 +1,6 @@
 import test from 'ava';
-import { authorize, isClientAllowed, matchesPattern, type PolicyRule } from '../src/agent/policy.js';
+import { authorize, isClientAllowed, type PolicyRule } from '../src/agent/policy.js';
+import { matchesWildcard as matchesPattern } from '../src/wildcard.js';
 
 test('patterns: * and ? wildcards, anchored, everything else literal', (t) => {
   t.true(matchesPattern('ops-*', 'ops-bot'));

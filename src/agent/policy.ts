@@ -1,5 +1,6 @@
 // Who may connect and what they may run. Pure: names and argv in, decisions out.
 import { posix } from 'node:path';
+import { matchesWildcard } from '../wildcard.js';
 
 /** One rule of the agent's policy: which clients may run which commands, and as whom. */
 export interface PolicyRule {
@@ -41,22 +42,8 @@ function normalizeProgram(program: string): string {
   return program.includes('/') ? posix.normalize(program) : program;
 }
 
-/**
- * `*` matches any run of characters, `?` one character; everything else is literal.
- * Patterns are anchored: `ops-*` matches `ops-bot` but not `x-ops-bot`.
- */
-export function matchesPattern(pattern: string, value: string): boolean {
-  let regex = '^';
-  for (const ch of pattern) {
-    if (ch === '*') regex += '.*';
-    else if (ch === '?') regex += '.';
-    else regex += ch.replace(/[.+^${}()|[\]\\/-]/g, '\\$&');
-  }
-  return new RegExp(`${regex}$`, 's').test(value);
-}
-
 function anyMatch(patterns: readonly string[], name: string): boolean {
-  return patterns.some((p) => matchesPattern(p, name));
+  return patterns.some((p) => matchesWildcard(p, name));
 }
 
 /** Empty allowlist: every certificate of the CA; otherwise the client's name must match a pattern. */
@@ -78,11 +65,11 @@ export function authorize(
   for (const [index, rule] of rules.entries()) {
     if (!anyMatch(rule.clients, client)) continue;
     clientHasRule = true;
-    if (!(request.shell ? rule.shell : rule.commands.some((c) => matchesPattern(c, program)))) continue;
+    if (!(request.shell ? rule.shell : rule.commands.some((c) => matchesWildcard(c, program)))) continue;
     commandAllowed = true;
     // The same rule must also allow the working directory and environment asked for.
     if (request.cwd !== undefined && !rule.cwd) continue;
-    if (!request.envNames.every((name) => (rule.env ?? []).some((p) => matchesPattern(p, name)))) continue;
+    if (!request.envNames.every((name) => (rule.env ?? []).some((p) => matchesWildcard(p, name)))) continue;
     if (request.pty && !rule.pty) continue;
     return { allowed: true, program, runAs: rule.runAs, rule: index };
   }

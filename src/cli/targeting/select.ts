@@ -9,6 +9,7 @@ import { expandHostList, expandHostPattern, splitOutsideBrackets } from './host-
 import { findInventorySources, loadInventories } from './inventory.js';
 import type { Inventory, Selection, Target } from './model.js';
 import { ALL_GROUP, allHosts, expandGroup } from './native-inventory.js';
+import { hasWildcard, matchesWildcard } from '../../wildcard.js';
 
 export interface SelectionOptions {
   /** -i, repeatable; `-` is stdin. */
@@ -33,7 +34,7 @@ export function resolveSelection(opts: SelectionOptions): { inventory: Inventory
 
 const hostOf = (spec: string) => splitHostPort(spec).host;
 
-/** The host specs one term names: a group, or inventory hosts by name, range or `*` wildcard. */
+/** The host specs one term names: a group, or inventory hosts by name, range or wildcard (`*`, `?`). */
 function resolveTerm(inv: Inventory, term: string): string[] {
   if (term === ALL_GROUP || inv.groups.has(term)) return expandGroup(inv, term, []);
   // `web[0]` on a group `web`: Ansible's subscript, or our host range web0? Not guessed.
@@ -46,7 +47,7 @@ function resolveTerm(inv: Inventory, term: string): string[] {
     );
   }
   const everyone = allHosts(inv);
-  const wanted = term.includes('*')
+  const wanted = hasWildcard(term)
     ? everyone.filter((spec) => matchesWildcard(term, hostOf(spec)))
     : expandHostPattern(term).flatMap((name) => everyone.filter((spec) => hostOf(spec) === name));
   if (wanted.length === 0) {
@@ -54,11 +55,6 @@ function resolveTerm(inv: Inventory, term: string): string[] {
     throw new InventoryError(`unknown group or host '${term}' (known groups: ${known})`, { file: inv.file });
   }
   return wanted;
-}
-
-function matchesWildcard(pattern: string, name: string): boolean {
-  const regex = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-  return new RegExp(`^${regex}$`).test(name);
 }
 
 /**
