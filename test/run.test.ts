@@ -229,6 +229,10 @@ test('--script sends a local script and runs it with its interpreter and argumen
   const both = await distrun(on('one', '--script', sh, '-t'));
   t.is(both.code, 255);
   t.regex(both.stderr, /--script sends the script over stdin: it cannot go with -t/);
+  // --tty too: the terminal would take the stdin the script travels on.
+  const tty = await distrun(on('one', '--script', sh, '--tty'));
+  t.is(tty.code, 255);
+  t.regex(tty.stderr, /^distrun: --script sends the script over stdin: it cannot go with -t, --tty or --shell\n/);
   const dashArg = await distrun(on('one', '--script', sh, '--', '-t'));
   t.is(dashArg.stdout.toString(), 'h1: sh:-t:1\n', 'after --, -t is an argument of the script');
   const missing = await distrun(on('one', '--script', join(dir, 'nope.sh')));

@@ -105,7 +105,7 @@ export async function runCommand(
     throw new OptionError('-i - reads the inventory from stdin: it cannot go with -t, --tty or --script, which need stdin too');
   }
   if (opts.script === undefined) return executeRun(command, opts, io, chosenTargets, { command, stdin: opts.stdin === true });
-  if (opts.stdin || opts.shell) throw new OptionError('--script sends the script over stdin: it cannot go with -t or --shell');
+  if (opts.stdin || opts.shell || opts.tty) throw new OptionError('--script sends the script over stdin: it cannot go with -t, --tty or --shell');
   // The wrapper runs, fed the script on stdin; the record names the script and its arguments, so that rerun sends it again.
   const script = scriptRun(opts.script, command);
   return executeRun(script.argv, { ...opts, script: undefined, stdin: true }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets,
@@ -243,7 +243,8 @@ async function executeRun(
 
 /** `--tty`: checks what it cannot go with, and that keys going to several hosts is what the user wants. */
 function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
-  const clash = [opts.json && '--json', opts.gather && '--gather', opts.script !== undefined && '--script'].find(Boolean);
+  // (--script is refused before: its wrapper runs with the script's options cleared.)
+  const clash = [opts.json && '--json', opts.gather && '--gather'].find(Boolean);
   if (clash) throw new OptionError(`--tty cannot go with ${clash}`);
   if (hosts > 1 && !opts.broadcast) {
     throw new UsageError(`--tty on ${count(hosts, 'host')} would send every key you type to all of them; add --broadcast if that is what you want`);
