@@ -6,7 +6,7 @@ import { registerCertsCommand } from './commands/certs.js';
 import { ExitCode, fatalError } from './exit-codes.js';
 import { addConnectionOptions, addSelectionOptions, collect, seconds } from './options.js';
 import { pingHosts, type PingOptions } from './commands/ping.js';
-import { registerRunsCommands } from './commands/runs.js';
+import { registerRunHistoryCommand } from './commands/run-history.js';
 import { listHosts } from './commands/hosts.js';
 import { registerRerunCommand, runCommand, type RunOptions } from './commands/run.js';
 import type { SelectionOptions } from './targeting/select.js';
@@ -62,7 +62,7 @@ function buildProgram(): Command {
     .action(async (opts: PingOptions) => {
       process.exitCode = await pingHosts(opts);
     });
-  registerRunsCommands(program);
+  registerRunHistoryCommand(program);
   registerRerunCommand(program);
   registerCertsCommand(program);
   // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).

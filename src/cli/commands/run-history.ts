@@ -1,11 +1,11 @@
-// `distrun runs` and `distrun rerun`: recent run records, and running a recorded
-// command again on just the hosts that failed or could not be reached.
+// `distrun runs`: the recent run records, newest first. (`distrun rerun` is a run: it
+// lives in run.ts, as no command module imports another.)
 import type { Command } from 'commander';
 import { positiveInt } from '../options.js';
 import { describeCommand, listRuns } from '../output/run-record.js';
 import { table } from '../output/table.js';
 
-export function registerRunsCommands(program: Command): void {
+export function registerRunHistoryCommand(program: Command): void {
   program.command('runs')
     .description('list recent runs (newest first) from $XDG_CACHE_HOME/distrun/runs')
     .option('-n, --limit <n>', 'how many runs to list', positiveInt, 20)
