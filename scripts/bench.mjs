@@ -120,10 +120,14 @@ class Bench {
       ],
     });
     // Many names for one agent's address: range keys, as an inventory would write them.
-    this.fleet.writeInventory(this.inventory, [...new Set([1, ...settings.ns])].sort((a, b) => a - b), {
-      hosts: [`  's[0001-1000]': { address: 127.0.1.1, port: ${AGENT_PORT} }`, `  'p[0001-0200]': { address: 127.0.1.2, port: ${AGENT_PORT} }`],
-      groups: ["  sessions1000: ['s[0001-1000]']", "  profiled200: ['p[0001-0200]']"],
-    });
+    this.fleet.writeInventory(
+      this.inventory,
+      [...new Set([1, ...settings.ns])].sort((a, b) => a - b),
+      {
+        hosts: [`  's[0001-1000]': { address: 127.0.1.1, port: ${AGENT_PORT} }`, `  'p[0001-0200]': { address: 127.0.1.2, port: ${AGENT_PORT} }`],
+        groups: ["  sessions1000: ['s[0001-1000]']", "  profiled200: ['p[0001-0200]']"],
+      },
+    );
     const why = settings.peerMaxN < 1 ? 'BENCH_PEER_MAX_N is 0' : sshUnavailable();
     if (why) {
       this.report.notes.push(`ssh peers not measured: ${why}.`);
@@ -135,7 +139,9 @@ class Bench {
     this.report.machine = machineDescription();
     this.report.versions = versions(this.sshd);
     // One run to fill the TLS ticket cache and warm every agent, as a fleet that has served commands before.
-    const warm = await run(process.execPath, [DISTRUN, '-g', `n${settings.maxN}`, '-f', String(settings.maxN), '-q', 'true'], { env: { ...process.env, ...this.distrunEnv() } });
+    const warm = await run(process.execPath, [DISTRUN, '-g', `n${settings.maxN}`, '-f', String(settings.maxN), '-q', 'true'], {
+      env: { ...process.env, ...this.distrunEnv() },
+    });
     if (warm.code !== 0) throw new Error(`the warm-up run failed: ${warm.stderr.slice(-500)}`);
   }
 
@@ -152,12 +158,25 @@ class Bench {
     const env = this.distrunEnv();
     const distrunArgs = ['-g', `n${n}`, '-f', String(n), '-q', ...command];
     const check = await this.validate('distrun', this.distrun(distrunArgs), n, command, env);
-    rows.push({ tool: 'distrun', variant: 'resumed TLS', hosts: n, ...(check ?? await this.time(`distrun ${n} ${command[0]}`, this.distrun(distrunArgs), { env, serverCpu: agents })) });
+    rows.push({
+      tool: 'distrun',
+      variant: 'resumed TLS',
+      hosts: n,
+      ...(check ?? (await this.time(`distrun ${n} ${command[0]}`, this.distrun(distrunArgs), { env, serverCpu: agents }))),
+    });
     if (command[0] === 'true') {
-      rows.push({ tool: 'distrun', variant: 'full TLS handshakes', hosts: n,
-        ...await this.time(`distrun cold ${n}`, this.distrun(distrunArgs), { env, serverCpu: agents, prepare: this.coldCacheCommand() }) });
-      rows.push({ tool: 'distrun', variant: `default fanout (${DEFAULT_FANOUT})`, hosts: n,
-        ...await this.time(`distrun -f${DEFAULT_FANOUT} ${n}`, this.distrun(['-g', `n${n}`, '-q', ...command]), { env, serverCpu: agents }) });
+      rows.push({
+        tool: 'distrun',
+        variant: 'full TLS handshakes',
+        hosts: n,
+        ...(await this.time(`distrun cold ${n}`, this.distrun(distrunArgs), { env, serverCpu: agents, prepare: this.coldCacheCommand() })),
+      });
+      rows.push({
+        tool: 'distrun',
+        variant: `default fanout (${DEFAULT_FANOUT})`,
+        hosts: n,
+        ...(await this.time(`distrun -f${DEFAULT_FANOUT} ${n}`, this.distrun(['-g', `n${n}`, '-q', ...command]), { env, serverCpu: agents })),
+      });
     }
     if (!this.sshd || n > this.settings.peerMaxN) return rows;
     const hostsFile = this.sshd.hostsFile(n);
@@ -168,12 +187,22 @@ class Bench {
       const variant = kex === 'default' ? 'OpenSSH default KEX' : kex;
       const xargs = ['xargs', '-a', hostsFile, '-P', String(n), '-I{}', 'ssh', '-F', config, '-n', '{}', ...command];
       const xargsCheck = await this.validate('ssh+xargs', xargs, n, command);
-      rows.push({ tool: 'ssh+xargs', variant, hosts: n, ...(xargsCheck ?? await this.time(`xargs-ssh ${kex} ${n} ${command[0]}`, xargs, { serverCpu: sshd, prepare })) });
+      rows.push({
+        tool: 'ssh+xargs',
+        variant,
+        hosts: n,
+        ...(xargsCheck ?? (await this.time(`xargs-ssh ${kex} ${n} ${command[0]}`, xargs, { serverCpu: sshd, prepare }))),
+      });
       if (!have('pdsh')) continue;
       const pdshEnv = { PDSH_SSH_ARGS: `-F ${config} -a -x -l%u %h` };
       const pdsh = ['pdsh', '-R', 'ssh', '-S', '-f', String(n), '-w', `^${hostsFile}`, ...command];
       const pdshCheck = await this.validate('pdsh', pdsh, n, command, pdshEnv);
-      rows.push({ tool: 'pdsh', variant, hosts: n, ...(pdshCheck ?? await this.time(`pdsh ${kex} ${n} ${command[0]}`, pdsh, { env: pdshEnv, serverCpu: sshd, prepare })) });
+      rows.push({
+        tool: 'pdsh',
+        variant,
+        hosts: n,
+        ...(pdshCheck ?? (await this.time(`pdsh ${kex} ${n} ${command[0]}`, pdsh, { env: pdshEnv, serverCpu: sshd, prepare }))),
+      });
     }
     return rows;
   }
@@ -200,13 +229,28 @@ class Bench {
     const runs = this.settings.latencyRuns;
     const one = ['-H', hostName(1), 'true'];
     const rows = [
-      { tool: 'node -e 0', variant: 'Node.js start-up alone, for scale', ...await this.time('node -e 0', [process.execPath, '-e', '0'], { runs, warmup: 3 }) },
-      { tool: 'distrun', variant: 'resumed TLS', ...await this.time('distrun -H h true', this.distrun(one), { runs, warmup: 3, env }) },
-      { tool: 'distrun', variant: 'full TLS handshake', ...await this.time('distrun -H h true (cold)', this.distrun(one), { runs, warmup: 3, env, prepare: this.coldCacheCommand() }) },
+      {
+        tool: 'node -e 0',
+        variant: 'Node.js start-up alone, for scale',
+        ...(await this.time('node -e 0', [process.execPath, '-e', '0'], { runs, warmup: 3 })),
+      },
+      { tool: 'distrun', variant: 'resumed TLS', ...(await this.time('distrun -H h true', this.distrun(one), { runs, warmup: 3, env })) },
+      {
+        tool: 'distrun',
+        variant: 'full TLS handshake',
+        ...(await this.time('distrun -H h true (cold)', this.distrun(one), { runs, warmup: 3, env, prepare: this.coldCacheCommand() })),
+      },
     ];
     for (const kex of this.sshd ? this.settings.kexes : []) {
-      rows.push({ tool: 'ssh', variant: kex === 'default' ? 'OpenSSH default KEX' : kex,
-        ...await this.time(`ssh ${kex} h true`, ['ssh', '-F', this.sshd.clientConfig(kex), hostName(1), 'true'], { runs, warmup: 3, prepare: this.sshd.waitIdleCommand() }) });
+      rows.push({
+        tool: 'ssh',
+        variant: kex === 'default' ? 'OpenSSH default KEX' : kex,
+        ...(await this.time(`ssh ${kex} h true`, ['ssh', '-F', this.sshd.clientConfig(kex), hostName(1), 'true'], {
+          runs,
+          warmup: 3,
+          prepare: this.sshd.waitIdleCommand(),
+        })),
+      });
     }
     this.report.latency = rows;
   }
@@ -215,22 +259,33 @@ class Bench {
     const bytes = this.settings.streamBytes;
     const command = ['head', '-c', String(bytes), '/dev/zero'];
     const agent = this.fleet.agentFor('127.0.2.1');
-    const tools = [{
-      tool: 'distrun', variant: '-N (raw stdout)', argv: this.distrun(['-H', hostName(1), '-N', ...command]), env: this.distrunEnv(),
-      serverCpu: () => processCpuSeconds(agent.child.pid),
-    }];
+    const tools = [
+      {
+        tool: 'distrun',
+        variant: '-N (raw stdout)',
+        argv: this.distrun(['-H', hostName(1), '-N', ...command]),
+        env: this.distrunEnv(),
+        serverCpu: () => processCpuSeconds(agent.child.pid),
+      },
+    ];
     if (this.sshd) {
       const config = this.sshd.clientConfig('default');
       const serverCpu = () => this.sshd.cpuSeconds();
       tools.push({ tool: 'ssh', variant: 'chacha20-poly1305 (default)', argv: ['ssh', '-F', config, hostName(1), ...command], serverCpu });
-      tools.push({ tool: 'ssh', variant: 'aes128-gcm', argv: ['ssh', '-F', config, '-c', 'aes128-gcm@openssh.com', hostName(1), ...command], serverCpu });
+      tools.push({
+        tool: 'ssh',
+        variant: 'aes128-gcm',
+        argv: ['ssh', '-F', config, '-c', 'aes128-gcm@openssh.com', hostName(1), ...command],
+        serverCpu,
+      });
     }
     for (const { tool, variant, argv, env, serverCpu } of tools) {
       // Untimed: every byte arrives.
       const counted = await countBytes(argv, env);
-      const timed = counted === bytes
-        ? await this.time(`${tool} ${variant} stream`, argv, { runs: this.settings.streamRuns, warmup: 0, env, serverCpu })
-        : { error: `${counted} bytes arrived of ${bytes}` };
+      const timed =
+        counted === bytes
+          ? await this.time(`${tool} ${variant} stream`, argv, { runs: this.settings.streamRuns, warmup: 0, env, serverCpu })
+          : { error: `${counted} bytes arrived of ${bytes}` };
       this.report.stream.push({ tool, variant, bytes, ...timed, mbPerS: timed.median ? bytes / timed.median / 1e6 : undefined });
     }
   }
@@ -247,14 +302,24 @@ class Bench {
     const tools = [{ tool: 'distrun', argv: (file) => this.distrun(['-H', hostName(1), '-N', 'cat', file]), env: this.distrunEnv() }];
     if (this.sshd) tools.push({ tool: 'ssh', argv: (file) => ['ssh', '-F', this.sshd.clientConfig('default'), hostName(1), 'cat', file] });
     if (this.sshd && have('pdsh')) {
-      tools.push({ tool: 'pdsh', argv: (file) => ['pdsh', '-R', 'ssh', '-N', '-w', hostName(1), 'cat', file], env: { PDSH_SSH_ARGS: `-F ${this.sshd.clientConfig('default')} -a -x -l%u %h` } });
+      tools.push({
+        tool: 'pdsh',
+        argv: (file) => ['pdsh', '-R', 'ssh', '-N', '-w', hostName(1), 'cat', file],
+        env: { PDSH_SSH_ARGS: `-F ${this.sshd.clientConfig('default')} -a -x -l%u %h` },
+      });
     }
     for (const { tool, argv, env } of tools) {
       for (const [what, file] of Object.entries(files)) {
         const expected = createHash('sha256').update(readFileSync(file)).digest('hex');
         const result = await run(argv(file)[0], argv(file).slice(1), { env: { ...process.env, ...env } });
         const got = createHash('sha256').update(result.stdout).digest('hex');
-        this.report.exact.push({ tool, what, exact: result.code === 0 && got === expected, bytes: result.stdout.length, expectedBytes: readFileSync(file).length });
+        this.report.exact.push({
+          tool,
+          what,
+          exact: result.code === 0 && got === expected,
+          bytes: result.stdout.length,
+          expectedBytes: readFileSync(file).length,
+        });
       }
     }
   }
@@ -279,7 +344,8 @@ class Bench {
     const bytes = this.settings.streamBytes;
     const before = this.fleet.rssOf(agent);
     const child = spawn(process.execPath, [DISTRUN, '-H', hostName(1), '-N', 'head', '-c', String(bytes), '/dev/zero'], {
-      env: { ...process.env, ...this.distrunEnv() }, stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...this.distrunEnv() },
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
     const peak = sampleMax(() => this.fleet.rssOf(agent), 200);
     let received = 0;
@@ -298,17 +364,28 @@ class Bench {
       });
       child.once('close', resolve);
     });
-    return { before, peakSlow: peakSlow || peak.current(), peak: peak.stop(), received, bytes, code: child.exitCode, slowSeconds: this.settings.slowSeconds };
+    return {
+      before,
+      peakSlow: peakSlow || peak.current(),
+      peak: peak.stop(),
+      received,
+      bytes,
+      code: child.exitCode,
+      slowSeconds: this.settings.slowSeconds,
+    };
   }
 
   async thousandSessions() {
     const agent = this.fleet.agents.find((a) => a.name === 'sessions');
     const before = this.fleet.rssOf(agent);
     const child = spawn(process.execPath, [DISTRUN, '-g', 'sessions1000', '-f', '1000', '-q', 'sleep', '15'], {
-      env: { ...process.env, ...this.distrunEnv() }, stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...this.distrunEnv() },
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
-    child.stderr.on('data', (c) => { stderr += c; });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
     const peak = sampleMax(() => this.fleet.rssOf(agent), 100);
     let concurrent = 0;
     const closed = new Promise((resolve) => child.once('close', resolve));
@@ -325,7 +402,17 @@ class Bench {
     const env = this.distrunEnv();
     const runs = 5;
     for (let i = 0; i < runs; i += 1) {
-      const argv = [process.execPath, ...(i === runs - 1 ? ['--cpu-prof', '--cpu-prof-dir', dir] : []), DISTRUN, '-g', 'profiled200', '-f', '200', '-q', 'true'];
+      const argv = [
+        process.execPath,
+        ...(i === runs - 1 ? ['--cpu-prof', '--cpu-prof-dir', dir] : []),
+        DISTRUN,
+        '-g',
+        'profiled200',
+        '-f',
+        '200',
+        '-q',
+        'true',
+      ];
       const result = await run(argv[0], argv.slice(1), { env: { ...process.env, ...env } });
       if (result.code !== 0) throw new Error(`profiled run failed: ${result.stderr.slice(-300)}`);
     }
@@ -353,7 +440,9 @@ function countBytes(argv, env = {}) {
   return new Promise((resolve) => {
     const child = spawn(argv[0], argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
     let bytes = 0;
-    child.stdout.on('data', (c) => { bytes += c.length; });
+    child.stdout.on('data', (c) => {
+      bytes += c.length;
+    });
     child.once('close', (code) => resolve(code === 0 ? bytes : -1));
   });
 }
@@ -372,7 +461,9 @@ async function main() {
     if (!settings.keep) rmSync(work, { recursive: true, force: true });
   };
   for (const signal of ['SIGINT', 'SIGTERM']) {
-    process.once(signal, () => { void stop().then(() => process.exit(130)); });
+    process.once(signal, () => {
+      void stop().then(() => process.exit(130));
+    });
   }
   try {
     await bench.setUp();
@@ -398,4 +489,3 @@ main().catch((err) => {
   process.stderr.write(`bench failed: ${err.message}\n`);
   process.exit(1);
 });
-

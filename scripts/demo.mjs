@@ -37,10 +37,25 @@ function quote(arg) {
 
 function startAgent(name) {
   const bundle = join(pki, 'agents', name);
-  const child = spawn(process.execPath, [
-    agentBin, '--host', '127.0.0.1', '--port', '0', '--log-level', 'info',
-    '--ca', join(bundle, 'ca.crt'), '--cert', join(bundle, 'agent.crt'), '--key', join(bundle, 'agent.key'),
-  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      agentBin,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--log-level',
+      'info',
+      '--ca',
+      join(bundle, 'ca.crt'),
+      '--cert',
+      join(bundle, 'agent.crt'),
+      '--key',
+      join(bundle, 'agent.key'),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   agents.push(child);
   return new Promise((resolve, reject) => {
     let buffered = '';
@@ -57,11 +72,16 @@ function startAgent(name) {
 }
 
 async function stopAgents() {
-  await Promise.all(agents.map((child) => new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', resolve);
-    child.kill('SIGTERM');
-  })));
+  await Promise.all(
+    agents.map(
+      (child) =>
+        new Promise((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', resolve);
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
 }
 
 async function main() {

@@ -2,8 +2,21 @@
 // directories whatever the umask, and replaced atomically so a reader never sees half.
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, constants, existsSync, fchmodSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync,
-  rmSync, statSync, writeSync, type Stats,
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+  type Stats,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FileError } from './errors.js';

@@ -21,13 +21,10 @@ export function helpHint(command: Command): string {
  */
 export function configureUsageErrors(command: Command, options: { exitOverride: boolean }): void {
   const program = commandPath(command).split(' ')[0]!;
-  command
-    .showHelpAfterError(helpHint(command))
-    .configureOutput({
-      // Commander's "error: X\n(Did you mean Y?)" becomes one line in the program's own style.
-      outputError: (text, write) =>
-        write(text.replace(/^error: /, `${program}: `).replace(/\n\(Did you mean (.*)\?\)/, ' (did you mean $1?)')),
-    });
+  command.showHelpAfterError(helpHint(command)).configureOutput({
+    // Commander's "error: X\n(Did you mean Y?)" becomes one line in the program's own style.
+    outputError: (text, write) => write(text.replace(/^error: /, `${program}: `).replace(/\n\(Did you mean (.*)\?\)/, ' (did you mean $1?)')),
+  });
   if (options.exitOverride) command.exitOverride();
   for (const sub of command.commands) configureUsageErrors(sub, options);
 }

@@ -16,8 +16,16 @@ import { tokenDigest } from '../src/agent/token-digest.js';
 import { AgentToken, ClientToken } from '../src/protocol/constants.js';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import {
-  decodeExit, decodeFailure, decodeVersionChoice, defaultSessionOptions, encodeCommand, encodeFrame, encodeOptions,
-  encodeVersionOffer, type Failure, type SessionOptions,
+  decodeExit,
+  decodeFailure,
+  decodeVersionChoice,
+  defaultSessionOptions,
+  encodeCommand,
+  encodeFrame,
+  encodeOptions,
+  encodeVersionOffer,
+  type Failure,
+  type SessionOptions,
 } from '../src/protocol/messages.js';
 
 const identity: PeerIdentity = { name: 'admin', serial: '0a1b', fingerprint: 'AB:CD', peer: '192.0.2.7:40000' };
@@ -38,12 +46,20 @@ function openSession(setup: Setup = {}) {
   const audit: AuditSink = setup.audit ?? { write: (record) => records.push(structuredClone(record)) };
   const config = { ...loadAgentConfig(undefined, { ca: 'ca.crt', cert: 'agent.crt', key: 'agent.key' }), ...setup.config };
   const runtime: AgentRuntime = {
-    config, tls: { ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) },
+    config,
+    tls: { ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) },
     tokenDigest: setup.token === undefined ? undefined : tokenDigest(Buffer.from(setup.token)),
-    agentUser: agentUser(), users: new Map(), audit,
+    agentUser: agentUser(),
+    users: new Map(),
+    audit,
   };
   const session = new AgentSession({
-    transport: agentSide, runtime, identity, id: 7, log: pino({ level: 'silent' }), software: 'distrunner-agent/test',
+    transport: agentSide,
+    runtime,
+    identity,
+    id: 7,
+    log: pino({ level: 'silent' }),
+    software: 'distrunner-agent/test',
     helpers: { memory: setup.memory },
   });
   const decoder = new FrameDecoder();
@@ -100,8 +116,15 @@ test('a command the policy does not allow gets E_DENIED and a denied audit recor
   const { id, ...record } = records[0]!;
   t.regex(id, /^[0-9a-f-]{36}$/);
   t.deepEqual(record, {
-    event: 'denied', session: 7, client: { name: 'admin', serial: '0a1b', fingerprint: 'AB:CD' }, peer: '192.0.2.7:40000',
-    argv: ['rm', '-rf', '/tmp/x'], shell: false, cwd: undefined, envNames: [], pty: false,
+    event: 'denied',
+    session: 7,
+    client: { name: 'admin', serial: '0a1b', fingerprint: 'AB:CD' },
+    peer: '192.0.2.7:40000',
+    argv: ['rm', '-rf', '/tmp/x'],
+    shell: false,
+    cwd: undefined,
+    envNames: [],
+    pty: false,
     reason: 'command "rm" is not allowed for this client',
   });
 });
@@ -122,12 +145,18 @@ test('a short command: VER, its output in OUT, EXT; start and end records share 
   const tokens = tokensOf(frames);
   t.is(tokens[0], AgentToken.VERSION);
   t.is(tokens.at(-1), AgentToken.EXIT);
-  t.true(tokens.slice(1, -1).every((token) => token === AgentToken.STDOUT), tokens.join(' '));
+  t.true(
+    tokens.slice(1, -1).every((token) => token === AgentToken.STDOUT),
+    tokens.join(' '),
+  );
   t.like(decodeVersionChoice(frames[0]!.payload), { version: 4, software: 'distrunner-agent/test', keepaliveSeconds: 15 });
   const output = Buffer.concat(frames.filter((f) => f.token === AgentToken.STDOUT).map((f) => f.payload)).toString();
   t.is(output, 'hello world\n');
   t.deepEqual(decodeExit(frames.at(-1)!.payload), { code: 0, timedOut: false });
-  t.deepEqual(records.map((r) => r.event), ['start', 'end']);
+  t.deepEqual(
+    records.map((r) => r.event),
+    ['start', 'end'],
+  );
   const [start, end] = records as [AuditRecord, AuditRecord];
   t.is(start.id, end.id);
   t.like(start, { session: 7, argv: ['echo', 'hello', 'world'], shell: false, envNames: [], runAs: agentUser().name, pty: false });
@@ -136,7 +165,13 @@ test('a short command: VER, its output in OUT, EXT; start and end records share 
 
 test('stdin in INP frames reaches the command; EOF closes it', async (t) => {
   const { send, ended } = openSession();
-  send(offer(4), ...options({ stdin: true }), encodeCommand(['cat']), encodeFrame(ClientToken.INPUT, 'typed\n'), encodeFrame(ClientToken.END_OF_INPUT));
+  send(
+    offer(4),
+    ...options({ stdin: true }),
+    encodeCommand(['cat']),
+    encodeFrame(ClientToken.INPUT, 'typed\n'),
+    encodeFrame(ClientToken.END_OF_INPUT),
+  );
   const frames = await ended;
   t.is(Buffer.concat(frames.filter((f) => f.token === AgentToken.STDOUT).map((f) => f.payload)).toString(), 'typed\n');
   t.deepEqual(decodeExit(frames.at(-1)!.payload), { code: 0, timedOut: false });

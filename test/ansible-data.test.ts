@@ -30,7 +30,10 @@ test('hosts of a group in Ansible order: its own, its children in list order, th
   t.deepEqual(hostsOf('db'), { name: 'db', hosts: ['db2', 'db1', 'db0'], ordered: true });
   t.deepEqual(hostsOf('prod'), { name: 'prod', hosts: ['w1', 'db2', 'db1', 'db0', 'e1'], ordered: true });
   t.deepEqual(hostsOf('ungrouped')!.hosts, ['lone']);
-  t.deepEqual(view.groups.map((g) => g.name), ['all', 'ungrouped', 'web', 'db', 'prod', 'edge']);
+  t.deepEqual(
+    view.groups.map((g) => g.name),
+    ['all', 'ungrouped', 'web', 'db', 'prod', 'edge'],
+  );
 });
 
 test('depth decides variable precedence, then priority, then name; host vars and files come last', (t) => {
@@ -48,7 +51,10 @@ test('depth decides variable precedence, then priority, then name; host vars and
   t.is(hostVariables(data, data.hosts.get('db0')!).x, 'db');
   data.setVariable('db0', 'x', 'host');
   t.is(hostVariables(data, data.hosts.get('db0')!).x, 'host');
-  const files = { group: (g: string) => (g === 'db' ? { x: 'group_vars/db', y: 1 } : undefined), host: (h: string) => (h === 'db1' ? { x: 'host_vars/db1' } : undefined) };
+  const files = {
+    group: (g: string) => (g === 'db' ? { x: 'group_vars/db', y: 1 } : undefined),
+    host: (h: string) => (h === 'db1' ? { x: 'host_vars/db1' } : undefined),
+  };
   t.is(hostVariables(data, data.hosts.get('db2')!, files).x, 'group_vars/db');
   t.is(hostVariables(data, data.hosts.get('db1')!, files).x, 'host_vars/db1');
   t.is(hostVariables(data, data.hosts.get('db0')!, files).x, 'host', 'inventory host vars beat group_vars files');
@@ -99,7 +105,10 @@ test('vars files next to the inventory, then next to the playbook, stage by stag
   data.addHost('h', 'g1');
   data.addChild('g2', 'h');
   data.reconcile();
-  const inventory = { group: (g: string) => (g === 'g2' ? { x: 'inventory g2' } : g === 'all' ? { y: 'inventory all' } : undefined), host: () => ({ z: 'inventory host' }) };
+  const inventory = {
+    group: (g: string) => (g === 'g2' ? { x: 'inventory g2' } : g === 'all' ? { y: 'inventory all' } : undefined),
+    host: () => ({ z: 'inventory host' }),
+  };
   const play = { group: (g: string) => (g === 'g1' ? { x: 'play g1' } : g === 'all' ? { y: 'play all' } : undefined), host: () => undefined };
   // g1 sorts before g2, but every inventory-adjacent group file comes before every play-adjacent one.
   t.deepEqual(hostVariables(data, data.hosts.get('h')!, [inventory, play]), { x: 'play g1', y: 'play all', z: 'inventory host' });

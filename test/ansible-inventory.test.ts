@@ -8,13 +8,14 @@ import { cleanupAll, tempDir } from './helpers/fleet.js';
 test.after.always(cleanupAll);
 const fixture = fileURLToPath(new URL('../../test/fixtures/ansible/site.yaml', import.meta.url));
 const inv = loadInventory(fixture, tempDir());
-const pick = (...groups: string[]) =>
-  selectTargets(inv, { groups, hosts: [], exclude: [] }).map((t) => `${t.name}=${t.address}:${t.port}`);
+const pick = (...groups: string[]) => selectTargets(inv, { groups, hosts: [], exclude: [] }).map((t) => `${t.name}=${t.address}:${t.port}`);
 
 test('the format is detected from the file; ranges with steps expand', (t) => {
   t.deepEqual(pick('web'), [
-    'www01.example.com=www01.example.com:7100', 'www03.example.com=www03.example.com:7100',
-    'www05.example.com=www05.example.com:7100', 'special.example.com=192.0.2.50:7200',
+    'www01.example.com=www01.example.com:7100',
+    'www03.example.com=www03.example.com:7100',
+    'www05.example.com=www05.example.com:7100',
+    'special.example.com=192.0.2.50:7200',
   ]);
 });
 
@@ -36,11 +37,19 @@ test('Ansible inventory errors name the file and the entry; what Ansible skips i
   t.deepEqual([...skipped.hosts.keys()], []);
   t.deepEqual(warnings, ['Skipping unexpected key (hostz) in group (all), only "vars", "children" and "hosts" are valid']);
   const port = parseInventory('all:\n  hosts:\n    a:\n      distrun_port: 99999\n', 'inv.yaml');
-  t.throws(() => selectTargets(port, { groups: ['all'], hosts: [], exclude: [] }), { instanceOf: InventoryError, message: /inv\.yaml: host a: distrun_port must be an integer from 1 to 65535, got 99999/ });
-  t.throws(() => parseInventory('all:\n  children:\n    g:\n      hosts: [a, b]\n', 'inv.yaml'), { instanceOf: InventoryError, message: /all\.children\.g\.hosts: Invalid "hosts" entry for "g" group, requires a dictionary, found "list" instead/ });
+  t.throws(() => selectTargets(port, { groups: ['all'], hosts: [], exclude: [] }), {
+    instanceOf: InventoryError,
+    message: /inv\.yaml: host a: distrun_port must be an integer from 1 to 65535, got 99999/,
+  });
+  t.throws(() => parseInventory('all:\n  children:\n    g:\n      hosts: [a, b]\n', 'inv.yaml'), {
+    instanceOf: InventoryError,
+    message: /all\.children\.g\.hosts: Invalid "hosts" entry for "g" group, requires a dictionary, found "list" instead/,
+  });
   const backwards: string[] = [];
   t.deepEqual([...parseInventory('all:\n  hosts:\n    web[9:1]:\n', 'inv.yaml', { warnings: backwards }).hosts.keys()], []);
   t.regex(backwards[0]!, /web\[9:1\] in group all names no host/);
-  t.throws(() => parseInventory('all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a:\n', 'inv.yaml'),
-    { instanceOf: InventoryError, message: /makes a loop/ });
+  t.throws(() => parseInventory('all:\n  children:\n    a:\n      children:\n        b:\n          children:\n            a:\n', 'inv.yaml'), {
+    instanceOf: InventoryError,
+    message: /makes a loop/,
+  });
 });

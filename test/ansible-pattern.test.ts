@@ -34,7 +34,8 @@ const fails = (pattern: string, message: RegExp, kind?: PatternError['kind']) =>
     }
     return undefined;
   })();
-  if (!(err instanceof PatternError || err instanceof EmptySelectionError)) return { ok: false, why: `no PatternError for ${pattern}: ${String(err)}` };
+  if (!(err instanceof PatternError || err instanceof EmptySelectionError))
+    return { ok: false, why: `no PatternError for ${pattern}: ${String(err)}` };
   if (!message.test(err.message)) return { ok: false, why: `${pattern}: ${err.message}` };
   if (kind && !(err instanceof PatternError && err.kind === kind)) return { ok: false, why: `${pattern}: not of kind ${kind}` };
   return { ok: true, why: '' };
@@ -87,7 +88,10 @@ test('errors: unknown names, empty results, out of range, implicit localhost, am
     ['web:&prod,db', /unknown group or host 'web:&prod'.*split on ',' only/],
     ['web:&db', /^inv\.yml: the selection is empty: the intersection web:&db is empty$/],
     ['web:!web1:!web2:!web3', /^inv\.yml: the selection is empty: web:!web1:!web2:!web3 excluded every host$/],
-    ['!web1:web:!web2:!web3:&prod', /^inv\.yml: the selection is empty: web:&prod:!web1:!web2:!web3 excluded every host \(in '!web1:web:!web2:!web3:&prod'\)$/],
+    [
+      '!web1:web:!web2:!web3:&prod',
+      /^inv\.yml: the selection is empty: web:&prod:!web1:!web2:!web3 excluded every host \(in '!web1:web:!web2:!web3:&prod'\)$/,
+    ],
     ['db:&prod:!db1', /the intersection|excluded every host/],
     ['empty', /'empty' selects no host: group empty has no hosts/],
     ['db[5]', /pattern db\[5\] is out of range: db has 3 hosts \(positions 0 to 2, or -1 to -3\)/, 'ansible'],
@@ -97,10 +101,17 @@ test('errors: unknown names, empty results, out of range, implicit localhost, am
     ['db[0-1]', /Ansible reads \[x-y\] as positions x to y of db.*write db\[0:1\]/],
     ['localhost', /localhost is not in the inventory: Ansible would use its implicit localhost.*add localhost to the inventory or use -H localhost/],
     ['web:127.0.0.1', /127\.0\.0\.1 is not in the inventory/],
-    ['all:!localhost', /'!localhost': localhost is not in the inventory; for Ansible it names its implicit localhost, which no other pattern selects, so it excludes nothing/],
+    [
+      'all:!localhost',
+      /'!localhost': localhost is not in the inventory; for Ansible it names its implicit localhost, which no other pattern selects, so it excludes nothing/,
+    ],
     ['all:!mail', /mail is both a host and a group/],
     ['~(web', /invalid host pattern '~\(web'/, 'ansible'],
-    ['~web(?:1|2)', /^inv\.yml: invalid host pattern '~web\(\?'.*split on ':'.*add a ',' to keep the ':' in the regex: '~web\(\?:1\|2\),'\)$/, 'ansible'],
+    [
+      '~web(?:1|2)',
+      /^inv\.yml: invalid host pattern '~web\(\?'.*split on ':'.*add a ',' to keep the ':' in the regex: '~web\(\?:1\|2\),'\)$/,
+      'ansible',
+    ],
     ['~(?P<n>web)', /a named group in a ~regex/, 'refused'],
     ['!', /empty host pattern/, 'ansible'],
   ];
@@ -119,8 +130,14 @@ test('a subscript on a group whose order Ansible takes from a Python set is refu
   ].join('\n');
   const deep = viewOf(plainAnsibleYaml(yaml, 'deep.yml'), 'test');
   t.false(deep.groups.find((g) => g.name === 'site')!.ordered);
-  t.throws(() => selectAnsibleHosts(deep, 'site[0]'), { instanceOf: PatternError, message: /cannot take site\[0\]: the order of the hosts in group site comes from a Python set/ });
-  t.deepEqual(selectAnsibleHosts(deep, 'east[1]').map((h) => h.host), ['d1']);
+  t.throws(() => selectAnsibleHosts(deep, 'site[0]'), {
+    instanceOf: PatternError,
+    message: /cannot take site\[0\]: the order of the hosts in group site comes from a Python set/,
+  });
+  t.deepEqual(
+    selectAnsibleHosts(deep, 'east[1]').map((h) => h.host),
+    ['d1'],
+  );
   const all = evaluatePattern(deep, 'site');
   t.false(all.exact, 'the order of site is not claimed to be exact');
   t.deepEqual([...all.hosts].sort(), ['d1', 'e1', 'w1']);
@@ -133,7 +150,9 @@ test('what chose each host, for distrun hosts --explain', (t) => {
   ]);
   t.deepEqual(selectAnsibleHosts(view, 'db2'), [{ host: 'db2', via: 'host db2' }]);
   t.deepEqual(selectAnsibleHosts(view, 'db'), [
-    { host: 'db1', via: 'group db' }, { host: 'db2', via: 'group db' }, { host: 'db3', via: 'group db' },
+    { host: 'db1', via: 'group db' },
+    { host: 'db2', via: 'group db' },
+    { host: 'db3', via: 'group db' },
   ]);
 });
 
@@ -148,18 +167,26 @@ test('-g on an Ansible inventory: Ansible patterns, dialled at the inventory add
   const pick = (groups: string[], hostLists: string[] = [], exclude: string[] = []) =>
     selectTargets(inv, { groups, hosts: hostLists, exclude }).map((x) => `${x.name}=${x.address}:${x.port} ${x.via}`);
   t.deepEqual(pick(['web[0:1]']), ["web1=10.0.0.1:7000 -g: group web by 'web[0:1]'", "web2=web2:6789 -g: group web by 'web[0:1]'"]);
-  t.deepEqual(pick(['!prod'], [], ['db2']), ["lone=lone:6789 -g: group all in '!prod'", "db3=db3:6789 -g: group all in '!prod'", "mx1=mx1:6789 -g: group all in '!prod'"], 'a leading ! starts from all');
+  t.deepEqual(
+    pick(['!prod'], [], ['db2']),
+    ["lone=lone:6789 -g: group all in '!prod'", "db3=db3:6789 -g: group all in '!prod'", "mx1=mx1:6789 -g: group all in '!prod'"],
+    'a leading ! starts from all',
+  );
   t.deepEqual(pick([], ['web1,other']), ['web1=10.0.0.1:7000 -H web1,other', 'other=other:6789 -H web1,other']);
   // Ansible names a host `web_:22` (a key its address parser does not split): -H and -x take it whole.
   const odd: Inventory = { ...inv, hosts: new Map([...inv.hosts, ['web_:22', {}]]), ansible: { ...view, hosts: [...view.hosts, 'web_:22'] } };
-  const oddPick = (hostLists: string[], exclude: string[] = []) => selectTargets(odd, { groups: [], hosts: hostLists, exclude }).map((x) => `${x.name}=${x.address}:${x.port}`);
+  const oddPick = (hostLists: string[], exclude: string[] = []) =>
+    selectTargets(odd, { groups: [], hosts: hostLists, exclude }).map((x) => `${x.name}=${x.address}:${x.port}`);
   t.deepEqual(oddPick(['web_:22', 'db1']), ['web_:22=web_:22:6789', 'db1=db1:6789']);
   t.deepEqual(oddPick(['web_:22', 'db1'], ['web_:22']), ['db1=db1:6789']);
   t.throws(() => pick(['webz']), { instanceOf: PatternError, message: /inv\.yml: unknown group or host 'webz'/ });
   // An expression that selects nothing is an error only when the whole selection is empty.
   t.deepEqual(pick(['db[0]', 'empty']), ["db1=db1:6789 -g: group db by 'db[0]'"]);
   t.deepEqual(pick(['empty'], ['other']), ['other=other:6789 -H other']);
-  t.throws(() => pick(['empty', 'web:&db']), { instanceOf: EmptySelectionError, message: /the selection is empty: 'empty' selects no host: group empty has no hosts/ });
+  t.throws(() => pick(['empty', 'web:&db']), {
+    instanceOf: EmptySelectionError,
+    message: /the selection is empty: 'empty' selects no host: group empty has no hosts/,
+  });
   t.throws(() => pick(['webz', 'web']), { instanceOf: PatternError }, 'an unknown name is an error whatever else is selected');
 });
 

@@ -61,33 +61,201 @@ function readerView(t: ExecutionContext, file: string): AnsibleView | undefined 
 
 /** Python regex and fnmatch corners: each must match what Python matches, fail where it fails, or be refused. */
 const CORNERS = [
-  '~web[0-9]$', '~.*\\.org', '~(web|db)\\d', '~[^w]', '~\\w+-\\d+', '~x{2}', '~\\Aweb', '~web\\Z', '~we?b', '~.+?1', '~[]a]',
-  '~[a-]', '~[\\d-z]', '~\\', '~(?=web)w', '~(?!web).*', '~(?i)web', '~(?s).', '~(?x)w e b', '~a**', '~*', '~a{2', '~a{}', '~{1}',
-  '~[z-a]', '~\\q', '~\\x77', '~\\u0077eb', '~(?<=a)b', '~a|', '~|', '~()', '~$', '~^', '~\\b', '~web\\b', '~n.de-0?1', '~(?:no|h)',
-  '~(?=n)*', '~[.]', '~[\\w.]+$', '~\\S+\\.', '~\\D', '~[^\\W]', '~(a)\\1', '~(?P<n>a)', '~(?#c)a', '~(?>a)', '~a*+', '~node-0[12]',
-  '~.*1$', '~.*[13579]$', '~WEB', '~.{3}$', '~.{,3}$', '~.{3,}$', '~x.y$', '~]', '~}', '~a{1}?', '~[[]', '~\\]', '~[\\]]', '~.*\\Z',
-  '[!a-c]*', '[z-a]*', '[]]*', '[!]*', '*[', '[a-]*', '[-a]*', '[a-c-e]*', 'w[!]x]*', '[!w]*', '*.*', '?', '??', '???*', '*-0?', '[n]ode*',
-  '?afé1', '?nicode', '𝔘*', '~.nicode', '~[𝔘]', '[!a]nicode', '~caf\\u00e91', 'gr?ppe', '~gr.ppe$', '[ü]*',
-  '[[]*', '*[0-9]', '*[!0-9]', 'h*.org', '*.example.*', 'node-[01][0-9]', '[a-]', '[!-]*', 'a\\*', '[\\]*', '*\\',
+  '~web[0-9]$',
+  '~.*\\.org',
+  '~(web|db)\\d',
+  '~[^w]',
+  '~\\w+-\\d+',
+  '~x{2}',
+  '~\\Aweb',
+  '~web\\Z',
+  '~we?b',
+  '~.+?1',
+  '~[]a]',
+  '~[a-]',
+  '~[\\d-z]',
+  '~\\',
+  '~(?=web)w',
+  '~(?!web).*',
+  '~(?i)web',
+  '~(?s).',
+  '~(?x)w e b',
+  '~a**',
+  '~*',
+  '~a{2',
+  '~a{}',
+  '~{1}',
+  '~[z-a]',
+  '~\\q',
+  '~\\x77',
+  '~\\u0077eb',
+  '~(?<=a)b',
+  '~a|',
+  '~|',
+  '~()',
+  '~$',
+  '~^',
+  '~\\b',
+  '~web\\b',
+  '~n.de-0?1',
+  '~(?:no|h)',
+  '~(?=n)*',
+  '~[.]',
+  '~[\\w.]+$',
+  '~\\S+\\.',
+  '~\\D',
+  '~[^\\W]',
+  '~(a)\\1',
+  '~(?P<n>a)',
+  '~(?#c)a',
+  '~(?>a)',
+  '~a*+',
+  '~node-0[12]',
+  '~.*1$',
+  '~.*[13579]$',
+  '~WEB',
+  '~.{3}$',
+  '~.{,3}$',
+  '~.{3,}$',
+  '~x.y$',
+  '~]',
+  '~}',
+  '~a{1}?',
+  '~[[]',
+  '~\\]',
+  '~[\\]]',
+  '~.*\\Z',
+  '[!a-c]*',
+  '[z-a]*',
+  '[]]*',
+  '[!]*',
+  '*[',
+  '[a-]*',
+  '[-a]*',
+  '[a-c-e]*',
+  'w[!]x]*',
+  '[!w]*',
+  '*.*',
+  '?',
+  '??',
+  '???*',
+  '*-0?',
+  '[n]ode*',
+  '?afé1',
+  '?nicode',
+  '𝔘*',
+  '~.nicode',
+  '~[𝔘]',
+  '[!a]nicode',
+  '~caf\\u00e91',
+  'gr?ppe',
+  '~gr.ppe$',
+  '[ü]*',
+  '[[]*',
+  '*[0-9]',
+  '*[!0-9]',
+  'h*.org',
+  '*.example.*',
+  'node-[01][0-9]',
+  '[a-]',
+  '[!-]*',
+  'a\\*',
+  '[\\]*',
+  '*\\',
 ];
 
 function namePatterns(view: AnsibleView): string[] {
   const groups = view.groups.map((g) => g.name);
   const hosts = view.hosts;
   const names = [...groups, ...hosts];
-  const out = new Set<string>([...CORNERS, 'all', '*', '~', '~.*', 'all:!all', '!all', '&all', 'nosuch', 'nosuch:all', 'all:!nosuch', 'localhost', '127.0.0.1', '::1', 'localhost:all', 'all:!localhost', '&localhost', '!', '~[', '~(?P<n>a)', '~a{,2}b', '~(a', '']);
+  const out = new Set<string>([
+    ...CORNERS,
+    'all',
+    '*',
+    '~',
+    '~.*',
+    'all:!all',
+    '!all',
+    '&all',
+    'nosuch',
+    'nosuch:all',
+    'all:!nosuch',
+    'localhost',
+    '127.0.0.1',
+    '::1',
+    'localhost:all',
+    'all:!localhost',
+    '&localhost',
+    '!',
+    '~[',
+    '~(?P<n>a)',
+    '~a{,2}b',
+    '~(a',
+    '',
+  ]);
   for (const g of groups) {
-    for (const p of [g, `&${g}`, `!${g}`, `${g}[0]`, `${g}[1]`, `${g}[-1]`, `${g}[-2]`, `${g}[9]`, `${g}[-9]`, `${g}[0:1]`, `${g}[1:2]`, `${g}[0:]`, `${g}[1:]`, `${g}[2:0]`, `${g}[1:9]`, `${g}[5:9]`, `${g}[0-1]`, `${g}*`, `${g.slice(0, 1)}*`, `*${g.slice(-1)}`, `${g.slice(0, -1)}?`, `~${g}`, `~${g.slice(0, 2)}`, `~^${g}$`, `all:!${g}`, `!${g}:all`, `${g}:&all`, `${g}[0]:!${g}`, ` ${g} `, `${g},`, `${g.toUpperCase()}`]) out.add(p);
+    for (const p of [
+      g,
+      `&${g}`,
+      `!${g}`,
+      `${g}[0]`,
+      `${g}[1]`,
+      `${g}[-1]`,
+      `${g}[-2]`,
+      `${g}[9]`,
+      `${g}[-9]`,
+      `${g}[0:1]`,
+      `${g}[1:2]`,
+      `${g}[0:]`,
+      `${g}[1:]`,
+      `${g}[2:0]`,
+      `${g}[1:9]`,
+      `${g}[5:9]`,
+      `${g}[0-1]`,
+      `${g}*`,
+      `${g.slice(0, 1)}*`,
+      `*${g.slice(-1)}`,
+      `${g.slice(0, -1)}?`,
+      `~${g}`,
+      `~${g.slice(0, 2)}`,
+      `~^${g}$`,
+      `all:!${g}`,
+      `!${g}:all`,
+      `${g}:&all`,
+      `${g}[0]:!${g}`,
+      ` ${g} `,
+      `${g},`,
+      `${g.toUpperCase()}`,
+    ])
+      out.add(p);
   }
   for (const h of hosts) {
-    for (const p of [h, `!${h}`, `&${h}`, `${h}*`, `~${h.replace(/[.]/g, '\\.')}`, `${h.slice(0, -1)}?`, `${h}:22`, `all:!${h}`, `[${h[0]}]*`, `[!${h[0]}]*`]) out.add(p);
+    for (const p of [
+      h,
+      `!${h}`,
+      `&${h}`,
+      `${h}*`,
+      `~${h.replace(/[.]/g, '\\.')}`,
+      `${h.slice(0, -1)}?`,
+      `${h}:22`,
+      `all:!${h}`,
+      `[${h[0]}]*`,
+      `[!${h[0]}]*`,
+    ])
+      out.add(p);
   }
   // Pairs: unions, intersections, exclusions, with ':' and ','.
   for (let i = 0; i < names.length; i++) {
     for (let j = 0; j < names.length; j += 3) {
       const a = names[i]!;
       const b = names[(i + j + 1) % names.length]!;
-      out.add(`${a}:${b}`).add(`${a}:&${b}`).add(`${a}:!${b}`).add(`${a},&${b}`).add(`!${b},${a}`).add(`&${b}:${a}:!${names[(i + 2 * j) % names.length]}`);
+      out
+        .add(`${a}:${b}`)
+        .add(`${a}:&${b}`)
+        .add(`${a}:!${b}`)
+        .add(`${a},&${b}`)
+        .add(`!${b},${a}`)
+        .add(`&${b}:${a}:!${names[(i + 2 * j) % names.length]}`);
     }
   }
   return [...out];
@@ -125,9 +293,12 @@ function compare(t: ExecutionContext, view: AnsibleView, patterns: string[], res
     t.deepEqual(got.warnings, want.warnings, `${label}: warnings`);
 
     // What distrun selects: Ansible's hosts, or an error where Ansible would not be sure.
-    const both = (s: { pattern: string }) => view.hosts.includes(s.pattern.replace(/^[&!]/, '')) && view.groups.some((g) => g.name === s.pattern.replace(/^[&!]/, ''));
+    const both = (s: { pattern: string }) =>
+      view.hosts.includes(s.pattern.replace(/^[&!]/, '')) && view.groups.some((g) => g.name === s.pattern.replace(/^[&!]/, ''));
     const doubtful =
-      want.warnings.length > 0 || want.hosts!.length === 0 || got.steps.some((s) => s.implicit !== undefined || (s.subscript && s.matched === 0) || both(s));
+      want.warnings.length > 0 ||
+      want.hosts!.length === 0 ||
+      got.steps.some((s) => s.implicit !== undefined || (s.subscript && s.matched === 0) || both(s));
     try {
       const chosen = selectAnsibleHosts(view, pattern).map((c) => c.host);
       t.false(doubtful, `${label}: distrun selects ${JSON.stringify(chosen)} where it should refuse`);
@@ -143,7 +314,11 @@ function compare(t: ExecutionContext, view: AnsibleView, patterns: string[], res
 /** The inventory as distrun holds it matches Ansible's (groups whose order is defined). */
 function compareView(t: ExecutionContext, view: AnsibleView, oracleView: OracleOutput['view'], where: string): void {
   t.deepEqual(view.hosts, oracleView.hosts, `${where}: hosts`);
-  t.deepEqual(view.groups.map((g) => g.name), Object.keys(oracleView.groups), `${where}: groups`);
+  t.deepEqual(
+    view.groups.map((g) => g.name),
+    Object.keys(oracleView.groups),
+    `${where}: groups`,
+  );
   for (const g of view.groups) {
     const want = oracleView.groups[g.name]!;
     if (g.ordered) t.deepEqual(g.hosts, want, `${where}: hosts of ${g.name}`);
@@ -154,12 +329,36 @@ function compareView(t: ExecutionContext, view: AnsibleView, oracleView: OracleO
 // ---- random inventories -------------------------------------------------------------------
 
 const GROUP_POOL = ['web', 'webx', 'db', 'db2', 'prod', 'stage', 'eu', 'us', 'edge', 'cache', 'w', 'all2', 'ungr', 'a.b', 'mail'];
-const HOST_POOL = ['all', 'ungrouped', 'localhost', '127.0.0.1', 'web1', 'web2', 'web10', 'db1', 'db01', 'mail', 'w', 'h.example.com', 'edge-1', 'x_y', 'eu1', 'cache9', 'app', 'app2', 'prod'];
+const HOST_POOL = [
+  'all',
+  'ungrouped',
+  'localhost',
+  '127.0.0.1',
+  'web1',
+  'web2',
+  'web10',
+  'db1',
+  'db01',
+  'mail',
+  'w',
+  'h.example.com',
+  'edge-1',
+  'x_y',
+  'eu1',
+  'cache9',
+  'app',
+  'app2',
+  'prod',
+];
 
 /** A random plain YAML inventory: groups (a DAG of children), hosts in one or more groups. */
 function randomInventory(rand: () => number): string {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
-  const shuffled = <T>(items: readonly T[]): T[] => [...items].map((v) => ({ v, k: rand() })).sort((x, y) => x.k - y.k).map(({ v }) => v);
+  const shuffled = <T>(items: readonly T[]): T[] =>
+    [...items]
+      .map((v) => ({ v, k: rand() }))
+      .sort((x, y) => x.k - y.k)
+      .map(({ v }) => v);
   const groups = shuffled(GROUP_POOL).slice(0, 2 + Math.floor(rand() * 7));
   const hosts = shuffled(HOST_POOL).slice(0, 2 + Math.floor(rand() * 10));
   const lines = ['all:', '  hosts:'];
@@ -184,17 +383,28 @@ function randomPattern(rand: () => number, view: AnsibleView): string {
   const atom = (): string => {
     const name = pick(names);
     switch (Math.floor(rand() * 12)) {
-      case 0: return `${name.slice(0, 1 + Math.floor(rand() * name.length))}*`;
-      case 1: return `*${name.slice(Math.floor(rand() * name.length))}`;
-      case 2: return name.replace(/./, '?');
-      case 3: return `~${name.slice(0, 1 + Math.floor(rand() * name.length)).replace(/\./g, '\\.')}${pick(['', '.*', '\\d', '[0-9]+$', '|db'])}`;
-      case 4: return `${name}[${rand() < 0.3 ? '-' : ''}${n()}]`;
-      case 5: return `${name}[${n()}:${pick(['', String(n())])}]`;
-      case 6: return pick(['all', 'ungrouped', 'nosuch', 'localhost', `${name}x`]);
-      case 7: return `[${pick(['', '!'])}${name[0]}${pick(['', '-z', 'x', ']'])}]*`;
-      case 8: return pick(CORNERS);
-      case 9: return `~${pick(['', '^', '.*'])}${name.slice(1, 3)}${pick(['', '$', '\\d*$', '|w', '(?=.)', '{1,2}'])}`;
-      default: return name;
+      case 0:
+        return `${name.slice(0, 1 + Math.floor(rand() * name.length))}*`;
+      case 1:
+        return `*${name.slice(Math.floor(rand() * name.length))}`;
+      case 2:
+        return name.replace(/./, '?');
+      case 3:
+        return `~${name.slice(0, 1 + Math.floor(rand() * name.length)).replace(/\./g, '\\.')}${pick(['', '.*', '\\d', '[0-9]+$', '|db'])}`;
+      case 4:
+        return `${name}[${rand() < 0.3 ? '-' : ''}${n()}]`;
+      case 5:
+        return `${name}[${n()}:${pick(['', String(n())])}]`;
+      case 6:
+        return pick(['all', 'ungrouped', 'nosuch', 'localhost', `${name}x`]);
+      case 7:
+        return `[${pick(['', '!'])}${name[0]}${pick(['', '-z', 'x', ']'])}]*`;
+      case 8:
+        return pick(CORNERS);
+      case 9:
+        return `~${pick(['', '^', '.*'])}${name.slice(1, 3)}${pick(['', '$', '\\d*$', '|w', '(?=.)', '{1,2}'])}`;
+      default:
+        return name;
     }
   };
   const count = 1 + Math.floor(rand() * 4);
@@ -226,7 +436,9 @@ if (!python) {
       const tally: Tally = { compared: 0, refused: 0, strictErrors: 0 };
       compare(t, view, patterns, answer.results, name, tally);
       t.true(patterns.length >= 300, `${patterns.length} patterns`);
-      t.log(`${name}: ${patterns.length} patterns, ${tally.compared} compared, ${tally.refused} refused, ${tally.strictErrors} stopped by distrun's strict rules`);
+      t.log(
+        `${name}: ${patterns.length} patterns, ${tally.compared} compared, ${tally.refused} refused, ${tally.strictErrors} stopped by distrun's strict rules`,
+      );
     });
   }
 
@@ -239,8 +451,15 @@ if (!python) {
       const result = await distrun(['hosts', '-i', file, '-g', pattern, '--explain'], { cwd });
       t.is(result.code, 0, `${pattern}: ${result.stderr}`);
       const lines = result.stdout.toString('utf8').trim().split('\n');
-      t.deepEqual(lines.map((line) => line.split(/\s+/)[0]), answer.results[i]!.hosts, pattern);
-      t.true(lines.every((line) => line.includes(`-g: `)), `${pattern}: every line says what chose the host`);
+      t.deepEqual(
+        lines.map((line) => line.split(/\s+/)[0]),
+        answer.results[i]!.hosts,
+        pattern,
+      );
+      t.true(
+        lines.every((line) => line.includes(`-g: `)),
+        `${pattern}: every line says what chose the host`,
+      );
     }
     const refused = await distrun(['hosts', '-i', file, '-g', 'web:&staging'], { cwd });
     t.not(refused.code, 0);
@@ -264,7 +483,11 @@ if (!python) {
           view = readerView(t, file) ?? viewFor(file);
         } catch (err) {
           // A host named all or ungrouped in no group: ansible-core fails to load it too.
-          t.throws(() => ask(file, []), undefined, `seed ${seed} inventory ${k}: distrun refuses (${(err as Error).message}), Ansible loads it:\n${text}`);
+          t.throws(
+            () => ask(file, []),
+            undefined,
+            `seed ${seed} inventory ${k}: distrun refuses (${(err as Error).message}), Ansible loads it:\n${text}`,
+          );
           continue;
         }
         const patterns = Array.from({ length: 70 }, () => randomPattern(rand, view));
@@ -274,7 +497,9 @@ if (!python) {
         compareView(t, view, answer.view, where);
         compare(t, view, patterns, answer.results, where, tally);
       }
-      t.log(`seed ${seed}: ${asked} random patterns, ${tally.compared} compared, ${tally.refused} refused, ${tally.strictErrors} stopped by distrun's strict rules`);
+      t.log(
+        `seed ${seed}: ${asked} random patterns, ${tally.compared} compared, ${tally.refused} refused, ${tally.strictErrors} stopped by distrun's strict rules`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -39,7 +39,9 @@ function shapes(dir: string): Array<{ shape: string; source: string }> {
   mkdirSync(join(yamlDir, 'host_vars'), { recursive: true });
   // Merge keys, a host:port key (ssh's port: never dialled), ports from group_vars and
   // host_vars, db listed as db2, db1, db0 (db[0] is db2).
-  writeFileSync(join(yamlDir, 'inventory.yml'), `
+  writeFileSync(
+    join(yamlDir, 'inventory.yml'),
+    `
 all:
   vars:
     ansible_host: 127.0.0.1
@@ -57,28 +59,32 @@ all:
       hosts:
         web1:2222:
         web2: { ansible_port: 22 }
-`);
+`,
+  );
   writeFileSync(join(yamlDir, 'group_vars', 'edge.yml'), `distrun_port: ${port('edge1')}\n`);
   writeFileSync(join(yamlDir, 'host_vars', 'db1.yml'), `distrun_port: ${port('db1')}\n`);
   writeFileSync(join(yamlDir, 'host_vars', 'web1'), `distrun_port: ${port('web1')}\n`);
   writeFileSync(join(yamlDir, 'host_vars', 'web2.json'), JSON.stringify({ distrun_port: port('web2') }));
 
   const ini = join(dir, 'hosts.ini');
-  writeFileSync(ini, [
-    '[db]',
-    ...['db2', 'db1', 'db0'].map((h) => `${h} ansible_host=127.0.0.1 distrun_port=${port(h)}`),
-    '[edge]',
-    `edge1:2200 ansible_ssh_host=127.0.0.1 distrun_port=${port('edge1')}`,
-    '[web:children]',
-    'edge',
-    '[web]',
-    // web1's port from web:vars, web2's own over it.
-    `web[1:2] ansible_host=127.0.0.1`,
-    `web2 distrun_port=${port('web2')}`,
-    '[web:vars]',
-    `distrun_port=${port('web1')}`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    ini,
+    [
+      '[db]',
+      ...['db2', 'db1', 'db0'].map((h) => `${h} ansible_host=127.0.0.1 distrun_port=${port(h)}`),
+      '[edge]',
+      `edge1:2200 ansible_ssh_host=127.0.0.1 distrun_port=${port('edge1')}`,
+      '[web:children]',
+      'edge',
+      '[web]',
+      // web1's port from web:vars, web2's own over it.
+      `web[1:2] ansible_host=127.0.0.1`,
+      `web2 distrun_port=${port('web2')}`,
+      '[web:vars]',
+      `distrun_port=${port('web1')}`,
+      '',
+    ].join('\n'),
+  );
 
   // A directory: the INI file for db, a YAML file for web; group_vars/ beside them.
   const both = join(dir, 'both');
@@ -86,21 +92,33 @@ all:
   writeFileSync(join(both, '01-db'), `[db]\ndb2\ndb1\ndb0\n[db:vars]\nansible_host=127.0.0.1\n`);
   writeFileSync(join(both, '02-web.yml'), `web:\n  hosts:\n    web1: { ansible_host: 127.0.0.1 }\n    web2: { ansible_host: 127.0.0.1 }\n`);
   for (const name of ['db0', 'db1', 'db2', 'web1', 'web2']) writeFileSync(join(both, 'host_vars', `${name}.yml`), `distrun_port: ${port(name)}\n`);
-  return [{ shape: 'yaml', source: yamlDir + '/inventory.yml' }, { shape: 'ini', source: ini }, { shape: 'directory', source: both }];
+  return [
+    { shape: 'yaml', source: yamlDir + '/inventory.yml' },
+    { shape: 'ini', source: ini },
+    { shape: 'directory', source: both },
+  ];
 }
 
 const PATTERNS = ['all', 'db[0]', 'db[0:1]', 'db[-1]', 'db[1:]', 'web', 'web:!edge', 'db:web1', '*1', '~(db|web)[12]', '!db', 'all:&web'];
 
 /** Waits until each of these agents has logged a command after its mark. */
 async function commandsLogged(names: string[], marks: Map<string, number>): Promise<boolean> {
-  return waitFor(() => names.every((name) => agents.get(name)!.logs.slice(marks.get(name)).some((l) => l.msg === 'command')));
+  return waitFor(() =>
+    names.every((name) =>
+      agents
+        .get(name)!
+        .logs.slice(marks.get(name))
+        .some((l) => l.msg === 'command'),
+    ),
+  );
 }
 
 ansibleTest('a run on an Ansible inventory reaches exactly the hosts Ansible selects, each on the port Ansible resolves', async (t) => {
   const dir = tempDir();
   for (const { shape, source } of shapes(dir)) {
-    const dial = askAnsible<{ ok: boolean; dial: Record<string, { address: string; port: number | null }>; error?: string }>(
-      python!, [{ id: shape, sources: [source] }])[shape]!;
+    const dial = askAnsible<{ ok: boolean; dial: Record<string, { address: string; port: number | null }>; error?: string }>(python!, [
+      { id: shape, sources: [source] },
+    ])[shape]!;
     t.true(dial.ok, `${shape}: ${dial.error}`);
     // Every host the inventory names is reached on its own agent's port, as Ansible resolves it.
     for (const name of Object.keys(dial.dial)) t.is(dial.dial[name]!.port, port(name), `${shape}: ${name}'s distrun_port`);
@@ -113,7 +131,11 @@ ansibleTest('a run on an Ansible inventory reaches exactly the hosts Ansible sel
       const marks = new Map(NAMES.map((name) => [name, agents.get(name)!.logs.length]));
       const r = await distrun(['-i', source, '--pki', pki.dir, '-g', pattern, '--json', '--', 'true']);
       t.is(r.code, 0, `${shape} ${pattern}: ${r.stderr}`);
-      const events = r.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; host: string; port: number; status?: string });
+      const events = r.stdout
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; host: string; port: number; status?: string });
       // Dialled: exactly Ansible's hosts, each at its own agent's port; every one answered ok.
       const dialled = events.filter((e) => e.type === 'start');
       t.deepEqual(dialled.map((e) => e.host).sort(), [...expected].sort(), `${shape} ${pattern}: ansible lists ${expected.join(',')}`);
@@ -123,7 +145,15 @@ ansibleTest('a run on an Ansible inventory reaches exactly the hosts Ansible sel
       t.true(await commandsLogged(expected, marks), `${shape} ${pattern}`);
       // And in Ansible's order, as `distrun hosts` lists them.
       const listed = await distrun(['hosts', '-i', source, '-g', pattern]);
-      t.deepEqual(listed.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]), expected, `${shape} ${pattern}`);
+      t.deepEqual(
+        listed.stdout
+          .toString()
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/\s+/)[0]),
+        expected,
+        `${shape} ${pattern}`,
+      );
     }
   }
 });

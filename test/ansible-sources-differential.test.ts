@@ -28,11 +28,26 @@ interface Case {
 }
 
 const cases: Case[] = [
-  ...['basic', 'values', 'pending', 'ranges', 'precedence', 'order', 'crlf', 'executable-no-shebang', 'misc', 'kubespray', 'docs-example', 'whitespace'].map((n) => ({ id: `ini/${n}`, sources: [at('ini', `${n}.ini`)] })),
+  ...[
+    'basic',
+    'values',
+    'pending',
+    'ranges',
+    'precedence',
+    'order',
+    'crlf',
+    'executable-no-shebang',
+    'misc',
+    'kubespray',
+    'docs-example',
+    'whitespace',
+  ].map((n) => ({ id: `ini/${n}`, sources: [at('ini', `${n}.ini`)] })),
   { id: 'ini/jinja', sources: [at('ini', 'jinja.ini')], refused: /ansible_host is a Jinja template/ },
   { id: 'ini/complex', sources: [at('ini', 'complex.ini')], refused: /complex numbers are not supported/ },
-  ...['undefined-child', 'undefined-vars', 'bad-section', 'colon-end', 'unclosed-quote', 'backwards-range', 'unknown-section']
-    .map((n) => ({ id: `ini/errors/${n}`, sources: [at('ini', 'errors', `${n}.ini`)] })),
+  ...['undefined-child', 'undefined-vars', 'bad-section', 'colon-end', 'unclosed-quote', 'backwards-range', 'unknown-section'].map((n) => ({
+    id: `ini/errors/${n}`,
+    sources: [at('ini', 'errors', `${n}.ini`)],
+  })),
   ...['basic-list', 'script', 'no-meta'].map((n) => ({ id: `json/${n}`, sources: [at('json', `${n}.json`)] })),
   { id: 'dirs/site', sources: [at('dirs', 'site')] },
   { id: 'dirs/ignored-only', sources: [at('dirs', 'ignored-only')] },
@@ -62,7 +77,6 @@ interface OracleResult {
   groups: Record<string, string[]>;
   dial: Record<string, { address: unknown; port: unknown; jinja: boolean }>;
 }
-
 
 const python = ansiblePython();
 if (!python) console.log('ansible-sources-differential: ansible-core is not installed (python3 -c "import ansible" fails): comparisons skipped');
@@ -104,12 +118,17 @@ for (const c of cases) {
         t.regex((err as Error).message, c.refused);
         return;
       }
-      t.true([...loaded.hosts.values()].some((h) => c.refused!.test(h.refused ?? '')), 'a host is refused');
+      t.true(
+        [...loaded.hosts.values()].some((h) => c.refused!.test(h.refused ?? '')),
+        'a host is refused',
+      );
       return;
     }
     // Where Ansible's values are not an address and port distrun can dial (a number as
     // ansible_host, a template), distrun refuses: the load, or that host.
-    const undialable = Object.entries(expected.dial).filter(([, d]) => !dialable(d)).map(([h]) => h);
+    const undialable = Object.entries(expected.dial)
+      .filter(([, d]) => !dialable(d))
+      .map(([h]) => h);
     let inv: Inventory;
     try {
       inv = ours(c.sources);
@@ -168,19 +187,32 @@ test('distrun hosts --explain: INI, two -i, a directory and stdin, with the read
   t.is(ini.code, 0, ini.stderr);
   const lines = ini.stdout.toString().trim().split('\n');
   t.regex(lines[0]!, /^one\.example\.com\s+10\.0\.1\.1:7100\s+-g: group dbservers$/);
-  t.regex(lines[2]!, /^three\.example\.com\s+three\.example\.com:7006\s/, 'host:port is ssh\'s port, distrun_port wins');
+  t.regex(lines[2]!, /^three\.example\.com\s+three\.example\.com:7006\s/, "host:port is ssh's port, distrun_port wins");
   t.is(lines.length, 3);
   t.regex(ini.stderr, /^distrun: inventory .*basic\.ini: read by distrun's reader \(ini .*basic\.ini\)$/m);
 
   const two = await distrun(['hosts', '-i', at('ini', 'order.ini'), '-i', at('json', 'script.json'), 'a:web', '--explain']);
   t.is(two.code, 0, two.stderr);
-  t.deepEqual(two.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]), ['h2', 'h1', 'w2', 'w1', 'a1', 'd1']);
+  t.deepEqual(
+    two.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]),
+    ['h2', 'h1', 'w2', 'w1', 'a1', 'd1'],
+  );
   t.regex(two.stderr, /read by distrun's readers \(ini .*order\.ini; script JSON .*script\.json\)/);
 
   const dir = await distrun(['hosts', '-i', at('dirs', 'site'), 'prod', '--explain']);
   t.is(dir.code, 0, dir.stderr);
-  t.deepEqual(dir.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/).slice(0, 2).join(' ')),
-    ['web2 10.6.0.2:6789', 'web1 10.6.0.1:7600', 'web3 10.6.0.3:6789', 'db1 10.6.1.1:7600']);
+  t.deepEqual(
+    dir.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/).slice(0, 2).join(' ')),
+    ['web2 10.6.0.2:6789', 'web1 10.6.0.1:7600', 'web3 10.6.0.3:6789', 'db1 10.6.1.1:7600'],
+  );
 
   const list = spawnSync('ansible-inventory', ['-i', at('ini', 'basic.ini'), '--list'], { encoding: 'utf8' });
   const stdinInput = list.status === 0 ? list.stdout : readFileSync(at('json', 'basic-list.json'), 'utf8');
@@ -205,12 +237,22 @@ test('a plugin configuration goes through ansible-inventory with a line on stder
   const config = at('plugins', 'generator.yml');
   const without = await distrun(['hosts', '-i', config, 'all'], { env: { PATH: '/nonexistent' } });
   t.not(without.code, 0);
-  t.regex(without.stderr, /generator\.yml is an inventory plugin configuration \(plugin: ansible\.builtin\.generator\): distrun reads it only through Ansible's ansible-inventory, which is not on PATH/);
+  t.regex(
+    without.stderr,
+    /generator\.yml is an inventory plugin configuration \(plugin: ansible\.builtin\.generator\): distrun reads it only through Ansible's ansible-inventory, which is not on PATH/,
+  );
   if (!python) return;
   const r = await distrun(['hosts', '-i', config, 'dev', '--explain']);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /^distrun: reading .*generator\.yml through ansible-inventory \(.*plugin configuration/);
-  t.deepEqual(r.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]), ['build-dev', 'launch-dev']);
+  t.deepEqual(
+    r.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]),
+    ['build-dev', 'launch-dev'],
+  );
   // Groups keep Ansible's order through --list; the order of all hosts (for a glob) is not known.
   const subscript = await distrun(['hosts', '-i', config, 'prod[1]']);
   t.is(subscript.stdout.toString().trim().split(/\s+/)[0], 'launch-prod', subscript.stderr);
@@ -228,8 +270,19 @@ test('an ansible.cfg that changes inventory reading: the inventory goes through 
   writeFileSync(cfg, '[defaults]\ninventory_ignore_extensions = .json, .ini\n');
   const r = await distrun(['hosts', '-i', at('dirs', 'site'), 'all', '--explain'], { env: { ANSIBLE_CONFIG: cfg } });
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /through ansible-inventory \(.*ansible\.cfg \[defaults\] inventory_ignore_extensions = ".*" changes which files of an inventory directory are read\)/);
+  t.regex(
+    r.stderr,
+    /through ansible-inventory \(.*ansible\.cfg \[defaults\] inventory_ignore_extensions = ".*" changes which files of an inventory directory are read\)/,
+  );
   // The setting replaces Ansible's whole list: 20-db.json is ignored now, and the .cfg, the
   // README.md (host "notes") and the backup~ are read.
-  t.deepEqual(r.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]).sort(), ['i2', 'i4', 'notes', 'web1', 'web2', 'web3', 'z1']);
+  t.deepEqual(
+    r.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0])
+      .sort(),
+    ['i2', 'i4', 'notes', 'web1', 'web2', 'web3', 'z1'],
+  );
 });

@@ -30,11 +30,16 @@ test('an executable script is refused whatever is installed, and -i - cannot go 
   t.throws(() => loadInventories([at('scripts', 'inventory.py')], { cacheDir, warn: () => {} }), { message: /pass --ansible-inventory/ });
   t.throws(() => loadInventories(['-'], { ...stdin('[w]\nw1\n'), throughAnsible: true }), { message: /--ansible-inventory reads files/ });
   t.throws(() => loadInventories(['-', '-'], stdin('')), { message: /stdin can be given only once/ });
-  t.throws(() => loadInventories([at('ini', 'order.ini')], { ...noAnsible, throughAnsible: true }), { message: /--ansible-inventory: Ansible's ansible-inventory is not on PATH/ });
+  t.throws(() => loadInventories([at('ini', 'order.ini')], { ...noAnsible, throughAnsible: true }), {
+    message: /--ansible-inventory: Ansible's ansible-inventory is not on PATH/,
+  });
 });
 
 test('stdin is told by its content: --list JSON, INI, or a YAML inventory', (t) => {
-  const json = loadInventories(['-'], stdin('{"10": ["b", "a"], "web": {"hosts": ["w1"]}, "_meta": {"hostvars": {"w1": {"ansible_host": "10.0.0.1"}}}}'));
+  const json = loadInventories(
+    ['-'],
+    stdin('{"10": ["b", "a"], "web": {"hosts": ["w1"]}, "_meta": {"hostvars": {"w1": {"ansible_host": "10.0.0.1"}}}}'),
+  );
   // Key order is the text's (JSON.parse would put the group "10" first anyway, and host order follows it).
   t.deepEqual(json.ansible!.hosts, ['b', 'a', 'w1']);
   t.is(json.hosts.get('w1')?.address, '10.0.0.1');
@@ -50,23 +55,31 @@ test('several -i merge into one inventory in order: a host keeps its first posit
   const inv = loadInventories([at('ini', 'order.ini'), at('json', 'script.json'), at('dirs', 'site')], noAnsible);
   t.deepEqual(inv.ansible!.hosts.slice(0, 4), ['h3', 'h1', 'h2', 'n10a']);
   t.deepEqual(inv.groups.get('web'), ['w2', 'w1', 'web2', 'web1', 'web3', 'a1', 'd1']);
-  t.regex(inv.ansible!.reader, /^distrun's readers \(ini .*order\.ini; script JSON .*script\.json; ini .*10-web; script JSON .*20-db\.json; ini .*Zeta; ini .*extra\)$/);
+  t.regex(
+    inv.ansible!.reader,
+    /^distrun's readers \(ini .*order\.ini; script JSON .*script\.json; ini .*10-web; script JSON .*20-db\.json; ini .*Zeta; ini .*extra\)$/,
+  );
 });
 
 test('an inventory directory with nothing Ansible would read is an error', (t) => {
-  t.throws(() => loadInventories([at('dirs', 'ignored-only')], noAnsible), { message: /ignored-only: this inventory directory has no inventory file/ });
+  t.throws(() => loadInventories([at('dirs', 'ignored-only')], noAnsible), {
+    message: /ignored-only: this inventory directory has no inventory file/,
+  });
 });
 
 test('Ansible settings that change how it reads inventories send them to ansible-inventory, or are refused without it', (t) => {
   const ini = at('ini', 'order.ini');
   t.throws(() => loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_HASH_BEHAVIOUR: 'merge' } }), {
-    message: /order\.ini is to be read under Ansible settings distrun's readers do not apply \(\$ANSIBLE_HASH_BEHAVIOUR = "merge" changes how variables of several sources combine\): .*not on PATH/,
+    message:
+      /order\.ini is to be read under Ansible settings distrun's readers do not apply \(\$ANSIBLE_HASH_BEHAVIOUR = "merge" changes how variables of several sources combine\): .*not on PATH/,
   });
   const dir = tempDir();
   const cfg = join(dir, 'ansible.cfg');
   const withCfg = { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: cfg } };
   writeFileSync(cfg, '[defaults]\nforks = 5\n# inventory_ignore_extensions = .json\n\n[inventory]\nEnable_Plugins = yaml\n');
-  t.throws(() => loadInventories([ini], withCfg), { message: /ansible\.cfg \[inventory\] enable_plugins = "yaml" changes which inventory plugins read the file/ });
+  t.throws(() => loadInventories([ini], withCfg), {
+    message: /ansible\.cfg \[inventory\] enable_plugins = "yaml" changes which inventory plugins read the file/,
+  });
   // Only the plugins the sources need count: INI alone is read as the ini plugin reads it.
   writeFileSync(cfg, '[inventory]\nenable_plugins = host_list, ini\n');
   t.deepEqual(loadInventories([ini], withCfg).ansible!.hosts, ['h3', 'h1', 'h2']);
@@ -74,7 +87,9 @@ test('Ansible settings that change how it reads inventories send them to ansible
   // Ignored extensions matter only where a directory is walked.
   writeFileSync(cfg, '[defaults]\nforks = 5\ninventory_ignore_extensions = .json\n');
   t.deepEqual(loadInventories([ini], { ...noAnsible, env: { PATH: '/nonexistent', ANSIBLE_CONFIG: dir } }).ansible!.hosts, ['h3', 'h1', 'h2']);
-  t.throws(() => loadInventories([at('dirs', 'site')], withCfg), { message: /inventory_ignore_extensions = "\.json" changes which files of an inventory directory are read/ });
+  t.throws(() => loadInventories([at('dirs', 'site')], withCfg), {
+    message: /inventory_ignore_extensions = "\.json" changes which files of an inventory directory are read/,
+  });
 });
 
 test('a default connection other than ssh is refused even through ansible-inventory (its JSON does not carry it)', (t) => {

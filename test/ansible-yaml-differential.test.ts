@@ -23,24 +23,43 @@ test.after.always(cleanupAll);
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/ansible/yaml/', import.meta.url));
 const ORACLE = fileURLToPath(new URL('../../test/helpers/ansible-inventory-oracle.py', import.meta.url));
 
-interface OracleHost { address: unknown; distrun_port: unknown; connection: unknown; templated: string[] }
-interface OracleResult { yaml: string | null; warnings: string[]; groups: Array<[string, string[]]>; hosts: Array<[string, OracleHost]> }
+interface OracleHost {
+  address: unknown;
+  distrun_port: unknown;
+  connection: unknown;
+  templated: string[];
+}
+interface OracleResult {
+  yaml: string | null;
+  warnings: string[];
+  groups: Array<[string, string[]]>;
+  hosts: Array<[string, OracleHost]>;
+}
 
 /** The inventories: files of the directory, and `hosts.yml` of its subdirectories (with their group_vars/). */
-const fixtures = readdirSync(FIXTURES).sort().flatMap((name) => {
-  const path = join(FIXTURES, name);
-  if (statSync(path).isDirectory()) return readdirSync(path).filter((f) => /^hosts\.ya?ml$/.test(f)).map((f) => join(path, f));
-  return /\.(ya?ml|json)$/.test(name) ? [path] : [];
-});
+const fixtures = readdirSync(FIXTURES)
+  .sort()
+  .flatMap((name) => {
+    const path = join(FIXTURES, name);
+    if (statSync(path).isDirectory())
+      return readdirSync(path)
+        .filter((f) => /^hosts\.ya?ml$/.test(f))
+        .map((f) => join(path, f));
+    return /\.(ya?ml|json)$/.test(name) ? [path] : [];
+  });
 
 /** Generated inventories: DISTRUN_ANSIBLE_SEED=N checks N's alone (to look into a failure). */
 const GENERATED = 60;
 const generatedDir = tempDir();
 const seeds = process.env.DISTRUN_ANSIBLE_SEED ? [Number(process.env.DISTRUN_ANSIBLE_SEED)] : Array.from({ length: GENERATED }, (_, i) => 1000 + i);
 const generated = new Map([
-  ...seeds.map((seed) => [writeInventory(join(generatedDir, String(seed)), seed), `generated inventory ${seed} (DISTRUN_ANSIBLE_SEED=${seed})`] as const),
+  ...seeds.map(
+    (seed) => [writeInventory(join(generatedDir, String(seed)), seed), `generated inventory ${seed} (DISTRUN_ANSIBLE_SEED=${seed})`] as const,
+  ),
   // Odd shapes: values where mappings are expected, unknown keys, hosts named as groups.
-  ...seeds.slice(0, 40).map((seed) => [writeOddInventory(join(generatedDir, `odd-${seed}`), seed), `odd inventory ${seed} (writeOddInventory, seed ${seed})`] as const),
+  ...seeds
+    .slice(0, 40)
+    .map((seed) => [writeOddInventory(join(generatedDir, `odd-${seed}`), seed), `odd inventory ${seed} (writeOddInventory, seed ${seed})`] as const),
 ]);
 /** Every kind of YAML 1.1 scalar as a distrun_port: the port is the integer PyYAML makes of it, or the host is refused. */
 const scalars = writeScalarInventory(join(generatedDir, 'scalars'), 7);
@@ -64,10 +83,7 @@ if (python === undefined) {
   const cacheDir = tempDir();
   const expectedPort = (value: unknown): number => (value === null ? DEFAULT_AGENT_PORT : Number(value));
 
-  const cases = [
-    ...fixtures.map((file) => [file, file.slice(FIXTURES.length)] as const),
-    ...generated,
-  ];
+  const cases = [...fixtures.map((file) => [file, file.slice(FIXTURES.length)] as const), ...generated];
   for (const [file, name] of cases) {
     test(`${name}: as ansible-core reads it`, (t) => {
       const expected = oracle[file]!;
@@ -83,7 +99,10 @@ if (python === undefined) {
       const ordered = new Map(inventory.ansible!.groups.map((g) => [g.name, g.ordered]));
       const sorted = (groups: Array<[string, string[]]>) => groups.map(([g, hosts]) => [g, ordered.get(g) === false ? [...hosts].sort() : hosts]);
       t.deepEqual(sorted(inventory.ansible!.groups.map((g) => [g.name, g.hosts])), sorted(expected.groups));
-      t.deepEqual([...inventory.hosts.keys()], expected.hosts.map(([host]) => host));
+      t.deepEqual(
+        [...inventory.hosts.keys()],
+        expected.hosts.map(([host]) => host),
+      );
       for (const [host, want] of expected.hosts) {
         const entry = inventory.hosts.get(host)!;
         if (want.connection !== null && want.connection !== 'ssh' && want.connection !== 'smart') {
@@ -112,7 +131,12 @@ if (python === undefined) {
       const entry = inventory.hosts.get(host)!;
       if (value === null) t.deepEqual(entry, {}, `${host}: null is no port (the default)`);
       else if (Number.isInteger(port) && port >= 1 && port <= 65535) t.deepEqual(entry, { port }, `${host}: ${JSON.stringify(value)}`);
-      else t.regex(entry.refused ?? '', /distrun_port (must be an integer from 1 to 65535|is a YAML tag:yaml.org,2002:timestamp value)/, `${host}: ${JSON.stringify(value)}`);
+      else
+        t.regex(
+          entry.refused ?? '',
+          /distrun_port (must be an integer from 1 to 65535|is a YAML tag:yaml.org,2002:timestamp value)/,
+          `${host}: ${JSON.stringify(value)}`,
+        );
     }
   });
 
@@ -123,13 +147,25 @@ if (python === undefined) {
   for (const cwd of [PROJECT, join(PROJECT, 'inventory')]) {
     const where = cwd === PROJECT ? 'the project directory' : 'the inventory directory';
     test(`group_vars/ and host_vars/ of the playbook directory too, run from ${where}`, async (t) => {
-      const want = ask([projectInventory], cwd)[projectInventory]!.hosts
-        .map(([host, v]) => [host, joinHostPort(String(v.address), expectedPort(v.distrun_port))]);
+      const want = ask([projectInventory], cwd)[projectInventory]!.hosts.map(([host, v]) => [
+        host,
+        joinHostPort(String(v.address), expectedPort(v.distrun_port)),
+      ]);
       const inventory = loadInventory(projectInventory, tempDir(), () => undefined, cwd);
-      t.deepEqual([...inventory.hosts].map(([host, e]) => [host, joinHostPort(e.address ?? host, e.port ?? DEFAULT_AGENT_PORT)]), want);
+      t.deepEqual(
+        [...inventory.hosts].map(([host, e]) => [host, joinHostPort(e.address ?? host, e.port ?? DEFAULT_AGENT_PORT)]),
+        want,
+      );
       const result = await distrun(['hosts', '-i', projectInventory, '-g', 'all'], { cwd });
       t.is(result.code, 0, result.stderr);
-      t.deepEqual(result.stdout.toString().trim().split('\n').map((line) => line.split(/\s+/)), want);
+      t.deepEqual(
+        result.stdout
+          .toString()
+          .trim()
+          .split('\n')
+          .map((line) => line.split(/\s+/)),
+        want,
+      );
     });
   }
 
@@ -140,12 +176,19 @@ if (python === undefined) {
       const file = join(FIXTURES, name);
       const result = await distrun(['hosts', '-i', file, '-g', 'all', '--explain']);
       t.is(result.code, 0, result.stderr.toString());
-      const dialled = result.stdout.toString().trim().split('\n').map((line) => line.split(/\s+/).slice(0, 2));
+      const dialled = result.stdout
+        .toString()
+        .trim()
+        .split('\n')
+        .map((line) => line.split(/\s+/).slice(0, 2));
       const all = oracle[file]!.groups.find(([group]) => group === 'all')![1];
       const hosts = new Map(oracle[file]!.hosts);
       // Which hosts and how each is dialled; their order is the pattern code's (ansible-pattern.ts).
       const byName = (a: string[], b: string[]) => (a[0]! < b[0]! ? -1 : 1);
-      t.deepEqual(dialled.sort(byName), all.map((host) => [host, joinHostPort(String(hosts.get(host)!.address), expectedPort(hosts.get(host)!.distrun_port))]).sort(byName));
+      t.deepEqual(
+        dialled.sort(byName),
+        all.map((host) => [host, joinHostPort(String(hosts.get(host)!.address), expectedPort(hosts.get(host)!.distrun_port))]).sort(byName),
+      );
     });
   }
 }

@@ -9,16 +9,32 @@ test.after.always(cleanupAll);
 
 const optionErrors: Array<[string[], string, string]> = [
   [['--bogus', 'true'], "distrun: unknown option '--bogus'", 'distrun'],
-  [['-H', 'h1', '--fanout', 'abc', 'true'], "distrun: option '-f, --fanout <n>' argument 'abc' is invalid. must be a whole number of at least 1", 'distrun'],
-  [['-H', 'h1', '--timeout', '-1', 'true'], "distrun: option '--timeout <sec>' argument '-1' is invalid. must be a number of seconds above 0", 'distrun'],
+  [
+    ['-H', 'h1', '--fanout', 'abc', 'true'],
+    "distrun: option '-f, --fanout <n>' argument 'abc' is invalid. must be a whole number of at least 1",
+    'distrun',
+  ],
+  [
+    ['-H', 'h1', '--timeout', '-1', 'true'],
+    "distrun: option '--timeout <sec>' argument '-1' is invalid. must be a number of seconds above 0",
+    'distrun',
+  ],
   [['-H', 'h1', '--jsn', 'true'], "distrun: unknown option '--jsn' (did you mean --json?)", 'distrun'],
   [['-g'], "distrun: option '-g, --group <expr>' argument missing", 'distrun'],
   [['rerun', '--bogus'], "distrun: unknown option '--bogus'", 'distrun rerun'],
   [['runs', '-n', 'abc'], "distrun: option '-n, --limit <n>' argument 'abc' is invalid. must be a whole number of at least 1", 'distrun runs'],
-  [['ping', '-H', 'h1', '--connect-timeout', 'x'], "distrun: option '--connect-timeout <sec>' argument 'x' is invalid. must be a number of seconds above 0", 'distrun ping'],
+  [
+    ['ping', '-H', 'h1', '--connect-timeout', 'x'],
+    "distrun: option '--connect-timeout <sec>' argument 'x' is invalid. must be a number of seconds above 0",
+    'distrun ping',
+  ],
   [['hosts', '--explain', '--bogus'], "distrun: unknown option '--bogus'", 'distrun hosts'],
   [['certs', 'agent'], "distrun: missing required argument 'name'", 'distrun certs agent'],
-  [['certs', 'agent', 'a1', '--days', '0'], "distrun: option '--days <n>' argument '0' is invalid. must be a whole number from 1 to 3650", 'distrun certs agent'],
+  [
+    ['certs', 'agent', 'a1', '--days', '0'],
+    "distrun: option '--days <n>' argument '0' is invalid. must be a whole number from 1 to 3650",
+    'distrun certs agent',
+  ],
 ];
 
 for (const [args, error, command] of optionErrors) {
@@ -34,8 +50,11 @@ for (const [args, error, command] of optionErrors) {
 test('distrunner-agent: an option error is the error and one line pointing to help, too', async (t) => {
   const r = await run(AGENT, ['--port', 'x']);
   t.is(r.code, 64); // EX_USAGE: systemd does not restart on it (RestartPreventExitStatus)
-  t.is(r.stderr, "distrunner-agent: option '--port <port>' argument 'x' is invalid. must be an integer from 0 to 65535\n"
-    + "Try 'distrunner-agent --help' for more information.\n");
+  t.is(
+    r.stderr,
+    "distrunner-agent: option '--port <port>' argument 'x' is invalid. must be an integer from 0 to 65535\n" +
+      "Try 'distrunner-agent --help' for more information.\n",
+  );
 });
 
 test('a bad option value found by distrun itself also points to help; a problem that help cannot solve does not', async (t) => {
@@ -43,7 +62,10 @@ test('a bad option value found by distrun itself also points to help; a problem 
   t.is(cwd.code, 255);
   t.is(cwd.stderr, "distrun: --cwd needs an absolute path, got 'relative'\nTry 'distrun --help' for more information.\n");
   const batch = await distrun(['-H', 'h1', '--batch', '0%', 'true']);
-  t.is(batch.stderr, "distrun: --batch takes a whole number N >= 1 or a percentage N% (1-100), got '0%'\nTry 'distrun --help' for more information.\n");
+  t.is(
+    batch.stderr,
+    "distrun: --batch takes a whole number N >= 1 or a percentage N% (1-100), got '0%'\nTry 'distrun --help' for more information.\n",
+  );
   const none = await distrun(['-H', 'h1']);
   t.is(none.stderr, "distrun: no command given: distrun [options] [--] COMMAND [ARGS...]\nTry 'distrun --help' for more information.\n");
   // stdin is a pipe here: the option is right, the situation is not.

@@ -14,7 +14,11 @@ const nobody: LocalUser = { name: 'nobody', uid: 65534, gid: 65534, home: '/', s
 function runtime(config: Partial<AgentConfig> = {}, agentUser: LocalUser = root): AdmissionRuntime {
   return {
     config: { ...loadAgentConfig(undefined, { ca: 'ca.crt', cert: 'agent.crt', key: 'agent.key' }), ...config },
-    agentUser, users: new Map([['deploy', deploy], ['nobody', nobody]]),
+    agentUser,
+    users: new Map([
+      ['deploy', deploy],
+      ['nobody', nobody],
+    ]),
   };
 }
 
@@ -32,10 +36,15 @@ test('authentication comes first: an unauthenticated client learns nothing about
 
 test('version rules come before policy, refused variables before the rules that would allow them', (t) => {
   const denyAll = runtime({ policy: [] });
-  t.like(admitCommand(asked(['true'], { pty: { cols: 80, rows: 24 } }, { version: 2 }), admin, denyAll),
-    { admitted: false, failure: { code: 'E_PROTOCOL', reason: 'options pty and term need protocol version 3' }, denied: undefined });
-  t.like(admitCommand(asked(['true'], { term: 'xterm' }), admin, denyAll),
-    { admitted: false, failure: { code: 'E_PROTOCOL', reason: 'option term needs the pty option' } });
+  t.like(admitCommand(asked(['true'], { pty: { cols: 80, rows: 24 } }, { version: 2 }), admin, denyAll), {
+    admitted: false,
+    failure: { code: 'E_PROTOCOL', reason: 'options pty and term need protocol version 3' },
+    denied: undefined,
+  });
+  t.like(admitCommand(asked(['true'], { term: 'xterm' }), admin, denyAll), {
+    admitted: false,
+    failure: { code: 'E_PROTOCOL', reason: 'option term needs the pty option' },
+  });
   const anyEnv = runtime({ policy: [{ clients: ['*'], commands: ['*'], shell: false, env: ['*'] }] });
   const refused = admitCommand(asked(['true'], { env: { LD_PRELOAD: 'x.so' } }), admin, anyEnv);
   t.like(refused, { admitted: false, failure: { code: 'E_DENIED' }, denied: { argv: ['true'], envNames: ['LD_PRELOAD'] } });
@@ -45,7 +54,8 @@ test('version rules come before policy, refused variables before the rules that 
 test('a policy denial carries the request for the denied record', (t) => {
   const onlyUptime = runtime({ policy: [{ clients: ['admin'], commands: ['uptime'], shell: false }] });
   t.deepEqual(admitCommand(asked(['df', '-h'], { cwd: '/srv' }), admin, onlyUptime), {
-    admitted: false, failure: { code: 'E_DENIED', reason: 'command "df" is not allowed for this client' },
+    admitted: false,
+    failure: { code: 'E_DENIED', reason: 'command "df" is not allowed for this client' },
     denied: { argv: ['df', '-h'], shell: false, cwd: '/srv', envNames: [], pty: false },
   });
 });
@@ -53,12 +63,18 @@ test('a policy denial carries the request for the denied record', (t) => {
 test('run-as: the rule, else the agent default, else the agent itself; only when the agent is root', (t) => {
   const rules = runtime({
     runAs: 'nobody',
-    policy: [{ clients: ['admin'], commands: ['make'], shell: false, runAs: 'deploy' }, { clients: ['admin'], commands: ['*'], shell: false }],
+    policy: [
+      { clients: ['admin'], commands: ['make'], shell: false, runAs: 'deploy' },
+      { clients: ['admin'], commands: ['*'], shell: false },
+    ],
   });
   t.like(admitCommand(asked(['make']), admin, rules), { spec: { user: deploy, switchUser: true }, audit: { runAs: 'deploy' } });
   t.like(admitCommand(asked(['ls']), admin, rules), { spec: { user: nobody, switchUser: true }, audit: { runAs: 'nobody' } });
   t.like(admitCommand(asked(['ls']), admin, runtime()), { spec: { user: root, switchUser: false }, audit: { runAs: 'root' } });
-  t.like(admitCommand(asked(['make']), admin, { ...rules, agentUser: nobody }), { spec: { user: nobody, switchUser: false }, audit: { runAs: 'nobody' } });
+  t.like(admitCommand(asked(['make']), admin, { ...rules, agentUser: nobody }), {
+    spec: { user: nobody, switchUser: false },
+    audit: { runAs: 'nobody' },
+  });
 });
 
 test('the program executed is the normalized path policy matched; a shell script runs as sent', (t) => {
@@ -77,8 +93,10 @@ test("time limit: the client's, capped by maxCommandSeconds; a terminal defaults
   t.is(timeoutOf(5000, 10), 5000);
   t.is(timeoutOf(20_000, 10), 10_000);
   t.is(timeoutOf(20_000, 0), 20_000);
-  t.like(admitCommand(asked(['top'], { pty: { cols: 80, rows: 24 } }), admin, runtime()),
-    { spec: { pty: { cols: 80, rows: 24, term: 'xterm' }, killGraceMs: 5000 }, audit: { pty: true } });
+  t.like(admitCommand(asked(['top'], { pty: { cols: 80, rows: 24 } }), admin, runtime()), {
+    spec: { pty: { cols: 80, rows: 24, term: 'xterm' }, killGraceMs: 5000 },
+    audit: { pty: true },
+  });
 });
 
 test('argv size: judged on the CMD header alone', (t) => {

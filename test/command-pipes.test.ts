@@ -13,7 +13,7 @@ test.after.always(cleanupAll);
 
 const KIND = '[ -p /dev/stdout ] && echo "out pipe" || echo "out socket"; [ -p /dev/stderr ] && echo "err pipe" >&2 || echo "err socket" >&2';
 
-test('stdout and stderr are pipes; output that outlives the command\'s leader still arrives; nothing is left in the temp directory', async (t) => {
+test("stdout and stderr are pipes; output that outlives the command's leader still arrives; nothing is left in the temp directory", async (t) => {
   const runtime = tempDir();
   const agent = await startAgent(pki, 'agent1', { env: { RUNTIME_DIRECTORY: runtime } });
   const at = ['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir];

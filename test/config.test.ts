@@ -11,7 +11,8 @@ const example = new URL('../../config/agent.yaml', import.meta.url).pathname;
 test('the example configuration is valid, and so is every commented-out setting in it', (t) => {
   t.is(readConfigFile(example).port, 6789);
   // Uncomment every "# key: value" line and the policy block under it.
-  const uncommented = readFileSync(example, 'utf8').split('\n')
+  const uncommented = readFileSync(example, 'utf8')
+    .split('\n')
     .map((line) => (/^# (\w+:( |$)| +(\w+:( |$)|- ))/.test(line) ? line.slice(2) : line))
     .join('\n');
   const file = join(tempDir(), 'agent.yaml');
@@ -21,7 +22,13 @@ test('the example configuration is valid, and so is every commented-out setting 
   t.deepEqual(config.allowedClients, ['admin', 'ops-*']);
   t.is(config.policy?.length, 2);
   t.deepEqual(config.policy?.[1], {
-    clients: ['monitor-*'], commands: ['uptime', '/usr/bin/df', '/usr/bin/systemctl'], shell: false, runAs: undefined, cwd: false, env: [], pty: false,
+    clients: ['monitor-*'],
+    commands: ['uptime', '/usr/bin/df', '/usr/bin/systemctl'],
+    shell: false,
+    runAs: undefined,
+    cwd: false,
+    env: [],
+    pty: false,
   });
   t.deepEqual(config.policy?.[0], { clients: ['admin'], commands: ['*'], shell: true, runAs: 'root', cwd: true, env: ['*'], pty: true });
   t.is(config.runAs, 'distrunner');
@@ -49,7 +56,11 @@ for (const [text, message] of bad) {
 test('host takes one address, a comma-separated list or a YAML list', (t) => {
   const dir = tempDir();
   const file = join(dir, 'agent.yaml');
-  for (const [text, expected] of [['host: 10.0.0.5', '10.0.0.5'], ['host: "10.0.0.5, 127.0.0.1"', '10.0.0.5,127.0.0.1'], ['host: [10.0.0.5, "::1"]', '10.0.0.5,::1']]) {
+  for (const [text, expected] of [
+    ['host: 10.0.0.5', '10.0.0.5'],
+    ['host: "10.0.0.5, 127.0.0.1"', '10.0.0.5,127.0.0.1'],
+    ['host: [10.0.0.5, "::1"]', '10.0.0.5,::1'],
+  ]) {
     writeFileSync(file, `${text}\n`);
     t.is(readConfigFile(file).host, expected);
   }

@@ -6,7 +6,17 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AGENT, DISTRUN, cleanupAll, distrun, makePki, run, spawnDistrun, startAgent, tempDir, waitFor, writeAgentConfig,
+  AGENT,
+  DISTRUN,
+  cleanupAll,
+  distrun,
+  makePki,
+  run,
+  spawnDistrun,
+  startAgent,
+  tempDir,
+  waitFor,
+  writeAgentConfig,
   type Pki,
 } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
@@ -78,9 +88,14 @@ test('with NOTIFY_SOCKET the agent reports READY=1 once listening, and STOPPING=
   try {
     t.true(await waitFor(() => listener.lines.includes('bound')));
     const config = writeAgentConfig(pki, 'agent1');
-    const agent = spawn(process.execPath, [AGENT, '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NOTIFY_SOCKET: socketPath } });
+    const agent = spawn(process.execPath, [AGENT, '--config', config], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, NOTIFY_SOCKET: socketPath },
+    });
     let log = '';
-    agent.stdout.on('data', (c: Buffer) => { log += c.toString(); });
+    agent.stdout.on('data', (c: Buffer) => {
+      log += c.toString();
+    });
     t.true(await waitFor(() => listener.lines.some((l) => l.includes('READY=1'))), listener.lines.join('\n'));
     // READY is only sent after the agent listens.
     t.regex(log, /"msg":"listening"/);
@@ -145,18 +160,38 @@ test('distrun ping reports round-trip time, versions and certificate expiry', as
   const guarded = await startAgent(pki, 'agent1', { config: { tokenFile: token } });
   const r = await distrun(['ping', '-H', `127.0.0.1:${plain.port}`, '--pki', pki.dir]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stdout.toString(), new RegExp(`^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol ${PROTOCOL_VERSION}  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`));
-  t.false(plain.logs.some((l) => l.msg === 'command'), 'a ping runs nothing');
+  t.regex(
+    r.stdout.toString(),
+    new RegExp(
+      `^127\\.0\\.0\\.1: ok  rtt \\d+\\.\\d ms  connect \\d+\\.\\d ms  distrunner-agent/${version.replace(/\./g, '\\.')}  protocol ${PROTOCOL_VERSION}  certificate expires \\d{4}-\\d\\d-\\d\\d \\((82[45]) days\\)\\n$`,
+    ),
+  );
+  t.false(
+    plain.logs.some((l) => l.msg === 'command'),
+    'a ping runs nothing',
+  );
   // Options given before the subcommand apply to it (as if given after its name).
   const before = await distrun(['-H', `127.0.0.1:${plain.port}`, '--pki', pki.dir, 'ping']);
   t.is(before.code, 0, before.stderr);
   t.regex(before.stdout.toString(), /^127\.0\.0\.1: ok /);
 
-  const json = await distrun(['ping', '--json', '-H', `127.0.0.1:${guarded.port}`, '-H', '127.0.0.1:1', '--pki', pki.dir], { env: { DISTRUN_TOKEN_FILE: token } });
+  const json = await distrun(['ping', '--json', '-H', `127.0.0.1:${guarded.port}`, '-H', '127.0.0.1:1', '--pki', pki.dir], {
+    env: { DISTRUN_TOKEN_FILE: token },
+  });
   t.is(json.code, 255, 'an unreachable host makes the exit code 255');
-  const records = json.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.like(records.find((x) => x.port === guarded.port), { status: 'ok', protocol: PROTOCOL_VERSION, agent: `distrunner-agent/${version}` });
-  t.like(records.find((x) => x.port === 1), { status: 'unreachable', error: { code: 'E_CONNECT' } });
+  const records = json.stdout
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.like(
+    records.find((x) => x.port === guarded.port),
+    { status: 'ok', protocol: PROTOCOL_VERSION, agent: `distrunner-agent/${version}` },
+  );
+  t.like(
+    records.find((x) => x.port === 1),
+    { status: 'unreachable', error: { code: 'E_CONNECT' } },
+  );
 
   const noToken = await distrun(['ping', '-H', `127.0.0.1:${guarded.port}`, '--pki', pki.dir]);
   t.is(noToken.code, 255);
@@ -169,13 +204,17 @@ test('a SIGHUP while the agent is still starting is a reload once it serves, not
   const started = join(dir, 'started');
   const go = join(dir, 'go');
   mkdirSync(join(dir, 'bin'));
-  writeFileSync(join(dir, 'bin', 'mkfifo'), [
-    '#!/bin/sh',
-    // The pipe pool's helper shell is our parent; the agent is its parent.
-    `ps -o ppid= -p $PPID > ${started}.tmp && mv ${started}.tmp ${started}`,
-    `while [ ! -e ${go} ]; do sleep 0.05; done`,
-    'exec /usr/bin/mkfifo "$@"',
-  ].join('\n'), { mode: 0o755 });
+  writeFileSync(
+    join(dir, 'bin', 'mkfifo'),
+    [
+      '#!/bin/sh',
+      // The pipe pool's helper shell is our parent; the agent is its parent.
+      `ps -o ppid= -p $PPID > ${started}.tmp && mv ${started}.tmp ${started}`,
+      `while [ ! -e ${go} ]; do sleep 0.05; done`,
+      'exec /usr/bin/mkfifo "$@"',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   const starting = startAgent(pki, 'agent1', { env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } });
   t.true(await waitFor(() => existsSync(started), 30_000), 'the agent reached its pipe pool');
   const pid = Number(readFileSync(started, 'utf8').trim());
@@ -193,7 +232,7 @@ test('a SIGHUP while the agent is still starting is a reload once it serves, not
   await assertStillServing(t, agent, pki.dir);
 });
 
-test('distrun ping over a resumed TLS session still reports the agent certificate\'s expiry', async (t) => {
+test("distrun ping over a resumed TLS session still reports the agent certificate's expiry", async (t) => {
   const agent = await startAgent(pki, 'agent1');
   const env = { XDG_CACHE_HOME: tempDir() };
   const ping = (extra: string[] = []) => distrun(['ping', ...extra, '-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir], { env });
@@ -201,8 +240,11 @@ test('distrun ping over a resumed TLS session still reports the agent certificat
   const since = agent.logs.length;
   const again = await ping();
   const json = await ping(['--json']);
-  const resumed = agent.logs.slice(since).filter((l) => l.msg === 'session start').map((l) => l.resumed);
-  t.deepEqual(resumed, [true, true], 'the later pings resumed the first one\'s TLS session');
+  const resumed = agent.logs
+    .slice(since)
+    .filter((l) => l.msg === 'session start')
+    .map((l) => l.resumed);
+  t.deepEqual(resumed, [true, true], "the later pings resumed the first one's TLS session");
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout.toString(), /certificate expires \d{4}-\d\d-\d\d \(82[45] days\)\n$/);
   const record = JSON.parse(json.stdout.toString()) as { certificateExpires: string | null; certificateDaysLeft: number | null };

@@ -11,7 +11,9 @@ let agent: RunningAgent;
 let inventory: string;
 
 test.before(async () => {
-  ({ pki, agent, inventory } = await loopbackFleet((port) => `hosts:\n  n[1-6]: { address: 127.0.0.1, port: ${port} }\ngroups:\n  six: ['n[1-6]']\n`));
+  ({ pki, agent, inventory } = await loopbackFleet(
+    (port) => `hosts:\n  n[1-6]: { address: 127.0.0.1, port: ${port} }\ngroups:\n  six: ['n[1-6]']\n`,
+  ));
 });
 test.after.always(cleanupAll);
 
@@ -23,8 +25,9 @@ test('--batch 2: a batch starts only when the previous one has finished', async 
   writeFileSync(log, '');
   // Alternate short and long commands, so that in a sliding window (plain fanout) a new
   // host would start while the long one of its batch still runs.
-  const script = `k=$(ls ${dir} | wc -l); touch ${dir}/$$; echo start >> ${log}; `
-    + `if [ $((k % 2)) -eq 0 ]; then sleep 0.1; else sleep 0.8; fi; echo end >> ${log}`;
+  const script =
+    `k=$(ls ${dir} | wc -l); touch ${dir}/$$; echo start >> ${log}; ` +
+    `if [ $((k % 2)) -eq 0 ]; then sleep 0.1; else sleep 0.8; fi; echo end >> ${log}`;
   const r = await run('--batch', '2', 'sh', '-c', script);
   t.is(r.code, 0, r.stderr);
   const events = readFileSync(log, 'utf8').trim().split('\n');
@@ -59,9 +62,16 @@ test('--max-fail stops starting hosts; the rest are reported as not started', as
   t.regex(r.stderr, /^distrun: 6 hosts: 2 failed, 4 not started$/m);
   t.regex(r.stderr, /^  not started: --max-fail reached \(2 hosts not ok\): n\[3-6\]$/m);
   const json = await run('-f', '1', '--max-fail', '1', '--json', 'false');
-  const events = json.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { type: string; status?: string; code?: string });
+  const events = json.stdout
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; status?: string; code?: string });
   const ends = events.filter((e) => e.type !== 'start' && e.type !== 'stdout' && e.type !== 'stderr' && e.type !== 'summary');
-  t.deepEqual(ends.map((e) => e.status), ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+  t.deepEqual(
+    ends.map((e) => e.status),
+    ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped'],
+  );
   t.is(ends[1]!.code, 'E_SKIPPED');
   t.is(events.filter((e) => e.type === 'start').length, 1, 'only one host was started');
 });
@@ -70,7 +80,10 @@ test('the fanout fits the open-files limit', (t) => {
   const limits = join(tempDir(), 'limits');
   const notes: string[] = [];
   const note = (m: string) => notes.push(m);
-  writeFileSync(limits, 'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\n');
+  writeFileSync(
+    limits,
+    'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 4096                 files\n',
+  );
   t.is(fanoutWithinFileLimit(64, note, limits), 64);
   t.is(fanoutWithinFileLimit(5000, note, limits), 1024 - 32);
   t.deepEqual(notes, ['fanout lowered from 5000 to 992: the open-files limit is 1024 (raise it with ulimit -n)']);
@@ -83,7 +96,8 @@ test('under a low open-files limit every host still runs, with a note instead of
   const many = join(tempDir(), 'hosts.yaml');
   writeFileSync(many, `hosts:\n  m[01-40]: { address: 127.0.0.1, port: ${agent.port} }\n`);
   const r = spawnSync('prlimit', ['--nofile=60:60', process.execPath, DISTRUN, '-i', many, '--pki', pki.dir, '-g', 'all', '-f', '40', 'echo', 'ok'], {
-    encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: testCacheHome() },
+    encoding: 'utf8',
+    env: { ...process.env, XDG_CACHE_HOME: testCacheHome() },
   });
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout.split('\n').filter((line) => line.endsWith(': ok')).length, 40);

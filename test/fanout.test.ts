@@ -14,14 +14,19 @@ function fleet(n: number, limits: Partial<FanoutLimits>) {
   const sessions = new Map<string, FakeSession>();
   const started: string[] = [];
   const done: HostResult[] = [];
-  const fanout = new Fanout(targets, { fanout: n, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity, ...limits }, (t) => {
-    const session = new FakeSession(t);
-    sessions.set(t.name, session);
-    return session;
-  }, {
-    onStart: (session) => started.push(session.target.name),
-    onDone: (result) => done.push(result),
-  });
+  const fanout = new Fanout(
+    targets,
+    { fanout: n, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity, ...limits },
+    (t) => {
+      const session = new FakeSession(t);
+      sessions.set(t.name, session);
+      return session;
+    },
+    {
+      onStart: (session) => started.push(session.target.name),
+      onDone: (result) => done.push(result),
+    },
+  );
   /** Ends a running host and lets the scheduler react. */
   const end = async (name: string, outcome?: Parameters<FakeSession['end']>[0]): Promise<void> => {
     sessions.get(name)!.end(outcome);
@@ -41,7 +46,11 @@ test('at most `fanout` hosts are in flight; the next starts as one ends', async 
   await end('h3');
   await end('h4');
   const results = await run;
-  t.deepEqual(results.map((r) => r.target.name), ['h1', 'h2', 'h3', 'h4'], 'results in target order, not end order');
+  t.deepEqual(
+    results.map((r) => r.target.name),
+    ['h1', 'h2', 'h3', 'h4'],
+    'results in target order, not end order',
+  );
 });
 
 test('onDone hears each host once, in the order hosts end', async (t) => {
@@ -51,7 +60,10 @@ test('onDone hears each host once, in the order hosts end', async (t) => {
   await end('h1');
   await end('h2');
   await run;
-  t.deepEqual(done.map((r) => r.target.name), ['h3', 'h1', 'h2']);
+  t.deepEqual(
+    done.map((r) => r.target.name),
+    ['h3', 'h1', 'h2'],
+  );
 });
 
 test('a batch starts when the previous one has finished', async (t) => {
@@ -74,7 +86,10 @@ test('--max-fail: once reached no new host starts; the others are skipped with t
   await end('h1', FAILED);
   const results = await run;
   t.deepEqual(started, ['h1']);
-  t.deepEqual(results.slice(1).map((r) => r.outcome.kind), ['skipped', 'skipped', 'skipped']);
+  t.deepEqual(
+    results.slice(1).map((r) => r.outcome.kind),
+    ['skipped', 'skipped', 'skipped'],
+  );
   t.regex(failureReason(results[1]!.outcome) ?? '', /--max-fail reached \(1 host not ok\)/);
 });
 
@@ -86,7 +101,10 @@ test('stop(): running hosts finish, the rest are skipped as interrupted', async 
   await end('h1');
   const results = await run;
   t.is(results[0]!.outcome.kind, 'exit');
-  t.deepEqual(results.slice(1).map((r) => failureReason(r.outcome)), ['not started: interrupted', 'not started: interrupted']);
+  t.deepEqual(
+    results.slice(1).map((r) => failureReason(r.outcome)),
+    ['not started: interrupted', 'not started: interrupted'],
+  );
 });
 
 test('no hosts: the run resolves at once with no results', async (t) => {

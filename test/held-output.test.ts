@@ -6,7 +6,18 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { AgentToken } from '../src/protocol/constants.js';
 import { decodeExit, decodeHeld, defaultSessionOptions, encodeCommand, encodeOptions, encodeVersionOffer } from '../src/protocol/messages.js';
-import { DISTRUN, cleanupAll, distrun, loopbackFleet, processesMatching, rawExchange, testCacheHome, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
+import {
+  DISTRUN,
+  cleanupAll,
+  distrun,
+  loopbackFleet,
+  processesMatching,
+  rawExchange,
+  testCacheHome,
+  waitFor,
+  type Pki,
+  type RunningAgent,
+} from './helpers/fleet.js';
 
 let pki: Pki;
 let agent: RunningAgent;
@@ -24,8 +35,15 @@ const NOTE = 'command exited with code 0, output held open by a background proce
 test('--json: a held event when the command exits with its output held open; --timeout ends it, and the summary says why', async (t) => {
   const r = await distrun(['-i', inventory, '--pki', pki.dir, '-H', 'web1', '--json', '--timeout', '3', ...heldBy(41)]);
   t.is(r.code, 124, r.stderr);
-  const events = r.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.deepEqual(events.map((e) => e.type), ['start', 'stdout', 'held', 'timeout', 'summary']);
+  const events = r.stdout
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['start', 'stdout', 'held', 'timeout', 'summary'],
+  );
   t.like(events[2], { v: 1, type: 'held', host: 'web1', code: 0, signal: null });
   t.like(events[3], { type: 'timeout', status: 'timeout', exitCode: 124 });
   t.true(r.stderr.split('\n').includes(`  timed out (command killed) (${NOTE}): web1`), r.stderr);
@@ -37,9 +55,14 @@ test('--json: a held event when the command exits with its output held open; --t
 test('on a terminal the progress line says the command exited and its output is held open; the run ends when the output does', async (t) => {
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const line = [process.execPath, DISTRUN, '-i', inventory, '--pki', pki.dir, '-H', 'web1', ...heldBy(42)].map(quote).join(' ');
-  const child = spawn('script', ['-qec', line, '/dev/null'], { env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), NO_COLOR: '1' }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn('script', ['-qec', line, '/dev/null'], {
+    env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), NO_COLOR: '1' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   let screen = '';
-  child.stdout.on('data', (c: Buffer) => { screen += c.toString('utf8'); });
+  child.stdout.on('data', (c: Buffer) => {
+    screen += c.toString('utf8');
+  });
   const closed = new Promise<number | null>((resolve) => child.on('close', (status) => resolve(status)));
   // First on the line, so that an 80-column terminal shows all of it.
   t.true(await waitFor(() => screen.includes(`\x1b[Kweb1: ${NOTE}`), 20_000), JSON.stringify(screen));
@@ -51,17 +74,21 @@ test('on a terminal the progress line says the command exited and its output is 
 });
 
 test('protocol: HLD goes to clients of version 4 only, before EXT; an older client waits as before', async (t) => {
-  const exchange = (versions: number[], n: number) => rawExchange(agent.port, pki.dir, [
-    encodeVersionOffer({ versions, software: 'test' }),
-    ...encodeOptions({ ...defaultSessionOptions(), timeoutMs: 2000 }),
-    encodeCommand(heldBy(n)),
-  ]);
+  const exchange = (versions: number[], n: number) =>
+    rawExchange(agent.port, pki.dir, [
+      encodeVersionOffer({ versions, software: 'test' }),
+      ...encodeOptions({ ...defaultSessionOptions(), timeoutMs: 2000 }),
+      encodeCommand(heldBy(n)),
+    ]);
   const current = await exchange([1, 2, 3, 4], 43);
   const tokens = current.map((f) => f.token).filter((token) => token !== AgentToken.KEEPALIVE);
   t.deepEqual(tokens, ['VER', 'OUT', 'HLD', 'EXT']);
   t.deepEqual(decodeHeld(current.find((f) => f.token === 'HLD')!.payload), { code: 0 });
   t.like(decodeExit(current.find((f) => f.token === 'EXT')!.payload), { code: 0, timedOut: true });
   const older = await exchange([1, 2, 3], 44);
-  t.deepEqual(older.map((f) => f.token).filter((token) => token !== AgentToken.KEEPALIVE), ['VER', 'OUT', 'EXT']);
+  t.deepEqual(
+    older.map((f) => f.token).filter((token) => token !== AgentToken.KEEPALIVE),
+    ['VER', 'OUT', 'EXT'],
+  );
   t.true(await waitFor(() => processesMatching('sleep 943').length === 0 && processesMatching('sleep 944').length === 0));
 });

@@ -6,8 +6,13 @@ import { expandHostList, expandHostPattern, foldHosts, splitHostList } from '../
 test('ranges expand with padding kept, in order', (t) => {
   t.deepEqual(expandHostPattern('web[01-03]'), ['web01', 'web02', 'web03']);
   t.deepEqual(expandHostPattern('web[1-3,7,10-12].example.com'), [
-    'web1.example.com', 'web2.example.com', 'web3.example.com', 'web7.example.com',
-    'web10.example.com', 'web11.example.com', 'web12.example.com',
+    'web1.example.com',
+    'web2.example.com',
+    'web3.example.com',
+    'web7.example.com',
+    'web10.example.com',
+    'web11.example.com',
+    'web12.example.com',
   ]);
   t.deepEqual(expandHostPattern('web[8-10]'), ['web8', 'web9', 'web10']);
   t.deepEqual(expandHostPattern('web[008-010]'), ['web008', 'web009', 'web010']);
@@ -96,12 +101,16 @@ test('names ClusterShell cannot read back are written as they are', (t) => {
 });
 
 test('fold then expand gives back the same set of names (property)', (t) => {
-  const name = fc.tuple(fc.constantFrom('web', 'db', 'n', 'rack1-node'), fc.nat(120), fc.constantFrom(0, 2, 3), fc.constantFrom('', '.example.com'))
+  const name = fc
+    .tuple(fc.constantFrom('web', 'db', 'n', 'rack1-node'), fc.nat(120), fc.constantFrom(0, 2, 3), fc.constantFrom('', '.example.com'))
     .map(([prefix, n, width, suffix]) => `${prefix}${String(n).padStart(width, '0')}${suffix}`);
-  fc.assert(fc.property(fc.array(name, { maxLength: 40 }), (names) => {
-    const folded = foldHosts(names);
-    const back = folded === '' ? [] : expandHostList(folded);
-    return back.length === new Set(names).size && back.every((n) => names.includes(n));
-  }), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.array(name, { maxLength: 40 }), (names) => {
+      const folded = foldHosts(names);
+      const back = folded === '' ? [] : expandHostList(folded);
+      return back.length === new Set(names).size && back.every((n) => names.includes(n));
+    }),
+    { numRuns: 500 },
+  );
   t.pass();
 });

@@ -4,8 +4,18 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCommand, encodeFrame, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  AGENT, cleanupAll, distrun, failureIn, makePki, rawExchange, run, startAgent, tempDir, writeAgentConfig,
-  type Pki, type RunningAgent,
+  AGENT,
+  cleanupAll,
+  distrun,
+  failureIn,
+  makePki,
+  rawExchange,
+  run,
+  startAgent,
+  tempDir,
+  writeAgentConfig,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
 
@@ -82,7 +92,10 @@ test('the right token works; no secret appears in the log or the audit trail', a
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout.toString(), `127.0.0.1: ${secretInput}\n`);
   await distrun([...target(), '--pki', pki.dir, ...withToken('wrong-token-4c2d'), 'true']);
-  const keyBody = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('-----'))[1]!;
+  const keyBody = (file: string) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('-----'))[1]!;
   const secrets = [TOKEN, 'wrong-token-4c2d', secretInput, keyBody(join(pki.agent('agent1'), 'agent.key')), keyBody(join(pki.dir, 'client.key'))];
   const logText = agent.rawLog();
   const auditText = readFileSync(audit, 'utf8');

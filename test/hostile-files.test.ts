@@ -5,7 +5,17 @@ import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  chmodSync, chownSync, existsSync, lchownSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { DISTRUN, cleanupAll, distrun, loopbackFleet, tempDir, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
@@ -57,7 +67,10 @@ test('keys are 0600 in 0700 directories under umask 000, even over wider files a
   t.is(mode(out), 0o700);
   t.is(mode(join(pki, 'ca.key')), 0o600);
   t.is(mode(pki), 0o700);
-  t.false(readdirSync(out).some((f) => f.includes('.tmp')), 'no temp file is left behind');
+  t.false(
+    readdirSync(out).some((f) => f.includes('.tmp')),
+    'no temp file is left behind',
+  );
 });
 
 test('a shared directory such as /tmp is refused for keys, not narrowed', async (t) => {
@@ -111,7 +124,10 @@ test('--outdir: a planted link in a world-writable directory is refused before a
   const marker = join(base, 'ran');
   const r = await distrun(on('h1', '--outdir', open, 'touch', marker));
   t.is(r.code, 255);
-  t.is(r.stderr, `distrun: --outdir ${open}: ${open} has mode 0777: others may write to it and it is not sticky, so they could replace what distrun writes\n`);
+  t.is(
+    r.stderr,
+    `distrun: --outdir ${open}: ${open} has mode 0777: others may write to it and it is not sticky, so they could replace what distrun writes\n`,
+  );
   t.is(readFileSync(target, 'utf8'), 'precious\n');
   t.false(existsSync(marker), 'nothing ran');
   await assertStillServing(t, agent, pki.dir);
@@ -165,7 +181,7 @@ test('--outdir reused: the files distrun wrote for hosts not in the new run go; 
   t.deepEqual(JSON.parse(readFileSync(join(dir, '.distrun-outdir.json'), 'utf8')), { v: 1, files: ['h1.out', 'h1.err', 'h1.rc'] });
 });
 
-test('--outdir record: only plain output names it lists are removed, never through a link or another user\'s file', async (t) => {
+test("--outdir record: only plain output names it lists are removed, never through a link or another user's file", async (t) => {
   const base = tempDir();
   const target = preciousFile(base);
   const shared = dirWithMode(join(base, 'shared'), 0o1777);
@@ -179,11 +195,14 @@ test('--outdir record: only plain output names it lists are removed, never throu
   writeFileSync(record, JSON.stringify({ v: 1, files: ['../precious', target, '.hidden.out', 'h2.out', 'h2.err', 'h1.out'] }), { mode: 0o600 });
   const r = await distrun(on('h1', '--outdir', shared, 'true'));
   t.is(r.code, 0, r.stderr);
-  t.is(r.stderr, [
-    `distrun: --outdir: ${shared}/h2.out is a symbolic link; left alone`,
-    `distrun: --outdir: ${shared}/h2.err is owned by uid ${NOBODY}, not by you; left alone`,
-    '',
-  ].join('\n'));
+  t.is(
+    r.stderr,
+    [
+      `distrun: --outdir: ${shared}/h2.out is a symbolic link; left alone`,
+      `distrun: --outdir: ${shared}/h2.err is owned by uid ${NOBODY}, not by you; left alone`,
+      '',
+    ].join('\n'),
+  );
   t.is(readFileSync(target, 'utf8'), 'precious\n');
   t.is(readFileSync(join(shared, 'h2.err'), 'utf8'), 'theirs\n');
 
@@ -193,7 +212,10 @@ test('--outdir record: only plain output names it lists are removed, never throu
   const marker = join(base, 'ran');
   const refused = await distrun(on('h1', '--outdir', shared, 'touch', marker));
   t.is(refused.code, 255);
-  t.regex(refused.stderr, /^distrun: --outdir: .*\.distrun-outdir\.json is owned by uid 65534, not by you .*; distrun does not trust it \(remove it to go on\)\n$/);
+  t.regex(
+    refused.stderr,
+    /^distrun: --outdir: .*\.distrun-outdir\.json is owned by uid 65534, not by you .*; distrun does not trust it \(remove it to go on\)\n$/,
+  );
   t.false(existsSync(marker), 'nothing ran');
 });
 
@@ -246,13 +268,19 @@ test('--outdir: a name planted during the run is not written through; the other 
   writeFileSync(go, '');
   const r = await running;
   t.is(r.code, 255);
-  t.true(r.stderr.includes(`distrun: --outdir: cannot write ${outdir}/h2.out: something was put under this name during the run; it is left alone\n`), r.stderr);
+  t.true(
+    r.stderr.includes(`distrun: --outdir: cannot write ${outdir}/h2.out: something was put under this name during the run; it is left alone\n`),
+    r.stderr,
+  );
   t.regex(r.stderr, /--outdir .* is incomplete: 1 file could not be written/);
   t.notRegex(r.stderr, noStackTrace);
-  t.is(r.stdout.toString(), 'h1: done\nh2: done\n', 'both hosts\' output is still shown');
+  t.is(r.stdout.toString(), 'h1: done\nh2: done\n', "both hosts' output is still shown");
   t.is(readFileSync(target, 'utf8'), 'precious\n');
   t.is(readFileSync(join(outdir, 'h1.out'), 'utf8'), 'done\n');
-  t.deepEqual(['h1.rc', 'h2.rc', 'h2.err'].map((f) => readFileSync(join(outdir, f), 'utf8')), ['0\n', '0\n', '']);
+  t.deepEqual(
+    ['h1.rc', 'h2.rc', 'h2.err'].map((f) => readFileSync(join(outdir, f), 'utf8')),
+    ['0\n', '0\n', ''],
+  );
   await assertStillServing(t, agent, pki.dir);
 });
 
@@ -261,14 +289,28 @@ test('--outdir: a full disk mid-run is a clean error with exit 255; the files wr
   const base = tempDir();
   const outdir = dirWithMode(join(base, 'out'), 0o755);
   const copy = join(base, 'copy');
-  const script = 'mount -t tmpfs -o size=64k tmpfs "$1" || exit 99; shift; dir="$1" copy="$2"; shift 2; "$@" > "$copy.stdout" 2> "$copy.stderr"; echo $? > "$copy.code"; mkdir "$copy"; cp -a "$dir/." "$copy/"';
+  const script =
+    'mount -t tmpfs -o size=64k tmpfs "$1" || exit 99; shift; dir="$1" copy="$2"; shift 2; "$@" > "$copy.stdout" 2> "$copy.stderr"; echo $? > "$copy.code"; mkdir "$copy"; cp -a "$dir/." "$copy/"';
   // h2 first (one line), then h1 (1 MiB, which fills the disk).
   const slot = join(base, 'first');
-  const args = on('h2,h1', '-f', '1', '--outdir', outdir, 'sh', '-c',
-    `if mkdir ${slot} 2>/dev/null; then echo small; else head -c 1048576 /dev/zero | tr '\\0' x; echo; fi`);
-  const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', outdir, outdir, copy, process.execPath, DISTRUN, ...args], {
-    env: { ...process.env, XDG_CACHE_HOME: tempDir() }, stdio: 'inherit',
-  });
+  const args = on(
+    'h2,h1',
+    '-f',
+    '1',
+    '--outdir',
+    outdir,
+    'sh',
+    '-c',
+    `if mkdir ${slot} 2>/dev/null; then echo small; else head -c 1048576 /dev/zero | tr '\\0' x; echo; fi`,
+  );
+  const child = spawn(
+    'unshare',
+    ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', outdir, outdir, copy, process.execPath, DISTRUN, ...args],
+    {
+      env: { ...process.env, XDG_CACHE_HOME: tempDir() },
+      stdio: 'inherit',
+    },
+  );
   const [status] = (await once(child, 'close')) as [number | null];
   t.is(status, 0);
   const stderr = readFileSync(`${copy}.stderr`, 'utf8');
@@ -276,7 +318,7 @@ test('--outdir: a full disk mid-run is a clean error with exit 255; the files wr
   t.regex(stderr, new RegExp(`distrun: --outdir: cannot write ${outdir}/h1\\.out: no space left on device\n`));
   t.notRegex(stderr, noStackTrace);
   const screen = readFileSync(`${copy}.stdout`, 'utf8').split('\n');
-  t.true(screen.includes('h2: small') && screen.some((l) => l.length === 'h1: '.length + 1048576), 'both hosts\' output is on the screen');
+  t.true(screen.includes('h2: small') && screen.some((l) => l.length === 'h1: '.length + 1048576), "both hosts' output is on the screen");
   t.is(readFileSync(join(copy, 'h2.out'), 'utf8'), 'small\n');
   t.is(readFileSync(join(copy, 'h2.rc'), 'utf8'), '0\n');
   await assertStillServing(t, agent, pki.dir);
@@ -287,10 +329,29 @@ test('--outdir: a full disk mid-run is a clean error with exit 255; the files wr
 /** A run record as `distrun rerun` would take it: `touch marker` on the agent's host. */
 function plantedRecord(id: string, marker: string): string {
   return JSON.stringify({
-    id, startedAt: '2099-01-01T00:00:00.000Z', endedAt: '2099-01-01T00:00:01.000Z', command: ['touch', marker],
-    shell: false, stdin: false, stderr: true, exitCode: 1,
-    hosts: [{ name: 'h1', address: '127.0.0.1', port: agent.port, status: 'failed', exitCode: 1, reason: null,
-      durationMs: 1, bytesOut: 0, bytesErr: 0, stdoutSha256: null, stderrSha256: null }],
+    id,
+    startedAt: '2099-01-01T00:00:00.000Z',
+    endedAt: '2099-01-01T00:00:01.000Z',
+    command: ['touch', marker],
+    shell: false,
+    stdin: false,
+    stderr: true,
+    exitCode: 1,
+    hosts: [
+      {
+        name: 'h1',
+        address: '127.0.0.1',
+        port: agent.port,
+        status: 'failed',
+        exitCode: 1,
+        reason: null,
+        durationMs: 1,
+        bytesOut: 0,
+        bytesErr: 0,
+        stdoutSha256: null,
+        stderrSha256: null,
+      },
+    ],
   });
 }
 
@@ -308,7 +369,10 @@ test('a run record planted under a shared XDG_CACHE_HOME is never run again, and
   nobodysFile(join(theirRuns, `${id}.json`), plantedRecord(id, marker1));
   const refused = await rerun(shared);
   t.is(refused.code, 255);
-  t.is(refused.stderr, `distrun: not using the run records in ${theirRuns}: it is owned by uid ${NOBODY}, not by you (uid 0), so they may not be yours\n`);
+  t.is(
+    refused.stderr,
+    `distrun: not using the run records in ${theirRuns}: it is owned by uid ${NOBODY}, not by you (uid 0), so they may not be yours\n`,
+  );
   const listed = await distrun(['runs'], { env: { XDG_CACHE_HOME: shared } });
   t.is(listed.code, 255);
   // A run there still works; its record is not left in their directory.

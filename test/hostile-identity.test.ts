@@ -6,8 +6,17 @@ import * as tls from 'node:tls';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  cleanupAll, distrun, failureIn, makePki, spawnDistrun, startAgent, tempDir, waitFor, writeAgentConfig,
-  type Pki, type RunningAgent,
+  cleanupAll,
+  distrun,
+  failureIn,
+  makePki,
+  spawnDistrun,
+  startAgent,
+  tempDir,
+  waitFor,
+  writeAgentConfig,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
 import { forgeClientIdentity } from './helpers/forged-certs.js';
 import { assertStillServing } from './helpers/serving.js';
@@ -39,7 +48,10 @@ async function refused(t: import('ava').ExecutionContext, identity: string, reas
   t.is(r.code, 255);
   t.is(r.stdout.toString(), '');
   t.regex(r.stderr, reason);
-  t.true(await waitFor(() => target.logs.slice(before).some((l) => /tls handshake failed|refused/.test(String(l.msg)))), 'the agent logged the refusal');
+  t.true(
+    await waitFor(() => target.logs.slice(before).some((l) => /tls handshake failed|refused/.test(String(l.msg)))),
+    'the agent logged the refusal',
+  );
   await assertStillServing(t, target, pki.dir);
 }
 
@@ -50,14 +62,18 @@ test('a client certificate from a foreign CA is refused at the handshake', async
 
 test('an expired client certificate is refused', async (t) => {
   const dir = forgeClientIdentity(pki.dir, join(tempDir(), 'expired'), {
-    commonName: 'old', notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000),
+    commonName: 'old',
+    notBefore: new Date(Date.now() - 10 * 86400_000),
+    notAfter: new Date(Date.now() - 86400_000),
   });
   await refused(t, dir, /client certificate has expired/);
 });
 
 test('a client certificate that is not valid yet is refused', async (t) => {
   const dir = forgeClientIdentity(pki.dir, join(tempDir(), 'future'), {
-    commonName: 'future', notBefore: new Date(Date.now() + 86400_000), notAfter: new Date(Date.now() + 10 * 86400_000),
+    commonName: 'future',
+    notBefore: new Date(Date.now() + 86400_000),
+    notAfter: new Date(Date.now() + 10 * 86400_000),
   });
   await refused(t, dir, /client certificate is not valid yet/);
 });
@@ -108,9 +124,16 @@ test('a client without a certificate is refused at the handshake', async (t) => 
     socket.write(encodeVersionOffer({ versions: [1], software: 'anonymous' }));
   });
   // The only thing it hears is why: no version choice, nothing of the protocol.
-  t.deepEqual(frames.map((f) => f.token), ['FAI']);
+  t.deepEqual(
+    frames.map((f) => f.token),
+    ['FAI'],
+  );
   t.like(failureIn(frames), { code: 'E_AUTH', reason: "no client certificate: this agent requires one issued by the fleet's CA" });
-  t.true(await waitFor(() => agent.logs.slice(before).some((l) => l.msg === 'refused: no client certificate' && /^127\.0\.0\.1:\d+$/.test(String(l.peer)))));
+  t.true(
+    await waitFor(() =>
+      agent.logs.slice(before).some((l) => l.msg === 'refused: no client certificate' && /^127\.0\.0\.1:\d+$/.test(String(l.peer))),
+    ),
+  );
   const empty = await distrun([...at(agent), '--pki', tempDir(), 'true']);
   t.is(empty.code, 255);
   t.regex(empty.stderr, /no usable client identity .*distrun certs init/);

@@ -58,14 +58,17 @@ function onTerminal(args: string[], env: NodeJS.ProcessEnv = { NO_COLOR: '1' }):
   const child = spawn('script', ['-qec', distrunLine(args), '/dev/null'], {
     // stdin stays open and silent: at the end of its input script(1) would type into the
     // terminal (a NUL that --tty forwards to the hosts, whose terminals echo it as ^@).
-    env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env }, stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   const screen: Buffer[] = [];
   child.stdout.on('data', (c: Buffer) => screen.push(c));
-  return new Promise((resolve) => child.on('close', (status) => {
-    child.stdin.destroy();
-    resolve({ status, screen: Buffer.concat(screen) });
-  }));
+  return new Promise((resolve) =>
+    child.on('close', (status) => {
+      child.stdin.destroy();
+      resolve({ status, screen: Buffer.concat(screen) });
+    }),
+  );
 }
 
 /** What no terminal may get from a host: a CR that is not before LF or a real prefix, BEL, an 8-bit CSI, or ESC other than SGR. */
@@ -82,7 +85,11 @@ function terminalAttacks(screen: Buffer): string[] {
   return found;
 }
 
-const lines = (screen: Buffer) => screen.toString('utf8').split('\r\n').filter((l) => l !== '');
+const lines = (screen: Buffer) =>
+  screen
+    .toString('utf8')
+    .split('\r\n')
+    .filter((l) => l !== '');
 
 test('on a terminal a host cannot set the title, write the clipboard, move the cursor or forge a line: controls are shown', async (t) => {
   // Output on stdout and on stderr, from two hosts at once.
@@ -93,7 +100,10 @@ test('on a terminal a host cannot set the title, write the clipboard, move the c
   for (const host of ['web1', 'web2']) {
     for (const line of prefixedShown(host)) t.is(shown.filter((l) => l === line).length, 2, `${line} (stdout and stderr)`);
   }
-  t.true(shown.every((l) => l.split('\r').every((row) => /^web[12]: /.test(row))), 'every line, and every return to its start, begins with a real prefix');
+  t.true(
+    shown.every((l) => l.split('\r').every((row) => /^web[12]: /.test(row))),
+    'every line, and every return to its start, begins with a real prefix',
+  );
   // -N on several hosts: no prefixes, but still a terminal's output.
   const unprefixed = await onTerminal(on('web1,web2', '-q', '-N', 'cat', attackFile));
   t.deepEqual(terminalAttacks(unprefixed.screen), []);
@@ -102,7 +112,10 @@ test('on a terminal a host cannot set the title, write the clipboard, move the c
   const broadcast = await onTerminal(on('web1,web2', '--tty', '--broadcast', 'cat', attackFile));
   t.is(broadcast.status, 0, broadcast.screen.toString());
   t.deepEqual(terminalAttacks(broadcast.screen), [], JSON.stringify(broadcast.screen.toString('latin1')));
-  const broadcastLines = broadcast.screen.toString('utf8').split(/\r*\n/).filter((l) => l !== '');
+  const broadcastLines = broadcast.screen
+    .toString('utf8')
+    .split(/\r*\n/)
+    .filter((l) => l !== '');
   const expected = ['web1', 'web2'].flatMap(prefixedShown);
   t.deepEqual([...broadcastLines].sort(), expected.sort(), 'every line of both hosts, each under its own prefix, and nothing else');
   await assertStillServing(t, agent, pki.dir);
@@ -126,7 +139,7 @@ test('--tty --broadcast: a carriage return from a host (a progress bar, a CR LF)
   t.is(piped.stdout.toString('latin1'), 'web1: a\rb\n');
 });
 
-test('on a colour terminal: the host\'s colours stay and end with their line; shown controls are in reverse video', async (t) => {
+test("on a colour terminal: the host's colours stay and end with their line; shown controls are in reverse video", async (t) => {
   const file = join(tempDir(), 'colours');
   writeFileSync(file, 'a \x1b[31mred\x1b[8m concealed\nb\x07\n');
   const r = await onTerminal(on('web1', '-q', 'cat', file), { TERM: 'xterm' });
@@ -137,38 +150,56 @@ test('on a colour terminal: the host\'s colours stay and end with their line; sh
   await assertStillServing(t, agent, pki.dir);
 });
 
-(hasTmux ? test.serial : test.serial.skip)('in a real terminal (tmux): title and clipboard unchanged, the forged line shows under its real host; --raw-control-chars lets it through', async (t) => {
-  const tmux = TmuxServer.start('distrun-hostile-output', [['set-clipboard', 'on']]);
-  const runIn = (session: string, extra: string[]) => tmux.open(session,
-    `env XDG_CACHE_HOME=${quote(testCacheHome())} NO_COLOR=1 ${distrunLine(on('web1', '-q', ...extra, 'cat', attackFile))}; echo distrun-exit=$?; exec sleep 600`);
-  runIn('safe', []);
-  t.true(await tmux.shows('safe', /^distrun-exit=0$/m), tmux.screen('safe'));
-  const screen = tmux.screen('safe').split('\n');
-  // The CR returns to the start of the row, and the prefix written after it covers what was there.
-  t.true(screen.includes('web1: ^[[2Kweb2: deploy OK'), screen.join('\n'));
-  t.false(screen.some((l) => l.startsWith('web2:')), 'no line shows as web2\'s');
-  t.not(tmux.paneTitle('safe'), 'TITLE');
-  t.is(tmux.buffers(), '', 'nothing reached the clipboard');
-  // The same bytes passed raw do what the issue says: this is what the defence stops.
-  runIn('raw', ['--raw-control-chars']);
-  t.true(await tmux.shows('raw', /^distrun-exit=0$/m), tmux.screen('raw'));
-  t.true(tmux.screen('raw').split('\n').includes('web2: deploy OK'), tmux.screen('raw'));
-  t.is(tmux.paneTitle('raw'), 'TITLE');
-  t.regex(tmux.buffers(), /rm -rf ~/, 'OSC 52 wrote the clipboard');
-  await assertStillServing(t, agent, pki.dir);
-});
+(hasTmux ? test.serial : test.serial.skip)(
+  'in a real terminal (tmux): title and clipboard unchanged, the forged line shows under its real host; --raw-control-chars lets it through',
+  async (t) => {
+    const tmux = TmuxServer.start('distrun-hostile-output', [['set-clipboard', 'on']]);
+    const runIn = (session: string, extra: string[]) =>
+      tmux.open(
+        session,
+        `env XDG_CACHE_HOME=${quote(testCacheHome())} NO_COLOR=1 ${distrunLine(on('web1', '-q', ...extra, 'cat', attackFile))}; echo distrun-exit=$?; exec sleep 600`,
+      );
+    runIn('safe', []);
+    t.true(await tmux.shows('safe', /^distrun-exit=0$/m), tmux.screen('safe'));
+    const screen = tmux.screen('safe').split('\n');
+    // The CR returns to the start of the row, and the prefix written after it covers what was there.
+    t.true(screen.includes('web1: ^[[2Kweb2: deploy OK'), screen.join('\n'));
+    t.false(
+      screen.some((l) => l.startsWith('web2:')),
+      "no line shows as web2's",
+    );
+    t.not(tmux.paneTitle('safe'), 'TITLE');
+    t.is(tmux.buffers(), '', 'nothing reached the clipboard');
+    // The same bytes passed raw do what the issue says: this is what the defence stops.
+    runIn('raw', ['--raw-control-chars']);
+    t.true(await tmux.shows('raw', /^distrun-exit=0$/m), tmux.screen('raw'));
+    t.true(tmux.screen('raw').split('\n').includes('web2: deploy OK'), tmux.screen('raw'));
+    t.is(tmux.paneTitle('raw'), 'TITLE');
+    t.regex(tmux.buffers(), /rm -rf ~/, 'OSC 52 wrote the clipboard');
+    await assertStillServing(t, agent, pki.dir);
+  },
+);
 
 test('byte-exact on a terminal: --raw-control-chars, -N to one host, --json and --outdir', async (t) => {
   // The terminal's own output processing turns LF into CR LF; nothing else changes.
   const asTerminalShows = (bytes: Buffer) => Buffer.from(bytes.toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
   const raw = await onTerminal(on('web1', '-q', '--raw-control-chars', 'cat', attackFile));
-  const prefixed = Buffer.from(ATTACK.toString('latin1').split('\n').slice(0, -1).map((l) => `web1: ${l}\n`).join(''), 'latin1');
+  const prefixed = Buffer.from(
+    ATTACK.toString('latin1')
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => `web1: ${l}\n`)
+      .join(''),
+    'latin1',
+  );
   t.true(raw.screen.equals(asTerminalShows(prefixed)), JSON.stringify(raw.screen.toString('latin1')));
   const single = await onTerminal(on('web1', '-q', '-N', 'cat', attackFile));
   t.true(single.screen.equals(asTerminalShows(ATTACK)), JSON.stringify(single.screen.toString('latin1')));
 
   const json = await onTerminal(on('web1', '--json', 'cat', attackFile));
-  const events = lines(json.screen).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, string>);
+  const events = lines(json.screen)
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, string>);
   const data = Buffer.concat(events.filter((e) => e.type === 'stdout').map((e) => Buffer.from(e.data!, e.encoding === 'base64' ? 'base64' : 'utf8')));
   t.true(data.equals(ATTACK), 'the JSON events carry the bytes');
 
@@ -202,7 +233,7 @@ const SHOWN_VERSION = 'agent/6.6^[]52;c;cm0gLXJmIH4=^G^[[1A';
 
 const version = (software: string) => encodeVersionChoice({ version: 1, software, keepaliveSeconds: 0 });
 
-test('an agent\'s failure reason is shown as one visible line: on a terminal, into a pipe, in --json and in the run record', async (t) => {
+test("an agent's failure reason is shown as one visible line: on a terminal, into a pipe, in --json and in the run record", async (t) => {
   const liar = await startHostileAgent(pki, 'agent1', [version(EVIL_VERSION), encodeFailure({ code: 'E_DENIED', reason: EVIL_REASON })]);
   const target = ['--pki', pki.dir, '-H', `127.0.0.1:${liar}`];
   const piped = await distrun([...target, 'true']);
@@ -216,20 +247,29 @@ test('an agent\'s failure reason is shown as one visible line: on a terminal, in
   t.true(lines(terminal.screen).includes(`distrun: 127.0.0.1:${liar}: ${SHOWN_REASON}`));
 
   const json = await distrun([...target, '--json', 'true']);
-  const error = json.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const error = json.stdout
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
     .find((e) => e.type === 'error');
   t.is(error?.message, SHOWN_REASON);
 
   // (Other tests of this file record their runs meanwhile: find this agent's.)
   const runs = join(testCacheHome(), 'distrun', 'runs');
   // Records only: a run saving meanwhile has a half-written `.ID.json.HEX.tmp` there (renamed when complete).
-  const records = readdirSync(runs).filter((f) => !f.startsWith('.')).map((f) => JSON.parse(readFileSync(join(runs, f), 'utf8')) as { hosts: Array<{ port: number; reason: string }> });
-  const reasons = records.flatMap((r) => r.hosts).filter((h) => h.port === liar).map((h) => h.reason);
+  const records = readdirSync(runs)
+    .filter((f) => !f.startsWith('.'))
+    .map((f) => JSON.parse(readFileSync(join(runs, f), 'utf8')) as { hosts: Array<{ port: number; reason: string }> });
+  const reasons = records
+    .flatMap((r) => r.hosts)
+    .filter((h) => h.port === liar)
+    .map((h) => h.reason);
   t.deepEqual([...new Set(reasons)], [SHOWN_REASON]);
   await assertStillServing(t, agent, pki.dir);
 });
 
-test('an agent\'s version string is shown visibly: distrun ping (text and --json) and --json exit events', async (t) => {
+test("an agent's version string is shown visibly: distrun ping (text and --json) and --json exit events", async (t) => {
   const pinged = await startHostileAgent(pki, 'agent1', [version(EVIL_VERSION), encodePong({ time: Date.now() })]);
   const ping = await distrun(['ping', '--pki', pki.dir, '-H', `127.0.0.1:${pinged}`]);
   t.is(ping.code, 0, ping.stderr);
@@ -242,7 +282,11 @@ test('an agent\'s version string is shown visibly: distrun ping (text and --json
 
   const ran = await startHostileAgent(pki, 'agent1', [version(EVIL_VERSION), encodeExit({ code: 0, timedOut: false })]);
   const json = await distrun(['--pki', pki.dir, '-H', `127.0.0.1:${ran}`, '--json', 'true']);
-  const exit = json.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const exit = json.stdout
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
     .find((e) => e.type === 'exit');
   t.is(exit?.agent, SHOWN_VERSION);
   const failing = await startHostileAgent(pki, 'agent1', [version('v'), encodeFailure({ code: 'E_DENIED', reason: EVIL_REASON })]);

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 let pki: Pki;
 let agent: RunningAgent;
@@ -35,8 +36,7 @@ test.after.always(cleanupAll);
 const as = (client: string | undefined, ...args: string[]) =>
   distrun(['-H', `127.0.0.1:${agent.port}`, '--pki', client ? join(pki.dir, 'clients', client) : pki.dir, ...args]);
 
-// biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
-const auditRecords = () => readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+const auditRecords = () => jsonLines(readFileSync(audit, 'utf8'));
 
 test('an allowed command runs', async (t) => {
   const r = await as(undefined, 'echo', 'allowed');
@@ -110,7 +110,10 @@ test('a client with no rule is denied everything', async (t) => {
   t.true(lines.includes('127.0.0.1: USER=nobody'));
   t.true(lines.includes('127.0.0.1: HOME=/nonexistent'));
   t.true(lines.includes('127.0.0.1: DISTRUN_CLIENT=admin'));
-  t.false(lines.some((l) => l.includes('DISTRUNNER_')), 'the agent environment is not passed on');
+  t.false(
+    lines.some((l) => l.includes('DISTRUNNER_')),
+    'the agent environment is not passed on',
+  );
   const root = await as('ops-bot', 'id', '-u');
   t.is(root.stdout.toString(), '127.0.0.1: 0\n');
   const missing = await as(undefined, 'id-does-not-exist');
@@ -130,7 +133,7 @@ test('every command has a start and an end audit record with the same id', async
   t.regex(start.client.fingerprint, /^[0-9A-F:]{95}$/);
   t.regex(start.peer, /^127\.0\.0\.1:\d+$/);
   t.is(typeof start.session, 'number');
-  t.is(start.runAs, isRoot ? 'nobody' : process.env.USER ?? start.runAs);
+  t.is(start.runAs, isRoot ? 'nobody' : (process.env.USER ?? start.runAs));
   t.truthy(Date.parse(start.startTime));
   t.truthy(Date.parse(end.endTime));
   t.deepEqual(end.exit, { code: 0, timedOut: false });

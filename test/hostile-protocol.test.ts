@@ -6,8 +6,18 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCommand, encodeFrame, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  cleanupAll, distrun, failureIn, makePki, processesMatching, rawExchange, spawnDistrun, startAgent, tempDir, waitFor,
-  type Pki, type RunningAgent,
+  cleanupAll,
+  distrun,
+  failureIn,
+  makePki,
+  processesMatching,
+  rawExchange,
+  spawnDistrun,
+  startAgent,
+  tempDir,
+  waitFor,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
 
@@ -39,7 +49,12 @@ const violations: Array<[string, Buffer[], string, RegExp]> = [
   ['an unknown token', [hello, encodeFrame('ZZZ', 'x')], 'E_PROTOCOL', /unknown message ZZZ/],
   ['CMD before VER', [encodeCommand(['true'])], 'E_PROTOCOL', /expected VER first/],
   ['INP without the stdin option', [hello, encodeCommand(['sleep', '5']), encodeFrame('INP', 'x')], 'E_PROTOCOL', /INP without the stdin option/],
-  ['EOF twice', [hello, encodeFrame('OPT', 'stdin'), encodeCommand(['cat']), encodeFrame('EOF'), encodeFrame('EOF')], 'E_PROTOCOL', /EOF twice|EOF is not allowed/],
+  [
+    'EOF twice',
+    [hello, encodeFrame('OPT', 'stdin'), encodeCommand(['cat']), encodeFrame('EOF'), encodeFrame('EOF')],
+    'E_PROTOCOL',
+    /EOF twice|EOF is not allowed/,
+  ],
   ['a malformed token', [hello, Buffer.from('a\x00b\x00\x00\x00\x00')], 'E_PROTOCOL', /malformed frame token/],
   ['a length of 0xFFFFFFFF', [hello, header('CMD', 0xffffffff)], 'E_FRAME_TOO_LARGE', /exceeds the limit/],
   ['a large frame before VER', [header('VER', 5000), Buffer.alloc(5000, 0x20)], 'E_FRAME_TOO_LARGE', /limit of 4096 bytes/],
@@ -49,7 +64,12 @@ const violations: Array<[string, Buffer[], string, RegExp]> = [
   ['a NUL byte inside an argument', [hello, encodeCommand(['echo', 'a\0b'])], 'E_PROTOCOL', /NUL/],
   ['an empty program name', [hello, encodeCommand(['', 'x'])], 'E_PROTOCOL', /program name/],
   ['invalid UTF-8 in argv', [hello, encodeFrame('CMD', Buffer.from([0, 0, 0, 2, 0xc3, 0x28]))], 'E_PROTOCOL', /UTF-8/],
-  ['a version nobody speaks', [encodeVersionOffer({ versions: [0, 99], software: 'x' })], 'E_VERSION', /client speaks protocol 0, 99; this agent speaks 1/],
+  [
+    'a version nobody speaks',
+    [encodeVersionOffer({ versions: [0, 99], software: 'x' })],
+    'E_VERSION',
+    /client speaks protocol 0, 99; this agent speaks 1/,
+  ],
 ];
 
 for (const [name, bytes, code, reason] of violations) {
@@ -64,7 +84,10 @@ for (const [name, bytes, code, reason] of violations) {
 
 test('a truncated frame followed by a close ends only that session', async (t) => {
   const frames = await rawSession(agent, [hello, header('CMD', 100), Buffer.alloc(10)], { endAfterWrite: true });
-  t.deepEqual(frames.map((f) => f.token), ['VER']);
+  t.deepEqual(
+    frames.map((f) => f.token),
+    ['VER'],
+  );
   t.is(agent.process.exitCode, null);
   await assertStillServing(t, agent, pki.dir);
 });

@@ -16,10 +16,22 @@ import { ProcessGroup } from '../src/agent/process-group.js';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeFrame, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  cleanupAll, connectRaw, distrun, failureIn, makePki, processesMatching, rawExchange, residentBytes, startAgent,
-  tempDir, waitFor, type Pki, type RunningAgent,
+  cleanupAll,
+  connectRaw,
+  distrun,
+  failureIn,
+  makePki,
+  processesMatching,
+  rawExchange,
+  residentBytes,
+  startAgent,
+  tempDir,
+  waitFor,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 const isRoot = process.getuid?.() === 0;
 let pki: Pki;
@@ -31,8 +43,7 @@ test.after.always(cleanupAll);
 
 const hello = (version = 3) => encodeVersionOffer({ versions: [version], software: 'attacker' });
 const openDescriptors = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
-// biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
-const auditOf = (file: string) => readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+const auditOf = (file: string) => jsonLines(readFileSync(file, 'utf8'));
 const unique = () => `${process.pid}${Math.floor(Math.random() * 1e6)}`;
 
 /** Sessions that announce large OPT frames and never send CMD. */
@@ -42,22 +53,28 @@ async function optionFlood(agent: RunningAgent, sessions: number, framesEach: nu
     peak = Math.max(peak, residentBytes(agent.process.pid!));
   }, 20);
   const option = encodeFrame('OPT', `env=A=${'x'.repeat(valueBytes)}`);
-  await Promise.all(Array.from({ length: sessions }, () => new Promise<void>((resolve) => {
-    const socket = connectRaw(agent.port, pki.dir);
-    socket.on('error', () => {});
-    socket.on('close', () => resolve());
-    socket.once('secureConnect', () => {
-      socket.write(hello());
-      for (let i = 0; i < framesEach; i++) socket.write(option);
-    });
-    socket.resume();
-  })));
+  await Promise.all(
+    Array.from(
+      { length: sessions },
+      () =>
+        new Promise<void>((resolve) => {
+          const socket = connectRaw(agent.port, pki.dir);
+          socket.on('error', () => {});
+          socket.on('close', () => resolve());
+          socket.once('secureConnect', () => {
+            socket.write(hello());
+            for (let i = 0; i < framesEach; i++) socket.write(option);
+          });
+          socket.resume();
+        }),
+    ),
+  );
   clearInterval(sample);
   return Math.max(peak, residentBytes(agent.process.pid!));
 }
 
 // Serial: its 4 GiB of attempted writes load this worker; the other tests here wait for processes.
-test.serial('a flood of large options before CMD is refused at the frame header: the agent\'s memory stays bounded', async (t) => {
+test.serial("a flood of large options before CMD is refused at the frame header: the agent's memory stays bounded", async (t) => {
   const agent = await startAgent(pki, 'agent1', {});
   const before = residentBytes(agent.process.pid!);
   // 64 sessions x 64 options of 1 MiB: 4 GiB if the agent held what it was sent.
@@ -83,7 +100,7 @@ function framesOf(socket: tls.TLSSocket): () => Frame[] {
 
 test('what all sessions together hold before their commands is bounded agent-wide (maxPendingBytes)', async (t) => {
   const budget = 1024 * 1024;
-  const agent = await startAgent(pki, 'agent1', { config: { maxPendingBytes: budget, setupTimeoutSeconds: 60} });
+  const agent = await startAgent(pki, 'agent1', { config: { maxPendingBytes: budget, setupTimeoutSeconds: 60 } });
   await assertStillServing(t, agent, pki.dir);
   const baseline = openDescriptors(agent.process.pid!);
   // Sessions within their own limit that each keep one option of 60 KiB and wait.
@@ -105,9 +122,13 @@ test('what all sessions together hold before their commands is bounded agent-wid
   // What a session held is given back when it goes: the budget is whole again.
   for (const h of holders) h.socket.destroy();
   t.true(await waitFor(() => openDescriptors(agent.process.pid!) <= baseline, 15_000));
-  const again = await Promise.all(Array.from({ length: fitting }, () =>
-    rawExchange(agent.port, pki.dir, [hello(), option, encodeCommand(['true'])])));
-  t.deepEqual(again.map((frames) => failureIn(frames)?.code ?? frames.some((f) => f.token === 'EXT')), Array(fitting).fill(true));
+  const again = await Promise.all(
+    Array.from({ length: fitting }, () => rawExchange(agent.port, pki.dir, [hello(), option, encodeCommand(['true'])])),
+  );
+  t.deepEqual(
+    again.map((frames) => failureIn(frames)?.code ?? frames.some((f) => f.token === 'EXT')),
+    Array(fitting).fill(true),
+  );
   await assertStillServing(t, agent, pki.dir);
 });
 
@@ -141,17 +162,19 @@ async function vanishBehindOutput(agent: RunningAgent, marker: string): Promise<
 
 test('a reader that vanishes while its output is backed up: every command ends, is audited, and its descriptors are freed', async (t) => {
   const audit = join(tempDir(), 'audit.jsonl');
-  const agent = await startAgent(pki, 'agent1', { config: { auditLog: audit, killGraceSeconds: 1} });
+  const agent = await startAgent(pki, 'agent1', { config: { auditLog: audit, killGraceSeconds: 1 } });
   await assertStillServing(t, agent, pki.dir);
   const baseline = openDescriptors(agent.process.pid!);
   const marker = `backed-up-${unique()}`;
   const readers = 20;
-  for (let i = 0; i < readers; i++) t.true(await vanishBehindOutput(agent, `${marker}-${i}`) > 0);
+  for (let i = 0; i < readers; i++) t.true((await vanishBehindOutput(agent, `${marker}-${i}`)) > 0);
   const ended = () => auditOf(audit).filter((a) => a.event === 'end' && String(a.argv?.[1]).startsWith(marker)).length;
   t.true(await waitFor(() => ended() === readers, 30_000), `${ended()} of ${readers} commands have an end record`);
   t.true(await waitFor(() => processesMatching(marker).length === 0, 10_000), 'no command is left running');
-  t.true(await waitFor(() => openDescriptors(agent.process.pid!) <= baseline, 15_000),
-    `descriptors: ${openDescriptors(agent.process.pid!)} now, ${baseline} before`);
+  t.true(
+    await waitFor(() => openDescriptors(agent.process.pid!) <= baseline, 15_000),
+    `descriptors: ${openDescriptors(agent.process.pid!)} now, ${baseline} before`,
+  );
   await assertStillServing(t, agent, pki.dir);
 });
 
@@ -193,7 +216,7 @@ function reaperOf(agentPid: number): number | undefined {
 
 (isRoot ? test : test.skip)('the orphan reaper never signals a group whose command has ended, even when its id was given to another', async (t) => {
   const audit = join(tempDir(), 'audit.jsonl');
-  const agent = await startAgent(pki, 'agent1', { config: { auditLog: audit, killGraceSeconds: 1} });
+  const agent = await startAgent(pki, 'agent1', { config: { auditLog: audit, killGraceSeconds: 1 } });
   // The issue's case: a reader that vanished while `yes` filled its pipe.
   const marker = `stale-${unique()}`;
   const command = await vanishBehindOutput(agent, marker);
@@ -241,26 +264,38 @@ function reaperOf(agentPid: number): number | undefined {
 });
 
 test('sessions that ended and are held half-open by their peer free their slot at once and are closed soon after', async (t) => {
-  const agent = await startAgent(pki, 'agent1', { config: { maxSessions: 4, maxSessionsPerClient: 4} });
+  const agent = await startAgent(pki, 'agent1', { config: { maxSessions: 4, maxSessionsPerClient: 4 } });
   await assertStillServing(t, agent, pki.dir);
   const baseline = openDescriptors(agent.process.pid!);
   const ca = readFileSync(join(pki.dir, 'ca.crt'));
-  const holders = await Promise.all(Array.from({ length: 4 }, () => new Promise<tls.TLSSocket>((resolve) => {
-    // tls.connect passes allowHalfOpen to its socket; @types/node does not list it.
-    const socket = tls.connect({
-      host: '127.0.0.1', port: agent.port, ca, cert: readFileSync(join(pki.dir, 'client.crt')), key: readFileSync(join(pki.dir, 'client.key')),
-      allowHalfOpen: true,
-    } as tls.ConnectionOptions);
-    socket.on('error', () => {});
-    // A protocol violation: the agent answers FAI and ends its side; this peer never closes.
-    socket.once('secureConnect', () => socket.write(Buffer.concat([hello(), encodeFrame('ZZZ')])));
-    socket.once('end', () => resolve(socket));
-    socket.resume();
-  })));
+  const holders = await Promise.all(
+    Array.from(
+      { length: 4 },
+      () =>
+        new Promise<tls.TLSSocket>((resolve) => {
+          // tls.connect passes allowHalfOpen to its socket; @types/node does not list it.
+          const socket = tls.connect({
+            host: '127.0.0.1',
+            port: agent.port,
+            ca,
+            cert: readFileSync(join(pki.dir, 'client.crt')),
+            key: readFileSync(join(pki.dir, 'client.key')),
+            allowHalfOpen: true,
+          } as tls.ConnectionOptions);
+          socket.on('error', () => {});
+          // A protocol violation: the agent answers FAI and ends its side; this peer never closes.
+          socket.once('secureConnect', () => socket.write(Buffer.concat([hello(), encodeFrame('ZZZ')])));
+          socket.once('end', () => resolve(socket));
+          socket.resume();
+        }),
+    ),
+  );
   t.teardown(() => holders.forEach((s) => s.destroy()));
   await assertStillServing(t, agent, pki.dir);
-  t.true(await waitFor(() => openDescriptors(agent.process.pid!) <= baseline, 30_000),
-    `the held connections are closed by the agent (${openDescriptors(agent.process.pid!)} descriptors, ${baseline} before)`);
+  t.true(
+    await waitFor(() => openDescriptors(agent.process.pid!) <= baseline, 30_000),
+    `the held connections are closed by the agent (${openDescriptors(agent.process.pid!)} descriptors, ${baseline} before)`,
+  );
 });
 
 test('protocol 1: a client that leaves while its input is backed up still ends its command', async (t) => {
@@ -286,7 +321,7 @@ test('protocol 1: a client that leaves while its input is backed up still ends i
   await assertStillServing(t, agent, pki.dir);
 });
 
-test('time limits beyond 24.8 days (setTimeout\'s range) do not fire at once', async (t) => {
+test("time limits beyond 24.8 days (setTimeout's range) do not fire at once", async (t) => {
   const agent = await startAgent(pki, 'agent1', { config: { maxCommandSeconds: 30 * 24 * 3600 } });
   const r = await distrun(['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir, '--timeout', '2200000', '--', 'sh', '-c', 'sleep 0.5; echo done']);
   t.is(r.code, 0, r.stderr);
@@ -294,7 +329,7 @@ test('time limits beyond 24.8 days (setTimeout\'s range) do not fire at once', a
   t.false(agent.rawLog().includes('TimeoutOverflowWarning'));
 });
 
-test('error events on a command\'s streams and on the agent\'s helpers are handled: nothing crashes, the command still ends', async (t) => {
+test("error events on a command's streams and on the agent's helpers are handled: nothing crashes, the command still ends", async (t) => {
   const user = agentUser();
   const broken: string[] = [];
   const pipes = new PipePool(8, (reason) => broken.push(`pipes: ${reason}`));
@@ -306,8 +341,17 @@ test('error events on a command\'s streams and on the agent\'s helpers are handl
   });
   for (const pool of [pipes, undefined]) {
     const command = new CommandProcess({
-      argv: ['sh', '-c', 'yes | head -c 100000000'], shell: false, stdin: true, stderr: true, timeoutMs: 0, killGraceMs: 500,
-      user, switchUser: false, clientName: 'test', pipes: pool, reaper,
+      argv: ['sh', '-c', 'yes | head -c 100000000'],
+      shell: false,
+      stdin: true,
+      stderr: true,
+      timeoutMs: 0,
+      killGraceMs: 500,
+      user,
+      switchUser: false,
+      clientName: 'test',
+      pipes: pool,
+      reaper,
     });
     const exited = new Promise((resolve) => command.once('exit', resolve));
     await new Promise((resolve) => command.stdout.once('data', resolve));

@@ -9,8 +9,19 @@ import * as tls from 'node:tls';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  AGENT, cleanupAll, distrun, failureIn, makePki, residentBytes, run, startAgent, tempDir, waitFor,
-  writeAgentConfig, type Pki, type RunningAgent,
+  AGENT,
+  cleanupAll,
+  distrun,
+  failureIn,
+  makePki,
+  residentBytes,
+  run,
+  startAgent,
+  tempDir,
+  waitFor,
+  writeAgentConfig,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
 import { forgeAgentBundle, forgeClientIdentity, forgeCrl, forgeSha1Identity, type ForgedClient } from './helpers/forged-certs.js';
 import { assertStillServing } from './helpers/serving.js';
@@ -40,10 +51,15 @@ function identityCopy(pkiDir: string): string {
 async function rogueServer(cert: string, key: string): Promise<{ port: number; received: () => number; close: () => void }> {
   let received = 0;
   // Level 0: it serves what our code would refuse (weak keys, SHA-1).
-  const server = tls.createServer({ cert: readFileSync(cert), key: readFileSync(key), minVersion: 'TLSv1.3', ciphers: 'DEFAULT@SECLEVEL=0' }, (socket) => {
-    socket.on('data', (chunk: Buffer) => { received += chunk.length; });
-    socket.on('error', () => {});
-  });
+  const server = tls.createServer(
+    { cert: readFileSync(cert), key: readFileSync(key), minVersion: 'TLSv1.3', ciphers: 'DEFAULT@SECLEVEL=0' },
+    (socket) => {
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+      });
+      socket.on('error', () => {});
+    },
+  );
   server.on('tlsClientError', () => {});
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: (server.address() as net.AddressInfo).port, received: () => received, close: () => server.close() };
@@ -51,7 +67,7 @@ async function rogueServer(cert: string, key: string): Promise<{ port: number; r
 
 // --- item 5: distrun and revoked or unfit agent certificates -----------------------
 
-test("distrun refuses an agent whose certificate was revoked, with or without a ticket from before; the token and stdin are never sent", async (t) => {
+test('distrun refuses an agent whose certificate was revoked, with or without a ticket from before; the token and stdin are never sent', async (t) => {
   const local = await makePki(['agent1']);
   const dir = tempDir();
   const tokenFile = join(dir, 'token');
@@ -65,7 +81,15 @@ test("distrun refuses an agent whose certificate was revoked, with or without a 
     t.is(before.code, 0, before.stderr);
   }
   // The second run resumed: distrun holds a ticket this agent accepts.
-  t.true(await waitFor(() => revokedAgent.logs.filter((l) => l.msg === 'session start').map((l) => l.resumed).join() === 'false,true'));
+  t.true(
+    await waitFor(
+      () =>
+        revokedAgent.logs
+          .filter((l) => l.msg === 'session start')
+          .map((l) => l.resumed)
+          .join() === 'false,true',
+    ),
+  );
   const audited = readFileSync(audit, 'utf8');
 
   const revoke = await distrun(['certs', 'revoke', 'agent1', '--dir', local.dir]);
@@ -77,13 +101,17 @@ test("distrun refuses an agent whose certificate was revoked, with or without a 
   t.is(resumed.stdout.length, 0);
   t.regex(resumed.stderr, /agent certificate has been revoked \(listed in .*crl\.pem\); refusing to talk to it/);
   // A full handshake: OpenSSL checks the CRL.
-  const fresh = await distrun([...at(revokedAgent), '--pki', local.dir, '--token-file', tokenFile, 'cat'],
-    { env: { XDG_CACHE_HOME: tempDir() }, input: 'operator-secret\n' });
+  const fresh = await distrun([...at(revokedAgent), '--pki', local.dir, '--token-file', tokenFile, 'cat'], {
+    env: { XDG_CACHE_HOME: tempDir() },
+    input: 'operator-secret\n',
+  });
   t.is(fresh.code, 255);
   t.regex(fresh.stderr, /agent certificate has been revoked \(listed in .*crl\.pem\); refusing to talk to it/);
   t.notRegex(fresh.stderr + resumed.stderr, /ERR_SSL|CERT_REVOKED/);
   // distrun hung up mid-handshake: the agent still says who it was.
-  t.true(await waitFor(() => revokedAgent.logs.slice(since).some((l) => l.msg === 'tls handshake failed' && /^127\.0\.0\.1:\d+$/.test(String(l.peer)))));
+  t.true(
+    await waitFor(() => revokedAgent.logs.slice(since).some((l) => l.msg === 'tls handshake failed' && /^127\.0\.0\.1:\d+$/.test(String(l.peer)))),
+  );
   // Nothing of the request arrived: no command, no authentication, nothing audited.
   t.false(revokedAgent.logs.slice(since).some((l) => l.msg === 'command' || /token/.test(String(l.msg))));
   t.is(readFileSync(audit, 'utf8'), audited);
@@ -115,10 +143,17 @@ async function unusableCrls(): Promise<{ local: Pki; eve: string; good: string; 
   const expired = forgeCrl(local.dir, [], { thisUpdate: new Date(Date.now() - 10 * DAY), nextUpdate: new Date(Date.now() - DAY) });
   const future = forgeCrl(local.dir, [], { thisUpdate: new Date(Date.now() + DAY), nextUpdate: new Date(Date.now() + 10 * DAY) });
   return {
-    local, eve: join(local.dir, 'clients', 'eve'), good, bad: [
+    local,
+    eve: join(local.dir, 'clients', 'eve'),
+    good,
+    bad: [
       ['expired', expired, /it expired on \d{4}-\d\d-\d\dT[\d:]+Z/],
       ['not yet valid', future, /it is not valid before/],
-      ["another CA's", readFileSync(join(foreign.dir, 'crl.pem'), 'utf8'), /its signature does not verify with the CA's key|it was not issued by this CA/],
+      [
+        "another CA's",
+        readFileSync(join(foreign.dir, 'crl.pem'), 'utf8'),
+        /its signature does not verify with the CA's key|it was not issued by this CA/,
+      ],
       ['with a broken signature', broken, /its signature does not verify with the CA's key/],
     ],
   };
@@ -170,15 +205,25 @@ function rawClient(identity: string, port: number, options: RawClientOptions = {
   const { session, withCertificate = true, ciphers } = options;
   return new Promise((resolve) => {
     const socket = tls.connect({
-      host: '127.0.0.1', port, minVersion: 'TLSv1.3', session, ciphers, ca: readFileSync(join(identity, 'ca.crt')),
+      host: '127.0.0.1',
+      port,
+      minVersion: 'TLSv1.3',
+      session,
+      ciphers,
+      ca: readFileSync(join(identity, 'ca.crt')),
       ...(withCertificate ? { cert: readFileSync(join(identity, 'client.crt')), key: readFileSync(join(identity, 'client.key')) } : {}),
     });
     const decoder = new FrameDecoder();
     const frames: Frame[] = [];
     let ticket: Buffer | undefined;
     let reused = false;
-    socket.on('session', (s: Buffer) => { ticket = s; });
-    socket.on('secureConnect', () => { reused = socket.isSessionReused(); socket.write(Buffer.concat([hello, encodeCommand(['echo', 'x'])])); });
+    socket.on('session', (s: Buffer) => {
+      ticket = s;
+    });
+    socket.on('secureConnect', () => {
+      reused = socket.isSessionReused();
+      socket.write(Buffer.concat([hello, encodeCommand(['echo', 'x'])]));
+    });
     socket.on('data', (c: Buffer) => frames.push(...decoder.push(c)));
     socket.on('error', () => {});
     socket.on('close', () => resolve({ frames, reused, ticket }));
@@ -188,16 +233,30 @@ function rawClient(identity: string, port: number, options: RawClientOptions = {
 test('a refused client certificate is logged with the peer address and the reason, and told why; its ticket is refused again', async (t) => {
   const foreign = await makePki([]);
   const cases: Array<[string, ForgedClient | 'foreign', RegExp, RegExp]> = [
-    ['expired', { commonName: 'old', notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) }, /^CERT_HAS_EXPIRED$/, /client certificate has expired/],
+    [
+      'expired',
+      { commonName: 'old', notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) },
+      /^CERT_HAS_EXPIRED$/,
+      /client certificate has expired/,
+    ],
     ['foreign', 'foreign', /^UNABLE_TO_(GET_ISSUER_CERT_LOCALLY|VERIFY_LEAF_SIGNATURE)$/, /client certificate is not issued by this fleet's CA/],
   ];
   for (const [what, spec, verifyError, reason] of cases) {
-    const identity = spec === 'foreign'
-      ? (() => { const d = identityCopy(foreign.dir); copyFileSync(join(pki.dir, 'ca.crt'), join(d, 'ca.crt')); return d; })()
-      : forgeClientIdentity(pki.dir, join(tempDir(), what), spec);
+    const identity =
+      spec === 'foreign'
+        ? (() => {
+            const d = identityCopy(foreign.dir);
+            copyFileSync(join(pki.dir, 'ca.crt'), join(d, 'ca.crt'));
+            return d;
+          })()
+        : forgeClientIdentity(pki.dir, join(tempDir(), what), spec);
     const since = agent.logs.length;
     const first = await rawClient(identity, agent.port);
-    t.deepEqual(first.frames.map((f) => f.token), ['FAI'], what);
+    t.deepEqual(
+      first.frames.map((f) => f.token),
+      ['FAI'],
+      what,
+    );
     t.like(failureIn(first.frames), { code: 'E_AUTH' });
     t.regex(failureIn(first.frames)!.reason, reason, what);
     t.true(await waitFor(() => agent.logs.slice(since).some((l) => l.msg === 'refused: client certificate not accepted')), what);
@@ -218,14 +277,17 @@ test('a refused client certificate is logged with the peer address and the reaso
   await assertStillServing(t, agent, pki.dir);
 });
 
-test("a client without a certificate is refused again when it resumes the session it was given", async (t) => {
+test('a client without a certificate is refused again when it resumes the session it was given', async (t) => {
   const noCertificate = /^no client certificate/;
   const first = await rawClient(pki.dir, agent.port, { withCertificate: false });
   t.regex(failureIn(first.frames)?.reason ?? '', noCertificate);
   t.truthy(first.ticket);
   const again = await rawClient(pki.dir, agent.port, { session: first.ticket, withCertificate: false });
   t.true(again.reused, 'the session was resumed');
-  t.deepEqual(again.frames.map((f) => f.token), ['FAI']);
+  t.deepEqual(
+    again.frames.map((f) => f.token),
+    ['FAI'],
+  );
   t.regex(failureIn(again.frames)?.reason ?? '', noCertificate);
   await assertStillServing(t, agent, pki.dir);
 });
@@ -248,10 +310,14 @@ test("a handshake that fails is logged with the peer's address and OpenSSL's rea
 // Certificates signed by the fleet CA that OpenSSL's defaults would take: an RSA-1024 key,
 // and a signature with SHA-1 (made with the openssl command: our own code signs SHA-256 only).
 const weakSpecs: Array<[string, (dir: string, role: 'client' | 'agent') => string, RegExp]> = [
-  ['RSA-1024', (dir, role) => role === 'client'
-    ? forgeClientIdentity(pki.dir, dir, { commonName: 'weak', rsaBits: 1024 })
-    : dirname(forgeAgentBundle(pki.dir, dir, { commonName: 'agent1', rsaBits: 1024 }).cert),
-  /its key is RSA with 1024 bits; at least 2048 are needed/],
+  [
+    'RSA-1024',
+    (dir, role) =>
+      role === 'client'
+        ? forgeClientIdentity(pki.dir, dir, { commonName: 'weak', rsaBits: 1024 })
+        : dirname(forgeAgentBundle(pki.dir, dir, { commonName: 'agent1', rsaBits: 1024 }).cert),
+    /its key is RSA with 1024 bits; at least 2048 are needed/,
+  ],
   ['SHA-1', (dir, role) => forgeSha1Identity(pki.dir, dir, role), /its signature is ECDSA with SHA-1; SHA-256 or better is needed/],
 ];
 
@@ -261,10 +327,18 @@ for (const [what, make, problem] of weakSpecs) {
     const since = agent.logs.length;
     // A client that lowers its own floor (OpenSSL level 0): the agent's floor must hold.
     const { frames } = await rawClient(weak, agent.port, { ciphers: 'DEFAULT@SECLEVEL=0' });
-    t.deepEqual(frames.map((f) => f.token), ['FAI'], 'nothing of the protocol');
+    t.deepEqual(
+      frames.map((f) => f.token),
+      ['FAI'],
+      'nothing of the protocol',
+    );
     t.like(failureIn(frames), { code: 'E_AUTH' });
     t.regex(failureIn(frames)!.reason, new RegExp(`^client certificate is too weak: ${problem.source}`));
-    t.true(await waitFor(() => agent.logs.slice(since).some((l) => l.msg === 'refused: client certificate too weak' && /^127\.0\.0\.1:\d+$/.test(String(l.peer)))));
+    t.true(
+      await waitFor(() =>
+        agent.logs.slice(since).some((l) => l.msg === 'refused: client certificate too weak' && /^127\.0\.0\.1:\d+$/.test(String(l.peer))),
+      ),
+    );
     const r = await distrun([...at(agent), '--pki', weak, 'echo', 'x']);
     t.is(r.code, 255);
     t.regex(r.stderr, new RegExp(`client\\.crt is too weak: .*${problem.source}`));
@@ -298,11 +372,26 @@ for (const [what, make, problem] of weakSpecs) {
 test('a client certificate that names several clients, or a name that is not plain, is refused; a single name is used everywhere', async (t) => {
   const audit = join(tempDir(), 'audit.jsonl');
   const guarded = await startAgent(pki, 'agent1', {
-    config: { auditLog: audit, policy: [{ clients: ['admin'], commands: ['*'] }, { clients: ['monitor'], commands: ['uptime'] }] },
+    config: {
+      auditLog: audit,
+      policy: [
+        { clients: ['admin'], commands: ['*'] },
+        { clients: ['monitor'], commands: ['uptime'] },
+      ],
+    },
   });
   const cases: Array<[ForgedClient, RegExp]> = [
     [{ commonName: 'monitor', dnsNames: ['monitor', 'admin'] }, /has several DNS names \("monitor", "admin"\)/],
-    [{ commonName: 'admin', subject: [{ name: 'commonName', value: 'admin' }, { name: 'commonName', value: 'evil' }] }, /has several common names \("admin", "evil"\)/],
+    [
+      {
+        commonName: 'admin',
+        subject: [
+          { name: 'commonName', value: 'admin' },
+          { name: 'commonName', value: 'evil' },
+        ],
+      },
+      /has several common names \("admin", "evil"\)/,
+    ],
     [{ commonName: 'monitor', dnsNames: ['admin'] }, /has the DNS name "admin" and the common name "monitor", which differ/],
     [{ commonName: 'admin, DNS:root', dnsNames: ['admin, DNS:root'] }, /has the name "admin, DNS:root", which is not a plain name/],
   ];
@@ -347,18 +436,26 @@ test('idle TCP connections beyond the open-files limit cannot lock out a client:
   });
   const rssBefore = residentBytes(flooded.process.pid!);
   const attackers = [...idleConnections(150, '127.0.0.2', flooded.port), ...idleConnections(150, '127.0.0.3', flooded.port)];
-  t.teardown(() => { for (const s of attackers) s.destroy(); });
+  t.teardown(() => {
+    for (const s of attackers) s.destroy();
+  });
   const closed = () => attackers.filter((s) => s.destroyed || s.closed).length;
   // More connections than the agent may open files; 48 may wait, the agent drops the other 252.
   t.true(attackers.length > NOFILE);
   t.true(await waitFor(() => closed() >= attackers.length - 48, 30_000), `dropped ${closed()} of ${attackers.length}`);
   await assertStillServing(t, flooded, pki.dir);
   const rssAfter = residentBytes(flooded.process.pid!);
-  t.log(`RSS ${Math.round(rssBefore / 2 ** 20)} MB -> ${Math.round(rssAfter / 2 ** 20)} MB; ${closed()} of ${attackers.length} idle connections dropped`);
+  t.log(
+    `RSS ${Math.round(rssBefore / 2 ** 20)} MB -> ${Math.round(rssAfter / 2 ** 20)} MB; ${closed()} of ${attackers.length} idle connections dropped`,
+  );
   t.true(rssAfter - rssBefore < 64 * 2 ** 20, 'memory stays bounded');
   await flooded.stop();
   const dropLines = flooded.logs.filter((l) => l.msg === 'dropped a connection: too many not yet in a session');
   t.true(dropLines.length <= 20, `${dropLines.length} lines for the drops`);
   const suppressed = flooded.logs.filter((l) => l.msg === 'log lines suppressed' && l.of === 'dropped a connection: too many not yet in a session');
-  t.is(dropLines.length + suppressed.reduce((n, l) => n + (l.suppressed as number), 0), attackers.length - 48 + 1, 'every drop is counted (the legitimate client made room too)');
+  t.is(
+    dropLines.length + suppressed.reduce((n, l) => n + (l.suppressed as number), 0),
+    attackers.length - 48 + 1,
+    'every drop is counted (the legitimate client made room too)',
+  );
 });

@@ -22,8 +22,12 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
   const tarball = join(work, readdirSync(work).find((f) => f.endsWith('.tgz'))!);
   const pki = await makePki(['host1']);
 
-  const install = () => spawnSync('bash', [join(repo, 'scripts/install-agent.sh'),
-    '--root', root, '--bundle', pki.agent('host1'), '--package', tarball, '--run-as', 'nobody'], { encoding: 'utf8' });
+  const install = () =>
+    spawnSync(
+      'bash',
+      [join(repo, 'scripts/install-agent.sh'), '--root', root, '--bundle', pki.agent('host1'), '--package', tarball, '--run-as', 'nobody'],
+      { encoding: 'utf8' },
+    );
   const first = install();
   t.is(first.status, 0, first.stderr);
   t.regex(first.stdout, /writing .*agent\.yaml/);
@@ -57,8 +61,9 @@ test('install-agent.sh installs into a root; the installed agent runs; uninstall
   t.is(`${verify.stdout}${verify.stderr}`.trim(), '', 'no warning at all');
 
   // Start the installed agent from the root (on a free loopback port) and use it.
-  const agent = spawn(join(root, 'usr/local/bin/distrunner-agent'),
-    ['--config', join(etc, 'agent.yaml'), '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const agent = spawn(join(root, 'usr/local/bin/distrunner-agent'), ['--config', join(etc, 'agent.yaml'), '--host', '127.0.0.1', '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     let port = 0;
     agent.stdout.on('data', (c: Buffer) => {

@@ -40,18 +40,31 @@ test('nested groups, implicit all, order of first appearance, no duplicates', (t
 
 test('-H takes names, host:port and [v6]:port; inventory names keep their address', (t) => {
   t.deepEqual(select([], ['web1, other:9000', '[::1]:7100', '127.0.0.1']), [
-    'web1=10.0.0.1:7000', 'other=other:9000', '::1=::1:7100', '127.0.0.1=127.0.0.1:7000',
+    'web1=10.0.0.1:7000',
+    'other=other:9000',
+    '::1=::1:7100',
+    '127.0.0.1=127.0.0.1:7000',
   ]);
   t.deepEqual(select([], ['web2:8000']), ['web2=10.0.0.2:8000']);
-  t.deepEqual(parseHostList('a,,b', 6789).map((x) => x.name), ['a', 'b']);
+  t.deepEqual(
+    parseHostList('a,,b', 6789).map((x) => x.name),
+    ['a', 'b'],
+  );
 });
 
 test('one name selected with two ports: each is named with its port (distinct prefixes, summary entries, files)', (t) => {
   t.deepEqual(select([], ['127.0.0.1:6790,127.0.0.1:6791,127.0.0.2']), [
-    '127.0.0.1:6790=127.0.0.1:6790', '127.0.0.1:6791=127.0.0.1:6791', '127.0.0.2=127.0.0.2:7000',
+    '127.0.0.1:6790=127.0.0.1:6790',
+    '127.0.0.1:6791=127.0.0.1:6791',
+    '127.0.0.2=127.0.0.2:7000',
   ]);
   t.deepEqual(select(['web'], ['web1:7001', '[::1]:1', '[::1]:2']), [
-    'web1:7000=10.0.0.1:7000', 'web2=10.0.0.2:7002', 'web9=web9:7009', 'web1:7001=10.0.0.1:7001', '[::1]:1=::1:1', '[::1]:2=::1:2',
+    'web1:7000=10.0.0.1:7000',
+    'web2=10.0.0.2:7002',
+    'web9=web9:7009',
+    'web1:7001=10.0.0.1:7001',
+    '[::1]:1=::1:1',
+    '[::1]:2=::1:2',
   ]);
   // The same host and port twice is one host.
   t.deepEqual(select([], ['web1', 'web1:7000']), ['web1=10.0.0.1:7000']);
@@ -70,10 +83,16 @@ test('selection errors', (t) => {
   t.throws(() => select(['db:!db1']), { instanceOf: UsageError, message: /the selection is empty: db:!db1 excluded every host/ });
   t.throws(() => select(['db'], [], ['db1']), { instanceOf: UsageError, message: /the selection is empty: -x db1 excluded every selected host/ });
   t.deepEqual(select(['none', 'db']), ['db1=db1:7000'], 'an empty group among others is no error');
-  t.throws(() => select(['webz']), { instanceOf: InventoryError, message: /hosts\.yaml: unknown group or host 'webz' \(known groups: db, none, prod, web\)/ });
+  t.throws(() => select(['webz']), {
+    instanceOf: InventoryError,
+    message: /hosts\.yaml: unknown group or host 'webz' \(known groups: db, none, prod, web\)/,
+  });
   t.throws(() => select([], ['web1:99999']), { instanceOf: UsageError, message: /port must be/ });
   t.throws(() => select([], ['bad/name']), { instanceOf: UsageError, message: /invalid host/ });
-  t.throws(() => selectTargets(undefined, { groups: ['web'], hosts: [], exclude: [] }), { instanceOf: InventoryError, message: /no inventory found/ });
+  t.throws(() => selectTargets(undefined, { groups: ['web'], hosts: [], exclude: [] }), {
+    instanceOf: InventoryError,
+    message: /no inventory found/,
+  });
 });
 
 const bad: Array<[string, string, RegExp]> = [
@@ -117,10 +136,19 @@ test('files: missing file, -i and $DISTRUN_INVENTORY precedence', (t) => {
     writeFileSync(join(dir, 'env.yaml'), '');
     t.is(findInventoryFile(undefined, { DISTRUN_INVENTORY: join(dir, 'env.yaml') }, cwd, home), join(dir, 'env.yaml'));
     t.is(findInventoryFile('../env.yaml', { DISTRUN_INVENTORY: '/nope' }, cwd, home), join(dir, 'env.yaml'));
-    t.throws(() => findInventoryFile('missing.yaml', {}, cwd, home), { instanceOf: InventoryError, message: /missing\.yaml: no such file \(from -i\)/ });
+    t.throws(() => findInventoryFile('missing.yaml', {}, cwd, home), {
+      instanceOf: InventoryError,
+      message: /missing\.yaml: no such file \(from -i\)/,
+    });
     // Ansible's `-i 'web1,web2:22,'` (its host_list plugin) is refused, pointing to -H.
-    t.throws(() => findInventoryFile('web1,web2:22,', {}, cwd, home), { instanceOf: InventoryError, message: /^web1,web2:22,: no such file; Ansible would read it as a list of hosts .*give the hosts with -H/ });
-    t.throws(() => findInventoryFile(undefined, { DISTRUN_INVENTORY: '/nope.yaml' }, cwd, home), { instanceOf: InventoryError, message: /DISTRUN_INVENTORY/ });
+    t.throws(() => findInventoryFile('web1,web2:22,', {}, cwd, home), {
+      instanceOf: InventoryError,
+      message: /^web1,web2:22,: no such file; Ansible would read it as a list of hosts .*give the hosts with -H/,
+    });
+    t.throws(() => findInventoryFile(undefined, { DISTRUN_INVENTORY: '/nope.yaml' }, cwd, home), {
+      instanceOf: InventoryError,
+      message: /DISTRUN_INVENTORY/,
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -131,7 +159,8 @@ test('the example hosts.yaml at the top of the repository is valid', (t) => {
   t.deepEqual(selectTargets(example, { groups: ['production'], hosts: [], exclude: [] }).length, 5);
 });
 
-const ranged = parseInventory(`
+const ranged = parseInventory(
+  `
 hosts:
   web[01-04]: { port: 7000 }
   db1: {}
@@ -139,7 +168,9 @@ groups:
   web: ['web[01-04]']
   prod: [web01, web02, db1]
   canary: ['web[03-04]', 'www[01:05:2]']
-`, FILE);
+`,
+  FILE,
+);
 const pick = (groups: string[], hosts: string[] = [], exclude: string[] = []) =>
   selectTargets(ranged, { groups, hosts, exclude }).map((t) => `${t.name}:${t.port}`);
 
@@ -156,7 +187,10 @@ test('-H and -x take ranges; IPv6 brackets still mean addresses', (t) => {
 });
 
 test('brackets after a group name are refused: a host range here, a position in the group in Ansible', (t) => {
-  t.throws(() => pick(['web[03-04],db1']), { instanceOf: InventoryError, message: /'web\[03-04\]': web is a group, and in this inventory format brackets after a name are a host range \(web03, web04\)/ });
+  t.throws(() => pick(['web[03-04],db1']), {
+    instanceOf: InventoryError,
+    message: /'web\[03-04\]': web is a group, and in this inventory format brackets after a name are a host range \(web03, web04\)/,
+  });
   t.throws(() => pick(['prod:!web[0]']), { instanceOf: InventoryError, message: /'web\[0\]': web is a group/ });
   t.throws(() => pick(['all[1:2]']), { instanceOf: InventoryError, message: /all is a group/ });
   // No collision: web0[1-2] is not a group's name with a subscript, www is no group.
@@ -181,7 +215,10 @@ test('target expressions: union, intersection, difference, ranges and wildcards'
 });
 
 test('a bad range in the inventory names the file and entry', (t) => {
-  t.throws(() => parseInventory('hosts:\n  web[5-1]: {}\n', FILE), { instanceOf: InventoryError, message: /hosts\.yaml: hosts\.web\[5-1\]: range '5-1' .* goes backwards/ });
+  t.throws(() => parseInventory('hosts:\n  web[5-1]: {}\n', FILE), {
+    instanceOf: InventoryError,
+    message: /hosts\.yaml: hosts\.web\[5-1\]: range '5-1' .* goes backwards/,
+  });
 });
 
 test('a parsed inventory is cached by content: an edit is parsed again; a shared cache directory is not used', (t) => {

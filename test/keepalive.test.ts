@@ -5,7 +5,16 @@ import test from 'ava';
 import { Keepalive } from '../src/protocol/keepalive.js';
 import { decodeVersionChoice, encodeCommand, encodeVersionChoice, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  cleanupAll, distrun, makePki, processesMatching, rawExchange, spawnDistrun, startAgent, waitFor, type Pki, type RunningAgent,
+  cleanupAll,
+  distrun,
+  makePki,
+  processesMatching,
+  rawExchange,
+  spawnDistrun,
+  startAgent,
+  waitFor,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
 
 let pki: Pki;
@@ -28,7 +37,14 @@ test('Keepalive: sends every interval, gives up after 3 silent ones, and not whi
   let sent = 0;
   let lostAfter: number | undefined;
   const started = Date.now();
-  const keepalive = new Keepalive(20, { send: () => { sent += 1; }, lost: (limitMs) => { lostAfter = limitMs; } });
+  const keepalive = new Keepalive(20, {
+    send: () => {
+      sent += 1;
+    },
+    lost: (limitMs) => {
+      lostAfter = limitMs;
+    },
+  });
   keepalive.start();
   keepalive.pause();
   await sleep(150);
@@ -71,11 +87,11 @@ test('a version 2 client that goes silent is dropped after 3 keepalive intervals
 });
 
 test('a version 1 client gets no keepalives and is not dropped for being quiet', async (t) => {
-  const frames = await silentClient([
-    encodeVersionOffer({ versions: [1], software: 'old' }),
-    encodeCommand(['sh', '-c', 'sleep 4; echo done']),
-  ]);
-  t.deepEqual(frames.map((f) => f.token), ['VER', 'OUT', 'EXT']);
+  const frames = await silentClient([encodeVersionOffer({ versions: [1], software: 'old' }), encodeCommand(['sh', '-c', 'sleep 4; echo done'])]);
+  t.deepEqual(
+    frames.map((f) => f.token),
+    ['VER', 'OUT', 'EXT'],
+  );
   t.is(frames[1]!.payload.toString(), 'done\n');
 });
 
@@ -111,7 +127,7 @@ test('a quiet command with an attentive client is never dropped (keepalives flow
   t.is(r.stdout.toString(), '127.0.0.1: awake\n');
 });
 
-test('an agent killed with SIGKILL: the reaper stops its commands\' process groups, children included', async (t) => {
+test("an agent killed with SIGKILL: the reaper stops its commands' process groups, children included", async (t) => {
   const n = unique();
   const victim = await startAgent(pki, 'agent1');
   const run = spawnDistrun(['-H', `127.0.0.1:${victim.port}`, '--pki', pki.dir, 'sh', '-c', `sleep $((${n} + 0)) & sleep $((${n} + 1)); wait`]);

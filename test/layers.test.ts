@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 const CLI = fileURLToPath(new URL('../../src/cli/', import.meta.url));
 const LAYERS = ['targeting', 'execution', 'output', 'commands'] as const;
 
-const files = readdirSync(CLI, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).sort();
+const files = readdirSync(CLI, { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('.ts'))
+  .sort();
 
 /** -1 for the shared files directly in src/cli; main.ts is above every layer. */
 function rank(file: string): number {
@@ -23,14 +25,15 @@ function rank(file: string): number {
 function importsOf(file: string): string[] {
   const text = readFileSync(join(CLI, file), 'utf8');
   const specs = [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)'(\.{1,2}\/[^']+)'/g)].map((m) => m[1]!);
-  return specs
-    .map((spec) => relative(CLI, join(CLI, dirname(file), spec)).replace(/\.js$/, '.ts'))
-    .filter((target) => !target.startsWith('..'));
+  return specs.map((spec) => relative(CLI, join(CLI, dirname(file), spec)).replace(/\.js$/, '.ts')).filter((target) => !target.startsWith('..'));
 }
 
 test('every src/cli file is in a known layer', (t) => {
   t.true(files.length > 40);
-  t.deepEqual(files.filter((f) => rank(f) === -1 && f.includes('/')), []);
+  t.deepEqual(
+    files.filter((f) => rank(f) === -1 && f.includes('/')),
+    [],
+  );
 });
 
 test('no layer imports a higher one, and no shared file imports a layer', (t) => {
@@ -44,9 +47,11 @@ test('no layer imports a higher one, and no shared file imports a layer', (t) =>
 });
 
 test('nothing but main.ts imports a command module', (t) => {
-  const wrong = files.flatMap((file) => importsOf(file)
-    .filter((target) => target.startsWith('commands/') && file !== 'main.ts')
-    .map((target) => `${file} imports ${target}`));
+  const wrong = files.flatMap((file) =>
+    importsOf(file)
+      .filter((target) => target.startsWith('commands/') && file !== 'main.ts')
+      .map((target) => `${file} imports ${target}`),
+  );
   t.deepEqual(wrong, []);
 });
 

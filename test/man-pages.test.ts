@@ -36,7 +36,8 @@ function envVariables(...dirs: string[]): string[] {
   for (const dir of dirs) {
     // Recursive: src/cli is layered in folders (docs/architecture.md).
     for (const file of readdirSync(join(ROOT, dir), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))) {
-      for (const [, name] of readFileSync(join(ROOT, dir, file), 'utf8').matchAll(/[eE]nv\.([A-Z][A-Z0-9_]+)(?![A-Z0-9_]|\s*=[^=])/g)) names.add(name!);
+      for (const [, name] of readFileSync(join(ROOT, dir, file), 'utf8').matchAll(/[eE]nv\.([A-Z][A-Z0-9_]+)(?![A-Z0-9_]|\s*=[^=])/g))
+        names.add(name!);
     }
   }
   return [...names].sort();
@@ -60,8 +61,15 @@ withGroff('both pages render without a warning (groff -ww)', (t) => {
 
 withGroff('every long option of distrun and its subcommands is in distrun.1', async (t) => {
   const page = render(PAGES.distrun);
-  const helps = [[], ['hosts'], ['ping'], ['runs'], ['rerun'], ['certs'],
-    ...['init', 'agent', 'client', 'revoke', 'crl', 'list', 'renew'].map((sub) => ['certs', sub])];
+  const helps = [
+    [],
+    ['hosts'],
+    ['ping'],
+    ['runs'],
+    ['rerun'],
+    ['certs'],
+    ...['init', 'agent', 'client', 'revoke', 'crl', 'list', 'renew'].map((sub) => ['certs', sub]),
+  ];
   let checked = 0;
   for (const words of helps) {
     const help = await distrun([...words, '--help']);
@@ -107,5 +115,6 @@ test('npm installs the pages (package.json man and files); they name the package
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { man: string[]; files: string[]; version: string };
   t.deepEqual(pkg.man, ['./man/distrun.1', './man/distrunner-agent.8']);
   t.true(pkg.files.includes('man'));
-  for (const page of Object.values(PAGES)) t.regex(readFileSync(page, 'utf8'), new RegExp(`^\\.TH .* "DistRunner ${pkg.version.replace(/\./g, '\\.')}" `, 'm'), page);
+  for (const page of Object.values(PAGES))
+    t.regex(readFileSync(page, 'utf8'), new RegExp(`^\\.TH .* "DistRunner ${pkg.version.replace(/\./g, '\\.')}" `, 'm'), page);
 });

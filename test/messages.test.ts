@@ -84,12 +84,15 @@ test('errors about a host name the port dialled; the summary says "1 host"', asy
   writeFileSync(inventory, 'hosts:\n  web1: { address: 127.0.0.1, port: 1 }\n');
   const byAddress = await distrun(['-H', '127.0.0.1:1', '--pki', pki.dir, 'true']);
   t.is(byAddress.code, 255);
-  t.is(byAddress.stderr, [
-    'distrun: 127.0.0.1:1: connection refused (is distrunner-agent running?)',
-    'distrun: 1 host: 1 unreachable',
-    '  connection refused (is distrunner-agent running?): 127.0.0.1',
-    '',
-  ].join('\n'));
+  t.is(
+    byAddress.stderr,
+    [
+      'distrun: 127.0.0.1:1: connection refused (is distrunner-agent running?)',
+      'distrun: 1 host: 1 unreachable',
+      '  connection refused (is distrunner-agent running?): 127.0.0.1',
+      '',
+    ].join('\n'),
+  );
   const byName = await distrun(['-i', inventory, '-g', 'web1', '--pki', pki.dir, 'true']);
   t.regex(byName.stderr, /^distrun: web1 \(127\.0\.0\.1:1\): connection refused/);
   const ping = await distrun(['ping', '-i', inventory, '-g', 'web1', '--pki', pki.dir]);
@@ -110,12 +113,25 @@ test('a listener that accepts TCP but never answers TLS is a handshake timeout, 
   const { port } = silent.address() as AddressInfo;
   const r = await distrun(['-H', `127.0.0.1:${port}`, '--pki', pki.dir, '--connect-timeout', '0.5', 'true']);
   t.is(r.code, 255);
-  t.regex(r.stderr, new RegExp(`^distrun: 127\\.0\\.0\\.1:${port}: TCP connected but the TLS handshake did not complete within 0\\.5 s `
-    + `\\(is the service on port ${port} a DistRunner agent\\?\\)$`, 'm'));
+  t.regex(
+    r.stderr,
+    new RegExp(
+      `^distrun: 127\\.0\\.0\\.1:${port}: TCP connected but the TLS handshake did not complete within 0\\.5 s ` +
+        `\\(is the service on port ${port} a DistRunner agent\\?\\)$`,
+      'm',
+    ),
+  );
   t.notRegex(r.stderr, /connect timed out/);
   const json = await distrun(['-H', `127.0.0.1:${port}`, '--pki', pki.dir, '--connect-timeout', '0.5', '--json', 'true']);
-  const events = json.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  t.like(events.find((e) => e.type === 'error'), { code: 'E_HANDSHAKE_TIMEOUT', status: 'error' });
+  const events = json.stdout
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.like(
+    events.find((e) => e.type === 'error'),
+    { code: 'E_HANDSHAKE_TIMEOUT', status: 'error' },
+  );
 
   // Nothing listening: the TCP connection itself fails, and says so.
   const closed = createServer();
@@ -123,7 +139,11 @@ test('a listener that accepts TCP but never answers TLS is a handshake timeout, 
   const free = (closed.address() as AddressInfo).port;
   await new Promise<void>((resolve) => closed.close(() => resolve()));
   const refused = await distrun(['-H', `127.0.0.1:${free}`, '--pki', pki.dir, '--connect-timeout', '0.5', '--json', 'true']);
-  const failure = refused.stdout.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const failure = refused.stdout
+    .toString()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
     .find((e) => e.type === 'unreachable');
   t.like(failure, { code: 'E_CONNECT', message: 'connection refused (is distrunner-agent running?)' });
 });

@@ -6,9 +6,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import anyTest, { type TestFn } from 'ava';
-import {
-  cleanupAll, makePki, processesMatching, residentBytes, spawnDistrun, tempDir, waitFor,
-} from './helpers/fleet.js';
+import { cleanupAll, makePki, processesMatching, residentBytes, spawnDistrun, tempDir, waitFor } from './helpers/fleet.js';
 import { NetnsFleet, netnsUnavailable, type NetnsHost } from './helpers/netns-fleet.js';
 
 const unavailable = netnsUnavailable();
@@ -40,7 +38,10 @@ const byHost = (cases: string, fallback: string): string[] => ['--shell', `case 
 serial('the fleet: each host has its own address and hostname, and the root namespace has no route to them', async (t) => {
   const r = await fleet.distrun(['-g', 'fleet', 'uname', '-n']);
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(sortedLines(r.stdout.toString()), fleet.hosts.map((h) => `${h.name}: ${h.name}`));
+  t.deepEqual(
+    sortedLines(r.stdout.toString()),
+    fleet.hosts.map((h) => `${h.name}: ${h.name}`),
+  );
   const routes = spawnSync('ip', ['route', 'get', fleet.hosts[0]!.address], { encoding: 'utf8' });
   t.notRegex(routes.stdout, /dev eth0 src 10\.231\./, 'the root namespace does not reach the fleet');
   t.notRegex(spawnSync('ip', ['-4', 'addr'], { encoding: 'utf8' }).stdout, /10\.231\./);
@@ -52,7 +53,10 @@ serial('a host whose link is down before connecting is unreachable within the co
   try {
     const r = await fleet.distrun(['-g', 'fleet', '--connect-timeout', '2', 'uname', '-n']);
     t.is(r.code, 255);
-    t.deepEqual(sortedLines(r.stdout.toString()), others('h02').map((h) => `${h.name}: ${h.name}`));
+    t.deepEqual(
+      sortedLines(r.stdout.toString()),
+      others('h02').map((h) => `${h.name}: ${h.name}`),
+    );
     t.regex(r.stderr, /h02 \([\d.]+:\d+\): (connect timed out after 2 s|host unreachable)/);
     t.regex(r.stderr, /10 hosts: 9 ok, 1 unreachable/);
   } finally {
@@ -93,12 +97,18 @@ serial('links cut mid-command: distrun reports the hosts lost, and the agents st
     fleet.linkUp(streaming);
     fleet.linkUp(sleeping);
   }
-  t.true(await waitFor(() => processesMatching('sleep 617').length === 0 && processesMatching('head -c 65536 /dev/zero').length === 0),
-    `left: ${processesMatching('sleep 617').join('; ')}`);
+  t.true(
+    await waitFor(() => processesMatching('sleep 617').length === 0 && processesMatching('head -c 65536 /dev/zero').length === 0),
+    `left: ${processesMatching('sleep 617').join('; ')}`,
+  );
   // The audit trail says why the command ended. The agent writes the end record once the
   // command's process group is gone, which may be after the processes vanished: wait for it.
-  const auditEnd = () => sleeping.agent!.logs.slice(since.h04).filter((l) => l.msg === 'audit')
-    .map((l) => l.audit as { event: string; reason?: string }).find((record) => record.event === 'end');
+  const auditEnd = () =>
+    sleeping
+      .agent!.logs.slice(since.h04)
+      .filter((l) => l.msg === 'audit')
+      .map((l) => l.audit as { event: string; reason?: string })
+      .find((record) => record.event === 'end');
   t.true(await waitFor(() => auditEnd() !== undefined), 'the agent audited the end of the command');
   t.regex(String(auditEnd()?.reason), /^client silent for 3 s/);
 });
@@ -112,8 +122,10 @@ serial("an agent killed with SIGKILL mid-command: the host is reported, and its 
   t.is(await run.exit, 255);
   t.regex(run.stderr(), /h05 \([\d.]+:\d+\): connection (closed before the command finished|reset by the agent)/);
   // The agent's orphan reaper (a helper shell) sends SIGTERM to the group once the agent is gone.
-  t.true(await waitFor(() => processesMatching('sleep 618').length === 0 && processesMatching('sleep 619').length === 0),
-    `left: ${[...processesMatching('sleep 618'), ...processesMatching('sleep 619')].join('; ')}`);
+  t.true(
+    await waitFor(() => processesMatching('sleep 618').length === 0 && processesMatching('sleep 619').length === 0),
+    `left: ${[...processesMatching('sleep 618'), ...processesMatching('sleep 619')].join('; ')}`,
+  );
   await fleet.startAgent(victim);
   const again = await fleet.distrun(['-H', 'h05', 'uname', '-n']);
   t.is(again.stdout.toString(), 'h05: h05\n');
@@ -141,7 +153,7 @@ serial('an agent restarted between two runs: during the drain newcomers are refu
   t.is(second.stdout.toString(), 'h06: second\n');
 });
 
-serial('200 MB through a rate-limited link (tbf): byte-exact, and the agent\'s memory stays bounded', async (t) => {
+serial("200 MB through a rate-limited link (tbf): byte-exact, and the agent's memory stays bounded", async (t) => {
   const host = fleet.host('h07');
   const file = join(tempDir(), 'random.bin');
   spawnSync('sh', ['-c', `head -c 200000000 /dev/urandom > ${file}`]);
@@ -178,35 +190,63 @@ serial('10 hosts, one slow, one failing, one unreachable: gathered output, summa
   const unreachable = fleet.host('h10');
   fleet.linkDown(unreachable);
   try {
-    const r = await fleet.distrun(['-g', 'fleet', '-b', '--connect-timeout', '2',
-      ...byHost('h08) sleep 3; echo slow;; h09) echo failing >&2; exit 3;;', 'echo fine')]);
+    const r = await fleet.distrun([
+      '-g',
+      'fleet',
+      '-b',
+      '--connect-timeout',
+      '2',
+      ...byHost('h08) sleep 3; echo slow;; h09) echo failing >&2; exit 3;;', 'echo fine'),
+    ]);
     t.is(r.code, 255);
     // clush -b's layout: identical outputs once, under folded names, largest group first.
-    t.is(r.stdout.toString(), [
-      '---------------', 'h[01-07] (7)', '---------------', 'fine',
-      '---------------', 'h08 (1)', '---------------', 'slow',
-      '---------------', 'h09 (1) exit code 3', '---------------',
-      '',
-    ].join('\n'));
+    t.is(
+      r.stdout.toString(),
+      [
+        '---------------',
+        'h[01-07] (7)',
+        '---------------',
+        'fine',
+        '---------------',
+        'h08 (1)',
+        '---------------',
+        'slow',
+        '---------------',
+        'h09 (1) exit code 3',
+        '---------------',
+        '',
+      ].join('\n'),
+    );
     const why = '(connect timed out after 2 s|host unreachable)';
-    t.regex(r.stderr, new RegExp(`^distrun: h10 \\([\\d.]+:\\d+\\): ${why}\nfailing\n`
-      + `distrun: 10 hosts: 8 ok, 1 failed, 1 unreachable\n  exit code 3: h09\n  ${why}: h10\n$`));
+    t.regex(
+      r.stderr,
+      new RegExp(
+        `^distrun: h10 \\([\\d.]+:\\d+\\): ${why}\nfailing\n` +
+          `distrun: 10 hosts: 8 ok, 1 failed, 1 unreachable\n  exit code 3: h09\n  ${why}: h10\n$`,
+      ),
+    );
   } finally {
     fleet.linkUp(unreachable);
   }
 });
 
-serial('distrun ping over the namespaces reports each host\'s state', async (t) => {
+serial("distrun ping over the namespaces reports each host's state", async (t) => {
   const [stopped, cut] = [fleet.host('h01'), fleet.host('h02')];
   await stopped.agent!.stop();
   fleet.linkDown(cut);
   try {
     const r = await fleet.distrun(['ping', '-g', 'fleet', '--connect-timeout', '2', '--json']);
     t.is(r.code, 255);
-    const states = new Map(r.stdout.toString().trim().split('\n').map((line) => {
-      const record = JSON.parse(line) as { host: string; status: string; error: { code: string; message: string } | null };
-      return [record.host, record];
-    }));
+    const states = new Map(
+      r.stdout
+        .toString()
+        .trim()
+        .split('\n')
+        .map((line) => {
+          const record = JSON.parse(line) as { host: string; status: string; error: { code: string; message: string } | null };
+          return [record.host, record];
+        }),
+    );
     t.is(states.size, HOSTS);
     t.like(states.get('h01'), { status: 'unreachable' });
     t.regex(String(states.get('h01')?.error?.message), /connection refused/);

@@ -19,20 +19,66 @@ const CASES = Number(process.env.DISTRUN_NODESET_CASES ?? 2000);
 
 const CORPUS = [
   // steps, single values, lists, overlaps and order
-  'n[1-10/2]', 'n[01-10/3]', 'n[0-20/5,3]', 'n[3,1,2]', 'n[1-3],n[2-5]', 'n[1-3/1]', 'n[5-5]',
+  'n[1-10/2]',
+  'n[01-10/3]',
+  'n[0-20/5,3]',
+  'n[3,1,2]',
+  'n[1-3],n[2-5]',
+  'n[1-3/1]',
+  'n[5-5]',
   // zero, leading zeros, mixed padding, the 9/10, 99/100 and 999/1000 boundaries
-  'n0', 'n00', 'n[0]', 'n[00-10]', 'n[0-00]', 'n[0-10]', 'n[07,7,007]', 'n[9-11]', 'n[08-11]', 'n[098-101]',
-  'n[01-99,100]', 'n[99-100]', 'n[999-1001]', 'n[0099-0101]', 'n[1-10],n[001-010]', 'n[9],n[08-10]',
+  'n0',
+  'n00',
+  'n[0]',
+  'n[00-10]',
+  'n[0-00]',
+  'n[0-10]',
+  'n[07,7,007]',
+  'n[9-11]',
+  'n[08-11]',
+  'n[098-101]',
+  'n[01-99,100]',
+  'n[99-100]',
+  'n[999-1001]',
+  'n[0099-0101]',
+  'n[1-10],n[001-010]',
+  'n[9],n[08-10]',
   // refused by both: widths, steps, order, empty parts
-  'n[01-100]', 'n[1-010]', 'n[00-0]', 'n[001-10]', 'n[5/2]', 'n[1-5/0]', 'n[3-1]', 'n[]', 'n[1,,2]', 'n[1-3',
+  'n[01-100]',
+  'n[1-010]',
+  'n[00-0]',
+  'n[001-10]',
+  'n[5/2]',
+  'n[1-5/0]',
+  'n[3-1]',
+  'n[]',
+  'n[1,,2]',
+  'n[1-3',
   // several digit groups: products, grids with holes, IPv4-looking names, labels with a port
-  'rack[1-2]-node[01-04]', 'r1n01,r1n02', 'r[1-3]n[01-02],r4n01', 'x1y2z3', 'x[1-2]y[1-2]z[1-2],x3y1z1',
-  '10.0.0.[1-3]', '192.168.[0-1].[1-2]', '10.0.[0-1].[1-254/50]', 'web[1-2]:7001', 'n[1-2]-ib[0-1]',
-  'web[1-3,7,10-12].example.com', 'c[1-4]-gpu[0-3],c5-gpu0',
+  'rack[1-2]-node[01-04]',
+  'r1n01,r1n02',
+  'r[1-3]n[01-02],r4n01',
+  'x1y2z3',
+  'x[1-2]y[1-2]z[1-2],x3y1z1',
+  '10.0.0.[1-3]',
+  '192.168.[0-1].[1-2]',
+  '10.0.[0-1].[1-254/50]',
+  'web[1-2]:7001',
+  'n[1-2]-ib[0-1]',
+  'web[1-3,7,10-12].example.com',
+  'c[1-4]-gpu[0-3],c5-gpu0',
   // digits next to brackets (ClusterShell merges them into the range), ranges first
-  'n1[0-2]', 'n[1-2]0', 'n0[1-9]', '[1-3]a', '[1-2].[3-4]',
+  'n1[0-2]',
+  'n[1-2]0',
+  'n0[1-9]',
+  '[1-3]a',
+  '[1-2].[3-4]',
   // names without digits, single nodes, spaces
-  'login', 'a.example.com,b.example.com', 'solo7', 'n[ 1 - 3 ]', ' n1 , n2 ',
+  'login',
+  'a.example.com,b.example.com',
+  'solo7',
+  'n[ 1 - 3 ]',
+  ' n1 , n2 ',
 ];
 
 // Where the two deliberately part: distrun reads Ansible's start:end, a product of adjacent
@@ -77,7 +123,11 @@ function compare(python: string, patterns: readonly string[]): string[] {
     if ('error' in m || 'error' in theirs) {
       if (!('error' in m)) next += 2;
       if ('error' in m !== 'error' in theirs) {
-        say('error' in m ? `distrun refuses (${m.error}), ClusterShell reads ${(theirs as { fold: string }).fold}` : `ClusterShell refuses (${(theirs as { error: string }).error}), distrun reads ${m.names.length} names`);
+        say(
+          'error' in m
+            ? `distrun refuses (${m.error}), ClusterShell reads ${(theirs as { fold: string }).fold}`
+            : `ClusterShell refuses (${(theirs as { error: string }).error}), distrun reads ${m.names.length} names`,
+        );
       }
       continue;
     }
@@ -102,7 +152,10 @@ withClusterShell('a corpus of tricky node sets: expand, fold, count and read bac
 });
 
 withClusterShell('the deliberate differences are still the only ones listed', (t) => {
-  const answers = askClusterShell(python!, [...DISTRUN_ONLY, ...CLUSTERSHELL_ONLY].map((pattern) => ({ pattern })));
+  const answers = askClusterShell(
+    python!,
+    [...DISTRUN_ONLY, ...CLUSTERSHELL_ONLY].map((pattern) => ({ pattern })),
+  );
   for (const [i, pattern] of DISTRUN_ONLY.entries()) {
     t.true('names' in ours(pattern), pattern);
     t.true('error' in answers[i]!, `ClusterShell now reads ${pattern}`);
@@ -191,7 +244,10 @@ withClusterShell(`${CASES} random patterns and ${CASES} random name sets (seeded
   // The generator must reach the interesting places, or agreement proves little.
   const refused = patterns.filter((p) => 'error' in ours(p)).length;
   t.true(refused > CASES / 50 && refused < CASES / 2, `${refused} refused`);
-  t.true(patterns.some((p) => p.includes('/')), 'steps');
+  t.true(
+    patterns.some((p) => p.includes('/')),
+    'steps',
+  );
   const multiDimensional = patterns.slice(CASES).filter((p) => /\[[^\]]*\][^,]*\[/.test(foldHosts(expandHostList(p))));
   t.true(multiDimensional.length > 20, `${multiDimensional.length} multi-dimensional folds`);
 });

@@ -43,7 +43,8 @@ function checkCrl(t: ExecutionContext, dir: string, revokedCert: string, validCe
 
 test.serial('init writes keys 0600 in 0700 directories whatever the umask', (t) => {
   // Through the real binary, in a shell with a permissive umask (workers cannot set one).
-  const script = 'umask 000 && "$0" "$1" certs init --dir "$2" && "$0" "$1" certs agent web1 --ip 127.0.0.1 --ip ::1 --dns web1.example.com --dir "$2"';
+  const script =
+    'umask 000 && "$0" "$1" certs init --dir "$2" && "$0" "$1" certs agent web1 --ip 127.0.0.1 --ip ::1 --dns web1.example.com --dir "$2"';
   execFileSync('sh', ['-c', script, process.execPath, DISTRUN, pki]);
   for (const dir of [join(root, 'nested'), pki, join(pki, 'agents'), join(pki, 'agents', 'web1')]) t.is(mode(dir), 0o700, dir);
   for (const key of ['ca.key', 'client.key', 'agents/web1/agent.key']) t.is(mode(join(pki, key)), 0o600, key);
@@ -111,15 +112,24 @@ async function handshake(
 ): Promise<HandshakeResult> {
   let serverSide: HandshakeResult['server'] | undefined;
   let serverDone!: () => void;
-  const serverSeen = new Promise<void>((resolve) => { serverDone = resolve; });
-  const server = tls.createServer({
-    ...serverId, ca, requestCert: true, rejectUnauthorized: serverRejects, minVersion: 'TLSv1.3',
-  }, (socket) => {
-    serverSide = { authorized: socket.authorized, peerCn: String(socket.getPeerCertificate().subject?.CN) };
-    if (socket.authorizationError) serverSide.authorizationError = String(socket.authorizationError);
-    socket.end('hello');
-    serverDone();
+  const serverSeen = new Promise<void>((resolve) => {
+    serverDone = resolve;
   });
+  const server = tls.createServer(
+    {
+      ...serverId,
+      ca,
+      requestCert: true,
+      rejectUnauthorized: serverRejects,
+      minVersion: 'TLSv1.3',
+    },
+    (socket) => {
+      serverSide = { authorized: socket.authorized, peerCn: String(socket.getPeerCertificate().subject?.CN) };
+      if (socket.authorizationError) serverSide.authorizationError = String(socket.authorizationError);
+      socket.end('hello');
+      serverDone();
+    },
+  );
   // A server that rejects a client certificate just drops the connection ("socket hang up").
   server.on('tlsClientError', (err) => {
     serverSide = { authorized: false, error: err.message };
@@ -130,7 +140,13 @@ async function handshake(
   try {
     const clientSide = await new Promise<HandshakeResult['client']>((resolve) => {
       const socket = tls.connect({
-        host: '127.0.0.1', port, servername, ...clientId, ca, minVersion: 'TLSv1.3', rejectUnauthorized: true,
+        host: '127.0.0.1',
+        port,
+        servername,
+        ...clientId,
+        ca,
+        minVersion: 'TLSv1.3',
+        rejectUnauthorized: true,
       });
       let result: HandshakeResult['client'] | undefined;
       socket.on('secureConnect', () => {
@@ -187,7 +203,10 @@ test.serial('client bundles, overwrite protection and the issued record', (t) =>
   t.throws(() => issueClientBundle(pki, 'ops-bot'), { instanceOf: PkiError, message: /already exists \(use --force/ });
   t.notThrows(() => issueClientBundle(pki, 'ops-bot', { force: true }));
   const issued = readIssued(pki);
-  t.deepEqual(issued.map((r) => `${r.role}:${r.name}`), ['ca:ca', 'client:admin', 'agent:web1', 'client:ops-bot', 'client:ops-bot']);
+  t.deepEqual(
+    issued.map((r) => `${r.role}:${r.name}`),
+    ['ca:ca', 'client:admin', 'agent:web1', 'client:ops-bot', 'client:ops-bot'],
+  );
   t.true(issued.every((r) => r.role === 'ca' || /^[4-7][0-9a-f]{31}$/.test(r.serial)));
   // The recorded serial is the certificate's, as openssl prints it.
   const printed = openssl('x509', '-in', join(bundle.dir, 'client.crt'), '-noout', '-serial').trim();
@@ -252,7 +271,10 @@ function writeRsaCa(dir: string): void {
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = new Date(Date.now() - 3600_000);
   cert.validity.notAfter = new Date(Date.now() + 3650 * 86400_000);
-  const subject = [{ name: 'commonName', value: 'DistRunner CA legacy' }, { name: 'organizationName', value: 'DistRunner' }];
+  const subject = [
+    { name: 'commonName', value: 'DistRunner CA legacy' },
+    { name: 'organizationName', value: 'DistRunner' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -301,6 +323,7 @@ test('a CA key that does not belong to the CA certificate signs nothing', (t) =>
   t.throws(() => issueCertificate(mixed, { commonName: 'web1', role: 'agent' }), mismatch);
   t.throws(() => createCrl(mixed, [], 1), mismatch);
   t.throws(() => issueCertificate({ certPem: 'garbage', keyPem: b.keyPem }, { commonName: 'web1', role: 'agent' }), {
-    instanceOf: PkiError, message: /cannot read the CA certificate or key/,
+    instanceOf: PkiError,
+    message: /cannot read the CA certificate or key/,
   });
 });

@@ -41,16 +41,31 @@ test('authorize: --cwd and --env need the matching rule to allow them', (t) => {
     { clients: ['admin'], commands: ['uptime'], shell: false },
   ];
   t.like(authorize(withEnv, 'admin', ['make'], { shell: false, cwd: '/srv', envNames: ['MAKEFLAGS', 'CI_JOB'] }), { allowed: true, rule: 0 });
-  t.like(authorize(withEnv, 'admin', ['make'], { shell: false, envNames: ['LD_PRELOAD'] }), { allowed: false, reason: '--env LD_PRELOAD is not allowed for this client and command' });
-  t.like(authorize(withEnv, 'admin', ['uptime'], { shell: false, cwd: '/tmp', envNames: [] }), { allowed: false, reason: '--cwd is not allowed for this client and command' });
+  t.like(authorize(withEnv, 'admin', ['make'], { shell: false, envNames: ['LD_PRELOAD'] }), {
+    allowed: false,
+    reason: '--env LD_PRELOAD is not allowed for this client and command',
+  });
+  t.like(authorize(withEnv, 'admin', ['uptime'], { shell: false, cwd: '/tmp', envNames: [] }), {
+    allowed: false,
+    reason: '--cwd is not allowed for this client and command',
+  });
   t.like(authorize(undefined, 'anyone', ['x'], { shell: false, cwd: '/', envNames: ['ANY'] }), { allowed: true });
 });
 
 test('authorize: denials say why', (t) => {
-  t.like(authorize(rules, 'admin', ['bash'], { shell: false, envNames: [] }), { allowed: false, reason: 'command "bash" is not allowed for this client' });
-  t.like(authorize(rules, 'admin', ['echo hi'], { shell: true, envNames: [] }), { allowed: false, reason: 'shell commands are not allowed for this client' });
+  t.like(authorize(rules, 'admin', ['bash'], { shell: false, envNames: [] }), {
+    allowed: false,
+    reason: 'command "bash" is not allowed for this client',
+  });
+  t.like(authorize(rules, 'admin', ['echo hi'], { shell: true, envNames: [] }), {
+    allowed: false,
+    reason: 'shell commands are not allowed for this client',
+  });
   t.like(authorize(rules, 'deploy-7', ['ls'], { shell: false, envNames: [] }), { allowed: false });
   t.like(authorize(rules, 'nobody', ['uptime'], { shell: false, envNames: [] }), { allowed: false, reason: 'no policy rule for client nobody' });
-  t.like(authorize(rules, 'admin', ['/usr/bin/../../bin/sh'], { shell: false, envNames: [] }), { allowed: false, reason: 'command "/bin/sh" is not allowed for this client' });
+  t.like(authorize(rules, 'admin', ['/usr/bin/../../bin/sh'], { shell: false, envNames: [] }), {
+    allowed: false,
+    reason: 'command "/bin/sh" is not allowed for this client',
+  });
   t.like(authorize(rules, 'admin', ['/usr/bin//df'], { shell: false, envNames: [] }), { allowed: true, program: '/usr/bin/df' });
 });

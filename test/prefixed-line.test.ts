@@ -25,7 +25,7 @@ test('a CR inside a line returns to the start of the row and writes the prefix a
   t.is(out('50%\r'), 'web1: 50%');
 });
 
-test('CRs before the newline are the line end: one CR LF (a pty sends CR CR LF for a program\'s CR LF)', (t) => {
+test("CRs before the newline are the line end: one CR LF (a pty sends CR CR LF for a program's CR LF)", (t) => {
   t.is(out('exit\r\n'), 'web1: exit\r\n');
   t.is(out('exit\r\r\n'), 'web1: exit\r\n');
   t.is(out('a\rb\r\r\n'), 'web1: a\rweb1: b\r\n');
@@ -39,20 +39,28 @@ test('each piece is neutralised on its own, so a host cannot erase or forge the 
   t.is(out('\x1b[31mred\rplain\r\n', show), 'web1: \x1b[31mred\x1b[0m\rweb1: plain\r\n');
 });
 
-test('property: every CR written is followed by the prefix or ends the line, and the text between is the line\'s', (t) => {
+test("property: every CR written is followed by the prefix or ends the line, and the text between is the line's", (t) => {
   const byte = fc.constantFrom(...'ab \r\n\x1b['.split('')).map((c) => c);
-  fc.assert(fc.property(fc.array(byte, { maxLength: 40 }), (chars) => {
-    const text = chars.join('');
-    const nl = text.indexOf('\n');
-    const line = nl === -1 ? text : text.slice(0, nl + 1);
-    const written = out(line);
-    // Every CR: directly before LF at the end, or directly before the prefix.
-    for (let i = written.indexOf('\r'); i !== -1; i = written.indexOf('\r', i + 1)) {
-      if (!(written.slice(i) === '\r\n' || written.startsWith('web1: ', i + 1))) return false;
-    }
-    // Without CRs and prefixes, the same visible text as the line without its CRs.
-    return written.split('\r').map((s) => s.replace(/^web1: /, '')).join('').replace(/\n$/, '') === line.replace(/\r/g, '').replace(/\n$/, '')
-      && written.startsWith('web1: ');
-  }), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.array(byte, { maxLength: 40 }), (chars) => {
+      const text = chars.join('');
+      const nl = text.indexOf('\n');
+      const line = nl === -1 ? text : text.slice(0, nl + 1);
+      const written = out(line);
+      // Every CR: directly before LF at the end, or directly before the prefix.
+      for (let i = written.indexOf('\r'); i !== -1; i = written.indexOf('\r', i + 1)) {
+        if (!(written.slice(i) === '\r\n' || written.startsWith('web1: ', i + 1))) return false;
+      }
+      // Without CRs and prefixes, the same visible text as the line without its CRs.
+      return (
+        written
+          .split('\r')
+          .map((s) => s.replace(/^web1: /, ''))
+          .join('')
+          .replace(/\n$/, '') === line.replace(/\r/g, '').replace(/\n$/, '') && written.startsWith('web1: ')
+      );
+    }),
+    { numRuns: 2000 },
+  );
   t.pass();
 });

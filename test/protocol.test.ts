@@ -3,8 +3,20 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCodes, ProtocolError } from '../src/errors.js';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import {
-  applyOption, defaultSessionOptions, decodeCommand, decodeExit, decodeFailure, decodeHeld, decodeSignal,
-  decodeVersionOffer, encodeCommand, encodeExit, encodeFailure, encodeFrame, encodeHeld, encodeOptions,
+  applyOption,
+  defaultSessionOptions,
+  decodeCommand,
+  decodeExit,
+  decodeFailure,
+  decodeHeld,
+  decodeSignal,
+  decodeVersionOffer,
+  encodeCommand,
+  encodeExit,
+  encodeFailure,
+  encodeFrame,
+  encodeHeld,
+  encodeOptions,
   encodeVersionOffer,
 } from '../src/protocol/messages.js';
 
@@ -60,7 +72,15 @@ test('every pair of split points gives the same frames', (t) => {
 
 test('byte-by-byte and random chunking give the same frames', (t) => {
   const expected = normalise(sample);
-  t.deepEqual(normalise(decodeSplit(stream, Array.from({ length: stream.length }, (_, i) => i))), expected);
+  t.deepEqual(
+    normalise(
+      decodeSplit(
+        stream,
+        Array.from({ length: stream.length }, (_, i) => i),
+      ),
+    ),
+    expected,
+  );
   for (let round = 0; round < 200; round++) {
     const cuts = Array.from({ length: 1 + (round % 12) }, () => Math.floor(Math.random() * stream.length)).sort((a, b) => a - b);
     t.deepEqual(normalise(decodeSplit(stream, cuts)), expected, `cuts ${cuts.join(',')}`);
@@ -104,7 +124,7 @@ test('random bytes never crash the decoder: frames or a ProtocolError', (t) => {
 });
 
 test('argv survives encoding exactly: spaces, quotes, empty strings, newlines, UTF-8', (t) => {
-  const argv = ['printf', '%s|', 'a b', '', "it's \"quoted\"", 'line1\nline2', 'ünïcødé 🚀', ' ', '\t'];
+  const argv = ['printf', '%s|', 'a b', '', 'it\'s "quoted"', 'line1\nline2', 'ünïcødé 🚀', ' ', '\t'];
   t.deepEqual(decodeCommand(payloadOf(encodeCommand(argv))), argv);
 });
 
@@ -139,8 +159,11 @@ test('exit, failure, version and signal messages', (t) => {
   t.deepEqual(decodeHeld(payloadOf(encodeHeld({ signal: 'SIGTERM' }))), { signal: 'SIGTERM' });
   t.is(encodeHeld({ code: 0 }).subarray(0, 3).toString(), 'HLD');
   t.throws(() => decodeHeld(Buffer.from('{"code":-1}')), { instanceOf: ProtocolError, message: /HLD must carry/ });
-  t.deepEqual(decodeFailure(payloadOf(encodeFailure({ code: 'E_SPAWN', reason: 'x: command not found', exitCode: 127 }))),
-    { code: 'E_SPAWN', reason: 'x: command not found', exitCode: 127 });
+  t.deepEqual(decodeFailure(payloadOf(encodeFailure({ code: 'E_SPAWN', reason: 'x: command not found', exitCode: 127 }))), {
+    code: 'E_SPAWN',
+    reason: 'x: command not found',
+    exitCode: 127,
+  });
   t.deepEqual(decodeVersionOffer(payloadOf(encodeVersionOffer({ versions: [1, 2], software: 's' }))), { versions: [1, 2], software: 's' });
   t.throws(() => decodeVersionOffer(Buffer.from('{"versions":[]}')), { instanceOf: ProtocolError });
   t.is(decodeSignal(Buffer.from('INT')), 'SIGINT');

@@ -10,13 +10,19 @@ test.after.always(cleanupAll);
 
 function agentSerial(port: number, pkiDir: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host: '127.0.0.1', port,
-      ca: readFileSync(join(pkiDir, 'ca.crt')), cert: readFileSync(join(pkiDir, 'client.crt')), key: readFileSync(join(pkiDir, 'client.key')),
-    }, () => {
-      resolve(socket.getPeerCertificate().serialNumber.toLowerCase());
-      socket.destroy();
-    });
+    const socket = tls.connect(
+      {
+        host: '127.0.0.1',
+        port,
+        ca: readFileSync(join(pkiDir, 'ca.crt')),
+        cert: readFileSync(join(pkiDir, 'client.crt')),
+        key: readFileSync(join(pkiDir, 'client.key')),
+      },
+      () => {
+        resolve(socket.getPeerCertificate().serialNumber.toLowerCase());
+        socket.destroy();
+      },
+    );
     socket.on('error', reject);
   });
 }

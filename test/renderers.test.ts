@@ -129,8 +129,14 @@ test('JsonRenderer: start, output, held and the end of each host as JSON Lines',
   const r = session.end();
   set.hostDone(r);
   set.finish([r], 0);
-  const events = io.stdout.text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-  t.deepEqual(events.map((e) => e.type), ['start', 'stdout', 'stderr', 'held', 'exit', 'summary']);
+  const events = io.stdout.text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['start', 'stdout', 'stderr', 'held', 'exit', 'summary'],
+  );
   t.like(events[1], { host: 'web1', data: 'hi\n', encoding: 'utf8' });
   t.like(events[2], { data: '/w==', encoding: 'base64' });
   t.like(events[4], { host: 'web1', status: 'ok', exitCode: 0, code: 0 });
@@ -178,7 +184,10 @@ test('a host never started: reported with its reason, an error event with code E
   const skipped = result(target('web9'), { kind: 'skipped', reason: 'not started: interrupted' });
   set.hostDone(skipped);
   set.finish([skipped], 130);
-  const [event, summary] = io.stdout.text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  const [event, summary] = io.stdout.text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
   t.like(event, { type: 'error', host: 'web9', status: 'skipped', code: 'E_SKIPPED', message: 'not started: interrupted', exitCode: 0 });
   t.like(summary, { skipped: 1, exitCode: 130 });
   t.regex(io.stderr.text, /not started: interrupted: web9/, 'in the summary on stderr');

@@ -13,19 +13,40 @@ import { cleanupAll, tempDir } from './helpers/fleet.js';
 test.after.always(cleanupAll);
 
 const host = (name: string, status: OutcomeClass): HostRecord => ({
-  name, address: '127.0.0.1', port: 6789, status, exitCode: status === 'ok' ? 0 : 1, reason: null,
-  durationMs: 1, bytesOut: 0, bytesErr: 0, stdoutSha256: null, stderrSha256: null,
+  name,
+  address: '127.0.0.1',
+  port: 6789,
+  status,
+  exitCode: status === 'ok' ? 0 : 1,
+  reason: null,
+  durationMs: 1,
+  bytesOut: 0,
+  bytesErr: 0,
+  stdoutSha256: null,
+  stderrSha256: null,
 });
 let n = 0;
 const record = (hosts: HostRecord[], parent?: string, id = `20260101T00000000${n++}Z-0000`): RunRecord => ({
-  version: 2, id, parent, startedAt: '2026-01-01T00:00:00.000Z', endedAt: '2026-01-01T00:00:01.000Z',
-  command: ['true'], shell: false, stdin: false, stderr: true, timeout: undefined, exitCode: 1, hosts,
+  version: 2,
+  id,
+  parent,
+  startedAt: '2026-01-01T00:00:00.000Z',
+  endedAt: '2026-01-01T00:00:01.000Z',
+  command: ['true'],
+  shell: false,
+  stdin: false,
+  stderr: true,
+  timeout: undefined,
+  exitCode: 1,
+  hosts,
 });
-const loaderOf = (...records: RunRecord[]) => (id: string): RunRecord => {
-  const found = records.find((r) => r.id === id);
-  if (!found) throw new FileError(`there is no record ${id}`);
-  return found;
-};
+const loaderOf =
+  (...records: RunRecord[]) =>
+  (id: string): RunRecord => {
+    const found = records.find((r) => r.id === id);
+    if (!found) throw new FileError(`there is no record ${id}`);
+    return found;
+  };
 const names = (chain: ReturnType<typeof resolveChain>) => chain.states.map((s) => `${s.host.name}=${s.host.status}@${s.runId}`);
 
 test('a run that is no rerun is its own chain', (t) => {
@@ -40,20 +61,31 @@ test('each host of the first selection takes its result in the newest run that i
   const failed = record([host('b', 'ok'), host('d', 'timeout')], root.id);
   const again = record([host('d', 'ok')], failed.id);
   const chain = resolveChain(again, loaderOf(root, failed));
-  t.deepEqual(chain.runs.map((r) => r.id), [again.id, failed.id, root.id]);
+  t.deepEqual(
+    chain.runs.map((r) => r.id),
+    [again.id, failed.id, root.id],
+  );
   t.deepEqual(names(chain), [`a=ok@${root.id}`, `b=ok@${failed.id}`, `c=unreachable@${root.id}`, `d=ok@${again.id}`]);
   // --unreachable after two --failed still finds c; --failed finds nothing left.
-  t.deepEqual(rerunSelection(chain, { unreachable: true }).targets?.map((h) => h.name), ['c']);
+  t.deepEqual(
+    rerunSelection(chain, { unreachable: true }).targets?.map((h) => h.name),
+    ['c'],
+  );
   t.is(rerunSelection(chain, { failed: true }).nothing, 'nothing to run again: no host is failed, timeout (3 ok, 1 unreachable)');
-  t.deepEqual(rerunSelection(chain, { failed: true, unreachable: true }).targets?.map((h) => h.name), ['c']);
+  t.deepEqual(
+    rerunSelection(chain, { failed: true, unreachable: true }).targets?.map((h) => h.name),
+    ['c'],
+  );
   t.throws(() => rerunSelection(chain, {}), { message: /say which hosts/ });
 });
 
 test('when every host has succeeded along the chain, there is nothing to run again', (t) => {
   const root = record([host('a', 'ok'), host('b', 'unreachable')]);
   const fixed = record([host('b', 'ok')], root.id);
-  t.is(rerunSelection(resolveChain(fixed, loaderOf(root)), { failed: true, unreachable: true }).nothing,
-    'nothing to run again: all 2 hosts succeeded');
+  t.is(
+    rerunSelection(resolveChain(fixed, loaderOf(root)), { failed: true, unreachable: true }).nothing,
+    'nothing to run again: all 2 hosts succeeded',
+  );
 });
 
 test('a missing or unreadable parent is an error naming both runs, never a smaller set of hosts', (t) => {
@@ -61,12 +93,23 @@ test('a missing or unreadable parent is an error naming both runs, never a small
   const failed = record([host('a', 'failed')], root.id);
   const missing = t.throws(() => resolveChain(failed, loaderOf()), { instanceOf: FileError });
   t.is(missing.code, 'E_FILE');
-  t.regex(missing.message, new RegExp(`^run ${failed.id} ran again the hosts of ${root.id}, whose record cannot be used \\(there is no record ${root.id}\\); .*rerun will not guess`));
+  t.regex(
+    missing.message,
+    new RegExp(
+      `^run ${failed.id} ran again the hosts of ${root.id}, whose record cannot be used \\(there is no record ${root.id}\\); .*rerun will not guess`,
+    ),
+  );
   // A record that lies about its id is no link either.
   const liar = { ...root, id: 'something-else' };
   t.throws(() => resolveChain(failed, () => liar), { instanceOf: FileError, message: /calls itself something-else/ });
   // A loader's own bug is not turned into a chain error.
-  t.throws(() => resolveChain(failed, () => { throw new TypeError('bug'); }), { instanceOf: TypeError });
+  t.throws(
+    () =>
+      resolveChain(failed, () => {
+        throw new TypeError('bug');
+      }),
+    { instanceOf: TypeError },
+  );
 });
 
 test('a cycle of parents, or a rerun of a host its root never had, is refused', (t) => {
@@ -94,6 +137,12 @@ test('records are written as version 2 with their parent; version 1 records are 
   const future = { ...record([], undefined, '20270101T000000000Z-cccc'), version: 99 };
   writeFileSync(join(dir, `${future.id}.json`), JSON.stringify(future), { mode: 0o600 });
   t.throws(() => loadRunById(future.id, dir), { message: /written by a newer distrun \(record version 99/ });
-  t.deepEqual(listRuns(10, dir).skipped.map((s) => s.id), [future.id]);
-  t.throws(() => loadRunById('20200101T000000000Z-dddd', dir), { instanceOf: FileError, message: /no record .* any more \(distrun keeps the last 100 runs\)/ });
+  t.deepEqual(
+    listRuns(10, dir).skipped.map((s) => s.id),
+    [future.id],
+  );
+  t.throws(() => loadRunById('20200101T000000000Z-dddd', dir), {
+    instanceOf: FileError,
+    message: /no record .* any more \(distrun keeps the last 100 runs\)/,
+  });
 });

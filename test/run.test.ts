@@ -8,9 +8,22 @@ import { join } from 'node:path';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  DISTRUN, cleanupAll, connectRaw, distrun, makePki, processesMatching, residentBytes, spawnDistrun, startAgent, tempDir, testCacheHome, waitFor,
-  type Pki, type RunningAgent,
+  DISTRUN,
+  cleanupAll,
+  connectRaw,
+  distrun,
+  makePki,
+  processesMatching,
+  residentBytes,
+  spawnDistrun,
+  startAgent,
+  tempDir,
+  testCacheHome,
+  waitFor,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 let pki: Pki;
 let agents: RunningAgent[];
@@ -20,14 +33,17 @@ test.before(async () => {
   pki = await makePki(['agent1', 'agent2', 'agent3']);
   agents = await Promise.all(['agent1', 'agent2', 'agent3'].map((name) => startAgent(pki, name)));
   inventory = join(tempDir(), 'hosts.yaml');
-  writeFileSync(inventory, [
-    'hosts:',
-    ...agents.map((a, i) => `  h${i + 1}: { address: 127.0.0.1, port: ${a.port} }`),
-    'groups:',
-    '  trio: [h1, h2, h3]',
-    '  one: [h1]',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    inventory,
+    [
+      'hosts:',
+      ...agents.map((a, i) => `  h${i + 1}: { address: 127.0.0.1, port: ${a.port} }`),
+      'groups:',
+      '  trio: [h1, h2, h3]',
+      '  one: [h1]',
+      '',
+    ].join('\n'),
+  );
 });
 
 test.after.always(cleanupAll);
@@ -68,8 +84,7 @@ test('--json: JSON Lines events, byte-exact output, a final summary', async (t) 
   writeFileSync(file, data);
   const r = await distrun(on('trio', '--json', 'sh', '-c', `cat ${file}; echo err >&2; exit 3`));
   t.is(r.code, 3, r.stderr);
-  // biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
-  const events = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+  const events = jsonLines(r.stdout);
   for (const event of events) {
     t.is(event.v, 1);
     t.truthy(Date.parse(event.time));
@@ -83,14 +98,19 @@ test('--json: JSON Lines events, byte-exact output, a final summary', async (t) 
     t.true(out.equals(data), `${host} stdout is byte-exact`);
     t.true(mine.some((e) => e.type === 'stdout' && e.encoding === 'utf8'));
     t.true(mine.some((e) => e.type === 'stdout' && e.encoding === 'base64'));
-    t.deepEqual(mine.filter((e) => e.type === 'stderr').map((e) => e.data), ['err\n']);
+    t.deepEqual(
+      mine.filter((e) => e.type === 'stderr').map((e) => e.data),
+      ['err\n'],
+    );
     t.like(mine.at(-1), { type: 'exit', status: 'failed', exitCode: 3, code: 3, signal: null });
   }
   t.like(events.at(-1), { type: 'summary', hosts: 3, ok: 0, failed: 3, exitCode: 3 });
   const down = await distrun(['-i', inventory, '--pki', pki.dir, '-H', '127.0.0.1:1', '--json', 'true']);
-  // biome-ignore lint/suspicious/noExplicitAny: JSON lines read field by field in assertions
-  const downEvents = down.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
-  t.like(downEvents.find((e) => e.type === 'unreachable'), { host: '127.0.0.1', status: 'unreachable', code: 'E_CONNECT', exitCode: 255 });
+  const downEvents = jsonLines(down.stdout);
+  t.like(
+    downEvents.find((e) => e.type === 'unreachable'),
+    { host: '127.0.0.1', status: 'unreachable', code: 'E_CONNECT', exitCode: 255 },
+  );
   t.like(downEvents.at(-1), { type: 'summary', unreachable: 1, exitCode: 255 });
 });
 
@@ -116,7 +136,10 @@ test('--gather prints identical outputs once under folded host names, largest gr
   const slots = tempDir();
   const r = await distrun(on('trio', '-b', 'sh', '-c', `if mkdir ${slots}/first 2>/dev/null; then echo odd; exit 4; else echo common; fi`));
   t.is(r.code, 4);
-  const blocks = r.stdout.toString().split(/^-{15}\n/m).filter(Boolean);
+  const blocks = r.stdout
+    .toString()
+    .split(/^-{15}\n/m)
+    .filter(Boolean);
   t.is(blocks.length, 4, r.stdout.toString());
   t.regex(blocks[0]!, /^h\[\d[-,]\d\] \(2\)\n$/);
   t.is(blocks[1], 'common\n');
@@ -178,10 +201,15 @@ test('colours on a terminal only, and never with NO_COLOR, TERM=dumb or FORCE_CO
 
 test('a live progress line on a terminal, cleared before output; none with -q or into a pipe', async (t) => {
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
-  const onTty = (extra: string[]) => spawnSync('script', ['-qec',
-    [process.execPath, DISTRUN, ...on('trio', ...extra, 'sh', '-c', 'sleep 1; echo finished')].map(quote).join(' '), '/dev/null'], {
-    encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), NO_COLOR: '1' },
-  });
+  const onTty = (extra: string[]) =>
+    spawnSync(
+      'script',
+      ['-qec', [process.execPath, DISTRUN, ...on('trio', ...extra, 'sh', '-c', 'sleep 1; echo finished')].map(quote).join(' '), '/dev/null'],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), NO_COLOR: '1' },
+      },
+    );
   const shown = onTty([]);
   t.is(shown.status, 0, shown.stdout);
   t.regex(shown.stdout, /\[0\/3 done, 0 failed, 3 running\] slowest: h\d \d+\.\ds/);
@@ -198,15 +226,20 @@ test('a live progress line on a terminal, cleared before output; none with -q or
 test('on a terminal, a run above DISTRUN_CONFIRM_ABOVE hosts asks first unless --yes', async (t) => {
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const marker = `confirm-${Math.floor(Math.random() * 1e9)}`;
-  const onTty = (extra: string[], input: string) => spawnSync('script', ['-qec',
-    [process.execPath, DISTRUN, ...on('trio', ...extra, 'echo', marker)].map(quote).join(' '), '/dev/null'], {
-    encoding: 'utf8', input, env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), DISTRUN_CONFIRM_ABOVE: '2', NO_COLOR: '1' },
-  });
+  const onTty = (extra: string[], input: string) =>
+    spawnSync('script', ['-qec', [process.execPath, DISTRUN, ...on('trio', ...extra, 'echo', marker)].map(quote).join(' '), '/dev/null'], {
+      encoding: 'utf8',
+      input,
+      env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), DISTRUN_CONFIRM_ABOVE: '2', NO_COLOR: '1' },
+    });
   const declined = onTty([], 'n\n');
   t.is(declined.status, 130, declined.stdout);
   t.regex(declined.stdout, new RegExp(`run \\["echo","${marker}"\\] on 3 hosts \\(h\\[1-3\\]\\)\\? \\[y/N\\]`));
   t.regex(declined.stdout, /not confirmed; nothing was run/);
-  t.false(agents.some((a) => a.logs.some((l) => JSON.stringify(l.argv ?? '').includes(marker))), 'nothing ran');
+  t.false(
+    agents.some((a) => a.logs.some((l) => JSON.stringify(l.argv ?? '').includes(marker))),
+    'nothing ran',
+  );
   const accepted = onTty([], 'y\n');
   t.is(accepted.status, 0, accepted.stdout);
   t.is(accepted.stdout.split(marker).length - 1, 3 + 1, 'three hosts answered (and the prompt named it)');
@@ -329,12 +362,12 @@ test('a second Ctrl-C disconnects; the agents kill commands that ignored the fir
 test('one agent serves many concurrent sessions', async (t) => {
   const many = join(tempDir(), 'many.yaml');
   const names = Array.from({ length: 40 }, (_, i) => `alias${i}`);
-  writeFileSync(many, [
-    'hosts:',
-    ...names.map((n) => `  ${n}: { address: 127.0.0.1, port: ${agents[1]!.port} }`),
-    `groups:\n  many: [${names.join(', ')}]`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    many,
+    ['hosts:', ...names.map((n) => `  ${n}: { address: 127.0.0.1, port: ${agents[1]!.port} }`), `groups:\n  many: [${names.join(', ')}]`, ''].join(
+      '\n',
+    ),
+  );
   const r = await distrun(['-i', many, '--pki', pki.dir, '-g', 'many', 'sh', '-c', 'sleep 0.5; echo done']);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(r.stdout.toString().trim().split('\n').sort(), names.map((n) => `${n}: done`).sort());
@@ -357,10 +390,12 @@ test('a client that reads slowly pauses the command: agent memory stays bounded'
   const socket = connectRaw(agents[2]!.port, pki.dir);
   const before = residentBytes(agents[2]!.process.pid!);
   // 400 MB of output that nobody reads: without backpressure the agent would buffer it.
-  socket.write(Buffer.concat([
-    encodeVersionOffer({ versions: [1], software: 'slow-reader' }),
-    encodeCommand(['sh', '-c', `head -c 400000000 /dev/zero; echo ${marker} >/dev/null`]),
-  ]));
+  socket.write(
+    Buffer.concat([
+      encodeVersionOffer({ versions: [1], software: 'slow-reader' }),
+      encodeCommand(['sh', '-c', `head -c 400000000 /dev/zero; echo ${marker} >/dev/null`]),
+    ]),
+  );
   socket.pause();
   // Other tests of this file block this worker now and then (spawnSync under script(1)):
   // measure from the moment the command runs.
@@ -386,10 +421,12 @@ test('a reader that pauses after the command ended still gets all output and the
     }
   });
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  socket.write(Buffer.concat([
-    encodeVersionOffer({ versions: [1], software: 'pausing-reader' }),
-    encodeCommand(['sh', '-c', `head -c 3000000 /dev/zero; : ${marker}`]),
-  ]));
+  socket.write(
+    Buffer.concat([
+      encodeVersionOffer({ versions: [1], software: 'pausing-reader' }),
+      encodeCommand(['sh', '-c', `head -c 3000000 /dev/zero; : ${marker}`]),
+    ]),
+  );
   socket.pause();
   // The command cannot finish while nothing is read (backpressure): read a little first.
   await new Promise((r) => setTimeout(r, 300));
@@ -416,12 +453,18 @@ test('--dry-run prints the hosts and the exact argv and runs nothing', async (t)
   t.is(r.code, 0, r.stderr);
   const lines = r.stdout.toString().trim().split('\n');
   t.is(lines[0], 'argv: ["printf","%s","a b",""]');
-  t.deepEqual(lines.slice(1).map((l) => l.split(/\s+/)[0]), ['h1', 'h3']);
+  t.deepEqual(
+    lines.slice(1).map((l) => l.split(/\s+/)[0]),
+    ['h1', 'h3'],
+  );
   const shell = await distrun(['-i', inventory, '-g', 'one', '--list-hosts', '--shell', 'echo', '$HOME']);
   t.is(shell.stdout.toString().split('\n')[0], 'argv: ["/bin/sh","-c","echo $HOME"]');
   await new Promise((resolve) => setTimeout(resolve, 200));
   // Other tests use the same agents concurrently: look for this test's argv only.
-  t.false(agents.some((a) => a.logs.some((l) => JSON.stringify(l.argv) === '["printf","%s","a b",""]')), 'no agent ran it');
+  t.false(
+    agents.some((a) => a.logs.some((l) => JSON.stringify(l.argv) === '["printf","%s","a b",""]')),
+    'no agent ran it',
+  );
 });
 
 test('distrun hosts --explain says which part of the selection chose each host', async (t) => {
@@ -434,14 +477,17 @@ test('distrun hosts --explain says which part of the selection chose each host',
 
 test('an Ansible YAML inventory works as it is (ansible_host, distrun_port)', async (t) => {
   const ansible = join(tempDir(), 'inventory.yml');
-  writeFileSync(ansible, [
-    'all:',
-    '  children:',
-    '    webservers:',
-    '      hosts:',
-    ...agents.map((a, i) => `        web${i + 1}: { ansible_host: 127.0.0.1, ansible_port: 22, distrun_port: ${a.port} }`),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    ansible,
+    [
+      'all:',
+      '  children:',
+      '    webservers:',
+      '      hosts:',
+      ...agents.map((a, i) => `        web${i + 1}: { ansible_host: 127.0.0.1, ansible_port: 22, distrun_port: ${a.port} }`),
+      '',
+    ].join('\n'),
+  );
   const r = await distrun(['-i', ansible, '--pki', pki.dir, '-g', 'webservers', 'echo', 'from-ansible']);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(r.stdout.toString().trim().split('\n').sort(), ['web1: from-ansible', 'web2: from-ansible', 'web3: from-ansible']);
@@ -450,7 +496,14 @@ test('an Ansible YAML inventory works as it is (ansible_host, distrun_port)', as
 test('distrun hosts prints the resolved targets', async (t) => {
   const r = await distrun(['hosts', '-i', inventory, 'trio', '-x', 'h2']);
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(r.stdout.toString().trim().split('\n').map((l) => l.split(/\s+/)[0]), ['h1', 'h3']);
+  t.deepEqual(
+    r.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]),
+    ['h1', 'h3'],
+  );
 });
 
 test('inventory errors name the file and the entry, without a stack trace', async (t) => {

@@ -8,9 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  addCleanup, cleanupAll, distrun, makePki, processesMatching, spawnDistrun, tempDir, waitFor, type Pki,
-} from './helpers/fleet.js';
+import { addCleanup, cleanupAll, distrun, makePki, processesMatching, spawnDistrun, tempDir, waitFor, type Pki } from './helpers/fleet.js';
 import { bootSystemd, SHARED_INSIDE, systemdUnavailable, type SystemdMachine } from './helpers/systemd-machine.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -44,8 +42,7 @@ const tarballInside = (): string => join(SHARED_INSIDE, readdirSync(shared).find
 const onAgent = (args: string[]) => distrun(['-H', '127.0.0.1', '--pki', pki.dir, ...args], { netns: machine.netns });
 /** The agent's pid inside the machine's PID namespace (never a pid on this host). */
 const mainPid = (): number => Number(machine.property(UNIT, 'MainPID'));
-const journal = (...args: string[]): string =>
-  machine.exec(['journalctl', '--no-pager', '-o', 'cat', '-u', UNIT, ...args]).stdout;
+const journal = (...args: string[]): string => machine.exec(['journalctl', '--no-pager', '-o', 'cat', '-u', UNIT, ...args]).stdout;
 /**
  * Processes (seen from the host) whose whole command line is `args`: the remote ones,
  * not the distrun clients whose arguments contain them.
@@ -55,8 +52,16 @@ const settled = (unit: string): Promise<boolean> =>
   waitFor(() => !['activating', 'deactivating', 'reloading'].includes(machine.property(unit, 'ActiveState')), 120_000, 100);
 
 serial('install-agent.sh and enable --now: the unit becomes ready; ping and a command work', async (t) => {
-  const install = machine.exec(['bash', join(SHARED_INSIDE, 'scripts/install-agent.sh'),
-    '--bundle', join(SHARED_INSIDE, 'bundle'), '--package', tarballInside(), '--run-as', RUN_AS]);
+  const install = machine.exec([
+    'bash',
+    join(SHARED_INSIDE, 'scripts/install-agent.sh'),
+    '--bundle',
+    join(SHARED_INSIDE, 'bundle'),
+    '--package',
+    tarballInside(),
+    '--run-as',
+    RUN_AS,
+  ]);
   t.is(install.status, 0, `${install.stdout}\n${install.stderr}`);
   t.regex(install.stdout, /creating system user distrun-sd-user/);
   t.is(machine.property(UNIT, 'ActiveState'), 'active');
@@ -74,8 +79,12 @@ serial('install-agent.sh and enable --now: the unit becomes ready; ping and a co
 
 serial('a command cannot take over the unit with sd_notify: MAINPID and STATUS from it are refused', async (t) => {
   const before = mainPid();
-  const attack = await onAgent(['--', 'sh', '-c',
-    'NOTIFY_SOCKET=/run/systemd/notify systemd-notify MAINPID=$$ "STATUS=taken over"; NOTIFY_SOCKET=/run/systemd/notify systemd-notify --status=hijacked; echo sent']);
+  const attack = await onAgent([
+    '--',
+    'sh',
+    '-c',
+    'NOTIFY_SOCKET=/run/systemd/notify systemd-notify MAINPID=$$ "STATUS=taken over"; NOTIFY_SOCKET=/run/systemd/notify systemd-notify --status=hijacked; echo sent',
+  ]);
   t.is(attack.stdout.toString(), '127.0.0.1: sent\n', attack.stderr);
   // systemd got the messages and turned them away (not merely never received them).
   t.true(await waitFor(() => /reception only permitted for main PID/.test(journal())), journal());
@@ -88,60 +97,69 @@ serial('a command cannot take over the unit with sd_notify: MAINPID and STATUS f
   t.is((await onAgent(['true'])).code, 0);
 });
 
-serial('what a command starts outside its process group (setsid) ends with the session: on exit, on --timeout, when the client is lost', async (t) => {
-  // Ends by itself, leaving a daemon behind.
-  const left = await onAgent(['--', 'sh', '-c', 'setsid sleep 9871 >/dev/null 2>&1 </dev/null & echo started']);
-  t.is(left.code, 0, left.stderr);
-  t.true(await waitFor(() => running('sleep 9871').length === 0, 30_000), 'the setsid descendant was stopped');
+serial(
+  'what a command starts outside its process group (setsid) ends with the session: on exit, on --timeout, when the client is lost',
+  async (t) => {
+    // Ends by itself, leaving a daemon behind.
+    const left = await onAgent(['--', 'sh', '-c', 'setsid sleep 9871 >/dev/null 2>&1 </dev/null & echo started']);
+    t.is(left.code, 0, left.stderr);
+    t.true(await waitFor(() => running('sleep 9871').length === 0, 30_000), 'the setsid descendant was stopped');
 
-  const timed = await onAgent(['--timeout', '2', '--', 'sh', '-c', 'setsid sleep 9872 >/dev/null 2>&1 </dev/null & exec sleep 9882']);
-  t.not(timed.code, 0);
-  t.regex(timed.stdout.toString() + timed.stderr, /timed out/);
-  t.true(await waitFor(() => running('sleep 9872').length === 0 && running('sleep 9882').length === 0, 30_000));
+    const timed = await onAgent(['--timeout', '2', '--', 'sh', '-c', 'setsid sleep 9872 >/dev/null 2>&1 </dev/null & exec sleep 9882']);
+    t.not(timed.code, 0);
+    t.regex(timed.stdout.toString() + timed.stderr, /timed out/);
+    t.true(await waitFor(() => running('sleep 9872').length === 0 && running('sleep 9882').length === 0, 30_000));
 
-  const client = spawnDistrun(['-H', '127.0.0.1', '--pki', pki.dir, '--', 'sh', '-c', 'setsid sleep 9873 >/dev/null 2>&1 </dev/null & exec sleep 9883'],
-    {}, machine.netns);
-  t.true(await waitFor(() => running('sleep 9873').length === 1 && running('sleep 9883').length === 1, 30_000));
-  client.child.kill('SIGKILL');
-  await client.exit;
-  t.true(await waitFor(() => running('sleep 9873').length === 0 && running('sleep 9883').length === 0, 60_000), 'lost client: everything stopped');
-  t.is(machine.property(UNIT, 'ActiveState'), 'active');
-});
+    const client = spawnDistrun(
+      ['-H', '127.0.0.1', '--pki', pki.dir, '--', 'sh', '-c', 'setsid sleep 9873 >/dev/null 2>&1 </dev/null & exec sleep 9883'],
+      {},
+      machine.netns,
+    );
+    t.true(await waitFor(() => running('sleep 9873').length === 1 && running('sleep 9883').length === 1, 30_000));
+    client.child.kill('SIGKILL');
+    await client.exit;
+    t.true(await waitFor(() => running('sleep 9873').length === 0 && running('sleep 9883').length === 0, 60_000), 'lost client: everything stopped');
+    t.is(machine.property(UNIT, 'ActiveState'), 'active');
+  },
+);
 
-serial('reload: a good config is applied; a broken one fails the reload visibly, the old one keeps serving, journalctl -p err shows why', async (t) => {
-  const original = machine.exec(['cat', CONFIG]).stdout;
-  const write = (text: string) => machine.exec(['sh', '-c', `cat > ${CONFIG}`], { input: text });
-  addCleanup(() => {
+serial(
+  'reload: a good config is applied; a broken one fails the reload visibly, the old one keeps serving, journalctl -p err shows why',
+  async (t) => {
+    const original = machine.exec(['cat', CONFIG]).stdout;
+    const write = (text: string) => machine.exec(['sh', '-c', `cat > ${CONFIG}`], { input: text });
+    addCleanup(() => {
+      write(original);
+    });
+    const pid = mainPid();
+    write(`${original}maxSessions: 100\n`);
+    const good = machine.systemctl('reload', UNIT);
+    t.is(good.status, 0, good.stderr);
+    t.true(await waitFor(() => /"msg":"reloaded"/.test(journal())));
+
+    write(`${original}maxSessions: lots\n`);
+    const broken = machine.systemctl('reload', UNIT);
+    t.not(broken.status, 0, 'systemctl reload fails');
+    t.regex(broken.stderr, /failed/);
+    t.is(machine.property(UNIT, 'ActiveState'), 'active');
+    t.is(mainPid(), pid);
+    t.is((await onAgent(['true'])).code, 0, 'the old configuration keeps serving');
+    t.regex(journal('-p', 'err'), /maxSessions must be an integer/);
+
+    // A SIGHUP that bypasses the check (a file broken in between): the agent's own
+    // "reload failed" reaches the journal as an error too.
+    const hup = machine.systemctl('kill', '--kill-whom=main', '--signal=SIGHUP', UNIT);
+    t.is(hup.status, 0, hup.stderr);
+    t.true(await waitFor(() => /"msg":"reload failed"/.test(journal('-p', 'err'))), journal('-p', 'err'));
+    t.notRegex(journal('-p', 'err'), /"msg":"reloaded"/, 'info lines are not errors');
+    // Readable without downloading anything.
+    const text = machine.exec(['sh', '-c', `journalctl --no-pager -o cat -u ${UNIT} | /usr/local/bin/distrunner-agent --format-log`]).stdout;
+    t.regex(text, /^\S+ ERROR reload failed reason=.*maxSessions must be an integer/m);
+
     write(original);
-  });
-  const pid = mainPid();
-  write(`${original}maxSessions: 100\n`);
-  const good = machine.systemctl('reload', UNIT);
-  t.is(good.status, 0, good.stderr);
-  t.true(await waitFor(() => /"msg":"reloaded"/.test(journal())));
-
-  write(`${original}maxSessions: lots\n`);
-  const broken = machine.systemctl('reload', UNIT);
-  t.not(broken.status, 0, 'systemctl reload fails');
-  t.regex(broken.stderr, /failed/);
-  t.is(machine.property(UNIT, 'ActiveState'), 'active');
-  t.is(mainPid(), pid);
-  t.is((await onAgent(['true'])).code, 0, 'the old configuration keeps serving');
-  t.regex(journal('-p', 'err'), /maxSessions must be an integer/);
-
-  // A SIGHUP that bypasses the check (a file broken in between): the agent's own
-  // "reload failed" reaches the journal as an error too.
-  const hup = machine.systemctl('kill', '--kill-whom=main', '--signal=SIGHUP', UNIT);
-  t.is(hup.status, 0, hup.stderr);
-  t.true(await waitFor(() => /"msg":"reload failed"/.test(journal('-p', 'err'))), journal('-p', 'err'));
-  t.notRegex(journal('-p', 'err'), /"msg":"reloaded"/, 'info lines are not errors');
-  // Readable without downloading anything.
-  const text = machine.exec(['sh', '-c', `journalctl --no-pager -o cat -u ${UNIT} | /usr/local/bin/distrunner-agent --format-log`]).stdout;
-  t.regex(text, /^\S+ ERROR reload failed reason=.*maxSessions must be an integer/m);
-
-  write(original);
-  t.is(machine.systemctl('reload', UNIT).status, 0);
-});
+    t.is(machine.systemctl('reload', UNIT).status, 0);
+  },
+);
 
 serial('stop drains: a running command finishes and its client gets its output; restart serves again', async (t) => {
   const [started, go] = ['/tmp/distrun-sd-started', '/tmp/distrun-sd-go'];
@@ -170,12 +188,17 @@ serial('stop drains: a running command finishes and its client gets its output; 
 serial('kill -9 of the agent: systemd kills its commands (setsid ones too) and restarts it', async (t) => {
   const restarts = Number(machine.property(UNIT, 'NRestarts'));
   const pid = mainPid();
-  const client = spawnDistrun(['-H', '127.0.0.1', '--pki', pki.dir, '--', 'sh', '-c', 'setsid sleep 9874 >/dev/null 2>&1 </dev/null & exec sleep 9884'],
-    {}, machine.netns);
+  const client = spawnDistrun(
+    ['-H', '127.0.0.1', '--pki', pki.dir, '--', 'sh', '-c', 'setsid sleep 9874 >/dev/null 2>&1 </dev/null & exec sleep 9884'],
+    {},
+    machine.netns,
+  );
   t.true(await waitFor(() => running('sleep 9874').length === 1 && running('sleep 9884').length === 1, 30_000));
   t.is(machine.exec(['kill', '-9', String(pid)]).status, 0);
   t.is(await client.exit, 255, 'the client sees its agent lost');
-  t.true(await waitFor(() => Number(machine.property(UNIT, 'NRestarts')) === restarts + 1 && machine.property(UNIT, 'ActiveState') === 'active', 60_000));
+  t.true(
+    await waitFor(() => Number(machine.property(UNIT, 'NRestarts')) === restarts + 1 && machine.property(UNIT, 'ActiveState') === 'active', 60_000),
+  );
   t.not(mainPid(), pid);
   t.deepEqual(running('sleep 9874'), []);
   t.deepEqual(running('sleep 9884'), []);
@@ -211,8 +234,14 @@ serial('uninstall-agent.sh --purge leaves nothing: unit, package, files, the use
   const uninstall = machine.exec(['bash', join(SHARED_INSIDE, 'scripts/uninstall-agent.sh'), '--purge']);
   t.is(uninstall.status, 0, `${uninstall.stdout}\n${uninstall.stderr}`);
   t.regex(uninstall.stdout, /removing user distrun-sd-user/);
-  for (const path of ['/etc/distrunner', '/etc/systemd/system/distrunner-agent.service', '/usr/local/lib/node_modules/distrunner',
-    '/usr/local/bin/distrunner-agent', '/usr/local/bin/distrun', '/etc/systemd/system/multi-user.target.wants/distrunner-agent.service']) {
+  for (const path of [
+    '/etc/distrunner',
+    '/etc/systemd/system/distrunner-agent.service',
+    '/usr/local/lib/node_modules/distrunner',
+    '/usr/local/bin/distrunner-agent',
+    '/usr/local/bin/distrun',
+    '/etc/systemd/system/multi-user.target.wants/distrunner-agent.service',
+  ]) {
     t.not(machine.exec(['test', '-e', path]).status, 0, `${path} is gone`);
   }
   t.not(machine.exec(['getent', 'passwd', RUN_AS]).status, 0, 'user removed');

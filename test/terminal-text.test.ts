@@ -6,7 +6,7 @@ import { neutralizeOutput, visibleText } from '../src/cli/terminal-text.js';
 
 const out = (bytes: string | Buffer) => neutralizeOutput(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes, 'latin1')).toString('latin1');
 
-test('the issue\'s forged line: title, CR and erase are shown, so the line keeps its own prefix', (t) => {
+test("the issue's forged line: title, CR and erase are shown, so the line keeps its own prefix", (t) => {
   t.is(out('ok\x1b]0;TITLE\x07\r\x1b[2Kweb2: deploy OK\n'), 'ok^[]0;TITLE^G^M^[[2Kweb2: deploy OK\n');
 });
 
@@ -44,7 +44,7 @@ test('marks: what is shown can be set apart (reverse video on a colour terminal)
   t.is(marked, 'a[^G^M^[]]b');
 });
 
-test('an agent\'s text is one line: newlines, tabs, colours and lone surrogates are shown too', (t) => {
+test("an agent's text is one line: newlines, tabs, colours and lone surrogates are shown too", (t) => {
   t.is(visibleText('denied\ndistrun: web2: ok'), 'denied^Jdistrun: web2: ok');
   t.is(visibleText('\x1b[31mred\x1b[0m\tx\r'), '^[[31mred^[[0m^Ix^M');
   t.is(visibleText('agent/1.0 \u009b\u202e'), 'agent/1.0 <U+009B><U+202E>');
@@ -56,8 +56,17 @@ test('an agent\'s text is one line: newlines, tabs, colours and lone surrogates 
 
 const fragments = ['\x1b', '\x1b[', '\x1b]', '31', ';', ':', 'm', '0', '\r', '\n', '\t', '\x07', '\b', '\x7f', ' ', 'a', '\\', '^']
   .map((s) => Buffer.from(s, 'latin1'))
-  .concat([[0x9b], [0xc2], [0xc2, 0x9b], [0xe2, 0x80, 0xae], [0xe2, 0x80], [0xf0, 0x9f, 0x99, 0x82], [0xed, 0xa0, 0x80], [0xff]].map((b) => Buffer.from(b)));
-const hostile = fc.array(fc.oneof(fc.constantFrom(...fragments), fc.uint8Array({ maxLength: 6 }).map((a) => Buffer.from(a))), { maxLength: 40 })
+  .concat(
+    [[0x9b], [0xc2], [0xc2, 0x9b], [0xe2, 0x80, 0xae], [0xe2, 0x80], [0xf0, 0x9f, 0x99, 0x82], [0xed, 0xa0, 0x80], [0xff]].map((b) => Buffer.from(b)),
+  );
+const hostile = fc
+  .array(
+    fc.oneof(
+      fc.constantFrom(...fragments),
+      fc.uint8Array({ maxLength: 6 }).map((a) => Buffer.from(a)),
+    ),
+    { maxLength: 40 },
+  )
   .map((parts) => Buffer.concat(parts));
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -89,38 +98,48 @@ test('property: whatever the bytes, the output holds nothing but text, tab, newl
 });
 
 test('property: styles never cross a newline (the last SGR of every line is a reset)', (t) => {
-  fc.assert(fc.property(hostile, (bytes) => {
-    for (const line of neutralizeOutput(bytes).toString('latin1').split('\n')) {
-      const sgrs = line.match(/\x1b\[[0-9;:]*m/g) ?? [];
-      const last = sgrs[sgrs.length - 1];
-      if (last !== undefined && !/^\x1b\[[0;]*m$/.test(last)) return false;
-    }
-    return true;
-  }));
+  fc.assert(
+    fc.property(hostile, (bytes) => {
+      for (const line of neutralizeOutput(bytes).toString('latin1').split('\n')) {
+        const sgrs = line.match(/\x1b\[[0-9;:]*m/g) ?? [];
+        const last = sgrs[sgrs.length - 1];
+        if (last !== undefined && !/^\x1b\[[0;]*m$/.test(last)) return false;
+      }
+      return true;
+    }),
+  );
   t.pass();
 });
 
 test('property: text that is already safe passes unchanged', (t) => {
-  const safeChar = fc.string({ unit: 'grapheme', maxLength: 60 }).map((s) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\r]/gu, ''));
+  const safeChar = fc
+    .string({ unit: 'grapheme', maxLength: 60 })
+    .map((s) => s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\r]/gu, ''));
   fc.assert(fc.property(safeChar, (text) => neutralizeOutput(Buffer.from(text)).equals(Buffer.from(text))));
   t.pass();
 });
 
 test('property: line by line gives the same bytes as all at once; a second pass changes nothing; nothing shrinks', (t) => {
-  fc.assert(fc.property(fc.array(hostile, { maxLength: 6 }), (pieces) => {
-    const lines = pieces.map((p) => Buffer.concat([p.filter((b) => b !== 0x0a), Buffer.from('\n')]));
-    const whole = neutralizeOutput(Buffer.concat(lines));
-    return whole.equals(Buffer.concat(lines.map((l) => neutralizeOutput(l))))
-      && neutralizeOutput(whole).equals(whole)
-      && whole.length >= Buffer.concat(lines).length;
-  }));
+  fc.assert(
+    fc.property(fc.array(hostile, { maxLength: 6 }), (pieces) => {
+      const lines = pieces.map((p) => Buffer.concat([p.filter((b) => b !== 0x0a), Buffer.from('\n')]));
+      const whole = neutralizeOutput(Buffer.concat(lines));
+      return (
+        whole.equals(Buffer.concat(lines.map((l) => neutralizeOutput(l)))) &&
+        neutralizeOutput(whole).equals(whole) &&
+        whole.length >= Buffer.concat(lines).length
+      );
+    }),
+  );
   t.pass();
 });
 
-test('property: an agent\'s text comes out as one line of printable text', (t) => {
-  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (text) => {
-    const shown = visibleText(text);
-    return !/[\u0000-\u001f\u007f]/.test(shown) && !CONTROL_CODE_POINT.test(shown) && shown.length >= [...text].length;
-  }));
+test("property: an agent's text comes out as one line of printable text", (t) => {
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (text) => {
+      const shown = visibleText(text);
+      return !/[\u0000-\u001f\u007f]/.test(shown) && !CONTROL_CODE_POINT.test(shown) && shown.length >= [...text].length;
+    }),
+  );
   t.pass();
 });

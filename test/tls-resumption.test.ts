@@ -85,7 +85,14 @@ test('tickets belong to one client identity, and are neither read nor written wh
   await runTrue(agent, pki.dir, env);
   await runTrue(agent, join(pki.dir, 'clients', 'second'), env);
   const starts = agent.logs.filter((l) => l.msg === 'session start');
-  t.deepEqual(starts.map((l) => [l.client, l.resumed]), [['admin', false], ['second', false]], 'the second identity does not resume the first one\'s session');
+  t.deepEqual(
+    starts.map((l) => [l.client, l.resumed]),
+    [
+      ['admin', false],
+      ['second', false],
+    ],
+    "the second identity does not resume the first one's session",
+  );
   t.is(readdirSync(join(cache, 'distrun', 'tls')).length, 2);
 
   const off = { XDG_CACHE_HOME: tempDir(), DISTRUN_TLS_CACHE: 'off' };

@@ -5,12 +5,21 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { authorize } from '../src/agent/policy.js';
+import { applyOption, decodeWindow, defaultSessionOptions, encodeCommand, encodeOptions, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
-  applyOption, decodeWindow, defaultSessionOptions, encodeCommand, encodeOptions, encodeVersionOffer,
-} from '../src/protocol/messages.js';
-import {
-  DISTRUN, cleanupAll, distrun, failureIn, makePki, processesMatching, rawExchange, startAgent, tempDir, testCacheHome, waitFor,
-  type Pki, type RunningAgent,
+  DISTRUN,
+  cleanupAll,
+  distrun,
+  failureIn,
+  makePki,
+  processesMatching,
+  rawExchange,
+  startAgent,
+  tempDir,
+  testCacheHome,
+  waitFor,
+  type Pki,
+  type RunningAgent,
 } from './helpers/fleet.js';
 
 const hasTmux = spawnSync('sh', ['-c', 'command -v tmux']).status === 0;
@@ -146,8 +155,10 @@ test('--tty without a local terminal is an error with a clear message', async (t
 
 test('policy: a terminal needs a rule that says pty: true', (t) => {
   const rules = [{ clients: ['ops'], commands: ['bash'], shell: false }];
-  t.like(authorize(rules, 'ops', ['bash'], { shell: false, envNames: [], pty: true }),
-    { allowed: false, reason: 'a terminal (--tty) is not allowed for this client and command' });
+  t.like(authorize(rules, 'ops', ['bash'], { shell: false, envNames: [], pty: true }), {
+    allowed: false,
+    reason: 'a terminal (--tty) is not allowed for this client and command',
+  });
   t.like(authorize([{ ...rules[0]!, pty: true }], 'ops', ['bash'], { shell: false, envNames: [], pty: true }), { allowed: true });
   t.like(authorize(rules, 'ops', ['bash'], { shell: false, envNames: [] }), { allowed: true });
 });
@@ -159,7 +170,9 @@ test('an agent whose policy forbids terminals refuses --tty (E_DENIED) and still
   // No local terminal is needed to check the agent's answer: speak the protocol directly.
   const options = { ...defaultSessionOptions(), stdin: true, pty: { cols: 80, rows: 24 }, term: 'xterm' };
   const frames = await rawExchange(strict.port, pki.dir, [
-    encodeVersionOffer({ versions: [3], software: 'test' }), ...encodeOptions(options), encodeCommand(['sh']),
+    encodeVersionOffer({ versions: [3], software: 'test' }),
+    ...encodeOptions(options),
+    encodeCommand(['sh']),
   ]);
   t.deepEqual(failureIn(frames), { code: 'E_DENIED', reason: 'a terminal (--tty) is not allowed for this client and command' });
   const denied = () => strict.logs.find((l) => l.msg === 'audit' && (l.audit as { event: string }).event === 'denied');

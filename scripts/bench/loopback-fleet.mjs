@@ -75,9 +75,13 @@ export class LoopbackFleet {
     const configFile = join(this.work, 'agents', `${name}.yaml`);
     // As a fleet host runs it: default log level (info), audit records in the log.
     const settings = {
-      host: addresses.join(','), port: AGENT_PORT,
-      ca: join(bundle, 'ca.crt'), cert: join(bundle, 'agent.crt'), key: join(bundle, 'agent.key'),
-      maxSessions: 100000, maxSessionsPerClient: 100000,
+      host: addresses.join(','),
+      port: AGENT_PORT,
+      ca: join(bundle, 'ca.crt'),
+      cert: join(bundle, 'agent.crt'),
+      key: join(bundle, 'agent.key'),
+      maxSessions: 100000,
+      maxSessionsPerClient: 100000,
       ...config,
     };
     writeFileSync(configFile, JSON.stringify(settings, null, 2));
@@ -136,9 +140,14 @@ export class LoopbackFleet {
 
   async stop() {
     const alive = this.agents.filter((agent) => agent.child.exitCode === null && agent.child.signalCode === null);
-    await Promise.all(alive.map((agent) => new Promise((resolve) => {
-      agent.child.once('exit', resolve);
-      agent.child.kill('SIGKILL');
-    })));
+    await Promise.all(
+      alive.map(
+        (agent) =>
+          new Promise((resolve) => {
+            agent.child.once('exit', resolve);
+            agent.child.kill('SIGKILL');
+          }),
+      ),
+    );
   }
 }

@@ -43,7 +43,8 @@ export async function timeCommand({ work, label, argv, runs, warmup = 1, prepare
 /** Peak resident memory (bytes) and exit status of one run, from GNU time's %M. */
 export function peakMemory(argv, env = {}) {
   const result = runSync('/usr/bin/time', ['-f', 'distrun-bench-maxrss %M', ...argv], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   const match = /distrun-bench-maxrss (\d+)/.exec(result.stderr);
   return { code: result.code, maxRss: match ? Number(match[1]) * 1024 : undefined, stderr: result.stderr };

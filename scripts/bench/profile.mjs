@@ -12,7 +12,10 @@ const BUCKETS = [
   ['output', /cli\/output\/|node:internal\/fs\/|node:fs/],
   ['TLS handshake (JS side)', /node:_tls_wrap|node:_tls_common|node:tls|getPeerCertificate/],
   ['session logic', /agent\/session|agent\/server|agent\/policy|cli\/execution\//],
-  ['start-up (module loading, CLI parsing, inventory)', /node:internal\/modules|node:internal\/bootstrap|node_modules\/commander|node_modules\/yaml|cli\/targeting\/|cli\/main/],
+  [
+    'start-up (module loading, CLI parsing, inventory)',
+    /node:internal\/modules|node:internal\/bootstrap|node_modules\/commander|node_modules\/yaml|cli\/targeting\/|cli\/main/,
+  ],
   ['sockets and streams', /node:net|node:internal\/stream_base|node:internal\/streams|node:stream|node:events/],
 ];
 const NATIVE = '(program)';

@@ -7,7 +7,8 @@ const END = '<!-- bench:end -->';
 const MB = 1024 * 1024;
 const STARTUP = 'start-up (module loading, CLI parsing, inventory)';
 
-const seconds = (r) => (r?.error ? `failed: ${r.error}` : r?.median === undefined ? '–' : `${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})`);
+const seconds = (r) =>
+  r?.error ? `failed: ${r.error}` : r?.median === undefined ? '–' : `${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})`;
 const ms = (s) => (s === undefined ? '–' : (s * 1000).toFixed(2));
 const mib = (bytes) => (bytes === undefined ? '–' : `${(bytes / MB).toFixed(0)} MiB`);
 const ratio = (slow, fast) => (slow?.median && fast?.median ? `${(slow.median / fast.median).toFixed(1)}×` : '–');
@@ -46,7 +47,15 @@ function cpuTable(report) {
   const rows = [];
   for (const g of report.fanout.filter((f) => f.command === 'true')) {
     for (const r of g.rows.filter((row) => !row.error && row.median !== undefined)) {
-      rows.push([String(g.n), r.tool, r.variant, ms(r.clientCpu / g.n), ms(r.serverCpu / g.n), ms(r.machineCpu / g.n), `${((100 * r.machineCpu) / (r.median * 2)).toFixed(0)}%`]);
+      rows.push([
+        String(g.n),
+        r.tool,
+        r.variant,
+        ms(r.clientCpu / g.n),
+        ms(r.serverCpu / g.n),
+        ms(r.machineCpu / g.n),
+        `${((100 * r.machineCpu) / (r.median * 2)).toFixed(0)}%`,
+      ]);
     }
   }
   return table(['N', 'tool', 'variant', 'client', 'server side (agents or sshd, command included)', 'whole machine', 'machine busy (2 cores)'], rows);
@@ -55,38 +64,77 @@ function cpuTable(report) {
 function latencyTable(report) {
   const ssh = find(report.latency, 'ssh', 'OpenSSH default KEX');
   const sshCurve = report.latency.find((r) => r.tool === 'ssh' && r.variant !== 'OpenSSH default KEX');
-  return table(['command', 'variant', 'median s (min–max)', 'vs ssh (default KEX)', 'vs ssh (curve25519)'],
-    report.latency.map((r) => [r.tool, r.variant, seconds(r), ssh ? `${(r.median / ssh.median).toFixed(2)}×` : '–', sshCurve ? `${(r.median / sshCurve.median).toFixed(2)}×` : '–']));
+  return table(
+    ['command', 'variant', 'median s (min–max)', 'vs ssh (default KEX)', 'vs ssh (curve25519)'],
+    report.latency.map((r) => [
+      r.tool,
+      r.variant,
+      seconds(r),
+      ssh ? `${(r.median / ssh.median).toFixed(2)}×` : '–',
+      sshCurve ? `${(r.median / sshCurve.median).toFixed(2)}×` : '–',
+    ]),
+  );
 }
 
 function streamTable(report) {
   const perGiB = (cpu, r) => (cpu === undefined || !r.bytes ? '–' : (cpu / (r.bytes / 2 ** 30)).toFixed(2));
-  return table(['tool', 'variant', 'MB/s (10^6 B/s, median)', 'seconds (min–max)', 'client CPU s per GiB', 'server CPU s per GiB (agent or sshd, with the command)'],
-    report.stream.map((r) => [r.tool, r.variant, r.mbPerS ? r.mbPerS.toFixed(0) : '–', seconds(r), perGiB(r.clientCpu, r), perGiB(r.serverCpu, r)]));
+  return table(
+    [
+      'tool',
+      'variant',
+      'MB/s (10^6 B/s, median)',
+      'seconds (min–max)',
+      'client CPU s per GiB',
+      'server CPU s per GiB (agent or sshd, with the command)',
+    ],
+    report.stream.map((r) => [r.tool, r.variant, r.mbPerS ? r.mbPerS.toFixed(0) : '–', seconds(r), perGiB(r.clientCpu, r), perGiB(r.serverCpu, r)]),
+  );
 }
 
 function exactTable(report) {
   const tools = [...new Set(report.exact.map((e) => e.tool))];
   const whats = [...new Set(report.exact.map((e) => e.what))];
-  return table(['file', ...tools], whats.map((what) => [what, ...tools.map((tool) => {
-    const e = report.exact.find((x) => x.tool === tool && x.what === what);
-    return e.exact ? 'yes (sha256 equal)' : `**no** (${e.bytes} of ${e.expectedBytes} B)`;
-  })]));
+  return table(
+    ['file', ...tools],
+    whats.map((what) => [
+      what,
+      ...tools.map((tool) => {
+        const e = report.exact.find((x) => x.tool === tool && x.what === what);
+        return e.exact ? 'yes (sha256 equal)' : `**no** (${e.bytes} of ${e.expectedBytes} B)`;
+      }),
+    ]),
+  );
 }
 
 function memoryTable(report) {
   const m = report.memory;
   const rows = [];
-  if (m.cli1000) rows.push(['distrun peak RSS, `uname -n` on 1,000 hosts, fanout 1000', mib(m.cli1000.maxRss), 'under 200 MB', `exit ${m.cli1000.code}`]);
-  if (m.cli1000DefaultFanout) rows.push(['distrun peak RSS, 1,000 hosts, default fanout', mib(m.cli1000DefaultFanout.maxRss), 'under 200 MB', `exit ${m.cli1000DefaultFanout.code}`]);
+  if (m.cli1000)
+    rows.push(['distrun peak RSS, `uname -n` on 1,000 hosts, fanout 1000', mib(m.cli1000.maxRss), 'under 200 MB', `exit ${m.cli1000.code}`]);
+  if (m.cli1000DefaultFanout)
+    rows.push([
+      'distrun peak RSS, 1,000 hosts, default fanout',
+      mib(m.cli1000DefaultFanout.maxRss),
+      'under 200 MB',
+      `exit ${m.cli1000DefaultFanout.code}`,
+    ]);
   if (m.slowReader) {
     const s = m.slowReader;
-    rows.push([`agent RSS while its client reads ${mib(s.bytes)} at ${(report.settings.slowRate / 1e6).toFixed(0)} MB/s for ${s.slowSeconds} s, then at full speed`,
-      `before ${mib(s.before)}, peak while slow ${mib(s.peakSlow)}, peak overall ${mib(s.peak)}`, 'under 100 MB', `${s.received === s.bytes ? 'every byte arrived' : `**${s.received} of ${s.bytes} B**`}, exit ${s.code}`]);
+    rows.push([
+      `agent RSS while its client reads ${mib(s.bytes)} at ${(report.settings.slowRate / 1e6).toFixed(0)} MB/s for ${s.slowSeconds} s, then at full speed`,
+      `before ${mib(s.before)}, peak while slow ${mib(s.peakSlow)}, peak overall ${mib(s.peak)}`,
+      'under 100 MB',
+      `${s.received === s.bytes ? 'every byte arrived' : `**${s.received} of ${s.bytes} B**`}, exit ${s.code}`,
+    ]);
   }
   if (m.sessions1000) {
     const s = m.sessions1000;
-    rows.push(['one agent holding 1,000 concurrent sessions (`sleep 15`)', `before ${mib(s.before)}, peak ${mib(s.peak)}; ${s.concurrent} commands at once`, 'under 300 MB', `exit ${s.code}${s.error ? `: ${s.error}` : ''}`]);
+    rows.push([
+      'one agent holding 1,000 concurrent sessions (`sleep 15`)',
+      `before ${mib(s.before)}, peak ${mib(s.peak)}; ${s.concurrent} commands at once`,
+      'under 300 MB',
+      `exit ${s.code}${s.error ? `: ${s.error}` : ''}`,
+    ]);
   }
   return table(['what', 'measured', 'target', 'check'], rows);
 }
@@ -97,11 +145,16 @@ function profileTable(report) {
   const total = (map) => [...map.values()].reduce((a, b) => a + b, 0);
   // Start-up happens once per process: shown whole, not per host.
   const once = (map) => map.get(STARTUP) ?? 0;
-  const rows = buckets.filter((b) => b !== STARTUP)
+  const rows = buckets
+    .filter((b) => b !== STARTUP)
     .map((b) => [b, (p.client.get(b) ?? 0) / p.sessions, (p.agent.get(b) ?? 0) / p.agentSessions])
     .sort((a, b) => b[1] + b[2] - a[1] - a[2])
     .map(([b, c, a]) => [b, c.toFixed(3), a.toFixed(3)]);
-  rows.push(['**total per host**', ((total(p.client) - once(p.client)) / p.sessions).toFixed(3), ((total(p.agent) - once(p.agent)) / p.agentSessions).toFixed(3)]);
+  rows.push([
+    '**total per host**',
+    ((total(p.client) - once(p.client)) / p.sessions).toFixed(3),
+    ((total(p.agent) - once(p.agent)) / p.agentSessions).toFixed(3),
+  ]);
   rows.push([`${STARTUP}, once per process`, `${once(p.client).toFixed(0)} ms`, `${once(p.agent).toFixed(0)} ms`]);
   return table(['where', `client ms per host (one run of ${p.sessions} hosts)`, `agent ms per session (${p.agentSessions} sessions)`], rows);
 }
@@ -112,27 +165,53 @@ function targetsTable(report) {
   const ours = find(at200?.rows, 'distrun', 'resumed TLS');
   const cold = find(at200?.rows, 'distrun', 'full TLS handshakes');
   const check = (ok) => (ok === undefined ? 'not measured' : ok ? 'met' : '**not met**');
-  for (const [variant, factor] of [['curve25519-sha256', 5], ['OpenSSH default KEX', 17]]) {
+  for (const [variant, factor] of [
+    ['curve25519-sha256', 5],
+    ['OpenSSH default KEX', 17],
+  ]) {
     const pdsh = find(at200?.rows, 'pdsh', variant);
     const value = pdsh?.median && ours?.median ? pdsh.median / ours.median : undefined;
     const coldValue = pdsh?.median && cold?.median ? pdsh.median / cold.median : undefined;
-    rows.push([`N=200 \`true\`: ≥ ${factor}× faster than pdsh (${variant})`, value ? `${value.toFixed(1)}× (full handshakes: ${coldValue?.toFixed(1)}×)` : '–', check(value && value >= factor)]);
+    rows.push([
+      `N=200 \`true\`: ≥ ${factor}× faster than pdsh (${variant})`,
+      value ? `${value.toFixed(1)}× (full handshakes: ${coldValue?.toFixed(1)}×)` : '–',
+      check(value && value >= factor),
+    ]);
   }
   const at1000 = report.fanout.find((g) => g.command === 'true' && g.n === 1000);
   const r1000 = find(at1000?.rows, 'distrun', 'resumed TLS');
-  rows.push(['N=1000 completes, no host lost', r1000 ? (r1000.error ? r1000.error : `${r1000.median.toFixed(2)} s, exit 0 every run`) : '–', check(r1000 ? !r1000.error : undefined)]);
+  rows.push([
+    'N=1000 completes, no host lost',
+    r1000 ? (r1000.error ? r1000.error : `${r1000.median.toFixed(2)} s, exit 0 every run`) : '–',
+    check(r1000 ? !r1000.error : undefined),
+  ]);
   const ds = find(report.stream, 'distrun', '-N (raw stdout)');
   const aes = find(report.stream, 'ssh', 'aes128-gcm');
-  rows.push(['stream ≥ ssh aes128-gcm, byte-exact', ds?.mbPerS && aes?.mbPerS ? `${ds.mbPerS.toFixed(0)} vs ${aes.mbPerS.toFixed(0)} MB/s` : '–',
-    check(ds?.mbPerS && aes?.mbPerS ? ds.mbPerS >= aes.mbPerS && report.exact.filter((e) => e.tool === 'distrun').every((e) => e.exact) : undefined)]);
+  rows.push([
+    'stream ≥ ssh aes128-gcm, byte-exact',
+    ds?.mbPerS && aes?.mbPerS ? `${ds.mbPerS.toFixed(0)} vs ${aes.mbPerS.toFixed(0)} MB/s` : '–',
+    check(ds?.mbPerS && aes?.mbPerS ? ds.mbPerS >= aes.mbPerS && report.exact.filter((e) => e.tool === 'distrun').every((e) => e.exact) : undefined),
+  ]);
   const lat = find(report.latency, 'distrun', 'resumed TLS');
   const latCold = find(report.latency, 'distrun', 'full TLS handshake');
   const ssh = find(report.latency, 'ssh', 'OpenSSH default KEX');
-  rows.push(['single host within 1.2× of `ssh host true`', lat && ssh ? `${(lat.median / ssh.median).toFixed(2)}× (full handshake ${(latCold.median / ssh.median).toFixed(2)}×)` : '–', check(lat && ssh ? lat.median <= 1.2 * ssh.median : undefined)]);
+  rows.push([
+    'single host within 1.2× of `ssh host true`',
+    lat && ssh ? `${(lat.median / ssh.median).toFixed(2)}× (full handshake ${(latCold.median / ssh.median).toFixed(2)}×)` : '–',
+    check(lat && ssh ? lat.median <= 1.2 * ssh.median : undefined),
+  ]);
   const m = report.memory;
   rows.push(['CLI < 200 MB at 1,000 hosts', mib(m.cli1000?.maxRss), check(m.cli1000 ? m.cli1000.maxRss < 200e6 && m.cli1000.code === 0 : undefined)]);
-  rows.push(['agent < 100 MB under a slow reader', mib(m.slowReader?.peak), check(m.slowReader ? m.slowReader.peak < 100e6 && m.slowReader.received === m.slowReader.bytes : undefined)]);
-  rows.push(['agent < 300 MB with 1,000 sessions', mib(m.sessions1000?.peak), check(m.sessions1000 ? m.sessions1000.peak < 300e6 && m.sessions1000.code === 0 : undefined)]);
+  rows.push([
+    'agent < 100 MB under a slow reader',
+    mib(m.slowReader?.peak),
+    check(m.slowReader ? m.slowReader.peak < 100e6 && m.slowReader.received === m.slowReader.bytes : undefined),
+  ]);
+  rows.push([
+    'agent < 300 MB with 1,000 sessions',
+    mib(m.sessions1000?.peak),
+    check(m.sessions1000 ? m.sessions1000.peak < 300e6 && m.sessions1000.code === 0 : undefined),
+  ]);
   return table(['target (issue #6)', 'measured', ''], rows);
 }
 
@@ -150,19 +229,38 @@ export function renderReport(report) {
     '',
   ];
   if (report.fanout.length > 0) {
-    parts.push('### Fan-out: `true` on N hosts (fanout N)', '', fanoutTable(report, 'true'), '',
-      '### Fan-out: `uname -n` on N hosts (fanout N)', '', fanoutTable(report, 'uname -n'), '',
-      'Speed-up of distrun (resumed TLS) over each peer in the same run:', '', ratioLines(report), '',
-      '### CPU per host, `true` (milliseconds)', '', cpuTable(report), '');
+    parts.push(
+      '### Fan-out: `true` on N hosts (fanout N)',
+      '',
+      fanoutTable(report, 'true'),
+      '',
+      '### Fan-out: `uname -n` on N hosts (fanout N)',
+      '',
+      fanoutTable(report, 'uname -n'),
+      '',
+      'Speed-up of distrun (resumed TLS) over each peer in the same run:',
+      '',
+      ratioLines(report),
+      '',
+      '### CPU per host, `true` (milliseconds)',
+      '',
+      cpuTable(report),
+      '',
+    );
   }
   if (report.latency.length > 0) parts.push('### One host: `distrun -H host true` against `ssh host true`', '', latencyTable(report), '');
   if (report.stream.length > 0) parts.push(`### Streaming ${mib(s.streamBytes)} of stdout from one host`, '', streamTable(report), '');
   if (report.exact.length > 0) parts.push('### Byte-exact output (`cat FILE` on one host, sha256 of what arrived)', '', exactTable(report), '');
   if (Object.keys(report.memory).length > 0) parts.push('### Memory', '', memoryTable(report), '');
   if (report.profile) {
-    parts.push('### Where the time goes (`node --cpu-prof`)', '',
-      'Samples of one distrun run on 200 hosts (resumed TLS) and of one agent that served 1,001 sessions of `true`, bucketed by the innermost frame that says what the time was for. "native" is time with no JavaScript on the stack: OpenSSL\'s handshake and record crypto, system calls and the event loop.', '',
-      profileTable(report), '');
+    parts.push(
+      '### Where the time goes (`node --cpu-prof`)',
+      '',
+      'Samples of one distrun run on 200 hosts (resumed TLS) and of one agent that served 1,001 sessions of `true`, bucketed by the innermost frame that says what the time was for. "native" is time with no JavaScript on the stack: OpenSSL\'s handshake and record crypto, system calls and the event loop.',
+      '',
+      profileTable(report),
+      '',
+    );
   }
   parts.push('### Targets', '', targetsTable(report), '', END, '');
   return parts.join('\n');
@@ -172,8 +270,7 @@ export function writeReport(file, text) {
   const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
   const begin = current.indexOf(BEGIN);
   const end = current.indexOf(END);
-  const next = begin !== -1 && end > begin
-    ? current.slice(0, begin) + text.trimEnd() + current.slice(end + END.length)
-    : `${current.trimEnd()}\n\n${text}`;
+  const next =
+    begin !== -1 && end > begin ? current.slice(0, begin) + text.trimEnd() + current.slice(end + END.length) : `${current.trimEnd()}\n\n${text}`;
   writeFileSync(file, next);
 }

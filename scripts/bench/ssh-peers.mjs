@@ -35,28 +35,40 @@ export class PrivateSshd {
     writeFileSync(join(this.dir, 'authorized_keys'), `${key('id_ed25519')}\n`, { mode: 0o600 });
     writeFileSync(join(this.dir, 'known_hosts'), `bench-loopback ${hostKey.split(' ').slice(0, 2).join(' ')}\n`);
     const config = join(this.dir, 'sshd_config');
-    writeFileSync(config, [
-      `Port ${this.port}`,
-      // sshd takes at most 16 ListenAddress lines; AllowUsers keeps it to loopback clients.
-      'ListenAddress 0.0.0.0',
-      `HostKey ${join(this.dir, 'host_ed25519')}`,
-      `PidFile ${join(this.dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(this.dir, 'authorized_keys')}`,
-      `AllowUsers ${this.user}@127.0.0.0/8`,
-      'PubkeyAuthentication yes', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-      'PermitRootLogin prohibit-password', 'UsePAM no', 'UseDNS no', 'StrictModes no',
-      'MaxStartups 1000', 'MaxSessions 1000', 'LogLevel ERROR',
-      // Debian's bash reads ~/.bashrc for commands from sshd unless SHLVL is set: skip the
-      // login's rc files, so the remote side is a plain `bash -c CMD` as on a clean host.
-      'SetEnv SHLVL=1',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        `Port ${this.port}`,
+        // sshd takes at most 16 ListenAddress lines; AllowUsers keeps it to loopback clients.
+        'ListenAddress 0.0.0.0',
+        `HostKey ${join(this.dir, 'host_ed25519')}`,
+        `PidFile ${join(this.dir, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${join(this.dir, 'authorized_keys')}`,
+        `AllowUsers ${this.user}@127.0.0.0/8`,
+        'PubkeyAuthentication yes',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'PermitRootLogin prohibit-password',
+        'UsePAM no',
+        'UseDNS no',
+        'StrictModes no',
+        'MaxStartups 1000',
+        'MaxSessions 1000',
+        'LogLevel ERROR',
+        // Debian's bash reads ~/.bashrc for commands from sshd unless SHLVL is set: skip the
+        // login's rc files, so the remote side is a plain `bash -c CMD` as on a clean host.
+        'SetEnv SHLVL=1',
+        '',
+      ].join('\n'),
+    );
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     const check = runSync(SSHD, ['-t', '-f', config]);
     if (check.code !== 0) throw new Error(`sshd rejects its configuration: ${check.stderr.trim()}`);
     this.child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    this.child.stderr.on('data', (c) => { stderr += c; });
+    this.child.stderr.on('data', (c) => {
+      stderr += c;
+    });
     this.hosts = hosts;
     this.configs = new Map();
     // Ready when a login works.

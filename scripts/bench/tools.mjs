@@ -24,7 +24,9 @@ export function run(program, args, options = {}) {
     const out = [];
     let err = '';
     child.stdout?.on('data', (c) => out.push(c));
-    child.stderr?.on('data', (c) => { err += c; });
+    child.stderr?.on('data', (c) => {
+      err += c;
+    });
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: err }));
   });
@@ -85,7 +87,9 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Samples `measure()` every `everyMs` until stop() is called; stop() resolves with the largest value seen. */
 export function sampleMax(measure, everyMs = 100) {
   let max = measure();
-  const timer = setInterval(() => { max = Math.max(max, measure()); }, everyMs);
+  const timer = setInterval(() => {
+    max = Math.max(max, measure());
+  }, everyMs);
   return {
     current: () => max,
     stop: () => {

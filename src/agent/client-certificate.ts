@@ -26,8 +26,12 @@ function opensslText(socket: TLSSocket): string | undefined {
 }
 
 export function decideOnClientCertificate(socket: TLSSocket, now = Date.now()): CertificateDecision {
-  const refuse = (reason: string, logMessage: string, fields: Record<string, unknown> = {}): CertificateDecision =>
-    ({ accepted: false, reason, logMessage, fields });
+  const refuse = (reason: string, logMessage: string, fields: Record<string, unknown> = {}): CertificateDecision => ({
+    accepted: false,
+    reason,
+    logMessage,
+    fields,
+  });
   // Also on a resumed session: OpenSSL takes a session without a client certificate as
   // verified, so "no certificate" must be caught here, not left to socket.authorized.
   const cert = socket.getPeerX509Certificate();
@@ -39,8 +43,11 @@ export function decideOnClientCertificate(socket: TLSSocket, now = Date.now()): 
   if (!socket.authorized) {
     const code = String(socket.authorizationError ?? 'UNSPECIFIED');
     const openssl = opensslText(socket);
-    return refuse(`client certificate ${verifyFailure(code, openssl, 'client use')}`, 'refused: client certificate not accepted',
-      { serial, verifyError: code, openssl });
+    return refuse(`client certificate ${verifyFailure(code, openssl, 'client use')}`, 'refused: client certificate not accepted', {
+      serial,
+      verifyError: code,
+      openssl,
+    });
   }
   // OpenSSL accepts a certificate without any extended key usage for every purpose.
   if (!cert.keyUsage?.includes(Oids.CLIENT_AUTH)) {

@@ -64,9 +64,10 @@ export function admitCommand(asked: CommandAsked, client: { name: string }, runt
   const request = { argv, shell, cwd, envNames, pty: pty !== undefined };
   // Whatever the policy: no client sets what changes how programs load or run.
   const refused = envNames.find((name) => refusedVariable(name) !== undefined);
-  const decision = refused !== undefined
-    ? { allowed: false as const, reason: `--env ${refused} is refused: ${refusedVariable(refused)!}` }
-    : authorize(config.policy, client.name, argv, request);
+  const decision =
+    refused !== undefined
+      ? { allowed: false as const, reason: `--env ${refused} is refused: ${refusedVariable(refused)!}` }
+      : authorize(config.policy, client.name, argv, request);
   if (!decision.allowed) return refuse({ code: ErrorCodes.DENIED, reason: decision.reason }, request);
   const user = runAsUser(runtime, decision.runAs);
   // A shell script is not a program to normalize; a program runs as the path policy matched.
@@ -77,8 +78,17 @@ export function admitCommand(asked: CommandAsked, client: { name: string }, runt
   return {
     admitted: true,
     spec: {
-      argv: [program, ...argv.slice(1)], shell, stdin, stderr, timeoutMs, killGraceMs: config.killGraceSeconds * 1000,
-      user, switchUser: user.uid !== runtime.agentUser.uid, clientName: client.name, cwd, env,
+      argv: [program, ...argv.slice(1)],
+      shell,
+      stdin,
+      stderr,
+      timeoutMs,
+      killGraceMs: config.killGraceSeconds * 1000,
+      user,
+      switchUser: user.uid !== runtime.agentUser.uid,
+      clientName: client.name,
+      cwd,
+      env,
       pty: pty && { ...pty, term: term ?? 'xterm' },
     },
     audit: { ...request, runAs: user.name },

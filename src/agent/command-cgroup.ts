@@ -173,8 +173,12 @@ export class CommandCgroup {
 
   private events(): Record<string, string> {
     try {
-      return Object.fromEntries(readFileSync(join(this.path, 'cgroup.events'), 'latin1').split('\n')
-        .filter(Boolean).map((line) => line.split(' ') as [string, string]));
+      return Object.fromEntries(
+        readFileSync(join(this.path, 'cgroup.events'), 'latin1')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.split(' ') as [string, string]),
+      );
     } catch {
       return { populated: '0' }; // removed
     }

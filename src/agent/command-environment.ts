@@ -50,11 +50,13 @@ const REFUSED: ReadonlyArray<{ pattern: RegExp; why: string }> = [
     why: 'a shell reads it when it starts or runs a command',
   },
   {
-    pattern: /^(PYTHON.*|PERL.*|RUBY.*|GEM_PATH|GEM_HOME|NODE_.*|LUA_.*|TCLLIBPATH|CLASSPATH|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|PHPRC|PHP_INI_SCAN_DIR)$/,
+    pattern:
+      /^(PYTHON.*|PERL.*|RUBY.*|GEM_PATH|GEM_HOME|NODE_.*|LUA_.*|TCLLIBPATH|CLASSPATH|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|PHPRC|PHP_INI_SCAN_DIR)$/,
     why: 'an interpreter loads code or options named by it',
   },
   {
-    pattern: /^(PAGER|EDITOR|VISUAL|MANPAGER|SYSTEMD_PAGER|SYSTEMD_EDITOR|LESSOPEN|LESSCLOSE|SSH_ASKPASS|SUDO_ASKPASS|GIT_.*|OPENSSL_CONF|OPENSSL_ENGINES|OPENSSL_MODULES)$/,
+    pattern:
+      /^(PAGER|EDITOR|VISUAL|MANPAGER|SYSTEMD_PAGER|SYSTEMD_EDITOR|LESSOPEN|LESSCLOSE|SSH_ASKPASS|SUDO_ASKPASS|GIT_.*|OPENSSL_CONF|OPENSSL_ENGINES|OPENSSL_MODULES)$/,
     why: 'programs run the command or load the modules it names',
   },
 ];

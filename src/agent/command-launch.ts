@@ -109,14 +109,24 @@ export function launchPlan(request: LaunchRequest): LaunchPlan {
 }
 
 /** What the launcher's one-word report on descriptor 3 means. */
-export function launchFailure(report: string, program: string, cwd: string | undefined, user: string): { reason: string; exitCode: number } | undefined {
+export function launchFailure(
+  report: string,
+  program: string,
+  cwd: string | undefined,
+  user: string,
+): { reason: string; exitCode: number } | undefined {
   switch (report.trim()) {
-    case '': return undefined;
+    case '':
+      return undefined;
     case 'cwd':
       return { reason: `cannot use working directory ${cwd}: it does not exist, is not a directory, or ${user} may not enter it`, exitCode: 126 };
-    case 'notfound': return { reason: `${program}: command not found`, exitCode: 127 };
-    case 'noexec': return { reason: `${program}: permission denied or not executable`, exitCode: 126 };
-    case 'cgroup': return { reason: `${program}: cannot be started: the agent cannot place it in a cgroup of its own`, exitCode: 126 };
-    default: return { reason: `${program}: cannot be started`, exitCode: 126 };
+    case 'notfound':
+      return { reason: `${program}: command not found`, exitCode: 127 };
+    case 'noexec':
+      return { reason: `${program}: permission denied or not executable`, exitCode: 126 };
+    case 'cgroup':
+      return { reason: `${program}: cannot be started: the agent cannot place it in a cgroup of its own`, exitCode: 126 };
+    default:
+      return { reason: `${program}: cannot be started`, exitCode: 126 };
   }
 }

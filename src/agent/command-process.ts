@@ -113,15 +113,25 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     } catch (err) {
       cgroupError = err as NodeJS.ErrnoException;
     }
-    const plan = (statusFd: boolean): LaunchPlan => launchPlan({
-      argv, baseEnv: commandEnvironment(spec.user, spec.clientName), clientEnv: spec.env ?? {}, cwd: spec.cwd,
-      switchTo: spec.switchUser ? { uid: spec.user.uid, gid: spec.user.gid } : undefined, statusFd,
-      cgroupProcs: this.cgroup?.procsFile,
-    });
+    const plan = (statusFd: boolean): LaunchPlan =>
+      launchPlan({
+        argv,
+        baseEnv: commandEnvironment(spec.user, spec.clientName),
+        clientEnv: spec.env ?? {},
+        cwd: spec.cwd,
+        switchTo: spec.switchUser ? { uid: spec.user.uid, gid: spec.user.gid } : undefined,
+        statusFd,
+        cgroupProcs: this.cgroup?.procsFile,
+      });
     // Without its cgroup the command would not be contained as promised: it does not run.
     const started = cgroupError
-      ? this.notStarted({ reason: `${this.program}: cannot be started: the agent cannot make a cgroup for it (${cgroupError.code ?? cgroupError.message})`, exitCode: 126 })
-      : spec.pty ? this.startInTerminal(plan(false), spec.pty) : this.startWithPipes(plan(true));
+      ? this.notStarted({
+          reason: `${this.program}: cannot be started: the agent cannot make a cgroup for it (${cgroupError.code ?? cgroupError.message})`,
+          exitCode: 126,
+        })
+      : spec.pty
+        ? this.startInTerminal(plan(false), spec.pty)
+        : this.startWithPipes(plan(true));
     ({ stdout: this.stdout, stderr: this.stderr, stdin: this.stdin } = started);
     // Errors on the command's streams (EPIPE when it closed its stdin early, ECONNRESET
     // on a socketpair) end nothing but that stream: the command's exit is what counts.
@@ -136,7 +146,10 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     const statusPipe = spec.pipes?.take();
     const pooled = [outPipe, errPipe, statusPipe].filter((p): p is Pipe => p !== undefined);
     const stdio: StdioOptions = [
-      spec.stdin ? 'pipe' : 'ignore', outPipe?.writeFd ?? 'pipe', spec.stderr ? errPipe?.writeFd ?? 'pipe' : 'ignore', statusPipe?.writeFd ?? 'pipe',
+      spec.stdin ? 'pipe' : 'ignore',
+      outPipe?.writeFd ?? 'pipe',
+      spec.stderr ? (errPipe?.writeFd ?? 'pipe') : 'ignore',
+      statusPipe?.writeFd ?? 'pipe',
     ];
     let child: ChildProcess;
     try {
@@ -153,7 +166,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       for (const pipe of pooled) closeSync(pipe.writeFd);
     }
     const readEnd = (pipe: Pipe | undefined, own: Readable | null): Readable | null =>
-      (pipe ? new Socket({ fd: pipe.readFd, readable: true, writable: false }) : own);
+      pipe ? new Socket({ fd: pipe.readFd, readable: true, writable: false }) : own;
     const stdout = readEnd(outPipe, child.stdout)!;
     const stderr = readEnd(errPipe, child.stderr);
     const status = readEnd(statusPipe, child.stdio[3] as Readable)!;
@@ -162,8 +175,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     status.on('data', (chunk: Buffer) => {
       if (report.length < 64) report += chunk.toString('latin1');
     });
-    const closed = (stream: Readable | null): Promise<void> | null =>
-      stream && new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    const closed = (stream: Readable | null): Promise<void> | null => stream && new Promise<void>((resolve) => stream.once('close', () => resolve()));
     const outputsClosed = Promise.all([stdout, stderr, status].map(closed));
 
     child.once('error', (err: NodeJS.ErrnoException) => {
@@ -213,13 +225,19 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       pty = requireHere('node-pty') as typeof import('node-pty');
     } catch {
       return this.notStarted({
-        reason: 'this agent cannot run terminal sessions: node-pty is not installed (npm install node-pty)', exitCode: 126,
+        reason: 'this agent cannot run terminal sessions: node-pty is not installed (npm install node-pty)',
+        exitCode: 126,
       });
     }
     let terminal: import('node-pty').IPty;
     try {
       terminal = pty.spawn(plan.file, plan.args, {
-        name: size.term, cols: size.cols, rows: size.rows, cwd: '/', env: { ...plan.env, TERM: size.term }, encoding: null,
+        name: size.term,
+        cols: size.cols,
+        rows: size.rows,
+        cwd: '/',
+        env: { ...plan.env, TERM: size.term },
+        encoding: null,
       });
     } catch (err) {
       return this.notStarted(spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException));
@@ -234,8 +252,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
       this.leaderExited();
       stdout.end();
       const signalName = signal ? signalNameOf(signal) : undefined;
-      void new Promise((resolve) => stdout.once('close', resolve)).then(() =>
-        this.ended(signalName ? null : exitCode, signalName ?? null));
+      void new Promise((resolve) => stdout.once('close', resolve)).then(() => this.ended(signalName ? null : exitCode, signalName ?? null));
     });
     this.started(terminal.pid);
     return { stdout, stderr: null, stdin };
@@ -321,9 +338,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     // A command being stopped keeps its SIGKILL for whoever of its group ignored the
     // SIGTERM (descendants of a leader that exited); the group is let go after that.
     if (!this.killTimer) this.release();
-    const status: ExitStatus = code !== null
-      ? { code, timedOut: this.timedOut }
-      : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
+    const status: ExitStatus = code !== null ? { code, timedOut: this.timedOut } : { signal: signal ?? 'SIGKILL', timedOut: this.timedOut };
     this.emit('exit', status);
   }
 

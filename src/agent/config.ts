@@ -113,15 +113,14 @@ const addressList: Parse = (v) => {
     ? addresses.join(',')
     : fail('must be an address or a list of different addresses');
 };
-const intBetween = (min: number, max: number): Parse => (v) =>
-  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : fail(`must be an integer from ${min} to ${max}`);
+const intBetween =
+  (min: number, max: number): Parse =>
+  (v) =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? v : fail(`must be an integer from ${min} to ${max}`);
 const logLevel: Parse = (v) => ((LOG_LEVELS as readonly unknown[]).includes(v) ? v : fail(`must be one of ${LOG_LEVELS.join(', ')}`));
-const userName: Parse = (v) =>
-  typeof v === 'string' && /^[a-z_][a-z0-9_.-]*\$?$/i.test(v) ? v : fail('must be a user name');
+const userName: Parse = (v) => (typeof v === 'string' && /^[a-z_][a-z0-9_.-]*\$?$/i.test(v) ? v : fail('must be a user name'));
 const patternList: Parse = (v) =>
-  Array.isArray(v) && v.every((p) => typeof p === 'string' && p !== '' && !p.includes('\0'))
-    ? v
-    : fail('must be a list of non-empty strings');
+  Array.isArray(v) && v.every((p) => typeof p === 'string' && p !== '' && !p.includes('\0')) ? v : fail('must be a list of non-empty strings');
 
 const boolean: Parse = (x) => (typeof x === 'boolean' ? x : fail('must be true or false'));
 const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty'];

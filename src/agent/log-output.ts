@@ -24,7 +24,12 @@ export function isJournalStream(fd: number, env: NodeJS.ProcessEnv = process.env
 
 /** pino's levels and their syslog priorities (trace and debug: 7, info 6, warn 4, error 3, fatal 2). */
 const LEVELS: ReadonlyArray<[level: number, name: string, priority: number]> = [
-  [10, 'TRACE', 7], [20, 'DEBUG', 7], [30, 'INFO', 6], [40, 'WARN', 4], [50, 'ERROR', 3], [60, 'FATAL', 2],
+  [10, 'TRACE', 7],
+  [20, 'DEBUG', 7],
+  [30, 'INFO', 6],
+  [40, 'WARN', 4],
+  [50, 'ERROR', 3],
+  [60, 'FATAL', 2],
 ];
 
 function levelOf(level: number): [number, string, number] {

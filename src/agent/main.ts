@@ -43,7 +43,10 @@ function buildProgram(): Command {
     .option('--token-file <file>', 'require clients to present the token in this file')
     .addOption(new Option('--log-level <level>', 'log level (default info, or $DISTRUNNER_LOG_LEVEL)').choices(LOG_LEVELS))
     .option('--command-cgroups', "run each command in a cgroup of its own (the agent's cgroup must be delegated: systemd Delegate=yes)")
-    .option('--format-log', 'read agent log lines (JSON) on stdin and print them as text: journalctl -u distrunner-agent -o cat | distrunner-agent --format-log');
+    .option(
+      '--format-log',
+      'read agent log lines (JSON) on stdin and print them as text: journalctl -u distrunner-agent -o cat | distrunner-agent --format-log',
+    );
   configureUsageErrors(program, { exitOverride: true });
   return program;
 }
@@ -111,8 +114,14 @@ export async function main(argv: string[] = process.argv, context: StartContext 
   const opts = program.opts<AgentOptions>();
   const configFile = opts.config ?? process.env.DISTRUNNER_CONFIG;
   const flags: AgentFlags = {
-    host: opts.host, port: opts.port, ca: opts.ca, cert: opts.cert, key: opts.key, crl: opts.crl,
-    tokenFile: opts.tokenFile, logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
+    host: opts.host,
+    port: opts.port,
+    ca: opts.ca,
+    cert: opts.cert,
+    key: opts.key,
+    crl: opts.crl,
+    tokenFile: opts.tokenFile,
+    logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
     commandCgroups: opts.commandCgroups,
   };
   if (opts.formatLog) {
@@ -122,7 +131,9 @@ export async function main(argv: string[] = process.argv, context: StartContext 
   try {
     const config = loadAgentConfig(configFile, flags);
     const log = pino({
-      level: config.logLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime,
+      level: config.logLevel,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
       // On the journal, each line carries its priority (`journalctl -p err` finds failures).
       ...(isJournalStream(1) ? { hooks: { streamWrite: withSyslogPriority } } : {}),
     });

@@ -71,7 +71,10 @@ export class OrphanReaper {
   private broken = false;
 
   /** `graceSeconds`: between the SIGTERM and the SIGKILL the helper sends. */
-  constructor(graceSeconds: number, private readonly onBroken: (reason: string) => void) {
+  constructor(
+    graceSeconds: number,
+    private readonly onBroken: (reason: string) => void,
+  ) {
     // Its own session: a Ctrl-C meant for an agent run in a terminal does not reach it.
     this.helper = spawn('/bin/sh', ['-c', HELPER, 'sh', String(graceSeconds)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
     this.helper.once('error', (err) => this.fail(`cannot start /bin/sh: ${err.message}`));

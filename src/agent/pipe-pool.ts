@@ -69,7 +69,10 @@ export class PipePool {
   });
 
   /** `batch` pipes are made at a time, some time after fewer than half of them are left. */
-  constructor(private readonly batch: number, private readonly onBroken: (reason: string) => void) {
+  constructor(
+    private readonly batch: number,
+    private readonly onBroken: (reason: string) => void,
+  ) {
     this.helper = spawn('/bin/sh', ['-c', HELPER, 'sh', String(batch)], { stdio: ['pipe', 'pipe', 'ignore'] });
     this.helper.once('error', (err) => this.helperGone(`cannot start /bin/sh: ${err.message}`));
     this.helper.once('exit', () => this.helperGone('the helper that makes pipes has exited'));
@@ -92,10 +95,13 @@ export class PipePool {
     // More pipes a little later, at a random moment: not in the middle of the burst of
     // sessions that used them, and not at the same moment as every other agent of a run.
     if (this.ready.length < this.batch / 2 && !this.refillTimer && !this.pending) {
-      this.refillTimer = setTimeout(() => {
-        this.refillTimer = undefined;
-        this.refill();
-      }, REFILL_DELAY_MS * (1 + 4 * Math.random())).unref();
+      this.refillTimer = setTimeout(
+        () => {
+          this.refillTimer = undefined;
+          this.refill();
+        },
+        REFILL_DELAY_MS * (1 + 4 * Math.random()),
+      ).unref();
     }
     return pipe;
   }

@@ -31,8 +31,7 @@ interface CommandRequest {
 
 type Decision =
   /** `program` is argv[0] as matched, and as it must be executed (paths normalized). */
-  | { allowed: true; program: string; runAs: string | undefined; rule: number | undefined }
-  | { allowed: false; reason: string };
+  { allowed: true; program: string; runAs: string | undefined; rule: number | undefined } | { allowed: false; reason: string };
 
 /**
  * A path is normalized (`/usr/bin/../../bin/sh` is `/bin/sh`) before it is matched, and
@@ -55,9 +54,7 @@ export function isClientAllowed(allowedClients: readonly string[], name: string)
  * Without rules every authenticated client may run anything. With rules, a command is
  * allowed by the first rule that matches the client and the command; otherwise denied.
  */
-export function authorize(
-  rules: readonly PolicyRule[] | undefined, client: string, argv: readonly string[], request: CommandRequest,
-): Decision {
+export function authorize(rules: readonly PolicyRule[] | undefined, client: string, argv: readonly string[], request: CommandRequest): Decision {
   const program = normalizeProgram(argv[0] ?? '');
   if (!rules) return { allowed: true, program, runAs: undefined, rule: undefined };
   let clientHasRule = false;

@@ -74,7 +74,10 @@ export function loadRuntime(config: AgentConfig, log: Logger): AgentRuntime {
     cert: readFile('certificate', config.cert),
     key: readSecretFile('private key', config.key),
   };
-  for (const [what, file, pem] of [['certificate', config.cert, material.cert], ['CA certificate', config.ca, material.ca]] as const) {
+  for (const [what, file, pem] of [
+    ['certificate', config.cert, material.cert],
+    ['CA certificate', config.ca, material.ca],
+  ] as const) {
     const weak = weakCertificateInFile(pem);
     if (weak) throw new ConfigError(`${what} ${file} is too weak: ${weak}`);
   }

@@ -51,8 +51,7 @@ function tlsOptions(runtime: AgentRuntime): tls.TlsOptions {
   };
 }
 
-const gateLimits = (config: AgentConfig): GateLimits =>
-  ({ total: config.maxPendingConnections, perSource: config.maxPendingConnectionsPerSource });
+const gateLimits = (config: AgentConfig): GateLimits => ({ total: config.maxPendingConnections, perSource: config.maxPendingConnectionsPerSource });
 
 /**
  * The TCP connection under a TLS socket. Node gives the TLS socket its address only while
@@ -87,11 +86,14 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const perClient = new Map<string, number>();
   let nextSessionId = 1;
   let closing = false;
-  const pipes = new PipePool(pipeBatchSize(), (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
+  const pipes = new PipePool(pipeBatchSize(), (reason) =>
+    log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'),
+  );
   // The first sessions get pipes too (a few milliseconds; without mkfifo, at once).
   await pipes.firstBatch;
   const reaper = new OrphanReaper(config.killGraceSeconds, (reason) =>
-    log.warn({ reason }, 'cannot guard against orphans: commands may outlive an agent that is killed'));
+    log.warn({ reason }, 'cannot guard against orphans: commands may outlive an agent that is killed'),
+  );
   const memory = new PendingMemory(config.maxPendingBytes);
   const cgroups = openCommandCgroups(config, log);
   const helpers = { pipes, reaper, memory, cgroups };
@@ -136,16 +138,26 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     sessionLog = sessionLog.child({ client: identity.name });
     const serial = { serial: identity.serial };
     if (!isClientAllowed(current.config.allowedClients, identity.name)) {
-      return refuse({ code: ErrorCodes.DENIED, reason: `client ${identity.name} is not allowed on this agent` }, 'refused: client not in allowedClients', serial);
+      return refuse(
+        { code: ErrorCodes.DENIED, reason: `client ${identity.name} is not allowed on this agent` },
+        'refused: client not in allowedClients',
+        serial,
+      );
     }
     if (active >= current.config.maxSessions) {
-      return refuse({ code: ErrorCodes.BUSY, reason: `agent is busy (${current.config.maxSessions} sessions running)` },
-        'refused: too many sessions', { ...serial, maxSessions: current.config.maxSessions });
+      return refuse(
+        { code: ErrorCodes.BUSY, reason: `agent is busy (${current.config.maxSessions} sessions running)` },
+        'refused: too many sessions',
+        { ...serial, maxSessions: current.config.maxSessions },
+      );
     }
     const clientSessions = perClient.get(identity.name) ?? 0;
     if (clientSessions >= current.config.maxSessionsPerClient) {
-      return refuse({ code: ErrorCodes.BUSY, reason: `too many sessions for client ${identity.name} (${current.config.maxSessionsPerClient})` },
-        'refused: too many sessions for this client', { ...serial, maxSessionsPerClient: current.config.maxSessionsPerClient });
+      return refuse(
+        { code: ErrorCodes.BUSY, reason: `too many sessions for client ${identity.name} (${current.config.maxSessionsPerClient})` },
+        'refused: too many sessions for this client',
+        { ...serial, maxSessionsPerClient: current.config.maxSessionsPerClient },
+      );
     }
     // A session now: its own limits (maxSessions, per client) apply from here on.
     if (tcp) gate.release(tcp);
@@ -234,9 +246,12 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       for (const session of sessions) session.refuseIfIdle();
       const stopAll = (): void => {
         for (const session of sessions) session.shutdown();
-        setTimeout(() => {
-          for (const session of sessions) session.kill();
-        }, killGraceSeconds * 1000 + 1000).unref();
+        setTimeout(
+          () => {
+            for (const session of sessions) session.kill();
+          },
+          killGraceSeconds * 1000 + 1000,
+        ).unref();
       };
       let drainTimer: NodeJS.Timeout | undefined;
       if ([...sessions].some((s) => s.running)) {

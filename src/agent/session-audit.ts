@@ -27,7 +27,11 @@ export class SessionAudit {
   /** Set from `start` until `end`: the fields both records carry. */
   private started: StartFields | undefined;
 
-  constructor(private readonly sink: AuditSink, private readonly who: AuditedSession, private readonly log: Logger) {}
+  constructor(
+    private readonly sink: AuditSink,
+    private readonly who: AuditedSession,
+    private readonly log: Logger,
+  ) {}
 
   /** The id shared by the command's records (undefined before `start`). */
   get id(): string | undefined {
@@ -54,7 +58,9 @@ export class SessionAudit {
   end(status: ExitStatus | undefined, reason: string | undefined, traffic: CommandTraffic): void {
     if (!this.started) return;
     this.write({
-      ...this.record('end', this.started), endTime: new Date().toISOString(), reason,
+      ...this.record('end', this.started),
+      endTime: new Date().toISOString(),
+      reason,
       exit: status && { code: status.code, signal: status.signal, timedOut: status.timedOut },
       ...traffic,
     });
@@ -62,7 +68,11 @@ export class SessionAudit {
   }
 
   private record(event: AuditRecord['event'], fields?: StartFields): AuditRecord {
-    const { session, client: { name, serial, fingerprint }, peer } = this.who;
+    const {
+      session,
+      client: { name, serial, fingerprint },
+      peer,
+    } = this.who;
     return { event, id: fields?.id ?? randomUUID(), session, client: { name, serial, fingerprint }, peer, ...fields };
   }
 

@@ -6,14 +6,34 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ErrorCodes, ProtocolError, isDistRunError, messageOf } from '../errors.js';
 import {
-  AGENT_TOKENS, AgentToken, CLIENT_TOKENS, ClientToken, HELD_VERSION, KEEPALIVE_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS,
+  AGENT_TOKENS,
+  AgentToken,
+  CLIENT_TOKENS,
+  ClientToken,
+  HELD_VERSION,
+  KEEPALIVE_VERSION,
+  STREAM_TOKENS,
+  SUPPORTED_VERSIONS,
 } from '../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../protocol/frame-decoder.js';
 import { Keepalive } from '../protocol/keepalive.js';
 import {
-  applyOption, defaultSessionOptions, decodeSignal, decodeVersionOffer, decodeWindow,
-  encodeExit, encodeFailure, encodeFrame, encodeFrameHeader, encodeHeld, encodePong, encodeVersionChoice, type ExitStatus, type Failure,
-  type LeaderExit, type SessionOptions,
+  applyOption,
+  defaultSessionOptions,
+  decodeSignal,
+  decodeVersionOffer,
+  decodeWindow,
+  encodeExit,
+  encodeFailure,
+  encodeFrame,
+  encodeFrameHeader,
+  encodeHeld,
+  encodePong,
+  encodeVersionChoice,
+  type ExitStatus,
+  type Failure,
+  type LeaderExit,
+  type SessionOptions,
 } from '../protocol/messages.js';
 import { chooseVersion } from '../protocol/version-rules.js';
 import type { AuditClient } from './audit.js';
@@ -36,8 +56,10 @@ export interface PeerIdentity extends AuditClient {
  * All a session uses of its byte stream: any Duplex has it (a TLS socket in production,
  * one end of an in-memory pair in tests).
  */
-type SessionTransport = Pick<Duplex,
-  'on' | 'once' | 'write' | 'cork' | 'uncork' | 'end' | 'pause' | 'resume' | 'destroy' | 'writableFinished' | 'destroyed'>;
+type SessionTransport = Pick<
+  Duplex,
+  'on' | 'once' | 'write' | 'cork' | 'uncork' | 'end' | 'pause' | 'resume' | 'destroy' | 'writableFinished' | 'destroyed'
+>;
 
 interface AgentSessionOptions {
   transport: SessionTransport;
@@ -133,7 +155,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     // Until the client has fully authenticated it may only send small frames.
     this.authenticated = runtime.tokenDigest === undefined;
     this.decoder = new FrameDecoder({
-      maxPayload: config.preAuthMaxFrameBytes, streamed: STREAM_TOKENS, checkLength: (token, length) => this.admitFrame(token, length),
+      maxPayload: config.preAuthMaxFrameBytes,
+      streamed: STREAM_TOKENS,
+      checkLength: (token, length) => this.admitFrame(token, length),
     });
     transport.on('data', (chunk: Buffer) => this.receive(chunk));
     transport.on('close', () => this.onTransportClosed());
@@ -155,7 +179,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         if ((this.state as State) === 'closed') return;
       }
     } catch (err) {
-      if (isDistRunError(err) && ([ErrorCodes.PROTOCOL, ErrorCodes.FRAME_TOO_LARGE, ErrorCodes.LIMIT, ErrorCodes.BUSY] as string[]).includes(err.code)) {
+      if (
+        isDistRunError(err) &&
+        ([ErrorCodes.PROTOCOL, ErrorCodes.FRAME_TOO_LARGE, ErrorCodes.LIMIT, ErrorCodes.BUSY] as string[]).includes(err.code)
+      ) {
         this.fail({ code: err.code, reason: err.message });
       } else {
         this.log.error({ err: messageOf(err) }, 'session failed');
@@ -171,21 +198,33 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         return this.negotiate(payload);
       case 'setup':
         switch (token) {
-          case ClientToken.OPTION: return this.option(payload);
-          case ClientToken.AUTH: return this.authenticate(payload);
-          case ClientToken.COMMAND: return this.run(payload);
-          case ClientToken.PING: return this.pong();
-          case ClientToken.KEEPALIVE: return this.keepaliveReceived();
-          default: throw new ProtocolError(`${describe(token)} is not allowed before CMD`);
+          case ClientToken.OPTION:
+            return this.option(payload);
+          case ClientToken.AUTH:
+            return this.authenticate(payload);
+          case ClientToken.COMMAND:
+            return this.run(payload);
+          case ClientToken.PING:
+            return this.pong();
+          case ClientToken.KEEPALIVE:
+            return this.keepaliveReceived();
+          default:
+            throw new ProtocolError(`${describe(token)} is not allowed before CMD`);
         }
       case 'running':
         switch (token) {
-          case ClientToken.INPUT: return this.input(payload);
-          case ClientToken.END_OF_INPUT: return this.endInput();
-          case ClientToken.SIGNAL: return this.command?.signal(decodeSignal(payload));
-          case ClientToken.KEEPALIVE: return this.keepaliveReceived();
-          case ClientToken.WINDOW: return this.resize(payload);
-          default: throw new ProtocolError(`${describe(token)} is not allowed after CMD`);
+          case ClientToken.INPUT:
+            return this.input(payload);
+          case ClientToken.END_OF_INPUT:
+            return this.endInput();
+          case ClientToken.SIGNAL:
+            return this.command?.signal(decodeSignal(payload));
+          case ClientToken.KEEPALIVE:
+            return this.keepaliveReceived();
+          case ClientToken.WINDOW:
+            return this.resize(payload);
+          default:
+            throw new ProtocolError(`${describe(token)} is not allowed after CMD`);
         }
       case 'closed':
         return;
@@ -200,10 +239,17 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const tooLong = token === ClientToken.COMMAND ? commandLengthFailure(length, config.maxArgvBytes) : undefined;
     if (tooLong) throw new ProtocolError(tooLong.reason, tooLong.code);
     if (token === ClientToken.OPTION && this.optionBytes + length > config.maxOptionBytes) {
-      throw new ProtocolError(`options of more than ${config.maxOptionBytes} bytes in all exceed the agent's limit (maxOptionBytes)`, ErrorCodes.LIMIT);
+      throw new ProtocolError(
+        `options of more than ${config.maxOptionBytes} bytes in all exceed the agent's limit (maxOptionBytes)`,
+        ErrorCodes.LIMIT,
+      );
     }
-    const limit = token === ClientToken.COMMAND || token === ClientToken.OPTION ? Infinity
-      : token === ClientToken.VERSION || token === ClientToken.AUTH ? config.preAuthMaxFrameBytes : CONTROL_FRAME_BYTES;
+    const limit =
+      token === ClientToken.COMMAND || token === ClientToken.OPTION
+        ? Infinity
+        : token === ClientToken.VERSION || token === ClientToken.AUTH
+          ? config.preAuthMaxFrameBytes
+          : CONTROL_FRAME_BYTES;
     if (length > limit) {
       throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${limit} bytes`, ErrorCodes.FRAME_TOO_LARGE);
     }
@@ -285,7 +331,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   private run(payload: Buffer): void {
     const admission = admitCommand(
-      { command: payload, options: this.options, version: this.version, authenticated: this.authenticated }, this.identity, this.runtime);
+      { command: payload, options: this.options, version: this.version, authenticated: this.authenticated },
+      this.identity,
+      this.runtime,
+    );
     if (!admission.admitted) {
       if (admission.denied) this.audit.denied(admission.denied, admission.failure.reason);
       this.fail(admission.failure);
@@ -440,10 +489,16 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
 
   private finish(status: ExitStatus): void {
     if (this.state !== 'running') return;
-    this.log.info({
-      code: status.code, signal: status.signal, timedOut: status.timedOut,
-      durationMs: Date.now() - this.startedAt, ...this.traffic,
-    }, 'exit');
+    this.log.info(
+      {
+        code: status.code,
+        signal: status.signal,
+        timedOut: status.timedOut,
+        durationMs: Date.now() - this.startedAt,
+        ...this.traffic,
+      },
+      'exit',
+    );
     this.recordEnd(status, undefined);
     this.state = 'closed';
     this.clearTimers();

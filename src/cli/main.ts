@@ -17,7 +17,9 @@ function buildProgram(): Command {
   const program = new Command('distrun')
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
-    .usage('[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]')
+    .usage(
+      '[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]',
+    )
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
     .passThroughOptions();
@@ -29,16 +31,19 @@ function buildProgram(): Command {
     .option('--shell', 'run the command through /bin/sh -c on the hosts (words are joined with spaces)')
     .option('--script <file>', 'send a local script and run it with its interpreter (#! line, or /bin/sh); the command words are its arguments')
     .option('-N, --no-prefix', 'do not prefix output lines with the host name (one host: output is byte-exact)')
-    .option('--raw-control-chars', "pass the hosts' output to the terminal untouched, escape sequences and all (like less -r); only for hosts you trust")
+    .option(
+      '--raw-control-chars',
+      "pass the hosts' output to the terminal untouched, escape sequences and all (like less -r); only for hosts you trust",
+    )
     .option('-q, --quiet', 'no progress line on the terminal')
     .option('-y, --yes', 'do not ask for confirmation on a terminal above $DISTRUN_CONFIRM_ABOVE (50) hosts')
     .option('-n, --dry-run', 'print the hosts and the exact argv, and run nothing')
     .option('--list-hosts', 'the same as --dry-run (Ansible habit)')
     .option('-b, --gather', 'at the end, print identical outputs once under folded host names (like clush -b)')
     .option('--json', 'JSON Lines events on stdout (docs/json-events.md)')
-    .option('--outdir <dir>', 'also write each host\'s output to DIR/HOST.out, DIR/HOST.err and its exit code to DIR/HOST.rc')
+    .option('--outdir <dir>', "also write each host's output to DIR/HOST.out, DIR/HOST.err and its exit code to DIR/HOST.rc")
     .option('--timeout <sec>', "kill the command's process group on a host after SEC (exit code 124)", seconds)
-    .option('--cwd <dir>', 'run the command in this directory on the hosts (absolute path; default: the user\'s home)')
+    .option('--cwd <dir>', "run the command in this directory on the hosts (absolute path; default: the user's home)")
     .option('--env <name=value>', 'set an environment variable for the command (repeatable)', collect)
     .option('--batch <n|n%>', 'run in batches of N hosts (or N% of them): a batch starts when the previous one has finished')
     .option('--batch-wait <sec>', 'pause between batches', seconds)
@@ -48,15 +53,20 @@ function buildProgram(): Command {
     });
 
   addSelectionOptions(
-    program.command('hosts').description('print the hosts a selection resolves to, one per line')
+    program
+      .command('hosts')
+      .description('print the hosts a selection resolves to, one per line')
       .argument('[expression...]', 'target expressions, as for -g'),
-  ).option('--explain', 'also show which part of the selection chose each host')
+  )
+    .option('--explain', 'also show which part of the selection chose each host')
     .action((expressions: string[], opts: SelectionOptions & { explain?: boolean }) => {
-    process.exitCode = listHosts({ ...opts, group: [...(opts.group ?? []), ...expressions] });
-  });
-  addConnectionOptions(addSelectionOptions(
-    program.command('ping').description('connect and authenticate to each agent; report round-trip time, versions and certificate expiry'),
-  ))
+      process.exitCode = listHosts({ ...opts, group: [...(opts.group ?? []), ...expressions] });
+    });
+  addConnectionOptions(
+    addSelectionOptions(
+      program.command('ping').description('connect and authenticate to each agent; report round-trip time, versions and certificate expiry'),
+    ),
+  )
     .option('-q, --quiet', 'no line for each host that answered: only failures and the summary')
     .option('--json', 'one JSON object per host, one per line')
     .action(async (opts: PingOptions) => {

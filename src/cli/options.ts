@@ -24,9 +24,17 @@ const DEFAULT_CONNECT_TIMEOUT_S = 10;
 
 export function addSelectionOptions(command: Command): Command {
   return command
-    .option('-i, --inventory <file>', 'inventory file or directory, - for stdin (repeatable: Ansible inventories are merged; default: $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)', collect)
+    .option(
+      '-i, --inventory <file>',
+      'inventory file or directory, - for stdin (repeatable: Ansible inventories are merged; default: $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)',
+      collect,
+    )
     .option('--ansible-inventory', "read the inventory through Ansible's ansible-inventory --list (runs inventory scripts and plugins)")
-    .option('-g, --group <expr>', 'select hosts by group or target expression: web, web:db, web:&prod:!web03, web[01-05], db*, all (repeatable)', collect)
+    .option(
+      '-g, --group <expr>',
+      'select hosts by group or target expression: web, web:db, web:&prod:!web03, web[01-05], db*, all (repeatable)',
+      collect,
+    )
     .option('-H, --hosts <list>', 'select these hosts: host, host:port or a range, comma separated (repeatable)', collect)
     .option('-x, --exclude <list>', 'leave out these hosts, comma separated (repeatable)', collect);
 }
@@ -34,7 +42,12 @@ export function addSelectionOptions(command: Command): Command {
 export function addConnectionOptions(command: Command): Command {
   return command
     .option('-f, --fanout <n>', 'hosts in flight at once', positiveInt, DEFAULT_FANOUT)
-    .option('--connect-timeout <sec>', 'give up on a host that has not answered within SEC (connect, TLS, first reply)', seconds, DEFAULT_CONNECT_TIMEOUT_S)
+    .option(
+      '--connect-timeout <sec>',
+      'give up on a host that has not answered within SEC (connect, TLS, first reply)',
+      seconds,
+      DEFAULT_CONNECT_TIMEOUT_S,
+    )
     .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
     .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)');
 }

@@ -181,9 +181,12 @@ function decodeUtf8(bytes: Buffer, start: number, length: number): number {
  * bidirectional formatting controls, which reorder what follows them on the screen.
  */
 function isControlCodePoint(codePoint: number): boolean {
-  return (codePoint >= 0x80 && codePoint <= 0x9f)
-    || codePoint === 0x061c
-    || codePoint === 0x200e || codePoint === 0x200f
-    || (codePoint >= 0x202a && codePoint <= 0x202e)
-    || (codePoint >= 0x2066 && codePoint <= 0x2069);
+  return (
+    (codePoint >= 0x80 && codePoint <= 0x9f) ||
+    codePoint === 0x061c ||
+    codePoint === 0x200e ||
+    codePoint === 0x200f ||
+    (codePoint >= 0x202a && codePoint <= 0x202e) ||
+    (codePoint >= 0x2066 && codePoint <= 0x2069)
+  );
 }

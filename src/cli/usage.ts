@@ -10,7 +10,8 @@ import { commandPath } from '../usage-errors.js';
  * and its built-in one prints the whole help for an unknown name.
  */
 export function registerHelpCommand(program: Command): void {
-  program.command('help')
+  program
+    .command('help')
     .description('show the help of distrun or of a subcommand (the same as SUBCOMMAND --help)')
     .argument('[subcommand...]', 'for example: rerun, or: certs agent')
     .action((words: string[]) => {
@@ -40,8 +41,7 @@ export function keepCommandAfterDoubleDash(program: Command): void {
     // The operands are what followed a `--` that ended the options (nothing before them
     // was an operand); a subcommand found earlier leaves a later `--` in `unknown`.
     const start = args.length - parsed.operands.length;
-    const afterDash = parsed.unknown.length === 0 && args[start - 1] === '--'
-      && parsed.operands.every((arg, i) => arg === args[start + i]);
+    const afterDash = parsed.unknown.length === 0 && args[start - 1] === '--' && parsed.operands.every((arg, i) => arg === args[start + i]);
     return afterDash ? { ...parsed, operands: [AFTER_DOUBLE_DASH, ...parsed.operands] } : parsed;
   };
 }

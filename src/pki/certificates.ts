@@ -1,9 +1,7 @@
 // Certificate building: Node's native crypto (OpenSSL) makes the keys and signs;
 // node-forge only encodes the ASN.1 (its signing and key handling are RSA-only, in slow
 // JavaScript). Pure: no file I/O.
-import {
-  createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject,
-} from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { PkiError, UsageError } from '../errors.js';
@@ -76,9 +74,10 @@ const oid = (id: string): Asn1 => asn1.create(Class.UNIVERSAL, Type.OID, false, 
 const smallInteger = (n: number): Asn1 => asn1.create(Class.UNIVERSAL, Type.INTEGER, false, asn1.integerToDer(n).getBytes());
 const hexInteger = (hex: string): Asn1 => asn1.create(Class.UNIVERSAL, Type.INTEGER, false, forge.util.hexToBytes(hex.length % 2 ? `0${hex}` : hex));
 // RFC 5280: UTCTime through 2049, GeneralizedTime from 2050.
-const time = (date: Date): Asn1 => (date.getUTCFullYear() < 2050
-  ? asn1.create(Class.UNIVERSAL, Type.UTCTIME, false, asn1.dateToUtcTime(date))
-  : asn1.create(Class.UNIVERSAL, Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(date)));
+const time = (date: Date): Asn1 =>
+  date.getUTCFullYear() < 2050
+    ? asn1.create(Class.UNIVERSAL, Type.UTCTIME, false, asn1.dateToUtcTime(date))
+    : asn1.create(Class.UNIVERSAL, Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(date));
 const authorityKeyId = (keyId: string): Asn1 => sequence(asn1.create(Class.CONTEXT_SPECIFIC, 0, false, keyId));
 
 /** A new ECDSA P-256 key: the private key as PKCS#8 PEM, the public key as SPKI DER. */
@@ -176,8 +175,9 @@ export function loadIssuer(ca: KeyAndCert): Issuer {
 /** The subject key identifier extension's value, if the certificate has one. */
 function subjectKeyIdOf(tbs: Asn1[]): string | undefined {
   const extensions = tbs.find((node) => node.tagClass === Class.CONTEXT_SPECIFIC && node.type === 3);
-  const ski = extensions && children(children(extensions)[0]!)
-    .find((extension) => asn1.derToOid(children(extension)[0]!.value as string) === OID_SUBJECT_KEY_ID);
+  const ski =
+    extensions &&
+    children(children(extensions)[0]!).find((extension) => asn1.derToOid(children(extension)[0]!.value as string) === OID_SUBJECT_KEY_ID);
   return ski && (fromDer(Buffer.from(children(ski).at(-1)!.value as string, 'binary')).value as string);
 }
 
@@ -212,28 +212,43 @@ export function signCertificate(issuer: Issuer, spec: CertificateSpec): string {
     // A self-signed certificate (the CA's) names no other key.
     ...(keyId === issuer.keyId ? [] : [{ id: OID_AUTHORITY_KEY_ID, value: authorityKeyId(issuer.keyId) }]),
   ]);
-  return toPem('CERTIFICATE', signAndWrap(issuer.key, (algorithm) => sequence(
-    asn1.create(Class.CONTEXT_SPECIFIC, 0, true, [smallInteger(2)]), // v3
-    hexInteger(spec.serial),
-    algorithm,
-    issuer.name,
-    sequence(time(spec.notBefore), time(spec.notAfter)),
-    distinguishedName(spec.subject),
-    spki,
-    forgePki.certificateExtensionsToAsn1(cert.extensions),
-  )));
+  return toPem(
+    'CERTIFICATE',
+    signAndWrap(issuer.key, (algorithm) =>
+      sequence(
+        asn1.create(Class.CONTEXT_SPECIFIC, 0, true, [smallInteger(2)]), // v3
+        hexInteger(spec.serial),
+        algorithm,
+        issuer.name,
+        sequence(time(spec.notBefore), time(spec.notAfter)),
+        distinguishedName(spec.subject),
+        spki,
+        forgePki.certificateExtensionsToAsn1(cert.extensions),
+      ),
+    ),
+  );
 }
 
 /** A self-signed CA certificate and its key. */
 export function createCa(commonName: string): KeyAndCert {
   const { keyPem, publicKey } = newKeyPair();
-  const subject = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'DistRunner' }];
+  const subject = [
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: 'DistRunner' },
+  ];
   const { notBefore, notAfter } = validity(CA_DAYS);
   const self: Issuer = {
-    name: distinguishedName(subject), keyId: keyIdentifier(fromDer(publicKey)), notAfter, key: createPrivateKey(keyPem),
+    name: distinguishedName(subject),
+    keyId: keyIdentifier(fromDer(publicKey)),
+    notAfter,
+    key: createPrivateKey(keyPem),
   };
   const certPem = signCertificate(self, {
-    subject, publicKey, serial: randomSerial(), notBefore, notAfter,
+    subject,
+    publicKey,
+    serial: randomSerial(),
+    notBefore,
+    notAfter,
     extensions: [
       { name: 'basicConstraints', cA: true, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
@@ -255,17 +270,17 @@ export function issueCertificate(ca: KeyAndCert, request: CertificateRequest): I
   const { keyPem, publicKey } = newKeyPair();
   const serial = randomSerial();
   const { notBefore, notAfter } = validity(days);
-  const altNames = [
-    ...dnsNames.map((value) => ({ type: 2, value })),
-    ...ipAddresses.map((ip) => ({ type: 7, ip })),
-  ];
+  const altNames = [...dnsNames.map((value) => ({ type: 2, value })), ...ipAddresses.map((ip) => ({ type: 7, ip }))];
   const certPem = signCertificate(issuer, {
     subject: [
       { name: 'commonName', value: request.commonName },
       { name: 'organizationName', value: 'DistRunner' },
       { name: 'organizationalUnitName', value: request.role },
     ],
-    publicKey, serial, notBefore, notAfter,
+    publicKey,
+    serial,
+    notBefore,
+    notAfter,
     extensions: [
       { name: 'basicConstraints', cA: false, critical: true },
       // No keyEncipherment: that is RSA key transport, which an EC key cannot do.
@@ -288,22 +303,27 @@ interface RevokedEntry {
  * never goes stale before the CA does; publish a new one after every revocation.
  */
 export function createCrl(
-  ca: KeyAndCert, revoked: readonly RevokedEntry[], crlNumber: number, times?: { thisUpdate: Date; nextUpdate: Date },
+  ca: KeyAndCert,
+  revoked: readonly RevokedEntry[],
+  crlNumber: number,
+  times?: { thisUpdate: Date; nextUpdate: Date },
 ): string {
   const issuer = loadIssuer(ca);
   const extension = (id: string, value: Asn1) => forgePki.certificateExtensionToAsn1({ id, value });
-  return toPem('X509 CRL', signAndWrap(issuer.key, (algorithm) => sequence(
-    smallInteger(1), // v2
-    algorithm,
-    issuer.name,
-    time(times?.thisUpdate ?? new Date(Date.now() - BACKDATE_MS)),
-    time(times?.nextUpdate ?? issuer.notAfter),
-    ...(revoked.length > 0
-      ? [sequence(...revoked.map((entry) => sequence(hexInteger(entry.serial), time(entry.revokedAt))))]
-      : []),
-    asn1.create(Class.CONTEXT_SPECIFIC, 0, true, [sequence(
-      extension(OID_CRL_NUMBER, smallInteger(crlNumber)),
-      extension(OID_AUTHORITY_KEY_ID, authorityKeyId(issuer.keyId)),
-    )]),
-  )));
+  return toPem(
+    'X509 CRL',
+    signAndWrap(issuer.key, (algorithm) =>
+      sequence(
+        smallInteger(1), // v2
+        algorithm,
+        issuer.name,
+        time(times?.thisUpdate ?? new Date(Date.now() - BACKDATE_MS)),
+        time(times?.nextUpdate ?? issuer.notAfter),
+        ...(revoked.length > 0 ? [sequence(...revoked.map((entry) => sequence(hexInteger(entry.serial), time(entry.revokedAt))))] : []),
+        asn1.create(Class.CONTEXT_SPECIFIC, 0, true, [
+          sequence(extension(OID_CRL_NUMBER, smallInteger(crlNumber)), extension(OID_AUTHORITY_KEY_ID, authorityKeyId(issuer.keyId))),
+        ]),
+      ),
+    ),
+  );
 }

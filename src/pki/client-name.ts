@@ -31,7 +31,9 @@ export function clientNameOf(certificate: Buffer): ClientName {
   const [dns] = dnsNames;
   const [cn] = commonNames;
   if (dns !== undefined && cn !== undefined && dns !== cn) {
-    return { problem: `has the DNS name ${JSON.stringify(dns)} and the common name ${JSON.stringify(cn)}, which differ; it must name exactly one client` };
+    return {
+      problem: `has the DNS name ${JSON.stringify(dns)} and the common name ${JSON.stringify(cn)}, which differ; it must name exactly one client`,
+    };
   }
   const name = dns ?? cn;
   if (name === undefined) return { problem: 'names no client (no DNS name, no common name)' };

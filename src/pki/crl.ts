@@ -5,7 +5,19 @@
 // --check-config; distrun at the start of a run).
 import { verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { PkiError } from '../errors.js';
-import { childrenOf, contextTag, DerTag, expectTag, integerHex, oidOf, pemBlock, pemCertificates, readWhole, timeOf, type DerElement } from './der.js';
+import {
+  childrenOf,
+  contextTag,
+  DerTag,
+  expectTag,
+  integerHex,
+  oidOf,
+  pemBlock,
+  pemCertificates,
+  readWhole,
+  timeOf,
+  type DerElement,
+} from './der.js';
 import { signatureAlgorithm } from './signature-algorithms.js';
 import { certificateFields, Oids, readExtensions } from './x509-fields.js';
 
@@ -81,7 +93,8 @@ export function readCrl(crlPem: string, caPem: string, now = new Date()): Revoca
   const innerAlgorithm = expectTag(fields[i++], DerTag.SEQUENCE, 'signature algorithm');
   const issuer = expectTag(fields[i++], DerTag.SEQUENCE, 'issuer');
   const thisUpdate = timeOf(fields[i++]!);
-  const nextUpdate = fields[i] && (fields[i]!.tag === DerTag.UTC_TIME || fields[i]!.tag === DerTag.GENERALIZED_TIME) ? timeOf(fields[i++]!) : undefined;
+  const nextUpdate =
+    fields[i] && (fields[i]!.tag === DerTag.UTC_TIME || fields[i]!.tag === DerTag.GENERALIZED_TIME) ? timeOf(fields[i++]!) : undefined;
   const revoked = new Set<string>();
   if (fields[i]?.tag === DerTag.SEQUENCE) {
     for (const entry of childrenOf(fields[i++]!)) {
@@ -108,11 +121,11 @@ export function readCrl(crlPem: string, caPem: string, now = new Date()): Revoca
     throw new PkiError('its two signature algorithm fields differ (damaged or forged)');
   }
   const ca = issuingCa(caPem, issuer);
-  if (!ca) throw new PkiError('it was not issued by this CA (its issuer is not the CA certificate\'s subject)');
-  if (!mayRevoke(ca)) throw new PkiError('the CA certificate\'s key usage does not allow signing CRLs');
+  if (!ca) throw new PkiError("it was not issued by this CA (its issuer is not the CA certificate's subject)");
+  if (!mayRevoke(ca)) throw new PkiError("the CA certificate's key usage does not allow signing CRLs");
   const bits = expectTag(signatureBits, DerTag.BIT_STRING, 'signature').content;
   if (bits[0] !== 0 || !signatureOk(oidOf(childrenOf(innerAlgorithm)[0]!), tbs!.bytes, bits.subarray(1), ca.publicKey)) {
-    throw new PkiError('its signature does not verify with the CA\'s key (damaged, or signed by another CA of the same name)');
+    throw new PkiError("its signature does not verify with the CA's key (damaged, or signed by another CA of the same name)");
   }
   if (thisUpdate.getTime() > now.getTime()) {
     throw new PkiError(`it is not valid before ${date(thisUpdate)} (is this machine's clock right?)`);

@@ -72,7 +72,7 @@ export function readWhole(buffer: Buffer): DerElement {
 export function childrenOf(element: DerElement): DerElement[] {
   if (!(element.tag & 0x20)) throw new DerError(`malformed DER: element with tag 0x${element.tag.toString(16)} is not constructed`);
   const items: DerElement[] = [];
-  for (let offset = 0; offset < element.content.length;) {
+  for (let offset = 0; offset < element.content.length; ) {
     const child = readElement(element.content, offset);
     items.push(child);
     offset += child.bytes.length;
@@ -109,9 +109,12 @@ export function integerHex(element: DerElement): string {
 
 export function timeOf(element: DerElement): Date {
   const text = element.content.toString('latin1');
-  const match = element.tag === DerTag.UTC_TIME
-    ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
-    : element.tag === DerTag.GENERALIZED_TIME ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text) : null;
+  const match =
+    element.tag === DerTag.UTC_TIME
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
+      : element.tag === DerTag.GENERALIZED_TIME
+        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
+        : null;
   if (!match) throw new DerError(`malformed DER: not a UTC time: ${JSON.stringify(text)}`);
   const [year, month, day, hour, minute, second] = match.slice(1).map(Number) as [number, number, number, number, number, number];
   // RFC 5280: two-digit years 50-99 are 19xx.
@@ -122,12 +125,16 @@ export function timeOf(element: DerElement): Date {
 /** A directory string's text (the string types names use), or undefined for other types. */
 export function stringOf(element: DerElement): string | undefined {
   switch (element.tag) {
-    case DerTag.UTF8_STRING: return element.content.toString('utf8');
+    case DerTag.UTF8_STRING:
+      return element.content.toString('utf8');
     case DerTag.PRINTABLE_STRING:
     case DerTag.IA5_STRING:
-    case DerTag.TELETEX_STRING: return element.content.toString('latin1');
-    case DerTag.BMP_STRING: return Buffer.from(element.content).swap16().toString('utf16le');
-    default: return undefined;
+    case DerTag.TELETEX_STRING:
+      return element.content.toString('latin1');
+    case DerTag.BMP_STRING:
+      return Buffer.from(element.content).swap16().toString('utf16le');
+    default:
+      return undefined;
   }
 }
 

@@ -38,7 +38,9 @@ function writePrivateKey(file: string, content: string): void {
   const dir = dirname(file);
   if (!ensurePrivateDir(dir)) {
     const { mode } = statSync(dir);
-    throw new PkiError(`${dir} is a shared directory (mode ${(mode & 0o7777).toString(8)}); private keys need a directory of their own (choose another --out)`);
+    throw new PkiError(
+      `${dir} is a shared directory (mode ${(mode & 0o7777).toString(8)}); private keys need a directory of their own (choose another --out)`,
+    );
   }
   writeFileWithMode(file, content, 0o600);
 }
@@ -126,7 +128,11 @@ function writeBundle(dir: string, ca: KeyAndCert, request: BundleRequest): Bundl
     dns.unshift(request.name);
   }
   const issued = issueCertificate(ca, {
-    commonName: request.name, role: request.role, dnsNames: dns, ipAddresses: ips, days: request.days,
+    commonName: request.name,
+    role: request.role,
+    dnsNames: dns,
+    ipAddresses: ips,
+    days: request.days,
   });
   makePrivateDir(request.out);
   writePrivateKey(keyPath, issued.keyPem);
@@ -137,12 +143,20 @@ function writeBundle(dir: string, ca: KeyAndCert, request: BundleRequest): Bundl
     files.push(join(request.out, PkiFiles.CA_CERT));
   }
   appendIssued(dir, {
-    serial: issued.serial, name: request.name, role: request.role,
-    notAfter: issued.notAfter.toISOString(), issuedAt: new Date().toISOString(),
-    dns, ips, out: resolve(request.out),
+    serial: issued.serial,
+    name: request.name,
+    role: request.role,
+    notAfter: issued.notAfter.toISOString(),
+    issuedAt: new Date().toISOString(),
+    dns,
+    ips,
+    out: resolve(request.out),
   });
   return {
-    dir: request.out, files, serial: issued.serial, notAfter: issued.notAfter,
+    dir: request.out,
+    files,
+    serial: issued.serial,
+    notAfter: issued.notAfter,
     altNames: [...dns.map((d) => `DNS:${d}`), ...ips.map((i) => `IP:${i}`)],
   };
 }
@@ -160,7 +174,10 @@ export function issueAgentBundle(dir: string, name: string, options: IssueOption
   checkName(name, 'agent name');
   const ca = loadCa(dir);
   return writeBundle(dir, ca, {
-    ...options, name, role: 'agent', out: options.out ?? join(dir, PkiFiles.AGENTS_DIR, name),
+    ...options,
+    name,
+    role: 'agent',
+    out: options.out ?? join(dir, PkiFiles.AGENTS_DIR, name),
   });
 }
 
@@ -169,7 +186,10 @@ export function issueClientBundle(dir: string, name: string, options: Omit<Issue
   checkName(name, 'client name');
   const ca = loadCa(dir);
   return writeBundle(dir, ca, {
-    ...options, name, role: 'client', out: options.out ?? join(dir, PkiFiles.CLIENTS_DIR, name),
+    ...options,
+    name,
+    role: 'client',
+    out: options.out ?? join(dir, PkiFiles.CLIENTS_DIR, name),
   });
 }
 
@@ -180,9 +200,11 @@ export function revoke(dir: string, nameOrSerial: string): { revoked: IssuedReco
   const matches = records.filter((r) => r.role !== 'ca' && !r.revokedAt && (r.serial === wanted || r.name === nameOrSerial));
   if (matches.length === 0) {
     const already = records.some((r) => r.revokedAt && (r.serial === wanted || r.name === nameOrSerial));
-    throw new PkiError(already
-      ? `every certificate matching '${nameOrSerial}' is already revoked`
-      : `no issued certificate has the name or serial '${nameOrSerial}' (see 'distrun certs list')`);
+    throw new PkiError(
+      already
+        ? `every certificate matching '${nameOrSerial}' is already revoked`
+        : `no issued certificate has the name or serial '${nameOrSerial}' (see 'distrun certs list')`,
+    );
   }
   const now = new Date().toISOString();
   for (const record of matches) record.revokedAt = now;
@@ -204,11 +226,18 @@ export function publishCrl(dir: string): string {
 
 /** Re-issues the newest valid certificate named NAME: same role, names and directory, new key. */
 export function renew(dir: string, name: string, options: { days?: number } = {}): Bundle {
-  const record = readIssued(dir).filter((r) => r.name === name && r.role !== 'ca' && !r.revokedAt).pop();
+  const record = readIssued(dir)
+    .filter((r) => r.name === name && r.role !== 'ca' && !r.revokedAt)
+    .pop();
   if (!record || record.role === 'ca') throw new PkiError(`no valid certificate named '${name}' to renew (see 'distrun certs list')`);
   const ca = loadCa(dir);
   return writeBundle(dir, ca, {
-    name, role: record.role, out: record.out ?? join(dir, record.role === 'agent' ? PkiFiles.AGENTS_DIR : PkiFiles.CLIENTS_DIR, name),
-    ips: record.ips, dns: record.dns, days: options.days, force: true,
+    name,
+    role: record.role,
+    out: record.out ?? join(dir, record.role === 'agent' ? PkiFiles.AGENTS_DIR : PkiFiles.CLIENTS_DIR, name),
+    ips: record.ips,
+    dns: record.dns,
+    days: options.days,
+    force: true,
   });
 }

@@ -45,6 +45,10 @@ export function isVerificationCode(code: string): boolean {
  */
 export function verifyFailure(code: string, openssl: string | undefined, purpose: string): string {
   if (code === 'INVALID_PURPOSE') return `is not issued for ${purpose}`;
-  const known = Object.hasOwn(BY_CODE, code) ? BY_CODE[code] : openssl !== undefined && Object.hasOwn(BY_OPENSSL_TEXT, openssl) ? BY_OPENSSL_TEXT[openssl] : undefined;
+  const known = Object.hasOwn(BY_CODE, code)
+    ? BY_CODE[code]
+    : openssl !== undefined && Object.hasOwn(BY_OPENSSL_TEXT, openssl)
+      ? BY_OPENSSL_TEXT[openssl]
+      : undefined;
   return known ?? `was not accepted (${openssl ?? code})`;
 }

@@ -113,7 +113,17 @@ export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Signals a client may forward. Anything else is a protocol error. */
 export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set([
-  'HUP', 'INT', 'QUIT', 'TERM', 'KILL', 'USR1', 'USR2', 'CONT', 'STOP', 'TSTP', 'WINCH',
+  'HUP',
+  'INT',
+  'QUIT',
+  'TERM',
+  'KILL',
+  'USR1',
+  'USR2',
+  'CONT',
+  'STOP',
+  'TSTP',
+  'WINCH',
 ]);
 
 /**
@@ -121,6 +131,14 @@ export const FORWARDABLE_SIGNALS: ReadonlySet<string> = new Set([
  * (src/errors.ts). A client reports any other code as E_PROTOCOL, with the reason given.
  */
 export const WIRE_ERROR_CODES: ReadonlySet<ErrorCode> = new Set([
-  ErrorCodes.AUTH, ErrorCodes.PROTOCOL, ErrorCodes.FRAME_TOO_LARGE, ErrorCodes.VERSION,
-  ErrorCodes.SPAWN, ErrorCodes.BUSY, ErrorCodes.DENIED, ErrorCodes.LIMIT, ErrorCodes.AUDIT, ErrorCodes.INTERNAL,
+  ErrorCodes.AUTH,
+  ErrorCodes.PROTOCOL,
+  ErrorCodes.FRAME_TOO_LARGE,
+  ErrorCodes.VERSION,
+  ErrorCodes.SPAWN,
+  ErrorCodes.BUSY,
+  ErrorCodes.DENIED,
+  ErrorCodes.LIMIT,
+  ErrorCodes.AUDIT,
+  ErrorCodes.INTERNAL,
 ]);

@@ -37,9 +37,13 @@ export class FrameDecoder {
    * `checkLength` sees every header before its payload is buffered and may throw (a
    * receiver's own limits per token); the decoder then stays failed as on a bad header.
    */
-  constructor(options: {
-    maxPayload?: number; streamed?: ReadonlySet<string>; checkLength?: (token: string, length: number) => void;
-  } = {}) {
+  constructor(
+    options: {
+      maxPayload?: number;
+      streamed?: ReadonlySet<string>;
+      checkLength?: (token: string, length: number) => void;
+    } = {},
+  ) {
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     this.streamed = options.streamed ?? new Set();
     this.checkLength = options.checkLength;
@@ -82,10 +86,7 @@ export class FrameDecoder {
         }
         if (length > this.maxPayload) {
           this.failed = true;
-          throw new ProtocolError(
-            `${token} frame of ${length} bytes exceeds the limit of ${this.maxPayload} bytes`,
-            ErrorCodes.FRAME_TOO_LARGE,
-          );
+          throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${this.maxPayload} bytes`, ErrorCodes.FRAME_TOO_LARGE);
         }
         try {
           this.checkLength?.(token, length);

@@ -18,7 +18,10 @@ export class Keepalive {
   private lastHeard = Date.now();
   private paused = false;
 
-  constructor(private readonly intervalMs: number, private readonly hooks: KeepaliveHooks) {}
+  constructor(
+    private readonly intervalMs: number,
+    private readonly hooks: KeepaliveHooks,
+  ) {}
 
   start(): void {
     if (this.timer || this.intervalMs <= 0) return;

@@ -2,8 +2,20 @@
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
 import { strictUtf8 } from '../strict-utf8.js';
 import {
-  AgentToken, ClientToken, ENV_NAME_PATTERN, FORWARDABLE_SIGNALS, HEADER_BYTES, KEEPALIVE_VERSION, LENGTH_BYTES,
-  MAX_ENV_VARIABLES, MAX_KEEPALIVE_SECONDS, MAX_TERMINAL_SIDE, SessionOption, TERM_PATTERN, TOKEN_BYTES, WIRE_ERROR_CODES,
+  AgentToken,
+  ClientToken,
+  ENV_NAME_PATTERN,
+  FORWARDABLE_SIGNALS,
+  HEADER_BYTES,
+  KEEPALIVE_VERSION,
+  LENGTH_BYTES,
+  MAX_ENV_VARIABLES,
+  MAX_KEEPALIVE_SECONDS,
+  MAX_TERMINAL_SIDE,
+  SessionOption,
+  TERM_PATTERN,
+  TOKEN_BYTES,
+  WIRE_ERROR_CODES,
 } from './constants.js';
 
 const MAX_UINT32 = 0xffffffff;
@@ -62,8 +74,10 @@ export function decodeVersionOffer(payload: Buffer): VersionOffer {
 
 export function encodeVersionChoice(choice: VersionChoice): Buffer {
   const { version, software, keepaliveSeconds } = choice;
-  return encodeFrame(AgentToken.VERSION, JSON.stringify(
-    version >= KEEPALIVE_VERSION ? { version, software, keepalive: keepaliveSeconds } : { version, software }));
+  return encodeFrame(
+    AgentToken.VERSION,
+    JSON.stringify(version >= KEEPALIVE_VERSION ? { version, software, keepalive: keepaliveSeconds } : { version, software }),
+  );
 }
 
 export function decodeVersionChoice(payload: Buffer): VersionChoice {
@@ -104,7 +118,11 @@ export interface WindowSize {
 }
 
 const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = {
-  stdin: false, stderr: false, shell: false, timeoutMs: 0, env: {},
+  stdin: false,
+  stderr: false,
+  shell: false,
+  timeoutMs: 0,
+  env: {},
 };
 
 /** A fresh copy of the defaults (the env map is per session). */
@@ -164,9 +182,12 @@ export function applyOption(options: SessionOptions, payload: Buffer): void {
     options[key] = true;
   };
   switch (name) {
-    case SessionOption.STDIN: return flag('stdin');
-    case SessionOption.STDERR: return flag('stderr');
-    case SessionOption.SHELL: return flag('shell');
+    case SessionOption.STDIN:
+      return flag('stdin');
+    case SessionOption.STDERR:
+      return flag('stderr');
+    case SessionOption.SHELL:
+      return flag('shell');
     case SessionOption.TIMEOUT: {
       if (value === undefined || !/^\d{1,10}$/.test(value)) {
         throw new ProtocolError('option timeout needs a whole number of milliseconds');
@@ -256,9 +277,7 @@ export function decodeSignal(payload: Buffer): NodeJS.Signals {
 // ---- EXT ------------------------------------------------------------------
 
 /** How the command ended: an exit code, or the signal that killed it. */
-export type ExitStatus =
-  | { code: number; signal?: undefined; timedOut: boolean }
-  | { code?: undefined; signal: string; timedOut: boolean };
+export type ExitStatus = { code: number; signal?: undefined; timedOut: boolean } | { code?: undefined; signal: string; timedOut: boolean };
 
 export function encodeExit(status: ExitStatus): Buffer {
   return encodeFrame(AgentToken.EXIT, JSON.stringify(status));

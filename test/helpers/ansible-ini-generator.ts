@@ -24,10 +24,13 @@ export function randomIni(rand: () => number): string {
     const kind = pick(['', '', ':children', ':vars']);
     lines.push(`[${group}${kind}]${rand() < 0.2 ? '  # comment' : ''}`);
     for (let i = Math.floor(rand() * 4); i > 0; i--) {
-      if (kind === ':children') lines.push(rand() < 0.1 ? pick(GROUPS) : pick(declared.filter((g) => g !== group && g !== 'all').concat(['ungrouped'])));
+      if (kind === ':children')
+        lines.push(rand() < 0.1 ? pick(GROUPS) : pick(declared.filter((g) => g !== group && g !== 'all').concat(['ungrouped'])));
       else if (kind === ':vars') {
         const key = rand() < 0.2 ? 'ansible_group_priority' : pick(KEYS);
-        lines.push(`${key}${pick(['=', ' = '])}${key === 'ansible_group_priority' ? pick(['1', '5', '10']) : pick(VALUES)}${rand() < 0.2 ? ' # c' : ''}`);
+        lines.push(
+          `${key}${pick(['=', ' = '])}${key === 'ansible_group_priority' ? pick(['1', '5', '10']) : pick(VALUES)}${rand() < 0.2 ? ' # c' : ''}`,
+        );
       } else lines.push(hostLine(pick, rand));
     }
     if (rand() < 0.3) lines.push(pick(['', '; a comment', '# another']));

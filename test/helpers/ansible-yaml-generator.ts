@@ -29,12 +29,14 @@ export function writeInventory(dir: string, seed: number): string {
   const chance = (p: number): boolean => random() < p;
   const lines: string[] = [];
   const anchors = chance(0.5);
-  if (anchors) lines.push('x-defaults: &d', `  ansible_host: 192.0.2.${1 + Math.floor(random() * 250)}`, `  distrun_port: ${7000 + Math.floor(random() * 900)}`);
+  if (anchors)
+    lines.push('x-defaults: &d', `  ansible_host: 192.0.2.${1 + Math.floor(random() * 250)}`, `  distrun_port: ${7000 + Math.floor(random() * 900)}`);
 
   const dialVars = (indent: string, group: boolean): void => {
     if (chance(0.3)) lines.push(`${indent}ansible_host: 192.0.2.${1 + Math.floor(random() * 250)}`);
     if (chance(0.15)) lines.push(`${indent}ansible_ssh_host: ${chance(0.2) ? 'null' : `198.51.100.${1 + Math.floor(random() * 250)}`}`);
-    if (chance(0.4)) lines.push(`${indent}distrun_port: ${chance(0.2) ? `"${7000 + Math.floor(random() * 900)}"` : 7000 + Math.floor(random() * 900)}`);
+    if (chance(0.4))
+      lines.push(`${indent}distrun_port: ${chance(0.2) ? `"${7000 + Math.floor(random() * 900)}"` : 7000 + Math.floor(random() * 900)}`);
     if (group && chance(0.25)) lines.push(`${indent}ansible_group_priority: ${1 + Math.floor(random() * 3)}`);
   };
 
@@ -100,7 +102,33 @@ export function writeInventory(dir: string, seed: number): string {
 }
 
 const SCALAR_CHARS = '0123456789+-._:eExXbBoO~nNuUlLyYsStTrRfFaA';
-const SCALARS = ['yes', 'No', 'ON', 'off', 'y', 'null', '~', '.inf', '0', '010', '09', '0x1B5E', '0b101', '7_006', '1:56:46', '2001-12-14', '1e5', '7006.0', '"7006"', "'07006'", '07006', '+7006', '-1', '65536', '0o17'];
+const SCALARS = [
+  'yes',
+  'No',
+  'ON',
+  'off',
+  'y',
+  'null',
+  '~',
+  '.inf',
+  '0',
+  '010',
+  '09',
+  '0x1B5E',
+  '0b101',
+  '7_006',
+  '1:56:46',
+  '2001-12-14',
+  '1e5',
+  '7006.0',
+  '"7006"',
+  "'07006'",
+  '07006',
+  '+7006',
+  '-1',
+  '65536',
+  '0o17',
+];
 
 /** An inventory whose hosts' distrun_port values are YAML 1.1 scalars of every kind (PyYAML decides what they are). */
 export function writeScalarInventory(dir: string, seed: number, count = 300): string {

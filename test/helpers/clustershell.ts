@@ -28,7 +28,10 @@ export function askClusterShell(python: string, requests: readonly OracleRequest
     maxBuffer: 256 * 1024 * 1024,
   });
   if (r.status !== 0) throw new Error(`nodeset oracle failed (${r.status ?? r.signal}): ${r.stderr}`);
-  const answers = r.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as OracleAnswer);
+  const answers = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as OracleAnswer);
   if (answers.length !== requests.length) throw new Error(`nodeset oracle answered ${answers.length} of ${requests.length}`);
   return answers;
 }

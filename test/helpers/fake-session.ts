@@ -7,8 +7,13 @@ import type { Target } from '../../src/cli/targeting/model.js';
 
 export const target = (name: string, port = 6790): Target => ({ name, address: name, port });
 
-export const result = (t: Target, outcome: HostOutcome = { kind: 'exit', code: 0, timedOut: false }): HostResult =>
-  ({ target: t, outcome, durationMs: 1, agentSoftware: 'distrunner-agent/test', protocolVersion: 4 });
+export const result = (t: Target, outcome: HostOutcome = { kind: 'exit', code: 0, timedOut: false }): HostResult => ({
+  target: t,
+  outcome,
+  durationMs: 1,
+  agentSoftware: 'distrunner-agent/test',
+  protocolVersion: 4,
+});
 
 export class FakeSession extends EventEmitter<SessionEvents> implements Session {
   readonly input: Buffer[] = [];

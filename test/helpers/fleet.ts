@@ -77,18 +77,21 @@ export interface RunOptions {
 /** Runs `distrun` (or the agent binary) synchronously-in-spirit: resolves when it exits. */
 export function run(bin: string, args: string[], options: RunOptions = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawnNode([bin, ...args], {
-      env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...options.env },
-      cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    }, netnsPrefix(options.netns));
+    const child = spawnNode(
+      [bin, ...args],
+      {
+        env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...options.env },
+        cwd: options.cwd,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+      netnsPrefix(options.netns),
+    );
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', options.onStdout ?? ((c: Buffer) => out.push(c)));
     child.stderr!.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') }));
     child.stdin!.on('error', () => {});
     child.stdin!.end(options.input);
   });
@@ -109,10 +112,15 @@ interface BackgroundRun {
 
 /** Starts `distrun` without waiting, for tests that signal or kill it. */
 export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}, netns?: string): BackgroundRun {
-  const child = spawnNode([DISTRUN, ...args], { env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
-    netnsPrefix(netns));
+  const child = spawnNode(
+    [DISTRUN, ...args],
+    { env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    netnsPrefix(netns),
+  );
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   // 'close', not 'exit': stderr may still be arriving when the process has exited.
   const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   cleanups.push(() => {
@@ -179,8 +187,12 @@ export function writeAgentConfig(pki: Pki, name: string, extra: Record<string, u
   const bundle = pki.agent(name);
   const target = file ?? join(tempDir('distrun-agent-'), 'agent.yaml');
   const settings = {
-    host: '127.0.0.1', port: 0, logLevel: 'debug',
-    ca: join(bundle, 'ca.crt'), cert: join(bundle, 'agent.crt'), key: join(bundle, 'agent.key'),
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'debug',
+    ca: join(bundle, 'ca.crt'),
+    cert: join(bundle, 'agent.crt'),
+    key: join(bundle, 'agent.key'),
     ...extra,
   };
   writeFileSync(target, JSON.stringify(settings, null, 2)); // JSON is YAML
@@ -190,15 +202,22 @@ export function writeAgentConfig(pki: Pki, name: string, extra: Record<string, u
 /** Starts an agent on 127.0.0.1 with a free port; resolves once it listens. */
 export async function startAgent(pki: Pki, name = 'agent1', options: AgentOptions = {}): Promise<RunningAgent> {
   const configFile = writeAgentConfig(pki, name, options.config);
-  const child = spawnNode([AGENT, '--config', configFile, ...(options.args ?? [])], {
-    // Pipes for commands are made in the agent's runtime directory: a temporary one here.
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUNTIME_DIRECTORY: tempDir('distrun-run-'), ...options.env },
-  }, options.prefix);
+  const child = spawnNode(
+    [AGENT, '--config', configFile, ...(options.args ?? [])],
+    {
+      // Pipes for commands are made in the agent's runtime directory: a temporary one here.
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RUNTIME_DIRECTORY: tempDir('distrun-run-'), ...options.env },
+    },
+    options.prefix,
+  );
   const logs: Array<Record<string, unknown>> = [];
   let raw = '';
   let pending = '';
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
   // 'close': after the last log line has been read, not only after the process ended.
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const port = await new Promise<number>((resolve, reject) => {
@@ -254,7 +273,9 @@ export async function waitFor(check: () => boolean, timeoutMs = 10_000, stepMs =
 /** A TLS connection to an agent with the client identity in `pkiDir`, for raw protocol tests. */
 export function connectRaw(port: number, pkiDir: string): tls.TLSSocket {
   const socket = tls.connect({
-    host: '127.0.0.1', port, minVersion: 'TLSv1.3',
+    host: '127.0.0.1',
+    port,
+    minVersion: 'TLSv1.3',
     ca: readFileSync(join(pkiDir, 'ca.crt')),
     cert: readFileSync(join(pkiDir, 'client.crt')),
     key: readFileSync(join(pkiDir, 'client.key')),

@@ -51,11 +51,15 @@ function forgeCertificate(pkiDir: string, spec: ForgedClient, defaultUsage: 'cli
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true },
-      ...(usage === 'none' ? [] : [{
-        name: 'extKeyUsage',
-        clientAuth: usage === 'client' || usage === 'both',
-        serverAuth: usage === 'server' || usage === 'both',
-      }]),
+      ...(usage === 'none'
+        ? []
+        : [
+            {
+              name: 'extKeyUsage',
+              clientAuth: usage === 'client' || usage === 'both',
+              serverAuth: usage === 'server' || usage === 'both',
+            },
+          ]),
       ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
     ],
   });
@@ -85,7 +89,12 @@ export function forgeAgentBundle(pkiDir: string, outDir: string, spec: ForgedCli
 
 /** A CRL of the CA of `pkiDir` revoking `serials`, with the given validity period. */
 export function forgeCrl(pkiDir: string, serials: string[], times: { thisUpdate: Date; nextUpdate: Date }): string {
-  return createCrl(caOf(pkiDir), serials.map((serial) => ({ serial, revokedAt: times.thisUpdate })), 1, times);
+  return createCrl(
+    caOf(pkiDir),
+    serials.map((serial) => ({ serial, revokedAt: times.thisUpdate })),
+    1,
+    times,
+  );
 }
 
 /**
@@ -98,17 +107,37 @@ export function forgeSha1Identity(pkiDir: string, outDir: string, role: 'client'
   const name = role === 'client' ? 'client' : 'agent';
   const key = join(outDir, `${name}.key`);
   const ext = join(outDir, 'ext.cnf');
-  writeFileSync(ext, role === 'client'
-    ? 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'
-    : 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n');
+  writeFileSync(
+    ext,
+    role === 'client'
+      ? 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n'
+      : 'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n',
+  );
   const openssl = (args: string[]): void => {
     const r = spawnSync('openssl', args, { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
   };
   openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
   openssl(['req', '-new', '-key', key, '-subj', `/CN=${role === 'client' ? 'sha1' : 'agent1'}`, '-out', join(outDir, 'req.csr')]);
-  openssl(['x509', '-req', '-sha1', '-days', '2', '-in', join(outDir, 'req.csr'), '-CA', join(pkiDir, 'ca.crt'), '-CAkey', join(pkiDir, 'ca.key'),
-    '-set_serial', `0x${randomSerial()}`, '-extfile', ext, '-out', join(outDir, `${name}.crt`)]);
+  openssl([
+    'x509',
+    '-req',
+    '-sha1',
+    '-days',
+    '2',
+    '-in',
+    join(outDir, 'req.csr'),
+    '-CA',
+    join(pkiDir, 'ca.crt'),
+    '-CAkey',
+    join(pkiDir, 'ca.key'),
+    '-set_serial',
+    `0x${randomSerial()}`,
+    '-extfile',
+    ext,
+    '-out',
+    join(outDir, `${name}.crt`),
+  ]);
   copyFileSync(join(pkiDir, 'ca.crt'), join(outDir, 'ca.crt'));
   return outDir;
 }

@@ -13,9 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
-import {
-  distrun, startAgent, tempDir, type Pki, type Result, type RunningAgent, type RunOptions,
-} from './fleet.js';
+import { distrun, startAgent, tempDir, type Pki, type Result, type RunningAgent, type RunOptions } from './fleet.js';
 
 const PREFIX = 'drt-';
 const SUBNET = '10.231.0';
@@ -65,10 +63,13 @@ function deleteNamespace(name: string): void {
 
 function namespacesOf(test: (owner: number) => boolean): string[] {
   const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
-  return list.split('\n').map((line) => line.split(' ')[0]!).filter((name) => {
-    const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
-    return owner !== null && test(Number(owner[1]));
-  });
+  return list
+    .split('\n')
+    .map((line) => line.split(' ')[0]!)
+    .filter((name) => {
+      const owner = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
+      return owner !== null && test(Number(owner[1]));
+    });
 }
 
 /** Removes the namespaces of earlier runs that died before cleaning up. */
@@ -139,8 +140,13 @@ export class NetnsFleet {
     ip(['-n', this.bridgeNetns, 'link', 'set', 'br0', 'up']);
     this.join(this.clientNetns, CLIENT_ADDRESS, 'c');
     for (const host of this.hosts) this.join(host.netns, host.address, host.name);
-    const lines = ['hosts:', ...this.hosts.map((h) => `  ${h.name}: {address: ${h.address}}`),
-      'groups:', `  fleet: [${this.hosts.map((h) => h.name).join(', ')}]`, ''];
+    const lines = [
+      'hosts:',
+      ...this.hosts.map((h) => `  ${h.name}: {address: ${h.address}}`),
+      'groups:',
+      `  fleet: [${this.hosts.map((h) => h.name).join(', ')}]`,
+      '',
+    ];
     writeFileSync(this.inventory, lines.join('\n'));
   }
 

@@ -29,8 +29,10 @@ export function systemdUnavailable(): string | undefined {
 
 /** Mount points of every cgroup hierarchy (v1 controllers, systemd's, the unified one). */
 function cgroupRoots(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-    .filter((line) => / - cgroup2? /.test(line)).map((line) => line.split(' ')[4]!);
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => / - cgroup2? /.test(line))
+    .map((line) => line.split(' ')[4]!);
 }
 
 function cgroupEntries(): Map<string, Set<string>> {
@@ -88,10 +90,13 @@ export async function bootSystemd(shared: string, name: string): Promise<Systemd
     // basic.target: the system's own services (a database, a web server) stay down.
     `exec ${SYSTEMD} --system --unit=basic.target`,
   ].join('\n');
-  const unshare = spawn('unshare', ['--pid', '--fork', '--mount', '--net', '--uts', '--mount-proc', 'sh', '-c', script, shared],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const unshare = spawn('unshare', ['--pid', '--fork', '--mount', '--net', '--uts', '--mount-proc', 'sh', '-c', script, shared], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let bootErrors = '';
-  unshare.stderr!.on('data', (c: Buffer) => { bootErrors += c.toString(); });
+  unshare.stderr!.on('data', (c: Buffer) => {
+    bootErrors += c.toString();
+  });
   const exited = new Promise<void>((resolve) => unshare.once('exit', () => resolve()));
   let pid = 0;
   const findPid = (): boolean => {
@@ -128,8 +133,11 @@ export async function bootSystemd(shared: string, name: string): Promise<Systemd
   addCleanup(cleanup);
   if (!(await waitFor(findPid, 30_000, 50))) throw new Error(`systemd did not start: ${bootErrors}`);
   const exec = (argv: string[], options: { network?: boolean; input?: string } = {}): SpawnSyncReturns<string> =>
-    spawnSync('nsenter', ['-t', String(pid), '-m', '-p', ...(options.network ? ['-n'] : []), '--', ...argv],
-      { encoding: 'utf8', input: options.input, timeout: 300_000 });
+    spawnSync('nsenter', ['-t', String(pid), '-m', '-p', ...(options.network ? ['-n'] : []), '--', ...argv], {
+      encoding: 'utf8',
+      input: options.input,
+      timeout: 300_000,
+    });
   // Until its manager listens, systemctl cannot reach it.
   if (!(await waitFor(() => exec(['systemctl', 'is-system-running', '--wait']).stdout.trim() !== '', 60_000, 200))) {
     throw new Error(`systemd did not boot: ${bootErrors}`);

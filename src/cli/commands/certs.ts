@@ -26,7 +26,8 @@ export function registerCertsCommand(program: Command): void {
   const certs = program.command('certs').description('create the fleet CA and issue agent and client certificates');
   const pkiOption = ['--dir <dir>', 'PKI directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)'] as const;
 
-  certs.command('init')
+  certs
+    .command('init')
     .description('create a private CA and the admin client certificate')
     .option(...pkiOption)
     .option('--force', 'replace an existing CA (every certificate it issued stops working)')
@@ -37,7 +38,8 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`created admin client identity:\n${describeBundle(result.client)}\n`);
     });
 
-  certs.command('agent')
+  certs
+    .command('agent')
     .description("issue an agent's key and certificate, with a copy of the CA certificate")
     .argument('<name>', 'the agent host name (also a subject alternative name)')
     .option('--ip <ip>', 'an IP address the agent is reached at (repeatable)', collect)
@@ -53,7 +55,8 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`copy ${bundle.dir}/{agent.crt,agent.key,ca.crt} to /etc/distrunner/ on ${name} (agent.key mode 0600)\n`);
     });
 
-  certs.command('client')
+  certs
+    .command('client')
     .description('issue another client identity (for another operator or automation)')
     .argument('<name>', 'the client name (certificate subject)')
     .option('--out <dir>', 'where to write the bundle (default: DIR/clients/NAME)')
@@ -67,7 +70,8 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`use it with: distrun --pki ${bundle.dir} ...\n`);
     });
 
-  certs.command('revoke')
+  certs
+    .command('revoke')
     .description('revoke certificates by name or serial and publish a new CRL (DIR/crl.pem)')
     .argument('<name-or-serial>', 'a certificate name (every valid certificate of that name) or a serial')
     .option(...pkiOption)
@@ -78,7 +82,8 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`wrote ${crl}: copy it to every agent (crl: in agent.yaml) and reload them (SIGHUP)\n`);
     });
 
-  certs.command('crl')
+  certs
+    .command('crl')
     .description('publish the CRL (DIR/crl.pem) again, e.g. for a new agent')
     .option(...pkiOption)
     .action(async (opts: { dir?: string }) => {
@@ -86,20 +91,25 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`wrote ${crl}\n`);
     });
 
-  certs.command('list')
+  certs
+    .command('list')
     .description('list issued certificates: serial, name, role, expiry, state')
     .option(...pkiOption)
     .action(async (opts: { dir?: string }) => {
       const records = (await store()).readIssued(opts.dir ?? defaultPkiDir()).filter((r) => r.role !== 'ca');
       const now = Date.now();
       const rows = records.map((r) => [
-        r.serial, r.name, r.role, r.notAfter.slice(0, 10),
+        r.serial,
+        r.name,
+        r.role,
+        r.notAfter.slice(0, 10),
         r.revokedAt ? `revoked ${r.revokedAt.slice(0, 10)}` : Date.parse(r.notAfter) < now ? 'expired' : 'valid',
       ]);
       process.stdout.write(table([['SERIAL', 'NAME', 'ROLE', 'EXPIRES', 'STATE'], ...rows]));
     });
 
-  certs.command('renew')
+  certs
+    .command('renew')
     .description('re-issue a certificate before it expires: same name, role and addresses, new key')
     .argument('<name>', 'the certificate name')
     .option('--days <n>', 'validity in days (default 825)', positiveDays)

@@ -4,7 +4,9 @@ import { resolveSelection, type SelectionOptions } from '../targeting/select.js'
 
 /** One line per host: name, the address:port dialled, and with `explain` what selected it. */
 export function listHosts(
-  opts: SelectionOptions & { explain?: boolean }, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr,
+  opts: SelectionOptions & { explain?: boolean },
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
 ): number {
   const { inventory, targets } = resolveSelection(opts);
   writeHostLines(targets, out, opts.explain === true);

@@ -50,8 +50,10 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
       const failure = { host: result.target.name, address: result.target.address, port: result.target.port, status: classify(result.outcome), error };
       io.stdout.write(`${JSON.stringify(pong ?? failure)}\n`);
     } else if (pong && !opts.quiet) {
-      io.stdout.write(`${result.target.name}: ok  rtt ${Number(pong.rttMs).toFixed(1)} ms  connect ${Number(pong.connectMs).toFixed(1)} ms  `
-        + `${pong.agent}  protocol ${pong.protocol}  certificate expires ${String(pong.certificateExpires).slice(0, 10)} (${count(Number(pong.certificateDaysLeft), 'day')})\n`);
+      io.stdout.write(
+        `${result.target.name}: ok  rtt ${Number(pong.rttMs).toFixed(1)} ms  connect ${Number(pong.connectMs).toFixed(1)} ms  ` +
+          `${pong.agent}  protocol ${pong.protocol}  certificate expires ${String(pong.certificateExpires).slice(0, 10)} (${count(Number(pong.certificateDaysLeft), 'day')})\n`,
+      );
     } else if (result.outcome.kind === 'error') {
       io.stderr.write(`distrun: ${hostLabel(result.target)}: ${result.outcome.message}\n`);
     }

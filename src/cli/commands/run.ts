@@ -80,7 +80,10 @@ const DEFAULT_CONFIRM_ABOVE = 50;
  * terminal) are never asked.
  */
 async function confirmLargeRun(
-  targets: readonly Target[], argv: readonly string[], opts: RunOptions, io: OutputStreams & { stdin: Readable },
+  targets: readonly Target[],
+  argv: readonly string[],
+  opts: RunOptions,
+  io: OutputStreams & { stdin: Readable },
 ): Promise<boolean> {
   const limit = Number(process.env.DISTRUN_CONFIRM_ABOVE ?? DEFAULT_CONFIRM_ABOVE);
   if (opts.yes || !(io.stdin as NodeJS.ReadStream).isTTY || !(targets.length > limit)) return true;
@@ -108,8 +111,11 @@ export async function runCommand(
   if (opts.stdin || opts.shell || opts.tty) throw new OptionError('--script sends the script over stdin: it cannot go with -t, --tty or --shell');
   // The wrapper runs, fed the script on stdin; the record names the script and its arguments, so that rerun sends it again.
   const script = scriptRun(opts.script, command);
-  return executeRun(script.argv, { ...opts, script: undefined, stdin: true }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets,
-    { command, script: resolve(opts.script), stdin: false });
+  return executeRun(script.argv, { ...opts, script: undefined, stdin: true }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets, {
+    command,
+    script: resolve(opts.script),
+    stdin: false,
+  });
 }
 
 /** What a run's record says was run (for --script: the script, not its wrapper). */
@@ -161,22 +167,22 @@ async function executeRun(
   };
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
   // A live progress line on a terminal, except for machine-readable output.
-  const progress = !opts.json && !terminal && ProgressLine.enabled(io.stderr, opts.quiet === true)
-    ? new ProgressLine(io.stderr, targets.length)
-    : undefined;
+  const progress =
+    !opts.json && !terminal && ProgressLine.enabled(io.stderr, opts.quiet === true) ? new ProgressLine(io.stderr, targets.length) : undefined;
   // What goes to the screen first takes the progress line away, so the two never mix.
   const screenIo: OutputStreams = progress ? { ...io, beforeWrite: () => progress.clear() } : io;
   // Checked, and cleared of an earlier run's files, before any command runs.
-  const outdir = opts.outdir !== undefined
-    ? OutdirRenderer.open(opts.outdir, targets, (problem) => writeTo(screenIo, 'stderr', `distrun: ${problem}\n`))
-    : undefined;
+  const outdir =
+    opts.outdir !== undefined
+      ? OutdirRenderer.open(opts.outdir, targets, (problem) => writeTo(screenIo, 'stderr', `distrun: ${problem}\n`))
+      : undefined;
   const neutralize = opts.rawControlChars !== true;
   const screen: Renderer = opts.json
     ? new JsonRenderer(screenIo)
     : opts.gather
       ? new GatherRenderer(screenIo, { neutralize })
-      // One host's terminal is shown as it is (escape sequences and all); several get prefixes.
-      : new LineRenderer(screenIo, { prefix: opts.prefix && !(terminal && targets.length === 1), hostCount: targets.length, neutralize });
+      : // One host's terminal is shown as it is (escape sequences and all); several get prefixes.
+        new LineRenderer(screenIo, { prefix: opts.prefix && !(terminal && targets.length === 1), hostCount: targets.length, neutralize });
   const recorder = new RecordRenderer();
   // The progress line finishes first, so that it is gone before the summary.
   const renderer = new RendererSet([...(progress ? [progress] : []), screen, recorder, ...(outdir ? [outdir] : [])]);
@@ -221,12 +227,25 @@ async function executeRun(
     // The --outdir files are complete, or known not to be, before the exit code is decided.
     await renderer.close();
     const outputLost = (outdir?.problems.length ?? 0) > 0;
-    if (outputLost) writeTo(screenIo, 'stderr', `distrun: --outdir ${opts.outdir} is incomplete: ${count(outdir!.problems.length, 'file')} could not be written (above)\n`);
+    if (outputLost)
+      writeTo(
+        screenIo,
+        'stderr',
+        `distrun: --outdir ${opts.outdir} is incomplete: ${count(outdir!.problems.length, 'file')} could not be written (above)\n`,
+      );
     const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
-    const record = recorder.record({
-      ...recorded, parent: opts.rerunOf, shell: opts.shell === true, stderr: opts.stderr, timeout: opts.timeout, exitCode,
-    }, results);
+    const record = recorder.record(
+      {
+        ...recorded,
+        parent: opts.rerunOf,
+        shell: opts.shell === true,
+        stderr: opts.stderr,
+        timeout: opts.timeout,
+        exitCode,
+      },
+      results,
+    );
     try {
       saveRun(record);
     } catch (err) {
@@ -252,12 +271,16 @@ function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
   return LocalTerminal.open();
 }
 
-
 /** `distrun rerun`: a run again, of a recorded command, on the hosts its record chain picks. */
 export function registerRerunCommand(program: Command): void {
-  addConnectionOptions(program.command('rerun')
-    .description('run a recorded command again on the hosts that failed and/or were unreachable (after a rerun: in their latest state along the reruns)')
-    .argument('[run]', 'run id or its unique prefix (default: the newest run)'))
+  addConnectionOptions(
+    program
+      .command('rerun')
+      .description(
+        'run a recorded command again on the hosts that failed and/or were unreachable (after a rerun: in their latest state along the reruns)',
+      )
+      .argument('[run]', 'run id or its unique prefix (default: the newest run)'),
+  )
     .option('--failed', 'hosts whose command failed or timed out')
     .option('--unreachable', 'hosts where the command never ran (unreachable, refused, not started)')
     .option('-b, --gather', 'gather identical outputs, as for a run')
@@ -272,10 +295,23 @@ export function registerRerunCommand(program: Command): void {
         return;
       }
       const { targets } = selection;
-      const along = chain.runs.length > 1 ? `, each in its latest state over ${chain.runs.length} runs back to ${chain.runs[chain.runs.length - 1]!.id}` : '';
+      const along =
+        chain.runs.length > 1 ? `, each in its latest state over ${chain.runs.length} runs back to ${chain.runs[chain.runs.length - 1]!.id}` : '';
       process.stderr.write(`distrun: running again on ${count(targets.length, 'host')} of ${run.id}${along}: ${describeCommand(run)}\n`);
-      process.exitCode = await runCommand(run.command, {
-        ...opts, shell: run.shell, stdin: run.stdin, stderr: run.stderr, timeout: run.timeout, script: run.script, prefix: true, rerunOf: run.id,
-      }, process, targets);
+      process.exitCode = await runCommand(
+        run.command,
+        {
+          ...opts,
+          shell: run.shell,
+          stdin: run.stdin,
+          stderr: run.stderr,
+          timeout: run.timeout,
+          script: run.script,
+          prefix: true,
+          rerunOf: run.id,
+        },
+        process,
+        targets,
+      );
     });
 }

@@ -45,7 +45,10 @@ function checkRecord(record: AgentCertificateRecord, trust: AgentTrust, now: num
  * is the record kept with the ticket this connection offered.
  */
 export function checkAgentCertificate(
-  socket: TLSSocket, trust: AgentTrust, resumedFrom: AgentCertificateRecord | undefined, now = Date.now(),
+  socket: TLSSocket,
+  trust: AgentTrust,
+  resumedFrom: AgentCertificateRecord | undefined,
+  now = Date.now(),
 ): AgentCheck {
   if (socket.isSessionReused()) {
     return resumedFrom ? checkRecord(resumedFrom, trust, now) : refusing('is unknown (a resumed session without a record)');
@@ -56,7 +59,13 @@ export function checkAgentCertificate(
   if (!cert.keyUsage?.includes(Oids.SERVER_AUTH)) return refusing('is not issued for agent (server) use');
   const weak = weakCertificateProblem(cert);
   if (weak) return refusing(`is too weak: ${weak}`);
-  return checkRecord({
-    serial: normalizeSerial(cert.serialNumber), notBefore: Date.parse(cert.validFrom), notAfter: Date.parse(cert.validTo),
-  }, trust, now);
+  return checkRecord(
+    {
+      serial: normalizeSerial(cert.serialNumber),
+      notBefore: Date.parse(cert.validFrom),
+      notAfter: Date.parse(cert.validTo),
+    },
+    trust,
+    now,
+  );
 }

@@ -48,7 +48,10 @@ function loadCrl(pkiDir: string, caPem: Buffer): { file: string; crl: Revocation
 
 function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.env): ClientTls {
   const identity = loadClientIdentity(pkiDir);
-  for (const [file, pem] of [[PkiFiles.CLIENT_CERT, identity.cert], [PkiFiles.CA_CERT, identity.ca]] as const) {
+  for (const [file, pem] of [
+    [PkiFiles.CLIENT_CERT, identity.cert],
+    [PkiFiles.CA_CERT, identity.ca],
+  ] as const) {
     const weak = weakCertificateInFile(pem);
     if (weak) throw new PkiError(`${join(pkiDir, file)} is too weak: ${weak}`);
   }
@@ -59,9 +62,8 @@ function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.env): Cl
   } catch (err) {
     throw new PkiError(`cannot use the client identity in ${pkiDir}: ${(err as Error).message}`);
   }
-  const tickets = env.DISTRUN_TLS_CACHE === 'off'
-    ? TlsTicketCache.disabled()
-    : TlsTicketCache.open(join(distrunCacheDir(env), 'tls'), identity.cert, identity.ca);
+  const tickets =
+    env.DISTRUN_TLS_CACHE === 'off' ? TlsTicketCache.disabled() : TlsTicketCache.open(join(distrunCacheDir(env), 'tls'), identity.cert, identity.ca);
   return { context, tickets, trust: { crlFile: revocation?.file, revoked: revocation?.crl.revoked ?? new Set() } };
 }
 

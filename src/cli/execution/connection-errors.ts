@@ -34,7 +34,10 @@ const CONNECT_PROBLEMS: Record<string, string> = {
 };
 
 export function describeConnectionError(
-  err: NodeJS.ErrnoException, handshakeDone: boolean, trust?: AgentTrust, port?: number,
+  err: NodeJS.ErrnoException,
+  handshakeDone: boolean,
+  trust?: AgentTrust,
+  port?: number,
 ): { code: ErrorCode; message: string } {
   const code = err.code ?? '';
   // What OpenSSL says when the bytes that came back are not TLS at all (ssh, http, smtp...).
@@ -56,9 +59,7 @@ export function describeConnectionError(
   if (code === 'ECONNRESET' || code === 'EPIPE') {
     return {
       code: handshakeDone ? ErrorCodes.DISCONNECTED : ErrorCodes.TLS,
-      message: handshakeDone
-        ? 'connection reset by the agent'
-        : 'connection reset during the handshake (the agent may not accept our certificate)',
+      message: handshakeDone ? 'connection reset by the agent' : 'connection reset during the handshake (the agent may not accept our certificate)',
     };
   }
   if (err instanceof DistRunError) return { code: err.code, message: err.message };

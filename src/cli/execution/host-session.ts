@@ -9,8 +9,20 @@ import { FrameDecoder, type Frame } from '../../protocol/frame-decoder.js';
 import { Keepalive } from '../../protocol/keepalive.js';
 import { TLS_SETTINGS } from '../../protocol/tls-settings.js';
 import {
-  decodeExit, decodeFailure, decodeHeld, decodePong, decodeVersionChoice, encodeCommand, encodeFrame, encodeOptions,
-  encodeSignal, encodeVersionOffer, encodeWindow, type LeaderExit, type SessionOptions, type WindowSize,
+  decodeExit,
+  decodeFailure,
+  decodeHeld,
+  decodePong,
+  decodeVersionChoice,
+  encodeCommand,
+  encodeFrame,
+  encodeOptions,
+  encodeSignal,
+  encodeVersionOffer,
+  encodeWindow,
+  type LeaderExit,
+  type SessionOptions,
+  type WindowSize,
 } from '../../protocol/messages.js';
 import { checkAgentCertificate, type AgentCertificateRecord, type AgentTrust } from './agent-certificate.js';
 import type { Target } from '../targeting/model.js';
@@ -131,8 +143,10 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     const limit = `${this.limits.connectTimeoutMs / 1000} s`;
     if (!this.tcpConnected) return [ErrorCodes.CONNECT, `connect timed out after ${limit}`];
     if (this.connectedAt === 0) {
-      return [ErrorCodes.HANDSHAKE_TIMEOUT, `TCP connected but the TLS handshake did not complete within ${limit} `
-        + `(is the service on port ${this.target.port} a DistRunner agent?)`];
+      return [
+        ErrorCodes.HANDSHAKE_TIMEOUT,
+        `TCP connected but the TLS handshake did not complete within ${limit} ` + `(is the service on port ${this.target.port} a DistRunner agent?)`,
+      ];
     }
     return [ErrorCodes.HANDSHAKE_TIMEOUT, `TLS connected but the agent did not answer within ${limit}`];
   }
@@ -147,10 +161,7 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   // Everything up to CMD at once: the agent answers in one round trip.
   private opening(): Buffer {
     const { request } = this;
-    const opening = [
-      encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }),
-      ...encodeOptions(request.options),
-    ];
+    const opening = [encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }), ...encodeOptions(request.options)];
     if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
     opening.push(request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING));
     return Buffer.concat(opening);
@@ -231,10 +242,17 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
       return;
     }
     switch (token) {
-      case AgentToken.KEEPALIVE: return; // receive() has noted it
-      case AgentToken.STDOUT: this.emit('stdout', payload); return;
-      case AgentToken.STDERR: this.emit('stderr', payload); return;
-      case AgentToken.EXIT: this.outcome = { kind: 'exit', ...decodeExit(payload) }; return;
+      case AgentToken.KEEPALIVE:
+        return; // receive() has noted it
+      case AgentToken.STDOUT:
+        this.emit('stdout', payload);
+        return;
+      case AgentToken.STDERR:
+        this.emit('stderr', payload);
+        return;
+      case AgentToken.EXIT:
+        this.outcome = { kind: 'exit', ...decodeExit(payload) };
+        return;
       case AgentToken.HELD:
         if ((this.protocolVersion ?? 0) < HELD_VERSION) throw new ProtocolError(`HLD needs protocol version ${HELD_VERSION}`);
         this.leaderExit ??= decodeHeld(payload);
@@ -249,7 +267,8 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
           certificateExpires: this.certificateExpires,
         };
         return;
-      default: throw new ProtocolError(`unexpected ${token} message from the agent`);
+      default:
+        throw new ProtocolError(`unexpected ${token} message from the agent`);
     }
   }
 
@@ -260,13 +279,14 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     if (this.request.argv.length === 0) return; // a ping: PON follows at once
     if (this.limits.commandTimeoutMs > 0) {
       this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
-        this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'));
+        this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'),
+      );
     }
     if (keepaliveSeconds > 0) {
       this.keepalive = new Keepalive(keepaliveSeconds * 1000, {
         send: () => this.socket?.write(encodeFrame(ClientToken.KEEPALIVE)),
-        lost: (limitMs) => this.abort(ErrorCodes.DISCONNECTED,
-          `connection lost: no word from the agent for ${limitMs / 1000} s (host down or network cut)`),
+        lost: (limitMs) =>
+          this.abort(ErrorCodes.DISCONNECTED, `connection lost: no word from the agent for ${limitMs / 1000} s (host down or network cut)`),
       });
       this.keepalive.start();
     }
@@ -309,9 +329,13 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   // expiry waits for one more poll, and counts only if nothing replaced or cleared it.
   private armTimer(ms: number, onExpiry: () => void): void {
     this.clearTimer();
-    const timer = setLongTimeout(() => setImmediate(() => {
-      if (this.timer === timer) onExpiry();
-    }), ms);
+    const timer = setLongTimeout(
+      () =>
+        setImmediate(() => {
+          if (this.timer === timer) onExpiry();
+        }),
+      ms,
+    );
     this.timer = timer;
   }
 

@@ -17,7 +17,10 @@ export class LocalTerminal {
     process.kill(process.pid, signal);
   };
 
-  private constructor(private readonly input: NodeJS.ReadStream, private readonly output: NodeJS.WriteStream) {}
+  private constructor(
+    private readonly input: NodeJS.ReadStream,
+    private readonly output: NodeJS.WriteStream,
+  ) {}
 
   /** The terminal distrun runs in; a usage error when stdin or stdout is not one. */
   static open(input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stdout): LocalTerminal {

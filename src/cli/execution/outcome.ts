@@ -33,7 +33,12 @@ export type OutcomeClass = 'ok' | 'failed' | 'timeout' | 'unreachable' | 'error'
 
 export const CLASS_ORDER: readonly OutcomeClass[] = ['ok', 'failed', 'timeout', 'unreachable', 'error', 'skipped'];
 export const CLASS_LABEL: Record<OutcomeClass, string> = {
-  ok: 'ok', failed: 'failed', timeout: 'timed out', unreachable: 'unreachable', error: 'refused or broken', skipped: 'not started',
+  ok: 'ok',
+  failed: 'failed',
+  timeout: 'timed out',
+  unreachable: 'unreachable',
+  error: 'refused or broken',
+  skipped: 'not started',
 };
 
 /** ok; failed (ran, non-zero or killed); timeout; unreachable (no connection); error (refused, protocol, ...); skipped (never started). */

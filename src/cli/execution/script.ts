@@ -10,7 +10,7 @@ import { describeSystemError } from '../../system-errors.js';
 const WRAPPER = [
   'n=$1; shift',
   't=$(mktemp) || exit 126',
-  "trap 'rm -f \"$t\"' EXIT",
+  'trap \'rm -f "$t"\' EXIT',
   "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
   'cat > "$t" || exit 126',
   'i=0',

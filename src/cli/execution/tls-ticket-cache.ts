@@ -44,8 +44,11 @@ function readCacheFile(file: string): Map<string, StoredTicket> {
   try {
     const data = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
     if (data?.version !== FORMAT_VERSION || typeof data.sessions !== 'object' || data.sessions === null) return new Map();
-    return new Map(Object.entries(data.sessions).filter(([, entry]) =>
-      typeof entry?.ticket === 'string' && typeof entry.savedAt === 'number' && isRecord(entry.agent)));
+    return new Map(
+      Object.entries(data.sessions).filter(
+        ([, entry]) => typeof entry?.ticket === 'string' && typeof entry.savedAt === 'number' && isRecord(entry.agent),
+      ),
+    );
   } catch {
     return new Map();
   }

@@ -15,7 +15,9 @@ const ansi = (code: string) => (text: string) => `\x1b[${code}m${text}\x1b[0m`;
 
 export const PLAIN: Palette = { host: plain, failure: plain, strong: plain, control: plain };
 const COLORED: Palette = {
-  host: ansi('36'), failure: ansi('31'), strong: ansi('1'),
+  host: ansi('36'),
+  failure: ansi('31'),
+  strong: ansi('1'),
   // Reverse video off (27), not a full reset: the host's own colours go on after the mark.
   control: (text) => `\x1b[7m${text}\x1b[27m`,
 };

@@ -3,7 +3,17 @@ import { createHash } from 'node:crypto';
 import { describeOutcome, failureReason, type HostResult } from '../execution/outcome.js';
 import { foldHosts } from '../targeting/host-range.js';
 import type { Target } from '../targeting/model.js';
-import { NEWLINE, reportHostError, screenFilter, writeSummary, writeTo, type OutputStream, type OutputStreams, type RenderedHost, type Renderer } from './renderers.js';
+import {
+  NEWLINE,
+  reportHostError,
+  screenFilter,
+  writeSummary,
+  writeTo,
+  type OutputStream,
+  type OutputStreams,
+  type RenderedHost,
+  type Renderer,
+} from './renderers.js';
 
 /**
  * `-b, --gather` (like `clush -b`): nothing live; at the end, hosts whose stdout, stderr
@@ -15,7 +25,10 @@ export class GatherRenderer implements Renderer {
   private readonly captured = new Map<Target, Record<OutputStream, Buffer[]>>();
   private readonly groups = new Map<string, { hosts: string[]; out: Buffer; err: Buffer; exit: string }>();
 
-  constructor(private readonly streams: OutputStreams, private readonly options: { neutralize: boolean }) {}
+  constructor(
+    private readonly streams: OutputStreams,
+    private readonly options: { neutralize: boolean },
+  ) {}
 
   hostStarted(host: RenderedHost): void {
     this.captured.set(host.target, { stdout: [], stderr: [] });
@@ -43,7 +56,8 @@ export class GatherRenderer implements Renderer {
   }
 
   finish(results: readonly HostResult[]): void {
-    const groups = [...this.groups.values()].map((g) => ({ ...g, label: foldHosts(g.hosts) }))
+    const groups = [...this.groups.values()]
+      .map((g) => ({ ...g, label: foldHosts(g.hosts) }))
       .sort((a, b) => b.hosts.length - a.hosts.length || a.label.localeCompare(b.label));
     const rule = '-'.repeat(15);
     const { stdout, stderr } = this.streams;

@@ -1,6 +1,17 @@
 // The default output: every host's lines under its name, live.
 import { prefixedLine } from './prefixed-line.js';
-import { NEWLINE, onScreen, reportHostError, screenFilter, writeSummary, writeTo, type OutputStream, type OutputStreams, type RenderedHost, type Renderer } from './renderers.js';
+import {
+  NEWLINE,
+  onScreen,
+  reportHostError,
+  screenFilter,
+  writeSummary,
+  writeTo,
+  type OutputStream,
+  type OutputStreams,
+  type RenderedHost,
+  type Renderer,
+} from './renderers.js';
 import type { HostResult } from '../execution/outcome.js';
 import type { Target } from '../targeting/model.js';
 import { paletteFor } from './colors.js';
@@ -56,7 +67,7 @@ export class LineRenderer implements Renderer {
 
   hostStarted(host: RenderedHost): void {
     const prefixFor = (stream: NodeJS.WritableStream) =>
-      (this.options.prefix ? Buffer.from(paletteFor(stream).host(`${host.target.name}: `)) : Buffer.alloc(0));
+      this.options.prefix ? Buffer.from(paletteFor(stream).host(`${host.target.name}: `)) : Buffer.alloc(0);
     const write = (stream: OutputStream, data: Buffer): void => {
       // Local output backed up: stop reading from the agent until it drains.
       if (!writeTo(this.streams, stream, data)) this.streams[stream].once('drain', host.hold());

@@ -12,9 +12,7 @@
 // through a link (O_CREAT|O_EXCL|O_NOFOLLOW): a name planted meanwhile makes that one
 // file fail; it is never written through. A file that cannot be written is reported and
 // makes distrun exit 255; the other files, and the output on the screen, go on.
-import {
-  closeSync, constants, createWriteStream, lstatSync, mkdirSync, openSync, readlinkSync, unlinkSync, writeSync, type Stats,
-} from 'node:fs';
+import { closeSync, constants, createWriteStream, lstatSync, mkdirSync, openSync, readlinkSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { FileError } from '../../errors.js';
 import { octalMode, readPrivateFile, writeFileWithMode } from '../../private-files.js';
@@ -138,7 +136,8 @@ function readRecord(dir: string): string[] {
     throw new FileError(`--outdir: ${path} is damaged (remove it to go on)`);
   }
   const files = (record as { v?: unknown; files?: unknown }).files;
-  if ((record as { v?: unknown }).v !== 1 || !Array.isArray(files)) throw new FileError(`--outdir: ${path} is not a record distrun wrote (remove it to go on)`);
+  if ((record as { v?: unknown }).v !== 1 || !Array.isArray(files))
+    throw new FileError(`--outdir: ${path} is not a record distrun wrote (remove it to go on)`);
   // Only plain output names are acted on, whatever else the file says.
   return files.filter(isOutputName);
 }
@@ -151,7 +150,10 @@ export class OutdirRenderer implements Renderer {
   private readonly files = new Map<Target, HostFiles>();
   private readonly failures: string[] = [];
 
-  private constructor(private readonly dir: string, private readonly onProblem: (message: string) => void) {}
+  private constructor(
+    private readonly dir: string,
+    private readonly onProblem: (message: string) => void,
+  ) {}
 
   /**
    * Checks DIR and removes our files of an earlier run (those of these hosts, and those
@@ -164,7 +166,9 @@ export class OutdirRenderer implements Renderer {
     for (const target of targets) {
       const other = byName.get(target.name);
       if (other) {
-        throw new FileError(`--outdir: ${dialAddress(other)} and ${dialAddress(target)} are both named ${target.name}: they would write the same files`);
+        throw new FileError(
+          `--outdir: ${dialAddress(other)} and ${dialAddress(target)} are both named ${target.name}: they would write the same files`,
+        );
       }
       byName.set(target.name, target);
     }
@@ -195,7 +199,10 @@ export class OutdirRenderer implements Renderer {
   hostStarted(host: RenderedHost): void {
     const files: HostFiles = { end: [] };
     this.files.set(host.target, files);
-    for (const [event, suffix] of [['stdout', 'out'], ['stderr', 'err']] as const) {
+    for (const [event, suffix] of [
+      ['stdout', 'out'],
+      ['stderr', 'err'],
+    ] as const) {
       const path = join(this.dir, `${host.target.name}.${suffix}`);
       let fd: number;
       try {

@@ -20,7 +20,10 @@ export class ProgressLine implements Renderer {
   private shown = false;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly stderr: NodeJS.WriteStream, private readonly total: number) {
+  constructor(
+    private readonly stderr: NodeJS.WriteStream,
+    private readonly total: number,
+  ) {
     this.timer = setInterval(() => this.draw(), REFRESH_MS);
     this.timer.unref();
   }
@@ -59,7 +62,9 @@ export class ProgressLine implements Renderer {
 
   private draw(): void {
     const now = Date.now();
-    const slowest = [...this.started.entries()].sort(([, a], [, b]) => a - b).slice(0, 3)
+    const slowest = [...this.started.entries()]
+      .sort(([, a], [, b]) => a - b)
+      .slice(0, 3)
       .map(([target, since]) => `${target.name} ${((now - since) / 1000).toFixed(1)}s`);
     let line = `[${this.done}/${this.total} done, ${this.failed} failed, ${this.started.size} running]`;
     if (slowest.length > 0) line += ` slowest: ${slowest.join(', ')}`;

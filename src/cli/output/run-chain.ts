@@ -36,18 +36,22 @@ const hostKey = (h: Pick<HostRecord, 'name' | 'address' | 'port'>): string => `$
 export function resolveChain(latest: RunRecord, load: RecordLoader): RunChain {
   const runs = [latest];
   const seen = new Set([latest.id]);
-  for (let run = latest; run.parent !== undefined;) {
+  for (let run = latest; run.parent !== undefined; ) {
     const parentId = run.parent;
     if (seen.has(parentId)) {
-      throw new FileError(`run records ${[...seen].join(', ')} name each other as the run they came from (a cycle): they were not written by distrun as they are`);
+      throw new FileError(
+        `run records ${[...seen].join(', ')} name each other as the run they came from (a cycle): they were not written by distrun as they are`,
+      );
     }
     let parent: RunRecord;
     try {
       parent = load(parentId);
     } catch (err) {
       if (!(err instanceof DistRunError)) throw err;
-      throw new FileError(`run ${run.id} ran again the hosts of ${parentId}, whose record cannot be used (${err.message}); `
-        + `without it the state of its hosts is unknown, so rerun will not guess (run the command with the hosts you mean)`);
+      throw new FileError(
+        `run ${run.id} ran again the hosts of ${parentId}, whose record cannot be used (${err.message}); ` +
+          `without it the state of its hosts is unknown, so rerun will not guess (run the command with the hosts you mean)`,
+      );
     }
     if (parent.id !== parentId) throw new FileError(`run record ${parentId} is damaged: it calls itself ${parent.id}`);
     seen.add(parentId);
@@ -62,7 +66,9 @@ export function resolveChain(latest: RunRecord, load: RecordLoader): RunChain {
     for (const host of run.hosts) {
       const key = hostKey(host);
       if (!rootKeys.has(key)) {
-        throw new FileError(`run record ${run.id} is damaged: it ran ${host.name} (${host.address}:${host.port}), which run ${root.id} it came from never had`);
+        throw new FileError(
+          `run record ${run.id} is damaged: it ran ${host.name} (${host.address}:${host.port}), which run ${root.id} it came from never had`,
+        );
       }
       latestByHost.set(key, { host, runId: run.id });
     }
@@ -86,8 +92,12 @@ export function rerunSelection(chain: RunChain, which: { failed?: boolean; unrea
   const chosen = chain.states.filter(({ host }) => classes.includes(host.status));
   if (chosen.length > 0) {
     return {
-      targets: chosen.map(({ host: { name, address, port, status }, runId }) =>
-        ({ name, address, port, via: `rerun of ${latest.id} (${status} in ${runId})` })),
+      targets: chosen.map(({ host: { name, address, port, status }, runId }) => ({
+        name,
+        address,
+        port,
+        via: `rerun of ${latest.id} (${status} in ${runId})`,
+      })),
     };
   }
   const total = chain.states.length;

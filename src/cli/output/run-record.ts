@@ -107,11 +107,16 @@ export class RecordRenderer implements Renderer {
 
   finish(): void {}
 
-  record(run: Pick<RunRecord, 'parent' | 'command' | 'script' | 'shell' | 'stdin' | 'stderr' | 'timeout' | 'exitCode'>, results: readonly HostResult[]): RunRecord {
+  record(
+    run: Pick<RunRecord, 'parent' | 'command' | 'script' | 'shell' | 'stdin' | 'stderr' | 'timeout' | 'exitCode'>,
+    results: readonly HostResult[],
+  ): RunRecord {
     const hosts = results.map(({ target, outcome, durationMs }): HostRecord => {
       const digest = this.digests.get(keyOf(target)) ?? { out: new OutputDigest(), err: new OutputDigest() };
       return {
-        name: target.name, address: target.address, port: target.port,
+        name: target.name,
+        address: target.address,
+        port: target.port,
         status: classify(outcome),
         exitCode: hostExitCode(outcome),
         reason: failureReason(outcome) ?? null,
@@ -122,7 +127,14 @@ export class RecordRenderer implements Renderer {
         stderrSha256: digest.err.hex(),
       };
     });
-    return { version: RUN_RECORD_VERSION, id: newRunId(this.startedAt), startedAt: this.startedAt.toISOString(), endedAt: new Date().toISOString(), ...run, hosts };
+    return {
+      version: RUN_RECORD_VERSION,
+      id: newRunId(this.startedAt),
+      startedAt: this.startedAt.toISOString(),
+      endedAt: new Date().toISOString(),
+      ...run,
+      hosts,
+    };
   }
 }
 
@@ -158,7 +170,10 @@ function runIds(dir: string): string[] {
     if (err instanceof FileError) throw err;
     throw new FileError(`cannot read the run records in ${dir} (${describeSystemError(err)})`);
   }
-  return names.filter((f) => /^\d{8}T\d{9}Z-[0-9a-f]{4}\.json$/.test(f)).map((f) => f.slice(0, -5)).sort();
+  return names
+    .filter((f) => /^\d{8}T\d{9}Z-[0-9a-f]{4}\.json$/.test(f))
+    .map((f) => f.slice(0, -5))
+    .sort();
 }
 
 /** A record that could not be used, and why. */
@@ -223,14 +238,27 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 /** Enough of the shape for `runs` and `rerun` to use it as it is. */
 function isRunRecord(value: unknown): value is RunRecord {
   const r = value as Partial<RunRecord> | null;
-  return typeof r === 'object' && r !== null
-    && (r.version === undefined || Number.isInteger(r.version)) && (r.parent === undefined || isString(r.parent))
-    && isString(r.id) && isString(r.startedAt) && Array.isArray(r.command) && r.command.every(isString)
-    && (r.script === undefined || isString(r.script))
-    && typeof r.shell === 'boolean' && typeof r.stdin === 'boolean' && typeof r.stderr === 'boolean'
-    && (r.timeout === undefined || typeof r.timeout === 'number') && typeof r.exitCode === 'number'
-    && Array.isArray(r.hosts) && r.hosts.every((h: Partial<HostRecord> | null) => typeof h === 'object' && h !== null
-      && isString(h.name) && isString(h.address) && Number.isInteger(h.port) && isString(h.status));
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    (r.version === undefined || Number.isInteger(r.version)) &&
+    (r.parent === undefined || isString(r.parent)) &&
+    isString(r.id) &&
+    isString(r.startedAt) &&
+    Array.isArray(r.command) &&
+    r.command.every(isString) &&
+    (r.script === undefined || isString(r.script)) &&
+    typeof r.shell === 'boolean' &&
+    typeof r.stdin === 'boolean' &&
+    typeof r.stderr === 'boolean' &&
+    (r.timeout === undefined || typeof r.timeout === 'number') &&
+    typeof r.exitCode === 'number' &&
+    Array.isArray(r.hosts) &&
+    r.hosts.every(
+      (h: Partial<HostRecord> | null) =>
+        typeof h === 'object' && h !== null && isString(h.name) && isString(h.address) && Number.isInteger(h.port) && isString(h.status),
+    )
+  );
 }
 
 /** The command as the user would type it again (for `distrun runs` and rerun's note). */

@@ -34,8 +34,9 @@ export function formatSummary(results: readonly HostResult[], palette: Palette =
   if (byReason.size === 0) return undefined;
   const counts = CLASS_ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${CLASS_LABEL[c]}`);
   const lines = [`distrun: ${palette.strong(`${count(results.length, 'host')}: ${counts.join(', ')}`)}`];
-  const reasons = [...byReason.entries()].sort(([, a], [, b]) =>
-    CLASS_ORDER.indexOf(a.cls) - CLASS_ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
+  const reasons = [...byReason.entries()].sort(
+    ([, a], [, b]) => CLASS_ORDER.indexOf(a.cls) - CLASS_ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length,
+  );
   for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);
   return `${lines.join('\n')}\n`;
 }

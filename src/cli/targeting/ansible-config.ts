@@ -27,62 +27,113 @@ interface Setting {
   dialling?: boolean;
 }
 
-const list = (value: string): string[] => value.split(',').map((v) => v.trim()).filter((v) => v !== '');
-const sameList = (expected: string[]) => (value: string): boolean => list(value).join(',') === expected.join(',');
-const sameSet = (expected: string[]) => (value: string): boolean => [...new Set(list(value))].sort().join(',') === [...expected].sort().join(',');
+const list = (value: string): string[] =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+const sameList =
+  (expected: string[]) =>
+  (value: string): boolean =>
+    list(value).join(',') === expected.join(',');
+const sameSet =
+  (expected: string[]) =>
+  (value: string): boolean =>
+    [...new Set(list(value))].sort().join(',') === [...expected].sort().join(',');
 const builtin = (name: string): string[] => [name, `ansible.builtin.${name}`];
 /** INVENTORY_IGNORE_EXTS's default: REJECT_EXTS and .orig .ini .cfg .retry. */
 export const DEFAULT_IGNORE_EXTS = ['.pyc', '.pyo', '.swp', '.bak', '~', '.rpm', '.md', '.txt', '.rst', '.orig', '.ini', '.cfg', '.retry'];
 
 const SETTINGS: Setting[] = [
   {
-    env: ['ANSIBLE_PRECEDENCE'], ini: [['defaults', 'precedence']], what: 'the order of variable sources',
-    harmless: sameList(['all_inventory', 'groups_inventory', 'all_plugins_inventory', 'all_plugins_play', 'groups_plugins_inventory', 'groups_plugins_play']),
+    env: ['ANSIBLE_PRECEDENCE'],
+    ini: [['defaults', 'precedence']],
+    what: 'the order of variable sources',
+    harmless: sameList([
+      'all_inventory',
+      'groups_inventory',
+      'all_plugins_inventory',
+      'all_plugins_play',
+      'groups_plugins_inventory',
+      'groups_plugins_play',
+    ]),
   },
   {
-    env: ['ANSIBLE_YAML_FILENAME_EXT', 'ANSIBLE_INVENTORY_PLUGIN_EXTS'], ini: [['defaults', 'yaml_valid_extensions'], ['inventory_plugin_yaml', 'yaml_valid_extensions']],
-    what: 'which files are YAML (inventories, group_vars/, host_vars/)', harmless: sameList(['.yml', '.yaml', '.json']),
+    env: ['ANSIBLE_YAML_FILENAME_EXT', 'ANSIBLE_INVENTORY_PLUGIN_EXTS'],
+    ini: [
+      ['defaults', 'yaml_valid_extensions'],
+      ['inventory_plugin_yaml', 'yaml_valid_extensions'],
+    ],
+    what: 'which files are YAML (inventories, group_vars/, host_vars/)',
+    harmless: sameList(['.yml', '.yaml', '.json']),
   },
   {
-    env: ['ANSIBLE_VARS_ENABLED'], ini: [['defaults', 'vars_plugins_enabled']], what: 'which vars plugins run',
+    env: ['ANSIBLE_VARS_ENABLED'],
+    ini: [['defaults', 'vars_plugins_enabled']],
+    what: 'which vars plugins run',
     harmless: (v) => list(v).length === 1 && builtin('host_group_vars').includes(list(v)[0]!),
   },
   {
-    env: ['ANSIBLE_INVENTORY_ENABLED'], ini: [['inventory', 'enable_plugins']], what: 'which inventory plugins read the file',
+    env: ['ANSIBLE_INVENTORY_ENABLED'],
+    ini: [['inventory', 'enable_plugins']],
+    what: 'which inventory plugins read the file',
     harmless: (v, uses) => uses.plugins.every((plugin) => list(v).some((p) => builtin(plugin).includes(p))),
   },
   {
-    env: ['ANSIBLE_HASH_BEHAVIOUR'], ini: [['defaults', 'hash_behaviour']], what: 'how variables of several sources combine',
+    env: ['ANSIBLE_HASH_BEHAVIOUR'],
+    ini: [['defaults', 'hash_behaviour']],
+    what: 'how variables of several sources combine',
     harmless: (v) => v.trim() === 'replace',
   },
   {
-    env: ['ANSIBLE_INVENTORY_IGNORE'], ini: [['defaults', 'inventory_ignore_extensions'], ['inventory', 'ignore_extensions']],
-    what: 'which files of an inventory directory are read', harmless: (v, uses) => !uses.directories || sameSet(DEFAULT_IGNORE_EXTS)(v),
+    env: ['ANSIBLE_INVENTORY_IGNORE'],
+    ini: [
+      ['defaults', 'inventory_ignore_extensions'],
+      ['inventory', 'ignore_extensions'],
+    ],
+    what: 'which files of an inventory directory are read',
+    harmless: (v, uses) => !uses.directories || sameSet(DEFAULT_IGNORE_EXTS)(v),
   },
   {
-    env: ['ANSIBLE_INVENTORY_IGNORE_REGEX'], ini: [['defaults', 'inventory_ignore_patterns'], ['inventory', 'ignore_patterns']],
-    what: 'which files of an inventory directory are read', harmless: (v, uses) => !uses.directories || list(v).length === 0,
+    env: ['ANSIBLE_INVENTORY_IGNORE_REGEX'],
+    ini: [
+      ['defaults', 'inventory_ignore_patterns'],
+      ['inventory', 'ignore_patterns'],
+    ],
+    what: 'which files of an inventory directory are read',
+    harmless: (v, uses) => !uses.directories || list(v).length === 0,
   },
   {
-    env: ['ANSIBLE_RUN_VARS_PLUGINS'], ini: [['defaults', 'run_vars_plugins']], what: 'when vars plugins run (and so their precedence)',
+    env: ['ANSIBLE_RUN_VARS_PLUGINS'],
+    ini: [['defaults', 'run_vars_plugins']],
+    what: 'when vars plugins run (and so their precedence)',
     harmless: (v) => v.trim() === 'demand',
   },
   {
-    env: ['ANSIBLE_DUPLICATE_YAML_DICT_KEY'], ini: [['defaults', 'duplicate_dict_key']], what: 'whether a YAML key given twice is an error',
+    env: ['ANSIBLE_DUPLICATE_YAML_DICT_KEY'],
+    ini: [['defaults', 'duplicate_dict_key']],
+    what: 'whether a YAML key given twice is an error',
     harmless: (v) => ['warn', 'ignore'].includes(v.trim()),
   },
   {
     // to_safe_group_name rewrites group names unless the setting is never or ignore.
-    env: ['ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS'], ini: [['defaults', 'force_valid_group_names']], what: 'group names (invalid characters replaced)',
+    env: ['ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS'],
+    ini: [['defaults', 'force_valid_group_names']],
+    what: 'group names (invalid characters replaced)',
     harmless: (v) => ['never', 'ignore'].includes(v.trim()),
   },
   {
     // The connection of hosts without ansible_connection: the dial rule is ssh's.
-    env: ['ANSIBLE_TRANSPORT'], ini: [['defaults', 'transport']], what: 'the default connection (distrun dials as ssh would)',
-    harmless: (v) => ['smart', 'ssh', 'ansible.builtin.ssh'].includes(v.trim()), dialling: true,
+    env: ['ANSIBLE_TRANSPORT'],
+    ini: [['defaults', 'transport']],
+    what: 'the default connection (distrun dials as ssh would)',
+    harmless: (v) => ['smart', 'ssh', 'ansible.builtin.ssh'].includes(v.trim()),
+    dialling: true,
   },
   {
-    env: ['ANSIBLE_PLAYBOOK_DIR'], ini: [['defaults', 'playbook_dir']], what: 'the playbook directory (whose group_vars/ and host_vars/ Ansible reads)',
+    env: ['ANSIBLE_PLAYBOOK_DIR'],
+    ini: [['defaults', 'playbook_dir']],
+    what: 'the playbook directory (whose group_vars/ and host_vars/ Ansible reads)',
     harmless: (v) => v.trim() === '',
   },
 ];
@@ -136,7 +187,12 @@ function readIni(text: string): Map<string, string> {
 }
 
 /** Each setting in effect that changes what Ansible makes of an inventory, with where it is set. */
-export function ansibleSettingProblems(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), home = homedir(), uses: SettingUses = {}): string[] {
+export function ansibleSettingProblems(
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+  home = homedir(),
+  uses: SettingUses = {},
+): string[] {
   const needs = { plugins: uses.plugins ?? ['yaml'], directories: uses.directories ?? false, onlyDialling: uses.onlyDialling ?? false };
   const file = ansibleConfigFile(env, cwd, home);
   let ini = new Map<string, string>();

@@ -15,7 +15,10 @@ class AnsibleHost {
   readonly groups: AnsibleGroup[] = [];
   readonly vars: Vars = {};
 
-  constructor(readonly name: string, readonly implicit = false) {}
+  constructor(
+    readonly name: string,
+    readonly implicit = false,
+  ) {}
 
   /** host.add_group: the group's ancestors first, then the group itself. */
   addGroup(group: AnsibleGroup): void {

@@ -18,15 +18,16 @@ const ADDRESS_VARIABLES = ['ansible_host', 'ansible_ssh_host'];
 const PORT_VARIABLE = 'distrun_port';
 
 /** Templar.is_possibly_template with Jinja's default delimiters. */
-const isTemplate = (value: unknown): boolean =>
-  typeof value === 'string' && ['{{', '{%', '{#'].some((start) => value.includes(start));
+const isTemplate = (value: unknown): boolean => typeof value === 'string' && ['{{', '{%', '{#'].some((start) => value.includes(start));
 
 /** Why a value cannot be used as it is, or undefined. */
 function problem(variable: string, value: unknown): string | undefined {
   const instead = variable === PORT_VARIABLE ? '-H ADDRESS:PORT' : '-H ADDRESS';
   if (isTemplate(value)) {
-    return `${variable} is a Jinja template (${JSON.stringify(value)}), which distrun does not evaluate (nor does ansible-inventory --list): `
-      + `write the value out, or give the host with ${instead}`;
+    return (
+      `${variable} is a Jinja template (${JSON.stringify(value)}), which distrun does not evaluate (nor does ansible-inventory --list): ` +
+      `write the value out, or give the host with ${instead}`
+    );
   }
   if (value instanceof PyOpaque) {
     return `${variable} is a YAML ${value.tag} value, which distrun cannot read (${value.tag === '!vault' ? 'ansible-vault' : 'decoded by Ansible only'}): write the value out, or give the host with ${instead}`;
@@ -48,7 +49,9 @@ export function dialEntry(host: string, vars: Vars, file: string): HostEntry {
     const why = problem('ansible_connection', connection);
     if (why) return refuse(why);
     if (typeof connection !== 'string' || !SSH_CONNECTIONS.includes(connection)) {
-      return refuse(`ansible_connection is ${pyStr(connection)}: Ansible does not reach this host by ssh to an address, so distrun cannot tell where to dial; give it with -H ADDRESS`);
+      return refuse(
+        `ansible_connection is ${pyStr(connection)}: Ansible does not reach this host by ssh to an address, so distrun cannot tell where to dial; give it with -H ADDRESS`,
+      );
     }
   }
   let addressVariable: string | undefined;

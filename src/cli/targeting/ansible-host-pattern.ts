@@ -24,14 +24,24 @@ const HOSTPORT = new RegExp(String.raw`^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)${END
 const IPV4 = new RegExp(String.raw`^(?:${V4}\.){3}${V4}${END}`, 'iu');
 // As in addresses.py, `^` binds the first alternative only and `$` the last one, and
 // re.match anchors every alternative at the start: the sticky flag does the same here.
-const IPV6 = new RegExp([
-  String.raw`^(?:${V6}:){7}${V6}`, String.raw`(?:${V6}:){1,6}:`, String.raw`(?:${V6}:)(?::${V6}){1,6}`,
-  String.raw`(?:${V6}:){2}(?::${V6}){1,5}`, String.raw`(?:${V6}:){3}(?::${V6}){1,4}`,
-  String.raw`(?:${V6}:){4}(?::${V6}){1,3}`, String.raw`(?:${V6}:){5}(?::${V6}){1,2}`,
-  String.raw`(?:${V6}:){6}(?::${V6})`, String.raw`:(?::${V6}){1,6}`, String.raw`${V6}?::`,
-  String.raw`(?:0:){6}(?:${V6}\.){3}${V6}`, String.raw`::(?:ffff:)?(?:${V6}\.){3}${V6}`,
-  String.raw`(?:0:){5}ffff:(?:${V6}\.){3}${V6}${END}`,
-].join('|'), 'iuy');
+const IPV6 = new RegExp(
+  [
+    String.raw`^(?:${V6}:){7}${V6}`,
+    String.raw`(?:${V6}:){1,6}:`,
+    String.raw`(?:${V6}:)(?::${V6}){1,6}`,
+    String.raw`(?:${V6}:){2}(?::${V6}){1,5}`,
+    String.raw`(?:${V6}:){3}(?::${V6}){1,4}`,
+    String.raw`(?:${V6}:){4}(?::${V6}){1,3}`,
+    String.raw`(?:${V6}:){5}(?::${V6}){1,2}`,
+    String.raw`(?:${V6}:){6}(?::${V6})`,
+    String.raw`:(?::${V6}){1,6}`,
+    String.raw`${V6}?::`,
+    String.raw`(?:0:){6}(?:${V6}\.){3}${V6}`,
+    String.raw`::(?:ffff:)?(?:${V6}\.){3}${V6}`,
+    String.raw`(?:0:){5}ffff:(?:${V6}\.){3}${V6}${END}`,
+  ].join('|'),
+  'iuy',
+);
 const HOSTNAME = new RegExp(String.raw`^${LABEL}(?:\.${LABEL})*${END}`, 'iu');
 
 const matchAtStart = (re: RegExp, text: string): RegExpExecArray | null => {

@@ -88,7 +88,9 @@ export function readIni(data: AnsibleInventoryData, lines: readonly string[], fi
       }
       continue;
     } else if (line.startsWith('[') && line.endsWith(']')) {
-      fail(`Invalid section entry: '${line}'. Please make sure that there are no spaces in the section entry, and that there are no other invalid characters`);
+      fail(
+        `Invalid section entry: '${line}'. Please make sure that there are no spaces in the section entry, and that there are no other invalid characters`,
+      );
     }
 
     if (state === 'hosts') {
@@ -130,8 +132,13 @@ function value(text: string, fail: (message: string) => never): unknown {
 }
 
 /** _parse_host_definition: a host pattern, then key=value words. */
-function hostDefinition(line: string, fail: (message: string) => never): {
-  hosts: string[]; port: number | undefined; variables: Map<string, unknown>;
+function hostDefinition(
+  line: string,
+  fail: (message: string) => never,
+): {
+  hosts: string[];
+  port: number | undefined;
+  variables: Map<string, unknown>;
 } {
   let tokens: string[];
   try {

@@ -31,10 +31,18 @@ export function inventoryFormat(topKeys: readonly unknown[]): 'native' | 'ansibl
  * inventory, then the playbook directory's; none when undefined); `warn` gets Ansible's
  * warnings (skipped keys and groups, duplicate keys).
  */
-export function parseAnsibleInventory(text: string, file: string, varsFiles: VarsFiles | readonly VarsFiles[] | undefined, warn: (message: string) => void): Inventory {
+export function parseAnsibleInventory(
+  text: string,
+  file: string,
+  varsFiles: VarsFiles | readonly VarsFiles[] | undefined,
+  warn: (message: string) => void,
+): Inventory {
   const ext = extname(file);
   if (ext !== '' && !YAML_PLUGIN_EXTENSIONS.includes(ext)) {
-    throw new InventoryError(`this is an Ansible YAML inventory, but Ansible's yaml plugin reads only files named *${YAML_PLUGIN_EXTENSIONS.join(', *')} or without an extension: rename it`, { file });
+    throw new InventoryError(
+      `this is an Ansible YAML inventory, but Ansible's yaml plugin reads only files named *${YAML_PLUGIN_EXTENSIONS.join(', *')} or without an extension: rename it`,
+      { file },
+    );
   }
   return inventoryFromAnsible(readAnsibleYaml(loadAnsibleYaml(text, file, warn), file, warn), file, 'ansible yaml', varsFiles, warn);
 }

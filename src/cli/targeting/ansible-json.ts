@@ -85,7 +85,11 @@ export function readScriptJson(data: AnsibleInventoryData, doc: Map<string, Json
     data.addGroup(group);
     let body: Map<string, Json>;
     if (!(raw instanceof Map)) body = new Map([['hosts', raw]]);
-    else if (!['hosts', 'vars', 'children'].some((k) => raw.has(k))) body = new Map<string, Json>([['hosts', [group]], ['vars', raw]]);
+    else if (!['hosts', 'vars', 'children'].some((k) => raw.has(k)))
+      body = new Map<string, Json>([
+        ['hosts', [group]],
+        ['vars', raw],
+      ]);
     else body = raw as Map<string, Json>;
     if (body.has('hosts')) {
       const list = body.get('hosts');
@@ -104,7 +108,13 @@ export function readScriptJson(data: AnsibleInventoryData, doc: Map<string, Json
     if (body.has('children')) {
       const children = body.get('children');
       // Python iterates a list's items, a mapping's keys, a string's characters.
-      const names = Array.isArray(children) ? children : children instanceof Map ? [...children.keys()] : typeof children === 'string' ? [...children] : fail(`group ${group} has bad data for children`, `${group}.children`);
+      const names = Array.isArray(children)
+        ? children
+        : children instanceof Map
+          ? [...children.keys()]
+          : typeof children === 'string'
+            ? [...children]
+            : fail(`group ${group} has bad data for children`, `${group}.children`);
       for (const child of names) {
         const childName = name(child, 'a child group name', `${group}.children`);
         data.addGroup(childName);

@@ -15,7 +15,11 @@ import { fnmatchRegExp, pythonRegExp, RegexProblem } from './python-regex.js';
  * result it cannot reproduce exactly), 'strict' where Ansible would go on with a warning.
  */
 export class PatternError extends InventoryError {
-  constructor(readonly detail: string, readonly kind: 'ansible' | 'refused' | 'strict', file?: string) {
+  constructor(
+    readonly detail: string,
+    readonly kind: 'ansible' | 'refused' | 'strict',
+    file?: string,
+  ) {
     super(detail, { file });
   }
 }
@@ -150,7 +154,10 @@ class Matcher {
   /** _pattern_cache: a pattern seen before (without & or !) is not matched, nor warned about, again. */
   readonly cache = new Map<string, { hits: Hit[]; step: Omit<Step, 'selected' | 'pattern'> }>();
 
-  constructor(readonly view: AnsibleView, readonly file?: string) {
+  constructor(
+    readonly view: AnsibleView,
+    readonly file?: string,
+  ) {
     this.groups = new Map(view.groups.map((g) => [g.name, g]));
     this.hostSet = new Set(view.hosts);
     this.names = [...this.groups.keys(), ...view.hosts];
@@ -328,7 +335,12 @@ function mismatchMessage(step: Step, expression: string, view: AnsibleView): str
   } else if (pattern.includes(':') && expression.includes(',')) {
     hint = ": a pattern with ',' is split on ',' only, as Ansible does; use ',' throughout (web,&prod,!web1)";
   }
-  const known = view.groups.map((g) => g.name).filter((g) => g !== 'all' && g !== 'ungrouped').sort().join(', ') || 'none';
+  const known =
+    view.groups
+      .map((g) => g.name)
+      .filter((g) => g !== 'all' && g !== 'ungrouped')
+      .sort()
+      .join(', ') || 'none';
   const where = base === expression ? '' : ` in '${expression}'`;
   return `unknown group or host '${base}'${where} (Ansible would warn and ignore it; known groups: ${known})${hint}`;
 }
@@ -338,11 +350,15 @@ function emptyMessage(steps: readonly Step[], expression: string): string {
   const positives = steps.filter((s) => s.pattern[0] !== '&' && s.pattern[0] !== '!');
   if (positives.every((s) => s.matched === 0)) {
     const groups = [...new Set(positives.flatMap((s) => s.groups))];
-    if (groups.length > 0) return `'${expression}' selects no host: ${groups.length === 1 ? `group ${groups[0]} has` : `groups ${groups.join(', ')} have`} no hosts`;
+    if (groups.length > 0)
+      return `'${expression}' selects no host: ${groups.length === 1 ? `group ${groups[0]} has` : `groups ${groups.join(', ')} have`} no hosts`;
     return `'${expression}' selects no host`;
   }
   const emptied = steps.findIndex((s, i) => i >= positives.length && s.selected === 0);
-  const upTo = steps.slice(0, emptied + 1).map((s) => s.pattern).join(':');
+  const upTo = steps
+    .slice(0, emptied + 1)
+    .map((s) => s.pattern)
+    .join(':');
   const last = steps[emptied]!;
   if (last.pattern[0] === '&') return `the intersection ${upTo} is empty${upTo === expression ? '' : ` (in '${expression}')`}`;
   return `${upTo} excluded every host${upTo === expression ? '' : ` (in '${expression}')`}`;
@@ -385,11 +401,14 @@ export function selectAnsibleHosts(view: AnsibleView, expression: string, file?:
     }
     const sub = step.subscript;
     if (sub?.dash) {
-      fail(`'${pattern}': Ansible reads [x-y] as positions x to y of ${sub.base} (a removed form it still accepts); write ${sub.base}${sub.text.replace('-', ':')} for that`);
+      fail(
+        `'${pattern}': Ansible reads [x-y] as positions x to y of ${sub.base} (a removed form it still accepts); write ${sub.base}${sub.text.replace('-', ':')} for that`,
+      );
     }
     if (sub && step.matched === 0) fail(`pattern ${pattern} is out of range: ${sub.base} has ${plural(sub.of, 'host')}`);
   }
-  if (result.hosts.length === 0) throw new EmptySelectionError(`${file ? `${file}: ` : ''}the selection is empty: ${emptyMessage(result.steps, expression)}`);
+  if (result.hosts.length === 0)
+    throw new EmptySelectionError(`${file ? `${file}: ` : ''}the selection is empty: ${emptyMessage(result.steps, expression)}`);
   return result.hosts.map((host) => {
     const { pattern, from } = result.via.get(host)!;
     const same = from === `group ${pattern}` || from === `host ${pattern}`;

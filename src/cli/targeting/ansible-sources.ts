@@ -67,7 +67,8 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   const label = sources.map((s) => (s === STDIN_SOURCE ? '<stdin>' : s)).join(', ');
   if (sources.filter((s) => s === STDIN_SOURCE).length > 1) throw new InventoryError('stdin can be given only once (-i -)');
   if (opts.throughAnsible) {
-    if (sources.includes(STDIN_SOURCE)) throw new InventoryError('--ansible-inventory reads files: give the inventory as a file, not on stdin (-i -)');
+    if (sources.includes(STDIN_SOURCE))
+      throw new InventoryError('--ansible-inventory reads files: give the inventory as a file, not on stdin (-i -)');
     refuseDiallingSettings(label, opts.env ?? process.env);
     return throughAnsibleInventory(sources, label, 'asked with --ansible-inventory', opts);
   }
@@ -76,17 +77,22 @@ export function loadInventorySources(sources: readonly string[], opts: SourceOpt
   const leaves = sources.flatMap((s) => leavesOf(s, opts));
   // A script anywhere decides: ansible-inventory would run it along with the rest.
   const needing = leaves.filter((l): l is Extract<Leaf, { reader: 'needs' }> => l.reader === 'needs');
-  const needs: { path: string; need: Need } | undefined = needing.find((l) => l.need.kind === 'script') ?? needing[0]
-    ?? changedSettings(sources, leaves, opts.env ?? process.env);
+  const needs: { path: string; need: Need } | undefined =
+    needing.find((l) => l.need.kind === 'script') ?? needing[0] ?? changedSettings(sources, leaves, opts.env ?? process.env);
   if (needs) {
     const what = `${needs.path} is ${needs.need.reason}`;
     if (needs.need.kind === 'script') {
-      throw new InventoryError(`${what}: distrun does not run it on its own; pass --ansible-inventory to read the inventory through Ansible's ansible-inventory, which runs it`);
+      throw new InventoryError(
+        `${what}: distrun does not run it on its own; pass --ansible-inventory to read the inventory through Ansible's ansible-inventory, which runs it`,
+      );
     }
-    if (sources.includes(STDIN_SOURCE)) throw new InventoryError(`${what}: only Ansible's ansible-inventory reads it, and it cannot take stdin (-i -): give files`);
+    if (sources.includes(STDIN_SOURCE))
+      throw new InventoryError(`${what}: only Ansible's ansible-inventory reads it, and it cannot take stdin (-i -): give files`);
     refuseDiallingSettings(label, opts.env ?? process.env);
     if (!onPath('ansible-inventory', opts.env ?? process.env)) {
-      throw new InventoryError(`${what}: distrun reads it only through Ansible's ansible-inventory, which is not on PATH (install ansible-core, or give distrun an inventory it reads natively: YAML, INI, ansible-inventory --list JSON)`);
+      throw new InventoryError(
+        `${what}: distrun reads it only through Ansible's ansible-inventory, which is not on PATH (install ansible-core, or give distrun an inventory it reads natively: YAML, INI, ansible-inventory --list JSON)`,
+      );
     }
     return throughAnsibleInventory(sources, label, what, opts);
   }
@@ -184,8 +190,7 @@ function parseYamlMapping(text: string): PyDict | undefined {
 }
 
 /** Python's truth: empty lists and mappings are false too. */
-const pyTruthy = (v: unknown): boolean =>
-  Boolean(v) && !(Array.isArray(v) && v.length === 0) && !(v instanceof PyDict && v.entries.length === 0);
+const pyTruthy = (v: unknown): boolean => Boolean(v) && !(Array.isArray(v) && v.length === 0) && !(v instanceof PyDict && v.entries.length === 0);
 
 function isExecutable(path: string): boolean {
   try {
@@ -228,14 +233,20 @@ function changedSettings(sources: readonly string[], leaves: readonly Leaf[], en
   const directories = sources.some((s) => s !== STDIN_SOURCE && statSync(s).isDirectory());
   const problems = ansibleSettingProblems(env, process.cwd(), homedir(), { plugins, directories });
   if (problems.length === 0) return undefined;
-  return { path: sources.join(', '), need: { kind: 'ansible', reason: `to be read under Ansible settings distrun's readers do not apply (${problems.join('; ')})` } };
+  return {
+    path: sources.join(', '),
+    need: { kind: 'ansible', reason: `to be read under Ansible settings distrun's readers do not apply (${problems.join('; ')})` },
+  };
 }
 
 /** How a host is reached is not in ansible-inventory's JSON: a setting about it is refused on that path too. */
 function refuseDiallingSettings(label: string, env: NodeJS.ProcessEnv): void {
   const dialling = ansibleSettingProblems(env, process.cwd(), homedir(), { onlyDialling: true });
   if (dialling.length > 0) {
-    throw new InventoryError(`Ansible settings in effect change how Ansible reaches these hosts, which distrun dials as ssh would: ${dialling.join('; ')}. Unset them for distrun`, { file: label });
+    throw new InventoryError(
+      `Ansible settings in effect change how Ansible reaches these hosts, which distrun dials as ssh would: ${dialling.join('; ')}. Unset them for distrun`,
+      { file: label },
+    );
   }
 }
 
@@ -255,7 +266,8 @@ function throughAnsibleInventory(sources: readonly string[], label: string, why:
   });
   if (result.error) throw new InventoryError(`cannot run ansible-inventory: ${describeSystemError(result.error)}`, { file: label });
   const stderr = result.stderr.toString('utf8').trim();
-  if (result.status !== 0) throw new InventoryError(`ansible-inventory ${args.join(' ')} failed${stderr ? `: ${stderr}` : ` (exit ${result.status})`}`, { file: label });
+  if (result.status !== 0)
+    throw new InventoryError(`ansible-inventory ${args.join(' ')} failed${stderr ? `: ${stderr}` : ` (exit ${result.status})`}`, { file: label });
   // Ansible warns and goes on where a source does not parse: distrun stops.
   if (/\[WARNING\]:[\s\S]*?(Unable\s+to\s+parse|Failed\s+to\s+parse|No\s+inventory\s+was\s+parsed)/.test(stderr)) {
     throw new InventoryError(`ansible-inventory could not read every source:\n${stderr}`, { file: label });
@@ -265,7 +277,9 @@ function throughAnsibleInventory(sources: readonly string[], label: string, why:
   const data = new AnsibleInventoryData(label);
   readScriptJson(data, doc, `ansible-inventory ${args.join(' ')}`);
   data.reconcile();
-  const inventory = inventoryFromAnsible(data, label, `ansible-inventory --list (${why})`, undefined, (m) => opts.warn?.(`distrun: warning: ${label}: ${m}`));
+  const inventory = inventoryFromAnsible(data, label, `ansible-inventory --list (${why})`, undefined, (m) =>
+    opts.warn?.(`distrun: warning: ${label}: ${m}`),
+  );
   inventory.ansible!.hostsOrdered = false;
   return inventory;
 }

@@ -88,12 +88,25 @@ function loadVarsFile(file: string, warn: (message: string) => void): Vars | und
     throw new InventoryError(describeSystemError(err), { file });
   }
   if (text.startsWith('$ANSIBLE_VAULT;')) {
-    throw new InventoryError('the file is encrypted with ansible-vault: distrun cannot read it natively (run the inventory through ansible-inventory --list)', { file });
+    throw new InventoryError(
+      'the file is encrypted with ansible-vault: distrun cannot read it natively (run the inventory through ansible-inventory --list)',
+      { file },
+    );
   }
   const data = loadAnsibleYaml(text, file, (m) => warn(`${file}: ${m}`));
-  if (data === null || data === false || data === 0 || data === '' || (data instanceof PyDict && data.entries.length === 0) || (Array.isArray(data) && data.length === 0)) return undefined;
+  if (
+    data === null ||
+    data === false ||
+    data === 0 ||
+    data === '' ||
+    (data instanceof PyDict && data.entries.length === 0) ||
+    (Array.isArray(data) && data.length === 0)
+  )
+    return undefined;
   if (!(data instanceof PyDict)) {
-    throw new InventoryError(`failed to combine variables, expected dicts but got a 'dict' and a '${pyType(data)}' (a vars file must be a mapping)`, { file });
+    throw new InventoryError(`failed to combine variables, expected dicts but got a 'dict' and a '${pyType(data)}' (a vars file must be a mapping)`, {
+      file,
+    });
   }
   const vars: Vars = {};
   for (const [key, value] of data.entries) vars[typeof key === 'string' ? key : pyStr(key)] = value;

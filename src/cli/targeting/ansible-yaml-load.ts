@@ -10,7 +10,10 @@ import { firstYamlError, lineOfNode, newLineCounter, yaml, type YamlLines } from
 
 /** A value of a tag Ansible decodes and distrun does not (!vault, !unsafe, timestamps...). */
 export class PyOpaque {
-  constructor(readonly tag: string, readonly text: string) {}
+  constructor(
+    readonly tag: string,
+    readonly text: string,
+  ) {}
 }
 
 /** A Python dict: insertion order, any hashable key (str, int, float, bool, None). */
@@ -83,13 +86,14 @@ export function pyType(value: unknown): string {
   return (value as PyOpaque).tag;
 }
 
-
 /** PyYAML's implicit resolvers (yaml/resolver.py), for plain scalars. */
 const BOOL = /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/;
-const FLOAT = /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+const FLOAT =
+  /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 const INT = /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/;
 const NULL = /^(?:~|null|Null|NULL|)$/;
-const TIMESTAMP = /^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$/;
+const TIMESTAMP =
+  /^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$/;
 const TAG = 'tag:yaml.org,2002:';
 const UNSAFE = '!unsafe';
 
@@ -225,20 +229,29 @@ function scalar(loader: Loader, node: YamlNode & { value: unknown; type?: string
   // !unsafe marks a value Ansible never templates; it is a string still (a template-like
   // one is refused where distrun needs it, as any template is).
   else if (tag === '!' || tag === `${TAG}str` || tag === UNSAFE) kind = 'str';
-  else if (tag.startsWith(TAG) && ['bool', 'float', 'int', 'null', 'timestamp'].includes(tag.slice(TAG.length))) kind = tag.slice(TAG.length) as Resolved;
+  else if (tag.startsWith(TAG) && ['bool', 'float', 'int', 'null', 'timestamp'].includes(tag.slice(TAG.length)))
+    kind = tag.slice(TAG.length) as Resolved;
   // !vault, !unsafe and the like: Ansible decodes them; they are kept opaque, and refused
   // only where distrun would need their value (an address or a port).
   else return new PyOpaque(tag, text);
   switch (kind) {
-    case 'bool': return /^(?:yes|true|on)$/i.test(text);
-    case 'float': return pyFloat(text);
-    case 'int': return pyInt(text);
-    case 'null': return null;
-    case 'timestamp': return new PyOpaque(`${TAG}timestamp`, text);
+    case 'bool':
+      return /^(?:yes|true|on)$/i.test(text);
+    case 'float':
+      return pyFloat(text);
+    case 'int':
+      return pyInt(text);
+    case 'null':
+      return null;
+    case 'timestamp':
+      return new PyOpaque(`${TAG}timestamp`, text);
     // A merge key is handled by flatten(); `<<` anywhere else has no constructor in PyYAML.
-    case 'merge': return fail(loader, node, `could not determine a constructor for the tag '${TAG}merge' (a plain '<<' that is not a key)`);
-    case 'value': return asKey ? '=' : fail(loader, node, `could not determine a constructor for the tag '${TAG}value' (a plain '=')`);
-    default: return text;
+    case 'merge':
+      return fail(loader, node, `could not determine a constructor for the tag '${TAG}merge' (a plain '<<' that is not a key)`);
+    case 'value':
+      return asKey ? '=' : fail(loader, node, `could not determine a constructor for the tag '${TAG}value' (a plain '=')`);
+    default:
+      return text;
   }
 }
 
@@ -281,7 +294,8 @@ function flatten(loader: Loader, pairs: Array<Pair<unknown, unknown>>, trail: Se
 /** An empty plain key not introduced by `?` (`: c`, `a: [b]: c`): the yaml package reads it, PyYAML refuses it. */
 function emptyImplicitKey(loader: Loader, key: YamlNode): boolean {
   const { isScalar } = yaml();
-  if (loader.json || !isScalar(key) || key.type !== 'PLAIN' || key.range === undefined || key.range === null || key.range[0] !== key.range[1]) return false;
+  if (loader.json || !isScalar(key) || key.type !== 'PLAIN' || key.range === undefined || key.range === null || key.range[0] !== key.range[1])
+    return false;
   let at = key.range[0] - 1;
   while (at >= 0 && /\s/.test(loader.text[at]!)) at--;
   return loader.text[at] !== '?';
@@ -292,7 +306,8 @@ function mapping(loader: Loader, node: YamlNode & { items: Array<Pair<unknown, u
   const own = new Set(node.items);
   const seen = new Set<string>();
   for (const pair of flatten(loader, node.items, new Set([node]))) {
-    if (pair.key === null || emptyImplicitKey(loader, pair.key as YamlNode)) fail(loader, (pair.value ?? node) as YamlNode, 'a mapping key is missing (PyYAML refuses an empty key without ?)');
+    if (pair.key === null || emptyImplicitKey(loader, pair.key as YamlNode))
+      fail(loader, (pair.value ?? node) as YamlNode, 'a mapping key is missing (PyYAML refuses an empty key without ?)');
     const key = construct(loader, pair.key as YamlNode, true);
     if (key instanceof PyDict || Array.isArray(key)) fail(loader, pair.key as YamlNode, 'found unacceptable key (unhashable type)');
     // Ansible warns of a key given twice; a merged key that the mapping overrides is the

@@ -16,7 +16,13 @@ const SECTIONS = ['vars', 'children', 'hosts'];
 
 /** Python's truth of a value (`x or {}`). */
 const falsy = (v: unknown): boolean =>
-  v === null || v === undefined || v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0) || (v instanceof PyDict && v.entries.length === 0);
+  v === null ||
+  v === undefined ||
+  v === false ||
+  v === 0 ||
+  v === '' ||
+  (Array.isArray(v) && v.length === 0) ||
+  (v instanceof PyDict && v.entries.length === 0);
 
 const isMappingOrNone = (v: unknown): v is PyDict | null => v === null || v instanceof PyDict;
 
@@ -41,8 +47,12 @@ export function readAnsibleYaml(data: unknown, file: string, warn: (message: str
       return name;
     }
     if (typeof name !== 'string' || name === '') {
-      return fail(falsy(name) ? `Unable to add group ${pyStr(name)}: Invalid empty/false group name provided: ${pyStr(name)}`
-        : `Unable to add group ${pyStr(name)}: Invalid group name supplied, expected a string but got ${pyType(name)} for ${pyStr(name)}`, path);
+      return fail(
+        falsy(name)
+          ? `Unable to add group ${pyStr(name)}: Invalid empty/false group name provided: ${pyStr(name)}`
+          : `Unable to add group ${pyStr(name)}: Invalid group name supplied, expected a string but got ${pyType(name)} for ${pyStr(name)}`,
+        path,
+      );
     }
     inventory.addGroup(name);
     if (body === null) return name;
@@ -50,7 +60,8 @@ export function readAnsibleYaml(data: unknown, file: string, warn: (message: str
       if (!body.has(section)) continue;
       const value = body.get(section);
       if (typeof value === 'string') body.set(section, new PyDict().withEntry(value, null));
-      else if (!isMappingOrNone(value)) fail(`Invalid "${section}" entry for "${name}" group, requires a dictionary, found "${pyType(value)}" instead.`, `${path}.${section}`);
+      else if (!isMappingOrNone(value))
+        fail(`Invalid "${section}" entry for "${name}" group, requires a dictionary, found "${pyType(value)}" instead.`, `${path}.${section}`);
     }
     for (const key of body.keys()) {
       const value = body.get(key);
@@ -71,7 +82,8 @@ export function readAnsibleYaml(data: unknown, file: string, warn: (message: str
       } else if (key === 'hosts') {
         for (const [pattern, vars] of value.entries) {
           const entry = `${path}.hosts.${pyStr(pattern)}`;
-          if (typeof pattern !== 'string') fail(`Host pattern ${pyStr(pattern)} must be a string. Enclose integers/floats in quotation marks.`, entry);
+          if (typeof pattern !== 'string')
+            fail(`Host pattern ${pyStr(pattern)} must be a string. Enclose integers/floats in quotation marks.`, entry);
           let hosts: string[];
           try {
             hosts = expandAnsibleHostPattern(pattern as string).hosts;

@@ -218,5 +218,8 @@ export function foldHosts(names: readonly string[]): string {
     const written = foldPoints(points).map((vector) => texts.map((t, d) => (d < vector.length ? t + formatDimension(vector[d]!) : t)).join(''));
     blocks.push([key, written]);
   }
-  return blocks.sort(([a], [b]) => byText(a, b)).flatMap(([, written]) => written).join(',');
+  return blocks
+    .sort(([a], [b]) => byText(a, b))
+    .flatMap(([, written]) => written)
+    .join(',');
 }

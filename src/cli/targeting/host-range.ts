@@ -48,7 +48,9 @@ function parseElement(part: string, pattern: string): Element {
   const endPadded = dash ? isPadded(hi) && BigInt(hi) !== 0n : false;
   if ((isPadded(lo!) || endPadded) && lo!.length !== hi.length) {
     const refused = isPadded(lo!) ? 'ClusterShell and Ansible refuse' : 'ClusterShell refuses';
-    throw new UsageError(`range ${where} mixes widths: ${lo} has ${lo!.length} digits and ${hi} has ${hi.length} (${refused} this too); ${paddingAdvice(lo!, hi)}`);
+    throw new UsageError(
+      `range ${where} mixes widths: ${lo} has ${lo!.length} digits and ${hi} has ${hi.length} (${refused} this too); ${paddingAdvice(lo!, hi)}`,
+    );
   }
   const step = stepText === undefined ? 1n : BigInt(stepText);
   if (step < 1n) throw new UsageError(`range step in '${pattern}' must be at least 1`);
@@ -80,10 +82,13 @@ function expandElements(elements: readonly Element[], pattern: string): string[]
 
 /** True when `text` (the inside of brackets) is a range list rather than, say, an IPv6 address. */
 function isRangeList(text: string): boolean {
-  return text.length > 0 && text.split(',').every((part) => {
-    const t = part.trim();
-    return DASH_ELEMENT.test(t) || COLON_ELEMENT.test(t);
-  });
+  return (
+    text.length > 0 &&
+    text.split(',').every((part) => {
+      const t = part.trim();
+      return DASH_ELEMENT.test(t) || COLON_ELEMENT.test(t);
+    })
+  );
 }
 
 // Brackets that are kept as written: part of an IPv6 address, or text that is no range at
@@ -115,7 +120,10 @@ export function expandHostPattern(pattern: string): string[] {
       continue;
     }
     // A malformed list goes through the element parser too, which names what is wrong.
-    const values = expandElements(inside.split(',').map((part) => parseElement(part, pattern)), pattern);
+    const values = expandElements(
+      inside.split(',').map((part) => parseElement(part, pattern)),
+      pattern,
+    );
     if (results.length * values.length > MAX_EXPANSION) {
       throw new UsageError(`'${pattern}' expands to more than ${MAX_EXPANSION} names`);
     }

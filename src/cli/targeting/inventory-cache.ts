@@ -34,7 +34,14 @@ export function loadCachedInventory(dir: string, file: string, text: string, ext
   if (usable) {
     try {
       const cached = JSON.parse(readPrivateFile(path).toString('utf8')) as CachedInventory;
-      return { file: cached.file, defaults: cached.defaults, hosts: new Map(cached.hosts), groups: new Map(cached.groups), ansible: cached.ansible, warnings: cached.warnings };
+      return {
+        file: cached.file,
+        defaults: cached.defaults,
+        hosts: new Map(cached.hosts),
+        groups: new Map(cached.groups),
+        ansible: cached.ansible,
+        warnings: cached.warnings,
+      };
     } catch {
       // Not cached yet, damaged, or not ours: parse.
     }
@@ -43,7 +50,12 @@ export function loadCachedInventory(dir: string, file: string, text: string, ext
   try {
     if (usable || ensurePrivateDir(dir)) {
       const cached: CachedInventory = {
-        file: inventory.file, defaults: inventory.defaults, hosts: [...inventory.hosts], groups: [...inventory.groups], ansible: inventory.ansible, warnings: inventory.warnings,
+        file: inventory.file,
+        defaults: inventory.defaults,
+        hosts: [...inventory.hosts],
+        groups: [...inventory.groups],
+        ansible: inventory.ansible,
+        warnings: inventory.warnings,
       };
       writeFileWithMode(path, JSON.stringify(cached), 0o600, { durable: false });
       prune(dir);
@@ -55,7 +67,8 @@ export function loadCachedInventory(dir: string, file: string, text: string, ext
 }
 
 function prune(dir: string): void {
-  const files = readdirSync(dir).filter((f) => /^[0-9a-f]{64}\.json$/.test(f))
+  const files = readdirSync(dir)
+    .filter((f) => /^[0-9a-f]{64}\.json$/.test(f))
     .map((f) => ({ f, mtime: statSync(join(dir, f)).mtimeMs }))
     .sort((a, b) => b.mtime - a.mtime);
   for (const { f } of files.slice(KEEP)) rmSync(join(dir, f), { force: true });

@@ -65,7 +65,10 @@ export function loadInventory(
     // Read each time: these live outside the inventory (environment, ansible.cfg).
     const problems = ansibleSettingProblems(process.env, playbookDir);
     if (problems.length > 0) {
-      throw new InventoryError(`Ansible settings in effect change what Ansible makes of this inventory, and distrun reads it with ansible-core's defaults: ${problems.join('; ')}. Unset them for distrun`, { file });
+      throw new InventoryError(
+        `Ansible settings in effect change what Ansible makes of this inventory, and distrun reads it with ansible-core's defaults: ${problems.join('; ')}. Unset them for distrun`,
+        { file },
+      );
     }
   }
   for (const warning of inventory.warnings ?? []) warn(warning);
@@ -106,7 +109,12 @@ export function findInventorySources(
   cwd: string = process.cwd(),
   home: string = homedir(),
 ): string[] | undefined {
-  const given = explicit !== undefined && explicit.length > 0 ? { list: explicit, source: '-i' } : env.DISTRUN_INVENTORY ? { list: [env.DISTRUN_INVENTORY], source: 'DISTRUN_INVENTORY' } : undefined;
+  const given =
+    explicit !== undefined && explicit.length > 0
+      ? { list: explicit, source: '-i' }
+      : env.DISTRUN_INVENTORY
+        ? { list: [env.DISTRUN_INVENTORY], source: 'DISTRUN_INVENTORY' }
+        : undefined;
   if (given) {
     return given.list.map((item) => {
       if (item === STDIN_SOURCE) return item;
@@ -114,8 +122,11 @@ export function findInventorySources(
       if (!existsSync(file)) {
         // Ansible's host_list plugin reads a path that does not exist and has a comma as hosts.
         if (item.includes(',')) {
-          throw new InventoryError(`no such file; Ansible would read it as a list of hosts (its host_list form), which distrun does not: `
-            + `give the hosts with -H (a port there is the agent's, where Ansible's is ssh's)`, { file: item });
+          throw new InventoryError(
+            `no such file; Ansible would read it as a list of hosts (its host_list form), which distrun does not: ` +
+              `give the hosts with -H (a port there is the agent's, where Ansible's is ssh's)`,
+            { file: item },
+          );
         }
         throw new InventoryError(`no such file (from ${given.source})`, { file: item });
       }
@@ -135,4 +146,3 @@ export function findInventoryFile(
 ): string | undefined {
   return findInventorySources(explicit === undefined ? undefined : [explicit], env, cwd, home)?.[0];
 }
-

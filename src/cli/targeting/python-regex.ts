@@ -5,7 +5,10 @@
 
 /** Why a pattern has no translation: Python rejects it too ('invalid'), or only we do. */
 export class RegexProblem extends Error {
-  constructor(message: string, readonly kind: 'invalid' | 'unsupported') {
+  constructor(
+    message: string,
+    readonly kind: 'invalid' | 'unsupported',
+  ) {
     super(message);
   }
 }

@@ -245,7 +245,9 @@ class LiteralParser {
     const rest = this.s.slice(this.at);
     const digits = '[0-9](?:_?[0-9])*';
     const m =
-      /^0[xX](?:_?[0-9a-fA-F])+/.exec(rest) ?? /^0[oO](?:_?[0-7])+/.exec(rest) ?? /^0[bB](?:_?[01])+/.exec(rest) ??
+      /^0[xX](?:_?[0-9a-fA-F])+/.exec(rest) ??
+      /^0[oO](?:_?[0-7])+/.exec(rest) ??
+      /^0[bB](?:_?[01])+/.exec(rest) ??
       new RegExp(`^(?:(?:${digits})?\\.${digits}|${digits}\\.?)(?:[eE][+-]?${digits})?`).exec(rest);
     if (!m) throw new NotLiteral();
     const text = m[0];
@@ -310,7 +312,19 @@ class LiteralParser {
   }
 
   private escape(e: string, bytes: boolean): string {
-    const simple: Record<string, string> = { '\n': '', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v' };
+    const simple: Record<string, string> = {
+      '\n': '',
+      '\\': '\\',
+      "'": "'",
+      '"': '"',
+      a: '\x07',
+      b: '\b',
+      f: '\f',
+      n: '\n',
+      r: '\r',
+      t: '\t',
+      v: '\v',
+    };
     if (e in simple) return simple[e]!;
     if (/[0-7]/.test(e)) {
       const m = /^[0-7]{0,2}/.exec(this.s.slice(this.at))![0];

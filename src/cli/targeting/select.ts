@@ -109,7 +109,7 @@ function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number)
   return {
     name: host,
     address: known?.address ?? host,
-    port: port !== undefined ? Number(port) : known?.port ?? defaultPort,
+    port: port !== undefined ? Number(port) : (known?.port ?? defaultPort),
   };
 }
 
@@ -140,7 +140,9 @@ export function selectTargets(inv: Inventory | undefined, selection: Selection):
   let empty: EmptySelectionError | undefined;
   for (const expression of selection.groups) {
     if (!inv) {
-      throw new InventoryError(`cannot select '${expression}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`);
+      throw new InventoryError(
+        `cannot select '${expression}': no inventory found (looked for -i, $DISTRUN_INVENTORY, ./hosts.yaml, ~/.config/distrun/hosts.yaml)`,
+      );
     }
     try {
       if (inv.ansible) chosen.push(...ansibleTargets(inv, inv.ansible, expression, defaultPort));

@@ -22,7 +22,9 @@ export function lineOfNode(lines: YamlLines, node: { range?: [number, number, nu
 }
 
 /** A document's first error as one line, its position said once: `line L, column C: invalid YAML: reason`. */
-export function firstYamlError(doc: { errors: ReadonlyArray<{ message: string; linePos?: [{ line: number; col: number }, ...unknown[]] }> }): string | undefined {
+export function firstYamlError(doc: {
+  errors: ReadonlyArray<{ message: string; linePos?: [{ line: number; col: number }, ...unknown[]] }>;
+}): string | undefined {
   const first = doc.errors[0];
   if (!first) return undefined;
   const where = first.linePos ? `line ${first.linePos[0].line}, column ${first.linePos[0].col}: ` : '';
