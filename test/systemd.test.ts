@@ -19,7 +19,7 @@ const CONFIG = '/etc/distrunner/agent.yaml';
 const unavailable = systemdUnavailable();
 // One line where this cannot run (no root, no unshare, systemd already PID 1).
 const serial = unavailable ? test.skip : test.serial;
-if (unavailable) test.skip(`systemd tests skipped: ${unavailable}`, () => {});
+if (unavailable) console.log(`systemd: skipped: ${unavailable}`);
 
 let machine: SystemdMachine;
 let pki: Pki;
