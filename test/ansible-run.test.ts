@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ansiblePython, askAnsible } from './helpers/ansible-python.js';
-import { cleanupAll, distrun, makePki, startAgent, tempDir, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { listedHosts, cleanupAll, distrun, makePki, startAgent, tempDir, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 const python = ansiblePython();
 const ansibleTest = python ? test.serial : test.serial.skip;
@@ -145,15 +145,7 @@ ansibleTest('a run on an Ansible inventory reaches exactly the hosts Ansible sel
       t.true(await commandsLogged(expected, marks), `${shape} ${pattern}`);
       // And in Ansible's order, as `distrun hosts` lists them.
       const listed = await distrun(['hosts', '-i', source, '-g', pattern]);
-      t.deepEqual(
-        listed.stdout
-          .toString()
-          .trim()
-          .split('\n')
-          .map((l) => l.split(/\s+/)[0]),
-        expected,
-        `${shape} ${pattern}`,
-      );
+      t.deepEqual(listedHosts(listed.stdout), expected, `${shape} ${pattern}`);
     }
   }
 });

@@ -12,7 +12,7 @@ import { InventoryError } from '../src/errors.js';
 import { loadInventories } from '../src/cli/targeting/inventory.js';
 import type { Inventory } from '../src/cli/targeting/model.js';
 import { DEFAULT_AGENT_PORT } from '../src/protocol/constants.js';
-import { cleanupAll, distrun, tempDir } from './helpers/fleet.js';
+import { listedHosts, cleanupAll, distrun, tempDir } from './helpers/fleet.js';
 import { randomIni } from './helpers/ansible-ini-generator.js';
 import { random } from './helpers/seeded-random.js';
 import { ansiblePython, askAnsible } from './helpers/ansible-python.js';
@@ -193,14 +193,7 @@ test('distrun hosts --explain: INI, two -i, a directory and stdin, with the read
 
   const two = await distrun(['hosts', '-i', at('ini', 'order.ini'), '-i', at('json', 'script.json'), 'a:web', '--explain']);
   t.is(two.code, 0, two.stderr);
-  t.deepEqual(
-    two.stdout
-      .toString()
-      .trim()
-      .split('\n')
-      .map((l) => l.split(/\s+/)[0]),
-    ['h2', 'h1', 'w2', 'w1', 'a1', 'd1'],
-  );
+  t.deepEqual(listedHosts(two.stdout), ['h2', 'h1', 'w2', 'w1', 'a1', 'd1']);
   t.regex(two.stderr, /read by distrun's readers \(ini .*order\.ini; script JSON .*script\.json\)/);
 
   const dir = await distrun(['hosts', '-i', at('dirs', 'site'), 'prod', '--explain']);
@@ -245,14 +238,7 @@ test('a plugin configuration goes through ansible-inventory with a line on stder
   const r = await distrun(['hosts', '-i', config, 'dev', '--explain']);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /^distrun: reading .*generator\.yml through ansible-inventory \(.*plugin configuration/);
-  t.deepEqual(
-    r.stdout
-      .toString()
-      .trim()
-      .split('\n')
-      .map((l) => l.split(/\s+/)[0]),
-    ['build-dev', 'launch-dev'],
-  );
+  t.deepEqual(listedHosts(r.stdout), ['build-dev', 'launch-dev']);
   // Groups keep Ansible's order through --list; the order of all hosts (for a glob) is not known.
   const subscript = await distrun(['hosts', '-i', config, 'prod[1]']);
   t.is(subscript.stdout.toString().trim().split(/\s+/)[0], 'launch-prod', subscript.stderr);
@@ -276,13 +262,5 @@ test('an ansible.cfg that changes inventory reading: the inventory goes through 
   );
   // The setting replaces Ansible's whole list: 20-db.json is ignored now, and the .cfg, the
   // README.md (host "notes") and the backup~ are read.
-  t.deepEqual(
-    r.stdout
-      .toString()
-      .trim()
-      .split('\n')
-      .map((l) => l.split(/\s+/)[0])
-      .sort(),
-    ['i2', 'i4', 'notes', 'web1', 'web2', 'web3', 'z1'],
-  );
+  t.deepEqual(listedHosts(r.stdout).sort(), ['i2', 'i4', 'notes', 'web1', 'web2', 'web3', 'z1']);
 });

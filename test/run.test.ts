@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import {
+  listedHosts,
   DISTRUN,
   cleanupAll,
   connectRaw,
@@ -496,14 +497,7 @@ test('an Ansible YAML inventory works as it is (ansible_host, distrun_port)', as
 test('distrun hosts prints the resolved targets', async (t) => {
   const r = await distrun(['hosts', '-i', inventory, 'trio', '-x', 'h2']);
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(
-    r.stdout
-      .toString()
-      .trim()
-      .split('\n')
-      .map((l) => l.split(/\s+/)[0]),
-    ['h1', 'h3'],
-  );
+  t.deepEqual(listedHosts(r.stdout), ['h1', 'h3']);
 });
 
 test('inventory errors name the file and the entry, without a stack trace', async (t) => {

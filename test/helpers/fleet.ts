@@ -56,6 +56,12 @@ export function testCacheHome(): string {
   return cacheHome;
 }
 
+/** The host names `distrun hosts` printed: the first column of each line. */
+export function listedHosts(stdout: Buffer | string): string[] {
+  const text = stdout.toString().trim();
+  return text === '' ? [] : text.split('\n').map((line) => line.split(/\s+/)[0]!);
+}
+
 export interface Result {
   code: number | null;
   signal: NodeJS.Signals | null;
