@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fanoutWithinFileLimit } from '../src/cli/execution/fanout.js';
-import { DISTRUN, cleanupAll, distrun, loopbackFleet, tempDir, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { DISTRUN, cleanupAll, distrun, loopbackFleet, tempDir, distrunEnv, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;
 let agent: RunningAgent;
@@ -97,7 +97,7 @@ test('under a low open-files limit every host still runs, with a note instead of
   writeFileSync(many, `hosts:\n  m[01-40]: { address: 127.0.0.1, port: ${agent.port} }\n`);
   const r = spawnSync('prlimit', ['--nofile=60:60', process.execPath, DISTRUN, '-i', many, '--pki', pki.dir, '-g', 'all', '-f', '40', 'echo', 'ok'], {
     encoding: 'utf8',
-    env: { ...process.env, XDG_CACHE_HOME: testCacheHome() },
+    env: distrunEnv(),
   });
   t.is(r.status, 0, r.stderr);
   t.is(r.stdout.split('\n').filter((line) => line.endsWith(': ok')).length, 40);

@@ -13,7 +13,7 @@ import {
   loopbackFleet,
   processesMatching,
   rawExchange,
-  testCacheHome,
+  distrunEnv,
   waitFor,
   type Pki,
   type RunningAgent,
@@ -56,7 +56,7 @@ test('on a terminal the progress line says the command exited and its output is 
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const line = [process.execPath, DISTRUN, '-i', inventory, '--pki', pki.dir, '-H', 'web1', ...heldBy(42)].map(quote).join(' ');
   const child = spawn('script', ['-qec', line, '/dev/null'], {
-    env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), NO_COLOR: '1' },
+    env: distrunEnv({ NO_COLOR: '1' }),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   let screen = '';

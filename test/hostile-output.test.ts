@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeExit, encodeFailure, encodePong, encodeVersionChoice } from '../src/protocol/messages.js';
-import { DISTRUN, cleanupAll, distrun, loopbackFleet, tempDir, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { DISTRUN, cleanupAll, distrun, loopbackFleet, tempDir, distrunEnv, testCacheHome, type Pki, type RunningAgent } from './helpers/fleet.js';
 import { startHostileAgent } from './helpers/hostile-agent.js';
 import { assertStillServing } from './helpers/serving.js';
 import { TmuxServer, hasTmux } from './helpers/tmux.js';
@@ -58,7 +58,7 @@ function onTerminal(args: string[], env: NodeJS.ProcessEnv = { NO_COLOR: '1' }):
   const child = spawn('script', ['-qec', distrunLine(args), '/dev/null'], {
     // stdin stays open and silent: at the end of its input script(1) would type into the
     // terminal (a NUL that --tty forwards to the hosts, whose terminals echo it as ^@).
-    env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env },
+    env: distrunEnv(env),
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const screen: Buffer[] = [];

@@ -19,7 +19,7 @@ import {
   spawnDistrun,
   startAgent,
   tempDir,
-  testCacheHome,
+  distrunEnv,
   waitFor,
   type Pki,
   type RunningAgent,
@@ -180,8 +180,7 @@ test('colours on a terminal only, and never with NO_COLOR, TERM=dumb or FORCE_CO
   // `script` gives distrun a pseudo-terminal as stdout and stderr.
   const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   const command = [process.execPath, DISTRUN, ...on('one', 'sh', '-c', 'echo out; exit 3')].map(quote).join(' ');
-  const onTty = (env: NodeJS.ProcessEnv) =>
-    spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env } });
+  const onTty = (env: NodeJS.ProcessEnv) => spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', env: distrunEnv(env) });
   const colored = onTty({ TERM: 'xterm' });
   t.is(colored.status, 3, colored.stderr);
   t.true(colored.stdout.includes('\x1b[36mh1: \x1b[0mout'), JSON.stringify(colored.stdout));
@@ -208,7 +207,7 @@ test('a live progress line on a terminal, cleared before output; none with -q or
       ['-qec', [process.execPath, DISTRUN, ...on('trio', ...extra, 'sh', '-c', 'sleep 1; echo finished')].map(quote).join(' '), '/dev/null'],
       {
         encoding: 'utf8',
-        env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), NO_COLOR: '1' },
+        env: distrunEnv({ NO_COLOR: '1' }),
       },
     );
   const shown = onTty([]);
@@ -231,7 +230,7 @@ test('on a terminal, a run above DISTRUN_CONFIRM_ABOVE hosts asks first unless -
     spawnSync('script', ['-qec', [process.execPath, DISTRUN, ...on('trio', ...extra, 'echo', marker)].map(quote).join(' '), '/dev/null'], {
       encoding: 'utf8',
       input,
-      env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), DISTRUN_CONFIRM_ABOVE: '2', NO_COLOR: '1' },
+      env: distrunEnv({ DISTRUN_CONFIRM_ABOVE: '2', NO_COLOR: '1' }),
     });
   const declined = onTty([], 'n\n');
   t.is(declined.status, 130, declined.stdout);

@@ -56,6 +56,17 @@ export function testCacheHome(): string {
   return cacheHome;
 }
 
+// What decides colours (and the CLI's own settings) comes from the test, never from the
+// shell or CI that runs the suite: Node's hasColors() turns colours off when CI is set.
+const INHERITED_SETTINGS = /^(CI|NO_COLOR|FORCE_COLOR|NODE_DISABLE_COLORS|COLORTERM|TMUX|DISTRUN_.*)$/;
+
+/** The environment of a distrun started by a test: the suite's own, minus the settings above, plus `extra`. */
+export function distrunEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!INHERITED_SETTINGS.test(name)) env[name] = value;
+  return { ...env, XDG_CACHE_HOME: testCacheHome(), ...extra };
+}
+
 /** The host names `distrun hosts` printed: the first column of each line. */
 export function listedHosts(stdout: Buffer | string): string[] {
   const text = stdout.toString().trim();
@@ -86,7 +97,7 @@ export function run(bin: string, args: string[], options: RunOptions = {}): Prom
     const child = spawnNode(
       [bin, ...args],
       {
-        env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...options.env },
+        env: distrunEnv(options.env),
         cwd: options.cwd,
         stdio: ['pipe', 'pipe', 'pipe'],
       },
@@ -118,11 +129,7 @@ interface BackgroundRun {
 
 /** Starts `distrun` without waiting, for tests that signal or kill it. */
 export function spawnDistrun(args: string[], env: NodeJS.ProcessEnv = {}, netns?: string): BackgroundRun {
-  const child = spawnNode(
-    [DISTRUN, ...args],
-    { env: { ...process.env, XDG_CACHE_HOME: testCacheHome(), ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
-    netnsPrefix(netns),
-  );
+  const child = spawnNode([DISTRUN, ...args], { env: distrunEnv(env), stdio: ['ignore', 'ignore', 'pipe'] }, netnsPrefix(netns));
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {
     stderr += c.toString();
