@@ -3,16 +3,10 @@
 // process, no sleeps; only the commands that are run are real processes. The same rules
 // over real connections are in hostile-protocol.test.ts and daemon.test.ts.
 import test from 'ava';
-import { once } from 'node:events';
-import { duplexPair } from 'node:stream';
-import { pino } from 'pino';
 import type { AuditRecord, AuditSink } from '../src/agent/audit.js';
-import { loadAgentConfig, type AgentConfig } from '../src/agent/config.js';
+import { memoryAgent, type MemoryAgentSetup } from './helpers/memory-agent.js';
 import { agentUser } from '../src/agent/local-users.js';
 import { PendingMemory } from '../src/agent/pending-memory.js';
-import type { AgentRuntime } from '../src/agent/runtime.js';
-import { AgentSession, type PeerIdentity } from '../src/agent/session.js';
-import { tokenDigest } from '../src/agent/token-digest.js';
 import { AgentToken, ClientToken } from '../src/protocol/constants.js';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import {
@@ -28,47 +22,15 @@ import {
   type SessionOptions,
 } from '../src/protocol/messages.js';
 
-const identity: PeerIdentity = { name: 'admin', serial: '0a1b', fingerprint: 'AB:CD', peer: '192.0.2.7:40000' };
-
-interface Setup {
-  config?: Partial<AgentConfig>;
-  /** The token the agent requires. */
-  token?: string;
-  memory?: PendingMemory;
-  /** Where audit records go; default: kept in `records`. */
-  audit?: AuditSink;
-}
-
 /** One session over an in-memory pair; `ended` resolves once the agent has closed its side and the client closed back. */
-function openSession(setup: Setup = {}) {
-  const [agentSide, clientSide] = duplexPair();
-  const records: AuditRecord[] = [];
-  const audit: AuditSink = setup.audit ?? { write: (record) => records.push(structuredClone(record)) };
-  const config = { ...loadAgentConfig(undefined, { ca: 'ca.crt', cert: 'agent.crt', key: 'agent.key' }), ...setup.config };
-  const runtime: AgentRuntime = {
-    config,
-    tls: { ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) },
-    tokenDigest: setup.token === undefined ? undefined : tokenDigest(Buffer.from(setup.token)),
-    agentUser: agentUser(),
-    users: new Map(),
-    audit,
-  };
-  const session = new AgentSession({
-    transport: agentSide,
-    runtime,
-    identity,
-    id: 7,
-    log: pino({ level: 'silent' }),
-    software: 'distrunner-agent/test',
-    helpers: { memory: setup.memory },
-  });
+function openSession(setup: MemoryAgentSetup = {}) {
+  const { session, clientSide, records, released } = memoryAgent(setup);
   const decoder = new FrameDecoder();
   const frames: Frame[] = [];
   clientSide.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk)));
   // A client closes its side once the agent has closed its own.
   clientSide.once('end', () => clientSide.end());
-  const released = once(session, 'released');
-  const ended = Promise.all([once(agentSide, 'close'), released]).then(() => frames);
+  const ended = released.then(() => frames);
   const send = (...bytes: Buffer[]): void => {
     clientSide.write(Buffer.concat(bytes));
   };

@@ -18,6 +18,7 @@ import { HostSession, type RunRequest, type SessionLimits } from './host-session
 import type { Session } from './session.js';
 import type { Target } from '../targeting/model.js';
 import { TlsTicketCache } from './tls-ticket-cache.js';
+import { TlsTransport } from './tls-transport.js';
 
 interface ClientTls {
   context: tls.SecureContext;
@@ -71,10 +72,14 @@ function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.env): Cl
 export function hostSessionFactory(request: RunRequest, client: ClientTls, limits: SessionLimits): (target: Target) => Session {
   return (target) => {
     const { address, port } = target;
-    const session = new HostSession(target, request, client.context, client.trust, limits, {
-      earlier: client.tickets.ticketFor(address, port),
-      remember: (ticket) => client.tickets.remember(address, port, ticket),
+    const transport = new TlsTransport({
+      address,
+      port,
+      context: client.context,
+      trust: client.trust,
+      tickets: { earlier: client.tickets.ticketFor(address, port), remember: (ticket) => client.tickets.remember(address, port, ticket) },
     });
+    const session = new HostSession(target, request, limits, transport);
     session.once('done', ({ outcome }) => {
       if (outcome.kind === 'error' && outcome.code === ErrorCodes.TLS) client.tickets.forget(address, port);
     });

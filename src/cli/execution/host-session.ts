@@ -1,13 +1,11 @@
-// The client's side of one session with one agent: connect over mutual TLS, send
-// the request, stream output to listeners, and settle on one HostResult.
+// The client's side of one session with one agent, whatever carries it: send the request,
+// stream output to listeners, keep the connection alive, enforce the time limits, and
+// settle on one HostResult. The bytes go through a Transport (mutual TLS today).
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
-import * as tls from 'node:tls';
 import { ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../../errors.js';
 import { AgentToken, ClientToken, HELD_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../../protocol/constants.js';
 import { FrameDecoder, type Frame } from '../../protocol/frame-decoder.js';
 import { Keepalive } from '../../protocol/keepalive.js';
-import { TLS_SETTINGS } from '../../protocol/tls-settings.js';
 import {
   decodeExit,
   decodeFailure,
@@ -24,12 +22,10 @@ import {
   type SessionOptions,
   type WindowSize,
 } from '../../protocol/messages.js';
-import { checkAgentCertificate, type AgentCertificateRecord, type AgentTrust } from './agent-certificate.js';
 import type { Target } from '../targeting/model.js';
-import { describeConnectionError } from './connection-errors.js';
 import type { HostOutcome, HostResult } from './outcome.js';
 import type { Session, SessionEvents } from './session.js';
-import type { TlsSessionTicket } from './tls-ticket-cache.js';
+import type { Transport, VerifiedAgent } from './transport.js';
 import { setLongTimeout, type LongTimer } from '../../timers.js';
 import { visibleText } from '../terminal-text.js';
 
@@ -48,19 +44,11 @@ export interface SessionLimits {
   commandTimeoutMs: number;
 }
 
-/** TLS resumption: a ticket from an earlier connection to this agent, and where new ones go. */
-interface SessionTickets {
-  earlier: TlsSessionTicket | undefined;
-  /** A ticket from the agent: a later connection may resume with it. */
-  remember(ticket: TlsSessionTicket): void;
-}
-
 // After the command's time limit the agent kills the command; if its answer still does
 // not come within this margin, the client gives up on the host.
 const TIMEOUT_MARGIN_MS = 15_000;
 
 export class HostSession extends EventEmitter<SessionEvents> implements Session {
-  private socket: tls.TLSSocket | undefined;
   private readonly decoder = new FrameDecoder({ streamed: STREAM_TOKENS });
   private versionAgreed = false;
   private agentSoftware: string | undefined;
@@ -70,23 +58,19 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   private startedAt = 0;
   private timer: LongTimer | undefined;
   private settle: ((result: HostResult) => void) | undefined;
+  private opened = false;
   private inputClosed = false;
-  private connectedAt = 0;
-  private tcpConnected = false;
-  private certificateExpires: Date | undefined;
+  private readyAt = 0;
+  private agent: VerifiedAgent | undefined;
   private keepalive: Keepalive | undefined;
-  /** The agent certificate's record, once it passed (kept with the session's tickets). */
-  private agentCertificate: AgentCertificateRecord | undefined;
   /** Frames to send after the opening; undefined once it has been sent. */
   private held: Buffer[] | undefined = [];
 
   constructor(
     readonly target: Target,
     private readonly request: RunRequest,
-    private readonly context: tls.SecureContext,
-    private readonly trust: AgentTrust,
     private readonly limits: SessionLimits,
-    private readonly tickets?: SessionTickets,
+    private readonly transport: Transport,
   ) {
     super();
   }
@@ -96,66 +80,33 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     this.startedAt = Date.now();
     return new Promise((resolve) => {
       this.settle = resolve;
-      const { address, port } = this.target;
-      const socket = tls.connect({
-        host: address,
-        port,
-        secureContext: this.context,
-        session: this.tickets?.earlier?.ticket,
-        // SNI takes names only; the certificate check below still covers IP addresses.
-        servername: isIP(address) ? undefined : address,
-        ...TLS_SETTINGS,
-        rejectUnauthorized: true,
+      this.opened = true;
+      // The connect limit runs until the agent's VER; the transport says which step it stopped at.
+      this.armTimer(this.limits.connectTimeoutMs, () => {
+        const { code, message } = this.transport.describeSilence(`${this.limits.connectTimeoutMs / 1000} s`);
+        this.abort(code, message);
       });
-      this.socket = socket;
-      socket.setNoDelay(true);
-      socket.once('connect', () => {
-        this.tcpConnected = true;
+      this.transport.open({
+        ready: (agent) => this.onReady(agent),
+        data: (chunk) => this.receive(chunk),
+        failed: (err) => this.onFailure(err),
+        closed: () => this.onClose(),
       });
-      this.armTimer(this.limits.connectTimeoutMs, () => this.abort(...this.connectTimedOut()));
-      // Node emits tickets only after 'secureConnect', so the agent's record is known by then.
-      socket.on('session', (ticket: Buffer) => {
-        if (this.agentCertificate) this.tickets?.remember({ ticket, agent: this.agentCertificate });
-      });
-      // The connect timeout runs until the agent's VER; connectTimedOut says which step it
-      // stopped at, as "no TCP connection" and "something listens but does not answer" differ.
-      socket.once('secureConnect', () => {
-        this.connectedAt = Date.now();
-        // Nothing is sent (not the token, not stdin) before the agent's certificate passed.
-        const check = checkAgentCertificate(socket, this.trust, this.tickets?.earlier?.agent);
-        if (check.problem !== undefined) {
-          this.abort(ErrorCodes.TLS, check.problem);
-          return;
-        }
-        this.agentCertificate = check.record;
-        // Only a ping reports the agent certificate's expiry (also on a resumed session).
-        if (this.request.argv.length === 0) this.certificateExpires = new Date(check.record.notAfter);
-        socket.write(Buffer.concat([this.opening(), ...this.held!]));
-        this.held = undefined;
-      });
-      socket.on('data', (chunk: Buffer) => this.receive(chunk));
-      socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
-      socket.on('close', () => this.onClose());
     });
   }
 
-  private connectTimedOut(): [ErrorCode, string] {
-    const limit = `${this.limits.connectTimeoutMs / 1000} s`;
-    if (!this.tcpConnected) return [ErrorCodes.CONNECT, `connect timed out after ${limit}`];
-    if (this.connectedAt === 0) {
-      return [
-        ErrorCodes.HANDSHAKE_TIMEOUT,
-        `TCP connected but the TLS handshake did not complete within ${limit} ` + `(is the service on port ${this.target.port} a DistRunner agent?)`,
-      ];
-    }
-    return [ErrorCodes.HANDSHAKE_TIMEOUT, `TLS connected but the agent did not answer within ${limit}`];
+  // Nothing is sent (not the token, not stdin) before the transport has verified the agent.
+  private onReady(agent: VerifiedAgent): void {
+    this.readyAt = Date.now();
+    this.agent = agent;
+    this.transport.write(Buffer.concat([this.opening(), ...this.held!]));
+    this.held = undefined;
   }
 
-  // Input, signals and resizes that come before the agent's certificate has passed wait
-  // behind the opening.
+  // Input, signals and resizes that come before the agent is verified wait behind the opening.
   private send(frame: Buffer): void {
     if (this.held) this.held.push(frame);
-    else this.socket?.write(frame);
+    else this.transport.write(frame);
   }
 
   // Everything up to CMD at once: the agent answers in one round trip.
@@ -168,42 +119,42 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   }
 
   sendInput(chunk: Buffer): void {
-    if (this.inputClosed || !this.socket || this.outcome) return;
+    if (this.inputClosed || !this.opened || this.outcome) return;
     this.send(encodeFrame(ClientToken.INPUT, chunk));
   }
 
   endInput(): void {
-    if (this.inputClosed || !this.socket || this.outcome) return;
+    if (this.inputClosed || !this.opened || this.outcome) return;
     this.inputClosed = true;
     this.send(encodeFrame(ClientToken.END_OF_INPUT));
   }
 
   /** The local terminal's new size (`--tty`). */
   resize(size: WindowSize): void {
-    if (!this.socket || this.outcome || !this.request.options.pty) return;
+    if (!this.opened || this.outcome || !this.request.options.pty) return;
     this.send(encodeWindow(size));
   }
 
   signal(name: NodeJS.Signals): void {
-    if (!this.socket || this.outcome) return;
+    if (!this.opened || this.outcome) return;
     this.send(encodeSignal(name));
   }
 
   /** Stop reading from the agent (local output is backed up); the agent then pauses the command. */
   pause(): void {
-    this.socket?.pause();
+    this.transport.pause();
     this.keepalive?.pause();
   }
 
   resume(): void {
-    this.socket?.resume();
+    this.transport.resume();
     this.keepalive?.resume();
   }
 
   /** Gives up on the host; closing the connection makes the agent stop the command. */
   abort(code: ErrorCode, message: string): void {
     this.outcome ??= { kind: 'error', code, message };
-    this.socket?.destroy();
+    if (this.opened) this.transport.destroy();
   }
 
   private receive(chunk: Buffer): void {
@@ -211,8 +162,8 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     try {
       for (const frame of this.decoder.push(chunk)) this.handle(frame);
       // The agent's last message is here (it has ended its side): close at once, without
-      // TLS's closing exchange, which would cost both sides more than the whole command.
-      if (this.outcome) this.socket?.destroy();
+      // a closing exchange, which would cost both sides more than the whole command.
+      if (this.outcome) this.transport.destroy();
     } catch (err) {
       if (isDistRunError(err) && err.code !== ErrorCodes.PROTOCOL && err.code !== ErrorCodes.FRAME_TOO_LARGE) {
         this.abort(err.code, err.message);
@@ -221,7 +172,6 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
       }
     }
   }
-
   private handle({ token, payload }: Frame): void {
     if (this.outcome) return;
     if (token === AgentToken.FAILURE) {
@@ -262,9 +212,9 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
         decodePong(payload);
         this.outcome = {
           kind: 'pong',
-          rttMs: Date.now() - this.connectedAt,
-          connectMs: this.connectedAt - this.startedAt,
-          certificateExpires: this.certificateExpires,
+          rttMs: Date.now() - this.readyAt,
+          connectMs: this.readyAt - this.startedAt,
+          certificateExpires: this.agent?.certificateExpires,
         };
         return;
       default:
@@ -284,7 +234,7 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     }
     if (keepaliveSeconds > 0) {
       this.keepalive = new Keepalive(keepaliveSeconds * 1000, {
-        send: () => this.socket?.write(encodeFrame(ClientToken.KEEPALIVE)),
+        send: () => this.transport.write(encodeFrame(ClientToken.KEEPALIVE)),
         lost: (limitMs) =>
           this.abort(ErrorCodes.DISCONNECTED, `connection lost: no word from the agent for ${limitMs / 1000} s (host down or network cut)`),
       });
@@ -292,10 +242,9 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     }
   }
 
-  private onSocketError(err: NodeJS.ErrnoException): void {
+  private onFailure(err: Error): void {
     if (this.outcome) return;
-    const { code, message } = describeConnectionError(err, this.versionAgreed, this.trust, this.target.port);
-    this.outcome = { kind: 'error', code, message };
+    this.outcome = { kind: 'error', ...this.transport.describeFailure(err, this.versionAgreed) };
   }
 
   private onClose(): void {

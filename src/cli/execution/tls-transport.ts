@@ -1,0 +1,105 @@
+// The direct transport: one mutual-TLS connection to the agent's address and port. The
+// agent's certificate is checked (name, CA, CRL, key strength) before `ready`, so nothing
+// (not the token, not stdin) is sent to an agent that has not passed.
+import { isIP } from 'node:net';
+import * as tls from 'node:tls';
+import { ErrorCodes, RemoteError } from '../../errors.js';
+import { TLS_SETTINGS } from '../../protocol/tls-settings.js';
+import { checkAgentCertificate, type AgentCertificateRecord, type AgentTrust } from './agent-certificate.js';
+import { describeConnectionError } from './connection-errors.js';
+import type { TlsSessionTicket } from './tls-ticket-cache.js';
+import type { ConnectionProblem, Transport, TransportHandlers } from './transport.js';
+
+/** TLS resumption: a ticket from an earlier connection to this agent, and where new ones go. */
+interface SessionTickets {
+  earlier: TlsSessionTicket | undefined;
+  /** A ticket from the agent: a later connection may resume with it. */
+  remember(ticket: TlsSessionTicket): void;
+}
+
+interface TlsTransportOptions {
+  address: string;
+  port: number;
+  context: tls.SecureContext;
+  trust: AgentTrust;
+  tickets?: SessionTickets;
+}
+
+export class TlsTransport implements Transport {
+  private socket: tls.TLSSocket | undefined;
+  private tcpConnected = false;
+  private verified = false;
+  /** The agent certificate's record, once it passed (kept with the session's tickets). */
+  private agentCertificate: AgentCertificateRecord | undefined;
+
+  constructor(private readonly options: TlsTransportOptions) {}
+
+  open(handlers: TransportHandlers): void {
+    const { address, port, context, trust, tickets } = this.options;
+    const socket = tls.connect({
+      host: address,
+      port,
+      secureContext: context,
+      session: tickets?.earlier?.ticket,
+      // SNI takes names only; the certificate check below still covers IP addresses.
+      servername: isIP(address) ? undefined : address,
+      ...TLS_SETTINGS,
+      rejectUnauthorized: true,
+    });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.once('connect', () => {
+      this.tcpConnected = true;
+    });
+    // Node emits tickets only after 'secureConnect', so the agent's record is known by then.
+    socket.on('session', (ticket: Buffer) => {
+      if (this.agentCertificate) tickets?.remember({ ticket, agent: this.agentCertificate });
+    });
+    socket.once('secureConnect', () => {
+      const check = checkAgentCertificate(socket, trust, tickets?.earlier?.agent);
+      if (check.problem !== undefined) {
+        handlers.failed(new RemoteError(ErrorCodes.TLS, check.problem));
+        socket.destroy();
+        return;
+      }
+      this.verified = true;
+      this.agentCertificate = check.record;
+      handlers.ready({ certificateExpires: new Date(check.record.notAfter) });
+    });
+    socket.on('data', (chunk: Buffer) => handlers.data(chunk));
+    socket.on('error', (err) => handlers.failed(err));
+    socket.on('close', () => handlers.closed());
+  }
+
+  write(data: Buffer): void {
+    this.socket?.write(data);
+  }
+
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
+  }
+
+  destroy(): void {
+    this.socket?.destroy();
+  }
+
+  describeFailure(err: Error, agentAnswered: boolean): ConnectionProblem {
+    return describeConnectionError(err, agentAnswered, this.options.trust, this.options.port);
+  }
+
+  // "No TCP connection" and "something listens but does not answer" differ.
+  describeSilence(limit: string): ConnectionProblem {
+    if (!this.tcpConnected) return { code: ErrorCodes.CONNECT, message: `connect timed out after ${limit}` };
+    if (!this.verified) {
+      return {
+        code: ErrorCodes.HANDSHAKE_TIMEOUT,
+        message: `TCP connected but the TLS handshake did not complete within ${limit} (is the service on port ${this.options.port} a DistRunner agent?)`,
+      };
+    }
+    return { code: ErrorCodes.HANDSHAKE_TIMEOUT, message: `TLS connected but the agent did not answer within ${limit}` };
+  }
+}
