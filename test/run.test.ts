@@ -246,6 +246,12 @@ test('on a terminal, a run above DISTRUN_CONFIRM_ABOVE hosts asks first unless -
   const yes = onTty(['--yes'], '');
   t.is(yes.status, 0);
   t.notRegex(yes.stdout, /\[y\/N\]/);
+  // A --script run sends the script as the commands' stdin, and still asks on the terminal first.
+  const script = join(tempDir(), 'confirm.sh');
+  writeFileSync(script, 'true\n');
+  const scripted = onTty(['--script', script], 'n\n');
+  t.is(scripted.status, 130, scripted.stdout);
+  t.regex(scripted.stdout, /\[y\/N\] [^]*not confirmed; nothing was run/);
 });
 
 test('--script sends a local script and runs it with its interpreter and arguments', async (t) => {

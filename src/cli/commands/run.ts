@@ -6,14 +6,14 @@ import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { ErrorCodes, OptionError, UsageError } from '../../errors.js';
 import { ENV_NAME_PATTERN } from '../../protocol/constants.js';
-import { defaultSessionOptions } from '../../protocol/messages.js';
+import { defaultSessionOptions, type SessionOptions } from '../../protocol/messages.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
-import { Fanout, countOrPercent, fanoutWithinFileLimit } from '../execution/fanout.js';
+import { Fanout, countOrPercent, fanoutWithinFileLimit, type FanoutLimits } from '../execution/fanout.js';
 import type { RunRequest } from '../execution/host-session.js';
 import { InputBroadcast } from '../execution/input-broadcast.js';
 import { LocalTerminal } from '../execution/local-terminal.js';
 import { runExitCode } from '../execution/outcome.js';
-import { scriptRun } from '../execution/script.js';
+import { readScript, scriptArgv } from '../execution/script.js';
 import { ExitCode } from '../exit-codes.js';
 import { addConnectionOptions } from '../options.js';
 import { writeHostLines } from '../output/host-lines.js';
@@ -97,6 +97,99 @@ async function confirmLargeRun(
   return /^y(es)?$/i.test(answer.trim());
 }
 
+/** What a run's record says was run (for --script: the script, not its wrapper). */
+type RecordedCommand = Pick<RunRecord, 'command' | 'script' | 'stdin' | 'parent' | 'shell' | 'stderr' | 'timeout'>;
+
+/** Everything a run will do, decided from the words and flags before anything is loaded, dialled or asked. */
+interface RunPlan {
+  targets: readonly Target[];
+  /** The argv that travels (with --shell: the words as one script, as ssh joins them). */
+  argv: string[];
+  /** The argv as the agent runs it (what --dry-run shows). */
+  shownArgv: string[];
+  /** The session's options; a terminal's size and type are added when it is opened. */
+  options: SessionOptions;
+  /** Hosts in flight (before the open-files limit), batches, --max-fail. */
+  schedule: FanoutLimits;
+  /** stdin: the local stdin goes to every host; script: the script does; terminal: the keys do (--tty). */
+  input: 'none' | 'stdin' | 'script' | 'terminal';
+  /** The script's bytes (--script), sent as the command's stdin. */
+  script?: Buffer;
+  screen: { format: 'json' | 'gather' | 'lines'; prefix: boolean; neutralize: boolean };
+  recorded: RecordedCommand;
+}
+
+/** Where a plan takes what is not in the words: the hosts and the script's bytes. */
+export interface PlanSources {
+  /** Hosts chosen already (rerun); otherwise `resolveTargets(opts)` is asked. */
+  chosenTargets?: readonly Target[];
+  resolveTargets(opts: RunOptions): readonly Target[];
+  readScript(file: string): Buffer;
+}
+
+/** The plan of `distrun [options] COMMAND...`; every option value is checked here, in the order a user meets them. */
+export function planRun(words: string[], opts: RunOptions, sources: PlanSources): RunPlan {
+  const script = opts.script;
+  const wantsStdin = opts.stdin === true || opts.tty === true || script !== undefined;
+  if (wantsStdin && opts.inventory?.includes('-') && !sources.chosenTargets) {
+    throw new OptionError('-i - reads the inventory from stdin: it cannot go with -t, --tty or --script, which need stdin too');
+  }
+  if (script !== undefined && (opts.stdin || opts.shell || opts.tty)) {
+    throw new OptionError('--script sends the script over stdin: it cannot go with -t, --tty or --shell');
+  }
+  // A script needs no words: they are only its arguments.
+  if (words.length === 0 && script === undefined) throw new OptionError('no command given: distrun [options] [--] COMMAND [ARGS...]');
+  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new OptionError(`--cwd needs an absolute path, got '${opts.cwd}'`);
+  const targets = sources.chosenTargets ?? sources.resolveTargets(opts);
+  const env = parseEnvAssignments(opts.env ?? []);
+  const schedule: FanoutLimits = {
+    fanout: Math.min(opts.fanout, targets.length),
+    batchSize: countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity,
+    batchWaitMs: (opts.batchWait ?? 0) * 1000,
+    maxFail: countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity,
+  };
+  const tty = opts.tty === true && !opts.dryRun;
+  if (tty) checkTerminal(opts, targets.length);
+  // --script: a wrapper runs, fed the script on stdin; the record names the script and its
+  // arguments, so that rerun sends it again.
+  const scriptBytes = script === undefined ? undefined : sources.readScript(script);
+  const argv = scriptBytes ? scriptArgv(scriptBytes, words) : opts.shell ? [words.join(' ')] : words;
+  const shell = opts.shell === true;
+  const input = tty ? 'terminal' : scriptBytes ? 'script' : opts.stdin ? 'stdin' : 'none';
+  return {
+    targets,
+    argv,
+    shownArgv: shell ? ['/bin/sh', '-c', ...argv] : argv,
+    options: {
+      ...defaultSessionOptions(),
+      stdin: input !== 'none',
+      stderr: opts.stderr,
+      shell,
+      timeoutMs: (opts.timeout ?? 0) * 1000,
+      cwd: opts.cwd,
+      env,
+    },
+    schedule,
+    input,
+    ...(scriptBytes ? { script: scriptBytes } : {}),
+    screen: {
+      format: opts.json ? 'json' : opts.gather ? 'gather' : 'lines',
+      // One host's terminal is shown as it is (escape sequences and all); several get prefixes.
+      prefix: opts.prefix && !(tty && targets.length === 1),
+      neutralize: opts.rawControlChars !== true,
+    },
+    recorded: {
+      command: words,
+      ...(script !== undefined ? { script: resolve(script) } : {}),
+      stdin: opts.stdin === true && script === undefined,
+      parent: opts.rerunOf,
+      shell,
+      stderr: opts.stderr,
+      timeout: opts.timeout,
+    },
+  };
+}
+
 export async function runCommand(
   command: string[],
   opts: RunOptions,
@@ -104,71 +197,37 @@ export async function runCommand(
   /** Hosts chosen already (rerun); otherwise resolved from the selection options. */
   chosenTargets?: Target[],
 ): Promise<number> {
-  if ((opts.stdin || opts.tty || opts.script !== undefined) && opts.inventory?.includes('-') && !chosenTargets) {
-    throw new OptionError('-i - reads the inventory from stdin: it cannot go with -t, --tty or --script, which need stdin too');
-  }
-  if (opts.script === undefined) return executeRun(command, opts, io, chosenTargets, { command, stdin: opts.stdin === true });
-  if (opts.stdin || opts.shell || opts.tty) throw new OptionError('--script sends the script over stdin: it cannot go with -t, --tty or --shell');
-  // The wrapper runs, fed the script on stdin; the record names the script and its arguments, so that rerun sends it again.
-  const script = scriptRun(opts.script, command);
-  return executeRun(script.argv, { ...opts, script: undefined, stdin: true }, { ...io, stdin: Readable.from([script.content]) }, chosenTargets, {
-    command,
-    script: resolve(opts.script),
-    stdin: false,
-  });
-}
-
-/** What a run's record says was run (for --script: the script, not its wrapper). */
-type RecordedCommand = Pick<RunRecord, 'command' | 'script' | 'stdin'>;
-
-async function executeRun(
-  command: string[],
-  opts: RunOptions,
-  io: OutputStreams & { stdin: Readable },
-  chosenTargets: Target[] | undefined,
-  recorded: RecordedCommand,
-): Promise<number> {
-  if (command.length === 0) throw new OptionError('no command given: distrun [options] [--] COMMAND [ARGS...]');
-  if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new OptionError(`--cwd needs an absolute path, got '${opts.cwd}'`);
-  const targets = chosenTargets ?? resolveTargets(opts);
-  const argv = opts.shell ? [command.join(' ')] : command;
-  // Every option value is checked before anything is loaded (the PKI) or asked.
-  const env = parseEnvAssignments(opts.env ?? []);
-  const batchSize = countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity;
-  const maxFail = countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity;
-  const terminal = opts.tty && !opts.dryRun ? openTerminal(opts, targets.length) : undefined;
+  const plan = planRun(command, opts, { chosenTargets, resolveTargets, readScript });
   if (opts.dryRun) {
     // Nothing is loaded or dialled: the hosts, and the argv exactly as it would travel.
-    io.stdout.write(`argv: ${JSON.stringify(opts.shell ? ['/bin/sh', '-c', ...argv] : argv)}\n`);
-    writeHostLines(targets, io.stdout, false);
+    io.stdout.write(`argv: ${JSON.stringify(plan.shownArgv)}\n`);
+    writeHostLines(plan.targets, io.stdout, false);
     return 0;
   }
-  if (!(await confirmLargeRun(targets, argv, opts, io))) {
+  return executeRun(plan, opts, io);
+}
+
+async function executeRun(plan: RunPlan, opts: RunOptions, io: OutputStreams & { stdin: Readable }): Promise<number> {
+  const { targets } = plan;
+  const terminal = plan.input === 'terminal' ? LocalTerminal.open() : undefined;
+  if (!(await confirmLargeRun(targets, plan.argv, opts, io))) {
     io.stderr.write('distrun: not confirmed; nothing was run\n');
     return ExitCode.INTERRUPTED;
   }
   const { tls: client, token } = openClient(opts);
 
   const request: RunRequest = {
-    // With --shell the words form one script, as ssh joins its arguments.
-    argv,
-    options: {
-      ...defaultSessionOptions(),
-      stdin: opts.stdin === true,
-      stderr: opts.stderr,
-      shell: opts.shell === true,
-      timeoutMs: (opts.timeout ?? 0) * 1000,
-      cwd: opts.cwd,
-      env,
-      ...(terminal ? { stdin: true, pty: terminal.size, term: terminal.type } : {}),
-    },
+    argv: plan.argv,
+    options: terminal ? { ...plan.options, pty: terminal.size, term: terminal.type } : plan.options,
     token,
     software: CLIENT_SOFTWARE,
   };
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
   // A live progress line on a terminal, except for machine-readable output.
   const progress =
-    !opts.json && !terminal && ProgressLine.enabled(io.stderr, opts.quiet === true) ? new ProgressLine(io.stderr, targets.length) : undefined;
+    plan.screen.format !== 'json' && !terminal && ProgressLine.enabled(io.stderr, opts.quiet === true)
+      ? new ProgressLine(io.stderr, targets.length)
+      : undefined;
   // What goes to the screen first takes the progress line away, so the two never mix.
   const screenIo: OutputStreams = progress ? { ...io, beforeWrite: () => progress.clear() } : io;
   // Checked, and cleared of an earlier run's files, before any command runs.
@@ -176,23 +235,21 @@ async function executeRun(
     opts.outdir !== undefined
       ? OutdirRenderer.open(opts.outdir, targets, (problem) => writeTo(screenIo, 'stderr', `distrun: ${problem}\n`))
       : undefined;
-  const neutralize = opts.rawControlChars !== true;
-  const screen: Renderer = opts.json
-    ? new JsonRenderer(screenIo)
-    : opts.gather
-      ? new GatherRenderer(screenIo, { neutralize })
-      : // One host's terminal is shown as it is (escape sequences and all); several get prefixes.
-        new LineRenderer(screenIo, { prefix: opts.prefix && !(terminal && targets.length === 1), hostCount: targets.length, neutralize });
+  const { format, prefix, neutralize } = plan.screen;
+  const screen: Renderer =
+    format === 'json'
+      ? new JsonRenderer(screenIo)
+      : format === 'gather'
+        ? new GatherRenderer(screenIo, { neutralize })
+        : new LineRenderer(screenIo, { prefix, hostCount: targets.length, neutralize });
   const recorder = new RecordRenderer();
   // The progress line finishes first, so that it is gone before the summary.
   const renderer = new RendererSet([...(progress ? [progress] : []), screen, recorder, ...(outdir ? [outdir] : [])]);
-  const input = opts.stdin || terminal ? new InputBroadcast(io.stdin) : undefined;
+  const input = plan.input === 'none' ? undefined : new InputBroadcast(plan.input === 'script' ? Readable.from([plan.script!]) : io.stdin);
 
   const schedule = {
-    fanout: fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`)),
-    batchSize,
-    batchWaitMs: (opts.batchWait ?? 0) * 1000,
-    maxFail,
+    ...plan.schedule,
+    fanout: fanoutWithinFileLimit(plan.schedule.fanout, (note) => io.stderr.write(`distrun: ${note}\n`)),
   };
   const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
     onStart: (session) => {
@@ -235,17 +292,7 @@ async function executeRun(
       );
     const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
-    const record = recorder.record(
-      {
-        ...recorded,
-        parent: opts.rerunOf,
-        shell: opts.shell === true,
-        stderr: opts.stderr,
-        timeout: opts.timeout,
-        exitCode,
-      },
-      results,
-    );
+    const record = recorder.record({ ...plan.recorded, exitCode }, results);
     try {
       saveRun(record);
     } catch (err) {
@@ -260,15 +307,13 @@ async function executeRun(
   }
 }
 
-/** `--tty`: checks what it cannot go with, and that keys going to several hosts is what the user wants. */
-function openTerminal(opts: RunOptions, hosts: number): LocalTerminal {
-  // (--script is refused before: its wrapper runs with the script's options cleared.)
+/** `--tty`: what it cannot go with, and that keys going to several hosts is what the user wants. */
+function checkTerminal(opts: RunOptions, hosts: number): void {
   const clash = [opts.json && '--json', opts.gather && '--gather'].find(Boolean);
   if (clash) throw new OptionError(`--tty cannot go with ${clash}`);
   if (hosts > 1 && !opts.broadcast) {
     throw new UsageError(`--tty on ${count(hosts, 'host')} would send every key you type to all of them; add --broadcast if that is what you want`);
   }
-  return LocalTerminal.open();
 }
 
 /** `distrun rerun`: a run again, of a recorded command, on the hosts its record chain picks. */

@@ -19,11 +19,6 @@ const WRAPPER = [
   '"$@"',
 ].join('\n');
 
-interface ScriptRun {
-  argv: string[];
-  content: Buffer;
-}
-
 /** The interpreter from a `#!` line (Linux passes everything after the path as one argument). */
 function interpreterOf(content: Buffer): string[] {
   const firstLine = content.subarray(0, Math.max(0, content.indexOf(0x0a)) || content.length).toString('utf8');
@@ -34,13 +29,16 @@ function interpreterOf(content: Buffer): string[] {
   return space < 0 ? [line] : [line.slice(0, space), line.slice(space).trim()];
 }
 
-export function scriptRun(file: string, args: readonly string[]): ScriptRun {
-  let content: Buffer;
+export function readScript(file: string): Buffer {
   try {
-    content = readFileSync(file);
+    return readFileSync(file);
   } catch (err) {
     throw new FileError(`cannot read script ${file}: ${describeSystemError(err)}`);
   }
+}
+
+/** The wrapper's argv that runs `content` (sent as stdin) with `args`. */
+export function scriptArgv(content: Buffer, args: readonly string[]): string[] {
   const interpreter = interpreterOf(content);
-  return { argv: ['/bin/sh', '-c', WRAPPER, 'distrun-script', String(interpreter.length), ...interpreter, ...args], content };
+  return ['/bin/sh', '-c', WRAPPER, 'distrun-script', String(interpreter.length), ...interpreter, ...args];
 }
