@@ -12,6 +12,7 @@ import {
   distrun,
   loopbackFleet,
   processesMatching,
+  RUN_TOKEN,
   rawExchange,
   distrunEnv,
   waitFor,
@@ -29,7 +30,8 @@ test.before(async () => {
 test.after.always(cleanupAll);
 
 // (The sleep's argument is computed, so that distrun's own command line does not match.)
-const heldBy = (n: number) => ['sh', '-c', `sleep $((900 + ${n})) & echo started`];
+const heldBy = (n: number) => ['sh', '-c', `sleep $((900 + ${n})).${RUN_TOKEN} & echo started`];
+const holder = (n: number) => `sleep ${900 + n}.${RUN_TOKEN}`;
 const NOTE = 'command exited with code 0, output held open by a background process';
 
 test('--json: a held event when the command exits with its output held open; --timeout ends it, and the summary says why', async (t) => {
@@ -48,7 +50,7 @@ test('--json: a held event when the command exits with its output held open; --t
   t.like(events[3], { type: 'timeout', status: 'timeout', exitCode: 124 });
   t.true(r.stderr.split('\n').includes(`  timed out (command killed) (${NOTE}): web1`), r.stderr);
   // The time limit ended what held the output.
-  t.true(await waitFor(() => processesMatching('sleep 941').length === 0), processesMatching('sleep 941').join('; '));
+  t.true(await waitFor(() => processesMatching(holder(41)).length === 0), processesMatching(holder(41)).join('; '));
   t.truthy(agent.logs.find((l) => l.msg === 'command exited; its output is held open by processes it left behind' && l.code === 0));
 });
 
@@ -67,7 +69,7 @@ test('on a terminal the progress line says the command exited and its output is 
   // First on the line, so that an 80-column terminal shows all of it.
   t.true(await waitFor(() => screen.includes(`\x1b[Kweb1: ${NOTE}`), 20_000), JSON.stringify(screen));
   // The background process lets go of the output: the run ends, ok.
-  for (const ps of processesMatching('sleep 942')) process.kill(Number(ps.trim().split(/\s+/)[0]), 'SIGTERM');
+  for (const ps of processesMatching(holder(42))) process.kill(Number(ps.trim().split(/\s+/)[0]), 'SIGTERM');
   t.is(await closed, 0, JSON.stringify(screen));
   child.stdin.destroy();
   t.true(screen.includes('web1: started'), JSON.stringify(screen));
@@ -90,5 +92,5 @@ test('protocol: HLD goes to clients of version 4 only, before EXT; an older clie
     older.map((f) => f.token).filter((token) => token !== AgentToken.KEEPALIVE),
     ['VER', 'OUT', 'EXT'],
   );
-  t.true(await waitFor(() => processesMatching('sleep 943').length === 0 && processesMatching('sleep 944').length === 0));
+  t.true(await waitFor(() => processesMatching(holder(43)).length === 0 && processesMatching(holder(44)).length === 0));
 });

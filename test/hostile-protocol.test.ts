@@ -11,6 +11,7 @@ import {
   failureIn,
   makePki,
   processesMatching,
+  RUN_TOKEN,
   rawExchange,
   spawnDistrun,
   startAgent,
@@ -127,7 +128,7 @@ test('a client that connects and says nothing is disconnected after the setup ti
 
 test('an idle session is ended and its command stopped', async (t) => {
   const idle = await startAgent(pki, 'agent1', { config: { idleTimeoutSeconds: 1 } });
-  const marker = `sleep 7${Math.floor(Math.random() * 1e5)}`;
+  const marker = `sleep 7${Math.floor(Math.random() * 1e5)}.${RUN_TOKEN}`;
   const r = await distrun(['-H', `127.0.0.1:${idle.port}`, '--pki', pki.dir, 'sh', '-c', marker]);
   t.is(r.code, 255);
   t.regex(r.stderr, /session idle for 1 s/);

@@ -22,6 +22,7 @@ import {
   failureIn,
   makePki,
   processesMatching,
+  RUN_TOKEN,
   rawExchange,
   residentBytes,
   startAgent,
@@ -44,7 +45,7 @@ test.after.always(cleanupAll);
 const hello = (version = 3) => encodeVersionOffer({ versions: [version], software: 'attacker' });
 const openDescriptors = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 const auditOf = (file: string) => jsonLines(readFileSync(file, 'utf8'));
-const unique = () => `${process.pid}${Math.floor(Math.random() * 1e6)}`;
+const unique = () => `${RUN_TOKEN}${Math.floor(Math.random() * 1e6)}`;
 
 /** Sessions that announce large OPT frames and never send CMD. */
 async function optionFlood(agent: RunningAgent, sessions: number, framesEach: number, valueBytes: number): Promise<number> {

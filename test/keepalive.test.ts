@@ -9,6 +9,7 @@ import {
   distrun,
   makePki,
   processesMatching,
+  RUN_TOKEN,
   rawExchange,
   spawnDistrun,
   startAgent,
@@ -77,13 +78,13 @@ test('a version 2 client that goes silent is dropped after 3 keepalive intervals
   const since = agent.logs.length;
   const frames = await silentClient([
     encodeVersionOffer({ versions: [1, 2], software: 'silent' }),
-    encodeCommand(['sh', '-c', `sleep $((${n} + 0))`]),
+    encodeCommand(['sh', '-c', `sleep $((${n} + 0)).${RUN_TOKEN}`]),
   ]);
   t.like(JSON.parse(frames[0]!.payload.toString()), { version: 2, keepalive: 1 });
   t.true(frames.filter((f) => f.token === 'KAL').length >= 2, frames.map((f) => f.token).join(' '));
   const lost = await agent.waitForLog('client lost; stopping command', since);
   t.is(lost.reason, 'client silent for 3 s (connection lost)');
-  t.true(await waitFor(() => processesMatching(`sleep ${n}`).length === 0));
+  t.true(await waitFor(() => processesMatching(`sleep ${n}.${RUN_TOKEN}`).length === 0));
 });
 
 test('a version 1 client gets no keepalives and is not dropped for being quiet', async (t) => {
@@ -108,8 +109,8 @@ test('KAL from a version 1 client is a protocol error', async (t) => {
 test('distrun gives up on an agent that stops answering (SIGSTOP), and the agent then stops the command', async (t) => {
   const n = unique();
   const stopped = await startAgent(pki, 'agent1', { config: { keepaliveSeconds: 1, killGraceSeconds: 1 } });
-  const run = spawnDistrun(['-H', `127.0.0.1:${stopped.port}`, '--pki', pki.dir, 'sh', '-c', `sleep $((${n} + 0))`]);
-  t.true(await waitFor(() => processesMatching(`sleep ${n}`).length > 0));
+  const run = spawnDistrun(['-H', `127.0.0.1:${stopped.port}`, '--pki', pki.dir, 'sh', '-c', `sleep $((${n} + 0)).${RUN_TOKEN}`]);
+  t.true(await waitFor(() => processesMatching(`sleep ${n}.${RUN_TOKEN}`).length > 0));
   stopped.process.kill('SIGSTOP');
   try {
     t.is(await run.exit, 255);
@@ -118,7 +119,7 @@ test('distrun gives up on an agent that stops answering (SIGSTOP), and the agent
     stopped.process.kill('SIGCONT');
   }
   // Resumed, the agent finds the connection closed and stops the command.
-  t.true(await waitFor(() => processesMatching(`sleep ${n}`).length === 0));
+  t.true(await waitFor(() => processesMatching(`sleep ${n}.${RUN_TOKEN}`).length === 0));
 });
 
 test('a quiet command with an attentive client is never dropped (keepalives flow both ways)', async (t) => {
@@ -130,9 +131,17 @@ test('a quiet command with an attentive client is never dropped (keepalives flow
 test("an agent killed with SIGKILL: the reaper stops its commands' process groups, children included", async (t) => {
   const n = unique();
   const victim = await startAgent(pki, 'agent1');
-  const run = spawnDistrun(['-H', `127.0.0.1:${victim.port}`, '--pki', pki.dir, 'sh', '-c', `sleep $((${n} + 0)) & sleep $((${n} + 1)); wait`]);
-  t.true(await waitFor(() => processesMatching(`sleep ${n}`).length > 0 && processesMatching(`sleep ${n + 1}`).length > 0));
+  const run = spawnDistrun([
+    '-H',
+    `127.0.0.1:${victim.port}`,
+    '--pki',
+    pki.dir,
+    'sh',
+    '-c',
+    `sleep $((${n} + 0)).${RUN_TOKEN} & sleep $((${n} + 1)).${RUN_TOKEN}; wait`,
+  ]);
+  t.true(await waitFor(() => processesMatching(`sleep ${n}.${RUN_TOKEN}`).length > 0 && processesMatching(`sleep ${n + 1}.${RUN_TOKEN}`).length > 0));
   victim.process.kill('SIGKILL');
   t.is(await run.exit, 255);
-  t.true(await waitFor(() => processesMatching(`sleep ${n}`).length + processesMatching(`sleep ${n + 1}`).length === 0));
+  t.true(await waitFor(() => processesMatching(`sleep ${n}.${RUN_TOKEN}`).length + processesMatching(`sleep ${n + 1}.${RUN_TOKEN}`).length === 0));
 });

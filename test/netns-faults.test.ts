@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import anyTest, { type TestFn } from 'ava';
-import { cleanupAll, makePki, processesMatching, residentBytes, spawnDistrun, tempDir, waitFor } from './helpers/fleet.js';
+import { cleanupAll, makePki, processesMatching, residentBytes, RUN_TOKEN, spawnDistrun, tempDir, waitFor } from './helpers/fleet.js';
 import { NetnsFleet, netnsUnavailable, type NetnsHost } from './helpers/netns-fleet.js';
 
 const unavailable = netnsUnavailable();
@@ -66,18 +66,21 @@ serial('a host whose link is down before connecting is unreachable within the co
 
 serial('links cut mid-command: distrun reports the hosts lost, and the agents stop the orphaned commands', async (t) => {
   const [streaming, sleeping] = [fleet.host('h03'), fleet.host('h04')];
-  // h03 streams without end, h04 sleeps long; the others stream for 3 s and finish.
+  // h03 streams without end, h04 sleeps long; the others stream for 3 s and finish. Every
+  // host's shell has the whole script on its command line: `streams` finds them all.
+  const streams = `streams-${RUN_TOKEN}`;
   const script = byHost(
-    'h03) while :; do head -c 65536 /dev/zero; sleep 0.05; done;; h04) sleep $((600 + 17));;',
-    'i=0; while [ $i -lt 30 ]; do head -c 65536 /dev/zero; sleep 0.1; i=$((i + 1)); done; echo; echo done',
+    `h03) while :; do head -c 65536 /dev/zero; sleep 0.05; done;; h04) sleep $((600 + 17)).${RUN_TOKEN};;`,
+    `: ${streams}; i=0; while [ $i -lt 30 ]; do head -c 65536 /dev/zero; sleep 0.1; i=$((i + 1)); done; echo; echo done`,
   );
+  const sleeper = `sleep 617.${RUN_TOKEN}`;
   const since = { h03: streaming.agent!.logs.length, h04: sleeping.agent!.logs.length };
   const bytes = new Map<string, number>();
   const running = fleet.distrun(['-g', 'fleet', '--timeout', '120', '--outdir', tempDir(), ...script], {
     onStdout: (chunk) => bytes.set('all', (bytes.get('all') ?? 0) + chunk.length),
   });
   // (The sleep's argument is computed, so that distrun's own command line does not match.)
-  t.true(await waitFor(() => processesMatching('sleep 617').length > 0 && (bytes.get('all') ?? 0) > 1e6));
+  t.true(await waitFor(() => processesMatching(sleeper).length > 0 && (bytes.get('all') ?? 0) > 1e6));
   fleet.linkDown(streaming);
   fleet.linkDown(sleeping);
   try {
@@ -98,8 +101,8 @@ serial('links cut mid-command: distrun reports the hosts lost, and the agents st
     fleet.linkUp(sleeping);
   }
   t.true(
-    await waitFor(() => processesMatching('sleep 617').length === 0 && processesMatching('head -c 65536 /dev/zero').length === 0),
-    `left: ${processesMatching('sleep 617').join('; ')}`,
+    await waitFor(() => processesMatching(sleeper).length === 0 && processesMatching(streams).length === 0),
+    `left: ${[...processesMatching(sleeper), ...processesMatching(streams)].join('; ')}`,
   );
   // The audit trail says why the command ended. The agent writes the end record once the
   // command's process group is gone, which may be after the processes vanished: wait for it.
@@ -116,15 +119,17 @@ serial('links cut mid-command: distrun reports the hosts lost, and the agents st
 serial("an agent killed with SIGKILL mid-command: the host is reported, and its command's process group is gone", async (t) => {
   const victim = fleet.host('h05');
   // (The numbers are computed so that distrun's own command line does not match.)
-  const run = spawnDistrun([...fleet.distrunArgs, '-H', 'h05', 'sh', '-c', 'sleep $((600 + 18)) & sleep $((600 + 19)); wait'], {}, fleet.clientNetns);
-  t.true(await waitFor(() => processesMatching('sleep 618').length > 0 && processesMatching('sleep 619').length > 0));
+  const script = `sleep $((600 + 18)).${RUN_TOKEN} & sleep $((600 + 19)).${RUN_TOKEN}; wait`;
+  const run = spawnDistrun([...fleet.distrunArgs, '-H', 'h05', 'sh', '-c', script], {}, fleet.clientNetns);
+  const [first, second] = [`sleep 618.${RUN_TOKEN}`, `sleep 619.${RUN_TOKEN}`];
+  t.true(await waitFor(() => processesMatching(first).length > 0 && processesMatching(second).length > 0));
   victim.agent!.process.kill('SIGKILL');
   t.is(await run.exit, 255);
   t.regex(run.stderr(), /h05 \([\d.]+:\d+\): connection (closed before the command finished|reset by the agent)/);
   // The agent's orphan reaper (a helper shell) sends SIGTERM to the group once the agent is gone.
   t.true(
-    await waitFor(() => processesMatching('sleep 618').length === 0 && processesMatching('sleep 619').length === 0),
-    `left: ${[...processesMatching('sleep 618'), ...processesMatching('sleep 619')].join('; ')}`,
+    await waitFor(() => processesMatching(first).length === 0 && processesMatching(second).length === 0),
+    `left: ${[...processesMatching(first), ...processesMatching(second)].join('; ')}`,
   );
   await fleet.startAgent(victim);
   const again = await fleet.distrun(['-H', 'h05', 'uname', '-n']);

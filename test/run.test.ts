@@ -15,6 +15,7 @@ import {
   distrun,
   makePki,
   processesMatching,
+  RUN_TOKEN,
   residentBytes,
   spawnDistrun,
   startAgent,
@@ -326,7 +327,7 @@ test('lines of several hosts never mix within a line', async (t) => {
 });
 
 test('--timeout kills the remote process group and exits 124', async (t) => {
-  const marker = `sleep 3${Math.floor(Math.random() * 1e6)}`;
+  const marker = `sleep 3${Math.floor(Math.random() * 1e6)}.${RUN_TOKEN}`;
   const started = Date.now();
   const r = await distrun(on('one', '--timeout', '1', 'sh', '-c', `${marker} & ${marker}; echo never`));
   t.is(r.code, 124);
@@ -336,7 +337,7 @@ test('--timeout kills the remote process group and exits 124', async (t) => {
 });
 
 test('a client that disconnects makes the agent kill the whole group', async (t) => {
-  const marker = `sleep 4${Math.floor(Math.random() * 1e6)}`;
+  const marker = `sleep 4${Math.floor(Math.random() * 1e6)}.${RUN_TOKEN}`;
   const { child, exit } = spawnDistrun(on('one', 'sh', '-c', `${marker} & ${marker}`));
   t.true(await waitFor(() => processesMatching(marker).length >= 4), 'distrun, sh and two sleeps');
   child.kill('SIGKILL');
@@ -354,7 +355,7 @@ test('Ctrl-C forwards SIGINT to the remote commands and exits 130', async (t) =>
 });
 
 test('a second Ctrl-C disconnects; the agents kill commands that ignored the first', async (t) => {
-  const marker = `sleep 5${Math.floor(Math.random() * 1e6)}`;
+  const marker = `sleep 5${Math.floor(Math.random() * 1e6)}.${RUN_TOKEN}`;
   const { child, exit } = spawnDistrun(on('one', 'sh', '-c', `trap '' INT; ${marker}`));
   t.true(await waitFor(() => processesMatching(marker).length >= 3), 'distrun, sh and sleep');
   child.kill('SIGINT');
@@ -381,7 +382,7 @@ test('one agent serves many concurrent sessions', async (t) => {
 
 test('stopping the agent stops its running commands; distrun reports how they ended', async (t) => {
   const agent = await startAgent(pki, 'agent1', { config: { drainSeconds: 0 } });
-  const marker = `sleep 6${Math.floor(Math.random() * 1e6)}`;
+  const marker = `sleep 6${Math.floor(Math.random() * 1e6)}.${RUN_TOKEN}`;
   const { exit, stderr } = spawnDistrun(['--pki', pki.dir, '-H', `127.0.0.1:${agent.port}`, 'sh', '-c', `${marker}; echo unreachable`]);
   t.true(await waitFor(() => processesMatching(marker).length >= 3), 'distrun, sh and sleep');
   await agent.stop('SIGTERM');
@@ -392,7 +393,7 @@ test('stopping the agent stops its running commands; distrun reports how they en
 });
 
 test('a client that reads slowly pauses the command: agent memory stays bounded', async (t) => {
-  const marker = `${Math.floor(Math.random() * 1e6)}`;
+  const marker = `${RUN_TOKEN}-${Math.floor(Math.random() * 1e6)}`;
   const socket = connectRaw(agents[2]!.port, pki.dir);
   const before = residentBytes(agents[2]!.process.pid!);
   // 400 MB of output that nobody reads: without backpressure the agent would buffer it.
@@ -415,7 +416,7 @@ test('a client that reads slowly pauses the command: agent memory stays bounded'
 });
 
 test('a reader that pauses after the command ended still gets all output and the exit status', async (t) => {
-  const marker = `${Math.floor(Math.random() * 1e9)}`;
+  const marker = `${RUN_TOKEN}-${Math.floor(Math.random() * 1e9)}`;
   const socket = connectRaw(agents[2]!.port, pki.dir);
   const decoder = new FrameDecoder();
   let outBytes = 0;

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addCleanup, cleanupAll, distrun, makePki, processesMatching, spawnDistrun, tempDir, waitFor, type Pki } from './helpers/fleet.js';
+import { addCleanup, cleanupAll, distrun, makePki, processesMatching, RUN_TOKEN, spawnDistrun, tempDir, waitFor, type Pki } from './helpers/fleet.js';
 import { bootSystemd, SHARED_INSIDE, systemdUnavailable, type SystemdMachine } from './helpers/systemd-machine.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -101,24 +101,43 @@ serial(
   'what a command starts outside its process group (setsid) ends with the session: on exit, on --timeout, when the client is lost',
   async (t) => {
     // Ends by itself, leaving a daemon behind.
-    const left = await onAgent(['--', 'sh', '-c', 'setsid sleep 9871 >/dev/null 2>&1 </dev/null & echo started']);
+    const left = await onAgent(['--', 'sh', '-c', `setsid sleep 9871.${RUN_TOKEN} >/dev/null 2>&1 </dev/null & echo started`]);
     t.is(left.code, 0, left.stderr);
-    t.true(await waitFor(() => running('sleep 9871').length === 0, 30_000), 'the setsid descendant was stopped');
+    t.true(await waitFor(() => running(`sleep 9871.${RUN_TOKEN}`).length === 0, 30_000), 'the setsid descendant was stopped');
 
-    const timed = await onAgent(['--timeout', '2', '--', 'sh', '-c', 'setsid sleep 9872 >/dev/null 2>&1 </dev/null & exec sleep 9882']);
+    const timed = await onAgent([
+      '--timeout',
+      '2',
+      '--',
+      'sh',
+      '-c',
+      `setsid sleep 9872.${RUN_TOKEN} >/dev/null 2>&1 </dev/null & exec sleep 9882.${RUN_TOKEN}`,
+    ]);
     t.not(timed.code, 0);
     t.regex(timed.stdout.toString() + timed.stderr, /timed out/);
-    t.true(await waitFor(() => running('sleep 9872').length === 0 && running('sleep 9882').length === 0, 30_000));
+    t.true(await waitFor(() => running(`sleep 9872.${RUN_TOKEN}`).length === 0 && running(`sleep 9882.${RUN_TOKEN}`).length === 0, 30_000));
 
     const client = spawnDistrun(
-      ['-H', '127.0.0.1', '--pki', pki.dir, '--', 'sh', '-c', 'setsid sleep 9873 >/dev/null 2>&1 </dev/null & exec sleep 9883'],
+      [
+        '-H',
+        '127.0.0.1',
+        '--pki',
+        pki.dir,
+        '--',
+        'sh',
+        '-c',
+        `setsid sleep 9873.${RUN_TOKEN} >/dev/null 2>&1 </dev/null & exec sleep 9883.${RUN_TOKEN}`,
+      ],
       {},
       machine.netns,
     );
-    t.true(await waitFor(() => running('sleep 9873').length === 1 && running('sleep 9883').length === 1, 30_000));
+    t.true(await waitFor(() => running(`sleep 9873.${RUN_TOKEN}`).length === 1 && running(`sleep 9883.${RUN_TOKEN}`).length === 1, 30_000));
     client.child.kill('SIGKILL');
     await client.exit;
-    t.true(await waitFor(() => running('sleep 9873').length === 0 && running('sleep 9883').length === 0, 60_000), 'lost client: everything stopped');
+    t.true(
+      await waitFor(() => running(`sleep 9873.${RUN_TOKEN}`).length === 0 && running(`sleep 9883.${RUN_TOKEN}`).length === 0, 60_000),
+      'lost client: everything stopped',
+    );
     t.is(machine.property(UNIT, 'ActiveState'), 'active');
   },
 );
@@ -189,19 +208,28 @@ serial('kill -9 of the agent: systemd kills its commands (setsid ones too) and r
   const restarts = Number(machine.property(UNIT, 'NRestarts'));
   const pid = mainPid();
   const client = spawnDistrun(
-    ['-H', '127.0.0.1', '--pki', pki.dir, '--', 'sh', '-c', 'setsid sleep 9874 >/dev/null 2>&1 </dev/null & exec sleep 9884'],
+    [
+      '-H',
+      '127.0.0.1',
+      '--pki',
+      pki.dir,
+      '--',
+      'sh',
+      '-c',
+      `setsid sleep 9874.${RUN_TOKEN} >/dev/null 2>&1 </dev/null & exec sleep 9884.${RUN_TOKEN}`,
+    ],
     {},
     machine.netns,
   );
-  t.true(await waitFor(() => running('sleep 9874').length === 1 && running('sleep 9884').length === 1, 30_000));
+  t.true(await waitFor(() => running(`sleep 9874.${RUN_TOKEN}`).length === 1 && running(`sleep 9884.${RUN_TOKEN}`).length === 1, 30_000));
   t.is(machine.exec(['kill', '-9', String(pid)]).status, 0);
   t.is(await client.exit, 255, 'the client sees its agent lost');
   t.true(
     await waitFor(() => Number(machine.property(UNIT, 'NRestarts')) === restarts + 1 && machine.property(UNIT, 'ActiveState') === 'active', 60_000),
   );
   t.not(mainPid(), pid);
-  t.deepEqual(running('sleep 9874'), []);
-  t.deepEqual(running('sleep 9884'), []);
+  t.deepEqual(running(`sleep 9874.${RUN_TOKEN}`), []);
+  t.deepEqual(running(`sleep 9884.${RUN_TOKEN}`), []);
   t.is((await onAgent(['true'])).code, 0);
 });
 

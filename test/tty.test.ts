@@ -13,6 +13,7 @@ import {
   failureIn,
   makePki,
   processesMatching,
+  RUN_TOKEN,
   rawExchange,
   startAgent,
   tempDir,
@@ -118,9 +119,10 @@ tmuxTest('the connection killed mid-session: distrun exits 255 and the terminal 
 });
 
 tmuxTest('distrun killed with SIGTERM mid-session: the terminal modes are restored and it dies of that signal', async (t) => {
-  await terminalWith(`${at(agents[1]!)} --tty bash --norc --noprofile`);
+  // (env puts this run's token on distrun's command line, to find it by.)
+  await terminalWith(`${at(agents[1]!)} --tty env DISTRUN_TEST_RUN=${RUN_TOKEN} bash --norc --noprofile`);
   t.true(await shows(/bash-[\d.]+#\s*$/m), screen());
-  const [line] = processesMatching(`127.0.0.1:${agents[1]!.port} --tty bash`);
+  const [line] = processesMatching(`127.0.0.1:${agents[1]!.port} --tty env DISTRUN_TEST_RUN=${RUN_TOKEN} bash`);
   t.truthy(line, 'distrun is running');
   process.kill(Number(line!.trim().split(/\s+/)[0]), 'SIGTERM');
   t.true(await shows(/^distrun-exit=143$/m), screen());

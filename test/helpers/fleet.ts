@@ -1,6 +1,7 @@
 // Test fixtures over real processes: a PKI made by `distrun certs`, real agent
 // processes on loopback, and the real `distrun` binary.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -268,8 +269,21 @@ export async function startAgent(pki: Pki, name = 'agent1', options: AgentOption
   return { port, process: child, configFile, logs, rawLog: () => raw, reload, waitForLog, stop };
 }
 
-/** Processes whose command line contains `marker` (ps, not pgrep, to avoid matching ourselves). */
+/**
+ * Nine random digits, new in each test worker: every marker processesMatching looks for
+ * contains it, so that two suites run side by side (a CI clone and a developer's tree)
+ * never see, or stop, each other's processes. Built into a command line, for example as
+ * the fraction of a sleep (`sleep 942.${RUN_TOKEN}` sleeps 942 s).
+ */
+export const RUN_TOKEN = String(randomInt(100_000_000, 1_000_000_000));
+
+/**
+ * Processes whose command line contains `marker`, which must contain RUN_TOKEN (ps, not
+ * pgrep, to avoid matching ourselves). Every process on the machine is looked at, not
+ * only our descendants: a command left behind has been reparented to init.
+ */
 export function processesMatching(marker: string): string[] {
+  if (!marker.includes(RUN_TOKEN)) throw new Error(`processesMatching('${marker}'): the marker does not contain RUN_TOKEN`);
   const ps = spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
   return ps.stdout.split('\n').filter((line) => line.includes(marker) && !line.includes('ps -eo'));
 }
