@@ -5,7 +5,7 @@
 // and the agent write stays there.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { cpSync, readdirSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addCleanup, cleanupAll, distrun, makePki, processesMatching, RUN_TOKEN, spawnDistrun, tempDir, waitFor, type Pki } from './helpers/fleet.js';
@@ -75,6 +75,15 @@ serial('install-agent.sh and enable --now: the unit becomes ready; ping and a co
   // The agent put itself in charge of its cgroup: the command ran in one of its own.
   const cgroup = await onAgent(['cat', '/proc/self/cgroup']);
   t.regex(cgroup.stdout.toString(), /^127\.0\.0\.1: 0::\/system\.slice\/distrunner-agent\.service\/command-\d+-\d+$/m);
+});
+
+serial("the machine's cgroups are its own: from the host, its PID 1 is below a cgroup made for it in every hierarchy", async (t) => {
+  const lines = readFileSync(`/proc/${machine.pid}/cgroup`, 'utf8').split('\n').filter(Boolean);
+  t.true(lines.length > 0);
+  for (const line of lines) t.regex(line, new RegExp(`/distrun-test-${machine.netns}-${process.pid}(/|$)`), line);
+  // Inside (a command of the agent), its cgroup namespace has that cgroup as the root.
+  const inside = await onAgent(['cat', '/proc/1/cgroup']);
+  t.regex(inside.stdout.toString(), /^127\.0\.0\.1: 0::\/init\.scope$/m, inside.stderr);
 });
 
 serial('a command cannot take over the unit with sd_notify: MAINPID and STATUS from it are refused', async (t) => {

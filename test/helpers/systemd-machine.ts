@@ -4,10 +4,13 @@
 // /usr/local, /var/lib, /var/log and /root are overlays whose changes live in that /run
 // (users created, packages installed, journal files, npm's cache). Its network
 // namespace (named with `ip netns attach`) has only loopback: the agent's port 6789
-// there is nobody else's. What systemd creates in the host's cgroup hierarchies (it
-// thinks it owns them) is removed after it has powered off.
+// there is nobody else's. Its cgroups are its own, as in systemd-nspawn: a cgroup made
+// for it in every hierarchy (below the test's own) is the root of its cgroup namespace,
+// and cgroup filesystems mounted afresh inside show that root; two machines booted side
+// by side (two suites at once) never meet. That subtree, and nothing else, is removed
+// after it has powered off.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addCleanup, waitFor } from './fleet.js';
 
@@ -22,29 +25,51 @@ export function systemdUnavailable(): string | undefined {
   if (!existsSync(SYSTEMD)) return `no ${SYSTEMD}`;
   // Booting a second systemd beside a real one would fight over the host's cgroups.
   if (readFileSync('/proc/1/comm', 'utf8').trim() === 'systemd') return 'PID 1 of this host is systemd';
-  const probe = spawnSync('unshare', ['--pid', '--fork', '--mount', '--net', '--uts', '--mount-proc', 'true'], { encoding: 'utf8' });
+  const probe = spawnSync('unshare', ['--cgroup', '--pid', '--fork', '--mount', '--net', '--uts', '--mount-proc', 'true'], { encoding: 'utf8' });
   if (probe.status !== 0) return `unshare is not allowed here (${probe.stderr.trim() || probe.status})`;
   return undefined;
 }
 
-/** Mount points of every cgroup hierarchy (v1 controllers, systemd's, the unified one). */
-function cgroupRoots(): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter((line) => / - cgroup2? /.test(line))
-    .map((line) => line.split(' ')[4]!);
+/** A cgroup hierarchy as this host mounts it, and this process's cgroup in it. */
+interface Hierarchy {
+  fstype: 'cgroup' | 'cgroup2';
+  mountPoint: string;
+  /** Super options without rw/ro: the controllers (or name=) of a v1 hierarchy. */
+  options: string[];
+  /** This process's cgroup in it, as a directory on this host. */
+  own: string;
 }
 
-function cgroupEntries(): Map<string, Set<string>> {
-  const entries = new Map<string, Set<string>>();
-  for (const root of cgroupRoots()) {
-    try {
-      entries.set(root, new Set(readdirSync(root).filter((name) => statSync(join(root, name)).isDirectory())));
-    } catch {
-      // not mounted here
-    }
+/**
+ * Every cgroup hierarchy (v1 controllers, systemd's name=systemd, the unified one) from
+ * /proc/self/mountinfo, with this process's place in each from /proc/self/cgroup.
+ */
+function hierarchies(): Hierarchy[] {
+  const memberships = readFileSync('/proc/self/cgroup', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [, controllers, ...path] = line.split(':');
+      return { controllers: controllers ? controllers.split(',') : [], path: path.join(':') };
+    });
+  const found: Hierarchy[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS"
+    const [before, after] = line.split(' - ');
+    const [fstype, , superOptions] = after?.split(' ') ?? [];
+    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
+    const [, , , root, mountPoint] = before!.split(' ');
+    const options = superOptions!.split(',').filter((o) => o !== 'rw' && o !== 'ro');
+    const member =
+      fstype === 'cgroup2'
+        ? memberships.find((m) => m.controllers.length === 0)
+        : memberships.find((m) => m.controllers.length > 0 && m.controllers.every((c) => options.includes(c)));
+    if (!member || !root || !mountPoint) continue;
+    // Mounted at its root (the usual case) or at a cgroup that contains ours.
+    if (root !== '/' && member.path !== root && !member.path.startsWith(`${root}/`)) continue;
+    found.push({ fstype, mountPoint, options, own: join(mountPoint, root === '/' ? member.path : member.path.slice(root.length)) });
   }
-  return entries;
+  return found;
 }
 
 /** Removes an empty cgroup tree, deepest first. */
@@ -54,6 +79,79 @@ function removeCgroupTree(dir: string): void {
     if (statSync(child).isDirectory()) removeCgroupTree(child);
   }
   rmdirSync(dir);
+}
+
+/** Removes every tree of `dirs` that exists; false while one cannot be removed yet. */
+function removeCgroupTrees(dirs: string[]): boolean {
+  let removed = true;
+  for (const dir of dirs) {
+    if (!existsSync(dir)) continue;
+    try {
+      removeCgroupTree(dir);
+    } catch {
+      removed = false; // a process of the machine still dying in it
+    }
+  }
+  return removed;
+}
+
+const CGROUP_PREFIX = 'distrun-test-';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the (empty) cgroups of machines whose test process died before cleaning up. */
+function removeStaleCgroups(all: Hierarchy[]): void {
+  for (const hierarchy of all) {
+    for (const entry of readdirSync(hierarchy.own)) {
+      const owner = new RegExp(`^${CGROUP_PREFIX}.*-(\\d+)$`).exec(entry);
+      if (owner && Number(owner[1]) !== process.pid && !isAlive(Number(owner[1]))) removeCgroupTrees([join(hierarchy.own, entry)]);
+    }
+  }
+}
+
+/**
+ * The machine's own cgroup in every hierarchy, made below this process's (as
+ * systemd-nspawn does): what systemd creates in there is the machine's, and nobody else's.
+ */
+function makeMachineCgroups(all: Hierarchy[], name: string): string[] {
+  const dirs: string[] = [];
+  try {
+    for (const hierarchy of all) {
+      const dir = join(hierarchy.own, `${CGROUP_PREFIX}${name}-${process.pid}`);
+      mkdirSync(dir);
+      dirs.push(dir);
+      // A new cpuset has no CPUs and no memory nodes (unless clone_children): no process could join it.
+      if (hierarchy.options.includes('cpuset')) {
+        for (const file of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(dir, file), readFileSync(join(hierarchy.own, file)));
+      }
+    }
+  } catch (err) {
+    removeCgroupTrees(dirs.reverse());
+    throw err;
+  }
+  return dirs;
+}
+
+/**
+ * Mounts, inside the machine's mount namespace, the host's cgroup hierarchies afresh on a
+ * tmpfs of its own: in its cgroup namespace each shows the machine's cgroup as the root.
+ */
+function cgroupMounts(all: Hierarchy[]): string[] {
+  // The host's mounts go first (this mount namespace's copies only): what the machine's
+  // mountinfo lists is its own, as on a host.
+  const lines = ['umount -R /sys/fs/cgroup', 'mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup'];
+  for (const { fstype, mountPoint, options } of all) {
+    const flags = fstype === 'cgroup' ? `-o ${options.join(',')}` : options.length > 0 ? `-o ${options.join(',')}` : '';
+    lines.push(`mkdir -p ${mountPoint} && mount -t ${fstype} ${flags} ${fstype} ${mountPoint}`);
+  }
+  return lines;
 }
 
 export interface SystemdMachine {
@@ -73,13 +171,16 @@ export interface SystemdMachine {
 
 /** Boots systemd to basic.target with `shared` (a host directory) visible at SHARED_INSIDE. */
 export async function bootSystemd(shared: string, name: string): Promise<SystemdMachine> {
-  const before = cgroupEntries();
+  const all = hierarchies();
+  removeStaleCgroups(all);
+  const cgroups = makeMachineCgroups(all, name);
   const overlays = OVERLAID.map((dir, i) => {
     const scratch = `/run/distrun-overlay/${i}`;
     return `mkdir -p ${scratch}/upper ${scratch}/work && mount -t overlay overlay -o lowerdir=${dir},upperdir=${scratch}/upper,workdir=${scratch}/work ${dir}`;
   });
   const script = [
     'set -e',
+    ...cgroupMounts(all),
     'mount -t tmpfs -o mode=0755 tmpfs /run',
     'mkdir -m 0700 /run/distrun-overlay',
     ...overlays,
@@ -90,8 +191,13 @@ export async function bootSystemd(shared: string, name: string): Promise<Systemd
     // basic.target: the system's own services (a database, a web server) stay down.
     `exec ${SYSTEMD} --system --unit=basic.target`,
   ].join('\n');
-  const unshare = spawn('unshare', ['--pid', '--fork', '--mount', '--net', '--uts', '--mount-proc', 'sh', '-c', script, shared], {
+  // The launcher joins the machine's cgroups, then becomes unshare, whose new cgroup
+  // namespace has them as its root. (Propagation private: no mount reaches the host.)
+  const joinCgroups = 'for procs in $DISTRUN_MACHINE_CGROUPS; do echo $$ > "$procs" || exit 1; done; unset DISTRUN_MACHINE_CGROUPS; exec "$@"';
+  const namespaces = ['--cgroup', '--pid', '--fork', '--mount', '--propagation', 'private', '--net', '--uts', '--mount-proc'];
+  const unshare = spawn('sh', ['-c', joinCgroups, 'launcher', 'unshare', ...namespaces, 'sh', '-c', script, shared], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, DISTRUN_MACHINE_CGROUPS: cgroups.map((dir) => join(dir, 'cgroup.procs')).join(' ') },
   });
   let bootErrors = '';
   unshare.stderr!.on('data', (c: Buffer) => {
@@ -118,17 +224,8 @@ export async function bootSystemd(shared: string, name: string): Promise<Systemd
     }
     await exited;
     if (netnsAttached) spawnSync('ip', ['netns', 'delete', name]);
-    for (const [root, existing] of before) {
-      for (const entry of readdirSync(root)) {
-        const dir = join(root, entry);
-        if (existing.has(entry) || !statSync(dir).isDirectory()) continue;
-        try {
-          removeCgroupTree(dir);
-        } catch {
-          // a process of the machine still dying in it: nothing of ours to keep
-        }
-      }
-    }
+    // Exactly the machine's cgroups, once the last of its processes has left them.
+    if (!(await waitFor(() => removeCgroupTrees(cgroups), 30_000, 100))) throw new Error(`cgroups left behind: ${cgroups.join(' ')}`);
   };
   addCleanup(cleanup);
   if (!(await waitFor(findPid, 30_000, 50))) throw new Error(`systemd did not start: ${bootErrors}`);
