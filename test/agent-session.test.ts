@@ -3,11 +3,16 @@
 // process, no sleeps; only the commands that are run are real processes. The same rules
 // over real connections are in hostile-protocol.test.ts and daemon.test.ts.
 import test from 'ava';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeCopyRequest, encodeEntry, encodeEntryNumber } from '../src/protocol/file-messages.js';
+import { cleanupAll, tempDir } from './helpers/fleet.js';
 import type { AuditRecord, AuditSink } from '../src/agent/audit.js';
 import { memoryAgent, type MemoryAgentSetup } from './helpers/memory-agent.js';
 import { agentUser } from '../src/agent/local-users.js';
 import { PendingMemory } from '../src/agent/pending-memory.js';
-import { AgentToken, ClientToken } from '../src/protocol/constants.js';
+import { AgentToken, ClientToken, FileToken } from '../src/protocol/constants.js';
 import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import {
   decodeExit,
@@ -166,7 +171,7 @@ test('with a token required: CMD without AUT is E_AUTH, a wrong token is E_AUTH,
 test('version rules: no common version is E_VERSION; pty needs version 3', async (t) => {
   const none = openSession();
   none.send(offer(0, 99));
-  t.deepEqual(failureOf(await none.ended), { code: 'E_VERSION', reason: 'client speaks protocol 0, 99; this agent speaks 1, 2, 3, 4' });
+  t.deepEqual(failureOf(await none.ended), { code: 'E_VERSION', reason: 'client speaks protocol 0, 99; this agent speaks 1, 2, 3, 4, 5' });
   const early = openSession();
   early.send(offer(2), ...options({ pty: { cols: 80, rows: 24 } }), encodeCommand(['true']));
   t.deepEqual(failureOf(await early.ended), { code: 'E_PROTOCOL', reason: 'options pty and term need protocol version 3' });
@@ -183,4 +188,50 @@ test('a command whose start cannot be audited does not run (E_AUDIT)', async (t)
   const frames = await ended;
   t.deepEqual(tokensOf(frames), [AgentToken.VERSION, AgentToken.FAILURE]);
   t.deepEqual(failureOf(frames), { code: 'E_AUDIT', reason: 'the agent cannot write its audit log; commands are refused' });
+});
+
+test.after.always(cleanupAll);
+
+const put = (dest: string): Buffer => encodeCopyRequest({ dest, sources: 1, preserve: false, backup: false });
+
+test('PUT: refused before protocol 5, without the stdin option, and by a policy without copy paths (audited as denied)', async (t) => {
+  const old = openSession();
+  old.send(offer(4), ...options({ stdin: true }), put('/tmp'));
+  t.deepEqual(failureOf(await old.ended), { code: 'E_PROTOCOL', reason: 'PUT needs protocol version 5' });
+  const noStdin = openSession();
+  noStdin.send(offer(5), put('/tmp'));
+  t.deepEqual(failureOf(await noStdin.ended), { code: 'E_PROTOCOL', reason: 'PUT needs the stdin option (the file stream travels there)' });
+  const policy = openSession({ config: { policy: [{ clients: ['admin'], commands: ['uptime'], shell: false }] } });
+  policy.send(offer(5), ...options({ stdin: true }), put('/etc'));
+  t.deepEqual(failureOf(await policy.ended), { code: 'E_DENIED', reason: 'copying files is not allowed for this client' });
+  t.like(policy.records, [{ event: 'denied', copy: { dest: '/etc', sources: 1 }, reason: 'copying files is not allowed for this client' }]);
+});
+
+test('PUT runs the file receiver: WNT, the data, FIL; start, one file record and end share an id; nothing of the content is audited', async (t) => {
+  const dest = tempDir();
+  const { send, ended, records } = openSession();
+  const content = Buffer.from('secret content\n');
+  const sha256 = createHash('sha256').update(content).digest('hex');
+  const stream = Buffer.concat([
+    encodeEntry({ i: 0, path: 'f.txt', type: 'file', mode: 0o600, size: content.length, sha256 }),
+    encodeFrame(FileToken.DATA, content),
+    encodeEntryNumber(FileToken.END, 0),
+  ]);
+  // The whole stream at once: the receiver asks for the data, which is already there.
+  send(offer(5), ...options({ stdin: true, stderr: true }), put(dest), encodeFrame(ClientToken.INPUT, stream), encodeFrame(ClientToken.END_OF_INPUT));
+  const frames = await ended;
+  t.deepEqual(decodeExit(frames.at(-1)!.payload), { code: 0, timedOut: false });
+  const answers = new FrameDecoder().push(Buffer.concat(frames.filter((f) => f.token === AgentToken.STDOUT).map((f) => f.payload)));
+  t.deepEqual(
+    answers.map((f) => f.token),
+    [FileToken.TEMP, FileToken.WANT, FileToken.RESULT],
+  );
+  t.is(readFileSync(join(dest, 'f.txt'), 'utf8'), 'secret content\n');
+  t.deepEqual(
+    records.map((r) => r.event),
+    ['start', 'file', 'end'],
+  );
+  t.like(records[0], { copy: { dest, sources: 1, preserve: false, backup: false }, argv: [] });
+  t.like(records[1], { id: records[0]!.id, path: join(dest, 'f.txt'), outcome: 'changed', size: content.length, sha256, previous: null });
+  t.false(JSON.stringify(records).includes('secret content'));
 });

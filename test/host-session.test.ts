@@ -37,8 +37,9 @@ class ScriptedTransport implements Transport {
   open(handlers: TransportHandlers): void {
     this.handlers = handlers;
   }
-  write(data: Buffer): void {
+  write(data: Buffer): boolean {
     this.written.push(...this.decoder.push(data));
+    return true;
   }
   pause(): void {
     this.calls.push('pause');
@@ -219,12 +220,13 @@ class DuplexTransport implements Transport {
     this.stream.on('data', (chunk: Buffer) => handlers.data(chunk));
     this.stream.on('error', (err) => handlers.failed(err));
     this.stream.on('close', () => handlers.closed());
+    this.stream.on('drain', () => handlers.drain());
     // The agent closing its side ends ours too, as TLS does.
     this.stream.on('end', () => this.stream.destroy());
     setImmediate(() => handlers.ready({ certificateExpires: EXPIRES }));
   }
-  write(data: Buffer): void {
-    this.stream.write(data);
+  write(data: Buffer): boolean {
+    return this.stream.write(data);
   }
   pause(): void {
     this.stream.pause();
@@ -268,4 +270,23 @@ test('against a real AgentSession in memory: exact argv, stdin to its end, stdou
   t.is(r.agentSoftware, 'distrunner-agent/test');
   await agent.released;
   t.like(agent.records, [{ event: 'start', argv }, { event: 'end' }]);
+});
+
+test('a copy opens with PUT instead of CMD; an agent that chose protocol 4 is too old: nothing is sent after the opening', async (t) => {
+  const copy = { dest: '/srv', sources: 1, preserve: false, backup: false };
+  const { transport, session, result } = scripted({ ...request([], { stdin: true }), copy });
+  transport.handlers!.ready({ certificateExpires: EXPIRES });
+  t.deepEqual(
+    transport.written.map((f) => f.token),
+    [ClientToken.VERSION, ClientToken.OPTION, ClientToken.PUT],
+  );
+  transport.agent(agentVersion(4));
+  t.true(transport.destroyed);
+  session.sendInput(Buffer.from('file stream'));
+  t.is(transport.written.length, 3, 'no input after the refusal');
+  t.deepEqual((await result).outcome, {
+    kind: 'error',
+    code: ErrorCodes.VERSION,
+    message: 'this agent is too old for copy (protocol 4; copy needs 5)',
+  });
 });

@@ -11,9 +11,9 @@ import {
   listedHosts,
   DISTRUN,
   cleanupAll,
+  trioFleet,
   connectRaw,
   distrun,
-  makePki,
   processesMatching,
   RUN_TOKEN,
   residentBytes,
@@ -32,20 +32,7 @@ let agents: RunningAgent[];
 let inventory: string;
 
 test.before(async () => {
-  pki = await makePki(['agent1', 'agent2', 'agent3']);
-  agents = await Promise.all(['agent1', 'agent2', 'agent3'].map((name) => startAgent(pki, name)));
-  inventory = join(tempDir(), 'hosts.yaml');
-  writeFileSync(
-    inventory,
-    [
-      'hosts:',
-      ...agents.map((a, i) => `  h${i + 1}: { address: 127.0.0.1, port: ${a.port} }`),
-      'groups:',
-      '  trio: [h1, h2, h3]',
-      '  one: [h1]',
-      '',
-    ].join('\n'),
-  );
+  ({ pki, agents, inventory } = await trioFleet());
 });
 
 test.after.always(cleanupAll);

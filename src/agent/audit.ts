@@ -12,7 +12,8 @@ export interface AuditClient {
 }
 
 export interface AuditRecord {
-  event: 'start' | 'end' | 'denied';
+  /** `file`: one entry of a copy, as its receiver reported it (between the copy's start and end). */
+  event: 'start' | 'end' | 'denied' | 'file';
   id: string;
   session: number;
   client: AuditClient;
@@ -25,6 +26,14 @@ export interface AuditRecord {
   runAs?: string;
   /** The command ran in a pseudo-terminal (`distrun --tty`): an interactive session. */
   pty?: boolean;
+  /** A copy (`distrun copy`) instead of a command: where to, how many sources. */
+  copy?: { dest: string; sources: number; preserve: boolean; backup: boolean };
+  /** A `file` record: the entry's path on the host, what became of it, its sha256 after and before. */
+  path?: string;
+  outcome?: string;
+  size?: number;
+  sha256?: string;
+  previous?: string | null;
   startTime?: string;
   endTime?: string;
   exit?: { code?: number; signal?: string; timedOut: boolean };

@@ -5,14 +5,18 @@
 // directory, time limit. Pure: the request, the client and the runtime in; the command
 // to start and what the audit records of it, or a Failure. The session does what has
 // effects (audit records, logging, the spawn).
+import { fileURLToPath } from 'node:url';
 import { ErrorCodes } from '../errors.js';
+import { FILE_VERSION } from '../protocol/constants.js';
+import { decodeCopyRequest, type CopyRequest } from '../protocol/file-messages.js';
 import { decodeCommand, type Failure, type SessionOptions } from '../protocol/messages.js';
 import { optionsProblem } from '../protocol/version-rules.js';
 import type { AuditRecord } from './audit.js';
 import { refusedVariable } from './command-environment.js';
 import type { CommandHelpers, CommandSpec } from './command-process.js';
 import type { LocalUser } from './local-users.js';
-import { authorize } from './policy.js';
+import type { ReceiverJob } from './file-receiver.js';
+import { authorize, authorizeCopy } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
 
 /** What a client asks to run: its CMD payload and the options its OPT frames set. */
@@ -29,12 +33,14 @@ export interface CommandAsked {
 /** The parts of the runtime the rules read. */
 export type AdmissionRuntime = Pick<AgentRuntime, 'config' | 'agentUser' | 'users'>;
 
-/** What the audit records say about the command (denied ones have no run-as user). */
-export type CommandAuditFields = Required<Pick<AuditRecord, 'argv' | 'shell' | 'envNames' | 'pty'>> & Pick<AuditRecord, 'cwd' | 'runAs'>;
+/** What the audit records say about the command (denied ones have no run-as user); a copy has `copy` instead of a command's argv. */
+export type CommandAuditFields = Required<Pick<AuditRecord, 'argv' | 'shell' | 'envNames' | 'pty'>> & Pick<AuditRecord, 'cwd' | 'runAs' | 'copy'>;
 
-type Admission =
-  /** `spec` lacks only the agent-wide helpers (pipes, reaper, cgroups). */
-  | { admitted: true; spec: Omit<CommandSpec, keyof CommandHelpers>; audit: CommandAuditFields & { runAs: string } }
+/** What to start: a CommandSpec without the agent-wide helpers (pipes, reaper, cgroups). */
+export type AdmittedSpec = Omit<CommandSpec, keyof CommandHelpers>;
+
+export type Admission =
+  | { admitted: true; spec: AdmittedSpec; audit: CommandAuditFields & { runAs: string } }
   /** `denied` is set when the client's request is refused as such: it gets a `denied` audit record. */
   | { admitted: false; failure: Failure; denied?: CommandAuditFields };
 
@@ -72,9 +78,7 @@ export function admitCommand(asked: CommandAsked, client: { name: string }, runt
   const user = runAsUser(runtime, decision.runAs);
   // A shell script is not a program to normalize; a program runs as the path policy matched.
   const program = shell ? argv[0]! : decision.program;
-  // The agent's cap on run time applies even when the client asked for none.
-  const limits = [asked.options.timeoutMs, config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
-  const timeoutMs = limits.length > 0 ? Math.min(...limits) : 0;
+  const timeoutMs = cappedTimeout(asked.options.timeoutMs, runtime);
   return {
     admitted: true,
     spec: {
@@ -92,6 +96,56 @@ export function admitCommand(asked: CommandAsked, client: { name: string }, runt
       pty: pty && { ...pty, term: term ?? 'xterm' },
     },
     audit: { ...request, runAs: user.name },
+  };
+}
+
+// The agent's cap on run time applies even when the client asked for none.
+function cappedTimeout(asked: number, runtime: AdmissionRuntime): number {
+  const limits = [asked, runtime.config.maxCommandSeconds * 1000].filter((ms) => ms > 0);
+  return limits.length > 0 ? Math.min(...limits) : 0;
+}
+
+/** The agent's file receiver, run by the agent's own node for a copy. */
+const RECEIVER = fileURLToPath(new URL('./file-receiver-main.js', import.meta.url));
+
+/** What a client asks to copy: its PUT payload and the options its OPT frames set. */
+type CopyAsked = Omit<CommandAsked, 'command'> & { put: Buffer };
+
+/**
+ * Decides on a copy (PUT, protocol 5): the same gate as a command (token, policy, run-as
+ * user, time limit), then the agent's file receiver is the program, run as that user with
+ * the paths the policy allows. Its argv is the receiver's job; the audit records the copy.
+ */
+export function admitCopy(asked: CopyAsked, client: { name: string }, runtime: AdmissionRuntime): Admission {
+  if (!asked.authenticated) return refuse({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
+  if (asked.version < FILE_VERSION) return refuse({ code: ErrorCodes.PROTOCOL, reason: `PUT needs protocol version ${FILE_VERSION}` });
+  const request: CopyRequest = decodeCopyRequest(asked.put);
+  const { options } = asked;
+  if (!options.stdin) return refuse({ code: ErrorCodes.PROTOCOL, reason: 'PUT needs the stdin option (the file stream travels there)' });
+  if (options.shell || options.cwd !== undefined || Object.keys(options.env).length > 0 || options.pty) {
+    return refuse({ code: ErrorCodes.PROTOCOL, reason: 'PUT takes no shell, cwd, env or pty option' });
+  }
+  const copy = { dest: request.dest, sources: request.sources, preserve: request.preserve, backup: request.backup };
+  const audit = { argv: [], shell: false, envNames: [], pty: false, copy };
+  if (request.owner !== undefined) return refuse({ code: ErrorCodes.DENIED, reason: '--owner is not supported by this agent yet' }, audit);
+  const decision = authorizeCopy(runtime.config.policy, client.name);
+  if (!decision.allowed) return refuse({ code: ErrorCodes.DENIED, reason: decision.reason }, audit);
+  const user = runAsUser(runtime, decision.runAs);
+  const job: ReceiverJob = { request, setuid: decision.setuid, ...(decision.paths ? { allowed: decision.paths } : {}) };
+  return {
+    admitted: true,
+    spec: {
+      argv: [process.execPath, RECEIVER, JSON.stringify(job)],
+      shell: false,
+      stdin: true,
+      stderr: options.stderr,
+      timeoutMs: cappedTimeout(options.timeoutMs, runtime),
+      killGraceMs: runtime.config.killGraceSeconds * 1000,
+      user,
+      switchUser: user.uid !== runtime.agentUser.uid,
+      clientName: client.name,
+    },
+    audit: { ...audit, runAs: user.name },
   };
 }
 

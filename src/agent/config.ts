@@ -123,9 +123,13 @@ const patternList: Parse = (v) =>
   Array.isArray(v) && v.every((p) => typeof p === 'string' && p !== '' && !p.includes('\0')) ? v : fail('must be a list of non-empty strings');
 
 const boolean: Parse = (x) => (typeof x === 'boolean' ? x : fail('must be true or false'));
-const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty'];
+const absolutePatternList: Parse = (v) =>
+  Array.isArray(v) && v.every((p) => typeof p === 'string' && p.startsWith('/') && !p.includes('\0'))
+    ? v
+    : fail('must be a list of absolute path patterns');
+const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty', 'copy', 'setuid'];
 const policy: Parse = (v) => {
-  if (!Array.isArray(v)) fail('must be a list of rules (clients, commands, shell, runAs, cwd, env, pty)');
+  if (!Array.isArray(v)) fail(`must be a list of rules (${RULE_KEYS.join(', ')})`);
   return (v as unknown[]).map((rule, i): PolicyRule => {
     const where = `rule ${i + 1}`;
     if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) fail(`${where} must be a mapping`);
@@ -146,6 +150,8 @@ const policy: Parse = (v) => {
       cwd: r.cwd === undefined ? false : (field('cwd', boolean) as boolean),
       pty: r.pty === undefined ? false : (field('pty', boolean) as boolean),
       env: r.env === undefined ? [] : (field('env', patternList) as string[]),
+      ...(r.copy === undefined ? {} : { copy: field('copy', absolutePatternList) as string[] }),
+      ...(r.setuid === undefined ? {} : { setuid: field('setuid', boolean) as boolean }),
     };
   });
 };

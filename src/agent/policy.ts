@@ -18,6 +18,10 @@ export interface PolicyRule {
   env?: string[];
   /** Whether the client may run the command in a pseudo-terminal (`--tty`). */
   pty?: boolean;
+  /** Path patterns (absolute, `*` wildcards) the client may write with `distrun copy`; default none. */
+  copy?: string[];
+  /** Whether copied files may keep setuid and setgid bits (`copy -p`). */
+  setuid?: boolean;
 }
 
 /** What a command asks for besides its argv, as far as policy is concerned. */
@@ -77,4 +81,22 @@ export function authorize(rules: readonly PolicyRule[] | undefined, client: stri
   }
   if (request.shell) return { allowed: false, reason: 'shell commands are not allowed for this client' };
   return { allowed: false, reason: `command ${JSON.stringify(program.slice(0, 200))} is not allowed for this client` };
+}
+
+type CopyDecision =
+  /** `paths`: the patterns the receiver enforces; undefined: anything the run-as user may write. */
+  { allowed: true; paths: string[] | undefined; runAs: string | undefined; setuid: boolean } | { allowed: false; reason: string };
+
+/**
+ * Without rules every authenticated client may copy wherever the run-as user may write
+ * (setuid and setgid bits are dropped). With rules, the first rule for the client that
+ * has `copy` paths decides: those paths, its run-as user, its `setuid`.
+ */
+export function authorizeCopy(rules: readonly PolicyRule[] | undefined, client: string): CopyDecision {
+  if (!rules) return { allowed: true, paths: undefined, runAs: undefined, setuid: false };
+  const mine = rules.filter((rule) => anyMatch(rule.clients, client));
+  if (mine.length === 0) return { allowed: false, reason: `no policy rule for client ${client}` };
+  const rule = mine.find((r) => (r.copy ?? []).length > 0);
+  if (!rule) return { allowed: false, reason: 'copying files is not allowed for this client' };
+  return { allowed: true, paths: rule.copy, runAs: rule.runAs, setuid: rule.setuid === true };
 }

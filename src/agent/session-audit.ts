@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { messageOf } from '../errors.js';
+import type { EntryResult } from '../protocol/file-messages.js';
 import type { ExitStatus } from '../protocol/messages.js';
 import type { AuditClient, AuditRecord, AuditSink } from './audit.js';
 import type { CommandAuditFields } from './command-admission.js';
@@ -21,7 +22,7 @@ export interface CommandTraffic {
   bytesErr: number;
 }
 
-type StartFields = Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'pty' | 'startTime'>;
+type StartFields = Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'pty' | 'copy' | 'startTime'>;
 
 export class SessionAudit {
   /** Set from `start` until `end`: the fields both records carry. */
@@ -42,8 +43,8 @@ export class SessionAudit {
    * Writes the `start` record and returns its id. Throws when it cannot be written: a
    * command that cannot be audited does not run (fail closed).
    */
-  start({ argv, shell, cwd, envNames, runAs, pty }: CommandAuditFields): string {
-    const fields = { id: randomUUID(), argv, shell, cwd, envNames, runAs, pty, startTime: new Date().toISOString() };
+  start({ argv, shell, cwd, envNames, runAs, pty, copy }: CommandAuditFields): string {
+    const fields = { id: randomUUID(), argv, shell, cwd, envNames, runAs, pty, copy, startTime: new Date().toISOString() };
     this.sink.write(this.record('start', fields));
     this.started = fields;
     return fields.id;
@@ -52,6 +53,13 @@ export class SessionAudit {
   /** A command refused by the rules (command-admission.ts); a record that cannot be written is logged as lost. */
   denied(request: CommandAuditFields, reason: string): void {
     this.write({ ...this.record('denied'), ...request, reason });
+  }
+
+  /** One entry of a copy, as its receiver reported it (the content itself is never recorded). */
+  file(result: EntryResult): void {
+    if (!this.started) return;
+    const { path, outcome, size, sha256, previous, reason } = result;
+    this.write({ ...this.record('file'), id: this.started.id, path, outcome, size, sha256, previous, reason });
   }
 
   /** The `end` record, once, and only for a command that has a `start` record. */

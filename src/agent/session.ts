@@ -37,7 +37,8 @@ import {
 } from '../protocol/messages.js';
 import { chooseVersion } from '../protocol/version-rules.js';
 import type { AuditClient } from './audit.js';
-import { admitCommand, commandLengthFailure } from './command-admission.js';
+import { admitCommand, admitCopy, commandLengthFailure, type Admission, type AdmittedSpec } from './command-admission.js';
+import { ReceiverWatch } from './receiver-watch.js';
 import { CommandProcess, type CommandHelpers } from './command-process.js';
 import type { PendingMemory } from './pending-memory.js';
 import type { AgentRuntime } from './runtime.js';
@@ -85,6 +86,8 @@ interface SessionHelpers extends CommandHelpers {
 
 /** At most this many OPT frames per session (each also counts against maxOptionBytes). */
 const MAX_OPTION_FRAMES = 256;
+/** Largest PUT payload: a destination path of up to 4 KiB and a few flags. */
+const PUT_FRAME_BYTES = 8 * 1024;
 /** Largest payload of the small control frames (EOF, SIG, PNG, KAL, WIN). */
 const CONTROL_FRAME_BYTES = 256;
 /**
@@ -130,6 +133,10 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private lingerTimer: NodeJS.Timeout | undefined;
   /** Bytes received after the session ended, read only so that the peer's close is seen. */
   private bytesAfterEnd = 0;
+  /** What the command was started with (a copy's clean-up runs the same way). */
+  private commandSpec: AdmittedSpec | undefined;
+  /** A copy's receiver: its answers, watched for the audit and for temporary files. */
+  private fileStream: ReceiverWatch | undefined;
   /** Protocol 1 has no keepalives: while its input is backed up, empty OUT frames find out whether the client is still there. */
   private probeTimer: NodeJS.Timeout | undefined;
 
@@ -204,6 +211,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
             return this.authenticate(payload);
           case ClientToken.COMMAND:
             return this.run(payload);
+          case ClientToken.PUT:
+            return this.copy(payload);
           case ClientToken.PING:
             return this.pong();
           case ClientToken.KEEPALIVE:
@@ -247,9 +256,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const limit =
       token === ClientToken.COMMAND || token === ClientToken.OPTION
         ? Infinity
-        : token === ClientToken.VERSION || token === ClientToken.AUTH
-          ? config.preAuthMaxFrameBytes
-          : CONTROL_FRAME_BYTES;
+        : token === ClientToken.PUT
+          ? PUT_FRAME_BYTES
+          : token === ClientToken.VERSION || token === ClientToken.AUTH
+            ? config.preAuthMaxFrameBytes
+            : CONTROL_FRAME_BYTES;
     if (length > limit) {
       throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${limit} bytes`, ErrorCodes.FRAME_TOO_LARGE);
     }
@@ -330,11 +341,27 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private run(payload: Buffer): void {
-    const admission = admitCommand(
-      { command: payload, options: this.options, version: this.version, authenticated: this.authenticated },
+    this.start(
+      admitCommand(
+        { command: payload, options: this.options, version: this.version, authenticated: this.authenticated },
+        this.identity,
+        this.runtime,
+      ),
+    );
+  }
+
+  // A copy is a command whose program is the agent's file receiver (command-admission.ts).
+  private copy(payload: Buffer): void {
+    const admission = admitCopy(
+      { put: payload, options: this.options, version: this.version, authenticated: this.authenticated },
       this.identity,
       this.runtime,
     );
+    if (admission.admitted) this.fileStream = new ReceiverWatch(this.audit, this.log);
+    this.start(admission);
+  }
+
+  private start(admission: Admission): void {
     if (!admission.admitted) {
       if (admission.denied) this.audit.denied(admission.denied, admission.failure.reason);
       this.fail(admission.failure);
@@ -342,6 +369,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     }
     clearTimeout(this.setupTimer);
     const { spec } = admission;
+    this.commandSpec = spec;
     let auditId: string;
     try {
       // Fail closed: a command that cannot be audited does not run.
@@ -354,10 +382,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.state = 'running';
     // The options have served their purpose.
     this.hold(-this.heldBytes);
-    const { argv, shell, cwd, envNames, runAs, pty } = admission.audit;
+    const { argv, shell, cwd, envNames, runAs, pty, copy } = admission.audit;
     const { stdin, stderr, timeoutMs } = spec;
     // Environment values may be secrets: only their names are logged and audited.
-    this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs, pty, audit: auditId }, 'command');
+    if (copy) this.log.info({ copy, timeoutMs, runAs, audit: auditId }, 'copy');
+    else this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs, pty, audit: auditId }, 'command');
     let command: CommandProcess;
     try {
       const { pipes, reaper, cgroups } = this.helpers;
@@ -377,6 +406,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     command.once('output-held', (leader) => this.outputHeld(leader));
     command.stdout.on('data', (chunk: Buffer) => {
       this.traffic.bytesOut += chunk.length;
+      this.fileStream?.answers(chunk);
       this.send(AgentToken.STDOUT, chunk);
     });
     command.stderr?.on('data', (chunk: Buffer) => {
@@ -488,6 +518,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   }
 
   private finish(status: ExitStatus): void {
+    this.removeTemporaries();
     if (this.state !== 'running') return;
     this.log.info(
       {
@@ -592,9 +623,33 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private endCommand(reason: string): void {
     const { command } = this;
     if (!command) return;
-    command.once('exit', (status) => this.recordEnd(status, reason));
+    command.once('exit', (status) => {
+      this.recordEnd(status, reason);
+      this.removeTemporaries();
+    });
     command.stop();
     command.discardOutput();
+  }
+
+  // A receiver killed before it renamed its temporary file (SIGKILL after the grace
+  // period) leaves it: removed as the same user, never by root in the user's directory.
+  private removeTemporaries(): void {
+    const paths = this.fileStream?.takeTemporaries() ?? [];
+    if (paths.length === 0 || !this.command) return;
+    this.log.info({ paths }, 'removing temporary files of an interrupted copy');
+    const { pipes, reaper, cgroups } = this.helpers;
+    const remove = new CommandProcess({
+      ...this.commandSpec!,
+      argv: ['/bin/rm', '-f', '--', ...paths],
+      stdin: false,
+      stderr: false,
+      timeoutMs: 60_000,
+      pipes,
+      reaper,
+      cgroups,
+    });
+    remove.stdout.resume();
+    remove.once('spawn-error', (failure) => this.log.warn({ paths, reason: failure.reason }, 'cannot remove temporary files'));
   }
 
   /** Whether a command is running (drain waits for these). */

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './commands/certs.js';
+import { registerCopyCommand } from './commands/copy.js';
 import { ExitCode, fatalError } from './exit-codes.js';
 import { addConnectionOptions, addSelectionOptions, collect, seconds } from './options.js';
 import { pingHosts, type PingOptions } from './commands/ping.js';
@@ -18,7 +19,7 @@ function buildProgram(): Command {
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
     .usage(
-      '[options] [--] COMMAND [ARGS...]\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]',
+      '[options] [--] COMMAND [ARGS...]\n       distrun copy [options] SRC... DEST\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]',
     )
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
@@ -72,6 +73,7 @@ function buildProgram(): Command {
     .action(async (opts: PingOptions) => {
       process.exitCode = await pingHosts(opts);
     });
+  registerCopyCommand(program);
   registerRunHistoryCommand(program);
   registerRerunCommand(program);
   registerCertsCommand(program);

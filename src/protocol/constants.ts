@@ -14,16 +14,19 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 /**
  * Protocol versions this code speaks; the client offers them, the agent picks the highest
  * in common. Version 2 added keepalives (KAL, and `keepalive` in the agent's VER);
- * version 3 terminal sessions (the `pty` and `term` options, WIN); version 4 HLD.
+ * version 3 terminal sessions (the `pty` and `term` options, WIN); version 4 HLD;
+ * version 5 file transfer (PUT and the file stream).
  */
-export const PROTOCOL_VERSION = 4;
-export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3, PROTOCOL_VERSION];
+export const PROTOCOL_VERSION = 5;
+export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3, 4, PROTOCOL_VERSION];
 /** The first version with keepalives. */
 export const KEEPALIVE_VERSION = 2;
 /** The first version with terminal sessions (`pty` and `term` options, WIN). */
 export const PTY_VERSION = 3;
 /** The first version with HLD (the command exited, its output is held open). */
 export const HELD_VERSION = 4;
+/** The first version with file transfer (PUT, and the file stream inside INP and OUT). */
+export const FILE_VERSION = 5;
 /** A peer silent for this many keepalive intervals is gone (ssh's ServerAliveCountMax). */
 export const KEEPALIVE_MISSES = 3;
 export const MAX_KEEPALIVE_SECONDS = 3600;
@@ -52,6 +55,11 @@ export const ClientToken = {
   KEEPALIVE: 'KAL',
   /** Version 3: the terminal's new size, `COLSxROWS` (only with the `pty` option). */
   WINDOW: 'WIN',
+  /**
+   * Version 5, instead of CMD: receive files into a path (JSON). The agent runs its file
+   * receiver as the run-as user; INP then carries the file stream, OUT its answers.
+   */
+  PUT: 'PUT',
 } as const;
 
 /** Message tokens sent by the agent. */
@@ -77,8 +85,32 @@ export const AgentToken = {
   HELD: 'HLD',
 } as const;
 
+/**
+ * The file stream of a copy (version 5), framed like the session itself: the client's
+ * entries and data travel inside INP, the receiver's answers inside OUT.
+ */
+export const FileToken = {
+  /** Client: one entry (JSON): a file, a directory or a symbolic link, numbered from 0. */
+  ENTRY: 'ENT',
+  /** Client: bytes of the file entry the receiver asked for. */
+  DATA: 'DAT',
+  /** Client: the end of that entry's data (JSON: its number). */
+  END: 'END',
+  /** Receiver: send the data of this file entry (JSON: its number). */
+  WANT: 'WNT',
+  /** Receiver: what became of one entry (JSON). */
+  RESULT: 'FIL',
+  /**
+   * Receiver: the temporary file it is about to create for an entry (JSON: number and
+   * path), so that the agent can remove it if the receiver is killed before it renames it.
+   */
+  TEMP: 'TMP',
+} as const;
+
 /** Tokens whose payload is a byte stream: frame boundaries mean nothing, so receivers take them piece by piece. */
 export const STREAM_TOKENS: ReadonlySet<string> = new Set([ClientToken.INPUT, AgentToken.STDOUT, AgentToken.STDERR]);
+/** The same inside a file stream. */
+export const FILE_STREAM_TOKENS: ReadonlySet<string> = new Set([FileToken.DATA]);
 
 export const CLIENT_TOKENS: ReadonlySet<string> = new Set(Object.values(ClientToken));
 export const AGENT_TOKENS: ReadonlySet<string> = new Set(Object.values(AgentToken));

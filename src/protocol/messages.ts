@@ -333,7 +333,7 @@ export function decodeFailure(payload: Buffer): Failure {
 
 // ---- helpers --------------------------------------------------------------
 
-function parseJsonObject(payload: Buffer, token: string): Record<string, unknown> {
+export function parseJsonObject(payload: Buffer, token: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(payload.toString('utf8'));
@@ -346,7 +346,7 @@ function parseJsonObject(payload: Buffer, token: string): Record<string, unknown
   return value as Record<string, unknown>;
 }
 
-function isSmallInt(value: unknown): value is number {
+export function isSmallInt(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffff;
 }
 

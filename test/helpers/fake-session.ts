@@ -33,8 +33,9 @@ export class FakeSession extends EventEmitter<SessionEvents> implements Session 
     });
   }
 
-  sendInput(chunk: Buffer): void {
+  sendInput(chunk: Buffer): boolean {
     this.input.push(chunk);
+    return true;
   }
 
   endInput(): void {

@@ -3,7 +3,8 @@
 // settle on one HostResult. The bytes go through a Transport (mutual TLS today).
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../../errors.js';
-import { AgentToken, ClientToken, HELD_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../../protocol/constants.js';
+import { AgentToken, ClientToken, FILE_VERSION, HELD_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../../protocol/constants.js';
+import { encodeCopyRequest, type CopyRequest } from '../../protocol/file-messages.js';
 import { FrameDecoder, type Frame } from '../../protocol/frame-decoder.js';
 import { Keepalive } from '../../protocol/keepalive.js';
 import {
@@ -30,8 +31,10 @@ import { setLongTimeout, type LongTimer } from '../../timers.js';
 import { visibleText } from '../terminal-text.js';
 
 export interface RunRequest {
-  /** The command; empty for a ping (`distrun ping`), which runs nothing. */
+  /** The command; empty for a ping (`distrun ping`), which runs nothing, and for a copy. */
   argv: readonly string[];
+  /** A copy (protocol 5) instead of a command: the file stream then travels as input, the receiver's answers as output. */
+  copy?: CopyRequest;
   options: SessionOptions;
   /** Token for agents that require one. */
   token: Buffer | undefined;
@@ -90,6 +93,7 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
         ready: (agent) => this.onReady(agent),
         data: (chunk) => this.receive(chunk),
         failed: (err) => this.onFailure(err),
+        drain: () => this.emit('input-drain'),
         closed: () => this.onClose(),
       });
     });
@@ -99,14 +103,17 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   private onReady(agent: VerifiedAgent): void {
     this.readyAt = Date.now();
     this.agent = agent;
-    this.transport.write(Buffer.concat([this.opening(), ...this.held!]));
+    const flowing = this.transport.write(Buffer.concat([this.opening(), ...this.held!]));
     this.held = undefined;
+    if (flowing) this.emit('input-drain');
   }
 
   // Input, signals and resizes that come before the agent is verified wait behind the opening.
-  private send(frame: Buffer): void {
-    if (this.held) this.held.push(frame);
-    else this.transport.write(frame);
+  private send(frame: Buffer): boolean {
+    if (!this.held) return this.transport.write(frame);
+    this.held.push(frame);
+    // Until the agent is verified, one frame at a time: the opening's write says how full the connection is.
+    return false;
   }
 
   // Everything up to CMD at once: the agent answers in one round trip.
@@ -114,13 +121,15 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     const { request } = this;
     const opening = [encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }), ...encodeOptions(request.options)];
     if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
-    opening.push(request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING));
+    opening.push(
+      request.copy ? encodeCopyRequest(request.copy) : request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING),
+    );
     return Buffer.concat(opening);
   }
 
-  sendInput(chunk: Buffer): void {
-    if (this.inputClosed || !this.opened || this.outcome) return;
-    this.send(encodeFrame(ClientToken.INPUT, chunk));
+  sendInput(chunk: Buffer): boolean {
+    if (this.inputClosed || !this.opened || this.outcome) return true;
+    return this.send(encodeFrame(ClientToken.INPUT, chunk));
   }
 
   endInput(): void {
@@ -188,6 +197,10 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
       this.versionAgreed = true;
       this.agentSoftware = choice.software;
       this.protocolVersion = choice.version;
+      // An older agent refuses PUT as an unknown message: say why first (nothing has happened).
+      if (this.request.copy && choice.version < FILE_VERSION) {
+        throw new RemoteError(ErrorCodes.VERSION, `this agent is too old for copy (protocol ${choice.version}; copy needs ${FILE_VERSION})`);
+      }
       this.commandStarted(choice.keepaliveSeconds);
       return;
     }
@@ -226,7 +239,7 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   // the agent's keepalives tell a quiet command from a lost connection.
   private commandStarted(keepaliveSeconds: number): void {
     this.clearTimer();
-    if (this.request.argv.length === 0) return; // a ping: PON follows at once
+    if (this.request.argv.length === 0 && !this.request.copy) return; // a ping: PON follows at once
     if (this.limits.commandTimeoutMs > 0) {
       this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
         this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'),

@@ -15,13 +15,16 @@ export interface SessionEvents {
   'output-held': [LeaderExit];
   /** The session is over; emitted just before run() resolves. */
   done: [HostResult];
+  /** Input that sendInput() could not hand on at once has gone out. */
+  'input-drain': [];
 }
 
 export interface Session extends EventEmitter<SessionEvents> {
   readonly target: Target;
   /** Connects, sends the request and settles on the host's one result (it never rejects). */
   run(): Promise<HostResult>;
-  sendInput(chunk: Buffer): void;
+  /** false: the connection is full; wait for `input-drain` before sending much more (a copy's data does; stdin may not). */
+  sendInput(chunk: Buffer): boolean;
   endInput(): void;
   /** The local terminal's new size (`--tty`). */
   resize(size: WindowSize): void;

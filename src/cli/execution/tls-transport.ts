@@ -68,11 +68,12 @@ export class TlsTransport implements Transport {
     });
     socket.on('data', (chunk: Buffer) => handlers.data(chunk));
     socket.on('error', (err) => handlers.failed(err));
+    socket.on('drain', () => handlers.drain());
     socket.on('close', () => handlers.closed());
   }
 
-  write(data: Buffer): void {
-    this.socket?.write(data);
+  write(data: Buffer): boolean {
+    return this.socket?.write(data) ?? false;
   }
 
   pause(): void {

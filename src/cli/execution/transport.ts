@@ -11,6 +11,8 @@ export interface TransportHandlers {
   data(chunk: Buffer): void;
   /** The connection failed; `closed` follows. */
   failed(err: Error): void;
+  /** What write() could not take at once has gone out: write more. */
+  drain(): void;
   closed(): void;
 }
 
@@ -27,7 +29,8 @@ export interface ConnectionProblem {
 export interface Transport {
   /** Starts connecting; every later event reaches `handlers`. */
   open(handlers: TransportHandlers): void;
-  write(data: Buffer): void;
+  /** false: the connection's buffer is full; wait for `drain` before writing much more. */
+  write(data: Buffer): boolean;
   /** Stop reading (and let the agent feel it); resume() reads again. */
   pause(): void;
   resume(): void;

@@ -1,0 +1,466 @@
+// The receiving end of a copy (protocol 5): run by the agent as the run-as user, like a
+// command (setpriv, clean environment, its own process group and time limit), it reads
+// the file stream from stdin and answers on stdout. Like OpenSSH's sftp-server, what a
+// client sends about files is parsed by a process with no more rights than the user it
+// writes as. Every write is atomic: a temporary file (0600, O_EXCL) in the target's own
+// directory, fsynced, given its mode, then renamed over the target. No symbolic link is
+// followed below the destination's real path (safe-paths.ts).
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { posix } from 'node:path';
+import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
+import { FILE_STREAM_TOKENS, FileToken } from '../protocol/constants.js';
+import {
+  decodeEntry,
+  decodeEntryNumber,
+  encodeEntryNumber,
+  encodeResult,
+  encodeTempNote,
+  type CopyRequest,
+  type EntryResult,
+  type FileEntry,
+} from '../protocol/file-messages.js';
+import { FrameDecoder } from '../protocol/frame-decoder.js';
+import { describeSystemError } from '../system-errors.js';
+import { matchesWildcard } from '../wildcard.js';
+import { DirHandle } from './safe-paths.js';
+
+/** What the agent decided before starting the receiver (passed as its one argument, JSON). */
+export interface ReceiverJob {
+  request: CopyRequest;
+  /** Path patterns the client may write (policy); undefined: anything the user may. */
+  allowed?: string[];
+  /** Whether setuid and setgid bits may be kept (with preserve). */
+  setuid: boolean;
+  /** Owner and group for written files, resolved by the agent where the policy lets the client choose. */
+  owner?: { uid: number; gid: number };
+}
+
+/** Temporary files are named so, in the target's directory: recognisable as ours. */
+export const TEMP_PREFIX = '.distrun-tmp-';
+/** Largest frame of the file stream other than DAT (ENT carries two paths of up to 4 KiB). */
+const MAX_CONTROL_FRAME = 16 * 1024;
+/** Largest DAT frame (its bytes pass through in pieces, never held whole). */
+const MAX_DATA_FRAME = 16 * 1024 * 1024;
+const HASH_CHUNK = 1024 * 1024;
+
+/** Where the top-level entries go: into an existing directory, or (one source) as a new name. */
+type Destination = { dir: DirHandle; rename?: string } | { problem: string; code: ErrorCode };
+
+/** A file whose data is arriving. */
+interface Incoming {
+  entry: FileEntry;
+  parent: DirHandle;
+  name: string;
+  temp: string;
+  fd: number;
+  hash: Hash;
+  bytes: number;
+  previous: string | null;
+  /** Whether a file or link is there now (for --backup). */
+  replacing: boolean;
+}
+
+class EntryFailure extends Error {
+  constructor(
+    message: string,
+    readonly code: ErrorCode = ErrorCodes.FILE,
+  ) {
+    super(message);
+  }
+}
+
+export class FileReceiver {
+  private readonly decoder = new FrameDecoder({
+    maxPayload: MAX_DATA_FRAME,
+    streamed: FILE_STREAM_TOKENS,
+    checkLength: (token, length) => {
+      if (token !== FileToken.DATA && length > MAX_CONTROL_FRAME) {
+        throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${MAX_CONTROL_FRAME} bytes`, ErrorCodes.FRAME_TOO_LARGE);
+      }
+    },
+  });
+  private destination: Destination | undefined;
+  /** Directories below the destination, opened or created so far, by relative path. */
+  private readonly dirs = new Map<string, DirHandle>();
+  private next = 0;
+  private incoming: Incoming | undefined;
+  /** The file entry whose data is refused (failed already): its DAT is read and dropped until END. */
+  private discarding: number | undefined;
+  private failures = 0;
+
+  constructor(
+    private readonly job: ReceiverJob,
+    private readonly send: (frame: Buffer) => void,
+  ) {}
+
+  /** Bytes of the file stream. Throws ProtocolError when the stream is broken. */
+  push(chunk: Buffer): void {
+    for (const frame of this.decoder.decode(chunk)) {
+      switch (frame.token) {
+        case FileToken.ENTRY:
+          this.entry(decodeEntry(frame.payload));
+          break;
+        case FileToken.DATA:
+          this.data(frame.payload);
+          break;
+        case FileToken.END:
+          this.endOfData(decodeEntryNumber(frame.payload, FileToken.END));
+          break;
+        default:
+          throw new ProtocolError(`unexpected ${frame.token} in the file stream`);
+      }
+    }
+  }
+
+  /** The stream has ended; the exit status: 0 when every entry was written or unchanged, 1 otherwise. */
+  finish(): number {
+    if (this.incoming) this.fail(this.incoming.entry, new EntryFailure('the transfer was interrupted before the file was complete'));
+    this.closeAll();
+    return this.failures > 0 ? 1 : 0;
+  }
+
+  /** A signal: remove the temporary file of an incomplete entry, nothing else. */
+  abort(): void {
+    this.dropIncoming();
+  }
+
+  private entry(entry: FileEntry): void {
+    if (this.incoming || this.discarding !== undefined) throw new ProtocolError('ENT while a file is still arriving');
+    if (entry.i !== this.next) throw new ProtocolError(`ENT ${entry.i} where ${this.next} was expected`);
+    this.next += 1;
+    try {
+      const { parent, name } = this.place(entry.path);
+      this.authorize(parent.pathOf(name));
+      if (entry.type === 'dir') this.directory(entry, parent, name);
+      else if (entry.type === 'link') this.link(entry, parent, name);
+      else this.file(entry, parent, name);
+    } catch (err) {
+      this.fail(entry, err);
+    }
+  }
+
+  /** The directory an entry goes into, and its name there. */
+  private place(path: string): { parent: DirHandle; name: string } {
+    const destination = this.resolveDestination();
+    if ('problem' in destination) throw new EntryFailure(destination.problem, destination.code);
+    const names = path.split('/');
+    if (destination.rename !== undefined) names[0] = destination.rename;
+    const name = names.pop()!;
+    return { parent: this.directoryAt(destination.dir, names), name };
+  }
+
+  private resolveDestination(): Destination {
+    if (this.destination) return this.destination;
+    const { dest, sources } = this.job.request;
+    this.destination = ((): Destination => {
+      let real: string | undefined;
+      try {
+        real = fs.realpathSync.native(dest);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { problem: `${dest}: ${describe(err)}`, code: ErrorCodes.FILE };
+      }
+      if (real !== undefined && fs.statSync(real).isDirectory()) return { dir: DirHandle.open(real) };
+      if (sources > 1) return { problem: `${dest} is not a directory (${sources} sources go into one)`, code: ErrorCodes.FILE };
+      if (dest.endsWith('/')) return { problem: `${dest}: no such directory`, code: ErrorCodes.FILE };
+      // One source under a new name (or over a file): its directory must exist.
+      const parent = posix.dirname(dest);
+      try {
+        return { dir: DirHandle.open(fs.realpathSync.native(parent)), rename: posix.basename(dest) };
+      } catch (err) {
+        return { problem: `${parent}: ${describe(err)}`, code: ErrorCodes.FILE };
+      }
+    })();
+    return this.destination;
+  }
+
+  /** Opens (never through a link) the directories below the destination. */
+  private directoryAt(base: DirHandle, names: string[]): DirHandle {
+    let dir = base;
+    for (let depth = 1; depth <= names.length; depth++) {
+      const key = names.slice(0, depth).join('/');
+      let next = this.dirs.get(key);
+      if (!next) {
+        const name = names[depth - 1]!;
+        try {
+          next = dir.openDir(name);
+        } catch (err) {
+          if (dir.lstat(name)?.isSymbolicLink())
+            throw new EntryFailure(`${dir.pathOf(name)} is a symbolic link: links below the destination are not followed`);
+          throw new EntryFailure(`${dir.pathOf(name)}: ${describe(err)}`);
+        }
+        this.dirs.set(key, next);
+      }
+      dir = next;
+    }
+    return dir;
+  }
+
+  private authorize(path: string): void {
+    const { allowed } = this.job;
+    if (allowed && !allowed.some((pattern) => matchesWildcard(pattern, path))) {
+      throw new EntryFailure(`${path} is not a path this client may write`, ErrorCodes.DENIED);
+    }
+  }
+
+  /** The mode a written entry gets: never world-writable; setuid and setgid only where allowed. */
+  private modeOf(entry: FileEntry): number {
+    let mode = this.job.request.preserve ? entry.mode : entry.mode & 0o777;
+    if (!this.job.setuid) mode &= ~0o6000;
+    return mode & ~0o002;
+  }
+
+  private directory(entry: FileEntry, parent: DirHandle, name: string): void {
+    const path = parent.pathOf(name);
+    const existing = parent.lstat(name);
+    const mode = this.modeOf(entry);
+    if (existing && !existing.isDirectory()) throw new EntryFailure(`${path} exists and is not a directory`);
+    if (!existing) {
+      parent.mkdir(name, 0o700);
+      const dir = parent.openDir(name);
+      dir.chmod(mode);
+      this.ownAndDate(entry, (uid, gid) => dir.chown(uid, gid));
+      this.rememberDir(entry.path, dir);
+      this.result({ i: entry.i, path, outcome: 'changed', what: 'content' });
+      return;
+    }
+    const dir = parent.openDir(name);
+    this.rememberDir(entry.path, dir);
+    if (this.job.request.preserve && (existing.mode & 0o7777) !== mode) {
+      dir.chmod(mode);
+      this.result({ i: entry.i, path, outcome: 'changed', what: 'mode' });
+    } else {
+      this.result({ i: entry.i, path, outcome: 'unchanged' });
+    }
+  }
+
+  private rememberDir(path: string, dir: DirHandle): void {
+    const names = path.split('/');
+    if (this.destinationRename() !== undefined) names[0] = this.destinationRename()!;
+    this.dirs.set(names.join('/'), dir);
+  }
+
+  private destinationRename(): string | undefined {
+    const d = this.destination;
+    return d && 'dir' in d ? d.rename : undefined;
+  }
+
+  private link(entry: FileEntry, parent: DirHandle, name: string): void {
+    const path = parent.pathOf(name);
+    const existing = parent.lstat(name);
+    if (existing?.isDirectory()) throw new EntryFailure(`${path} is a directory`);
+    if (existing?.isSymbolicLink() && fs.readlinkSync(parent.at(name)) === entry.target) {
+      this.result({ i: entry.i, path, outcome: 'unchanged' });
+      return;
+    }
+    const temp = tempName();
+    this.send(encodeTempNote({ i: entry.i, path: parent.pathOf(temp) }));
+    parent.symlink(entry.target!, temp);
+    try {
+      parent.rename(temp, name);
+    } catch (err) {
+      parent.unlink(temp);
+      throw err;
+    }
+    parent.sync();
+    this.result({ i: entry.i, path, outcome: 'changed', what: 'content' });
+  }
+
+  private file(entry: FileEntry, parent: DirHandle, name: string): void {
+    const path = parent.pathOf(name);
+    const existing = parent.lstat(name);
+    if (existing?.isDirectory()) throw new EntryFailure(`${path} is a directory`);
+    if (existing && !existing.isFile() && !existing.isSymbolicLink()) {
+      throw new EntryFailure(`${path} exists and is not a regular file (${kindOf(existing)}); it is left as it is`);
+    }
+    const mode = this.modeOf(entry);
+    let previous: string | null = null;
+    if (existing?.isFile()) {
+      const same = this.compare(parent, name, entry, mode);
+      previous = same.sha256;
+      if (same.outcome !== undefined) {
+        this.result({
+          i: entry.i,
+          path,
+          outcome: same.outcome,
+          sha256: entry.sha256,
+          size: entry.size,
+          ...(same.outcome === 'changed' ? { what: 'mode', previous } : {}),
+        });
+        return;
+      }
+    }
+    const temp = tempName();
+    // Said before the file exists: if the receiver is killed, the agent removes it.
+    this.send(encodeTempNote({ i: entry.i, path: parent.pathOf(temp) }));
+    const fd = parent.openFile(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    this.incoming = { entry, parent, name, temp, fd, hash: createHash('sha256'), bytes: 0, previous, replacing: existing !== undefined };
+    this.send(encodeEntryNumber(FileToken.WANT, entry.i));
+  }
+
+  /**
+   * The file there now against the entry: the same content and mode (unchanged), the same
+   * content with another mode (changed: the mode is set, nothing is sent), or different.
+   */
+  private compare(parent: DirHandle, name: string, entry: FileEntry, mode: number): { outcome?: 'unchanged' | 'changed'; sha256: string } {
+    // O_NONBLOCK: a FIFO swapped in since the lstat does not block the open.
+    const fd = parent.openFile(name, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new EntryFailure(`${parent.pathOf(name)} is not a regular file; it is left as it is`);
+      const sha256 = hashOf(fd);
+      if (stat.size !== entry.size || sha256 !== entry.sha256) return { sha256 };
+      const owner = this.job.owner;
+      const ownerDiffers = owner !== undefined && (stat.uid !== owner.uid || stat.gid !== owner.gid);
+      if ((stat.mode & 0o7777) === mode && !ownerDiffers) return { outcome: 'unchanged', sha256 };
+      if (ownerDiffers) fs.fchownSync(fd, owner!.uid, owner!.gid);
+      fs.fchmodSync(fd, mode);
+      return { outcome: 'changed', sha256 };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private data(chunk: Buffer): void {
+    if (this.discarding !== undefined) return;
+    const incoming = this.incoming;
+    if (!incoming) throw new ProtocolError('DAT without a file being received');
+    if (incoming.bytes + chunk.length > incoming.entry.size!) {
+      this.fail(incoming.entry, new EntryFailure(`more data than the ${incoming.entry.size} bytes announced`, ErrorCodes.LIMIT));
+      return;
+    }
+    try {
+      fs.writeSync(incoming.fd, chunk);
+    } catch (err) {
+      this.fail(incoming.entry, err);
+      return;
+    }
+    incoming.hash.update(chunk);
+    incoming.bytes += chunk.length;
+  }
+
+  private endOfData(i: number): void {
+    if (this.discarding === i) {
+      this.discarding = undefined;
+      return;
+    }
+    const incoming = this.incoming;
+    if (!incoming || incoming.entry.i !== i) throw new ProtocolError(`END ${i} for a file that is not being received`);
+    const { entry, parent, name, temp, fd } = incoming;
+    try {
+      if (incoming.bytes !== entry.size) {
+        throw new EntryFailure(`only ${incoming.bytes} of ${entry.size} bytes arrived (the source changed while it was read?)`);
+      }
+      const sha256 = incoming.hash.digest('hex');
+      if (sha256 !== entry.sha256)
+        throw new EntryFailure('the content that arrived does not match its sha256 (the source changed while it was read?)');
+      fs.fchmodSync(fd, this.modeOf(entry));
+      this.ownAndDate(
+        entry,
+        (uid, gid) => fs.fchownSync(fd, uid, gid),
+        (mtime) => fs.futimesSync(fd, mtime, mtime),
+      );
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      incoming.fd = -1;
+      if (this.job.request.backup && incoming.replacing) parent.link(name, backupName(parent, name));
+      parent.rename(temp, name);
+      this.incoming = undefined;
+      parent.sync();
+      this.result({ i, path: parent.pathOf(name), outcome: 'changed', what: 'content', sha256, size: entry.size, previous: incoming.previous });
+    } catch (err) {
+      this.fail(entry, err);
+      this.discarding = undefined; // END is here: nothing more of this entry follows
+    }
+  }
+
+  private ownAndDate(entry: FileEntry, chown: (uid: number, gid: number) => void, utimes?: (mtime: Date) => void): void {
+    if (this.job.owner) chown(this.job.owner.uid, this.job.owner.gid);
+    if (utimes && this.job.request.preserve && entry.mtimeMs !== undefined) utimes(new Date(entry.mtimeMs));
+  }
+
+  /** Reports an entry as failed; a file whose data is still to come is then read and dropped until its END. */
+  private fail(entry: FileEntry, err: unknown): void {
+    const wasIncoming = this.incoming?.entry.i === entry.i;
+    if (wasIncoming) this.dropIncoming();
+    if (wasIncoming) this.discarding = entry.i;
+    this.failures += 1;
+    const code = err instanceof EntryFailure ? err.code : ErrorCodes.FILE;
+    const reason = err instanceof EntryFailure ? err.message : describe(err);
+    let path: string;
+    try {
+      const { parent, name } = this.place(entry.path);
+      path = parent.pathOf(name);
+    } catch {
+      path = posix.join(this.job.request.dest, entry.path);
+    }
+    this.result({ i: entry.i, path, outcome: 'failed', code, reason });
+  }
+
+  private dropIncoming(): void {
+    const incoming = this.incoming;
+    if (!incoming) return;
+    this.incoming = undefined;
+    try {
+      if (incoming.fd >= 0) fs.closeSync(incoming.fd);
+    } catch {
+      // closed already
+    }
+    try {
+      incoming.parent.unlink(incoming.temp);
+    } catch {
+      // gone already
+    }
+  }
+
+  private result(result: EntryResult): void {
+    this.send(encodeResult(result));
+  }
+
+  private closeAll(): void {
+    for (const dir of this.dirs.values()) dir.close();
+    this.dirs.clear();
+    const d = this.destination;
+    if (d && 'dir' in d) d.dir.close();
+  }
+}
+
+function tempName(): string {
+  return `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
+}
+
+/** NAME.~N~ with the next free N, as `install -b` and `cp --backup=numbered` name them. */
+function backupName(parent: DirHandle, name: string): string {
+  for (let n = 1; n < 10_000; n++) {
+    const candidate = `${name}.~${n}~`;
+    if (Buffer.byteLength(candidate) > 255) break;
+    if (!parent.lstat(candidate)) return candidate;
+  }
+  throw new EntryFailure(`no free backup name for ${parent.pathOf(name)}`);
+}
+
+function hashOf(fd: number): string {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(HASH_CHUNK);
+  for (let position = 0; ; ) {
+    const n = fs.readSync(fd, buffer, 0, buffer.length, position);
+    if (n === 0) break;
+    hash.update(buffer.subarray(0, n));
+    position += n;
+  }
+  return hash.digest('hex');
+}
+
+function kindOf(stat: fs.Stats): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a file';
+}
+
+/** A system error in words; a link met where none may be says so. */
+function describe(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP') return 'a symbolic link is in the way (links below the destination are not followed)';
+  return describeSystemError(err);
+}

@@ -1,0 +1,118 @@
+// How a copy went, per entry, per host and in all: a line for each entry written or
+// refused, a line per host at its end, and the summary with folded host lists.
+//   web1: changed /etc/app.conf
+//   web3: failed /etc/app.conf: permission denied
+//   distrun: 3 hosts: 1 changed, 1 unchanged, 1 failed
+import { ExitCode } from '../exit-codes.js';
+import { classify, describeOutcome, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
+import type { EntryResult } from '../../protocol/file-messages.js';
+import { count } from '../plural.js';
+import { foldHosts } from '../targeting/host-range.js';
+import { hostLabel } from '../targeting/host-label.js';
+import { visibleText } from '../terminal-text.js';
+import { paletteFor } from './colors.js';
+import { writeTo, type OutputStreams } from './renderers.js';
+
+/** One host's copy: its session's result, what the receiver said of each entry, and its stderr. */
+export interface CopyHostReport {
+  result: HostResult;
+  entries: readonly EntryResult[];
+  /** What the receiver wrote on stderr (why it stopped, when it did). */
+  stderr: string;
+}
+
+type CopyClass = 'changed' | 'unchanged' | 'failed' | Exclude<OutcomeClass, 'ok' | 'failed'>;
+const ORDER: readonly CopyClass[] = ['changed', 'unchanged', 'failed', 'timeout', 'unreachable', 'error', 'skipped'];
+const LABEL: Record<CopyClass, string> = {
+  changed: 'changed',
+  unchanged: 'unchanged',
+  failed: 'failed',
+  timeout: 'timed out',
+  unreachable: 'unreachable',
+  error: 'refused or broken',
+  skipped: 'not started',
+};
+
+/** A host's class and, unless it changed or was unchanged, why. */
+function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string } {
+  const { outcome } = report.result;
+  const cls = classify(outcome);
+  const failed = report.entries.filter((e) => e.outcome === 'failed');
+  if (cls === 'ok') return { cls: report.entries.some((e) => e.outcome === 'changed') ? 'changed' : 'unchanged' };
+  if (cls === 'failed' && outcome.kind === 'exit' && outcome.code === 1 && failed.length > 0) {
+    const first = failed[0]!;
+    const more = failed.length > 1 ? ` (and ${count(failed.length - 1, 'more entry', 'more entries')})` : '';
+    return { cls: 'failed', reason: `${first.path}: ${first.reason}${more}` };
+  }
+  if (cls === 'failed') {
+    const said = report.stderr.trim().split('\n').pop();
+    return { cls: 'failed', reason: said ? visibleText(said) : `the file receiver ended with ${describeOutcome(outcome)}` };
+  }
+  return { cls, reason: describeOutcome(outcome) };
+}
+
+/** 0 when every host changed or was unchanged; 1 when some failed; 124 timed out; 255 when any could not be reached or refused. */
+export function copyExitCode(reports: readonly CopyHostReport[], interrupted: boolean): number {
+  if (interrupted) return ExitCode.INTERRUPTED;
+  let worst: number = ExitCode.OK;
+  for (const report of reports) {
+    const { cls } = copyOutcome(report);
+    const code = cls === 'failed' ? 1 : cls === 'changed' || cls === 'unchanged' ? 0 : hostExitCode(report.result.outcome);
+    if (code === ExitCode.CANNOT_RUN) return code;
+    worst = Math.max(worst, code);
+  }
+  return worst;
+}
+
+export class CopyLines {
+  constructor(
+    private readonly io: OutputStreams,
+    private readonly quiet: boolean,
+  ) {}
+
+  /** One entry's result as soon as it is known: changed ones on stdout, failed ones on stderr. */
+  entry(host: string, entry: EntryResult): void {
+    const palette = paletteFor(this.io.stdout);
+    const path = visibleText(entry.path);
+    if (entry.outcome === 'changed' && !this.quiet) {
+      const what = entry.what === 'mode' ? ' (mode)' : '';
+      writeTo(this.io, 'stdout', `${palette.host(`${host}:`)} changed ${path}${what}\n`);
+    } else if (entry.outcome === 'failed') {
+      writeTo(this.io, 'stderr', `${paletteFor(this.io.stderr).failure(`${host}: failed ${path}: ${visibleText(entry.reason ?? '')}`)}\n`);
+    }
+  }
+
+  /** A host's end: what it came to, in one line (a host that could not be reached says why). */
+  hostDone(report: CopyHostReport): void {
+    const { cls, reason } = copyOutcome(report);
+    const name = report.result.target.name;
+    if (cls === 'changed' || cls === 'unchanged') {
+      if (this.quiet) return;
+      const tally = ['changed', 'unchanged'].map((o) => [o, report.entries.filter((e) => e.outcome === o).length] as const).filter(([, n]) => n > 0);
+      const detail = tally.map(([o, n]) => `${n} ${o}`).join(', ');
+      writeTo(this.io, 'stdout', `${paletteFor(this.io.stdout).host(`${name}:`)} ${cls} (${detail || 'nothing to copy'})\n`);
+    } else if (cls !== 'failed') {
+      writeTo(this.io, 'stderr', `distrun: ${paletteFor(this.io.stderr).failure(`${hostLabel(report.result.target)}: ${reason}`)}\n`);
+    }
+  }
+
+  /** The summary, always: counts per class, and per reason the hosts it applies to. */
+  finish(reports: readonly CopyHostReport[]): void {
+    const palette = paletteFor(this.io.stderr);
+    const byClass = new Map<CopyClass, number>();
+    const byReason = new Map<string, { cls: CopyClass; hosts: string[] }>();
+    for (const report of reports) {
+      const { cls, reason } = copyOutcome(report);
+      byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
+      if (reason === undefined) continue;
+      const entry = byReason.get(reason) ?? { cls, hosts: [] };
+      entry.hosts.push(report.result.target.name);
+      byReason.set(reason, entry);
+    }
+    const counts = ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${LABEL[c]}`);
+    const lines = [`distrun: ${palette.strong(`${count(reports.length, 'host')}: ${counts.join(', ')}`)}`];
+    const reasons = [...byReason.entries()].sort(([, a], [, b]) => ORDER.indexOf(a.cls) - ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
+    for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);
+    writeTo(this.io, 'stderr', `${lines.join('\n')}\n`);
+  }
+}
