@@ -1,6 +1,7 @@
 // `distrun copy SRC... DEST`: send local files and directories to every selected host,
 // atomically per file, with one result per entry and per host (changed, unchanged,
 // failed). Each host's agent runs its file receiver as the run-as user (protocol 5).
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ErrorCodes, OptionError } from '../../errors.js';
 import { defaultSessionOptions } from '../../protocol/messages.js';
@@ -12,7 +13,9 @@ import type { RunRequest } from '../execution/host-session.js';
 import type { HostResult } from '../execution/outcome.js';
 import { SharedSources } from '../execution/shared-source.js';
 import { addConnectionOptions, addSelectionOptions, seconds } from '../options.js';
-import { CopyLines, copyExitCode, type CopyHostReport } from '../output/copy-report.js';
+import { CopyJson, CopyLines, copyExitCode, copyHostStatus, type CopyHostReport, type CopyReporter } from '../output/copy-report.js';
+import { copyRecord, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
+import type { Target } from '../targeting/model.js';
 import { writeHostLines } from '../output/host-lines.js';
 import type { OutputStreams } from '../output/renderers.js';
 import { count } from '../plural.js';
@@ -29,9 +32,12 @@ interface CopyOptions extends SelectionOptions {
   backup?: boolean;
   dryRun?: boolean;
   quiet?: boolean;
+  json?: boolean;
   batch?: string;
   batchWait?: number;
   maxFail?: string;
+  /** Set by rerun: the run this one repeats. */
+  rerunOf?: string;
 }
 
 export function registerCopyCommand(program: Command): void {
@@ -48,6 +54,7 @@ export function registerCopyCommand(program: Command): void {
     .option('--backup', 'keep each replaced file as NAME.~N~')
     .option('-n, --dry-run', 'print the hosts and the entries that would be sent, and send nothing')
     .option('-q, --quiet', 'only failures and the summary')
+    .option('--json', 'JSON Lines events on stdout: start, one file event per entry, the end of each host, the summary (docs/json-events.md)')
     .option('--timeout <sec>', 'stop the copy on a host after SEC (its incomplete file is removed)', seconds)
     .option('--batch <n|n%>', 'copy in batches of N hosts (or N% of them)')
     .option('--batch-wait <sec>', 'pause between batches', seconds)
@@ -57,12 +64,23 @@ export function registerCopyCommand(program: Command): void {
     });
 }
 
-async function copyFiles(paths: readonly string[], opts: CopyOptions, io: OutputStreams = process): Promise<number> {
+/** `distrun rerun` of a recorded copy: the same sources, destination and flags, on the hosts rerun chose. */
+export function rerunCopy(run: RunRecord, opts: object, targets: Target[]): Promise<number> {
+  const { sources, dest, recursive, preserve, backup } = run.copy!;
+  return copyFiles(
+    [...sources, dest],
+    { ...(opts as CopyOptions), recursive, preserve, backup, timeout: run.timeout, rerunOf: run.id },
+    process,
+    targets,
+  );
+}
+
+async function copyFiles(paths: readonly string[], opts: CopyOptions, io: OutputStreams = process, chosenTargets?: Target[]): Promise<number> {
   if (paths.length < 2) throw new OptionError('copy needs at least one source and a destination: distrun copy SRC... DEST');
   const sources = paths.slice(0, -1);
   const dest = paths[paths.length - 1]!;
   if (!dest.startsWith('/')) throw new OptionError(`the destination must be an absolute path on the hosts, got '${dest}'`);
-  const targets = resolveTargets(opts);
+  const targets = chosenTargets ?? resolveTargets(opts);
   const entries = await collectSources(sources, { recursive: opts.recursive === true, preserve: opts.preserve === true });
   if (opts.dryRun) {
     for (const { entry } of entries)
@@ -70,6 +88,7 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
     writeHostLines(targets, io.stdout, false);
     return 0;
   }
+  const startedAt = new Date();
   const { tls: client, token } = openClient(opts);
   const request: RunRequest = {
     argv: [],
@@ -79,7 +98,7 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
     software: CLIENT_SOFTWARE,
   };
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
-  const lines = new CopyLines(io, opts.quiet === true);
+  const reporter: CopyReporter = opts.json ? new CopyJson(io) : new CopyLines(io, opts.quiet === true);
   const shared = new SharedSources();
   const reports = new Map<string, CopyHostReport>();
   const schedule = {
@@ -90,13 +109,14 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
   };
   const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
     onStart: (session) => {
+      reporter.hostStarted(session.target);
       const stderr: Buffer[] = [];
       session.on('stderr', (chunk) => stderr.push(chunk));
-      const feeder = new CopyFeeder(session, entries as SourceEntry[], shared, (entry) => lines.entry(session.target.name, entry));
+      const feeder = new CopyFeeder(session, entries as SourceEntry[], shared, (entry) => reporter.entry(session.target.name, entry));
       session.once('done', (result) => {
         const report = { result, entries: feeder.results, stderr: Buffer.concat(stderr).toString('utf8') };
         reports.set(result.target.name, report);
-        lines.hostDone(report);
+        reporter.hostDone(report);
       });
       void feeder.run();
     },
@@ -105,7 +125,7 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
       if (!reports.has(result.target.name)) {
         const report = { result, entries: [], stderr: '' };
         reports.set(result.target.name, report);
-        lines.hostDone(report);
+        reporter.hostDone(report);
       }
     },
   });
@@ -120,8 +140,30 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
     const results = await fanout.run();
     saveTlsTickets(client);
     const ordered = results.map((r) => reports.get(r.target.name) ?? { result: r, entries: [], stderr: '' });
-    lines.finish(ordered);
-    return copyExitCode(ordered, interrupted);
+    const exitCode = copyExitCode(ordered, interrupted);
+    reporter.finish(ordered, exitCode);
+    const record = copyRecord(
+      {
+        startedAt,
+        parent: opts.rerunOf,
+        timeout: opts.timeout,
+        exitCode,
+        copy: {
+          sources: sources.map((s) => resolve(s)),
+          dest,
+          recursive: opts.recursive === true,
+          preserve: opts.preserve === true,
+          backup: opts.backup === true,
+        },
+      },
+      ordered.map((report) => ({ result: report.result, ...copyHostStatus(report) })),
+    );
+    try {
+      saveRun(record);
+    } catch (err) {
+      io.stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
+    }
+    return exitCode;
   } finally {
     process.off('SIGINT', onInterrupt);
   }

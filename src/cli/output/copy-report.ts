@@ -11,7 +11,9 @@ import { foldHosts } from '../targeting/host-range.js';
 import { hostLabel } from '../targeting/host-label.js';
 import { visibleText } from '../terminal-text.js';
 import { paletteFor } from './colors.js';
+import { JsonEvents } from './json.js';
 import { writeTo, type OutputStreams } from './renderers.js';
+import type { Target } from '../targeting/model.js';
 
 /** One host's copy: its session's result, what the receiver said of each entry, and its stderr. */
 export interface CopyHostReport {
@@ -51,20 +53,37 @@ function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string 
   return { cls, reason: describeOutcome(outcome) };
 }
 
+/** A host's copy as runs count it (changed and unchanged are ok), for the exit code and the run record. */
+export function copyHostStatus(report: CopyHostReport): { status: OutcomeClass; exitCode: number; reason: string | undefined } {
+  const { cls, reason } = copyOutcome(report);
+  if (cls === 'changed' || cls === 'unchanged') return { status: 'ok', exitCode: ExitCode.OK, reason };
+  if (cls === 'failed') return { status: 'failed', exitCode: 1, reason };
+  return { status: cls, exitCode: hostExitCode(report.result.outcome), reason };
+}
+
 /** 0 when every host changed or was unchanged; 1 when some failed; 124 timed out; 255 when any could not be reached or refused. */
 export function copyExitCode(reports: readonly CopyHostReport[], interrupted: boolean): number {
   if (interrupted) return ExitCode.INTERRUPTED;
   let worst: number = ExitCode.OK;
   for (const report of reports) {
-    const { cls } = copyOutcome(report);
-    const code = cls === 'failed' ? 1 : cls === 'changed' || cls === 'unchanged' ? 0 : hostExitCode(report.result.outcome);
-    if (code === ExitCode.CANNOT_RUN) return code;
-    worst = Math.max(worst, code);
+    const { exitCode } = copyHostStatus(report);
+    if (exitCode === ExitCode.CANNOT_RUN) return exitCode;
+    worst = Math.max(worst, exitCode);
   }
   return worst;
 }
 
-export class CopyLines {
+/** What hears a copy as it happens: the lines on the screen, or JSON events. */
+export interface CopyReporter {
+  hostStarted(target: Target): void;
+  entry(host: string, entry: EntryResult): void;
+  hostDone(report: CopyHostReport): void;
+  finish(reports: readonly CopyHostReport[], exitCode: number): void;
+}
+
+export class CopyLines implements CopyReporter {
+  hostStarted(): void {}
+
   constructor(
     private readonly io: OutputStreams,
     private readonly quiet: boolean,
@@ -96,23 +115,78 @@ export class CopyLines {
     }
   }
 
-  /** The summary, always: counts per class, and per reason the hosts it applies to. */
   finish(reports: readonly CopyHostReport[]): void {
-    const palette = paletteFor(this.io.stderr);
-    const byClass = new Map<CopyClass, number>();
-    const byReason = new Map<string, { cls: CopyClass; hosts: string[] }>();
-    for (const report of reports) {
-      const { cls, reason } = copyOutcome(report);
-      byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
-      if (reason === undefined) continue;
-      const entry = byReason.get(reason) ?? { cls, hosts: [] };
-      entry.hosts.push(report.result.target.name);
-      byReason.set(reason, entry);
-    }
-    const counts = ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${LABEL[c]}`);
-    const lines = [`distrun: ${palette.strong(`${count(reports.length, 'host')}: ${counts.join(', ')}`)}`];
-    const reasons = [...byReason.entries()].sort(([, a], [, b]) => ORDER.indexOf(a.cls) - ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
-    for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);
-    writeTo(this.io, 'stderr', `${lines.join('\n')}\n`);
+    writeCopySummary(this.io, reports);
   }
+}
+
+/**
+ * `--json` for a copy (docs/json-events.md): `start`, one `file` event per entry, the
+ * host's end event with its counts, and the `summary`; the summary for people on stderr.
+ */
+export class CopyJson implements CopyReporter {
+  private readonly events: JsonEvents;
+
+  constructor(private readonly io: OutputStreams) {
+    this.events = new JsonEvents(io);
+  }
+
+  hostStarted(target: Target): void {
+    this.events.hostStarted(target);
+  }
+
+  entry(host: string, entry: EntryResult): void {
+    const { path, outcome, what, sha256, previous, size, code, reason } = entry;
+    this.events.emit('file', {
+      host,
+      path,
+      outcome,
+      what: what ?? null,
+      size: size ?? null,
+      sha256: sha256 ?? null,
+      previous: previous ?? null,
+      ...(outcome === 'failed' ? { code, message: reason } : {}),
+    });
+  }
+
+  hostDone(report: CopyHostReport): void {
+    const { cls } = copyOutcome(report);
+    const tally = (o: string) => report.entries.filter((e) => e.outcome === o).length;
+    const reached = cls === 'changed' || cls === 'unchanged' || cls === 'failed';
+    this.events.hostDone(
+      report.result,
+      reached ? { changed: tally('changed'), unchanged: tally('unchanged'), failed: tally('failed') } : {},
+      reached ? (cls === 'failed' ? 'failed' : 'ok') : undefined,
+    );
+  }
+
+  finish(reports: readonly CopyHostReport[], exitCode: number): void {
+    const classes = reports.map((r) => copyOutcome(r).cls);
+    this.events.summary(
+      reports.map((r) => r.result),
+      exitCode,
+      { changed: classes.filter((c) => c === 'changed').length, unchanged: classes.filter((c) => c === 'unchanged').length },
+    );
+    writeCopySummary(this.io, reports);
+  }
+}
+
+/** The summary, always: counts per class, and per reason the hosts it applies to. */
+function writeCopySummary(io: OutputStreams, reports: readonly CopyHostReport[]): void {
+  const palette = paletteFor(io.stderr);
+  const byClass = new Map<CopyClass, number>();
+  const byReason = new Map<string, { cls: CopyClass; hosts: string[] }>();
+  for (const report of reports) {
+    const { cls, reason } = copyOutcome(report);
+    byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
+    if (reason === undefined) continue;
+    const entry = byReason.get(reason) ?? { cls, hosts: [] };
+    entry.hosts.push(report.result.target.name);
+    byReason.set(reason, entry);
+  }
+  const counts = ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${LABEL[c]}`);
+  const lines = [`distrun: ${palette.strong(`${count(reports.length, 'host')}: ${counts.join(', ')}`)}`];
+  const reasons = [...byReason.entries()].sort(([, a], [, b]) => ORDER.indexOf(a.cls) - ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
+  for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);
+  writeTo(io, 'stderr', `${lines.join('\n')}\n`);
 }
