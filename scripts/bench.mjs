@@ -366,6 +366,10 @@ class Bench {
    */
   prepareCopyPlace() {
     const { settings } = this;
+    if (process.getuid?.() !== 0) {
+      this.report.notes.push('copy not measured: its per-host destinations are mount namespaces, which need root.');
+      return { ns: [] };
+    }
     const base = settings.copyDir ?? this.work;
     mkdirSync(base, { recursive: true });
     const dir = mkdtempSync(join(base, 'distrun-bench-copy-'));
@@ -712,7 +716,7 @@ async function main() {
     await bench.fleet?.stop();
     await bench.sshd?.stop();
     // The copies' directory goes even with BENCH_KEEP: it can hold many GiB.
-    if (bench.copyPlace) rmSync(bench.copyPlace.dir, { recursive: true, force: true });
+    if (bench.copyPlace?.dir) rmSync(bench.copyPlace.dir, { recursive: true, force: true });
     if (!settings.keep) rmSync(work, { recursive: true, force: true });
   };
   for (const signal of ['SIGINT', 'SIGTERM']) {
