@@ -136,3 +136,31 @@ test('--json: start, a file event per entry, each host end with its counts, the 
   t.is(nothing.code, 0);
   t.regex(nothing.stderr, /nothing to run again|every host/);
 });
+
+test("policy: copy only below the rule's paths (denied elsewhere, with the reason), --owner only where the rule says owner: true", async (t) => {
+  const allowed = tempDir();
+  const elsewhere = tempDir();
+  const src = join(tempDir(), 'conf');
+  writeFileSync(src, 'x=1\n');
+  const rule = { clients: ['admin'], commands: ['true'], copy: [`${allowed}/*`] };
+  const strict = await startAgent(pki, 'agent3', { config: { policy: [rule] } });
+  const owning = await startAgent(pki, 'agent3', { config: { policy: [{ ...rule, owner: true }] } });
+  const inv = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inv, `hosts:\n  strict: { address: 127.0.0.1, port: ${strict.port} }\n  owning: { address: 127.0.0.1, port: ${owning.port} }\n`);
+  const at = (host: string, ...args: string[]) => distrun(['-i', inv, '--pki', pki.dir, '-H', host, 'copy', ...args]);
+  const outside = await at('strict', src, elsewhere);
+  t.is(outside.code, 1, outside.stderr);
+  t.regex(outside.stderr, new RegExp(`strict: failed ${join(elsewhere, 'conf')}: ${join(elsewhere, 'conf')} is not a path this client may write`));
+  const inside = await at('strict', src, allowed);
+  t.is(inside.code, 0, inside.stderr);
+  const owner = await at('strict', '--owner', 'nobody', src, allowed);
+  t.is(owner.code, 255);
+  t.regex(owner.stderr, /strict \([\d.:]+\): --owner is not allowed for this client/);
+  const chosen = await at('owning', '--owner', 'nobody:nogroup', src, allowed);
+  t.is(chosen.code, 0, chosen.stderr);
+  t.is(chosen.stdout.toString(), `owning: changed ${join(allowed, 'conf')} (mode)\nowning: changed (1 changed)\n`);
+  t.is(statSync(join(allowed, 'conf')).uid, 65534);
+  const refused = await distrun(['-i', inv, '--pki', pki.dir, '-H', 'owning', 'copy', '--owner', 'no body', src, allowed]);
+  t.is(refused.code, 255);
+  t.regex(refused.stderr, /--owner takes USER or USER:GROUP, got 'no body'/);
+});

@@ -243,3 +243,24 @@ test('the stream itself is checked: names that leave the destination, numbers ou
   t.throws(() => receiver(dest).r.push(encodeFrame(FileToken.DATA, 'x')), { message: 'DAT without a file being received' });
   t.deepEqual(readdirSync(dest), []);
 });
+
+test('--owner: files and directories get the user and group named (resolved on the host); an unknown name fails the entry', (t) => {
+  const dest = tempDir();
+  const s = receiver(dest, { sources: 3, owner: 'nobody:nogroup' });
+  s.dir('d');
+  s.file('d/f', 'x');
+  t.is(statSync(join(dest, 'd')).uid, 65534);
+  t.is(statSync(join(dest, 'd', 'f')).uid, 65534);
+  t.is(statSync(join(dest, 'd', 'f')).gid, 65534);
+  // The same content under another owner is changed without a transfer.
+  const root = receiver(dest, { sources: 1, owner: 'root' });
+  root.file('d', 'x');
+  const back = receiver(join(dest, 'd'), { owner: 'root' });
+  back.file('f', 'x');
+  t.deepEqual(back.wants, []);
+  t.like(back.results, [{ outcome: 'changed', what: 'mode' }]);
+  t.is(statSync(join(dest, 'd', 'f')).uid, 0);
+  const unknown = receiver(dest, { owner: 'no-such-user-here' });
+  unknown.file('g', 'x');
+  t.like(unknown.results, [{ outcome: 'failed', reason: '--owner: no user no-such-user-here on this host' }]);
+});

@@ -127,11 +127,17 @@ export function admitCopy(asked: CopyAsked, client: { name: string }, runtime: A
   }
   const copy = { dest: request.dest, sources: request.sources, preserve: request.preserve, backup: request.backup };
   const audit = { argv: [], shell: false, envNames: [], pty: false, copy };
-  if (request.owner !== undefined) return refuse({ code: ErrorCodes.DENIED, reason: '--owner is not supported by this agent yet' }, audit);
   const decision = authorizeCopy(runtime.config.policy, client.name);
   if (!decision.allowed) return refuse({ code: ErrorCodes.DENIED, reason: decision.reason }, audit);
+  if (request.owner !== undefined && !decision.owner)
+    return refuse({ code: ErrorCodes.DENIED, reason: '--owner is not allowed for this client' }, audit);
   const user = runAsUser(runtime, decision.runAs);
-  const job: ReceiverJob = { request, setuid: decision.setuid, ...(decision.paths ? { allowed: decision.paths } : {}) };
+  const job: ReceiverJob = {
+    request,
+    setuid: decision.setuid,
+    ...(decision.paths ? { allowed: decision.paths } : {}),
+    ...(request.owner !== undefined ? { owner: request.owner } : {}),
+  };
   return {
     admitted: true,
     spec: {

@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ErrorCodes, OptionError } from '../../errors.js';
+import { OWNER_PATTERN } from '../../protocol/file-messages.js';
 import { defaultSessionOptions } from '../../protocol/messages.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
 import { CopyFeeder } from '../execution/copy-feeder.js';
@@ -30,6 +31,7 @@ interface CopyOptions extends SelectionOptions {
   recursive?: boolean;
   preserve?: boolean;
   backup?: boolean;
+  owner?: string;
   dryRun?: boolean;
   quiet?: boolean;
   json?: boolean;
@@ -52,6 +54,7 @@ export function registerCopyCommand(program: Command): void {
     .option('-r, --recursive', 'copy directories (links in them are copied as links)')
     .option('-p, --preserve', 'keep mode bits and modification times (without it: permission bits, mtime now)')
     .option('--backup', 'keep each replaced file as NAME.~N~')
+    .option('--owner <user[:group]>', "owner of the written files, where the agent's policy lets you choose (default: the run-as user)")
     .option('-n, --dry-run', 'print the hosts and the entries that would be sent, and send nothing')
     .option('-q, --quiet', 'only failures and the summary')
     .option('--json', 'JSON Lines events on stdout: start, one file event per entry, the end of each host, the summary (docs/json-events.md)')
@@ -80,6 +83,7 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
   const sources = paths.slice(0, -1);
   const dest = paths[paths.length - 1]!;
   if (!dest.startsWith('/')) throw new OptionError(`the destination must be an absolute path on the hosts, got '${dest}'`);
+  if (opts.owner !== undefined && !OWNER_PATTERN.test(opts.owner)) throw new OptionError(`--owner takes USER or USER:GROUP, got '${opts.owner}'`);
   const targets = chosenTargets ?? resolveTargets(opts);
   const entries = await collectSources(sources, { recursive: opts.recursive === true, preserve: opts.preserve === true });
   if (opts.dryRun) {
@@ -92,7 +96,13 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
   const { tls: client, token } = openClient(opts);
   const request: RunRequest = {
     argv: [],
-    copy: { dest, sources: sources.length, preserve: opts.preserve === true, backup: opts.backup === true },
+    copy: {
+      dest,
+      sources: sources.length,
+      preserve: opts.preserve === true,
+      backup: opts.backup === true,
+      ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
+    },
     options: { ...defaultSessionOptions(), stdin: true, stderr: true, timeoutMs: (opts.timeout ?? 0) * 1000 },
     token,
     software: CLIENT_SOFTWARE,

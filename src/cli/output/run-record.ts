@@ -90,6 +90,7 @@ interface CopiedFiles {
   recursive: boolean;
   preserve: boolean;
   backup: boolean;
+  owner?: string;
 }
 
 /** The record of a copy: per host its class (changed and unchanged hosts are ok), exit code and reason. */
@@ -317,7 +318,8 @@ function isCopiedFiles(value: unknown): value is CopiedFiles {
     isString(c.dest) &&
     typeof c.recursive === 'boolean' &&
     typeof c.preserve === 'boolean' &&
-    typeof c.backup === 'boolean'
+    typeof c.backup === 'boolean' &&
+    (c.owner === undefined || isString(c.owner))
   );
 }
 
@@ -326,8 +328,10 @@ const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.rep
 
 export function describeCommand(run: RunRecord): string {
   if (run.copy) {
-    const { sources, dest, recursive, preserve, backup } = run.copy;
-    const flags = [recursive && '-r', preserve && '-p', backup && '--backup'].filter(Boolean).join(' ');
+    const { sources, dest, recursive, preserve, backup, owner } = run.copy;
+    const flags = [recursive && '-r', preserve && '-p', backup && '--backup', owner !== undefined && `--owner ${quote(owner)}`]
+      .filter(Boolean)
+      .join(' ');
     return ['copy', flags, ...sources.map(quote), quote(dest)].filter(Boolean).join(' ');
   }
   const words = run.shell ? run.command.join(' ') : run.command.map(quote).join(' ');
