@@ -37,8 +37,8 @@ class ScriptedTransport implements Transport {
   open(handlers: TransportHandlers): void {
     this.handlers = handlers;
   }
-  write(data: Buffer): boolean {
-    this.written.push(...this.decoder.push(data));
+  write(...parts: Buffer[]): boolean {
+    for (const part of parts) this.written.push(...this.decoder.push(part));
     return true;
   }
   pause(): void {
@@ -225,8 +225,10 @@ class DuplexTransport implements Transport {
     this.stream.on('end', () => this.stream.destroy());
     setImmediate(() => handlers.ready({ certificateExpires: EXPIRES }));
   }
-  write(data: Buffer): boolean {
-    return this.stream.write(data);
+  write(...parts: Buffer[]): boolean {
+    let flowing = true;
+    for (const part of parts) flowing = this.stream.write(part);
+    return flowing;
   }
   pause(): void {
     this.stream.pause();

@@ -33,8 +33,8 @@ export class FakeSession extends EventEmitter<SessionEvents> implements Session 
     });
   }
 
-  sendInput(chunk: Buffer): boolean {
-    this.input.push(chunk);
+  sendInput(...parts: Buffer[]): boolean {
+    this.input.push(Buffer.concat(parts));
     return true;
   }
 

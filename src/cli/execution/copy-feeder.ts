@@ -6,7 +6,7 @@ import { ErrorCodes } from '../../errors.js';
 import { FileToken } from '../../protocol/constants.js';
 import { decodeEntryNumber, decodeResult, encodeEntry, encodeEntryNumber, type EntryResult } from '../../protocol/file-messages.js';
 import { FrameDecoder } from '../../protocol/frame-decoder.js';
-import { encodeFrame } from '../../protocol/messages.js';
+import { encodeFrameHeader } from '../../protocol/messages.js';
 import type { SourceEntry } from './copy-sources.js';
 import type { Session } from './session.js';
 import type { SharedSources } from './shared-source.js';
@@ -58,7 +58,8 @@ export class CopyFeeder {
     try {
       for (let chunk = await cursor.next(); chunk !== null; chunk = await cursor.next()) {
         if (this.reported.has(i)) break; // refused midway (disk full): the rest is not sent
-        if (!(await this.send(encodeFrame(FileToken.DATA, chunk)))) return false;
+        // The chunk is shared by every host sending this file: only its header is new.
+        if (!(await this.send(encodeFrameHeader(FileToken.DATA, chunk.length), chunk))) return false;
       }
     } catch (err) {
       this.localProblems.set(i, `cannot read ${source}: ${(err as Error).message}`);
@@ -69,9 +70,9 @@ export class CopyFeeder {
   }
 
   /** false once the session is over. */
-  private async send(frame: Buffer): Promise<boolean> {
+  private async send(...parts: Buffer[]): Promise<boolean> {
     if (this.closed) return false;
-    if (!this.session.sendInput(frame) && !this.closed) {
+    if (!this.session.sendInput(...parts) && !this.closed) {
       await new Promise<void>((resolve) => {
         const go = (): void => {
           this.session.off('input-drain', go);

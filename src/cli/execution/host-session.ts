@@ -15,6 +15,7 @@ import {
   decodeVersionChoice,
   encodeCommand,
   encodeFrame,
+  encodeFrameHeader,
   encodeOptions,
   encodeSignal,
   encodeVersionOffer,
@@ -109,9 +110,9 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   }
 
   // Input, signals and resizes that come before the agent is verified wait behind the opening.
-  private send(frame: Buffer): boolean {
-    if (!this.held) return this.transport.write(frame);
-    this.held.push(frame);
+  private send(...parts: Buffer[]): boolean {
+    if (!this.held) return this.transport.write(...parts);
+    this.held.push(...parts);
     // Until the agent is verified, one frame at a time: the opening's write says how full the connection is.
     return false;
   }
@@ -127,9 +128,11 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     return Buffer.concat(opening);
   }
 
-  sendInput(chunk: Buffer): boolean {
+  /** Input as one INP frame; given in parts (a frame of the file stream and its data), the parts are sent as they are, not copied. */
+  sendInput(...parts: Buffer[]): boolean {
     if (this.inputClosed || !this.opened || this.outcome) return true;
-    return this.send(encodeFrame(ClientToken.INPUT, chunk));
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    return this.send(encodeFrameHeader(ClientToken.INPUT, length), ...parts);
   }
 
   endInput(): void {

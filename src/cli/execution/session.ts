@@ -24,7 +24,7 @@ export interface Session extends EventEmitter<SessionEvents> {
   /** Connects, sends the request and settles on the host's one result (it never rejects). */
   run(): Promise<HostResult>;
   /** false: the connection is full; wait for `input-drain` before sending much more (a copy's data does; stdin may not). */
-  sendInput(chunk: Buffer): boolean;
+  sendInput(...parts: Buffer[]): boolean;
   endInput(): void;
   /** The local terminal's new size (`--tty`). */
   resize(size: WindowSize): void;

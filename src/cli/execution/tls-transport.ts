@@ -72,8 +72,15 @@ export class TlsTransport implements Transport {
     socket.on('close', () => handlers.closed());
   }
 
-  write(data: Buffer): boolean {
-    return this.socket?.write(data) ?? false;
+  // Corked: the parts go to TLS together (one record where they fit), without being copied into one buffer.
+  write(...parts: Buffer[]): boolean {
+    const socket = this.socket;
+    if (!socket) return false;
+    let flowing = true;
+    socket.cork();
+    for (const part of parts) flowing = socket.write(part);
+    socket.uncork();
+    return flowing;
   }
 
   pause(): void {

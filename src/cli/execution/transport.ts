@@ -29,8 +29,8 @@ export interface ConnectionProblem {
 export interface Transport {
   /** Starts connecting; every later event reaches `handlers`. */
   open(handlers: TransportHandlers): void;
-  /** false: the connection's buffer is full; wait for `drain` before writing much more. */
-  write(data: Buffer): boolean;
+  /** Writes the parts in order, as one piece where the transport can; false: its buffer is full, wait for `drain`. */
+  write(...parts: Buffer[]): boolean;
   /** Stop reading (and let the agent feel it); resume() reads again. */
   pause(): void;
   resume(): void;
