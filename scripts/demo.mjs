@@ -2,7 +2,7 @@
 // `npm run demo`: a throwaway PKI, three agents on loopback, an inventory with a group,
 // and a few commands through distrun. Leaves nothing running and nothing behind.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,6 +116,14 @@ async function main() {
   distrun([...base, '-g', 'webservers', '--', 'printf', '[%s]\\n', 'two words', '', 'ünïcødé']);
   distrun([...base, '-g', 'webservers', '--shell', 'echo "pid $$ on $(hostname)"; echo "to stderr" >&2; exit 3']);
   distrun([...base, '-g', 'webservers', '-x', 'web2', '--json', 'echo', 'hello']);
+
+  step('5. Copy a file to a host, atomically; the same copy again changes nothing');
+  const motd = join(work, 'motd');
+  writeFileSync(motd, 'Welcome to the fleet\n');
+  const dest = join(work, 'on-web1');
+  mkdirSync(dest);
+  distrun([...base, '-H', 'web1', 'copy', motd, dest]);
+  distrun([...base, '-H', 'web1', 'copy', motd, dest]);
 }
 
 let failed = false;
@@ -125,7 +133,7 @@ try {
   failed = true;
   process.stderr.write(`demo failed: ${err.message}\n`);
 } finally {
-  step('5. Stop the agents and remove the temporary files');
+  step('6. Stop the agents and remove the temporary files');
   await stopAgents();
   rmSync(work, { recursive: true, force: true });
   process.stdout.write(`removed ${work}\n`);
