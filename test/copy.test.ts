@@ -2,7 +2,19 @@
 // file receivers writing real files (as root and as an unprivileged run-as user).
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, rmSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  rmSync,
+  truncateSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { TEMP_PREFIX } from '../src/agent/file-receiver.js';
 import { cleanupAll, trioFleet, distrun, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
@@ -163,4 +175,19 @@ test("policy: copy only below the rule's paths (denied elsewhere, with the reaso
   const refused = await distrun(['-i', inv, '--pki', pki.dir, '-H', 'owning', 'copy', '--owner', 'no body', src, allowed]);
   t.is(refused.code, 255);
   t.regex(refused.stderr, /--owner takes USER or USER:GROUP, got 'no body'/);
+});
+
+test('--dry-run lists the entries and the hosts and sends nothing; a sparse file arrives with the same bytes (its holes filled)', async (t) => {
+  const dir = tempDir();
+  const sparse = join(dir, 'sparse.img');
+  writeFileSync(sparse, 'head');
+  truncateSync(sparse, 8 * 1024 * 1024);
+  const dest = tempDir();
+  const dry = await distrun(on('trio', 'copy', '-n', sparse, dest));
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout.toString(), /^file sparse\.img \(8388608 bytes\)\nh1 .*\nh2 .*\nh3 .*\n$/);
+  t.deepEqual(readdirSync(dest), []);
+  const r = await distrun(on('one', 'copy', sparse, dest));
+  t.is(r.code, 0, r.stderr);
+  t.is(sha(readFileSync(join(dest, 'sparse.img'))), sha(readFileSync(sparse)));
 });
