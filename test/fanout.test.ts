@@ -2,7 +2,7 @@
 // hosts are in flight, batches, --max-fail, stop (Ctrl-C), and results in target order.
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Fanout, countOrPercent, type FanoutLimits } from '../src/cli/execution/fanout.js';
+import { Fanout, scheduleFor, type FanoutLimits } from '../src/cli/execution/fanout.js';
 import { failureReason, type HostResult } from '../src/cli/execution/outcome.js';
 import { FakeSession, target } from './helpers/fake-session.js';
 
@@ -111,8 +111,14 @@ test('no hosts: the run resolves at once with no results', async (t) => {
   t.deepEqual(await fleet(0, {}).fanout.run(), []);
 });
 
-test('--batch and --max-fail take a count or a percentage of the hosts', (t) => {
-  t.is(countOrPercent('3', 10, '--batch'), 3);
-  t.is(countOrPercent('25%', 10, '--batch'), 3);
-  t.is(countOrPercent(undefined, 10, '--batch'), undefined);
+test('--batch and --max-fail take a count or a percentage of the hosts; the fanout is at most the hosts', (t) => {
+  t.deepEqual(scheduleFor({ fanout: 256, batch: '3', maxFail: '25%', batchWait: 2 }, 10), {
+    fanout: 10,
+    batchSize: 3,
+    batchWaitMs: 2000,
+    maxFail: 3,
+  });
+  t.deepEqual(scheduleFor({ fanout: 4 }, 10), { fanout: 4, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity });
+  t.throws(() => scheduleFor({ fanout: 4, batch: '0' }, 10), { message: "--batch takes a whole number N >= 1 or a percentage N% (1-100), got '0'" });
+  t.throws(() => scheduleFor({ fanout: 4, maxFail: '101%' }, 10), { message: /--max-fail takes/ });
 });

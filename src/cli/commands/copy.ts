@@ -9,7 +9,7 @@ import { defaultSessionOptions } from '../../protocol/messages.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
 import { CopyFeeder } from '../execution/copy-feeder.js';
 import { collectSources, type SourceEntry } from '../execution/copy-sources.js';
-import { Fanout, countOrPercent, fanoutWithinFileLimit } from '../execution/fanout.js';
+import { Fanout, fanoutWithinFileLimit, scheduleFor } from '../execution/fanout.js';
 import type { RunRequest } from '../execution/host-session.js';
 import type { HostResult } from '../execution/outcome.js';
 import { SharedSources } from '../execution/shared-source.js';
@@ -111,11 +111,10 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
   const reporter: CopyReporter = opts.json ? new CopyJson(io) : new CopyLines(io, opts.quiet === true);
   const shared = new SharedSources();
   const reports = new Map<string, CopyHostReport>();
+  const asked = scheduleFor(opts, targets.length);
   const schedule = {
-    fanout: fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`)),
-    batchSize: countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity,
-    batchWaitMs: (opts.batchWait ?? 0) * 1000,
-    maxFail: countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity,
+    ...asked,
+    fanout: fanoutWithinFileLimit(asked.fanout, (note) => io.stderr.write(`distrun: ${note}\n`)),
   };
   const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
     onStart: (session) => {

@@ -7,7 +7,7 @@ import { ErrorCodes, OptionError, UsageError } from '../../errors.js';
 import { ENV_NAME_PATTERN } from '../../protocol/constants.js';
 import { defaultSessionOptions, type SessionOptions } from '../../protocol/messages.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
-import { Fanout, countOrPercent, fanoutWithinFileLimit, type FanoutLimits } from '../execution/fanout.js';
+import { Fanout, fanoutWithinFileLimit, scheduleFor, type FanoutLimits } from '../execution/fanout.js';
 import type { RunRequest } from '../execution/host-session.js';
 import { InputBroadcast } from '../execution/input-broadcast.js';
 import { LocalTerminal } from '../execution/local-terminal.js';
@@ -139,12 +139,7 @@ export function planRun(words: string[], opts: RunOptions, sources: PlanSources)
   if (opts.cwd !== undefined && !opts.cwd.startsWith('/')) throw new OptionError(`--cwd needs an absolute path, got '${opts.cwd}'`);
   const targets = sources.chosenTargets ?? sources.resolveTargets(opts);
   const env = parseEnvAssignments(opts.env ?? []);
-  const schedule: FanoutLimits = {
-    fanout: Math.min(opts.fanout, targets.length),
-    batchSize: countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity,
-    batchWaitMs: (opts.batchWait ?? 0) * 1000,
-    maxFail: countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity,
-  };
+  const schedule = scheduleFor(opts, targets.length);
   const tty = opts.tty === true && !opts.dryRun;
   if (tty) checkTerminal(opts, targets.length);
   // --script: a wrapper runs, fed the script on stdin; the record names the script and its

@@ -130,7 +130,7 @@ export function fanoutWithinFileLimit(requested: number, note: (message: string)
 }
 
 /** `N` or `N%` of `total` (at least 1); undefined when not given. */
-export function countOrPercent(value: string | undefined, total: number, option: string): number | undefined {
+function countOrPercent(value: string | undefined, total: number, option: string): number | undefined {
   if (value === undefined) return undefined;
   const match = /^(\d+)(%?)$/.exec(value.trim());
   const n = match ? Number(match[1]) : NaN;
@@ -138,4 +138,22 @@ export function countOrPercent(value: string | undefined, total: number, option:
     throw new OptionError(`${option} takes a whole number N >= 1 or a percentage N% (1-100), got '${value}'`);
   }
   return match[2] ? Math.max(1, Math.ceil((total * n) / 100)) : n;
+}
+
+/** The scheduling options every fan-out command takes (`--fanout`, `--batch`, `--batch-wait`, `--max-fail`). */
+export interface ScheduleOptions {
+  fanout: number;
+  batch?: string;
+  batchWait?: number;
+  maxFail?: string;
+}
+
+/** The limits those options give for `hosts` hosts (the fanout not yet fitted to the open-files limit). */
+export function scheduleFor(opts: ScheduleOptions, hosts: number): FanoutLimits {
+  return {
+    fanout: Math.min(opts.fanout, hosts),
+    batchSize: countOrPercent(opts.batch, hosts, '--batch') ?? Infinity,
+    batchWaitMs: (opts.batchWait ?? 0) * 1000,
+    maxFail: countOrPercent(opts.maxFail, hosts, '--max-fail') ?? Infinity,
+  };
 }
