@@ -4,7 +4,7 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMP_PREFIX } from '../src/agent/file-receiver.js';
+import { TEMP_PREFIX } from '../src/safe-paths.js';
 import { cleanupAll, trioFleet, distrun, startAgent, tempDir, type Pki } from './helpers/fleet.js';
 
 let pki: Pki;

@@ -2,40 +2,28 @@
 // atomically per file, with one result per entry and per host (changed, unchanged,
 // failed). Each host's agent runs its file receiver as the run-as user (protocol 5).
 import type { Command } from 'commander';
-import { ErrorCodes, OptionError } from '../../errors.js';
-import { defaultSessionOptions } from '../../protocol/messages.js';
-import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
 import { CopyFeeder } from '../execution/copy-feeder.js';
+import { OptionError } from '../../errors.js';
+import { runTransfer, type TransferOptions } from '../execution/transfer-run.js';
 import { collectSources, type SourceEntry } from '../execution/copy-sources.js';
-import { Fanout, countOrPercent, fanoutWithinFileLimit } from '../execution/fanout.js';
-import type { RunRequest } from '../execution/host-session.js';
-import type { HostResult } from '../execution/outcome.js';
 import { SharedSources } from '../execution/shared-source.js';
-import { addConnectionOptions, addSelectionOptions, seconds } from '../options.js';
-import { CopyLines, copyExitCode, type CopyHostReport } from '../output/copy-report.js';
+import { addConnectionOptions, addSelectionOptions, addTransferOptions } from '../options.js';
+import { CopyLines, copyExitCode } from '../output/copy-report.js';
 import { writeHostLines } from '../output/host-lines.js';
 import type { OutputStreams } from '../output/renderers.js';
 import { count } from '../plural.js';
 import { resolveTargets, type SelectionOptions } from '../targeting/select.js';
 
-interface CopyOptions extends SelectionOptions {
-  fanout: number;
-  connectTimeout: number;
-  timeout?: number;
-  pki?: string;
-  tokenFile?: string;
+interface CopyOptions extends SelectionOptions, TransferOptions {
   recursive?: boolean;
   preserve?: boolean;
   backup?: boolean;
   dryRun?: boolean;
   quiet?: boolean;
-  batch?: string;
-  batchWait?: number;
-  maxFail?: string;
 }
 
 export function registerCopyCommand(program: Command): void {
-  addConnectionOptions(
+  const command = addConnectionOptions(
     addSelectionOptions(
       program
         .command('copy')
@@ -45,16 +33,12 @@ export function registerCopyCommand(program: Command): void {
   )
     .option('-r, --recursive', 'copy directories (links in them are copied as links)')
     .option('-p, --preserve', 'keep mode bits and modification times (without it: permission bits, mtime now)')
-    .option('--backup', 'keep each replaced file as NAME.~N~')
-    .option('-n, --dry-run', 'print the hosts and the entries that would be sent, and send nothing')
-    .option('-q, --quiet', 'only failures and the summary')
-    .option('--timeout <sec>', 'stop the copy on a host after SEC (its incomplete file is removed)', seconds)
-    .option('--batch <n|n%>', 'copy in batches of N hosts (or N% of them)')
-    .option('--batch-wait <sec>', 'pause between batches', seconds)
-    .option('--max-fail <n|n%>', 'start no new host once N hosts (or N%) were not ok')
-    .action(async (paths: string[], opts: CopyOptions) => {
+    .option('--backup', 'keep each replaced file as NAME.~N~');
+  addTransferOptions(command, 'copy', 'print the hosts and the entries that would be sent, and send nothing').action(
+    async (paths: string[], opts: CopyOptions) => {
       process.exitCode = await copyFiles(paths, opts);
-    });
+    },
+  );
 }
 
 async function copyFiles(paths: readonly string[], opts: CopyOptions, io: OutputStreams = process): Promise<number> {
@@ -70,59 +54,18 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
     writeHostLines(targets, io.stdout, false);
     return 0;
   }
-  const { tls: client, token } = openClient(opts);
-  const request: RunRequest = {
-    argv: [],
-    copy: { dest, sources: sources.length, preserve: opts.preserve === true, backup: opts.backup === true },
-    options: { ...defaultSessionOptions(), stdin: true, stderr: true, timeoutMs: (opts.timeout ?? 0) * 1000 },
-    token,
-    software: CLIENT_SOFTWARE,
-  };
-  const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
-  const lines = new CopyLines(io, opts.quiet === true);
+  const lines = new CopyLines(io, opts.quiet === true, 'copy');
   const shared = new SharedSources();
-  const reports = new Map<string, CopyHostReport>();
-  const schedule = {
-    fanout: fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`)),
-    batchSize: countOrPercent(opts.batch, targets.length, '--batch') ?? Infinity,
-    batchWaitMs: (opts.batchWait ?? 0) * 1000,
-    maxFail: countOrPercent(opts.maxFail, targets.length, '--max-fail') ?? Infinity,
-  };
-  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
-    onStart: (session) => {
-      const stderr: Buffer[] = [];
-      session.on('stderr', (chunk) => stderr.push(chunk));
+  const copy = { dest, sources: sources.length, preserve: opts.preserve === true, backup: opts.backup === true };
+  const { reports, interrupted } = await runTransfer(targets, { copy, stdin: true }, opts, {
+    start: (session) => {
       const feeder = new CopyFeeder(session, entries as SourceEntry[], shared, (entry) => lines.entry(session.target.name, entry));
-      session.once('done', (result) => {
-        const report = { result, entries: feeder.results, stderr: Buffer.concat(stderr).toString('utf8') };
-        reports.set(result.target.name, report);
-        lines.hostDone(report);
-      });
       void feeder.run();
+      return { entries: feeder.results };
     },
-    onDone: (result: HostResult) => {
-      // Hosts never started have no session: reported here.
-      if (!reports.has(result.target.name)) {
-        const report = { result, entries: [], stderr: '' };
-        reports.set(result.target.name, report);
-        lines.hostDone(report);
-      }
-    },
+    done: (report) => lines.hostDone(report),
+    note: (note) => io.stderr.write(`distrun: ${note}\n`),
   });
-  let interrupted = false;
-  const onInterrupt = (): void => {
-    interrupted = true;
-    fanout.stop();
-    for (const session of fanout.running) session.abort(ErrorCodes.INTERRUPTED, 'aborted by user');
-  };
-  process.on('SIGINT', onInterrupt);
-  try {
-    const results = await fanout.run();
-    saveTlsTickets(client);
-    const ordered = results.map((r) => reports.get(r.target.name) ?? { result: r, entries: [], stderr: '' });
-    lines.finish(ordered);
-    return copyExitCode(ordered, interrupted);
-  } finally {
-    process.off('SIGINT', onInterrupt);
-  }
+  lines.finish(reports);
+  return copyExitCode(reports, interrupted);
 }

@@ -1,11 +1,12 @@
-// How a copy went, per entry, per host and in all: a line for each entry written or
-// refused, a line per host at its end, and the summary with folded host lists.
-//   web1: changed /etc/app.conf
+// How a copy or a fetch went, per entry, per host and in all: a line for each entry
+// written or refused, a line per host at its end, and the summary with folded host lists.
+//   web1: changed /etc/app.conf                 web1: fetched /var/log/app.log
 //   web3: failed /etc/app.conf: permission denied
 //   distrun: 3 hosts: 1 changed, 1 unchanged, 1 failed
 import { ExitCode } from '../exit-codes.js';
-import { classify, describeOutcome, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
+import { classify, describeOutcome, hostExitCode, type OutcomeClass } from '../execution/outcome.js';
 import type { EntryResult } from '../../protocol/file-messages.js';
+import type { TransferReport } from '../execution/transfer-run.js';
 import { count } from '../plural.js';
 import { foldHosts } from '../targeting/host-range.js';
 import { hostLabel } from '../targeting/host-label.js';
@@ -13,18 +14,21 @@ import { visibleText } from '../terminal-text.js';
 import { paletteFor } from './colors.js';
 import { writeTo, type OutputStreams } from './renderers.js';
 
-/** One host's copy: its session's result, what the receiver said of each entry, and its stderr. */
-export interface CopyHostReport {
-  result: HostResult;
-  entries: readonly EntryResult[];
-  /** What the receiver wrote on stderr (why it stopped, when it did). */
-  stderr: string;
-}
+/** One entry as reported: a copy's (changed, unchanged, failed) or a fetch's (fetched, failed). */
+type ReportedEntry = Pick<EntryResult, 'path' | 'what' | 'reason'> & { outcome: EntryResult['outcome'] | 'fetched' };
 
-type CopyClass = 'changed' | 'unchanged' | 'failed' | Exclude<OutcomeClass, 'ok' | 'failed'>;
-const ORDER: readonly CopyClass[] = ['changed', 'unchanged', 'failed', 'timeout', 'unreachable', 'error', 'skipped'];
+/** One host's copy or fetch: its session's result, what the receiver or sender said of each entry, and its stderr. */
+type CopyHostReport = TransferReport<ReportedEntry>;
+
+type TransferKind = 'copy' | 'fetch';
+/** What an ok host's entries can be, per kind. */
+const OK_OUTCOMES: Record<TransferKind, readonly ReportedEntry['outcome'][]> = { copy: ['changed', 'unchanged'], fetch: ['fetched'] };
+
+type CopyClass = 'changed' | 'unchanged' | 'fetched' | 'failed' | Exclude<OutcomeClass, 'ok' | 'failed'>;
+const ORDER: readonly CopyClass[] = ['changed', 'unchanged', 'fetched', 'failed', 'timeout', 'unreachable', 'error', 'skipped'];
 const LABEL: Record<CopyClass, string> = {
   changed: 'changed',
+  fetched: 'fetched',
   unchanged: 'unchanged',
   failed: 'failed',
   timeout: 'timed out',
@@ -33,11 +37,12 @@ const LABEL: Record<CopyClass, string> = {
   skipped: 'not started',
 };
 
-/** A host's class and, unless it changed or was unchanged, why. */
+/** A host's class and, unless it was ok (changed, unchanged, fetched), why. */
 function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string } {
   const { outcome } = report.result;
   const cls = classify(outcome);
   const failed = report.entries.filter((e) => e.outcome === 'failed');
+  if (cls === 'ok' && report.entries.some((e) => e.outcome === 'fetched')) return { cls: 'fetched' };
   if (cls === 'ok') return { cls: report.entries.some((e) => e.outcome === 'changed') ? 'changed' : 'unchanged' };
   if (cls === 'failed' && outcome.kind === 'exit' && outcome.code === 1 && failed.length > 0) {
     const first = failed[0]!;
@@ -46,37 +51,40 @@ function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string 
   }
   if (cls === 'failed') {
     const said = report.stderr.trim().split('\n').pop();
-    return { cls: 'failed', reason: said ? visibleText(said) : `the file receiver ended with ${describeOutcome(outcome)}` };
+    return { cls: 'failed', reason: said ? visibleText(said) : `the agent's file program ended with ${describeOutcome(outcome)}` };
   }
   return { cls, reason: describeOutcome(outcome) };
 }
 
-/** 0 when every host changed or was unchanged; 1 when some failed; 124 timed out; 255 when any could not be reached or refused. */
+/** 0 when every host was ok (changed, unchanged, fetched); 1 when some failed; 124 timed out; 255 when any could not be reached or refused. */
 export function copyExitCode(reports: readonly CopyHostReport[], interrupted: boolean): number {
   if (interrupted) return ExitCode.INTERRUPTED;
   let worst: number = ExitCode.OK;
   for (const report of reports) {
     const { cls } = copyOutcome(report);
-    const code = cls === 'failed' ? 1 : cls === 'changed' || cls === 'unchanged' ? 0 : hostExitCode(report.result.outcome);
+    const code = cls === 'failed' ? 1 : isOk(cls) ? 0 : hostExitCode(report.result.outcome);
     if (code === ExitCode.CANNOT_RUN) return code;
     worst = Math.max(worst, code);
   }
   return worst;
 }
 
+const isOk = (cls: CopyClass): boolean => cls === 'changed' || cls === 'unchanged' || cls === 'fetched';
+
 export class CopyLines {
   constructor(
     private readonly io: OutputStreams,
     private readonly quiet: boolean,
+    private readonly kind: TransferKind,
   ) {}
 
-  /** One entry's result as soon as it is known: changed ones on stdout, failed ones on stderr. */
-  entry(host: string, entry: EntryResult): void {
+  /** One entry's result as soon as it is known: changed or fetched ones on stdout, failed ones on stderr. */
+  entry(host: string, entry: ReportedEntry): void {
     const palette = paletteFor(this.io.stdout);
     const path = visibleText(entry.path);
-    if (entry.outcome === 'changed' && !this.quiet) {
+    if ((entry.outcome === 'changed' || entry.outcome === 'fetched') && !this.quiet) {
       const what = entry.what === 'mode' ? ' (mode)' : '';
-      writeTo(this.io, 'stdout', `${palette.host(`${host}:`)} changed ${path}${what}\n`);
+      writeTo(this.io, 'stdout', `${palette.host(`${host}:`)} ${entry.outcome} ${path}${what}\n`);
     } else if (entry.outcome === 'failed') {
       writeTo(this.io, 'stderr', `${paletteFor(this.io.stderr).failure(`${host}: failed ${path}: ${visibleText(entry.reason ?? '')}`)}\n`);
     }
@@ -86,11 +94,11 @@ export class CopyLines {
   hostDone(report: CopyHostReport): void {
     const { cls, reason } = copyOutcome(report);
     const name = report.result.target.name;
-    if (cls === 'changed' || cls === 'unchanged') {
+    if (isOk(cls)) {
       if (this.quiet) return;
-      const tally = ['changed', 'unchanged'].map((o) => [o, report.entries.filter((e) => e.outcome === o).length] as const).filter(([, n]) => n > 0);
+      const tally = OK_OUTCOMES[this.kind].map((o) => [o, report.entries.filter((e) => e.outcome === o).length] as const).filter(([, n]) => n > 0);
       const detail = tally.map(([o, n]) => `${n} ${o}`).join(', ');
-      writeTo(this.io, 'stdout', `${paletteFor(this.io.stdout).host(`${name}:`)} ${cls} (${detail || 'nothing to copy'})\n`);
+      writeTo(this.io, 'stdout', `${paletteFor(this.io.stdout).host(`${name}:`)} ${cls} (${detail || `nothing to ${this.kind}`})\n`);
     } else if (cls !== 'failed') {
       writeTo(this.io, 'stderr', `distrun: ${paletteFor(this.io.stderr).failure(`${hostLabel(report.result.target)}: ${reason}`)}\n`);
     }
