@@ -3,9 +3,22 @@
 // side on this one machine. Agents listen on loopback addresses 127.0.2.1.. (one
 // address per host); a private sshd answers on the same addresses. Prints the tables
 // and writes them into docs/benchmarks.md (between the bench markers). Sections: fanout,
-// latency, stream, exact, memory, profile (default: all). Settings: docs/benchmarks.md.
+// latency, stream, exact, copy, memory, profile (default: all). Settings: docs/benchmarks.md.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { cpus, release, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,12 +30,17 @@ import { peakMemory, timeCommand } from './bench/measure.mjs';
 import { bucketsOfDirectory } from './bench/profile.mjs';
 import { renderReport, writeReport } from './bench/report.mjs';
 import { PrivateSshd, pdshVersion, sshUnavailable, sshVersion } from './bench/ssh-peers.mjs';
-import { have, processCpuSeconds, run, runSync, sampleMax, sleep } from './bench/tools.mjs';
+import { have, processCpuSeconds, run, runSync, sampleMax, shellQuote, sleep } from './bench/tools.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const DISTRUN = join(root, 'dist/src/bin/distrun.js');
-const SECTIONS = ['fanout', 'latency', 'stream', 'exact', 'memory', 'profile'];
+const SECTIONS = ['fanout', 'latency', 'stream', 'exact', 'copy', 'memory', 'profile'];
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** Left free on the copy section's disk, beyond the source and N copies of it. */
+const COPY_DISK_RESERVE = 4 * GiB;
+const SSH_CIPHER = 'aes128-gcm@openssh.com';
+const SSH_KEX = 'curve25519-sha256';
 
 function readSettings(env, args) {
   const list = (value, fallback) => (value ?? fallback).split(/[\s,]+/).filter(Boolean);
@@ -31,10 +49,11 @@ function readSettings(env, args) {
     if (!SECTIONS.includes(section)) throw new Error(`unknown section '${section}' (sections: ${SECTIONS.join(', ')})`);
   }
   const ns = list(env.BENCH_NS, '10 50 200 1000').map(Number);
+  const copyNs = sections.includes('copy') ? list(env.BENCH_COPY_NS, '1 10 50').map(Number) : [];
   return {
     sections,
     ns,
-    maxN: Math.max(...ns, 1000 * Number(sections.includes('memory'))),
+    maxN: Math.max(...ns, ...copyNs, 1000 * Number(sections.includes('memory'))),
     peerMaxN: Number(env.BENCH_PEER_MAX_N ?? 200),
     runs: Number(env.BENCH_RUNS ?? 5),
     latencyRuns: Number(env.BENCH_LATENCY_RUNS ?? 30),
@@ -44,6 +63,10 @@ function readSettings(env, args) {
     exactBytes: Number(env.BENCH_EXACT_BYTES ?? 10_000_000),
     slowSeconds: Number(env.BENCH_SLOW_SECONDS ?? 60),
     slowRate: Number(env.BENCH_SLOW_RATE ?? 1_000_000),
+    copyNs,
+    copyBytes: Number(env.BENCH_COPY_BYTES ?? GiB),
+    copyRuns: Number(env.BENCH_COPY_RUNS ?? 3),
+    copyDir: env.BENCH_COPY_DIR,
     kexes: list(env.BENCH_KEX, 'default curve25519-sha256'),
     out: env.BENCH_OUT ?? join(root, 'docs/benchmarks.md'),
     keep: env.BENCH_KEEP === '1',
@@ -89,7 +112,7 @@ class Bench {
     this.work = work;
     this.cache = join(work, 'cache');
     this.inventory = join(work, 'hosts.yaml');
-    this.report = { notes: [], fanout: [], latency: [], stream: [], exact: [], memory: {}, profile: undefined };
+    this.report = { notes: [], fanout: [], latency: [], stream: [], exact: [], copy: undefined, memory: {}, profile: undefined };
   }
 
   distrunEnv() {
@@ -107,6 +130,8 @@ class Bench {
 
   async setUp() {
     const { settings, work } = this;
+    if (settings.sections.includes('copy')) this.copyPlace = this.prepareCopyPlace();
+    const copyHosts = Math.max(0, ...(this.copyPlace?.ns ?? []));
     this.fleet = new LoopbackFleet(root, work);
     say(`starting agents for ${settings.maxN} loopback hosts (at most ${settings.maxAgents} agent processes) ...`);
     // Two more agents: one that holds 1,000 sessions, one profiled.
@@ -114,6 +139,7 @@ class Bench {
       hosts: settings.maxN,
       maxAgents: settings.maxAgents,
       agentNodeArgs: settings.agentNodeArgs,
+      bindFor: (i) => (i <= copyHosts ? { source: this.copyPlace.hostDir(i), target: this.copyPlace.dest } : undefined),
       extraAgents: [
         { name: 'sessions', addresses: ['127.0.1.1'], config: {} },
         // 200 handshakes at once from one address, to an agent slowed by the profiler: above the
@@ -129,7 +155,7 @@ class Bench {
     // Many names for one agent's address: range keys, as an inventory would write them.
     this.fleet.writeInventory(
       this.inventory,
-      [...new Set([1, ...settings.ns])].sort((a, b) => a - b),
+      [...new Set([1, ...settings.ns, ...(this.copyPlace?.ns ?? [])])].sort((a, b) => a - b),
       {
         hosts: [`  's[0001-1000]': { address: 127.0.1.1, port: ${AGENT_PORT} }`, `  'p[0001-0200]': { address: 127.0.1.2, port: ${AGENT_PORT} }`],
         groups: ["  sessions1000: ['s[0001-1000]']", "  profiled200: ['p[0001-0200]']"],
@@ -140,7 +166,8 @@ class Bench {
       this.report.notes.push(`ssh peers not measured: ${why}.`);
     } else {
       say('starting a private sshd on loopback ...');
-      this.sshd = await new PrivateSshd(work, await freePort()).start(Math.min(settings.maxN, settings.peerMaxN));
+      const perHost = this.copyPlace ? { port: await freePort(), hostsDir: this.copyPlace.hostsDir, target: this.copyPlace.dest } : undefined;
+      this.sshd = await new PrivateSshd(work, await freePort()).start(Math.min(settings.maxN, settings.peerMaxN), perHost);
       if (!have('pdsh')) this.report.notes.push('pdsh not installed (apt-get install pdsh): its rows are missing.');
     }
     this.report.machine = machineDescription();
@@ -331,6 +358,200 @@ class Bench {
     }
   }
 
+  /**
+   * Where the copy section writes: one directory per host (hNNNN) and the one path DEST that
+   * every host is told to write to. Each host's agent (and each ssh session on the per-host
+   * port) runs in its own mount namespace with its host's directory bound over DEST. Host
+   * counts that the disk or the agents cannot hold are lowered, with a note.
+   */
+  prepareCopyPlace() {
+    const { settings } = this;
+    if (process.getuid?.() !== 0) {
+      this.report.notes.push('copy not measured: its per-host destinations are mount namespaces, which need root.');
+      return { ns: [] };
+    }
+    const base = settings.copyDir ?? this.work;
+    mkdirSync(base, { recursive: true });
+    const dir = mkdtempSync(join(base, 'distrun-bench-copy-'));
+    const [fstype, avail] = runSync('df', ['-B1', '--output=fstype,avail', dir]).stdout.trim().split('\n').pop().trim().split(/\s+/);
+    const bytes = settings.copyBytes;
+    const fit = Math.floor((Number(avail) - COPY_DISK_RESERVE - bytes) / bytes);
+    const agents = Math.min(settings.maxN, settings.maxAgents);
+    const where = `${dir} (${fstype}${fstype === 'tmpfs' ? ', in RAM' : ''}, ${(Number(avail) / GiB).toFixed(0)} GiB free)`;
+    say(`copy: writing under ${where}`);
+    const ns = [];
+    for (const n of settings.copyNs) {
+      const m = Math.min(n, fit, agents);
+      if (m < n) {
+        this.report.notes.push(
+          m < 1
+            ? `copy at N=${n} not measured: ${where} cannot hold ${mib(bytes)} twice with ${mib(COPY_DISK_RESERVE)} to spare.`
+            : `copy at N=${n} measured at N=${m}: ${m === fit ? `${where} holds ${m} copies of ${mib(bytes)} (and the source) with ${mib(COPY_DISK_RESERVE)} to spare` : `BENCH_MAX_AGENTS is ${agents} and each host needs an agent of its own`}.`,
+        );
+      }
+      if (m >= 1 && !ns.includes(m)) ns.push(m);
+    }
+    const place = {
+      dir,
+      fstype,
+      ns,
+      source: join(dir, 'source', 'payload.bin'),
+      dest: join(dir, 'dest'),
+      hostsDir: join(dir, 'hosts'),
+      hostDir: (i) => join(dir, 'hosts', hostName(i)),
+      hostFile: (i) => join(dir, 'hosts', hostName(i), 'payload.bin'),
+    };
+    mkdirSync(join(dir, 'source'));
+    mkdirSync(place.dest);
+    for (let i = 1; i <= Math.max(0, ...ns); i += 1) mkdirSync(place.hostDir(i), { recursive: true });
+    return place;
+  }
+
+  /** Removes every host's copy (and any temporary file a failed copy left). */
+  clearCopiesCommand() {
+    const hosts = shellQuote(this.copyPlace.hostsDir);
+    const idle = this.sshd ? ` && while pgrep -P ${this.sshd.child.pid} >/dev/null; do sleep 0.02; done` : '';
+    return ['bash', '-c', `rm -f ${hosts}/h*/payload.bin ${hosts}/h*/.distrun-tmp-* && sync${idle}`];
+  }
+
+  async clearCopies() {
+    const [program, ...args] = this.clearCopiesCommand();
+    await run(program, args);
+  }
+
+  /** Every one of the first n hosts has the source's bytes, and nothing landed anywhere else. */
+  async checkCopies(n, expected) {
+    const place = this.copyPlace;
+    if (readdirSync(place.dest).length > 0) return `files in ${place.dest} itself (a host without its own directory)`;
+    for (let i = 1; i <= n; i += 1) {
+      const file = place.hostFile(i);
+      if (!existsSync(file)) return `${hostName(i)}: no file`;
+      if (statSync(file).size !== this.settings.copyBytes) return `${hostName(i)}: ${statSync(file).size} of ${this.settings.copyBytes} B`;
+      if ((await sha256File(file)) !== expected) return `${hostName(i)}: sha256 differs`;
+    }
+    for (let i = n + 1; existsSync(place.hostDir(i)); i += 1) if (existsSync(place.hostFile(i))) return `${hostName(i)} got a file too`;
+    return undefined;
+  }
+
+  /** One untimed copy from clean destinations that must deliver every byte; returns the problem, if any. */
+  async validateCopy(tool, argv, n, expected, env = {}) {
+    await this.clearCopies();
+    const result = await run(argv[0], argv.slice(1), { env: { ...process.env, ...env } });
+    const problem = result.code !== 0 ? `exit ${result.code}: ${result.stderr.trim().split('\n').pop() ?? ''}` : await this.checkCopies(n, expected);
+    if (problem) say(`copy ${tool} ${n}: INVALID ${problem}`);
+    return problem?.slice(0, 200);
+  }
+
+  async copy() {
+    const place = this.copyPlace;
+    const { copyBytes: bytes, copyRuns: runs } = this.settings;
+    if (place.ns.length === 0) return;
+    say(`copy: writing ${mib(bytes)} of random bytes ...`);
+    const expected = writeRandomFile(place.source, bytes);
+    const env = this.distrunEnv();
+    const agents = () => this.fleet.cpuSeconds();
+    const distrunArgv = (n) => this.distrun(['copy', '-g', `n${n}`, '-f', String(n), '-q', place.source, `${place.dest}/`]);
+    const report = { bytes, fstype: place.fstype, runs, groups: [], recopy: undefined };
+    this.report.copy = report;
+    try {
+      for (const n of place.ns) {
+        const rows = [];
+        const delivered = n * bytes;
+        // Untimed: peak RSS, and every host's file checked.
+        await this.clearCopies();
+        const memory = peakMemory(distrunArgv(n), env);
+        const problem = memory.code !== 0 ? `exit ${memory.code}: ${memory.stderr.trim().split('\n').pop()}` : await this.checkCopies(n, expected);
+        if (problem) say(`copy distrun ${n}: INVALID ${problem}`);
+        rows.push({
+          tool: 'distrun',
+          variant: 'resumed TLS',
+          delivered,
+          maxRss: memory.maxRss,
+          ...(problem
+            ? { error: problem.slice(0, 200) }
+            : await this.time(`distrun copy ${n}`, distrunArgv(n), { runs, warmup: 0, env, serverCpu: agents, prepare: this.clearCopiesCommand() })),
+        });
+        if (this.sshd && n <= this.settings.peerMaxN) {
+          const sshd = () => this.sshd.cpuSeconds();
+          const hostsFile = this.sshd.hostsFile(n);
+          const config = this.sshd.clientConfig('default');
+          const sshOptions = ['-o', `Ciphers=${SSH_CIPHER}`, '-o', `KexAlgorithms=${SSH_KEX}`];
+          const variant = `${SSH_CIPHER.split('@')[0]}, ${SSH_KEX}`;
+          // One command per host, each naming its host's own directory.
+          const scp = [
+            'xargs',
+            '-a',
+            hostsFile,
+            '-P',
+            String(n),
+            '-I{}',
+            'scp',
+            '-q',
+            '-F',
+            config,
+            ...sshOptions,
+            place.source,
+            `{}:${place.hostsDir}/{}/`,
+          ];
+          const scpProblem = await this.validateCopy('scp', scp, n, expected);
+          rows.push({
+            tool: 'scp+xargs',
+            variant,
+            delivered,
+            ...(scpProblem
+              ? { error: scpProblem }
+              : await this.time(`scp+xargs copy ${n}`, scp, { runs, warmup: 0, serverCpu: sshd, prepare: this.clearCopiesCommand() })),
+          });
+          if (have('pdcp')) {
+            // One DEST for all hosts: the per-host port binds each host's directory over it.
+            const pdcpEnv = { PDSH_SSH_ARGS: `-F ${config} -p ${this.sshd.perHostPort} ${sshOptions.join(' ')} -a -x -l%u %h` };
+            const pdcp = ['pdcp', '-R', 'ssh', '-f', String(n), '-w', `^${hostsFile}`, place.source, `${place.dest}/`];
+            const pdcpProblem = await this.validateCopy('pdcp', pdcp, n, expected, pdcpEnv);
+            rows.push({
+              tool: 'pdcp -R ssh',
+              variant,
+              delivered,
+              ...(pdcpProblem
+                ? { error: pdcpProblem }
+                : await this.time(`pdcp copy ${n}`, pdcp, { runs, warmup: 0, env: pdcpEnv, serverCpu: sshd, prepare: this.clearCopiesCommand() })),
+            });
+          } else {
+            this.report.notes.push('pdcp not installed (apt-get install pdsh): its copy rows are missing.');
+          }
+        }
+        report.groups.push({ n, rows });
+      }
+      report.recopy = await this.recopy(distrunArgv, expected);
+    } finally {
+      await this.clearCopies();
+      rmSync(place.source, { force: true });
+    }
+  }
+
+  /** The same file to 10 hosts (or the largest N measured) that have it already: a hash each, nothing sent. */
+  async recopy(distrunArgv, expected) {
+    const n = Math.min(10, Math.max(...this.copyPlace.ns));
+    const env = this.distrunEnv();
+    const argv = distrunArgv(n);
+    const first = await this.validateCopy('distrun', argv, n, expected, env);
+    if (first) return { n, error: first };
+    const again = await run(argv[0], argv.slice(1), { env: { ...process.env, ...env } });
+    const unchanged = new RegExp(`\\b${n} unchanged\\b`).test(again.stderr) || (n === 1 && /\bunchanged\b/.test(again.stderr));
+    if (again.code !== 0 || !unchanged) {
+      const error = `exit ${again.code}, not reported unchanged: ${again.stderr.trim().split('\n').pop()}`.slice(0, 200);
+      say(`copy re-copy ${n}: INVALID ${error}`);
+      return { n, error };
+    }
+    const timed = await this.time(`distrun re-copy ${n} unchanged`, argv, {
+      runs: this.settings.copyRuns,
+      warmup: 0,
+      env,
+      serverCpu: () => this.fleet.cpuSeconds(),
+    });
+    const problem = await this.checkCopies(n, expected);
+    return { n, ...(problem ? { error: `after the re-copies: ${problem}` } : timed) };
+  }
+
   async memory() {
     const env = this.distrunEnv();
     const memory = this.report.memory;
@@ -437,6 +658,35 @@ class Bench {
   }
 }
 
+/** Writes `bytes` random bytes to `file`; returns their sha256 (hex). */
+function writeRandomFile(file, bytes) {
+  const hash = createHash('sha256');
+  const fd = openSync(file, 'w');
+  try {
+    for (let left = bytes; left > 0; ) {
+      const chunk = randomBytes(Math.min(left, 16 * MiB));
+      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+      hash.update(chunk);
+      left -= chunk.length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+function sha256File(file) {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(file, { highWaterMark: 4 * MiB })
+      .on('data', (chunk) => hash.update(chunk))
+      .once('error', reject)
+      .once('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+const mib = (bytes) => `${(bytes / MiB).toFixed(0)} MiB`;
+
 function writeTo(file, content) {
   writeFileSync(file, content);
   return file;
@@ -465,6 +715,8 @@ async function main() {
   const stop = async () => {
     await bench.fleet?.stop();
     await bench.sshd?.stop();
+    // The copies' directory goes even with BENCH_KEEP: it can hold many GiB.
+    if (bench.copyPlace?.dir) rmSync(bench.copyPlace.dir, { recursive: true, force: true });
     if (!settings.keep) rmSync(work, { recursive: true, force: true });
   };
   for (const signal of ['SIGINT', 'SIGTERM']) {

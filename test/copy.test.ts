@@ -2,24 +2,24 @@
 // file receivers writing real files (as root and as an unprivileged run-as user).
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, rmSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMP_PREFIX } from '../src/safe-paths.js';
-import { cleanupAll, trioFleet, distrun, startAgent, tempDir, type Pki } from './helpers/fleet.js';
+import { cleanupAll, noTemporaries, trioFleet, distrun, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { jsonLines } from './helpers/json-lines.js';
 
 let pki: Pki;
+let agents: RunningAgent[];
 
 let inventory: string;
 
 test.before(async () => {
-  ({ pki, inventory } = await trioFleet());
+  ({ pki, agents, inventory } = await trioFleet());
 });
 
 test.after.always(cleanupAll);
 
 const on = (group: string, ...args: string[]) => ['-i', inventory, '--pki', pki.dir, '-g', group, ...args];
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-const noTemporaries = (dir: string): boolean => !readdirSync(dir, { recursive: true }).some((name) => String(name).includes(TEMP_PREFIX));
 
 test('a binary file to three hosts: changed on each, byte-exact with its mode; again: unchanged; the exit code is 0', async (t) => {
   const src = join(tempDir(), 'blob.bin');
@@ -85,4 +85,80 @@ test('one host whose destination the run-as user may not write fails; the others
   t.regex(bad.stderr, new RegExp(`shut: failed ${join(closed, 'app.conf')}: permission denied`));
   t.regex(bad.stderr, /distrun: 1 host: 1 failed\n/);
   t.deepEqual(readdirSync(closed), []);
+});
+
+test('--json: start, a file event per entry, each host end with its counts, the summary; rerun --failed copies again on the host that failed', async (t) => {
+  const src = join(tempDir(), 'motd');
+  writeFileSync(src, 'welcome\n');
+  const dest = tempDir();
+  chmodSync(dest, 0o755);
+  const limited = await startAgent(pki, 'agent2', { config: { runAs: 'nobody' } });
+  const inv = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inv, `hosts:\n  nobody1: { address: 127.0.0.1, port: ${limited.port} }\n  root1: { address: 127.0.0.1, port: ${agents[0]!.port} }\n`);
+  const sel = ['-i', inv, '--pki', pki.dir, '-g', 'all'];
+  // One host after the other, nobody1 first: root1's file would otherwise be there, identical, for nobody1 to leave unchanged.
+  // Run records of its own: another test's copy is not the newest run here.
+  const env = { XDG_CACHE_HOME: tempDir() };
+  const r = await distrun([...sel, 'copy', '--batch', '1', '--json', src, dest], { env });
+  t.is(r.code, 1, r.stderr);
+  const events = jsonLines(r.stdout);
+  const of = (host: string) => events.filter((e) => e.host === host).map((e) => e.type);
+  t.deepEqual(of('root1'), ['start', 'file', 'exit']);
+  t.deepEqual(of('nobody1'), ['start', 'file', 'exit']);
+  t.like(
+    events.find((e) => e.type === 'file' && e.host === 'root1'),
+    { path: join(dest, 'motd'), outcome: 'changed', what: 'content', size: 8, sha256: sha('welcome\n'), previous: null },
+  );
+  t.like(
+    events.find((e) => e.type === 'file' && e.host === 'nobody1'),
+    { outcome: 'failed', code: 'E_FILE', message: 'permission denied' },
+  );
+  t.like(
+    events.find((e) => e.type === 'exit' && e.host === 'root1'),
+    { status: 'ok', exitCode: 0, changed: 1, unchanged: 0, failed: 0 },
+  );
+  t.like(
+    events.find((e) => e.type === 'exit' && e.host === 'nobody1'),
+    { status: 'failed', exitCode: 1, changed: 0, failed: 1 },
+  );
+  t.like(events.at(-1), { type: 'summary', hosts: 2, ok: 1, failed: 1, changed: 1, unchanged: 0, exitCode: 1 });
+  // The directory is opened to the run-as user (and root1's copy taken away); rerun --failed repeats the copy on nobody1 alone.
+  chownSync(dest, 65534, 65534);
+  rmSync(join(dest, 'motd'));
+  const again = await distrun(['rerun', '--failed', '--pki', pki.dir], { env });
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stderr, new RegExp(`running again on 1 host of \\S+: copy ${src.replace(/[/.]/g, '\\$&')} ${dest.replace(/[/.]/g, '\\$&')}`));
+  t.is(again.stdout.toString(), `nobody1: changed ${join(dest, 'motd')}\nnobody1: changed (1 changed)\n`);
+  t.is(statSync(join(dest, 'motd')).uid, 65534);
+  const nothing = await distrun(['rerun', '--failed', '--pki', pki.dir], { env });
+  t.is(nothing.code, 0);
+  t.regex(nothing.stderr, /nothing to run again|every host/);
+});
+
+test("policy: copy only below the rule's paths (denied elsewhere, with the reason), --owner only where the rule says owner: true", async (t) => {
+  const allowed = tempDir();
+  const elsewhere = tempDir();
+  const src = join(tempDir(), 'conf');
+  writeFileSync(src, 'x=1\n');
+  const rule = { clients: ['admin'], commands: ['true'], copy: [`${allowed}/*`] };
+  const strict = await startAgent(pki, 'agent3', { config: { policy: [rule] } });
+  const owning = await startAgent(pki, 'agent3', { config: { policy: [{ ...rule, owner: true }] } });
+  const inv = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inv, `hosts:\n  strict: { address: 127.0.0.1, port: ${strict.port} }\n  owning: { address: 127.0.0.1, port: ${owning.port} }\n`);
+  const at = (host: string, ...args: string[]) => distrun(['-i', inv, '--pki', pki.dir, '-H', host, 'copy', ...args]);
+  const outside = await at('strict', src, elsewhere);
+  t.is(outside.code, 1, outside.stderr);
+  t.regex(outside.stderr, new RegExp(`strict: failed ${join(elsewhere, 'conf')}: ${join(elsewhere, 'conf')} is not a path this client may write`));
+  const inside = await at('strict', src, allowed);
+  t.is(inside.code, 0, inside.stderr);
+  const owner = await at('strict', '--owner', 'nobody', src, allowed);
+  t.is(owner.code, 255);
+  t.regex(owner.stderr, /strict \([\d.:]+\): --owner is not allowed for this client/);
+  const chosen = await at('owning', '--owner', 'nobody:nogroup', src, allowed);
+  t.is(chosen.code, 0, chosen.stderr);
+  t.is(chosen.stdout.toString(), `owning: changed ${join(allowed, 'conf')} (mode)\nowning: changed (1 changed)\n`);
+  t.is(statSync(join(allowed, 'conf')).uid, 65534);
+  const refused = await distrun(['-i', inv, '--pki', pki.dir, '-H', 'owning', 'copy', '--owner', 'no body', src, allowed]);
+  t.is(refused.code, 255);
+  t.regex(refused.stderr, /--owner takes USER or USER:GROUP, got 'no body'/);
 });

@@ -5,8 +5,7 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TEMP_PREFIX } from '../src/safe-paths.js';
-import { cleanupAll, distrun, startAgent, tempDir, trioFleet, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { cleanupAll, noTemporaries, distrun, startAgent, tempDir, trioFleet, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;
 let agents: RunningAgent[];
@@ -20,7 +19,6 @@ test.after.always(cleanupAll);
 
 const on = (group: string, ...args: string[]) => ['-i', inventory, '--pki', pki.dir, '-g', group, ...args];
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-const noTemporaries = (dir: string): boolean => !readdirSync(dir, { recursive: true }).some((name) => String(name).includes(TEMP_PREFIX));
 
 /** An inventory of HOSTS, all on one agent's port. */
 function inventoryFor(agent: RunningAgent, hosts: string[]): string {

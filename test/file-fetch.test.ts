@@ -13,13 +13,11 @@ import { FileToken } from '../src/protocol/constants.js';
 import { decodeEntry, decodeResult, decodeSentEnd, encodeEntry, encodeResult, encodeSentEnd } from '../src/protocol/file-messages.js';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeFrame } from '../src/protocol/messages.js';
-import { TEMP_PREFIX } from '../src/safe-paths.js';
-import { cleanupAll, tempDir } from './helpers/fleet.js';
+import { cleanupAll, noTemporaries, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);
 
 const sha = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
-const noTemporaries = (dir: string): boolean => !readdirSync(dir, { recursive: true }).some((name) => String(name).includes(TEMP_PREFIX));
 
 /** What the sender sends for JOB: the raw stream, its frames and the exit status. */
 async function send(paths: string[], job: Partial<SenderJob['request']> & Pick<SenderJob, 'allowed'> = {}) {

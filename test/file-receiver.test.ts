@@ -7,12 +7,11 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { FileReceiver, type ReceiverJob } from '../src/agent/file-receiver.js';
-import { TEMP_PREFIX } from '../src/safe-paths.js';
 import { FileToken } from '../src/protocol/constants.js';
 import { decodeEntryNumber, decodeResult, encodeEntry, encodeEntryNumber, type EntryResult, type FileEntry } from '../src/protocol/file-messages.js';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeFrame } from '../src/protocol/messages.js';
-import { cleanupAll, tempDir } from './helpers/fleet.js';
+import { cleanupAll, noTemporaries, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);
 
@@ -44,8 +43,6 @@ function receiver(dest: string, options: Partial<ReceiverJob> & { sources?: numb
   const link = (path: string, target: string): void => r.push(encodeEntry({ i: next++, path, type: 'link', mode: 0o777, target }));
   return { r, wants, results, temps, file, dir, link, entryNumber: () => next++ };
 }
-
-const noTemporaries = (dir: string): boolean => !readdirSync(dir, { recursive: true }).some((name) => String(name).includes(TEMP_PREFIX));
 
 test('a file into a directory: asked for, written whole with its mode; the same again is unchanged and not asked for', (t) => {
   const dest = tempDir();
@@ -243,4 +240,25 @@ test('the stream itself is checked: names that leave the destination, numbers ou
   t.throws(() => receiver(dest).r.push(encodeEntry({ i: 1, path: 'a', type: 'dir', mode: 0o755 })), { message: 'ENT 1 where 0 was expected' });
   t.throws(() => receiver(dest).r.push(encodeFrame(FileToken.DATA, 'x')), { message: 'DAT without a file being received' });
   t.deepEqual(readdirSync(dest), []);
+});
+
+test('--owner: files and directories get the user and group named (resolved on the host); an unknown name fails the entry', (t) => {
+  const dest = tempDir();
+  const s = receiver(dest, { sources: 3, owner: 'nobody:nogroup' });
+  s.dir('d');
+  s.file('d/f', 'x');
+  t.is(statSync(join(dest, 'd')).uid, 65534);
+  t.is(statSync(join(dest, 'd', 'f')).uid, 65534);
+  t.is(statSync(join(dest, 'd', 'f')).gid, 65534);
+  // The same content under another owner is changed without a transfer.
+  const root = receiver(dest, { sources: 1, owner: 'root' });
+  root.file('d', 'x');
+  const back = receiver(join(dest, 'd'), { owner: 'root' });
+  back.file('f', 'x');
+  t.deepEqual(back.wants, []);
+  t.like(back.results, [{ outcome: 'changed', what: 'mode' }]);
+  t.is(statSync(join(dest, 'd', 'f')).uid, 0);
+  const unknown = receiver(dest, { owner: 'no-such-user-here' });
+  unknown.file('g', 'x');
+  t.like(unknown.results, [{ outcome: 'failed', reason: '--owner: no user no-such-user-here on this host' }]);
 });

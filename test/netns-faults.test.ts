@@ -2,7 +2,9 @@
 // faults a fleet brings: links that go down, agents killed or restarted, slow links.
 // docs/testing.md says what each test proves. Needs root and iproute2; skipped otherwise.
 import { PROTOCOL_VERSION } from '../src/protocol/constants.js';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { TEMP_PREFIX } from '../src/safe-paths.js';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import anyTest, { type TestFn } from 'ava';
@@ -261,6 +263,89 @@ serial("distrun ping over the namespaces reports each host's state", async (t) =
   } finally {
     fleet.linkUp(cut);
     await fleet.startAgent(stopped);
+  }
+});
+
+/** Whether a host's /srv (seen from here) holds a temporary file of a copy. */
+const copying = (host: NetnsHost): boolean => readdirSync(join(host.root, 'srv'), { recursive: true }).some((n) => String(n).includes(TEMP_PREFIX));
+
+serial('copy: a 50 MB random file and a tree to 10 hosts, byte-exact with modes on every host; again: unchanged on all', async (t) => {
+  const dir = tempDir();
+  const blob = join(dir, 'blob.bin');
+  const data = randomBytes(50 * 1024 * 1024);
+  writeFileSync(blob, data, { mode: 0o600 });
+  const tree = join(dir, 'tree');
+  mkdirSync(join(tree, 'a', 'b'), { recursive: true });
+  writeFileSync(join(tree, 'a', 'b', 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+  symlinkSync('a/b/run.sh', join(tree, 'run'));
+  const r = await fleet.distrun(['-g', 'fleet', 'copy', '-r', blob, tree, '/srv']);
+  t.is(r.code, 0, r.stderr);
+  const digest = createHash('sha256').update(data).digest('hex');
+  for (const host of fleet.hosts) {
+    const srv = join(host.root, 'srv');
+    t.is(
+      createHash('sha256')
+        .update(readFileSync(join(srv, 'blob.bin')))
+        .digest('hex'),
+      digest,
+      host.name,
+    );
+    t.is(statSync(join(srv, 'blob.bin')).mode & 0o777, 0o600);
+    t.is(statSync(join(srv, 'tree', 'a', 'b', 'run.sh')).mode & 0o777, 0o755);
+    t.is(readlinkSync(join(srv, 'tree', 'run')), 'a/b/run.sh');
+    t.false(copying(host));
+  }
+  const again = await fleet.distrun(['-g', 'fleet', 'copy', '-r', blob, tree, '/srv']);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(
+    sortedLines(again.stdout.toString()),
+    fleet.hosts.map((h) => `${h.name}: unchanged (6 unchanged)`),
+  );
+  t.is(again.stderr, 'distrun: 10 hosts: 10 unchanged\n');
+});
+
+serial(
+  'copy: a link cut mid-transfer: that host is reported lost, the others complete, and it keeps neither a partial file nor a temporary one',
+  async (t) => {
+    const blob = join(tempDir(), 'big.bin');
+    writeFileSync(blob, randomBytes(24 * 1024 * 1024));
+    const cut = fleet.host('h06');
+    // Its acknowledgements slowed to a trickle, h06 receives slowly: the cut comes mid-file.
+    fleet.limitRate(cut, '200kbit');
+    try {
+      const run = spawnDistrun([...fleet.distrunArgs, '-g', 'fleet', 'copy', blob, '/srv'], {}, fleet.clientNetns);
+      t.true(await waitFor(() => copying(cut), 60_000), 'h06 has started writing');
+      fleet.linkDown(cut);
+      t.is(await run.exit, 255, run.stderr());
+      t.regex(run.stderr(), /h06 \([\d.]+:\d+\): connection lost: no word from the agent for 3 s/);
+      t.regex(run.stderr(), /10 hosts: 9 changed, 1 unreachable/);
+      for (const host of others('h06')) t.is(statSync(join(host.root, 'srv', 'big.bin')).size, 24 * 1024 * 1024);
+      // The agent hears nothing either: it drops the session and stops the receiver, which removes its temporary file.
+      t.true(await waitFor(() => !copying(cut), 30_000), 'the temporary file is removed');
+      t.false(existsSync(join(cut.root, 'srv', 'big.bin')), 'no partial target');
+    } finally {
+      fleet.linkUp(cut);
+      fleet.unlimitRate(cut);
+    }
+  },
+);
+
+serial('copy: Ctrl-C midway stops every host; none keeps a partial or temporary file, and a file that was there stays as it was', async (t) => {
+  const blob = join(tempDir(), 'big.bin');
+  writeFileSync(blob, randomBytes(24 * 1024 * 1024));
+  const slow = fleet.host('h07');
+  writeFileSync(join(slow.root, 'srv', 'keep.bin'), 'the old content');
+  fleet.limitRate(slow, '200kbit');
+  try {
+    const run = spawnDistrun([...fleet.distrunArgs, '-g', 'fleet', 'copy', blob, '/srv/keep.bin'], {}, fleet.clientNetns);
+    t.true(await waitFor(() => copying(slow), 60_000));
+    run.child.kill('SIGINT');
+    t.is(await run.exit, 130, run.stderr());
+    t.regex(run.stderr(), /h07 \([\d.]+:\d+\): aborted by user/);
+    t.true(await waitFor(() => !copying(slow), 30_000), 'the temporary file is removed');
+    t.is(readFileSync(join(slow.root, 'srv', 'keep.bin'), 'utf8'), 'the old content');
+  } finally {
+    fleet.unlimitRate(slow);
   }
 });
 

@@ -123,7 +123,7 @@ test('a cycle of parents, or a rerun of a host its root never had, is refused', 
   t.throws(() => resolveChain(stranger, loaderOf(root)), { message: /ran z \(127\.0\.0\.1:6789\), which run .* it came from never had/ });
 });
 
-test('records are written as version 2 with their parent; version 1 records are still read; newer ones are refused', (t) => {
+test('records are written as version 3 with their parent; version 1 records are still read; newer ones are refused', (t) => {
   const dir = join(tempDir(), 'runs');
   const v2 = { ...record([host('a', 'ok')], '20250101T000000000Z-aaaa', '20260101T000000000Z-bbbb') };
   saveRun(v2, dir);

@@ -3,6 +3,9 @@
 // agent certificate naming it. Up to `maxAgents` agent processes: beyond that an agent
 // listens on several host addresses (like one sshd for all hosts), so 1,000 hosts do
 // not need 1,000 Node processes. Certificates come from the project's own PKI code.
+// For the copy section an agent can run in a mount namespace of its own where one
+// directory of the host is bound over the shared destination path (`bind`): every
+// host is this machine, and each must still write to a place of its own.
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,13 +57,17 @@ export class LoopbackFleet {
     this.agents = [];
   }
 
-  /** Creates the PKI and `hosts` hosts served by at most `maxAgents` agents (+ extra agents by name). */
-  async start({ hosts, maxAgents, agentNodeArgs = [], extraAgents = [] }) {
+  /**
+   * Creates the PKI and `hosts` hosts served by at most `maxAgents` agents (+ extra agents by name).
+   * `bindFor(i)`, when given, returns `{ source, target }` for the agent whose first host is
+   * host i (or undefined): that agent sees `source` at `target`, in its own mount namespace.
+   */
+  async start({ hosts, maxAgents, agentNodeArgs = [], extraAgents = [], bindFor = () => undefined }) {
     initPki(this.pki);
     const agentCount = Math.min(hosts, maxAgents);
     const addressesOf = Array.from({ length: agentCount }, () => []);
     for (let i = 1; i <= hosts; i += 1) addressesOf[(i - 1) % agentCount].push(hostAddress(i));
-    const specs = addressesOf.map((addresses, k) => ({ name: `agent${k + 1}`, addresses, config: {} }));
+    const specs = addressesOf.map((addresses, k) => ({ name: `agent${k + 1}`, addresses, config: {}, bind: bindFor(k + 1) }));
     specs.push(...extraAgents);
     mkdirSync(join(this.work, 'agents'), { recursive: true });
     for (const spec of specs) issueAgentBundle(this.pki, spec.name, { ips: spec.addresses });
@@ -70,7 +77,7 @@ export class LoopbackFleet {
     return this;
   }
 
-  spawnAgent({ name, addresses, config, nodeArgs: ownNodeArgs }, nodeArgs) {
+  spawnAgent({ name, addresses, config, nodeArgs: ownNodeArgs, bind }, nodeArgs) {
     const bundle = join(this.pki, 'agents', name);
     const configFile = join(this.work, 'agents', `${name}.yaml`);
     // As a fleet host runs it: default log level (info), audit records in the log.
@@ -89,7 +96,22 @@ export class LoopbackFleet {
     const log = openSync(logFile, 'w');
     const bin = join(this.root, 'dist/src/bin/distrunner-agent.js');
     const launch = shebangLaunch(bin);
-    const argv = withOpenFilesRaised([process.execPath, ...launch.nodeArgs, ...(ownNodeArgs ?? nodeArgs), bin, '--config', configFile]);
+    // unshare and bash exec in turn: the agent keeps the pid spawned here (its CPU is read from it).
+    const namespace = bind
+      ? [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          'bash',
+          '-c',
+          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+          'bash',
+          bind.source,
+          bind.target,
+        ]
+      : [];
+    const argv = withOpenFilesRaised([...namespace, process.execPath, ...launch.nodeArgs, ...(ownNodeArgs ?? nodeArgs), bin, '--config', configFile]);
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', log, log], detached: true, env: { ...process.env, ...launch.env } });
     closeSync(log);
     const agent = { name, addresses, child, logFile, configFile };

@@ -106,6 +106,60 @@ function exactTable(report) {
   );
 }
 
+const GiB = 1024 * MB;
+const mbPerS = (r) => (r?.median ? r.delivered / r.median / 1e6 : undefined);
+
+function copyTable(report) {
+  const c = report.copy;
+  const perGiB = (cpu, r) => (cpu === undefined || !r.delivered ? '–' : (cpu / (r.delivered / GiB)).toFixed(2));
+  const rows = [];
+  for (const g of c.groups) {
+    for (const r of g.rows) {
+      rows.push([
+        String(g.n),
+        r.tool,
+        r.variant,
+        mbPerS(r) ? mbPerS(r).toFixed(0) : '–',
+        seconds(r),
+        perGiB(r.clientCpu, r),
+        perGiB(r.serverCpu, r),
+        r.maxRss === undefined ? '–' : mib(r.maxRss),
+      ]);
+    }
+  }
+  return table(
+    [
+      'N',
+      'tool',
+      'variant',
+      'MB/s delivered (N × size / median)',
+      'seconds (min–max)',
+      'client CPU s per GiB delivered',
+      'server CPU s per GiB delivered (agents or sshd, receivers included)',
+      'distrun peak RSS',
+    ],
+    rows,
+  );
+}
+
+function copyLines(report) {
+  const c = report.copy;
+  const lines = [];
+  for (const g of c.groups) {
+    const ours = find(g.rows, 'distrun', 'resumed TLS');
+    const peers = g.rows.filter((r) => r.tool !== 'distrun');
+    if (peers.length > 0)
+      lines.push(`- N=${g.n}: distrun against ${peers.map((p) => `${p.tool}: ${ratio(p, ours)}`).join('; ')} (above 1× = distrun faster)`);
+  }
+  const r = c.recopy;
+  if (r) {
+    lines.push(
+      `- The same file again to ${r.n} hosts that have it (every host \`unchanged\`, nothing sent): ${seconds(r)} s${r.serverCpu === undefined ? '' : `; CPU: client ${r.clientCpu.toFixed(2)} s, agents ${r.serverCpu.toFixed(2)} s`}`,
+    );
+  }
+  return lines.join('\n');
+}
+
 function memoryTable(report) {
   const m = report.memory;
   const rows = [];
@@ -212,7 +266,33 @@ function targetsTable(report) {
     mib(m.sessions1000?.peak),
     check(m.sessions1000 ? m.sessions1000.peak < 300e6 && m.sessions1000.code === 0 : undefined),
   ]);
-  return table(['target (issue #6)', 'measured', ''], rows);
+  const c = report.copy;
+  if (c) {
+    const size = `${mib(c.bytes)}`;
+    const at = (n) => c.groups.find((g) => g.n === n)?.rows;
+    const one = find(at(1), 'distrun', 'resumed TLS');
+    const scp = at(1)?.find((r) => r.tool === 'scp+xargs');
+    rows.push([
+      `copy ${size} to 1 host: ≥ scp aes128-gcm (issue #17)`,
+      mbPerS(one) && mbPerS(scp) ? `${mbPerS(one).toFixed(0)} vs ${mbPerS(scp).toFixed(0)} MB/s` : '–',
+      check(mbPerS(one) && mbPerS(scp) ? mbPerS(one) >= mbPerS(scp) : undefined),
+    ]);
+    const ten = find(at(10), 'distrun', 'resumed TLS');
+    const pdcp = at(10)?.find((r) => r.tool === 'pdcp -R ssh');
+    rows.push([
+      `copy ${size} to 10 hosts: ≥ 3× faster than pdcp (issue #17)`,
+      ten?.median && pdcp?.median ? `${(pdcp.median / ten.median).toFixed(2)}×` : '–',
+      check(ten?.median && pdcp?.median ? pdcp.median / ten.median >= 3 : undefined),
+    ]);
+    const re = c.recopy;
+    const comparable = re?.n === 10 && c.bytes >= GiB;
+    rows.push([
+      'unchanged re-copy of 1 GiB to 10 hosts < 3 s (issue #17)',
+      re?.median ? `${re.median.toFixed(2)} s (${size}, ${re.n} hosts)` : re?.error ? `failed: ${re.error}` : '–',
+      comparable && re.median ? check(re.median < 3) : 'not measured at 1 GiB and 10 hosts',
+    ]);
+  }
+  return table(['target (issue #6; copy: #17)', 'measured', ''], rows);
 }
 
 export function renderReport(report) {
@@ -251,6 +331,18 @@ export function renderReport(report) {
   if (report.latency.length > 0) parts.push('### One host: `distrun -H host true` against `ssh host true`', '', latencyTable(report), '');
   if (report.stream.length > 0) parts.push(`### Streaming ${mib(s.streamBytes)} of stdout from one host`, '', streamTable(report), '');
   if (report.exact.length > 0) parts.push('### Byte-exact output (`cat FILE` on one host, sha256 of what arrived)', '', exactTable(report), '');
+  if (report.copy?.groups.length > 0) {
+    parts.push(
+      `### Copying a ${mib(report.copy.bytes)} file to N hosts (\`distrun copy\` against pdcp and scp × N)`,
+      '',
+      `Median (min–max) of ${report.copy.runs} runs, no warm-up (an untimed checked run comes first); every host's destination is emptied (and \`sync\`ed) before each run; destinations on ${report.copy.fstype}. distrun fsyncs each file before its rename; scp and pdcp do not. Peak RSS from the checked run (\`/usr/bin/time\`).`,
+      '',
+      copyTable(report),
+      '',
+      copyLines(report),
+      '',
+    );
+  }
   if (Object.keys(report.memory).length > 0) parts.push('### Memory', '', memoryTable(report), '');
   if (report.profile) {
     parts.push(

@@ -2,14 +2,18 @@
 // loopback address (one sshd for all hosts, as in ../shared/bench/peers.sh), its keys,
 // and ssh client configurations that map h0001.. to the same addresses as the agents.
 // Public-key login only, for this user from 127.0.0.0/8 only; nothing else is touched.
+// For the copy section a second port (`perHostPort`) runs every session in a mount
+// namespace of its own with the host's directory bound over the shared destination path,
+// as the copy section's agents do (pdcp writes one DEST path on every host).
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { hostAddress, hostName } from './loopback-fleet.mjs';
-import { have, processCpuSeconds, runSync, sleep } from './tools.mjs';
+import { have, processCpuSeconds, runSync, shellQuote, sleep } from './tools.mjs';
 
 const SSHD = '/usr/sbin/sshd';
+const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 
 /** Why the ssh peers cannot be measured here, or undefined when they can. */
 export function sshUnavailable() {
@@ -25,7 +29,11 @@ export class PrivateSshd {
     this.user = userInfo().username;
   }
 
-  async start(hosts) {
+  /**
+   * `perHost` ({ port, hostsDir, target }), when given: sessions on `port` see `hostsDir/hNNNN`
+   * at `target`, NNNN being the host whose address the client connected to.
+   */
+  async start(hosts, perHost) {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const key = (name) => {
       runSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'distrun-bench', '-f', join(this.dir, name)]);
@@ -39,6 +47,7 @@ export class PrivateSshd {
       config,
       [
         `Port ${this.port}`,
+        ...(perHost ? [`Port ${perHost.port}`] : []),
         // sshd takes at most 16 ListenAddress lines; AllowUsers keeps it to loopback clients.
         'ListenAddress 0.0.0.0',
         `HostKey ${join(this.dir, 'host_ed25519')}`,
@@ -58,9 +67,13 @@ export class PrivateSshd {
         // Debian's bash reads ~/.bashrc for commands from sshd unless SHLVL is set: skip the
         // login's rc files, so the remote side is a plain `bash -c CMD` as on a clean host.
         'SetEnv SHLVL=1',
+        // scp speaks SFTP by default since OpenSSH 9.0.
+        `Subsystem sftp ${existsSync(SFTP_SERVER) ? SFTP_SERVER : 'internal-sftp'}`,
+        ...(perHost ? [`Match LocalPort ${perHost.port}`, `  ForceCommand ${this.perHostScript(perHost)}`] : []),
         '',
       ].join('\n'),
     );
+    this.perHostPort = perHost?.port;
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     const check = runSync(SSHD, ['-t', '-f', config]);
     if (check.code !== 0) throw new Error(`sshd rejects its configuration: ${check.stderr.trim()}`);
@@ -81,6 +94,26 @@ export class PrivateSshd {
       }
       await sleep(100);
     }
+  }
+
+  /** The ForceCommand of the per-host port: the session's own mount namespace, then the command asked for. */
+  perHostScript({ hostsDir, target }) {
+    const file = join(this.dir, 'per-host-dest.sh');
+    writeFileSync(
+      file,
+      [
+        '#!/bin/bash',
+        '# SSH_CONNECTION is "client port server-address port"; server address 127.0.X.Y is host (X-2)*250+Y.',
+        'set -e',
+        'read -r _ _ address _ <<<"$SSH_CONNECTION"',
+        'IFS=. read -r _ _ x y <<<"$address"',
+        'host=$(printf h%04d $(( (x - 2) * 250 + y )))',
+        `exec unshare --mount --propagation private bash -c 'mount --bind "$1" "$2" && exec bash -c "$SSH_ORIGINAL_COMMAND"' bash ${shellQuote(`${hostsDir}/`)}"$host" ${shellQuote(target)}`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    return file;
   }
 
   /** An ssh_config file for every host, with OpenSSH's default key exchange or the one named. */

@@ -125,10 +125,16 @@ export function admitCopy(asked: TransferAsked, client: { name: string }, runtim
   const request: CopyRequest = decodeCopyRequest(asked.request);
   const copy = { dest: request.dest, sources: request.sources, preserve: request.preserve, backup: request.backup };
   const audit = { argv: [], shell: false, envNames: [], pty: false, copy };
-  if (request.owner !== undefined) return refuse({ code: ErrorCodes.DENIED, reason: '--owner is not supported by this agent yet' }, audit);
   const decision = authorizeCopy(runtime.config.policy, client.name);
   if (!decision.allowed) return refuse({ code: ErrorCodes.DENIED, reason: decision.reason }, audit);
-  const job: ReceiverJob = { request, setuid: decision.setuid, ...(decision.paths ? { allowed: decision.paths } : {}) };
+  if (request.owner !== undefined && !decision.owner)
+    return refuse({ code: ErrorCodes.DENIED, reason: '--owner is not allowed for this client' }, audit);
+  const job: ReceiverJob = {
+    request,
+    setuid: decision.setuid,
+    ...(decision.paths ? { allowed: decision.paths } : {}),
+    ...(request.owner !== undefined ? { owner: request.owner } : {}),
+  };
   return transferProgram(RECEIVER, job, asked, client, runtime, decision.runAs, audit);
 }
 

@@ -127,7 +127,7 @@ const absolutePatternList: Parse = (v) =>
   Array.isArray(v) && v.every((p) => typeof p === 'string' && p.startsWith('/') && !p.includes('\0'))
     ? v
     : fail('must be a list of absolute path patterns');
-const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty', 'copy', 'fetch', 'setuid'];
+const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty', 'copy', 'fetch', 'setuid', 'owner'];
 const policy: Parse = (v) => {
   if (!Array.isArray(v)) fail(`must be a list of rules (${RULE_KEYS.join(', ')})`);
   return (v as unknown[]).map((rule, i): PolicyRule => {
@@ -153,6 +153,7 @@ const policy: Parse = (v) => {
       ...(r.copy === undefined ? {} : { copy: field('copy', absolutePatternList) as string[] }),
       ...(r.fetch === undefined ? {} : { fetch: field('fetch', absolutePatternList) as string[] }),
       ...(r.setuid === undefined ? {} : { setuid: field('setuid', boolean) as boolean }),
+      ...(r.owner === undefined ? {} : { owner: field('owner', boolean) as boolean }),
     };
   });
 };

@@ -5,6 +5,7 @@
 // writes as. Every write is atomic: a temporary file (0600, O_EXCL) in the target's own
 // directory, fsynced, given its mode, then renamed over the target. No symbolic link is
 // followed below the destination's real path (safe-paths.ts).
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
@@ -31,8 +32,8 @@ export interface ReceiverJob {
   allowed?: string[];
   /** Whether setuid and setgid bits may be kept (with preserve). */
   setuid: boolean;
-  /** Owner and group for written files, resolved by the agent where the policy lets the client choose. */
-  owner?: { uid: number; gid: number };
+  /** `USER[:GROUP]` for written files (`--owner`), where the policy lets the client choose; resolved here, through NSS. */
+  owner?: string;
 }
 
 const HASH_CHUNK = 1024 * 1024;
@@ -144,6 +145,27 @@ export class FileReceiver {
       }
     })();
     return this.destination;
+  }
+
+  private resolvedOwner: { uid: number; gid: number } | undefined;
+
+  /** The `--owner` user and group as ids (the user's own group when none is named); a name that does not exist fails the entry. */
+  private owner(): { uid: number; gid: number } | undefined {
+    const asked = this.job.owner;
+    if (asked === undefined) return undefined;
+    if (!this.resolvedOwner) {
+      const [user, group] = asked.split(':') as [string, string | undefined];
+      const passwd = getent('passwd', user);
+      if (!passwd) throw new EntryFailure(`--owner: no user ${user} on this host`);
+      let gid = Number(passwd[3]);
+      if (group !== undefined) {
+        const entry = getent('group', group);
+        if (!entry) throw new EntryFailure(`--owner: no group ${group} on this host`);
+        gid = Number(entry[2]);
+      }
+      this.resolvedOwner = { uid: Number(passwd[2]), gid };
+    }
+    return this.resolvedOwner;
   }
 
   private authorize(path: string): void {
@@ -259,7 +281,7 @@ export class FileReceiver {
       if (!stat.isFile()) throw new EntryFailure(`${parent.pathOf(name)} is not a regular file; it is left as it is`);
       const sha256 = hashOf(fd);
       if (stat.size !== entry.size || sha256 !== entry.sha256) return { sha256 };
-      const owner = this.job.owner;
+      const owner = this.owner();
       const ownerDiffers = owner !== undefined && (stat.uid !== owner.uid || stat.gid !== owner.gid);
       if ((stat.mode & 0o7777) === mode && !ownerDiffers) return { outcome: 'unchanged', sha256 };
       if (ownerDiffers) fs.fchownSync(fd, owner!.uid, owner!.gid);
@@ -323,7 +345,8 @@ export class FileReceiver {
   }
 
   private ownAndDate(entry: FileEntry, chown: (uid: number, gid: number) => void, utimes?: (mtime: Date) => void): void {
-    if (this.job.owner) chown(this.job.owner.uid, this.job.owner.gid);
+    const owner = this.owner();
+    if (owner) chown(owner.uid, owner.gid);
     if (utimes && this.job.request.preserve && entry.mtimeMs !== undefined) utimes(new Date(entry.mtimeMs));
   }
 
@@ -359,6 +382,13 @@ export class FileReceiver {
     const d = this.destination;
     if (d && 'dir' in d) d.dir.close();
   }
+}
+
+/** One NSS entry (`getent passwd NAME`, `getent group NAME`) as its fields, or undefined. */
+function getent(database: 'passwd' | 'group', name: string): string[] | undefined {
+  const result = spawnSync('getent', [database, name], { encoding: 'utf8' });
+  const fields = result.status === 0 ? result.stdout.split('\n')[0]!.split(':') : [];
+  return fields.length >= 3 && /^\d+$/.test(fields[2]!) ? fields : undefined;
 }
 
 /** NAME.~N~ with the next free N, as `install -b` and `cp --backup=numbered` name them. */

@@ -24,6 +24,8 @@ export interface PolicyRule {
   fetch?: string[];
   /** Whether copied files may keep setuid and setgid bits (`copy -p`). */
   setuid?: boolean;
+  /** Whether the client may choose the owner of copied files (`copy --owner`). */
+  owner?: boolean;
 }
 
 /** What a command asks for besides its argv, as far as policy is concerned. */
@@ -87,12 +89,13 @@ export function authorize(rules: readonly PolicyRule[] | undefined, client: stri
 
 type TransferDecision =
   /** `paths`: the patterns the receiver or sender enforces; undefined: anything the run-as user may write or read. */
-  { allowed: true; paths: string[] | undefined; runAs: string | undefined; setuid: boolean } | { allowed: false; reason: string };
+  { allowed: true; paths: string[] | undefined; runAs: string | undefined; setuid: boolean; owner: boolean } | { allowed: false; reason: string };
 
 /**
  * Without rules every authenticated client may copy wherever the run-as user may write
- * (setuid and setgid bits are dropped). With rules, the first rule for the client that
- * has `copy` paths decides: those paths, its run-as user, its `setuid`.
+ * (setuid and setgid bits are dropped; an owner may be asked for, which only a root
+ * run-as user can give). With rules, the first rule for the client that has `copy`
+ * paths decides: those paths, its run-as user, its `setuid` and `owner`.
  */
 export function authorizeCopy(rules: readonly PolicyRule[] | undefined, client: string): TransferDecision {
   return authorizeTransfer(rules, client, 'copy');
@@ -108,10 +111,16 @@ export function authorizeFetch(rules: readonly PolicyRule[] | undefined, client:
 }
 
 function authorizeTransfer(rules: readonly PolicyRule[] | undefined, client: string, key: 'copy' | 'fetch'): TransferDecision {
-  if (!rules) return { allowed: true, paths: undefined, runAs: undefined, setuid: false };
+  if (!rules) return { allowed: true, paths: undefined, runAs: undefined, setuid: false, owner: key === 'copy' };
   const mine = rules.filter((rule) => anyMatch(rule.clients, client));
   if (mine.length === 0) return { allowed: false, reason: `no policy rule for client ${client}` };
   const rule = mine.find((r) => (r[key] ?? []).length > 0);
   if (!rule) return { allowed: false, reason: `${key === 'copy' ? 'copying' : 'fetching'} files is not allowed for this client` };
-  return { allowed: true, paths: rule[key], runAs: rule.runAs, setuid: key === 'copy' && rule.setuid === true };
+  return {
+    allowed: true,
+    paths: rule[key],
+    runAs: rule.runAs,
+    setuid: key === 'copy' && rule.setuid === true,
+    owner: key === 'copy' && rule.owner === true,
+  };
 }

@@ -3,14 +3,15 @@ import { Command } from 'commander';
 import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './commands/certs.js';
-import { registerCopyCommand } from './commands/copy.js';
+import { registerCopyCommand, rerunCopy } from './commands/copy.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { ExitCode, fatalError } from './exit-codes.js';
 import { addConnectionOptions, addSelectionOptions, collect, seconds } from './options.js';
 import { pingHosts, type PingOptions } from './commands/ping.js';
 import { registerRunHistoryCommand } from './commands/run-history.js';
 import { listHosts } from './commands/hosts.js';
-import { registerRerunCommand, runCommand, type RunOptions } from './commands/run.js';
+import { rerunCommand, runCommand, type RunOptions } from './commands/run.js';
+import { registerRerunCommand } from './commands/rerun.js';
 import type { SelectionOptions } from './targeting/select.js';
 import { configureUsageErrors, helpHint } from '../usage-errors.js';
 import { keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
@@ -77,7 +78,7 @@ function buildProgram(): Command {
   registerCopyCommand(program);
   registerFetchCommand(program);
   registerRunHistoryCommand(program);
-  registerRerunCommand(program);
+  registerRerunCommand(program, { run: rerunCommand, copy: rerunCopy });
   registerCertsCommand(program);
   // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
   registerHelpCommand(program);

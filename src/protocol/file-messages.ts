@@ -34,6 +34,9 @@ export function fileStreamDecoder(): FrameDecoder {
 
 // ---- PUT ------------------------------------------------------------------
 
+/** `--owner`: USER or USER:GROUP, names of up to 32 letters, digits, `_`, `.` and `-`. */
+export const OWNER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/;
+
 export interface CopyRequest {
   /** Absolute path on the host: an existing directory, or the new name of the one source. */
   dest: string;
@@ -60,7 +63,7 @@ export function decodeCopyRequest(payload: Buffer): CopyRequest {
     throw new ProtocolError('PUT preserve and backup must be true or false');
   const request: CopyRequest = { dest, sources: value.sources, preserve: value.preserve, backup: value.backup };
   if (value.owner !== undefined) {
-    if (typeof value.owner !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/.test(value.owner)) {
+    if (typeof value.owner !== 'string' || !OWNER_PATTERN.test(value.owner)) {
       throw new ProtocolError('PUT owner must be USER or USER:GROUP (names of up to 32 letters, digits, _ . -)');
     }
     request.owner = value.owner;

@@ -10,7 +10,7 @@
 // namespaces. Names carry the owner's pid: namespaces of a run that died (its pid gone)
 // are removed by the next one. Needs root and iproute2 (ip, tc) and util-linux (unshare).
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { distrun, startAgent, tempDir, type Pki, type Result, type RunningAgent, type RunOptions } from './fleet.js';
@@ -79,12 +79,21 @@ function removeStaleNamespaces(): string[] {
   return stale;
 }
 
+// Inside a host's namespaces, before its agent: its hostname, and its own /srv and /etc/hostname.
+const MACHINE = 'hostname "$0" && mount --bind "$1/srv" /srv && mount --bind "$1/hostname" /etc/hostname && shift && exec "$@"';
+
 export interface NetnsHost {
   /** Inventory name and hostname inside the host (`uname -n`). */
   name: string;
   address: string;
   netns: string;
   agent: RunningAgent | undefined;
+  /**
+   * The host's own files, as the machine sees them: its agent has a mount namespace in
+   * which `ROOT/srv` is /srv and `ROOT/hostname` (the host's name) is /etc/hostname, so
+   * that copies to /srv and fetches of /etc/hostname are per host, as on real machines.
+   */
+  root: string;
 }
 
 interface NetnsFleetOptions {
@@ -112,7 +121,10 @@ export class NetnsFleet {
     this.inventory = join(dir, 'hosts.yaml');
     for (let i = 1; i <= options.hosts; i += 1) {
       const name = `h${String(i).padStart(2, '0')}`;
-      this.hosts.push({ name, address: `${SUBNET}.${10 + i}`, netns: `${base}${name}`, agent: undefined });
+      const root = join(dir, name);
+      mkdirSync(join(root, 'srv'), { recursive: true });
+      writeFileSync(join(root, 'hostname'), `${name}\n`);
+      this.hosts.push({ name, address: `${SUBNET}.${10 + i}`, netns: `${base}${name}`, agent: undefined, root });
     }
   }
 
@@ -171,7 +183,23 @@ export class NetnsFleet {
     host.agent = await startAgent(this.options.pki, host.name, {
       config: { host: host.address, port: 6789, logLevel: 'info', ...this.options.agentConfig, ...config },
       // ip and unshare exec in place: the agent keeps the pid that was spawned.
-      prefix: ['ip', 'netns', 'exec', host.netns, 'unshare', '--uts', '--', '/bin/sh', '-c', 'hostname "$0" && exec "$@"', host.name],
+      prefix: [
+        'ip',
+        'netns',
+        'exec',
+        host.netns,
+        'unshare',
+        '--uts',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        '/bin/sh',
+        '-c',
+        MACHINE,
+        host.name,
+        host.root,
+      ],
     });
     return host.agent;
   }

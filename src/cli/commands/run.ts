@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import type { Command } from 'commander';
 import { ErrorCodes, OptionError, UsageError } from '../../errors.js';
 import { ENV_NAME_PATTERN } from '../../protocol/constants.js';
 import { defaultSessionOptions, type SessionOptions } from '../../protocol/messages.js';
@@ -15,7 +14,6 @@ import { LocalTerminal } from '../execution/local-terminal.js';
 import { runExitCode } from '../execution/outcome.js';
 import { readScript, scriptArgv } from '../execution/script.js';
 import { ExitCode } from '../exit-codes.js';
-import { addConnectionOptions } from '../options.js';
 import { writeHostLines } from '../output/host-lines.js';
 import { OutdirRenderer } from '../output/outdir.js';
 import { ProgressLine } from '../output/progress.js';
@@ -23,8 +21,7 @@ import { GatherRenderer } from '../output/gather.js';
 import { JsonRenderer } from '../output/json.js';
 import { LineRenderer } from '../output/line.js';
 import { RendererSet, writeTo, type OutputStreams, type Renderer } from '../output/renderers.js';
-import { describeCommand, loadRun, loadRunById, RecordRenderer, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
-import { rerunSelection, resolveChain } from '../output/run-chain.js';
+import { RecordRenderer, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
 import { count } from '../plural.js';
 import { foldHosts } from '../targeting/host-range.js';
 import type { Target } from '../targeting/model.js';
@@ -316,47 +313,21 @@ function checkTerminal(opts: RunOptions, hosts: number): void {
   }
 }
 
-/** `distrun rerun`: a run again, of a recorded command, on the hosts its record chain picks. */
-export function registerRerunCommand(program: Command): void {
-  addConnectionOptions(
-    program
-      .command('rerun')
-      .description(
-        'run a recorded command again on the hosts that failed and/or were unreachable (after a rerun: in their latest state along the reruns)',
-      )
-      .argument('[run]', 'run id or its unique prefix (default: the newest run)'),
-  )
-    .option('--failed', 'hosts whose command failed or timed out')
-    .option('--unreachable', 'hosts where the command never ran (unreachable, refused, not started)')
-    .option('-b, --gather', 'gather identical outputs, as for a run')
-    .option('--json', 'JSON Lines events on stdout, as for a run (docs/json-events.md)')
-    .action(async (id: string | undefined, opts: RunOptions & { failed?: boolean; unreachable?: boolean }) => {
-      const run = loadRun(id);
-      const chain = resolveChain(run, (parent) => loadRunById(parent));
-      const selection = rerunSelection(chain, opts);
-      if (selection.nothing !== undefined) {
-        process.stderr.write(`distrun: ${selection.nothing} (run ${run.id})\n`);
-        process.exitCode = 0;
-        return;
-      }
-      const { targets } = selection;
-      const along =
-        chain.runs.length > 1 ? `, each in its latest state over ${chain.runs.length} runs back to ${chain.runs[chain.runs.length - 1]!.id}` : '';
-      process.stderr.write(`distrun: running again on ${count(targets.length, 'host')} of ${run.id}${along}: ${describeCommand(run)}\n`);
-      process.exitCode = await runCommand(
-        run.command,
-        {
-          ...opts,
-          shell: run.shell,
-          stdin: run.stdin,
-          stderr: run.stderr,
-          timeout: run.timeout,
-          script: run.script,
-          prefix: true,
-          rerunOf: run.id,
-        },
-        process,
-        targets,
-      );
-    });
+/** `distrun rerun` of a recorded command: the same command and options, on the hosts rerun chose. */
+export function rerunCommand(run: RunRecord, opts: object, targets: Target[]): Promise<number> {
+  return runCommand(
+    run.command,
+    {
+      ...(opts as RunOptions),
+      shell: run.shell,
+      stdin: run.stdin,
+      stderr: run.stderr,
+      timeout: run.timeout,
+      script: run.script,
+      prefix: true,
+      rerunOf: run.id,
+    },
+    process,
+    targets,
+  );
 }

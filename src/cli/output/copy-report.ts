@@ -5,20 +5,24 @@
 //   distrun: 3 hosts: 1 changed, 1 unchanged, 1 failed
 import { ExitCode } from '../exit-codes.js';
 import { classify, describeOutcome, hostExitCode, type OutcomeClass } from '../execution/outcome.js';
-import type { EntryResult } from '../../protocol/file-messages.js';
 import type { TransferReport } from '../execution/transfer-run.js';
+import type { EntryResult } from '../../protocol/file-messages.js';
 import { count } from '../plural.js';
 import { foldHosts } from '../targeting/host-range.js';
 import { hostLabel } from '../targeting/host-label.js';
 import { visibleText } from '../terminal-text.js';
 import { paletteFor } from './colors.js';
+import { JsonEvents } from './json.js';
 import { writeTo, type OutputStreams } from './renderers.js';
+import type { Target } from '../targeting/model.js';
 
-/** One entry as reported: a copy's (changed, unchanged, failed) or a fetch's (fetched, failed). */
+/** One host's copy: its session's result, what the receiver said of each entry, and its stderr. */
+type CopyHostReport = TransferReport<EntryResult>;
+
+/** One entry as the lines report it: a copy's (changed, unchanged, failed) or a fetch's (fetched, failed). */
 type ReportedEntry = Pick<EntryResult, 'path' | 'what' | 'reason'> & { outcome: EntryResult['outcome'] | 'fetched' };
-
-/** One host's copy or fetch: its session's result, what the receiver or sender said of each entry, and its stderr. */
-type CopyHostReport = TransferReport<ReportedEntry>;
+/** One host's copy or fetch. */
+type HostReport = TransferReport<ReportedEntry>;
 
 type TransferKind = 'copy' | 'fetch';
 /** What an ok host's entries can be, per kind. */
@@ -37,8 +41,10 @@ const LABEL: Record<CopyClass, string> = {
   skipped: 'not started',
 };
 
+const isOk = (cls: CopyClass): cls is 'changed' | 'unchanged' | 'fetched' => cls === 'changed' || cls === 'unchanged' || cls === 'fetched';
+
 /** A host's class and, unless it was ok (changed, unchanged, fetched), why. */
-function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string } {
+function copyOutcome(report: HostReport): { cls: CopyClass; reason?: string } {
   const { outcome } = report.result;
   const cls = classify(outcome);
   const failed = report.entries.filter((e) => e.outcome === 'failed');
@@ -56,26 +62,42 @@ function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string 
   return { cls, reason: describeOutcome(outcome) };
 }
 
+/** A host's copy or fetch as runs count it (changed, unchanged and fetched are ok), for the exit code and the run record. */
+export function copyHostStatus(report: HostReport): { status: OutcomeClass; exitCode: number; reason: string | undefined } {
+  const { cls, reason } = copyOutcome(report);
+  if (isOk(cls)) return { status: 'ok', exitCode: ExitCode.OK, reason };
+  if (cls === 'failed') return { status: 'failed', exitCode: 1, reason };
+  return { status: cls, exitCode: hostExitCode(report.result.outcome), reason };
+}
+
 /** 0 when every host was ok (changed, unchanged, fetched); 1 when some failed; 124 timed out; 255 when any could not be reached or refused. */
-export function copyExitCode(reports: readonly CopyHostReport[], interrupted: boolean): number {
+export function copyExitCode(reports: readonly HostReport[], interrupted: boolean): number {
   if (interrupted) return ExitCode.INTERRUPTED;
   let worst: number = ExitCode.OK;
   for (const report of reports) {
-    const { cls } = copyOutcome(report);
-    const code = cls === 'failed' ? 1 : isOk(cls) ? 0 : hostExitCode(report.result.outcome);
-    if (code === ExitCode.CANNOT_RUN) return code;
-    worst = Math.max(worst, code);
+    const { exitCode } = copyHostStatus(report);
+    if (exitCode === ExitCode.CANNOT_RUN) return exitCode;
+    worst = Math.max(worst, exitCode);
   }
   return worst;
 }
 
-const isOk = (cls: CopyClass): boolean => cls === 'changed' || cls === 'unchanged' || cls === 'fetched';
+/** What hears a copy as it happens: the lines on the screen, or JSON events. */
+export interface CopyReporter {
+  hostStarted(target: Target): void;
+  entry(host: string, entry: EntryResult): void;
+  hostDone(report: CopyHostReport): void;
+  finish(reports: readonly CopyHostReport[], exitCode: number): void;
+}
 
-export class CopyLines {
+/** The lines on the screen, for a copy or a fetch. */
+export class CopyLines implements CopyReporter {
+  hostStarted(): void {}
+
   constructor(
     private readonly io: OutputStreams,
     private readonly quiet: boolean,
-    private readonly kind: TransferKind,
+    private readonly kind: TransferKind = 'copy',
   ) {}
 
   /** One entry's result as soon as it is known: changed or fetched ones on stdout, failed ones on stderr. */
@@ -91,7 +113,7 @@ export class CopyLines {
   }
 
   /** A host's end: what it came to, in one line (a host that could not be reached says why). */
-  hostDone(report: CopyHostReport): void {
+  hostDone(report: HostReport): void {
     const { cls, reason } = copyOutcome(report);
     const name = report.result.target.name;
     if (isOk(cls)) {
@@ -104,23 +126,78 @@ export class CopyLines {
     }
   }
 
-  /** The summary, always: counts per class, and per reason the hosts it applies to. */
-  finish(reports: readonly CopyHostReport[]): void {
-    const palette = paletteFor(this.io.stderr);
-    const byClass = new Map<CopyClass, number>();
-    const byReason = new Map<string, { cls: CopyClass; hosts: string[] }>();
-    for (const report of reports) {
-      const { cls, reason } = copyOutcome(report);
-      byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
-      if (reason === undefined) continue;
-      const entry = byReason.get(reason) ?? { cls, hosts: [] };
-      entry.hosts.push(report.result.target.name);
-      byReason.set(reason, entry);
-    }
-    const counts = ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${LABEL[c]}`);
-    const lines = [`distrun: ${palette.strong(`${count(reports.length, 'host')}: ${counts.join(', ')}`)}`];
-    const reasons = [...byReason.entries()].sort(([, a], [, b]) => ORDER.indexOf(a.cls) - ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
-    for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);
-    writeTo(this.io, 'stderr', `${lines.join('\n')}\n`);
+  finish(reports: readonly HostReport[]): void {
+    writeCopySummary(this.io, reports);
   }
+}
+
+/**
+ * `--json` for a copy (docs/json-events.md): `start`, one `file` event per entry, the
+ * host's end event with its counts, and the `summary`; the summary for people on stderr.
+ */
+export class CopyJson implements CopyReporter {
+  private readonly events: JsonEvents;
+
+  constructor(private readonly io: OutputStreams) {
+    this.events = new JsonEvents(io);
+  }
+
+  hostStarted(target: Target): void {
+    this.events.hostStarted(target);
+  }
+
+  entry(host: string, entry: EntryResult): void {
+    const { path, outcome, what, sha256, previous, size, code, reason } = entry;
+    this.events.emit('file', {
+      host,
+      path,
+      outcome,
+      what: what ?? null,
+      size: size ?? null,
+      sha256: sha256 ?? null,
+      previous: previous ?? null,
+      ...(outcome === 'failed' ? { code, message: reason } : {}),
+    });
+  }
+
+  hostDone(report: CopyHostReport): void {
+    const { cls } = copyOutcome(report);
+    const tally = (o: string) => report.entries.filter((e) => e.outcome === o).length;
+    const reached = cls === 'changed' || cls === 'unchanged' || cls === 'failed';
+    this.events.hostDone(
+      report.result,
+      reached ? { changed: tally('changed'), unchanged: tally('unchanged'), failed: tally('failed') } : {},
+      reached ? (cls === 'failed' ? 'failed' : 'ok') : undefined,
+    );
+  }
+
+  finish(reports: readonly CopyHostReport[], exitCode: number): void {
+    const classes = reports.map((r) => copyOutcome(r).cls);
+    this.events.summary(
+      reports.map((r) => r.result),
+      exitCode,
+      { changed: classes.filter((c) => c === 'changed').length, unchanged: classes.filter((c) => c === 'unchanged').length },
+    );
+    writeCopySummary(this.io, reports);
+  }
+}
+
+/** The summary, always: counts per class, and per reason the hosts it applies to. */
+function writeCopySummary(io: OutputStreams, reports: readonly HostReport[]): void {
+  const palette = paletteFor(io.stderr);
+  const byClass = new Map<CopyClass, number>();
+  const byReason = new Map<string, { cls: CopyClass; hosts: string[] }>();
+  for (const report of reports) {
+    const { cls, reason } = copyOutcome(report);
+    byClass.set(cls, (byClass.get(cls) ?? 0) + 1);
+    if (reason === undefined) continue;
+    const entry = byReason.get(reason) ?? { cls, hosts: [] };
+    entry.hosts.push(report.result.target.name);
+    byReason.set(reason, entry);
+  }
+  const counts = ORDER.filter((c) => byClass.has(c)).map((c) => `${byClass.get(c)} ${LABEL[c]}`);
+  const lines = [`distrun: ${palette.strong(`${count(reports.length, 'host')}: ${counts.join(', ')}`)}`];
+  const reasons = [...byReason.entries()].sort(([, a], [, b]) => ORDER.indexOf(a.cls) - ORDER.indexOf(b.cls) || b.hosts.length - a.hosts.length);
+  for (const [reason, { hosts }] of reasons) lines.push(`  ${palette.failure(`${reason}:`)} ${foldHosts(hosts)}`);
+  writeTo(io, 'stderr', `${lines.join('\n')}\n`);
 }

@@ -3,10 +3,48 @@ import { ErrorCodes } from '../../errors.js';
 import type { LeaderExit } from '../../protocol/messages.js';
 import { strictUtf8 } from '../../strict-utf8.js';
 import { classify, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
+import type { Target } from '../targeting/model.js';
 import { writeSummary, writeTo, type OutputStream, type OutputStreams, type RenderedHost, type Renderer } from './renderers.js';
 
 /** Version of the `--json` event format (docs/json-events.md). */
 const JSON_EVENTS_VERSION = 1;
+
+/** Writes JSON Lines events (docs/json-events.md): what runs and copies share. */
+export class JsonEvents {
+  readonly startedAt = Date.now();
+
+  constructor(private readonly streams: OutputStreams) {}
+
+  emit(type: string, fields: Record<string, unknown>): void {
+    writeTo(this.streams, 'stdout', `${JSON.stringify({ v: JSON_EVENTS_VERSION, type, time: new Date().toISOString(), ...fields })}\n`);
+  }
+
+  hostStarted({ name: host, address, port }: Target): void {
+    this.emit('start', { host, address, port });
+  }
+
+  /** The host's end event: `exit`, `timeout`, `unreachable` or `error`, with `extra` fields (a copy's counts). */
+  hostDone(result: HostResult, extra: Record<string, unknown> = {}, status: string = statusOf(result)): void {
+    const { target, outcome, durationMs } = result;
+    const common = { host: target.name, status, exitCode: hostExitCode(outcome), durationMs, ...extra };
+    if (outcome.kind === 'exit') {
+      const type = outcome.timedOut ? 'timeout' : 'exit';
+      this.emit(type, { ...common, code: outcome.code ?? null, signal: outcome.signal ?? null, agent: result.agentSoftware ?? null });
+    } else if (outcome.kind === 'error') {
+      const type = status === 'unreachable' ? 'unreachable' : status === 'timeout' ? 'timeout' : 'error';
+      this.emit(type, { ...common, code: outcome.code, message: outcome.message });
+    } else if (outcome.kind === 'skipped') {
+      // On the wire as before: an error event with its own code (docs/json-events.md).
+      this.emit('error', { ...common, code: ErrorCodes.SKIPPED, message: outcome.reason });
+    }
+  }
+
+  summary(results: readonly HostResult[], exitCode: number, extra: Record<string, number> = {}): void {
+    const counts: Record<string, number> = { ok: 0, failed: 0, timeout: 0, unreachable: 0, error: 0, skipped: 0 };
+    for (const result of results) counts[statusOf(result)]! += 1;
+    this.emit('summary', { hosts: results.length, ...counts, ...extra, exitCode, durationMs: Date.now() - this.startedAt });
+  }
+}
 
 /**
  * `--json`: JSON Lines events on stdout as they happen (docs/json-events.md): `start`,
@@ -15,46 +53,31 @@ const JSON_EVENTS_VERSION = 1;
  * `exit`, `timeout`, `unreachable` or `error` per host, and a final `summary`.
  */
 export class JsonRenderer implements Renderer {
-  private readonly startedAt = Date.now();
+  private readonly events: JsonEvents;
 
-  constructor(private readonly streams: OutputStreams) {}
-
-  private emit(type: string, fields: Record<string, unknown>): void {
-    writeTo(this.streams, 'stdout', `${JSON.stringify({ v: JSON_EVENTS_VERSION, type, time: new Date().toISOString(), ...fields })}\n`);
+  constructor(private readonly streams: OutputStreams) {
+    this.events = new JsonEvents(streams);
   }
 
-  hostStarted({ target: { name: host, address, port } }: RenderedHost): void {
-    this.emit('start', { host, address, port });
+  hostStarted({ target }: RenderedHost): void {
+    this.events.hostStarted(target);
   }
 
   outputHeld(host: RenderedHost, leader: LeaderExit): void {
-    this.emit('held', { host: host.target.name, code: leader.code ?? null, signal: leader.signal ?? null });
+    this.events.emit('held', { host: host.target.name, code: leader.code ?? null, signal: leader.signal ?? null });
   }
 
   output(host: RenderedHost, stream: OutputStream, chunk: Buffer): void {
     const { text, encoding } = encodeBytes(chunk);
-    this.emit(stream, { host: host.target.name, data: text, encoding });
+    this.events.emit(stream, { host: host.target.name, data: text, encoding });
   }
 
   hostDone(result: HostResult): void {
-    const { target, outcome, durationMs } = result;
-    const common = { host: target.name, status: statusOf(result), exitCode: hostExitCode(outcome), durationMs };
-    if (outcome.kind === 'exit') {
-      const type = outcome.timedOut ? 'timeout' : 'exit';
-      this.emit(type, { ...common, code: outcome.code ?? null, signal: outcome.signal ?? null, agent: result.agentSoftware ?? null });
-    } else if (outcome.kind === 'error') {
-      const type = common.status === 'unreachable' ? 'unreachable' : common.status === 'timeout' ? 'timeout' : 'error';
-      this.emit(type, { ...common, code: outcome.code, message: outcome.message });
-    } else if (outcome.kind === 'skipped') {
-      // On the wire as before: an error event with its own code (docs/json-events.md).
-      this.emit('error', { ...common, code: ErrorCodes.SKIPPED, message: outcome.reason });
-    }
+    this.events.hostDone(result);
   }
 
   finish(results: readonly HostResult[], exitCode: number): void {
-    const counts: Record<string, number> = { ok: 0, failed: 0, timeout: 0, unreachable: 0, error: 0, skipped: 0 };
-    for (const result of results) counts[statusOf(result)]! += 1;
-    this.emit('summary', { hosts: results.length, ...counts, exitCode, durationMs: Date.now() - this.startedAt });
+    this.events.summary(results, exitCode);
     writeSummary(this.streams, results);
   }
 }

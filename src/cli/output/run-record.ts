@@ -19,8 +19,10 @@ import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
 /**
  * Version of the record format. 2 added `version` and `parent` (the run a rerun came
  * from); a record without `version` is a version 1 record, read as one without a parent.
+ * 3 added `copy` (a `distrun copy`, whose `command` is empty): an older distrun refuses
+ * such a record instead of running its empty command.
  */
-const RUN_RECORD_VERSION = 2;
+const RUN_RECORD_VERSION = 3;
 
 /** Records kept; older ones are removed when a new run is saved. */
 const KEEP_RUNS = 100;
@@ -72,12 +74,55 @@ export interface RunRecord {
   command: string[];
   /** The --script file, if the run sent one. */
   script?: string;
+  /** A copy instead of a command: the sources (absolute local paths) and how they went. */
+  copy?: CopiedFiles;
   shell: boolean;
   stdin: boolean;
   stderr: boolean;
   timeout: number | undefined;
   exitCode: number;
   hosts: HostRecord[];
+}
+
+interface CopiedFiles {
+  sources: string[];
+  dest: string;
+  recursive: boolean;
+  preserve: boolean;
+  backup: boolean;
+  owner?: string;
+}
+
+/** The record of a copy: per host its class (changed and unchanged hosts are ok), exit code and reason. */
+export function copyRecord(
+  run: Pick<RunRecord, 'parent' | 'timeout' | 'exitCode'> & { copy: CopiedFiles; startedAt: Date },
+  hosts: readonly { result: HostResult; status: OutcomeClass; exitCode: number; reason: string | undefined }[],
+): RunRecord {
+  const { startedAt, ...rest } = run;
+  return {
+    version: RUN_RECORD_VERSION,
+    id: newRunId(startedAt),
+    startedAt: startedAt.toISOString(),
+    endedAt: new Date().toISOString(),
+    command: [],
+    shell: false,
+    stdin: false,
+    stderr: true,
+    ...rest,
+    hosts: hosts.map(({ result: { target, durationMs }, status, exitCode, reason }) => ({
+      name: target.name,
+      address: target.address,
+      port: target.port,
+      status,
+      exitCode,
+      reason: reason ?? null,
+      durationMs,
+      bytesOut: 0,
+      bytesErr: 0,
+      stdoutSha256: null,
+      stderrSha256: null,
+    })),
+  };
 }
 
 export function runsDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -248,6 +293,7 @@ function isRunRecord(value: unknown): value is RunRecord {
     Array.isArray(r.command) &&
     r.command.every(isString) &&
     (r.script === undefined || isString(r.script)) &&
+    (r.copy === undefined || (isCopiedFiles(r.copy) && r.command.length === 0)) &&
     typeof r.shell === 'boolean' &&
     typeof r.stdin === 'boolean' &&
     typeof r.stderr === 'boolean' &&
@@ -261,10 +307,33 @@ function isRunRecord(value: unknown): value is RunRecord {
   );
 }
 
+function isCopiedFiles(value: unknown): value is CopiedFiles {
+  const c = value as Partial<CopiedFiles> | null;
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    Array.isArray(c.sources) &&
+    c.sources.length > 0 &&
+    c.sources.every(isString) &&
+    isString(c.dest) &&
+    typeof c.recursive === 'boolean' &&
+    typeof c.preserve === 'boolean' &&
+    typeof c.backup === 'boolean' &&
+    (c.owner === undefined || isString(c.owner))
+  );
+}
+
 /** The command as the user would type it again (for `distrun runs` and rerun's note). */
 const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
 
 export function describeCommand(run: RunRecord): string {
+  if (run.copy) {
+    const { sources, dest, recursive, preserve, backup, owner } = run.copy;
+    const flags = [recursive && '-r', preserve && '-p', backup && '--backup', owner !== undefined && `--owner ${quote(owner)}`]
+      .filter(Boolean)
+      .join(' ');
+    return ['copy', flags, ...sources.map(quote), quote(dest)].filter(Boolean).join(' ');
+  }
   const words = run.shell ? run.command.join(' ') : run.command.map(quote).join(' ');
   return run.script ? `--script ${quote(run.script)}${words ? ` ${words}` : ''}` : words;
 }
