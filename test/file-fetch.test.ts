@@ -91,6 +91,12 @@ test('the sender: a tree with -r (a link sent as a link), refusals with reasons:
     ],
   );
   t.is(decodeEntry(refused.frames.find((f) => f.token === 'ENT')!.payload, 'fetch').i, 4, 'the allowed file after them is sent');
+  const probe = await send(['/nonexistent/secret', `${dir}/missing`], { allowed: [`${dir}/*`] });
+  t.deepEqual(
+    failures(probe.frames).map((r) => r.reason),
+    ['is not a path this client may read', 'no such file or directory'],
+    'outside the policy, whether a path exists is not told',
+  );
   const device = await send(['/dev/zero']);
   t.like(failures(device.frames), [{ reason: 'is a character device: only regular files, directories and links are fetched' }]);
 });

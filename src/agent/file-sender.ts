@@ -55,7 +55,9 @@ export class FileSender {
     try {
       real = fs.realpathSync.native(asked);
     } catch (err) {
-      await this.fail(this.next++, asked, err);
+      // Outside the policy's paths, whether a path exists is not told either.
+      const denied = this.job.allowed && !this.isAllowed(posix.normalize(asked));
+      await this.fail(this.next++, asked, denied ? new EntryFailure('is not a path this client may read', ErrorCodes.DENIED) : err);
       return true;
     }
     if (real === '/') {
@@ -145,11 +147,13 @@ export class FileSender {
     return new CapReached(`exceeds --max-bytes (${this.job.request.maxBytes} bytes in all); nothing more is sent`, ErrorCodes.LIMIT);
   }
 
-  private authorize(path: string): void {
+  private isAllowed(path: string): boolean {
     const { allowed } = this.job;
-    if (allowed && !allowed.some((pattern) => matchesWildcard(pattern, path))) {
-      throw new EntryFailure('is not a path this client may read', ErrorCodes.DENIED);
-    }
+    return !allowed || allowed.some((pattern) => matchesWildcard(pattern, path));
+  }
+
+  private authorize(path: string): void {
+    if (!this.isAllowed(path)) throw new EntryFailure('is not a path this client may read', ErrorCodes.DENIED);
   }
 
   private async fail(i: number, path: string, err: unknown): Promise<void> {
