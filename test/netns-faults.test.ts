@@ -308,10 +308,10 @@ serial(
   'copy: a link cut mid-transfer: that host is reported lost, the others complete, and it keeps neither a partial file nor a temporary one',
   async (t) => {
     const blob = join(tempDir(), 'big.bin');
-    writeFileSync(blob, randomBytes(24 * 1024 * 1024));
+    writeFileSync(blob, randomBytes(8 * 1024 * 1024));
     const cut = fleet.host('h06');
-    // Its acknowledgements slowed to a trickle, h06 receives slowly: the cut comes mid-file.
-    fleet.limitRate(cut, '200kbit');
+    // What the client sends h06 goes at 200 kbit/s (8 MB would take minutes): the cut comes mid-file.
+    fleet.limitRateTo(cut, '200kbit');
     try {
       const run = spawnDistrun([...fleet.distrunArgs, '-g', 'fleet', 'copy', blob, '/srv'], {}, fleet.clientNetns);
       t.true(await waitFor(() => copying(cut), 60_000), 'h06 has started writing');
@@ -319,23 +319,23 @@ serial(
       t.is(await run.exit, 255, run.stderr());
       t.regex(run.stderr(), /h06 \([\d.]+:\d+\): connection lost: no word from the agent for 3 s/);
       t.regex(run.stderr(), /10 hosts: 9 changed, 1 unreachable/);
-      for (const host of others('h06')) t.is(statSync(join(host.root, 'srv', 'big.bin')).size, 24 * 1024 * 1024);
+      for (const host of others('h06')) t.is(statSync(join(host.root, 'srv', 'big.bin')).size, 8 * 1024 * 1024);
       // The agent hears nothing either: it drops the session and stops the receiver, which removes its temporary file.
       t.true(await waitFor(() => !copying(cut), 30_000), 'the temporary file is removed');
       t.false(existsSync(join(cut.root, 'srv', 'big.bin')), 'no partial target');
     } finally {
       fleet.linkUp(cut);
-      fleet.unlimitRate(cut);
+      fleet.unlimitRateTo();
     }
   },
 );
 
 serial('copy: Ctrl-C midway stops every host; none keeps a partial or temporary file, and a file that was there stays as it was', async (t) => {
   const blob = join(tempDir(), 'big.bin');
-  writeFileSync(blob, randomBytes(24 * 1024 * 1024));
+  writeFileSync(blob, randomBytes(8 * 1024 * 1024));
   const slow = fleet.host('h07');
   writeFileSync(join(slow.root, 'srv', 'keep.bin'), 'the old content');
-  fleet.limitRate(slow, '200kbit');
+  fleet.limitRateTo(slow, '200kbit');
   try {
     const run = spawnDistrun([...fleet.distrunArgs, '-g', 'fleet', 'copy', blob, '/srv/keep.bin'], {}, fleet.clientNetns);
     t.true(await waitFor(() => copying(slow), 60_000));
@@ -345,9 +345,31 @@ serial('copy: Ctrl-C midway stops every host; none keeps a partial or temporary 
     t.true(await waitFor(() => !copying(slow), 30_000), 'the temporary file is removed');
     t.is(readFileSync(join(slow.root, 'srv', 'keep.bin'), 'utf8'), 'the old content');
   } finally {
-    fleet.unlimitRate(slow);
+    fleet.unlimitRateTo();
   }
 });
+
+serial(
+  'copy --timeout: a host still receiving when time is up is stopped and reported (exit 124); its temporary file is removed; the others change',
+  async (t) => {
+    const blob = join(tempDir(), 'big.bin');
+    writeFileSync(blob, randomBytes(8 * 1024 * 1024));
+    const slow = fleet.host('h08');
+    fleet.limitRateTo(slow, '200kbit');
+    try {
+      // 8 MB at 200 kbit/s takes minutes; the others are done long before the limit.
+      const r = await fleet.distrun(['-g', 'fleet', 'copy', '--timeout', '20', blob, '/srv/timed.bin']);
+      t.is(r.code, 124, r.stderr);
+      t.regex(r.stderr, /10 hosts: 9 changed, 1 timed out\n/);
+      t.regex(r.stderr, /timed out \(command killed\): h08/);
+      for (const host of others('h08')) t.is(statSync(join(host.root, 'srv', 'timed.bin')).size, 8 * 1024 * 1024);
+      t.true(await waitFor(() => !copying(slow), 30_000), 'the temporary file is removed');
+      t.false(existsSync(join(slow.root, 'srv', 'timed.bin')));
+    } finally {
+      fleet.unlimitRateTo();
+    }
+  },
+);
 
 serial('nothing is left behind: destroying the fleet removes every namespace', (t) => {
   fleet.destroy();

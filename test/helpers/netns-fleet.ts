@@ -237,6 +237,43 @@ export class NetnsFleet {
     tc(['-n', host.netns, 'qdisc', 'del', 'dev', 'eth0', 'root']);
   }
 
+  /**
+   * Limits what the client sends to this host (a copy's data) to `rate`: an htb qdisc on
+   * the client's eth0 whose class 1:10, for the host's address only (a u32 filter), has
+   * that rate; everything else goes through class 1:20 unlimited. (prio and tbf as a
+   * class are not built into these kernels; htb and u32 are.)
+   */
+  limitRateTo(host: NetnsHost, rate: string): void {
+    const dev = ['-n', this.clientNetns];
+    tc([...dev, 'qdisc', 'replace', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '20']);
+    tc([...dev, 'class', 'replace', 'dev', 'eth0', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', rate]);
+    tc([...dev, 'class', 'replace', 'dev', 'eth0', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit']);
+    tc([
+      ...dev,
+      'filter',
+      'replace',
+      'dev',
+      'eth0',
+      'parent',
+      '1:',
+      'protocol',
+      'ip',
+      'prio',
+      '1',
+      'u32',
+      'match',
+      'ip',
+      'dst',
+      `${host.address}/32`,
+      'flowid',
+      '1:10',
+    ]);
+  }
+
+  unlimitRateTo(): void {
+    tc(['-n', this.clientNetns, 'qdisc', 'del', 'dev', 'eth0', 'root']);
+  }
+
   /** Stops every agent and removes every namespace (with their links); safe to call twice. */
   destroy(): void {
     if (this.destroyed) return;
