@@ -4,9 +4,9 @@
 // over real connections are in hostile-protocol.test.ts and daemon.test.ts.
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeCopyRequest, encodeEntry, encodeEntryNumber } from '../src/protocol/file-messages.js';
+import { encodeCopyRequest, encodeEntry, encodeEntryNumber, encodeFetchRequest } from '../src/protocol/file-messages.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
 import type { AuditRecord, AuditSink } from '../src/agent/audit.js';
 import { memoryAgent, type MemoryAgentSetup } from './helpers/memory-agent.js';
@@ -207,6 +207,21 @@ test('PUT: refused before protocol 5, without the stdin option, and by a policy 
   t.like(policy.records, [{ event: 'denied', copy: { dest: '/etc', sources: 1 }, reason: 'copying files is not allowed for this client' }]);
 });
 
+const get = (paths: string[]): Buffer => encodeFetchRequest({ paths, recursive: false, maxBytes: 1024 });
+
+test('GET: refused before protocol 5, with the stdin option, and by a policy without fetch paths (audited as denied)', async (t) => {
+  const old = openSession();
+  old.send(offer(4), get(['/etc/hostname']));
+  t.deepEqual(failureOf(await old.ended), { code: 'E_PROTOCOL', reason: 'GET needs protocol version 5' });
+  const stdin = openSession();
+  stdin.send(offer(5), ...options({ stdin: true }), get(['/etc/hostname']));
+  t.deepEqual(failureOf(await stdin.ended), { code: 'E_PROTOCOL', reason: 'GET takes no stdin option' });
+  const policy = openSession({ config: { policy: [{ clients: ['admin'], commands: ['uptime'], shell: false, copy: ['/srv/*'] }] } });
+  policy.send(offer(5), get(['/etc/shadow']));
+  t.deepEqual(failureOf(await policy.ended), { code: 'E_DENIED', reason: 'fetching files is not allowed for this client' });
+  t.like(policy.records, [{ event: 'denied', fetch: { paths: ['/etc/shadow'] }, reason: 'fetching files is not allowed for this client' }]);
+});
+
 test('PUT runs the file receiver: WNT, the data, FIL; start, one file record and end share an id; nothing of the content is audited', async (t) => {
   const dest = tempDir();
   const { send, ended, records } = openSession();
@@ -233,5 +248,29 @@ test('PUT runs the file receiver: WNT, the data, FIL; start, one file record and
   );
   t.like(records[0], { copy: { dest, sources: 1, preserve: false, backup: false }, argv: [] });
   t.like(records[1], { id: records[0]!.id, path: join(dest, 'f.txt'), outcome: 'changed', size: content.length, sha256, previous: null });
+  t.false(JSON.stringify(records).includes('secret content'));
+});
+
+test('GET runs the file sender: ENT, DAT, END in OUT; start, a file record per entry (sent, or failed) and end share an id; no content audited', async (t) => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'f.txt'), 'secret content\n');
+  const { send, ended, records } = openSession();
+  send(offer(5), ...options({ stderr: true }), get([join(dir, 'f.txt'), join(dir, 'missing')]));
+  const frames = await ended;
+  t.deepEqual(decodeExit(frames.at(-1)!.payload), { code: 1, timedOut: false });
+  const stream = new FrameDecoder().push(Buffer.concat(frames.filter((f) => f.token === AgentToken.STDOUT).map((f) => f.payload)));
+  t.deepEqual(
+    stream.map((f) => f.token),
+    [FileToken.ENTRY, FileToken.DATA, FileToken.END, FileToken.RESULT],
+  );
+  t.is(stream[1]!.payload.toString(), 'secret content\n');
+  t.deepEqual(
+    records.map((r) => r.event),
+    ['start', 'file', 'file', 'end'],
+  );
+  const sha256 = createHash('sha256').update('secret content\n').digest('hex');
+  t.like(records[0], { fetch: { paths: [join(dir, 'f.txt'), join(dir, 'missing')], recursive: false, maxBytes: 1024 }, argv: [] });
+  t.like(records[1], { id: records[0]!.id, path: join(dir, 'f.txt'), outcome: 'sent', size: 15, sha256 });
+  t.like(records[2], { id: records[0]!.id, path: join(dir, 'missing'), outcome: 'failed', reason: 'no such file or directory' });
   t.false(JSON.stringify(records).includes('secret content'));
 });

@@ -16,8 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { TEMP_PREFIX } from '../src/agent/file-receiver.js';
-import { cleanupAll, trioFleet, distrun, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { cleanupAll, noTemporaries, trioFleet, distrun, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
 import { jsonLines } from './helpers/json-lines.js';
 
 let pki: Pki;
@@ -33,7 +32,6 @@ test.after.always(cleanupAll);
 
 const on = (group: string, ...args: string[]) => ['-i', inventory, '--pki', pki.dir, '-g', group, ...args];
 const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-const noTemporaries = (dir: string): boolean => !readdirSync(dir, { recursive: true }).some((name) => String(name).includes(TEMP_PREFIX));
 
 test('a binary file to three hosts: changed on each, byte-exact with its mode; again: unchanged; the exit code is 0', async (t) => {
   const src = join(tempDir(), 'blob.bin');

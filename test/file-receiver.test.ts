@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { FileReceiver, TEMP_PREFIX, type ReceiverJob } from '../src/agent/file-receiver.js';
+import { FileReceiver, type ReceiverJob } from '../src/agent/file-receiver.js';
 import { FileToken } from '../src/protocol/constants.js';
 import { decodeEntryNumber, decodeResult, encodeEntry, encodeEntryNumber, type EntryResult, type FileEntry } from '../src/protocol/file-messages.js';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeFrame } from '../src/protocol/messages.js';
-import { cleanupAll, tempDir } from './helpers/fleet.js';
+import { cleanupAll, noTemporaries, tempDir } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);
 
@@ -43,8 +43,6 @@ function receiver(dest: string, options: Partial<ReceiverJob> & { sources?: numb
   const link = (path: string, target: string): void => r.push(encodeEntry({ i: next++, path, type: 'link', mode: 0o777, target }));
   return { r, wants, results, temps, file, dir, link, entryNumber: () => next++ };
 }
-
-const noTemporaries = (dir: string): boolean => !readdirSync(dir, { recursive: true }).some((name) => String(name).includes(TEMP_PREFIX));
 
 test('a file into a directory: asked for, written whole with its mode; the same again is unchanged and not asked for', (t) => {
   const dest = tempDir();
@@ -263,4 +261,14 @@ test('--owner: files and directories get the user and group named (resolved on t
   const unknown = receiver(dest, { owner: 'no-such-user-here' });
   unknown.file('g', 'x');
   t.like(unknown.results, [{ outcome: 'failed', reason: '--owner: no user no-such-user-here on this host' }]);
+});
+
+test('--owner with setuid allowed and -p: the bits survive the change of owner (which clears them, so the mode is set after it)', (t) => {
+  const dest = tempDir();
+  const s = receiver(dest, { sources: 2, preserve: true, setuid: true, owner: 'nobody:nogroup' });
+  s.file('tool', 'x', 0o4755);
+  s.dir('shared', 0o2775);
+  t.is(statSync(join(dest, 'tool')).mode & 0o7777, 0o4755);
+  t.is(statSync(join(dest, 'tool')).uid, 65534);
+  t.is(statSync(join(dest, 'shared')).mode & 0o7777, 0o2775);
 });

@@ -292,3 +292,20 @@ test('a copy opens with PUT instead of CMD; an agent that chose protocol 4 is to
     message: 'this agent is too old for copy (protocol 4; copy needs 5)',
   });
 });
+
+test('a fetch opens with GET instead of CMD, without stdin; an agent that chose protocol 4 is too old for fetch', async (t) => {
+  const fetch = { paths: ['/etc/hostname'], recursive: false, maxBytes: 1024 };
+  const { transport, result } = scripted({ ...request([]), fetch });
+  transport.handlers!.ready({ certificateExpires: EXPIRES });
+  t.deepEqual(
+    transport.written.map((f) => f.token),
+    [ClientToken.VERSION, ClientToken.GET],
+  );
+  transport.agent(agentVersion(4));
+  t.true(transport.destroyed);
+  t.deepEqual((await result).outcome, {
+    kind: 'error',
+    code: ErrorCodes.VERSION,
+    message: 'this agent is too old for fetch (protocol 4; fetch needs 5)',
+  });
+});

@@ -100,7 +100,7 @@ test('a FIFO or a device at the target is left alone and reported; the copy does
   t.regex(fifo.stderr, /h1: failed .*\/pipe: .*\/pipe exists and is not a regular file \(a FIFO\); it is left as it is/);
   const device = await distrun(['-i', inv, '--pki', pki.dir, '-H', 'h1', 'copy', src, '/dev/null']);
   t.is(device.code, 1);
-  t.regex(device.stderr, /h1: failed \/dev\/null: \/dev\/null exists and is not a regular file \(a device\); it is left as it is/);
+  t.regex(device.stderr, /h1: failed \/dev\/null: \/dev\/null exists and is not a regular file \(a character device\); it is left as it is/);
   t.true(existsSync('/dev/null'));
   await assertStillServing(t, agent, pki.dir);
 });

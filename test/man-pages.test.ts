@@ -65,6 +65,8 @@ withGroff('every long option of distrun and its subcommands is in distrun.1', as
     [],
     ['hosts'],
     ['ping'],
+    ['copy'],
+    ['fetch'],
     ['runs'],
     ['rerun'],
     ['certs'],

@@ -4,7 +4,7 @@
 import { PROTOCOL_VERSION } from '../src/protocol/constants.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { TEMP_PREFIX } from '../src/agent/file-receiver.js';
+import { TEMP_PREFIX } from '../src/safe-paths.js';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import anyTest, { type TestFn } from 'ava';
@@ -368,6 +368,21 @@ serial(
     } finally {
       fleet.unlimitRateTo();
     }
+  },
+);
+
+serial(
+  'fetch: /etc/hostname from 10 hosts into DIR/HOST/etc/hostname, each with its own name; a missing path fails every host with the reason',
+  async (t) => {
+    const local = tempDir();
+    const r = await fleet.distrun(['-g', 'fleet', 'fetch', '/etc/hostname', local]);
+    t.is(r.code, 0, r.stderr);
+    t.deepEqual(readdirSync(local).sort(), fleet.hosts.map((h) => h.name).sort());
+    for (const host of fleet.hosts) t.is(readFileSync(join(local, host.name, 'etc', 'hostname'), 'utf8'), `${host.name}\n`);
+    t.is(r.stderr, 'distrun: 10 hosts: 10 fetched\n');
+    const missing = await fleet.distrun(['-g', 'fleet', 'fetch', '/srv/no-such-file', local]);
+    t.is(missing.code, 1);
+    t.regex(missing.stderr, /10 hosts: 10 failed\n  \/srv\/no-such-file: no such file or directory: h\[01-10\]\n/);
   },
 );
 

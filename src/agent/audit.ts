@@ -12,7 +12,7 @@ export interface AuditClient {
 }
 
 export interface AuditRecord {
-  /** `file`: one entry of a copy, as its receiver reported it (between the copy's start and end). */
+  /** `file`: one entry of a copy or a fetch, as its receiver or sender reported it (between the start and end). */
   event: 'start' | 'end' | 'denied' | 'file';
   id: string;
   session: number;
@@ -28,7 +28,9 @@ export interface AuditRecord {
   pty?: boolean;
   /** A copy (`distrun copy`) instead of a command: where to, how many sources. */
   copy?: { dest: string; sources: number; preserve: boolean; backup: boolean };
-  /** A `file` record: the entry's path on the host, what became of it, its sha256 after and before. */
+  /** A fetch (`distrun fetch`) instead of a command: which paths, recursive or not, the cap. */
+  fetch?: { paths: string[]; recursive: boolean; maxBytes: number };
+  /** A `file` record: the entry's path on the host, what became of it (a fetch's: sent or failed), its sha256 after and before. */
   path?: string;
   outcome?: string;
   size?: number;

@@ -7,8 +7,8 @@
 // effects (audit records, logging, the spawn).
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes } from '../errors.js';
-import { FILE_VERSION } from '../protocol/constants.js';
-import { decodeCopyRequest, type CopyRequest } from '../protocol/file-messages.js';
+import { ClientToken, FILE_VERSION } from '../protocol/constants.js';
+import { decodeCopyRequest, decodeFetchRequest, type CopyRequest, type FetchRequest } from '../protocol/file-messages.js';
 import { decodeCommand, type Failure, type SessionOptions } from '../protocol/messages.js';
 import { optionsProblem } from '../protocol/version-rules.js';
 import type { AuditRecord } from './audit.js';
@@ -16,7 +16,8 @@ import { refusedVariable } from './command-environment.js';
 import type { CommandHelpers, CommandSpec } from './command-process.js';
 import type { LocalUser } from './local-users.js';
 import type { ReceiverJob } from './file-receiver.js';
-import { authorize, authorizeCopy } from './policy.js';
+import type { SenderJob } from './file-sender.js';
+import { authorize, authorizeCopy, authorizeFetch } from './policy.js';
 import type { AgentRuntime } from './runtime.js';
 
 /** What a client asks to run: its CMD payload and the options its OPT frames set. */
@@ -33,8 +34,9 @@ export interface CommandAsked {
 /** The parts of the runtime the rules read. */
 export type AdmissionRuntime = Pick<AgentRuntime, 'config' | 'agentUser' | 'users'>;
 
-/** What the audit records say about the command (denied ones have no run-as user); a copy has `copy` instead of a command's argv. */
-export type CommandAuditFields = Required<Pick<AuditRecord, 'argv' | 'shell' | 'envNames' | 'pty'>> & Pick<AuditRecord, 'cwd' | 'runAs' | 'copy'>;
+/** What the audit records say about the command (denied ones have no run-as user); a copy has `copy`, a fetch `fetch` instead of a command's argv. */
+export type CommandAuditFields = Required<Pick<AuditRecord, 'argv' | 'shell' | 'envNames' | 'pty'>> &
+  Pick<AuditRecord, 'cwd' | 'runAs' | 'copy' | 'fetch'>;
 
 /** What to start: a CommandSpec without the agent-wide helpers (pipes, reaper, cgroups). */
 export type AdmittedSpec = Omit<CommandSpec, keyof CommandHelpers>;
@@ -105,45 +107,85 @@ function cappedTimeout(asked: number, runtime: AdmissionRuntime): number {
   return limits.length > 0 ? Math.min(...limits) : 0;
 }
 
-/** The agent's file receiver, run by the agent's own node for a copy. */
+/** The agent's file receiver (copy) and sender (fetch), run by the agent's own node. */
 const RECEIVER = fileURLToPath(new URL('./file-receiver-main.js', import.meta.url));
+const SENDER = fileURLToPath(new URL('./file-sender-main.js', import.meta.url));
 
-/** What a client asks to copy: its PUT payload and the options its OPT frames set. */
-type CopyAsked = Omit<CommandAsked, 'command'> & { put: Buffer };
+/** What a client asks to copy or fetch: its PUT or GET payload and the options its OPT frames set. */
+type TransferAsked = Omit<CommandAsked, 'command'> & { request: Buffer };
 
 /**
  * Decides on a copy (PUT, protocol 5): the same gate as a command (token, policy, run-as
  * user, time limit), then the agent's file receiver is the program, run as that user with
  * the paths the policy allows. Its argv is the receiver's job; the audit records the copy.
  */
-export function admitCopy(asked: CopyAsked, client: { name: string }, runtime: AdmissionRuntime): Admission {
-  if (!asked.authenticated) return refuse({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
-  if (asked.version < FILE_VERSION) return refuse({ code: ErrorCodes.PROTOCOL, reason: `PUT needs protocol version ${FILE_VERSION}` });
-  const request: CopyRequest = decodeCopyRequest(asked.put);
-  const { options } = asked;
-  if (!options.stdin) return refuse({ code: ErrorCodes.PROTOCOL, reason: 'PUT needs the stdin option (the file stream travels there)' });
-  if (options.shell || options.cwd !== undefined || Object.keys(options.env).length > 0 || options.pty) {
-    return refuse({ code: ErrorCodes.PROTOCOL, reason: 'PUT takes no shell, cwd, env or pty option' });
-  }
+export function admitCopy(asked: TransferAsked, client: { name: string }, runtime: AdmissionRuntime): Admission {
+  const refused = transferRefused(asked, ClientToken.PUT);
+  if (refused) return refused;
+  const request: CopyRequest = decodeCopyRequest(asked.request);
   const copy = { dest: request.dest, sources: request.sources, preserve: request.preserve, backup: request.backup };
   const audit = { argv: [], shell: false, envNames: [], pty: false, copy };
   const decision = authorizeCopy(runtime.config.policy, client.name);
   if (!decision.allowed) return refuse({ code: ErrorCodes.DENIED, reason: decision.reason }, audit);
   if (request.owner !== undefined && !decision.owner)
     return refuse({ code: ErrorCodes.DENIED, reason: '--owner is not allowed for this client' }, audit);
-  const user = runAsUser(runtime, decision.runAs);
   const job: ReceiverJob = {
     request,
     setuid: decision.setuid,
     ...(decision.paths ? { allowed: decision.paths } : {}),
     ...(request.owner !== undefined ? { owner: request.owner } : {}),
   };
+  return transferProgram(RECEIVER, job, asked, client, runtime, decision.runAs, audit);
+}
+
+/**
+ * Decides on a fetch (GET, protocol 5) the same way: the agent's file sender is the
+ * program, run as the run-as user with the paths the policy allows it to read.
+ */
+export function admitFetch(asked: TransferAsked, client: { name: string }, runtime: AdmissionRuntime): Admission {
+  const refused = transferRefused(asked, ClientToken.GET);
+  if (refused) return refused;
+  const request: FetchRequest = decodeFetchRequest(asked.request);
+  const audit = { argv: [], shell: false, envNames: [], pty: false, fetch: request };
+  const decision = authorizeFetch(runtime.config.policy, client.name);
+  if (!decision.allowed) return refuse({ code: ErrorCodes.DENIED, reason: decision.reason }, audit);
+  const job: SenderJob = { request, ...(decision.paths ? { allowed: decision.paths } : {}) };
+  return transferProgram(SENDER, job, asked, client, runtime, decision.runAs, audit);
+}
+
+/** What refuses a PUT or GET before its payload is read: no token, an old protocol, options it does not take. */
+function transferRefused(asked: TransferAsked, token: typeof ClientToken.PUT | typeof ClientToken.GET): Admission | undefined {
+  if (!asked.authenticated) return refuse({ code: ErrorCodes.AUTH, reason: 'this agent requires an authentication token' });
+  if (asked.version < FILE_VERSION) return refuse({ code: ErrorCodes.PROTOCOL, reason: `${token} needs protocol version ${FILE_VERSION}` });
+  const { options } = asked;
+  // A copy's file stream travels as input; a fetch's only as output.
+  if (token === ClientToken.PUT && !options.stdin)
+    return refuse({ code: ErrorCodes.PROTOCOL, reason: 'PUT needs the stdin option (the file stream travels there)' });
+  if (token === ClientToken.GET && options.stdin) return refuse({ code: ErrorCodes.PROTOCOL, reason: 'GET takes no stdin option' });
+  if (options.shell || options.cwd !== undefined || Object.keys(options.env).length > 0 || options.pty) {
+    return refuse({ code: ErrorCodes.PROTOCOL, reason: `${token} takes no shell, cwd, env or pty option` });
+  }
+  return undefined;
+}
+
+/** The receiver or sender as the command: the agent's node running PROGRAM with the job as its one argument. */
+function transferProgram(
+  program: string,
+  job: ReceiverJob | SenderJob,
+  asked: TransferAsked,
+  client: { name: string },
+  runtime: AdmissionRuntime,
+  ruleUser: string | undefined,
+  audit: CommandAuditFields,
+): Admission {
+  const user = runAsUser(runtime, ruleUser);
+  const { options } = asked;
   return {
     admitted: true,
     spec: {
-      argv: [process.execPath, RECEIVER, JSON.stringify(job)],
+      argv: [process.execPath, program, JSON.stringify(job)],
       shell: false,
-      stdin: true,
+      stdin: options.stdin,
       stderr: options.stderr,
       timeoutMs: cappedTimeout(options.timeoutMs, runtime),
       killGraceMs: runtime.config.killGraceSeconds * 1000,

@@ -127,7 +127,7 @@ const absolutePatternList: Parse = (v) =>
   Array.isArray(v) && v.every((p) => typeof p === 'string' && p.startsWith('/') && !p.includes('\0'))
     ? v
     : fail('must be a list of absolute path patterns');
-const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty', 'copy', 'setuid', 'owner'];
+const RULE_KEYS = ['clients', 'commands', 'shell', 'runAs', 'cwd', 'env', 'pty', 'copy', 'fetch', 'setuid', 'owner'];
 const policy: Parse = (v) => {
   if (!Array.isArray(v)) fail(`must be a list of rules (${RULE_KEYS.join(', ')})`);
   return (v as unknown[]).map((rule, i): PolicyRule => {
@@ -151,6 +151,7 @@ const policy: Parse = (v) => {
       pty: r.pty === undefined ? false : (field('pty', boolean) as boolean),
       env: r.env === undefined ? [] : (field('env', patternList) as string[]),
       ...(r.copy === undefined ? {} : { copy: field('copy', absolutePatternList) as string[] }),
+      ...(r.fetch === undefined ? {} : { fetch: field('fetch', absolutePatternList) as string[] }),
       ...(r.setuid === undefined ? {} : { setuid: field('setuid', boolean) as boolean }),
       ...(r.owner === undefined ? {} : { owner: field('owner', boolean) as boolean }),
     };

@@ -6,25 +6,24 @@
 // directory, fsynced, given its mode, then renamed over the target. No symbolic link is
 // followed below the destination's real path (safe-paths.ts).
 import { spawnSync } from 'node:child_process';
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
-import { FILE_STREAM_TOKENS, FileToken } from '../protocol/constants.js';
+import { FileToken } from '../protocol/constants.js';
 import {
   decodeEntry,
   decodeEntryNumber,
   encodeEntryNumber,
   encodeResult,
   encodeTempNote,
+  fileStreamDecoder,
   type CopyRequest,
   type EntryResult,
   type FileEntry,
 } from '../protocol/file-messages.js';
-import { FrameDecoder } from '../protocol/frame-decoder.js';
-import { describeSystemError } from '../system-errors.js';
 import { matchesWildcard } from '../wildcard.js';
-import { DirHandle } from './safe-paths.js';
+import { DirHandle, DirTree, EntryFailure, TempFile, describePathError, kindOf, tempName } from '../safe-paths.js';
 
 /** What the agent decided before starting the receiver (passed as its one argument, JSON). */
 export interface ReceiverJob {
@@ -37,12 +36,6 @@ export interface ReceiverJob {
   owner?: string;
 }
 
-/** Temporary files are named so, in the target's directory: recognisable as ours. */
-export const TEMP_PREFIX = '.distrun-tmp-';
-/** Largest frame of the file stream other than DAT (ENT carries two paths of up to 4 KiB). */
-const MAX_CONTROL_FRAME = 16 * 1024;
-/** Largest DAT frame (its bytes pass through in pieces, never held whole). */
-const MAX_DATA_FRAME = 16 * 1024 * 1024;
 const HASH_CHUNK = 1024 * 1024;
 
 /** Where the top-level entries go: into an existing directory, or (one source) as a new name. */
@@ -51,39 +44,18 @@ type Destination = { dir: DirHandle; rename?: string } | { problem: string; code
 /** A file whose data is arriving. */
 interface Incoming {
   entry: FileEntry;
-  parent: DirHandle;
   name: string;
-  temp: string;
-  fd: number;
-  hash: Hash;
-  bytes: number;
+  temp: TempFile;
   previous: string | null;
   /** Whether a file or link is there now (for --backup). */
   replacing: boolean;
 }
 
-class EntryFailure extends Error {
-  constructor(
-    message: string,
-    readonly code: ErrorCode = ErrorCodes.FILE,
-  ) {
-    super(message);
-  }
-}
-
 export class FileReceiver {
-  private readonly decoder = new FrameDecoder({
-    maxPayload: MAX_DATA_FRAME,
-    streamed: FILE_STREAM_TOKENS,
-    checkLength: (token, length) => {
-      if (token !== FileToken.DATA && length > MAX_CONTROL_FRAME) {
-        throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${MAX_CONTROL_FRAME} bytes`, ErrorCodes.FRAME_TOO_LARGE);
-      }
-    },
-  });
+  private readonly decoder = fileStreamDecoder();
   private destination: Destination | undefined;
   /** Directories below the destination, opened or created so far, by relative path. */
-  private readonly dirs = new Map<string, DirHandle>();
+  private readonly dirs = new DirTree();
   private next = 0;
   private incoming: Incoming | undefined;
   /** The file entry whose data is refused (failed already): its DAT is read and dropped until END. */
@@ -148,7 +120,7 @@ export class FileReceiver {
     const names = path.split('/');
     if (destination.rename !== undefined) names[0] = destination.rename;
     const name = names.pop()!;
-    return { parent: this.directoryAt(destination.dir, names), name };
+    return { parent: this.dirs.open(destination.dir, names), name };
   }
 
   private resolveDestination(): Destination {
@@ -159,7 +131,7 @@ export class FileReceiver {
       try {
         real = fs.realpathSync.native(dest);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { problem: `${dest}: ${describe(err)}`, code: ErrorCodes.FILE };
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return { problem: `${dest}: ${describePathError(err)}`, code: ErrorCodes.FILE };
       }
       if (real !== undefined && fs.statSync(real).isDirectory()) return { dir: DirHandle.open(real) };
       if (sources > 1) return { problem: `${dest} is not a directory (${sources} sources go into one)`, code: ErrorCodes.FILE };
@@ -169,32 +141,10 @@ export class FileReceiver {
       try {
         return { dir: DirHandle.open(fs.realpathSync.native(parent)), rename: posix.basename(dest) };
       } catch (err) {
-        return { problem: `${parent}: ${describe(err)}`, code: ErrorCodes.FILE };
+        return { problem: `${parent}: ${describePathError(err)}`, code: ErrorCodes.FILE };
       }
     })();
     return this.destination;
-  }
-
-  /** Opens (never through a link) the directories below the destination. */
-  private directoryAt(base: DirHandle, names: string[]): DirHandle {
-    let dir = base;
-    for (let depth = 1; depth <= names.length; depth++) {
-      const key = names.slice(0, depth).join('/');
-      let next = this.dirs.get(key);
-      if (!next) {
-        const name = names[depth - 1]!;
-        try {
-          next = dir.openDir(name);
-        } catch (err) {
-          if (dir.lstat(name)?.isSymbolicLink())
-            throw new EntryFailure(`${dir.pathOf(name)} is a symbolic link: links below the destination are not followed`);
-          throw new EntryFailure(`${dir.pathOf(name)}: ${describe(err)}`);
-        }
-        this.dirs.set(key, next);
-      }
-      dir = next;
-    }
-    return dir;
   }
 
   private resolvedOwner: { uid: number; gid: number } | undefined;
@@ -240,8 +190,9 @@ export class FileReceiver {
     if (!existing) {
       parent.mkdir(name, 0o700);
       const dir = parent.openDir(name);
-      dir.chmod(mode);
+      // The owner first: changing it clears setgid, which the mode then sets.
       this.ownAndDate(entry, (uid, gid) => dir.chown(uid, gid));
+      dir.chmod(mode);
       this.rememberDir(entry.path, dir);
       this.result({ i: entry.i, path, outcome: 'changed', what: 'content' });
       return;
@@ -259,7 +210,7 @@ export class FileReceiver {
   private rememberDir(path: string, dir: DirHandle): void {
     const names = path.split('/');
     if (this.destinationRename() !== undefined) names[0] = this.destinationRename()!;
-    this.dirs.set(names.join('/'), dir);
+    this.dirs.remember(names.join('/'), dir);
   }
 
   private destinationRename(): string | undefined {
@@ -315,8 +266,7 @@ export class FileReceiver {
     const temp = tempName();
     // Said before the file exists: if the receiver is killed, the agent removes it.
     this.send(encodeTempNote({ i: entry.i, path: parent.pathOf(temp) }));
-    const fd = parent.openFile(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-    this.incoming = { entry, parent, name, temp, fd, hash: createHash('sha256'), bytes: 0, previous, replacing: existing !== undefined };
+    this.incoming = { entry, name, temp: new TempFile(parent, temp), previous, replacing: existing !== undefined };
     this.send(encodeEntryNumber(FileToken.WANT, entry.i));
   }
 
@@ -347,18 +297,15 @@ export class FileReceiver {
     if (this.discarding !== undefined) return;
     const incoming = this.incoming;
     if (!incoming) throw new ProtocolError('DAT without a file being received');
-    if (incoming.bytes + chunk.length > incoming.entry.size!) {
+    if (incoming.temp.bytes + chunk.length > incoming.entry.size!) {
       this.fail(incoming.entry, new EntryFailure(`more data than the ${incoming.entry.size} bytes announced`, ErrorCodes.LIMIT));
       return;
     }
     try {
-      fs.writeSync(incoming.fd, chunk);
+      incoming.temp.write(chunk);
     } catch (err) {
       this.fail(incoming.entry, err);
-      return;
     }
-    incoming.hash.update(chunk);
-    incoming.bytes += chunk.length;
   }
 
   private endOfData(i: number): void {
@@ -368,27 +315,29 @@ export class FileReceiver {
     }
     const incoming = this.incoming;
     if (!incoming || incoming.entry.i !== i) throw new ProtocolError(`END ${i} for a file that is not being received`);
-    const { entry, parent, name, temp, fd } = incoming;
+    const { entry, name, temp } = incoming;
+    const parent = temp.dir;
     try {
-      if (incoming.bytes !== entry.size) {
-        throw new EntryFailure(`only ${incoming.bytes} of ${entry.size} bytes arrived (the source changed while it was read?)`);
+      if (temp.bytes !== entry.size) {
+        throw new EntryFailure(`only ${temp.bytes} of ${entry.size} bytes arrived (the source changed while it was read?)`);
       }
-      const sha256 = incoming.hash.digest('hex');
+      const sha256 = temp.digest();
       if (sha256 !== entry.sha256)
         throw new EntryFailure('the content that arrived does not match its sha256 (the source changed while it was read?)');
-      fs.fchmodSync(fd, this.modeOf(entry));
-      this.ownAndDate(
-        entry,
-        (uid, gid) => fs.fchownSync(fd, uid, gid),
-        (mtime) => fs.futimesSync(fd, mtime, mtime),
+      temp.commit(
+        name,
+        this.modeOf(entry),
+        (fd) =>
+          this.ownAndDate(
+            entry,
+            (uid, gid) => fs.fchownSync(fd, uid, gid),
+            (mtime) => fs.futimesSync(fd, mtime, mtime),
+          ),
+        () => {
+          if (this.job.request.backup && incoming.replacing) parent.link(name, backupName(parent, name));
+        },
       );
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
-      incoming.fd = -1;
-      if (this.job.request.backup && incoming.replacing) parent.link(name, backupName(parent, name));
-      parent.rename(temp, name);
       this.incoming = undefined;
-      parent.sync();
       this.result({ i, path: parent.pathOf(name), outcome: 'changed', what: 'content', sha256, size: entry.size, previous: incoming.previous });
     } catch (err) {
       this.fail(entry, err);
@@ -409,7 +358,7 @@ export class FileReceiver {
     if (wasIncoming) this.discarding = entry.i;
     this.failures += 1;
     const code = err instanceof EntryFailure ? err.code : ErrorCodes.FILE;
-    const reason = err instanceof EntryFailure ? err.message : describe(err);
+    const reason = err instanceof EntryFailure ? err.message : describePathError(err);
     let path: string;
     try {
       const { parent, name } = this.place(entry.path);
@@ -421,19 +370,8 @@ export class FileReceiver {
   }
 
   private dropIncoming(): void {
-    const incoming = this.incoming;
-    if (!incoming) return;
+    this.incoming?.temp.drop();
     this.incoming = undefined;
-    try {
-      if (incoming.fd >= 0) fs.closeSync(incoming.fd);
-    } catch {
-      // closed already
-    }
-    try {
-      incoming.parent.unlink(incoming.temp);
-    } catch {
-      // gone already
-    }
   }
 
   private result(result: EntryResult): void {
@@ -441,8 +379,7 @@ export class FileReceiver {
   }
 
   private closeAll(): void {
-    for (const dir of this.dirs.values()) dir.close();
-    this.dirs.clear();
+    this.dirs.close();
     const d = this.destination;
     if (d && 'dir' in d) d.dir.close();
   }
@@ -453,10 +390,6 @@ function getent(database: 'passwd' | 'group', name: string): string[] | undefine
   const result = spawnSync('getent', [database, name], { encoding: 'utf8' });
   const fields = result.status === 0 ? result.stdout.split('\n')[0]!.split(':') : [];
   return fields.length >= 3 && /^\d+$/.test(fields[2]!) ? fields : undefined;
-}
-
-function tempName(): string {
-  return `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`;
 }
 
 /** NAME.~N~ with the next free N, as `install -b` and `cp --backup=numbered` name them. */
@@ -479,18 +412,4 @@ function hashOf(fd: number): string {
     position += n;
   }
   return hash.digest('hex');
-}
-
-function kindOf(stat: fs.Stats): string {
-  if (stat.isFIFO()) return 'a FIFO';
-  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
-  if (stat.isSocket()) return 'a socket';
-  return 'not a file';
-}
-
-/** A system error in words; a link met where none may be says so. */
-function describe(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ELOOP') return 'a symbolic link is in the way (links below the destination are not followed)';
-  return describeSystemError(err);
 }

@@ -20,6 +20,8 @@ export interface PolicyRule {
   pty?: boolean;
   /** Path patterns (absolute, `*` wildcards) the client may write with `distrun copy`; default none. */
   copy?: string[];
+  /** Path patterns (absolute, `*` wildcards) the client may read with `distrun fetch`; default none. */
+  fetch?: string[];
   /** Whether copied files may keep setuid and setgid bits (`copy -p`). */
   setuid?: boolean;
   /** Whether the client may choose the owner of copied files (`copy --owner`). */
@@ -85,8 +87,8 @@ export function authorize(rules: readonly PolicyRule[] | undefined, client: stri
   return { allowed: false, reason: `command ${JSON.stringify(program.slice(0, 200))} is not allowed for this client` };
 }
 
-type CopyDecision =
-  /** `paths`: the patterns the receiver enforces; undefined: anything the run-as user may write. */
+type TransferDecision =
+  /** `paths`: the patterns the receiver or sender enforces; undefined: anything the run-as user may write or read. */
   { allowed: true; paths: string[] | undefined; runAs: string | undefined; setuid: boolean; owner: boolean } | { allowed: false; reason: string };
 
 /**
@@ -95,11 +97,30 @@ type CopyDecision =
  * run-as user can give). With rules, the first rule for the client that has `copy`
  * paths decides: those paths, its run-as user, its `setuid` and `owner`.
  */
-export function authorizeCopy(rules: readonly PolicyRule[] | undefined, client: string): CopyDecision {
-  if (!rules) return { allowed: true, paths: undefined, runAs: undefined, setuid: false, owner: true };
+export function authorizeCopy(rules: readonly PolicyRule[] | undefined, client: string): TransferDecision {
+  return authorizeTransfer(rules, client, 'copy');
+}
+
+/**
+ * The same for reading: without rules every authenticated client may fetch whatever the
+ * run-as user may read; with rules, the first rule for the client that has `fetch` paths
+ * decides: those paths and its run-as user.
+ */
+export function authorizeFetch(rules: readonly PolicyRule[] | undefined, client: string): TransferDecision {
+  return authorizeTransfer(rules, client, 'fetch');
+}
+
+function authorizeTransfer(rules: readonly PolicyRule[] | undefined, client: string, key: 'copy' | 'fetch'): TransferDecision {
+  if (!rules) return { allowed: true, paths: undefined, runAs: undefined, setuid: false, owner: key === 'copy' };
   const mine = rules.filter((rule) => anyMatch(rule.clients, client));
   if (mine.length === 0) return { allowed: false, reason: `no policy rule for client ${client}` };
-  const rule = mine.find((r) => (r.copy ?? []).length > 0);
-  if (!rule) return { allowed: false, reason: 'copying files is not allowed for this client' };
-  return { allowed: true, paths: rule.copy, runAs: rule.runAs, setuid: rule.setuid === true, owner: rule.owner === true };
+  const rule = mine.find((r) => (r[key] ?? []).length > 0);
+  if (!rule) return { allowed: false, reason: `${key === 'copy' ? 'copying' : 'fetching'} files is not allowed for this client` };
+  return {
+    allowed: true,
+    paths: rule[key],
+    runAs: rule.runAs,
+    setuid: key === 'copy' && rule.setuid === true,
+    owner: key === 'copy' && rule.owner === true,
+  };
 }

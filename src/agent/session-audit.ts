@@ -22,7 +22,10 @@ export interface CommandTraffic {
   bytesErr: number;
 }
 
-type StartFields = Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'pty' | 'copy' | 'startTime'>;
+/** A `file` record's fields: a receiver's FIL, or what a sender sent (outcome `sent`). */
+type FileAuditFields = Pick<EntryResult, 'path' | 'size' | 'sha256' | 'previous' | 'reason'> & { outcome: EntryResult['outcome'] | 'sent' };
+
+type StartFields = Pick<AuditRecord, 'id' | 'argv' | 'shell' | 'cwd' | 'envNames' | 'runAs' | 'pty' | 'copy' | 'fetch' | 'startTime'>;
 
 export class SessionAudit {
   /** Set from `start` until `end`: the fields both records carry. */
@@ -43,8 +46,8 @@ export class SessionAudit {
    * Writes the `start` record and returns its id. Throws when it cannot be written: a
    * command that cannot be audited does not run (fail closed).
    */
-  start({ argv, shell, cwd, envNames, runAs, pty, copy }: CommandAuditFields): string {
-    const fields = { id: randomUUID(), argv, shell, cwd, envNames, runAs, pty, copy, startTime: new Date().toISOString() };
+  start({ argv, shell, cwd, envNames, runAs, pty, copy, fetch }: CommandAuditFields): string {
+    const fields = { id: randomUUID(), argv, shell, cwd, envNames, runAs, pty, copy, fetch, startTime: new Date().toISOString() };
     this.sink.write(this.record('start', fields));
     this.started = fields;
     return fields.id;
@@ -55,8 +58,8 @@ export class SessionAudit {
     this.write({ ...this.record('denied'), ...request, reason });
   }
 
-  /** One entry of a copy, as its receiver reported it (the content itself is never recorded). */
-  file(result: EntryResult): void {
+  /** One entry of a copy or a fetch, as its receiver or sender reported it (the content itself is never recorded). */
+  file(result: FileAuditFields): void {
     if (!this.started) return;
     const { path, outcome, size, sha256, previous, reason } = result;
     this.write({ ...this.record('file'), id: this.started.id, path, outcome, size, sha256, previous, reason });

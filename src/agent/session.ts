@@ -37,8 +37,8 @@ import {
 } from '../protocol/messages.js';
 import { chooseVersion } from '../protocol/version-rules.js';
 import type { AuditClient } from './audit.js';
-import { admitCommand, admitCopy, commandLengthFailure, type Admission, type AdmittedSpec } from './command-admission.js';
-import { ReceiverWatch } from './receiver-watch.js';
+import { admitCommand, admitCopy, admitFetch, commandLengthFailure, type Admission, type AdmittedSpec } from './command-admission.js';
+import { FileStreamWatch } from './file-stream-watch.js';
 import { CommandProcess, type CommandHelpers } from './command-process.js';
 import type { PendingMemory } from './pending-memory.js';
 import type { AgentRuntime } from './runtime.js';
@@ -88,6 +88,8 @@ interface SessionHelpers extends CommandHelpers {
 const MAX_OPTION_FRAMES = 256;
 /** Largest PUT payload: a destination path of up to 4 KiB and a few flags. */
 const PUT_FRAME_BYTES = 8 * 1024;
+/** Largest GET payload: several paths of up to 4 KiB each. */
+const GET_FRAME_BYTES = 64 * 1024;
 /** Largest payload of the small control frames (EOF, SIG, PNG, KAL, WIN). */
 const CONTROL_FRAME_BYTES = 256;
 /**
@@ -135,8 +137,8 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private bytesAfterEnd = 0;
   /** What the command was started with (a copy's clean-up runs the same way). */
   private commandSpec: AdmittedSpec | undefined;
-  /** A copy's receiver: its answers, watched for the audit and for temporary files. */
-  private fileStream: ReceiverWatch | undefined;
+  /** A copy's receiver or a fetch's sender: its stdout, watched for the audit and for temporary files. */
+  private fileStream: FileStreamWatch | undefined;
   /** Protocol 1 has no keepalives: while its input is backed up, empty OUT frames find out whether the client is still there. */
   private probeTimer: NodeJS.Timeout | undefined;
 
@@ -212,7 +214,9 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
           case ClientToken.COMMAND:
             return this.run(payload);
           case ClientToken.PUT:
-            return this.copy(payload);
+            return this.transfer('copy', payload);
+          case ClientToken.GET:
+            return this.transfer('fetch', payload);
           case ClientToken.PING:
             return this.pong();
           case ClientToken.KEEPALIVE:
@@ -258,9 +262,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
         ? Infinity
         : token === ClientToken.PUT
           ? PUT_FRAME_BYTES
-          : token === ClientToken.VERSION || token === ClientToken.AUTH
-            ? config.preAuthMaxFrameBytes
-            : CONTROL_FRAME_BYTES;
+          : token === ClientToken.GET
+            ? GET_FRAME_BYTES
+            : token === ClientToken.VERSION || token === ClientToken.AUTH
+              ? config.preAuthMaxFrameBytes
+              : CONTROL_FRAME_BYTES;
     if (length > limit) {
       throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${limit} bytes`, ErrorCodes.FRAME_TOO_LARGE);
     }
@@ -350,14 +356,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     );
   }
 
-  // A copy is a command whose program is the agent's file receiver (command-admission.ts).
-  private copy(payload: Buffer): void {
-    const admission = admitCopy(
-      { put: payload, options: this.options, version: this.version, authenticated: this.authenticated },
-      this.identity,
-      this.runtime,
-    );
-    if (admission.admitted) this.fileStream = new ReceiverWatch(this.audit, this.log);
+  // A copy or a fetch is a command whose program is the agent's file receiver or sender (command-admission.ts).
+  private transfer(direction: 'copy' | 'fetch', payload: Buffer): void {
+    const asked = { request: payload, options: this.options, version: this.version, authenticated: this.authenticated };
+    const admission = (direction === 'copy' ? admitCopy : admitFetch)(asked, this.identity, this.runtime);
+    if (admission.admitted) this.fileStream = new FileStreamWatch(this.audit, this.log, direction);
     this.start(admission);
   }
 
@@ -382,10 +385,11 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     this.state = 'running';
     // The options have served their purpose.
     this.hold(-this.heldBytes);
-    const { argv, shell, cwd, envNames, runAs, pty, copy } = admission.audit;
+    const { argv, shell, cwd, envNames, runAs, pty, copy, fetch } = admission.audit;
     const { stdin, stderr, timeoutMs } = spec;
     // Environment values may be secrets: only their names are logged and audited.
     if (copy) this.log.info({ copy, timeoutMs, runAs, audit: auditId }, 'copy');
+    else if (fetch) this.log.info({ fetch, timeoutMs, runAs, audit: auditId }, 'fetch');
     else this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs, pty, audit: auditId }, 'command');
     let command: CommandProcess;
     try {

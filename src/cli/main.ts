@@ -4,6 +4,7 @@ import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './commands/certs.js';
 import { registerCopyCommand, rerunCopy } from './commands/copy.js';
+import { registerFetchCommand } from './commands/fetch.js';
 import { ExitCode, fatalError } from './exit-codes.js';
 import { addConnectionOptions, addSelectionOptions, collect, seconds } from './options.js';
 import { pingHosts, type PingOptions } from './commands/ping.js';
@@ -20,7 +21,7 @@ function buildProgram(): Command {
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
     .usage(
-      '[options] [--] COMMAND [ARGS...]\n       distrun copy [options] SRC... DEST\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]',
+      '[options] [--] COMMAND [ARGS...]\n       distrun copy [options] SRC... DEST\n       distrun fetch [options] REMOTE... LOCALDIR\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]',
     )
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
@@ -75,6 +76,7 @@ function buildProgram(): Command {
       process.exitCode = await pingHosts(opts);
     });
   registerCopyCommand(program);
+  registerFetchCommand(program);
   registerRunHistoryCommand(program);
   registerRerunCommand(program, { run: rerunCommand, copy: rerunCopy });
   registerCertsCommand(program);

@@ -16,6 +16,14 @@ export function seconds(value: string): number {
   return n;
 }
 
+/** A size in bytes: a whole number, or with a binary suffix K, M, G or T (`512K`, `1G`). */
+export function byteSize(value: string): number {
+  const m = /^(\d+)([KMGT]?)$/i.exec(value);
+  const n = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase()) : Number.NaN;
+  if (!(Number.isSafeInteger(n) && n > 0)) throw new InvalidArgumentError('must be a size in bytes above 0 (a number, or with K, M, G or T)');
+  return n;
+}
+
 // A host in flight costs the client about a millisecond of CPU and one socket; most of its
 // time is round trips. 256 keeps a remote fleet's round trips overlapping where clush's 64
 // would queue them, and is lowered to fit `ulimit -n` (docs/benchmarks.md).
@@ -50,4 +58,15 @@ export function addConnectionOptions(command: Command): Command {
     )
     .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
     .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)');
+}
+
+/** The options of a file transfer (`copy`, `fetch`): -n, -q and its schedule. */
+export function addTransferOptions(command: Command, verb: 'copy' | 'fetch', dryRun: string): Command {
+  return command
+    .option('-n, --dry-run', dryRun)
+    .option('-q, --quiet', 'only failures and the summary')
+    .option('--timeout <sec>', `stop the ${verb} on a host after SEC (its incomplete file is removed)`, seconds)
+    .option('--batch <n|n%>', `${verb} in batches of N hosts (or N% of them)`)
+    .option('--batch-wait <sec>', 'pause between batches', seconds)
+    .option('--max-fail <n|n%>', 'start no new host once N hosts (or N%) were not ok');
 }

@@ -15,7 +15,7 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
  * Protocol versions this code speaks; the client offers them, the agent picks the highest
  * in common. Version 2 added keepalives (KAL, and `keepalive` in the agent's VER);
  * version 3 terminal sessions (the `pty` and `term` options, WIN); version 4 HLD;
- * version 5 file transfer (PUT and the file stream).
+ * version 5 file transfer (PUT, GET and the file stream).
  */
 export const PROTOCOL_VERSION = 5;
 export const SUPPORTED_VERSIONS: readonly number[] = [1, 2, 3, 4, PROTOCOL_VERSION];
@@ -25,7 +25,7 @@ export const KEEPALIVE_VERSION = 2;
 export const PTY_VERSION = 3;
 /** The first version with HLD (the command exited, its output is held open). */
 export const HELD_VERSION = 4;
-/** The first version with file transfer (PUT, and the file stream inside INP and OUT). */
+/** The first version with file transfer (PUT and GET, and the file stream inside INP and OUT). */
 export const FILE_VERSION = 5;
 /** A peer silent for this many keepalive intervals is gone (ssh's ServerAliveCountMax). */
 export const KEEPALIVE_MISSES = 3;
@@ -60,6 +60,11 @@ export const ClientToken = {
    * receiver as the run-as user; INP then carries the file stream, OUT its answers.
    */
   PUT: 'PUT',
+  /**
+   * Version 5, instead of CMD: send files from the host (JSON). The agent runs its file
+   * sender as the run-as user; OUT then carries the file stream (ENT, DAT, END, FIL).
+   */
+  GET: 'GET',
 } as const;
 
 /** Message tokens sent by the agent. */
@@ -86,19 +91,20 @@ export const AgentToken = {
 } as const;
 
 /**
- * The file stream of a copy (version 5), framed like the session itself: the client's
- * entries and data travel inside INP, the receiver's answers inside OUT.
+ * The file stream (version 5), framed like the session itself. A copy: the client's
+ * entries and data travel inside INP, the receiver's answers inside OUT. A fetch: the
+ * sender's entries, data, ends and failures travel inside OUT.
  */
 export const FileToken = {
-  /** Client: one entry (JSON): a file, a directory or a symbolic link, numbered from 0. */
+  /** Client (copy), sender (fetch): one entry (JSON): a file, a directory or a symbolic link, numbered from 0. */
   ENTRY: 'ENT',
-  /** Client: bytes of the file entry the receiver asked for. */
+  /** Client: bytes of the file entry the receiver asked for; sender: bytes of the file entry just announced. */
   DATA: 'DAT',
-  /** Client: the end of that entry's data (JSON: its number). */
+  /** The end of that entry's data (JSON: its number; from a sender also the size and sha256 of what it sent). */
   END: 'END',
   /** Receiver: send the data of this file entry (JSON: its number). */
   WANT: 'WNT',
-  /** Receiver: what became of one entry (JSON). */
+  /** Receiver: what became of one entry (JSON); sender: an entry it cannot send (JSON, outcome failed). */
   RESULT: 'FIL',
   /**
    * Receiver: the temporary file it is about to create for an entry (JSON: number and

@@ -1,9 +1,11 @@
-// Payloads of file transfer (protocol version 5): the PUT request, and the file stream
-// inside INP and OUT (ENT, DAT, END from the client; WNT and FIL from the receiver).
+// Payloads of file transfer (protocol version 5): the PUT and GET requests, and the file
+// stream: a copy's inside INP and OUT (ENT, DAT, END from the client; WNT, FIL and TMP
+// from the receiver), a fetch's inside OUT (ENT, DAT, END and FIL from the sender).
 // Pure: no I/O. Every name that will become a path on a host is checked here, on both
 // sides, so a receiver never sees a component that could leave its destination.
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
-import { ClientToken, FileToken } from './constants.js';
+import { ClientToken, FILE_STREAM_TOKENS, FileToken } from './constants.js';
+import { FrameDecoder } from './frame-decoder.js';
 import { encodeFrame, isSmallInt, parseJsonObject } from './messages.js';
 
 /** Longest path, and longest component, in bytes (Linux's PATH_MAX and NAME_MAX). */
@@ -11,6 +13,24 @@ const MAX_PATH_BYTES = 4096;
 const MAX_NAME_BYTES = 255;
 /** Largest file size that JSON's numbers carry exactly (2^53 - 1 bytes). */
 const MAX_FILE_SIZE = Number.MAX_SAFE_INTEGER;
+
+/** Largest frame of a file stream other than DAT (ENT carries two paths of up to 4 KiB). */
+const MAX_CONTROL_FRAME = 16 * 1024;
+/** Largest DAT frame (its bytes pass through in pieces, never held whole). */
+const MAX_DATA_FRAME = 16 * 1024 * 1024;
+
+/** A decoder for a file stream as its reader takes it: DAT piece by piece, every other frame small. */
+export function fileStreamDecoder(): FrameDecoder {
+  return new FrameDecoder({
+    maxPayload: MAX_DATA_FRAME,
+    streamed: FILE_STREAM_TOKENS,
+    checkLength: (token, length) => {
+      if (token !== FileToken.DATA && length > MAX_CONTROL_FRAME) {
+        throw new ProtocolError(`${token} frame of ${length} bytes exceeds the limit of ${MAX_CONTROL_FRAME} bytes`, ErrorCodes.FRAME_TOO_LARGE);
+      }
+    },
+  });
+}
 
 // ---- PUT ------------------------------------------------------------------
 
@@ -51,6 +71,39 @@ export function decodeCopyRequest(payload: Buffer): CopyRequest {
   return request;
 }
 
+// ---- GET ------------------------------------------------------------------
+
+export interface FetchRequest {
+  /** Absolute paths on the host: files, links, or (with recursive) directories. */
+  paths: string[];
+  /** Send directories and everything below them (`-r`). */
+  recursive: boolean;
+  /** Stop after this many bytes of file data in all (`--max-bytes`). */
+  maxBytes: number;
+}
+
+/** At most this many paths in one GET (they must fit its frame). */
+const MAX_FETCH_PATHS = 256;
+
+export function encodeFetchRequest(request: FetchRequest): Buffer {
+  return encodeFrame(ClientToken.GET, JSON.stringify(request));
+}
+
+export function decodeFetchRequest(payload: Buffer): FetchRequest {
+  const value = parseJsonObject(payload, 'GET');
+  if (!Array.isArray(value.paths) || value.paths.length === 0 || value.paths.length > MAX_FETCH_PATHS) {
+    throw new ProtocolError(`GET paths must be a list of 1 to ${MAX_FETCH_PATHS} paths`);
+  }
+  const paths = value.paths.map((path: unknown) => {
+    const checked = checkedPath(path, 'GET path');
+    if (!checked.startsWith('/')) throw new ProtocolError('GET paths must be absolute');
+    return checked;
+  });
+  if (typeof value.recursive !== 'boolean') throw new ProtocolError('GET recursive must be true or false');
+  if (!(isCount(value.maxBytes) && value.maxBytes >= 1)) throw new ProtocolError('GET maxBytes must be a whole number of bytes (1 or more)');
+  return { paths, recursive: value.recursive, maxBytes: value.maxBytes };
+}
+
 // ---- ENT ------------------------------------------------------------------
 
 type EntryType = 'file' | 'dir' | 'link';
@@ -65,9 +118,9 @@ export interface FileEntry {
   mode: number;
   /** Modification time, ms since the epoch (with preserve). */
   mtimeMs?: number;
-  /** A file's size in bytes. */
+  /** A file's size in bytes (from a sender: its size when the entry was announced; END says what was sent). */
   size?: number;
-  /** A file's SHA-256, lower-case hex: sent ahead, so that an identical file on the host costs a hash, not a transfer. */
+  /** A file's SHA-256, lower-case hex, from a copy's client: sent ahead, so that an identical file on the host costs a hash, not a transfer. A sender gives it in END. */
   sha256?: string;
   /** A link's target, as it is (never followed by the receiver). */
   target?: string;
@@ -77,7 +130,11 @@ export function encodeEntry(entry: FileEntry): Buffer {
   return encodeFrame(FileToken.ENTRY, JSON.stringify(entry));
 }
 
-export function decodeEntry(payload: Buffer): FileEntry {
+/**
+ * A copy's ENT (from the client) announces a file's size and sha256; a fetch's (from the
+ * sender) its size only: the sha256 of what was sent comes in END.
+ */
+export function decodeEntry(payload: Buffer, stream: 'copy' | 'fetch' = 'copy'): FileEntry {
   const value = parseJsonObject(payload, 'ENT');
   if (!isCount(value.i)) throw new ProtocolError('ENT must carry its number');
   const path = checkedRelativePath(value.path);
@@ -93,9 +150,12 @@ export function decodeEntry(payload: Buffer): FileEntry {
   }
   if (type === 'file') {
     if (!(isCount(value.size) && value.size <= MAX_FILE_SIZE)) throw new ProtocolError('a file ENT must give its size');
-    if (!(typeof value.sha256 === 'string' && /^[0-9a-f]{64}$/.test(value.sha256))) throw new ProtocolError('a file ENT must give its sha256');
     entry.size = value.size;
-    entry.sha256 = value.sha256;
+    if (stream === 'fetch') {
+      if (value.sha256 !== undefined) throw new ProtocolError("a sender's file ENT has no sha256 (END carries it)");
+    } else {
+      entry.sha256 = checkedDigest(value.sha256, 'a file ENT sha256');
+    }
   } else if (value.size !== undefined || value.sha256 !== undefined) {
     throw new ProtocolError(`a ${type} ENT has no size or sha256`);
   }
@@ -115,6 +175,24 @@ export function decodeEntryNumber(payload: Buffer, token: string): number {
   const value = parseJsonObject(payload, token);
   if (!isCount(value.i)) throw new ProtocolError(`${token} must carry an entry number`);
   return value.i;
+}
+
+/** A sender's END: the entry's number, and the size and sha256 of the bytes it sent. */
+interface SentEnd {
+  i: number;
+  size: number;
+  sha256: string;
+}
+
+export function encodeSentEnd(end: SentEnd): Buffer {
+  return encodeFrame(FileToken.END, JSON.stringify(end));
+}
+
+export function decodeSentEnd(payload: Buffer): SentEnd {
+  const value = parseJsonObject(payload, 'END');
+  if (!isCount(value.i)) throw new ProtocolError('END must carry an entry number');
+  if (!(isCount(value.size) && value.size <= MAX_FILE_SIZE)) throw new ProtocolError("a sender's END must give the size sent");
+  return { i: value.i, size: value.size, sha256: checkedDigest(value.sha256, "a sender's END sha256") };
 }
 
 // ---- TMP ------------------------------------------------------------------

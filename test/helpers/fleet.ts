@@ -2,12 +2,13 @@
 // processes on loopback, and the real `distrun` binary.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { FrameDecoder, type Frame } from '../../src/protocol/frame-decoder.js';
+import { TEMP_PREFIX } from '../../src/safe-paths.js';
 
 export const DISTRUN = fileURLToPath(new URL('../../src/bin/distrun.js', import.meta.url));
 export const AGENT = fileURLToPath(new URL('../../src/bin/distrunner-agent.js', import.meta.url));
@@ -40,6 +41,11 @@ export async function cleanupAll(): Promise<void> {
     }
   }
   if (failure) throw failure;
+}
+
+/** Whether no temporary file of a transfer (`.distrun-tmp-*`) is left anywhere below DIR. */
+export function noTemporaries(dir: string): boolean {
+  return !readdirSync(dir, { recursive: true }).some((name) => String(name).includes(TEMP_PREFIX));
 }
 
 export function tempDir(prefix = 'distrun-test-'): string {

@@ -248,26 +248,13 @@ export class NetnsFleet {
     tc([...dev, 'qdisc', 'replace', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '20']);
     tc([...dev, 'class', 'replace', 'dev', 'eth0', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', rate]);
     tc([...dev, 'class', 'replace', 'dev', 'eth0', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', '10gbit']);
-    tc([
-      ...dev,
-      'filter',
-      'replace',
-      'dev',
-      'eth0',
-      'parent',
-      '1:',
-      'protocol',
-      'ip',
-      'prio',
-      '1',
-      'u32',
-      'match',
-      'ip',
-      'dst',
-      `${host.address}/32`,
-      'flowid',
-      '1:10',
-    ]);
+    const toHost = ['filter', 'replace', 'dev', 'eth0', 'parent', '1:', 'protocol', 'ip', 'prio'];
+    const match = ['u32', 'match', 'ip', 'dst', `${host.address}/32`];
+    // Small packets (IP length under 256: acknowledgements, keepalives) pass unlimited, so the
+    // host's own data and keepalives are acknowledged at once and only the copy's data
+    // waits in the queue; the rest of what goes to the host is limited.
+    tc([...dev, ...toHost, '1', ...match, 'match', 'u16', '0x0000', '0xff00', 'at', '2', 'flowid', '1:20']);
+    tc([...dev, ...toHost, '2', ...match, 'flowid', '1:10']);
   }
 
   unlimitRateTo(): void {

@@ -3,18 +3,14 @@
 // failed). Each host's agent runs its file receiver as the run-as user (protocol 5).
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ErrorCodes, OptionError } from '../../errors.js';
+import { OptionError } from '../../errors.js';
 import { OWNER_PATTERN } from '../../protocol/file-messages.js';
-import { defaultSessionOptions } from '../../protocol/messages.js';
-import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
 import { CopyFeeder } from '../execution/copy-feeder.js';
 import { collectSources, type SourceEntry } from '../execution/copy-sources.js';
-import { Fanout, fanoutWithinFileLimit, scheduleFor } from '../execution/fanout.js';
-import type { RunRequest } from '../execution/host-session.js';
-import type { HostResult } from '../execution/outcome.js';
 import { SharedSources } from '../execution/shared-source.js';
-import { addConnectionOptions, addSelectionOptions, seconds } from '../options.js';
-import { CopyJson, CopyLines, copyExitCode, copyHostStatus, type CopyHostReport, type CopyReporter } from '../output/copy-report.js';
+import { runTransfer, type TransferOptions } from '../execution/transfer-run.js';
+import { addConnectionOptions, addSelectionOptions, addTransferOptions } from '../options.js';
+import { CopyJson, CopyLines, copyExitCode, copyHostStatus, type CopyReporter } from '../output/copy-report.js';
 import { copyRecord, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
 import type { Target } from '../targeting/model.js';
 import { writeHostLines } from '../output/host-lines.js';
@@ -22,12 +18,7 @@ import type { OutputStreams } from '../output/renderers.js';
 import { count } from '../plural.js';
 import { resolveTargets, type SelectionOptions } from '../targeting/select.js';
 
-interface CopyOptions extends SelectionOptions {
-  fanout: number;
-  connectTimeout: number;
-  timeout?: number;
-  pki?: string;
-  tokenFile?: string;
+interface CopyOptions extends SelectionOptions, TransferOptions {
   recursive?: boolean;
   preserve?: boolean;
   backup?: boolean;
@@ -35,15 +26,12 @@ interface CopyOptions extends SelectionOptions {
   dryRun?: boolean;
   quiet?: boolean;
   json?: boolean;
-  batch?: string;
-  batchWait?: number;
-  maxFail?: string;
   /** Set by rerun: the run this one repeats. */
   rerunOf?: string;
 }
 
 export function registerCopyCommand(program: Command): void {
-  addConnectionOptions(
+  const command = addConnectionOptions(
     addSelectionOptions(
       program
         .command('copy')
@@ -55,16 +43,12 @@ export function registerCopyCommand(program: Command): void {
     .option('-p, --preserve', 'keep mode bits and modification times (without it: permission bits, mtime now)')
     .option('--backup', 'keep each replaced file as NAME.~N~')
     .option('--owner <user[:group]>', "owner of the written files, where the agent's policy lets you choose (default: the run-as user)")
-    .option('-n, --dry-run', 'print the hosts and the entries that would be sent, and send nothing')
-    .option('-q, --quiet', 'only failures and the summary')
-    .option('--json', 'JSON Lines events on stdout: start, one file event per entry, the end of each host, the summary (docs/json-events.md)')
-    .option('--timeout <sec>', 'stop the copy on a host after SEC (its incomplete file is removed)', seconds)
-    .option('--batch <n|n%>', 'copy in batches of N hosts (or N% of them)')
-    .option('--batch-wait <sec>', 'pause between batches', seconds)
-    .option('--max-fail <n|n%>', 'start no new host once N hosts (or N%) were not ok')
-    .action(async (paths: string[], opts: CopyOptions) => {
+    .option('--json', 'JSON Lines events on stdout: start, one file event per entry, the end of each host, the summary (docs/json-events.md)');
+  addTransferOptions(command, 'copy', 'print the hosts and the entries that would be sent, and send nothing').action(
+    async (paths: string[], opts: CopyOptions) => {
       process.exitCode = await copyFiles(paths, opts);
-    });
+    },
+  );
 }
 
 /** `distrun rerun` of a recorded copy: the same sources, destination and flags, on the hosts rerun chose. */
@@ -93,87 +77,48 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
     return 0;
   }
   const startedAt = new Date();
-  const { tls: client, token } = openClient(opts);
-  const request: RunRequest = {
-    argv: [],
-    copy: {
-      dest,
-      sources: sources.length,
-      preserve: opts.preserve === true,
-      backup: opts.backup === true,
-      ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
-    },
-    options: { ...defaultSessionOptions(), stdin: true, stderr: true, timeoutMs: (opts.timeout ?? 0) * 1000 },
-    token,
-    software: CLIENT_SOFTWARE,
+  const copy = {
+    dest,
+    sources: sources.length,
+    preserve: opts.preserve === true,
+    backup: opts.backup === true,
+    ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
   };
-  const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: request.options.timeoutMs };
   const reporter: CopyReporter = opts.json ? new CopyJson(io) : new CopyLines(io, opts.quiet === true);
   const shared = new SharedSources();
-  const reports = new Map<string, CopyHostReport>();
-  const asked = scheduleFor(opts, targets.length);
-  const schedule = {
-    ...asked,
-    fanout: fanoutWithinFileLimit(asked.fanout, (note) => io.stderr.write(`distrun: ${note}\n`)),
-  };
-  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
-    onStart: (session) => {
+  const { reports: ordered, interrupted } = await runTransfer(targets, { copy, stdin: true }, opts, {
+    start: (session) => {
       reporter.hostStarted(session.target);
-      const stderr: Buffer[] = [];
-      session.on('stderr', (chunk) => stderr.push(chunk));
       const feeder = new CopyFeeder(session, entries as SourceEntry[], shared, (entry) => reporter.entry(session.target.name, entry));
-      session.once('done', (result) => {
-        const report = { result, entries: feeder.results, stderr: Buffer.concat(stderr).toString('utf8') };
-        reports.set(result.target.name, report);
-        reporter.hostDone(report);
-      });
       void feeder.run();
+      return { entries: feeder.results };
     },
-    onDone: (result: HostResult) => {
-      // Hosts never started have no session: reported here.
-      if (!reports.has(result.target.name)) {
-        const report = { result, entries: [], stderr: '' };
-        reports.set(result.target.name, report);
-        reporter.hostDone(report);
-      }
-    },
+    done: (report) => reporter.hostDone(report),
+    note: (note) => io.stderr.write(`distrun: ${note}\n`),
   });
-  let interrupted = false;
-  const onInterrupt = (): void => {
-    interrupted = true;
-    fanout.stop();
-    for (const session of fanout.running) session.abort(ErrorCodes.INTERRUPTED, 'aborted by user');
-  };
-  process.on('SIGINT', onInterrupt);
-  try {
-    const results = await fanout.run();
-    saveTlsTickets(client);
-    const ordered = results.map((r) => reports.get(r.target.name) ?? { result: r, entries: [], stderr: '' });
-    const exitCode = copyExitCode(ordered, interrupted);
-    reporter.finish(ordered, exitCode);
-    const record = copyRecord(
-      {
-        startedAt,
-        parent: opts.rerunOf,
-        timeout: opts.timeout,
-        exitCode,
-        copy: {
-          sources: sources.map((s) => resolve(s)),
-          dest,
-          recursive: opts.recursive === true,
-          preserve: opts.preserve === true,
-          backup: opts.backup === true,
-        },
+  const exitCode = copyExitCode(ordered, interrupted);
+  reporter.finish(ordered, exitCode);
+  const record = copyRecord(
+    {
+      startedAt,
+      parent: opts.rerunOf,
+      timeout: opts.timeout,
+      exitCode,
+      copy: {
+        sources: sources.map((s) => resolve(s)),
+        dest,
+        recursive: opts.recursive === true,
+        preserve: opts.preserve === true,
+        backup: opts.backup === true,
+        ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
       },
-      ordered.map((report) => ({ result: report.result, ...copyHostStatus(report) })),
-    );
-    try {
-      saveRun(record);
-    } catch (err) {
-      io.stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
-    }
-    return exitCode;
-  } finally {
-    process.off('SIGINT', onInterrupt);
+    },
+    ordered.map((report) => ({ result: report.result, ...copyHostStatus(report) })),
+  );
+  try {
+    saveRun(record);
+  } catch (err) {
+    io.stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
   }
+  return exitCode;
 }

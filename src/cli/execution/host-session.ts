@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, ProtocolError, RemoteError, isDistRunError, type ErrorCode } from '../../errors.js';
 import { AgentToken, ClientToken, FILE_VERSION, HELD_VERSION, STREAM_TOKENS, SUPPORTED_VERSIONS } from '../../protocol/constants.js';
-import { encodeCopyRequest, type CopyRequest } from '../../protocol/file-messages.js';
+import { encodeCopyRequest, encodeFetchRequest, type CopyRequest, type FetchRequest } from '../../protocol/file-messages.js';
 import { FrameDecoder, type Frame } from '../../protocol/frame-decoder.js';
 import { Keepalive } from '../../protocol/keepalive.js';
 import {
@@ -32,10 +32,12 @@ import { setLongTimeout, type LongTimer } from '../../timers.js';
 import { visibleText } from '../terminal-text.js';
 
 export interface RunRequest {
-  /** The command; empty for a ping (`distrun ping`), which runs nothing, and for a copy. */
+  /** The command; empty for a ping (`distrun ping`), which runs nothing, and for a copy or a fetch. */
   argv: readonly string[];
   /** A copy (protocol 5) instead of a command: the file stream then travels as input, the receiver's answers as output. */
   copy?: CopyRequest;
+  /** A fetch (protocol 5) instead of a command: the sender's file stream travels as output. */
+  fetch?: FetchRequest;
   options: SessionOptions;
   /** Token for agents that require one. */
   token: Buffer | undefined;
@@ -123,7 +125,13 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
     const opening = [encodeVersionOffer({ versions: [...SUPPORTED_VERSIONS], software: request.software }), ...encodeOptions(request.options)];
     if (request.token) opening.push(encodeFrame(ClientToken.AUTH, request.token));
     opening.push(
-      request.copy ? encodeCopyRequest(request.copy) : request.argv.length > 0 ? encodeCommand(request.argv) : encodeFrame(ClientToken.PING),
+      request.copy
+        ? encodeCopyRequest(request.copy)
+        : request.fetch
+          ? encodeFetchRequest(request.fetch)
+          : request.argv.length > 0
+            ? encodeCommand(request.argv)
+            : encodeFrame(ClientToken.PING),
     );
     return Buffer.concat(opening);
   }
@@ -200,9 +208,13 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
       this.versionAgreed = true;
       this.agentSoftware = choice.software;
       this.protocolVersion = choice.version;
-      // An older agent refuses PUT as an unknown message: say why first (nothing has happened).
-      if (this.request.copy && choice.version < FILE_VERSION) {
-        throw new RemoteError(ErrorCodes.VERSION, `this agent is too old for copy (protocol ${choice.version}; copy needs ${FILE_VERSION})`);
+      // An older agent refuses PUT or GET as an unknown message: say why first (nothing has happened).
+      const transfer = this.request.copy ? 'copy' : this.request.fetch ? 'fetch' : undefined;
+      if (transfer && choice.version < FILE_VERSION) {
+        throw new RemoteError(
+          ErrorCodes.VERSION,
+          `this agent is too old for ${transfer} (protocol ${choice.version}; ${transfer} needs ${FILE_VERSION})`,
+        );
       }
       this.commandStarted(choice.keepaliveSeconds);
       return;
@@ -242,7 +254,7 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
   // the agent's keepalives tell a quiet command from a lost connection.
   private commandStarted(keepaliveSeconds: number): void {
     this.clearTimer();
-    if (this.request.argv.length === 0 && !this.request.copy) return; // a ping: PON follows at once
+    if (this.request.argv.length === 0 && !this.request.copy && !this.request.fetch) return; // a ping: PON follows at once
     if (this.limits.commandTimeoutMs > 0) {
       this.armTimer(this.limits.commandTimeoutMs + TIMEOUT_MARGIN_MS, () =>
         this.abort(ErrorCodes.TIMEOUT, 'timed out, and the agent did not report the command stopped'),

@@ -1,10 +1,11 @@
-// How a copy went, per entry, per host and in all: a line for each entry written or
-// refused, a line per host at its end, and the summary with folded host lists.
-//   web1: changed /etc/app.conf
+// How a copy or a fetch went, per entry, per host and in all: a line for each entry
+// written or refused, a line per host at its end, and the summary with folded host lists.
+//   web1: changed /etc/app.conf                 web1: fetched /var/log/app.log
 //   web3: failed /etc/app.conf: permission denied
 //   distrun: 3 hosts: 1 changed, 1 unchanged, 1 failed
 import { ExitCode } from '../exit-codes.js';
-import { classify, describeOutcome, hostExitCode, type HostResult, type OutcomeClass } from '../execution/outcome.js';
+import { classify, describeOutcome, hostExitCode, type OutcomeClass } from '../execution/outcome.js';
+import type { TransferReport } from '../execution/transfer-run.js';
 import type { EntryResult } from '../../protocol/file-messages.js';
 import { count } from '../plural.js';
 import { foldHosts } from '../targeting/host-range.js';
@@ -16,17 +17,22 @@ import { writeTo, type OutputStreams } from './renderers.js';
 import type { Target } from '../targeting/model.js';
 
 /** One host's copy: its session's result, what the receiver said of each entry, and its stderr. */
-export interface CopyHostReport {
-  result: HostResult;
-  entries: readonly EntryResult[];
-  /** What the receiver wrote on stderr (why it stopped, when it did). */
-  stderr: string;
-}
+type CopyHostReport = TransferReport<EntryResult>;
 
-type CopyClass = 'changed' | 'unchanged' | 'failed' | Exclude<OutcomeClass, 'ok' | 'failed'>;
-const ORDER: readonly CopyClass[] = ['changed', 'unchanged', 'failed', 'timeout', 'unreachable', 'error', 'skipped'];
+/** One entry as the lines report it: a copy's (changed, unchanged, failed) or a fetch's (fetched, failed). */
+type ReportedEntry = Pick<EntryResult, 'path' | 'what' | 'reason'> & { outcome: EntryResult['outcome'] | 'fetched' };
+/** One host's copy or fetch. */
+type HostReport = TransferReport<ReportedEntry>;
+
+type TransferKind = 'copy' | 'fetch';
+/** What an ok host's entries can be, per kind. */
+const OK_OUTCOMES: Record<TransferKind, readonly ReportedEntry['outcome'][]> = { copy: ['changed', 'unchanged'], fetch: ['fetched'] };
+
+type CopyClass = 'changed' | 'unchanged' | 'fetched' | 'failed' | Exclude<OutcomeClass, 'ok' | 'failed'>;
+const ORDER: readonly CopyClass[] = ['changed', 'unchanged', 'fetched', 'failed', 'timeout', 'unreachable', 'error', 'skipped'];
 const LABEL: Record<CopyClass, string> = {
   changed: 'changed',
+  fetched: 'fetched',
   unchanged: 'unchanged',
   failed: 'failed',
   timeout: 'timed out',
@@ -35,11 +41,14 @@ const LABEL: Record<CopyClass, string> = {
   skipped: 'not started',
 };
 
-/** A host's class and, unless it changed or was unchanged, why. */
-function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string } {
+const isOk = (cls: CopyClass): cls is 'changed' | 'unchanged' | 'fetched' => cls === 'changed' || cls === 'unchanged' || cls === 'fetched';
+
+/** A host's class and, unless it was ok (changed, unchanged, fetched), why. */
+function copyOutcome(report: HostReport): { cls: CopyClass; reason?: string } {
   const { outcome } = report.result;
   const cls = classify(outcome);
   const failed = report.entries.filter((e) => e.outcome === 'failed');
+  if (cls === 'ok' && report.entries.some((e) => e.outcome === 'fetched')) return { cls: 'fetched' };
   if (cls === 'ok') return { cls: report.entries.some((e) => e.outcome === 'changed') ? 'changed' : 'unchanged' };
   if (cls === 'failed' && outcome.kind === 'exit' && outcome.code === 1 && failed.length > 0) {
     const first = failed[0]!;
@@ -48,21 +57,21 @@ function copyOutcome(report: CopyHostReport): { cls: CopyClass; reason?: string 
   }
   if (cls === 'failed') {
     const said = report.stderr.trim().split('\n').pop();
-    return { cls: 'failed', reason: said ? visibleText(said) : `the file receiver ended with ${describeOutcome(outcome)}` };
+    return { cls: 'failed', reason: said ? visibleText(said) : `the agent's file program ended with ${describeOutcome(outcome)}` };
   }
   return { cls, reason: describeOutcome(outcome) };
 }
 
-/** A host's copy as runs count it (changed and unchanged are ok), for the exit code and the run record. */
-export function copyHostStatus(report: CopyHostReport): { status: OutcomeClass; exitCode: number; reason: string | undefined } {
+/** A host's copy or fetch as runs count it (changed, unchanged and fetched are ok), for the exit code and the run record. */
+export function copyHostStatus(report: HostReport): { status: OutcomeClass; exitCode: number; reason: string | undefined } {
   const { cls, reason } = copyOutcome(report);
-  if (cls === 'changed' || cls === 'unchanged') return { status: 'ok', exitCode: ExitCode.OK, reason };
+  if (isOk(cls)) return { status: 'ok', exitCode: ExitCode.OK, reason };
   if (cls === 'failed') return { status: 'failed', exitCode: 1, reason };
   return { status: cls, exitCode: hostExitCode(report.result.outcome), reason };
 }
 
-/** 0 when every host changed or was unchanged; 1 when some failed; 124 timed out; 255 when any could not be reached or refused. */
-export function copyExitCode(reports: readonly CopyHostReport[], interrupted: boolean): number {
+/** 0 when every host was ok (changed, unchanged, fetched); 1 when some failed; 124 timed out; 255 when any could not be reached or refused. */
+export function copyExitCode(reports: readonly HostReport[], interrupted: boolean): number {
   if (interrupted) return ExitCode.INTERRUPTED;
   let worst: number = ExitCode.OK;
   for (const report of reports) {
@@ -81,41 +90,43 @@ export interface CopyReporter {
   finish(reports: readonly CopyHostReport[], exitCode: number): void;
 }
 
+/** The lines on the screen, for a copy or a fetch. */
 export class CopyLines implements CopyReporter {
   hostStarted(): void {}
 
   constructor(
     private readonly io: OutputStreams,
     private readonly quiet: boolean,
+    private readonly kind: TransferKind = 'copy',
   ) {}
 
-  /** One entry's result as soon as it is known: changed ones on stdout, failed ones on stderr. */
-  entry(host: string, entry: EntryResult): void {
+  /** One entry's result as soon as it is known: changed or fetched ones on stdout, failed ones on stderr. */
+  entry(host: string, entry: ReportedEntry): void {
     const palette = paletteFor(this.io.stdout);
     const path = visibleText(entry.path);
-    if (entry.outcome === 'changed' && !this.quiet) {
+    if ((entry.outcome === 'changed' || entry.outcome === 'fetched') && !this.quiet) {
       const what = entry.what === 'mode' ? ' (mode)' : '';
-      writeTo(this.io, 'stdout', `${palette.host(`${host}:`)} changed ${path}${what}\n`);
+      writeTo(this.io, 'stdout', `${palette.host(`${host}:`)} ${entry.outcome} ${path}${what}\n`);
     } else if (entry.outcome === 'failed') {
       writeTo(this.io, 'stderr', `${paletteFor(this.io.stderr).failure(`${host}: failed ${path}: ${visibleText(entry.reason ?? '')}`)}\n`);
     }
   }
 
   /** A host's end: what it came to, in one line (a host that could not be reached says why). */
-  hostDone(report: CopyHostReport): void {
+  hostDone(report: HostReport): void {
     const { cls, reason } = copyOutcome(report);
     const name = report.result.target.name;
-    if (cls === 'changed' || cls === 'unchanged') {
+    if (isOk(cls)) {
       if (this.quiet) return;
-      const tally = ['changed', 'unchanged'].map((o) => [o, report.entries.filter((e) => e.outcome === o).length] as const).filter(([, n]) => n > 0);
+      const tally = OK_OUTCOMES[this.kind].map((o) => [o, report.entries.filter((e) => e.outcome === o).length] as const).filter(([, n]) => n > 0);
       const detail = tally.map(([o, n]) => `${n} ${o}`).join(', ');
-      writeTo(this.io, 'stdout', `${paletteFor(this.io.stdout).host(`${name}:`)} ${cls} (${detail || 'nothing to copy'})\n`);
+      writeTo(this.io, 'stdout', `${paletteFor(this.io.stdout).host(`${name}:`)} ${cls} (${detail || `nothing to ${this.kind}`})\n`);
     } else if (cls !== 'failed') {
       writeTo(this.io, 'stderr', `distrun: ${paletteFor(this.io.stderr).failure(`${hostLabel(report.result.target)}: ${reason}`)}\n`);
     }
   }
 
-  finish(reports: readonly CopyHostReport[]): void {
+  finish(reports: readonly HostReport[]): void {
     writeCopySummary(this.io, reports);
   }
 }
@@ -172,7 +183,7 @@ export class CopyJson implements CopyReporter {
 }
 
 /** The summary, always: counts per class, and per reason the hosts it applies to. */
-function writeCopySummary(io: OutputStreams, reports: readonly CopyHostReport[]): void {
+function writeCopySummary(io: OutputStreams, reports: readonly HostReport[]): void {
   const palette = paletteFor(io.stderr);
   const byClass = new Map<CopyClass, number>();
   const byReason = new Map<string, { cls: CopyClass; hosts: string[] }>();

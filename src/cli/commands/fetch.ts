@@ -1,0 +1,89 @@
+// `distrun fetch REMOTE... LOCALDIR`: collect files (and with -r directories) from every
+// selected host into LOCALDIR/HOST/<remote path>, like pdsh's rpdcp and clush --rcopy.
+// Each host's agent runs its file sender as the run-as user (protocol 5); this side
+// checks the host's name before it becomes a directory, keeps every entry inside
+// LOCALDIR/HOST, counts the per-host cap itself, and writes each file atomically.
+import { mkdirSync, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import { DistRunError, ErrorCodes, OptionError } from '../../errors.js';
+import { FetchWriter, collectFetch, hostDirectoryProblem, type FetchedEntry } from '../execution/fetch-writer.js';
+import { runTransfer, type TransferOptions } from '../execution/transfer-run.js';
+import { addConnectionOptions, addSelectionOptions, addTransferOptions, byteSize } from '../options.js';
+import { CopyLines, copyExitCode } from '../output/copy-report.js';
+import { writeHostLines } from '../output/host-lines.js';
+import type { OutputStreams } from '../output/renderers.js';
+import { visibleText } from '../terminal-text.js';
+import { resolveTargets, type SelectionOptions } from '../targeting/select.js';
+
+/** Per host, unless --max-bytes says otherwise: a wrong path (/var/log for one file) cannot fill the disk. */
+const DEFAULT_MAX_BYTES = 1024 ** 3;
+/** The paths must fit the agent's GET frame (64 KiB). */
+const MAX_REQUEST_BYTES = 60 * 1024;
+
+interface FetchOptions extends SelectionOptions, TransferOptions {
+  recursive?: boolean;
+  maxBytes: number;
+  dryRun?: boolean;
+  quiet?: boolean;
+}
+
+export function registerFetchCommand(program: Command): void {
+  const command = addConnectionOptions(
+    addSelectionOptions(
+      program
+        .command('fetch')
+        .description('collect files or directories from every selected host into LOCALDIR/HOST/<remote path> (atomic per file)')
+        .argument('<paths...>', 'REMOTE... LOCALDIR: absolute paths on the hosts, then the local directory'),
+    ),
+  )
+    .option('-r, --recursive', 'fetch directories (links in them are fetched as links)')
+    .option('--max-bytes <size>', 'stop a host after SIZE bytes of file data (K, M, G suffixes; default 1G)', byteSize, DEFAULT_MAX_BYTES);
+  addTransferOptions(command, 'fetch', 'print the hosts and where their files would go, and fetch nothing').action(
+    async (paths: string[], opts: FetchOptions) => {
+      process.exitCode = await fetchFiles(paths, opts);
+    },
+  );
+}
+
+async function fetchFiles(paths: readonly string[], opts: FetchOptions, io: OutputStreams = process): Promise<number> {
+  if (paths.length < 2) throw new OptionError('fetch needs at least one remote path and a local directory: distrun fetch REMOTE... LOCALDIR');
+  const remote = paths.slice(0, -1);
+  const localDir = paths[paths.length - 1]!;
+  for (const path of remote) {
+    if (!path.startsWith('/')) throw new OptionError(`remote paths must be absolute, got '${path}'`);
+    if (path.includes('\0')) throw new OptionError('a remote path cannot contain NUL');
+  }
+  if (Buffer.byteLength(JSON.stringify(remote)) > MAX_REQUEST_BYTES) throw new OptionError('too many remote paths for one fetch');
+  const targets = resolveTargets(opts);
+  // Host names come from inventories the user may not have written: each becomes a directory.
+  for (const target of targets) {
+    const problem = hostDirectoryProblem(target.name);
+    if (problem) {
+      throw new DistRunError(
+        ErrorCodes.INVENTORY,
+        `host ${JSON.stringify(visibleText(target.name))} cannot be a directory name under ${localDir}: ${problem}; nothing was fetched`,
+      );
+    }
+  }
+  if (opts.dryRun) {
+    for (const path of remote) io.stdout.write(`${path} → ${localDir}/HOST${path}\n`);
+    writeHostLines(targets, io.stdout, false);
+    return 0;
+  }
+  mkdirSync(localDir, { recursive: true });
+  if (!statSync(localDir).isDirectory()) throw new OptionError(`${localDir} is not a directory`);
+  const lines = new CopyLines(io, opts.quiet === true, 'fetch');
+  const fetch = { paths: remote, recursive: opts.recursive === true, maxBytes: opts.maxBytes };
+  const { reports, interrupted } = await runTransfer<FetchedEntry>(targets, { fetch, stdin: false }, opts, {
+    start: (session) => {
+      const name = session.target.name;
+      const writer = new FetchWriter(localDir, name, opts.maxBytes, (entry) => lines.entry(name, entry));
+      collectFetch(session, writer);
+      return { entries: writer.results };
+    },
+    done: (report) => lines.hostDone(report),
+    note: (note) => io.stderr.write(`distrun: ${note}\n`),
+  });
+  lines.finish(reports);
+  return copyExitCode(reports, interrupted);
+}
