@@ -5,6 +5,7 @@ import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jsonLines } from './helpers/json-lines.js';
 import { cleanupAll, noTemporaries, distrun, startAgent, tempDir, trioFleet, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;
@@ -163,4 +164,44 @@ test('--dry-run says where the files would go and fetches nothing', async (t) =>
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout.toString(), new RegExp(`^/etc/hostname → ${local}/HOST/etc/hostname$`, 'm'));
   t.false(existsSync(local));
+});
+
+test('--json: a file event per entry with where it went, each host end with its counts, the summary; rerun --failed fetches again from the host that failed', async (t) => {
+  const dir = tempDir();
+  const remote = join(dir, 'report.txt');
+  writeFileSync(remote, 'ready\n');
+  chmodSync(remote, 0o600);
+  const limited = await startAgent(pki, 'agent2', { config: { runAs: 'nobody' } });
+  const inv = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inv, `hosts:\n  root1: { address: 127.0.0.1, port: ${agents[0]!.port} }\n  nobody1: { address: 127.0.0.1, port: ${limited.port} }\n`);
+  const env = { XDG_CACHE_HOME: tempDir() };
+  const local = tempDir();
+  const r = await distrun(['-i', inv, '--pki', pki.dir, '-g', 'all', 'fetch', '--json', remote, local], { env });
+  t.is(r.code, 1, r.stderr);
+  const events = jsonLines(r.stdout);
+  t.like(
+    events.find((e) => e.type === 'file' && e.host === 'root1'),
+    { path: remote, outcome: 'fetched', local: join(local, 'root1', remote), size: 6, sha256: sha('ready\n') },
+  );
+  t.like(
+    events.find((e) => e.type === 'file' && e.host === 'nobody1'),
+    { outcome: 'failed', message: 'permission denied' },
+  );
+  t.like(
+    events.find((e) => e.type === 'exit' && e.host === 'root1'),
+    { status: 'ok', fetched: 1, failed: 0 },
+  );
+  t.like(
+    events.find((e) => e.type === 'exit' && e.host === 'nobody1'),
+    { status: 'failed', exitCode: 1, fetched: 0, failed: 1 },
+  );
+  t.like(events.at(-1), { type: 'summary', hosts: 2, ok: 1, failed: 1, fetched: 1, exitCode: 1 });
+  // The file (and its directory) opened to the run-as user; rerun --failed fetches from nobody1 alone.
+  chmodSync(dir, 0o755);
+  chmodSync(remote, 0o644);
+  const again = await distrun(['rerun', '--failed', '--pki', pki.dir], { env });
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stderr, /running again on 1 host of \S+: fetch --max-bytes 1073741824 /);
+  t.is(again.stdout.toString(), `nobody1: fetched ${remote}\nnobody1: fetched (1 fetched)\n`);
+  t.is(readFileSync(join(local, 'nobody1', remote), 'utf8'), 'ready\n');
 });

@@ -4,7 +4,7 @@ import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerCertsCommand } from './commands/certs.js';
 import { registerCopyCommand, rerunCopy } from './commands/copy.js';
-import { registerFetchCommand } from './commands/fetch.js';
+import { registerFetchCommand, rerunFetch } from './commands/fetch.js';
 import { ExitCode, fatalError } from './exit-codes.js';
 import { addConnectionOptions, addSelectionOptions, collect, seconds } from './options.js';
 import { pingHosts, type PingOptions } from './commands/ping.js';
@@ -78,7 +78,7 @@ function buildProgram(): Command {
   registerCopyCommand(program);
   registerFetchCommand(program);
   registerRunHistoryCommand(program);
-  registerRerunCommand(program, { run: rerunCommand, copy: rerunCopy });
+  registerRerunCommand(program, { run: rerunCommand, copy: rerunCopy, fetch: rerunFetch });
   registerCertsCommand(program);
   // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
   registerHelpCommand(program);

@@ -21,6 +21,7 @@ interface RerunOptions {
 interface Rerunners {
   run(run: RunRecord, opts: RerunOptions, targets: Target[]): Promise<number>;
   copy(run: RunRecord, opts: RerunOptions, targets: Target[]): Promise<number>;
+  fetch(run: RunRecord, opts: RerunOptions, targets: Target[]): Promise<number>;
 }
 
 export function registerRerunCommand(program: Command, rerunners: Rerunners, io: OutputStreams = process): void {
@@ -28,7 +29,7 @@ export function registerRerunCommand(program: Command, rerunners: Rerunners, io:
     program
       .command('rerun')
       .description(
-        'run a recorded command (or copy) again on the hosts that failed and/or were unreachable (after a rerun: in their latest state along the reruns)',
+        'run a recorded command (or copy, or fetch) again on the hosts that failed and/or were unreachable (after a rerun: in their latest state along the reruns)',
       )
       .argument('[run]', 'run id or its unique prefix (default: the newest run)'),
   )
@@ -49,6 +50,7 @@ export function registerRerunCommand(program: Command, rerunners: Rerunners, io:
       const along =
         chain.runs.length > 1 ? `, each in its latest state over ${chain.runs.length} runs back to ${chain.runs[chain.runs.length - 1]!.id}` : '';
       io.stderr.write(`distrun: running again on ${count(targets.length, 'host')} of ${run.id}${along}: ${describeCommand(run)}\n`);
-      process.exitCode = await (run.copy ? rerunners.copy(run, opts, targets) : rerunners.run(run, opts, targets));
+      const again = run.copy ? rerunners.copy : run.fetch ? rerunners.fetch : rerunners.run;
+      process.exitCode = await again(run, opts, targets);
     });
 }

@@ -16,11 +16,12 @@ import { JsonEvents } from './json.js';
 import { writeTo, type OutputStreams } from './renderers.js';
 import type { Target } from '../targeting/model.js';
 
-/** One host's copy: its session's result, what the receiver said of each entry, and its stderr. */
-type CopyHostReport = TransferReport<EntryResult>;
-
-/** One entry as the lines report it: a copy's (changed, unchanged, failed) or a fetch's (fetched, failed). */
-type ReportedEntry = Pick<EntryResult, 'path' | 'what' | 'reason'> & { outcome: EntryResult['outcome'] | 'fetched' };
+/** One entry as reports show it: a copy's (changed, unchanged, failed) or a fetch's (fetched, failed, with where it went). */
+type ReportedEntry = Pick<EntryResult, 'path' | 'what' | 'reason' | 'code' | 'size' | 'sha256' | 'previous'> & {
+  outcome: EntryResult['outcome'] | 'fetched';
+  /** A fetched file's local path. */
+  local?: string;
+};
 /** One host's copy or fetch. */
 type HostReport = TransferReport<ReportedEntry>;
 
@@ -82,12 +83,12 @@ export function copyExitCode(reports: readonly HostReport[], interrupted: boolea
   return worst;
 }
 
-/** What hears a copy as it happens: the lines on the screen, or JSON events. */
+/** What hears a copy or a fetch as it happens: the lines on the screen, or JSON events. */
 export interface CopyReporter {
   hostStarted(target: Target): void;
-  entry(host: string, entry: EntryResult): void;
-  hostDone(report: CopyHostReport): void;
-  finish(reports: readonly CopyHostReport[], exitCode: number): void;
+  entry(host: string, entry: ReportedEntry): void;
+  hostDone(report: HostReport): void;
+  finish(reports: readonly HostReport[], exitCode: number): void;
 }
 
 /** The lines on the screen, for a copy or a fetch. */
@@ -132,13 +133,17 @@ export class CopyLines implements CopyReporter {
 }
 
 /**
- * `--json` for a copy (docs/json-events.md): `start`, one `file` event per entry, the
- * host's end event with its counts, and the `summary`; the summary for people on stderr.
+ * `--json` for a copy or a fetch (docs/json-events.md): `start`, one `file` event per
+ * entry, the host's end event with its counts, and the `summary`; the summary for people
+ * on stderr.
  */
 export class CopyJson implements CopyReporter {
   private readonly events: JsonEvents;
 
-  constructor(private readonly io: OutputStreams) {
+  constructor(
+    private readonly io: OutputStreams,
+    private readonly kind: TransferKind = 'copy',
+  ) {
     this.events = new JsonEvents(io);
   }
 
@@ -146,8 +151,13 @@ export class CopyJson implements CopyReporter {
     this.events.hostStarted(target);
   }
 
-  entry(host: string, entry: EntryResult): void {
-    const { path, outcome, what, sha256, previous, size, code, reason } = entry;
+  entry(host: string, entry: ReportedEntry): void {
+    const { path, outcome, what, sha256, previous, size, code, reason, local } = entry;
+    const failure = outcome === 'failed' ? { code: code ?? null, message: reason } : {};
+    if (this.kind === 'fetch') {
+      this.events.emit('file', { host, path, outcome, local: local ?? null, size: size ?? null, sha256: sha256 ?? null, ...failure });
+      return;
+    }
     this.events.emit('file', {
       host,
       path,
@@ -156,27 +166,25 @@ export class CopyJson implements CopyReporter {
       size: size ?? null,
       sha256: sha256 ?? null,
       previous: previous ?? null,
-      ...(outcome === 'failed' ? { code, message: reason } : {}),
+      ...failure,
     });
   }
 
-  hostDone(report: CopyHostReport): void {
+  hostDone(report: HostReport): void {
     const { cls } = copyOutcome(report);
     const tally = (o: string) => report.entries.filter((e) => e.outcome === o).length;
-    const reached = cls === 'changed' || cls === 'unchanged' || cls === 'failed';
-    this.events.hostDone(
-      report.result,
-      reached ? { changed: tally('changed'), unchanged: tally('unchanged'), failed: tally('failed') } : {},
-      reached ? (cls === 'failed' ? 'failed' : 'ok') : undefined,
-    );
+    const reached = isOk(cls) || cls === 'failed';
+    const counts = Object.fromEntries([...OK_OUTCOMES[this.kind], 'failed'].map((o) => [o, tally(o)]));
+    this.events.hostDone(report.result, reached ? counts : {}, reached ? (cls === 'failed' ? 'failed' : 'ok') : undefined);
   }
 
-  finish(reports: readonly CopyHostReport[], exitCode: number): void {
+  finish(reports: readonly HostReport[], exitCode: number): void {
     const classes = reports.map((r) => copyOutcome(r).cls);
+    const hosts = Object.fromEntries(OK_OUTCOMES[this.kind].map((o) => [o, classes.filter((c) => c === o).length]));
     this.events.summary(
       reports.map((r) => r.result),
       exitCode,
-      { changed: classes.filter((c) => c === 'changed').length, unchanged: classes.filter((c) => c === 'unchanged').length },
+      hosts,
     );
     writeCopySummary(this.io, reports);
   }

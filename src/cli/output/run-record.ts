@@ -19,8 +19,8 @@ import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
 /**
  * Version of the record format. 2 added `version` and `parent` (the run a rerun came
  * from); a record without `version` is a version 1 record, read as one without a parent.
- * 3 added `copy` (a `distrun copy`, whose `command` is empty): an older distrun refuses
- * such a record instead of running its empty command.
+ * 3 added `copy` and `fetch` (a `distrun copy` or `fetch`, whose `command` is empty): an
+ * older distrun refuses such a record instead of running its empty command.
  */
 const RUN_RECORD_VERSION = 3;
 
@@ -76,6 +76,8 @@ export interface RunRecord {
   script?: string;
   /** A copy instead of a command: the sources (absolute local paths) and how they went. */
   copy?: CopiedFiles;
+  /** A fetch instead of a command: the remote paths and where they went. */
+  fetch?: FetchedFiles;
   shell: boolean;
   stdin: boolean;
   stderr: boolean;
@@ -93,9 +95,17 @@ interface CopiedFiles {
   owner?: string;
 }
 
-/** The record of a copy: per host its class (changed and unchanged hosts are ok), exit code and reason. */
+interface FetchedFiles {
+  paths: string[];
+  /** Absolute. */
+  localDir: string;
+  recursive: boolean;
+  maxBytes: number;
+}
+
+/** The record of a copy or a fetch: per host its class (changed and unchanged hosts are ok), exit code and reason. */
 export function copyRecord(
-  run: Pick<RunRecord, 'parent' | 'timeout' | 'exitCode'> & { copy: CopiedFiles; startedAt: Date },
+  run: Pick<RunRecord, 'parent' | 'timeout' | 'exitCode'> & ({ copy: CopiedFiles } | { fetch: FetchedFiles }) & { startedAt: Date },
   hosts: readonly { result: HostResult; status: OutcomeClass; exitCode: number; reason: string | undefined }[],
 ): RunRecord {
   const { startedAt, ...rest } = run;
@@ -294,6 +304,7 @@ function isRunRecord(value: unknown): value is RunRecord {
     r.command.every(isString) &&
     (r.script === undefined || isString(r.script)) &&
     (r.copy === undefined || (isCopiedFiles(r.copy) && r.command.length === 0)) &&
+    (r.fetch === undefined || (isFetchedFiles(r.fetch) && r.command.length === 0 && r.copy === undefined)) &&
     typeof r.shell === 'boolean' &&
     typeof r.stdin === 'boolean' &&
     typeof r.stderr === 'boolean' &&
@@ -323,10 +334,28 @@ function isCopiedFiles(value: unknown): value is CopiedFiles {
   );
 }
 
+function isFetchedFiles(value: unknown): value is FetchedFiles {
+  const f = value as Partial<FetchedFiles> | null;
+  return (
+    typeof f === 'object' &&
+    f !== null &&
+    Array.isArray(f.paths) &&
+    f.paths.length > 0 &&
+    f.paths.every(isString) &&
+    isString(f.localDir) &&
+    typeof f.recursive === 'boolean' &&
+    Number.isSafeInteger(f.maxBytes)
+  );
+}
+
 /** The command as the user would type it again (for `distrun runs` and rerun's note). */
 const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
 
 export function describeCommand(run: RunRecord): string {
+  if (run.fetch) {
+    const { paths, localDir, recursive, maxBytes } = run.fetch;
+    return ['fetch', recursive && '-r', `--max-bytes ${maxBytes}`, ...paths.map(quote), quote(localDir)].filter(Boolean).join(' ');
+  }
   if (run.copy) {
     const { sources, dest, recursive, preserve, backup, owner } = run.copy;
     const flags = [recursive && '-r', preserve && '-p', backup && '--backup', owner !== undefined && `--owner ${quote(owner)}`]
