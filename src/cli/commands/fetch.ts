@@ -11,7 +11,7 @@ import { FetchWriter, collectFetch, hostDirectoryProblem, type FetchedEntry } fr
 import { runTransfer, type TransferOptions } from '../execution/transfer-run.js';
 import { addConnectionOptions, addSelectionOptions, addTransferOptions, byteSize } from '../options.js';
 import { CopyJson, CopyLines, copyExitCode, copyHostStatus, type CopyReporter } from '../output/copy-report.js';
-import { copyRecord, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
+import { copyRecord, type RunRecord, keepRun } from '../output/run-record.js';
 import type { Target } from '../targeting/model.js';
 import { writeHostLines } from '../output/host-lines.js';
 import type { OutputStreams } from '../output/renderers.js';
@@ -110,10 +110,6 @@ async function fetchFiles(paths: readonly string[], opts: FetchOptions, io: Outp
     { startedAt, parent: opts.rerunOf, timeout: opts.timeout, exitCode, fetch: { ...fetch, localDir: resolve(localDir) } },
     reports.map((report) => ({ result: report.result, ...copyHostStatus(report) })),
   );
-  try {
-    saveRun(record);
-  } catch (err) {
-    io.stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
-  }
+  keepRun(record, io.stderr);
   return exitCode;
 }

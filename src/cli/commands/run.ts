@@ -21,7 +21,7 @@ import { GatherRenderer } from '../output/gather.js';
 import { JsonRenderer } from '../output/json.js';
 import { LineRenderer } from '../output/line.js';
 import { RendererSet, writeTo, type OutputStreams, type Renderer } from '../output/renderers.js';
-import { RecordRenderer, runsDir, saveRun, type RunRecord } from '../output/run-record.js';
+import { RecordRenderer, type RunRecord, keepRun } from '../output/run-record.js';
 import { count } from '../plural.js';
 import { foldHosts } from '../targeting/host-range.js';
 import type { Target } from '../targeting/model.js';
@@ -285,11 +285,7 @@ async function executeRun(plan: RunPlan, opts: RunOptions, io: OutputStreams & {
     const exitCode = outputLost && interrupts === 0 ? ExitCode.CANNOT_RUN : runExitCode(results, interrupts > 0);
     renderer.finish(results, exitCode);
     const record = recorder.record({ ...plan.recorded, exitCode }, results);
-    try {
-      saveRun(record);
-    } catch (err) {
-      io.stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
-    }
+    keepRun(record, io.stderr);
     return exitCode;
   } finally {
     terminal?.restore();

@@ -135,7 +135,7 @@ export function copyRecord(
   };
 }
 
-export function runsDir(env: NodeJS.ProcessEnv = process.env): string {
+function runsDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(distrunCacheDir(env), 'runs');
 }
 
@@ -207,6 +207,15 @@ export function saveRun(record: RunRecord, dir = runsDir()): string {
   const all = runIds(dir);
   for (const old of all.slice(0, Math.max(0, all.length - KEEP_RUNS))) rmSync(join(dir, `${old}.json`), { force: true });
   return file;
+}
+
+/** Saves the record; a record that cannot be saved costs only a warning on `stderr` (the run itself happened). */
+export function keepRun(record: RunRecord, stderr: NodeJS.WritableStream): void {
+  try {
+    saveRun(record);
+  } catch (err) {
+    stderr.write(`distrun: warning: could not save the run record in ${runsDir()}: ${(err as Error).message}\n`);
+  }
 }
 
 /**
