@@ -386,6 +386,30 @@ serial(
   },
 );
 
+serial('fetch: Ctrl-C while a host is still sending leaves neither a partial nor a temporary file; the hosts done keep theirs', async (t) => {
+  const slow = fleet.host('h09');
+  writeFileSync(join(slow.root, 'srv', 'big.bin'), randomBytes(8 * 1024 * 1024));
+  for (const host of others('h09')) writeFileSync(join(host.root, 'srv', 'big.bin'), 'small');
+  // What h09 sends goes at 200 kbit/s (tbf on its side): 8 MB would take minutes.
+  fleet.limitRate(slow, '200kbit');
+  const local = tempDir();
+  const receiving = (): boolean =>
+    existsSync(join(local, 'h09')) && readdirSync(join(local, 'h09'), { recursive: true }).some((n) => String(n).includes(TEMP_PREFIX));
+  try {
+    const run = spawnDistrun([...fleet.distrunArgs, '-g', 'fleet', 'fetch', '/srv/big.bin', local], {}, fleet.clientNetns);
+    const othersDone = (): boolean => others('h09').every((host) => existsSync(join(local, host.name, 'srv', 'big.bin')));
+    t.true(await waitFor(() => receiving() && othersDone(), 60_000), 'h09 has started arriving, the others are done');
+    run.child.kill('SIGINT');
+    t.is(await run.exit, 130, run.stderr());
+    t.regex(run.stderr(), /h09 \([\d.]+:\d+\): aborted by user/);
+    t.false(receiving(), 'no temporary file left');
+    t.false(existsSync(join(local, 'h09', 'srv', 'big.bin')), 'no partial file');
+    for (const host of others('h09')) t.is(readFileSync(join(local, host.name, 'srv', 'big.bin'), 'utf8'), 'small');
+  } finally {
+    fleet.unlimitRate(slow);
+  }
+});
+
 serial('nothing is left behind: destroying the fleet removes every namespace', (t) => {
   fleet.destroy();
   t.deepEqual(NetnsFleet.leftovers(), []);
