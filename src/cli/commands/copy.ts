@@ -90,7 +90,7 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
     start: (session) => {
       reporter.hostStarted(session.target);
       const feeder = new CopyFeeder(session, entries as SourceEntry[], shared, (entry) => reporter.entry(session.target.name, entry));
-      void feeder.run();
+      feeder.start();
       return { entries: feeder.results };
     },
     done: (report) => reporter.hostDone(report),

@@ -37,8 +37,13 @@ export class CopyFeeder {
     });
   }
 
+  /** Starts sending; a failure on this side (a bug) ends the host's session with the reason, never the whole run. */
+  start(): void {
+    this.run().catch((err: unknown) => this.session.abort(ErrorCodes.INTERNAL, `the copy stopped on this side: ${(err as Error).message}`));
+  }
+
   /** Sends every entry; resolves when the last one is out (or the session has ended). */
-  async run(): Promise<void> {
+  private async run(): Promise<void> {
     for (const { entry, source } of this.entries) {
       if (!(await this.send(encodeEntry(entry)))) return;
       if (entry.type !== 'file') continue;
