@@ -1,7 +1,7 @@
 // distrun copy end to end: real agents on loopback, the real distrun binary, the agents'
 // file receivers writing real files (as root and as an unprivileged run-as user).
 import test from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -18,20 +18,18 @@ import {
 import { join } from 'node:path';
 import { cleanupAll, noTemporaries, trioFleet, distrun, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
 import { jsonLines } from './helpers/json-lines.js';
+import { sha256Hex as sha } from './helpers/digest.js';
 
 let pki: Pki;
 let agents: RunningAgent[];
 
-let inventory: string;
+let on: (group: string, ...args: string[]) => string[];
 
 test.before(async () => {
-  ({ pki, agents, inventory } = await trioFleet());
+  ({ pki, agents, on } = await trioFleet());
 });
 
 test.after.always(cleanupAll);
-
-const on = (group: string, ...args: string[]) => ['-i', inventory, '--pki', pki.dir, '-g', group, ...args];
-const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 test('a binary file to three hosts: changed on each, byte-exact with its mode; again: unchanged; the exit code is 0', async (t) => {
   const src = join(tempDir(), 'blob.bin');

@@ -2,24 +2,22 @@
 // file senders reading real files (as root and as an unprivileged run-as user), written
 // under LOCALDIR/HOST/<remote path>.
 import test from 'ava';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonLines } from './helpers/json-lines.js';
 import { cleanupAll, noTemporaries, distrun, startAgent, tempDir, trioFleet, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { sha256Hex as sha } from './helpers/digest.js';
 
 let pki: Pki;
 let agents: RunningAgent[];
-let inventory: string;
+let on: (group: string, ...args: string[]) => string[];
 
 test.before(async () => {
-  ({ pki, agents, inventory } = await trioFleet());
+  ({ pki, agents, on } = await trioFleet());
 });
 
 test.after.always(cleanupAll);
-
-const on = (group: string, ...args: string[]) => ['-i', inventory, '--pki', pki.dir, '-g', group, ...args];
-const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 /** An inventory of HOSTS, all on one agent's port. */
 function inventoryFor(agent: RunningAgent, hosts: string[]): string {

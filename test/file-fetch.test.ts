@@ -3,7 +3,6 @@
 // LOCALDIR/HOST, fed the sender's stream or crafted frames of a hostile agent. No agent,
 // no session; the same over real agents is in fetch.test.ts.
 import test from 'ava';
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,10 +13,9 @@ import { decodeEntry, decodeResult, decodeSentEnd, encodeEntry, encodeResult, en
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeFrame } from '../src/protocol/messages.js';
 import { cleanupAll, noTemporaries, tempDir } from './helpers/fleet.js';
+import { sha256Hex as sha } from './helpers/digest.js';
 
 test.after.always(cleanupAll);
-
-const sha = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /** What the sender sends for JOB: the raw stream, its frames and the exit status. */
 async function send(paths: string[], job: Partial<SenderJob['request']> & Pick<SenderJob, 'allowed'> = {}) {

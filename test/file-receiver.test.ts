@@ -2,7 +2,6 @@
 // out, real files in a temporary directory. No agent, no session; the same over real
 // agents and run-as users is in copy.test.ts.
 import test from 'ava';
-import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -12,10 +11,9 @@ import { decodeEntryNumber, decodeResult, encodeEntry, encodeEntryNumber, type E
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeFrame } from '../src/protocol/messages.js';
 import { cleanupAll, noTemporaries, tempDir } from './helpers/fleet.js';
+import { sha256Hex as sha } from './helpers/digest.js';
 
 test.after.always(cleanupAll);
-
-const sha = (data: string | Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /** A receiver for `dest`, and what it answered, decoded. */
 function receiver(dest: string, options: Partial<ReceiverJob> & { sources?: number; preserve?: boolean; backup?: boolean } = {}) {

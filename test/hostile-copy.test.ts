@@ -3,7 +3,6 @@
 // while copies run. Each test ends with the agent still serving.
 import test, { type ExecutionContext } from 'ava';
 import { spawn, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentToken, ClientToken, FileToken } from '../src/protocol/constants.js';
@@ -12,6 +11,7 @@ import { FrameDecoder, type Frame } from '../src/protocol/frame-decoder.js';
 import { decodeExit, defaultSessionOptions, encodeFrame, encodeOptions, encodeVersionOffer } from '../src/protocol/messages.js';
 import { cleanupAll, distrun, makePki, rawExchange, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
 import { assertStillServing } from './helpers/serving.js';
+import { sha256Hex as sha } from './helpers/digest.js';
 
 let pki: Pki;
 let agent: RunningAgent;
@@ -21,8 +21,6 @@ test.before(async () => {
   agent = await startAgent(pki, 'agent1');
 });
 test.after.always(cleanupAll);
-
-const sha = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 /** A PUT session with the given file stream, all sent at once; the receiver's answers, its stderr and exit. */
 async function rawCopy(dest: string, stream: Buffer[]): Promise<{ results: EntryResult[]; stderr: string; exit: unknown; frames: Frame[] }> {

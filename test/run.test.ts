@@ -30,14 +30,13 @@ import { jsonLines } from './helpers/json-lines.js';
 let pki: Pki;
 let agents: RunningAgent[];
 let inventory: string;
+let on: (group: string, ...args: string[]) => string[];
 
 test.before(async () => {
-  ({ pki, agents, inventory } = await trioFleet());
+  ({ pki, agents, inventory, on } = await trioFleet());
 });
 
 test.after.always(cleanupAll);
-
-const on = (hostGroup: string, ...args: string[]) => ['-i', inventory, '--pki', pki.dir, '-g', hostGroup, ...args];
 
 test('argv arrives exactly: spaces, quotes, empty arguments, newlines, UTF-8', async (t) => {
   const args = ['a b', '', "it's", 'say "hi"', 'line1\nline2', 'ünïcødé 🚀', '  ', '$HOME', '*'];

@@ -48,6 +48,19 @@ const journal = (...args: string[]): string => machine.exec(['journalctl', '--no
  * not the distrun clients whose arguments contain them.
  */
 const running = (args: string): string[] => processesMatching(args).filter((line) => line.trim().replace(/^\d+\s+/, '') === args);
+/** The distrun client, left running in the background against the machine's agent. */
+const onAgentInBackground = (args: string[]) => spawnDistrun(['-H', '127.0.0.1', '--pki', pki.dir, ...args], {}, machine.netns);
+/**
+ * A command that starts a daemon outside its process group (setsid) and then sleeps
+ * itself; `n` makes its two sleeps unique to one test. `running(k)`: each of them runs k times.
+ */
+function escaping(n: number) {
+  const [daemon, leader] = [`sleep ${9870 + n}.${RUN_TOKEN}`, `sleep ${9880 + n}.${RUN_TOKEN}`];
+  return {
+    command: ['--', 'sh', '-c', `setsid ${daemon} >/dev/null 2>&1 </dev/null & exec ${leader}`],
+    running: (k: number): boolean => running(daemon).length === k && running(leader).length === k,
+  };
+}
 const settled = (unit: string): Promise<boolean> =>
   waitFor(() => !['activating', 'deactivating', 'reloading'].includes(machine.property(unit, 'ActiveState')), 120_000, 100);
 
@@ -114,39 +127,18 @@ serial(
     t.is(left.code, 0, left.stderr);
     t.true(await waitFor(() => running(`sleep 9871.${RUN_TOKEN}`).length === 0, 30_000), 'the setsid descendant was stopped');
 
-    const timed = await onAgent([
-      '--timeout',
-      '2',
-      '--',
-      'sh',
-      '-c',
-      `setsid sleep 9872.${RUN_TOKEN} >/dev/null 2>&1 </dev/null & exec sleep 9882.${RUN_TOKEN}`,
-    ]);
+    const timedOut = escaping(2);
+    const timed = await onAgent(['--timeout', '2', ...timedOut.command]);
     t.not(timed.code, 0);
     t.regex(timed.stdout.toString() + timed.stderr, /timed out/);
-    t.true(await waitFor(() => running(`sleep 9872.${RUN_TOKEN}`).length === 0 && running(`sleep 9882.${RUN_TOKEN}`).length === 0, 30_000));
+    t.true(await waitFor(() => timedOut.running(0), 30_000));
 
-    const client = spawnDistrun(
-      [
-        '-H',
-        '127.0.0.1',
-        '--pki',
-        pki.dir,
-        '--',
-        'sh',
-        '-c',
-        `setsid sleep 9873.${RUN_TOKEN} >/dev/null 2>&1 </dev/null & exec sleep 9883.${RUN_TOKEN}`,
-      ],
-      {},
-      machine.netns,
-    );
-    t.true(await waitFor(() => running(`sleep 9873.${RUN_TOKEN}`).length === 1 && running(`sleep 9883.${RUN_TOKEN}`).length === 1, 30_000));
+    const lost = escaping(3);
+    const client = onAgentInBackground(lost.command);
+    t.true(await waitFor(() => lost.running(1), 30_000));
     client.child.kill('SIGKILL');
     await client.exit;
-    t.true(
-      await waitFor(() => running(`sleep 9873.${RUN_TOKEN}`).length === 0 && running(`sleep 9883.${RUN_TOKEN}`).length === 0, 60_000),
-      'lost client: everything stopped',
-    );
+    t.true(await waitFor(() => lost.running(0), 60_000), 'lost client: everything stopped');
     t.is(machine.property(UNIT, 'ActiveState'), 'active');
   },
 );
@@ -216,29 +208,16 @@ serial('stop drains: a running command finishes and its client gets its output; 
 serial('kill -9 of the agent: systemd kills its commands (setsid ones too) and restarts it', async (t) => {
   const restarts = Number(machine.property(UNIT, 'NRestarts'));
   const pid = mainPid();
-  const client = spawnDistrun(
-    [
-      '-H',
-      '127.0.0.1',
-      '--pki',
-      pki.dir,
-      '--',
-      'sh',
-      '-c',
-      `setsid sleep 9874.${RUN_TOKEN} >/dev/null 2>&1 </dev/null & exec sleep 9884.${RUN_TOKEN}`,
-    ],
-    {},
-    machine.netns,
-  );
-  t.true(await waitFor(() => running(`sleep 9874.${RUN_TOKEN}`).length === 1 && running(`sleep 9884.${RUN_TOKEN}`).length === 1, 30_000));
+  const killed = escaping(4);
+  const client = onAgentInBackground(killed.command);
+  t.true(await waitFor(() => killed.running(1), 30_000));
   t.is(machine.exec(['kill', '-9', String(pid)]).status, 0);
   t.is(await client.exit, 255, 'the client sees its agent lost');
   t.true(
     await waitFor(() => Number(machine.property(UNIT, 'NRestarts')) === restarts + 1 && machine.property(UNIT, 'ActiveState') === 'active', 60_000),
   );
   t.not(mainPid(), pid);
-  t.deepEqual(running(`sleep 9874.${RUN_TOKEN}`), []);
-  t.deepEqual(running(`sleep 9884.${RUN_TOKEN}`), []);
+  t.true(killed.running(0), 'the setsid daemon and the command are both gone');
   t.is((await onAgent(['true'])).code, 0);
 });
 

@@ -176,15 +176,24 @@ export async function loopbackFleet(inventoryText: (agentPort: number) => string
   return { pki, agent, inventory };
 }
 
-/** Three agents on loopback, hosts h1..h3 of an inventory with groups `trio` (all) and `one` (h1). */
-export async function trioFleet(): Promise<{ pki: Pki; agents: RunningAgent[]; inventory: string }> {
+/**
+ * Three agents on loopback, hosts h1..h3 of an inventory with groups `trio` (all) and
+ * `one` (h1); `on(group, ...args)` is the distrun arguments that select a group of it.
+ */
+export async function trioFleet(): Promise<{
+  pki: Pki;
+  agents: RunningAgent[];
+  inventory: string;
+  on: (group: string, ...args: string[]) => string[];
+}> {
   const names = ['agent1', 'agent2', 'agent3'];
   const pki = await makePki(names);
   const agents = await Promise.all(names.map((name) => startAgent(pki, name)));
   const inventory = join(tempDir(), 'hosts.yaml');
   const hosts = agents.map((a, i) => `  h${i + 1}: { address: 127.0.0.1, port: ${a.port} }`);
   writeFileSync(inventory, ['hosts:', ...hosts, 'groups:', '  trio: [h1, h2, h3]', '  one: [h1]', ''].join('\n'));
-  return { pki, agents, inventory };
+  const on = (group: string, ...args: string[]): string[] => ['-i', inventory, '--pki', pki.dir, '-g', group, ...args];
+  return { pki, agents, inventory, on };
 }
 
 export interface RunningAgent {
