@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { OptionError } from '../../errors.js';
 import { OWNER_PATTERN } from '../../protocol/file-messages.js';
 import { CopyFeeder } from '../execution/copy-feeder.js';
-import { collectSources, type SourceEntry } from '../execution/copy-sources.js';
+import { collectSources } from '../execution/copy-sources.js';
 import { SharedSources } from '../execution/shared-source.js';
 import { runTransfer, type TransferOptions } from '../execution/transfer-run.js';
 import { addConnectionOptions, addSelectionOptions, addTransferOptions } from '../options.js';
@@ -89,7 +89,7 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
   const { reports: ordered, interrupted } = await runTransfer(targets, { copy, stdin: true }, opts, {
     start: (session) => {
       reporter.hostStarted(session.target);
-      const feeder = new CopyFeeder(session, entries as SourceEntry[], shared, (entry) => reporter.entry(session.target.name, entry));
+      const feeder = new CopyFeeder(session, entries, shared, (entry) => reporter.entry(session.target.name, entry));
       feeder.start();
       return { entries: feeder.results };
     },

@@ -33,13 +33,9 @@ class SharedRead {
     this.count = Math.ceil(size / CHUNK_BYTES);
   }
 
-  /** Whether a host starting now can still join (nothing has been let go). */
+  /** Whether a host starting now can still join: nothing has been let go (once every cursor has closed, everything has). */
   get joinable(): boolean {
     return this.low === 0;
-  }
-
-  get idle(): boolean {
-    return this.positions.size === 0;
   }
 
   cursor(): SourceCursor {
@@ -101,7 +97,7 @@ export class SharedSources {
   /** A cursor over entry `i`'s file (`path`, `size` bytes as announced), joining the read in progress when it can. */
   cursor(i: number, path: string, size: number): SourceCursor {
     let read = this.reads.get(i);
-    if (!read || !read.joinable || read.idle) {
+    if (!read || !read.joinable) {
       read = new SharedRead(path, size);
       this.reads.set(i, read);
     }
