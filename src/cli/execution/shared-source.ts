@@ -33,6 +33,11 @@ class SharedRead {
     this.count = Math.ceil(size / CHUNK_BYTES);
   }
 
+  /** Chunks kept (read, or being read) for the hosts of this read. */
+  get held(): number {
+    return this.chunks.size;
+  }
+
   /** Whether a host starting now can still join: nothing has been let go (once every cursor has closed, everything has). */
   get joinable(): boolean {
     return this.low === 0;
@@ -93,6 +98,11 @@ class SharedRead {
 /** The shared reads of a copy's files, by entry. */
 export class SharedSources {
   private readonly reads = new Map<number, SharedRead>();
+
+  /** Chunks kept for entry `i`'s newest read: what its hosts hold in memory together. */
+  held(i: number): number {
+    return this.reads.get(i)?.held ?? 0;
+  }
 
   /** A cursor over entry `i`'s file (`path`, `size` bytes as announced), joining the read in progress when it can. */
   cursor(i: number, path: string, size: number): SourceCursor {
