@@ -86,6 +86,8 @@ test('errors: unknown names, empty results, out of range, implicit localhost, am
     ['web:&nosuch', /unknown group or host 'nosuch' in 'web:&nosuch'/],
     ['webx[0:2]', /unknown group or host 'webx'.*brackets are positions in a group/],
     ['web:&prod,db', /unknown group or host 'web:&prod'.*split on ',' only/],
+    ['~zz.*', /no group or host matches '~zz\.\*' \(Ansible would warn and ignore it/],
+    ['web:&zz*', /no group or host matches 'zz\*' in 'web:&zz\*'/],
     ['web:&db', /^inv\.yml: the selection is empty: the intersection web:&db is empty$/],
     ['web:!web1:!web2:!web3', /^inv\.yml: the selection is empty: web:!web1:!web2:!web3 excluded every host$/],
     [

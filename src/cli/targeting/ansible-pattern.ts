@@ -342,7 +342,9 @@ function mismatchMessage(step: Step, expression: string, view: AnsibleView): str
       .sort()
       .join(', ') || 'none';
   const where = base === expression ? '' : ` in '${expression}'`;
-  return `unknown group or host '${base}'${where} (Ansible would warn and ignore it; known groups: ${known})${hint}`;
+  // A regex or a glob names nothing itself: it matched nothing.
+  const what = /^~|[*?]/.test(base) ? `no group or host matches '${base}'` : `unknown group or host '${base}'`;
+  return `${what}${where} (Ansible would warn and ignore it; known groups: ${known})${hint}`;
 }
 
 /** The message for a selection that came out empty, from the step that emptied it. */
