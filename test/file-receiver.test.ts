@@ -7,7 +7,16 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { FileReceiver, type ReceiverJob } from '../src/agent/file-receiver.js';
 import { FileToken } from '../src/protocol/constants.js';
-import { decodeEntryNumber, decodeResult, encodeEntry, encodeEntryNumber, type EntryResult, type FileEntry } from '../src/protocol/file-messages.js';
+import {
+  decodeEntryNumber,
+  decodeHave,
+  decodeResult,
+  encodeCopyEnd,
+  encodeEntry,
+  encodeEntryNumber,
+  type EntryResult,
+  type FileEntry,
+} from '../src/protocol/file-messages.js';
 import { FrameDecoder } from '../src/protocol/frame-decoder.js';
 import { encodeFrame } from '../src/protocol/messages.js';
 import { cleanupAll, noTemporaries, tempDir } from './helpers/fleet.js';
@@ -20,11 +29,14 @@ function receiver(dest: string, options: Partial<ReceiverJob> & { sources?: numb
   const { sources = 1, preserve = false, backup = false, ...job } = options;
   const decoder = new FrameDecoder();
   const wants: number[] = [];
+  /** HAV answers: entry number and the sha256 of the file the receiver has. */
+  const haves: Array<{ i: number; sha256: string }> = [];
   const results: EntryResult[] = [];
   const temps: string[] = [];
   const r = new FileReceiver({ request: { dest, sources, preserve, backup }, setuid: false, ...job }, (frame) => {
     for (const f of decoder.push(frame)) {
       if (f.token === FileToken.WANT) wants.push(decodeEntryNumber(f.payload, 'WNT'));
+      else if (f.token === FileToken.HAVE) haves.push(decodeHave(f.payload));
       else if (f.token === FileToken.RESULT) results.push(decodeResult(f.payload));
       else if (f.token === FileToken.TEMP) temps.push(JSON.parse(f.payload.toString()).path);
     }
@@ -39,7 +51,17 @@ function receiver(dest: string, options: Partial<ReceiverJob> & { sources?: numb
   };
   const dir = (path: string, mode = 0o755): void => r.push(encodeEntry({ i: next++, path, type: 'dir', mode }));
   const link = (path: string, target: string): void => r.push(encodeEntry({ i: next++, path, type: 'link', mode: 0o777, target }));
-  return { r, wants, results, temps, file, dir, link, entryNumber: () => next++ };
+  /** Announces a file without its sha256, as distrun does: the data goes only after WNT, or after HAV when `same` says no. */
+  const deferred = (path: string, content: string | Buffer, same: (theirs: string) => boolean, mode = 0o644, end?: { sha256?: string }): number => {
+    const i = next++;
+    const data = Buffer.from(content);
+    r.push(encodeEntry({ i, path, type: 'file', mode, size: data.length }));
+    const have = haves.find((h) => h.i === i);
+    if (have && same(have.sha256)) r.push(encodeEntryNumber(FileToken.SAME, i));
+    else if (have || wants.includes(i)) r.push(Buffer.concat([encodeFrame(FileToken.DATA, data), encodeCopyEnd({ i, sha256: sha(data), ...end })]));
+    return i;
+  };
+  return { r, wants, haves, results, temps, file, deferred, dir, link, entryNumber: () => next++ };
 }
 
 test('a file into a directory: asked for, written whole with its mode; the same again is unchanged and not asked for', (t) => {
@@ -269,4 +291,75 @@ test('--owner with setuid allowed and -p: the bits survive the change of owner (
   t.is(statSync(join(dest, 'tool')).mode & 0o7777, 0o4755);
   t.is(statSync(join(dest, 'tool')).uid, 65534);
   t.is(statSync(join(dest, 'shared')).mode & 0o7777, 0o2775);
+});
+
+test('a file announced without its sha256: WNT when nothing of its size is there; HAV with the sha256 of that file when one is; SAM keeps it, data replaces it', (t) => {
+  const dest = tempDir();
+  const target = join(dest, 'app.conf');
+  const ours = (theirs: string): boolean => theirs === sha('listen 80\n');
+  const first = receiver(dest);
+  first.deferred('app.conf', 'listen 80\n', ours, 0o640);
+  t.deepEqual([first.wants, first.haves], [[0], []], 'no file there: asked for at once');
+  t.like(first.results, [{ outcome: 'changed', what: 'content', sha256: sha('listen 80\n'), previous: null }]);
+  t.is(readFileSync(target, 'utf8'), 'listen 80\n');
+  writeFileSync(join(dest, 'other.conf'), 'x');
+  const other = receiver(dest);
+  other.deferred('other.conf', 'listen 80\n', ours);
+  t.deepEqual([other.wants, other.haves], [[0], []], 'a file of another size: asked for, not offered');
+  t.is(readFileSync(join(dest, 'other.conf'), 'utf8'), 'listen 80\n');
+
+  const again = receiver(dest);
+  again.deferred('app.conf', 'listen 80\n', ours, 0o640);
+  t.deepEqual(again.haves, [{ i: 0, sha256: sha('listen 80\n') }]);
+  t.deepEqual(again.wants, [], 'offered, not asked for');
+  t.like(again.results, [{ i: 0, outcome: 'unchanged', sha256: sha('listen 80\n') }]);
+  t.is(again.r.finish(), 0);
+  t.true(noTemporaries(dest), 'the temporary file made for the offer is gone');
+  const mode = receiver(dest);
+  mode.deferred('app.conf', 'listen 80\n', ours, 0o600);
+  t.like(mode.results, [{ outcome: 'changed', what: 'mode' }]);
+  t.is(statSync(target).mode & 0o7777, 0o600);
+
+  // Same size, other bytes: the client's sha256 differs, so it sends the data.
+  const content = receiver(dest);
+  content.deferred('app.conf', 'listen 81\n', (theirs) => theirs === sha('listen 81\n'), 0o600);
+  t.is(content.haves.length, 1);
+  t.like(content.results, [{ outcome: 'changed', what: 'content', previous: sha('listen 80\n'), sha256: sha('listen 81\n') }]);
+  t.is(readFileSync(target, 'utf8'), 'listen 81\n');
+  t.true(noTemporaries(dest));
+});
+
+test('a deferred sha256 is checked: END with another sha256, or none, fails the entry and leaves the target; SAM unasked for breaks the stream; a file replaced while compared is not called unchanged', (t) => {
+  const dest = tempDir();
+  const target = join(dest, 'f');
+  const wrong = receiver(dest);
+  wrong.deferred('f', 'new bytes', () => false, 0o644, { sha256: sha('other bytes') });
+  t.like(wrong.results, [{ outcome: 'failed' }]);
+  t.regex(wrong.results[0]!.reason!, /does not match its sha256/);
+  t.false(existsSync(target));
+  const none = receiver(dest);
+  none.r.push(encodeEntry({ i: 0, path: 'f', type: 'file', mode: 0o644, size: 1 }));
+  none.r.push(Buffer.concat([encodeFrame(FileToken.DATA, Buffer.from('x')), encodeEntryNumber(FileToken.END, 0)]));
+  t.like(none.results, [{ outcome: 'failed' }]);
+  t.regex(none.results[0]!.reason!, /sent no sha256/);
+  t.false(existsSync(target));
+  t.true(noTemporaries(dest));
+
+  const unasked = receiver(dest);
+  unasked.r.push(encodeEntry({ i: 0, path: 'f', type: 'file', mode: 0o644, size: 1 }));
+  t.throws(() => unasked.r.push(encodeEntryNumber(FileToken.SAME, 0)), { message: /SAM 0 for a file that was not offered/ });
+  unasked.r.abort();
+
+  writeFileSync(target, 'aaaa');
+  const raced = receiver(dest);
+  raced.r.push(encodeEntry({ i: 0, path: 'f', type: 'file', mode: 0o644, size: 4 }));
+  t.deepEqual(raced.haves, [{ i: 0, sha256: sha('aaaa') }]);
+  writeFileSync(join(dest, 'swap'), 'bbbb');
+  execFileSync('mv', [join(dest, 'swap'), target]);
+  raced.r.push(encodeEntryNumber(FileToken.SAME, 0));
+  t.like(raced.results, [{ outcome: 'failed' }]);
+  t.regex(raced.results[0]!.reason!, /changed on the host while it was compared; nothing was written/);
+  t.is(readFileSync(target, 'utf8'), 'bbbb');
+  t.is(raced.r.finish(), 1);
+  t.true(noTemporaries(dest));
 });

@@ -3,10 +3,11 @@
 // than the window ahead of the slowest, and a host that starts late gets a read of its own.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SharedSources } from '../src/cli/execution/shared-source.js';
 import { cleanupAll, tempDir } from './helpers/fleet.js';
+import { sha256Hex as sha } from './helpers/digest.js';
 
 test.after.always(cleanupAll);
 
@@ -58,4 +59,47 @@ test('a host at the window waits for the slowest; a host starting after the firs
   t.not(again, first);
   t.deepEqual(again, data.subarray(0, CHUNK));
   for (const cursor of [fast, slow, late]) cursor.close();
+});
+
+test('a read hashes what it sent: its sha256 once the last chunk is in, none for a file that ended early; an empty file has one at once', async (t) => {
+  const { path, data } = source(5);
+  const shared = new SharedSources();
+  const cursor = shared.cursor(0, path, data.length);
+  let sent = 0;
+  for (let chunk = await cursor.next(); chunk !== null; chunk = await cursor.next()) {
+    sent += chunk.length;
+    if (sent < data.length) t.is(cursor.digest(), undefined, 'not before the end');
+  }
+  t.is(cursor.digest(), sha(data));
+  cursor.close();
+
+  const shrunk = source(3);
+  const early = new SharedSources().cursor(0, shrunk.path, shrunk.data.length);
+  await early.next();
+  truncateSync(shrunk.path, CHUNK + 10); // the file shrinks while it is read
+  while ((await early.next()) !== null);
+  t.is(early.digest(), undefined, 'what was sent is not the file announced: no sha256 to vouch for it');
+  early.close();
+
+  const empty = join(tempDir(), 'empty');
+  writeFileSync(empty, '');
+  t.is(new SharedSources().cursor(0, empty, 0).digest(), sha(Buffer.alloc(0)));
+});
+
+test('a digest is read once for every host that wants it; when all let go before the end the read stops, and a later claim reads again', async (t) => {
+  const { path, data } = source(64);
+  const shared = new SharedSources();
+  const a = shared.digest(0, path);
+  const b = shared.digest(0, path);
+  t.is(a.sha256, b.sha256, 'one read for both');
+  t.is(await a.sha256, sha(data));
+  a.release();
+  b.release();
+  const dropped = shared.digest(1, path);
+  dropped.release(); // asked for the data at once: the read is stopped
+  dropped.release(); // twice is once
+  const later = shared.digest(1, path);
+  t.not(later.sha256, dropped.sha256, 'a new read');
+  t.is(await later.sha256, sha(data));
+  later.release();
 });

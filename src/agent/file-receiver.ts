@@ -12,9 +12,11 @@ import { posix } from 'node:path';
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
 import { FileToken } from '../protocol/constants.js';
 import {
+  decodeCopyEnd,
   decodeEntry,
   decodeEntryNumber,
   encodeEntryNumber,
+  encodeHave,
   encodeResult,
   encodeTempNote,
   fileStreamDecoder,
@@ -49,6 +51,15 @@ interface Incoming {
   previous: string | null;
   /** Whether a file or link is there now (for --backup). */
   replacing: boolean;
+  /** The file there now, offered to the client (HAV) as maybe the same: open until SAM or the data decides. */
+  offered?: ExistingFile;
+}
+
+/** A regular file found at an entry's path: open, its status when it was hashed, its sha256. */
+interface ExistingFile {
+  fd: number;
+  stat: fs.Stats;
+  sha256: string;
 }
 
 export class FileReceiver {
@@ -78,7 +89,10 @@ export class FileReceiver {
           this.data(frame.payload);
           break;
         case FileToken.END:
-          this.endOfData(decodeEntryNumber(frame.payload, FileToken.END));
+          this.endOfData(decodeCopyEnd(frame.payload));
+          break;
+        case FileToken.SAME:
+          this.same(decodeEntryNumber(frame.payload, FileToken.SAME));
           break;
         default:
           throw new ProtocolError(`unexpected ${frame.token} in the file stream`);
@@ -246,50 +260,91 @@ export class FileReceiver {
     if (existing && !existing.isFile() && !existing.isSymbolicLink()) {
       throw new EntryFailure(`${path} exists and is not a regular file (${kindOf(existing)}); it is left as it is`);
     }
-    const mode = this.modeOf(entry);
-    let previous: string | null = null;
-    if (existing?.isFile()) {
-      const same = this.compare(parent, name, entry, mode);
-      previous = same.sha256;
-      if (same.outcome !== undefined) {
-        this.result({
-          i: entry.i,
-          path,
-          outcome: same.outcome,
-          sha256: entry.sha256,
-          size: entry.size,
-          ...(same.outcome === 'changed' ? { what: 'mode', previous } : {}),
-        });
-        return;
+    let found: ExistingFile | undefined;
+    if (existing?.isFile()) found = this.existingFile(parent, name);
+    let offered: ExistingFile | undefined;
+    try {
+      if (found && found.stat.size === entry.size) {
+        if (entry.sha256 === found.sha256) {
+          this.sameContent(entry, path, found);
+          return;
+        }
+        // Announced without its sha256: the client compares (HAV), and answers SAM or the data.
+        if (entry.sha256 === undefined) offered = found;
       }
+      const temp = tempName();
+      // Said before the file exists: if the receiver is killed, the agent removes it.
+      this.send(encodeTempNote({ i: entry.i, path: parent.pathOf(temp) }));
+      this.incoming = {
+        entry,
+        name,
+        temp: new TempFile(parent, temp),
+        previous: found?.sha256 ?? null,
+        replacing: existing !== undefined,
+        ...(offered ? { offered } : {}),
+      };
+    } finally {
+      if (found && found !== offered) fs.closeSync(found.fd);
+      else if (offered && this.incoming?.offered !== offered) fs.closeSync(offered.fd);
     }
-    const temp = tempName();
-    // Said before the file exists: if the receiver is killed, the agent removes it.
-    this.send(encodeTempNote({ i: entry.i, path: parent.pathOf(temp) }));
-    this.incoming = { entry, name, temp: new TempFile(parent, temp), previous, replacing: existing !== undefined };
-    this.send(encodeEntryNumber(FileToken.WANT, entry.i));
+    this.send(offered ? encodeHave({ i: entry.i, sha256: offered.sha256 }) : encodeEntryNumber(FileToken.WANT, entry.i));
   }
 
-  /**
-   * The file there now against the entry: the same content and mode (unchanged), the same
-   * content with another mode (changed: the mode is set, nothing is sent), or different.
-   */
-  private compare(parent: DirHandle, name: string, entry: FileEntry, mode: number): { outcome?: 'unchanged' | 'changed'; sha256: string } {
+  /** The regular file at `name`, open, with its status and sha256 (the caller closes it). */
+  private existingFile(parent: DirHandle, name: string): ExistingFile {
     // O_NONBLOCK: a FIFO swapped in since the lstat does not block the open.
     const fd = parent.openFile(name, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
       const stat = fs.fstatSync(fd);
       if (!stat.isFile()) throw new EntryFailure(`${parent.pathOf(name)} is not a regular file; it is left as it is`);
-      const sha256 = hashOf(fd);
-      if (stat.size !== entry.size || sha256 !== entry.sha256) return { sha256 };
-      const owner = this.owner();
-      const ownerDiffers = owner !== undefined && (stat.uid !== owner.uid || stat.gid !== owner.gid);
-      if ((stat.mode & 0o7777) === mode && !ownerDiffers) return { outcome: 'unchanged', sha256 };
-      if (ownerDiffers) fs.fchownSync(fd, owner!.uid, owner!.gid);
-      fs.fchmodSync(fd, mode);
-      return { outcome: 'changed', sha256 };
-    } finally {
+      return { fd, stat, sha256: hashOf(fd) };
+    } catch (err) {
       fs.closeSync(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * The file there has the entry's content: unchanged, or changed when its mode or owner
+   * must be set (on the open file; nothing is sent).
+   */
+  private sameContent(entry: FileEntry, path: string, found: ExistingFile): void {
+    const { fd, stat, sha256 } = found;
+    const mode = this.modeOf(entry);
+    const owner = this.owner();
+    const ownerDiffers = owner !== undefined && (stat.uid !== owner.uid || stat.gid !== owner.gid);
+    const outcome = (stat.mode & 0o7777) === mode && !ownerDiffers ? 'unchanged' : 'changed';
+    if (ownerDiffers) fs.fchownSync(fd, owner!.uid, owner!.gid);
+    if (outcome === 'changed') fs.fchmodSync(fd, mode);
+    this.result({ i: entry.i, path, outcome, sha256, size: entry.size, ...(outcome === 'changed' ? { what: 'mode', previous: sha256 } : {}) });
+  }
+
+  /** SAM: the client's file is the one offered. It is kept, if it is still the file that was hashed. */
+  private same(i: number): void {
+    if (this.discarding === i) {
+      this.discarding = undefined;
+      return;
+    }
+    const incoming = this.incoming;
+    if (!incoming || incoming.entry.i !== i || !incoming.offered || incoming.temp.bytes > 0) {
+      throw new ProtocolError(`SAM ${i} for a file that was not offered`);
+    }
+    const { entry, name, temp, offered } = incoming;
+    this.incoming = undefined;
+    temp.drop();
+    const path = temp.dir.pathOf(name);
+    try {
+      const now = fs.fstatSync(offered.fd);
+      const there = temp.dir.lstat(name);
+      const unchanged = (a: fs.Stats, b: fs.Stats): boolean => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.ctimeMs === b.ctimeMs;
+      if (!there || !unchanged(now, offered.stat) || !unchanged(there, offered.stat)) {
+        throw new EntryFailure(`${path} changed on the host while it was compared; nothing was written (copy again)`);
+      }
+      this.sameContent(entry, path, offered);
+    } catch (err) {
+      this.fail(entry, err);
+    } finally {
+      fs.closeSync(offered.fd);
     }
   }
 
@@ -308,7 +363,7 @@ export class FileReceiver {
     }
   }
 
-  private endOfData(i: number): void {
+  private endOfData({ i, sha256: sent }: { i: number; sha256?: string }): void {
     if (this.discarding === i) {
       this.discarding = undefined;
       return;
@@ -317,12 +372,15 @@ export class FileReceiver {
     if (!incoming || incoming.entry.i !== i) throw new ProtocolError(`END ${i} for a file that is not being received`);
     const { entry, name, temp } = incoming;
     const parent = temp.dir;
+    this.release(incoming);
     try {
       if (temp.bytes !== entry.size) {
         throw new EntryFailure(`only ${temp.bytes} of ${entry.size} bytes arrived (the source changed while it was read?)`);
       }
+      const expected = entry.sha256 ?? sent;
+      if (expected === undefined) throw new EntryFailure('the client sent no sha256 for the data of a file announced without one');
       const sha256 = temp.digest();
-      if (sha256 !== entry.sha256)
+      if (sha256 !== expected || (sent !== undefined && sent !== expected))
         throw new EntryFailure('the content that arrived does not match its sha256 (the source changed while it was read?)');
       temp.commit(
         name,
@@ -370,8 +428,15 @@ export class FileReceiver {
   }
 
   private dropIncoming(): void {
+    if (this.incoming) this.release(this.incoming);
     this.incoming?.temp.drop();
     this.incoming = undefined;
+  }
+
+  /** Closes the offered file of an incoming entry, once its data has decided. */
+  private release(incoming: Incoming): void {
+    if (incoming.offered) fs.closeSync(incoming.offered.fd);
+    delete incoming.offered;
   }
 
   private result(result: EntryResult): void {

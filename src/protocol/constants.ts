@@ -100,10 +100,21 @@ export const FileToken = {
   ENTRY: 'ENT',
   /** Client: bytes of the file entry the receiver asked for; sender: bytes of the file entry just announced. */
   DATA: 'DAT',
-  /** The end of that entry's data (JSON: its number; from a sender also the size and sha256 of what it sent). */
+  /**
+   * The end of that entry's data (JSON: its number; from a copy's client also the sha256 of
+   * what it sent when ENT did not carry one; from a sender the size and sha256 of what it sent).
+   */
   END: 'END',
   /** Receiver: send the data of this file entry (JSON: its number). */
   WANT: 'WNT',
+  /**
+   * Receiver, for a file announced without its sha256: a regular file of that size is
+   * there, with this sha256 (JSON: number and sha256). The client answers SAM when its own
+   * file has the same sha256, else sends the data as after WNT.
+   */
+  HAVE: 'HAV',
+  /** Client: the file the receiver has (HAV) is the same as this entry's (JSON: its number): nothing is sent. */
+  SAME: 'SAM',
   /** Receiver: what became of one entry (JSON); sender: an entry it cannot send (JSON, outcome failed). */
   RESULT: 'FIL',
   /**

@@ -1,6 +1,6 @@
 // Payloads of file transfer (protocol version 5): the PUT and GET requests, and the file
-// stream: a copy's inside INP and OUT (ENT, DAT, END from the client; WNT, FIL and TMP
-// from the receiver), a fetch's inside OUT (ENT, DAT, END and FIL from the sender).
+// stream: a copy's inside INP and OUT (ENT, DAT, END, SAM from the client; WNT, HAV, FIL
+// and TMP from the receiver), a fetch's inside OUT (ENT, DAT, END and FIL from the sender).
 // Pure: no I/O. Every name that will become a path on a host is checked here, on both
 // sides, so a receiver never sees a component that could leave its destination.
 import { ErrorCodes, ProtocolError, type ErrorCode } from '../errors.js';
@@ -120,7 +120,12 @@ export interface FileEntry {
   mtimeMs?: number;
   /** A file's size in bytes (from a sender: its size when the entry was announced; END says what was sent). */
   size?: number;
-  /** A file's SHA-256, lower-case hex, from a copy's client: sent ahead, so that an identical file on the host costs a hash, not a transfer. A sender gives it in END. */
+  /**
+   * A file's SHA-256, lower-case hex, from a copy's client when it knows it ahead. A client
+   * may leave it out and hash while sending (END then carries it): a receiver that has a
+   * file of the same size answers HAV with that file's sha256, so that an identical file
+   * still costs a hash, not a transfer. A sender gives it in END.
+   */
   sha256?: string;
   /** A link's target, as it is (never followed by the receiver). */
   target?: string;
@@ -131,8 +136,9 @@ export function encodeEntry(entry: FileEntry): Buffer {
 }
 
 /**
- * A copy's ENT (from the client) announces a file's size and sha256; a fetch's (from the
- * sender) its size only: the sha256 of what was sent comes in END.
+ * A copy's ENT (from the client) announces a file's size, and its sha256 when the client
+ * knows it ahead; a fetch's (from the sender) its size only: the sha256 of what was sent
+ * comes in END.
  */
 export function decodeEntry(payload: Buffer, stream: 'copy' | 'fetch' = 'copy'): FileEntry {
   const value = parseJsonObject(payload, 'ENT');
@@ -154,7 +160,7 @@ export function decodeEntry(payload: Buffer, stream: 'copy' | 'fetch' = 'copy'):
     if (stream === 'fetch') {
       if (value.sha256 !== undefined) throw new ProtocolError("a sender's file ENT has no sha256 (END carries it)");
     } else {
-      entry.sha256 = checkedDigest(value.sha256, 'a file ENT sha256');
+      if (value.sha256 !== undefined) entry.sha256 = checkedDigest(value.sha256, 'a file ENT sha256');
     }
   } else if (value.size !== undefined || value.sha256 !== undefined) {
     throw new ProtocolError(`a ${type} ENT has no size or sha256`);
@@ -166,8 +172,8 @@ export function decodeEntry(payload: Buffer, stream: 'copy' | 'fetch' = 'copy'):
 
 // ---- END, WNT -------------------------------------------------------------
 
-/** END (client: the entry's data is complete) and WNT (receiver: send it) carry only the entry's number. */
-export function encodeEntryNumber(token: typeof FileToken.END | typeof FileToken.WANT, i: number): Buffer {
+/** WNT (receiver: send it), SAM (client: you have it) and a copy's plain END carry only the entry's number. */
+export function encodeEntryNumber(token: typeof FileToken.END | typeof FileToken.WANT | typeof FileToken.SAME, i: number): Buffer {
   return encodeFrame(token, JSON.stringify({ i }));
 }
 
@@ -175,6 +181,38 @@ export function decodeEntryNumber(payload: Buffer, token: string): number {
   const value = parseJsonObject(payload, token);
   if (!isCount(value.i)) throw new ProtocolError(`${token} must carry an entry number`);
   return value.i;
+}
+
+/** A copy client's END: the entry's number, and the sha256 of the bytes it sent when its ENT had none. */
+export interface CopyEnd {
+  i: number;
+  sha256?: string;
+}
+
+export function encodeCopyEnd(end: CopyEnd): Buffer {
+  return encodeFrame(FileToken.END, JSON.stringify(end));
+}
+
+export function decodeCopyEnd(payload: Buffer): CopyEnd {
+  const value = parseJsonObject(payload, 'END');
+  if (!isCount(value.i)) throw new ProtocolError('END must carry an entry number');
+  return value.sha256 === undefined ? { i: value.i } : { i: value.i, sha256: checkedDigest(value.sha256, 'a copy END sha256') };
+}
+
+/** HAV: the receiver has a regular file of the announced size, with this sha256. */
+export interface HaveNote {
+  i: number;
+  sha256: string;
+}
+
+export function encodeHave(note: HaveNote): Buffer {
+  return encodeFrame(FileToken.HAVE, JSON.stringify(note));
+}
+
+export function decodeHave(payload: Buffer): HaveNote {
+  const value = parseJsonObject(payload, 'HAV');
+  if (!isCount(value.i)) throw new ProtocolError('HAV must carry an entry number');
+  return { i: value.i, sha256: checkedDigest(value.sha256, 'HAV sha256') };
 }
 
 /** A sender's END: the entry's number, and the size and sha256 of the bytes it sent. */

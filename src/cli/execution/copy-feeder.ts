@@ -1,17 +1,27 @@
 // One host's side of a copy: sends the entries over the session's input, waits for the
-// receiver's answer to each file (WNT: send it; FIL: unchanged or refused already), sends
-// the data it asked for from the shared reads, and collects one result per entry. The
+// receiver's answer to each file (WNT: send it; HAV: a file of that size is there, with
+// this sha256: SAM when it is ours, else send it; FIL: refused already), sends the data
+// from the shared reads with its sha256 in END, and collects one result per entry. The
 // receiver's answers arrive as the session's output (protocol 5).
 import { ErrorCodes } from '../../errors.js';
 import { FileToken } from '../../protocol/constants.js';
-import { decodeEntryNumber, decodeResult, encodeEntry, encodeEntryNumber, type EntryResult } from '../../protocol/file-messages.js';
+import {
+  decodeEntryNumber,
+  decodeHave,
+  decodeResult,
+  encodeCopyEnd,
+  encodeEntry,
+  encodeEntryNumber,
+  type EntryResult,
+} from '../../protocol/file-messages.js';
 import { FrameDecoder } from '../../protocol/frame-decoder.js';
 import { encodeFrameHeader } from '../../protocol/messages.js';
 import type { SourceEntry } from './copy-sources.js';
 import type { Session } from './session.js';
 import type { SharedSources } from './shared-source.js';
 
-type Answer = 'want' | 'result' | 'closed';
+/** The receiver's answer to a file entry: send it, maybe the same (the sha256 it has), reported, or the session is over. */
+type Answer = 'want' | { have: string } | 'result' | 'closed';
 
 export class CopyFeeder {
   private readonly decoder = new FrameDecoder({ maxPayload: 64 * 1024 });
@@ -47,31 +57,44 @@ export class CopyFeeder {
     for (const { entry, source } of this.entries) {
       if (!(await this.send(encodeEntry(entry)))) return;
       if (entry.type !== 'file') continue;
+      // Hashed while the host looks at its own file; let go as soon as it asks for the data.
+      const digest = this.sources.digest(entry.i, source!);
       const answer = await new Promise<Answer>((resolve) => {
         if (this.closed) resolve('closed');
         else if (this.reported.has(entry.i)) resolve('result');
         else this.pending.set(entry.i, resolve);
       });
+      if (typeof answer !== 'object') digest.release();
       if (answer === 'closed') return;
-      if (answer === 'want' && !(await this.sendData(entry.i, source!, entry.size!))) return;
+      if (typeof answer === 'object') {
+        const same = await digest.sha256.then(
+          (ours) => ours === answer.have,
+          () => false, // unreadable: sending it then fails with the reason
+        );
+        digest.release();
+        if (same ? !(await this.send(encodeEntryNumber(FileToken.SAME, entry.i))) : !(await this.sendData(entry.i, source!, entry.size!))) return;
+      } else if (answer === 'want' && !(await this.sendData(entry.i, source!, entry.size!))) return;
     }
     this.session.endInput();
   }
 
   private async sendData(i: number, source: string, size: number): Promise<boolean> {
     const cursor = this.sources.cursor(i, source, size);
+    let sha256: string | undefined;
     try {
       for (let chunk = await cursor.next(); chunk !== null; chunk = await cursor.next()) {
         if (this.reported.has(i)) break; // refused midway (disk full): the rest is not sent
         // The chunk is shared by every host sending this file: only its header is new.
         if (!(await this.send(encodeFrameHeader(FileToken.DATA, chunk.length), chunk))) return false;
       }
+      sha256 = cursor.digest();
     } catch (err) {
       this.localProblems.set(i, `cannot read ${source}: ${(err as Error).message}`);
     } finally {
       cursor.close();
     }
-    return this.send(encodeEntryNumber(FileToken.END, i));
+    // Without a sha256 (the file could not be read whole), the receiver fails the entry on its byte count.
+    return this.send(encodeCopyEnd(sha256 === undefined ? { i } : { i, sha256 }));
   }
 
   /** false once the session is over. */
@@ -95,6 +118,10 @@ export class CopyFeeder {
     try {
       for (const { token, payload } of this.decoder.decode(chunk)) {
         if (token === FileToken.WANT) this.answer(decodeEntryNumber(payload, FileToken.WANT), 'want');
+        else if (token === FileToken.HAVE) {
+          const { i, sha256 } = decodeHave(payload);
+          this.answer(i, { have: sha256 });
+        }
         else if (token === FileToken.RESULT) this.result(decodeResult(payload));
         else if (token !== FileToken.TEMP) throw new Error(`unexpected ${token}`);
       }

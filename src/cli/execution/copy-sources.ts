@@ -1,10 +1,10 @@
 // What `distrun copy` sends: the sources walked into entries (files, directories, links)
-// in a fixed order, each file's size and sha256 computed once before anything is sent, so
-// that a host with an identical file answers at once. A source the protocol cannot carry
-// exactly (a FIFO, a device, a name that is not UTF-8) stops the copy before it starts.
-import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+// in a fixed order, each file with its size. Its sha256 is not computed ahead: it is
+// hashed while it is sent, or read for it only when a host has a file of the same size
+// (shared-source.ts). A source the protocol cannot carry exactly (a FIFO, a device, a name
+// that is not UTF-8) stops the copy before it starts.
+import { constants, type Stats } from 'node:fs';
+import { open, lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { FileEntry } from '../../protocol/file-messages.js';
@@ -60,7 +60,14 @@ async function walk(
   if (info.isSymbolicLink()) {
     add({ path: relative, type: 'link', mode: 0o777, target: await readlink(path), ...dated });
   } else if (info.isFile()) {
-    add({ path: relative, type: 'file', mode, size: info.size, sha256: await sha256Of(path), ...dated }, path);
+    // Opened once now, so that a file this user cannot read stops the copy before it starts.
+    await open(path, constants.O_RDONLY | constants.O_NONBLOCK).then(
+      (file) => file.close(),
+      (err: Error) => {
+        throw new UsageError(`cannot read ${path}: ${err.message}`);
+      },
+    );
+    add({ path: relative, type: 'file', mode, size: info.size, ...dated }, path);
   } else if (info.isDirectory()) {
     add({ path: relative, type: 'dir', mode, ...dated });
     const children = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
@@ -74,14 +81,4 @@ async function walk(
   } else {
     throw new UsageError(`${path} is not a file, directory or link (a FIFO, device or socket cannot be copied)`);
   }
-}
-
-function sha256Of(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(path, { highWaterMark: 1024 * 1024 })
-      .on('data', (chunk) => hash.update(chunk))
-      .on('end', () => resolve(hash.digest('hex')))
-      .on('error', (err) => reject(new UsageError(`cannot read ${path}: ${err.message}`)));
-  });
 }
