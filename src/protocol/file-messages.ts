@@ -184,7 +184,7 @@ export function decodeEntryNumber(payload: Buffer, token: string): number {
 }
 
 /** A copy client's END: the entry's number, and the sha256 of the bytes it sent when its ENT had none. */
-export interface CopyEnd {
+interface CopyEnd {
   i: number;
   sha256?: string;
 }
@@ -200,7 +200,7 @@ export function decodeCopyEnd(payload: Buffer): CopyEnd {
 }
 
 /** HAV: the receiver has a regular file of the announced size, with this sha256. */
-export interface HaveNote {
+interface HaveNote {
   i: number;
   sha256: string;
 }

@@ -121,8 +121,7 @@ export class CopyFeeder {
         else if (token === FileToken.HAVE) {
           const { i, sha256 } = decodeHave(payload);
           this.answer(i, { have: sha256 });
-        }
-        else if (token === FileToken.RESULT) this.result(decodeResult(payload));
+        } else if (token === FileToken.RESULT) this.result(decodeResult(payload));
         else if (token !== FileToken.TEMP) throw new Error(`unexpected ${token}`);
       }
     } catch (err) {

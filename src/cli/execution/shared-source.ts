@@ -151,7 +151,7 @@ export class SharedSources {
 }
 
 /** One host's interest in a file's sha256. */
-export interface DigestClaim {
+interface DigestClaim {
   sha256: Promise<string>;
   /** Not needed any more by this host. */
   release(): void;
