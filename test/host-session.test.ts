@@ -176,7 +176,7 @@ test('a connection that closes before the end: during the handshake, or during t
   t.deepEqual((await handshake.result).outcome, {
     kind: 'error',
     code: ErrorCodes.DISCONNECTED,
-    message: 'agent closed the connection during the handshake (it may not accept our certificate)',
+    message: 'agent closed the connection during the handshake (it may be dropping connections: too many not yet in a session)',
   });
   const command = scripted();
   command.transport.handlers!.ready({ certificateExpires: EXPIRES });

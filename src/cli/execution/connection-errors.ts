@@ -59,7 +59,9 @@ export function describeConnectionError(
   if (code === 'ECONNRESET' || code === 'EPIPE') {
     return {
       code: handshakeDone ? ErrorCodes.DISCONNECTED : ErrorCodes.TLS,
-      message: handshakeDone ? 'connection reset by the agent' : 'connection reset during the handshake (the agent may not accept our certificate)',
+      message: handshakeDone
+        ? 'connection reset by the agent'
+        : 'connection reset during the handshake (the agent may be dropping connections: too many not yet in a session)',
     };
   }
   if (err instanceof DistRunError) return { code: err.code, message: err.message };

@@ -284,7 +284,7 @@ export class HostSession extends EventEmitter<SessionEvents> implements Session 
       code: ErrorCodes.DISCONNECTED,
       message: this.versionAgreed
         ? 'connection closed before the command finished'
-        : 'agent closed the connection during the handshake (it may not accept our certificate)',
+        : 'agent closed the connection during the handshake (it may be dropping connections: too many not yet in a session)',
     };
     // What the agent says about itself (its failure reason, its version) reaches terminals,
     // summaries, JSON and run records: never with controls that could talk to a terminal.
