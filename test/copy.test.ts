@@ -56,6 +56,22 @@ test('a binary file to three hosts: changed on each, byte-exact with its mode; a
   t.regex(again.stderr, /^distrun: 3 hosts: 3 unchanged\n$/);
 });
 
+test('a file of the same size with other bytes on the host: offered, found different, sent; the copy reports the old and new sha256', async (t) => {
+  const dir = tempDir();
+  const src = join(dir, 'same-size.bin');
+  const dest = tempDir();
+  const old = randomBytes(1024 * 1024);
+  const fresh = randomBytes(1024 * 1024);
+  writeFileSync(join(dest, 'same-size.bin'), old);
+  writeFileSync(src, fresh);
+  const r = await distrun(on('h1', '--json', 'copy', src, dest));
+  t.is(r.code, 0, r.stderr);
+  const file = jsonLines(r.stdout).find((e) => e.type === 'file');
+  t.like(file, { outcome: 'changed', sha256: sha(fresh), previous: sha(old) });
+  t.is(sha(readFileSync(join(dest, 'same-size.bin'))), sha(fresh));
+  t.true(noTemporaries(dest));
+});
+
 test('a directory tree with -r: nested and empty directories, a link kept as a link, odd names; without -r it is refused', async (t) => {
   const src = join(tempDir(), 'site');
   mkdirSync(join(src, 'conf', 'deep'), { recursive: true });

@@ -284,8 +284,8 @@ export class FileReceiver {
         ...(offered ? { offered } : {}),
       };
     } finally {
-      if (found && found !== offered) fs.closeSync(found.fd);
-      else if (offered && this.incoming?.offered !== offered) fs.closeSync(offered.fd);
+      // An offered file stays open with its entry (release() closes it); any other is done with.
+      if (found && this.incoming?.offered !== found) fs.closeSync(found.fd);
     }
     this.send(offered ? encodeHave({ i: entry.i, sha256: offered.sha256 }) : encodeEntryNumber(FileToken.WANT, entry.i));
   }
@@ -336,8 +336,8 @@ export class FileReceiver {
     try {
       const now = fs.fstatSync(offered.fd);
       const there = temp.dir.lstat(name);
-      const unchanged = (a: fs.Stats, b: fs.Stats): boolean => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.ctimeMs === b.ctimeMs;
-      if (!there || !unchanged(now, offered.stat) || !unchanged(there, offered.stat)) {
+      const sameFile = (a: fs.Stats, b: fs.Stats): boolean => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.ctimeMs === b.ctimeMs;
+      if (!there || !sameFile(now, offered.stat) || !sameFile(there, offered.stat)) {
         throw new EntryFailure(`${path} changed on the host while it was compared; nothing was written (copy again)`);
       }
       this.sameContent(entry, path, offered);

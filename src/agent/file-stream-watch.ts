@@ -20,7 +20,7 @@ export class FileStreamWatch {
   constructor(
     private readonly audit: SessionAudit,
     private readonly log: Logger,
-    /** A copy's receiver answers (WNT, FIL, TMP); a fetch's sender sends the entries (ENT, DAT, END, FIL). */
+    /** A copy's receiver answers (WNT, HAV, FIL, TMP; only FIL and TMP matter here); a fetch's sender sends the entries (ENT, DAT, END, FIL). */
     private readonly direction: 'copy' | 'fetch',
   ) {}
 

@@ -72,7 +72,8 @@ export class CopyFeeder {
           () => false, // unreadable: sending it then fails with the reason
         );
         digest.release();
-        if (same ? !(await this.send(encodeEntryNumber(FileToken.SAME, entry.i))) : !(await this.sendData(entry.i, source!, entry.size!))) return;
+        const going = same ? await this.send(encodeEntryNumber(FileToken.SAME, entry.i)) : await this.sendData(entry.i, source!, entry.size!);
+        if (!going) return;
       } else if (answer === 'want' && !(await this.sendData(entry.i, source!, entry.size!))) return;
     }
     this.session.endInput();

@@ -7,7 +7,7 @@
 // so that the sha256 of what was sent costs no read of its own; a file's sha256 without
 // sending it (a host has a file of its size) is one more read, once per copy.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 const CHUNK_BYTES = 256 * 1024;
@@ -160,7 +160,7 @@ interface DigestClaim {
 /** A file's sha256, read for as long as some host wants it. */
 class FileDigest {
   private readonly result: Promise<string>;
-  private readonly stream;
+  private readonly stream: ReadStream;
   private claims = 0;
   private done = false;
   /** Every claim was released before the end: the read was stopped, and a new one starts if asked again. */
