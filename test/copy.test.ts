@@ -189,6 +189,26 @@ test("policy: copy only below the rule's paths (denied elsewhere, with the reaso
   t.regex(refused.stderr, /--owner takes USER or USER:GROUP, got 'no body'/);
 });
 
+test('rerun --failed of a copy with --owner writes with that owner again', async (t) => {
+  const allowed = tempDir();
+  const src = join(tempDir(), 'conf');
+  writeFileSync(src, 'x=1\n');
+  const owning = await startAgent(pki, 'agent3', {
+    config: { policy: [{ clients: ['admin'], commands: ['true'], copy: [`${allowed}/*`], owner: true }] },
+  });
+  const inv = join(tempDir(), 'hosts.yaml');
+  writeFileSync(inv, `hosts:\n  owning: { address: 127.0.0.1, port: ${owning.port} }\n`);
+  const env = { XDG_CACHE_HOME: tempDir() }; // run records of its own
+  const dest = join(allowed, 'later');
+  const first = await distrun(['-i', inv, '--pki', pki.dir, '-H', 'owning', 'copy', '--owner', 'nobody:nogroup', src, `${dest}/`], { env });
+  t.is(first.code, 1, first.stderr);
+  mkdirSync(dest);
+  const again = await distrun(['rerun', '--failed', '--pki', pki.dir], { env });
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stderr, /--owner nobody:nogroup/);
+  t.is(statSync(join(dest, 'conf')).uid, 65534, 'the owner the first copy asked for');
+});
+
 test('--dry-run lists the entries and the hosts and sends nothing; a sparse file arrives with the same bytes (its holes filled)', async (t) => {
   const dir = tempDir();
   const sparse = join(dir, 'sparse.img');

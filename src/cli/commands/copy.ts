@@ -53,10 +53,10 @@ export function registerCopyCommand(program: Command): void {
 
 /** `distrun rerun` of a recorded copy: the same sources, destination and flags, on the hosts rerun chose. */
 export function rerunCopy(run: RunRecord, opts: object, targets: Target[]): Promise<number> {
-  const { sources, dest, recursive, preserve, backup } = run.copy!;
+  const { sources, dest, recursive, preserve, backup, owner } = run.copy!;
   return copyFiles(
     [...sources, dest],
-    { ...(opts as CopyOptions), recursive, preserve, backup, timeout: run.timeout, rerunOf: run.id },
+    { ...(opts as CopyOptions), recursive, preserve, backup, owner, timeout: run.timeout, rerunOf: run.id },
     process,
     targets,
   );
