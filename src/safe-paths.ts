@@ -14,6 +14,8 @@ import { describeSystemError } from './system-errors.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
 const DIRECTORY_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW;
+/** How much of a temporary file is written between two starts of its writeback. */
+const WRITEBACK_BYTES = 64 * 1024 * 1024;
 
 export class DirHandle {
   private constructor(
@@ -205,6 +207,9 @@ export class TempFile {
   private fd: number;
   private readonly hash = createHash('sha256');
   bytes = 0;
+  /** Bytes written since writeback was last started (see write). */
+  private unsynced = 0;
+  private syncing = false;
 
   constructor(
     readonly dir: DirHandle,
@@ -217,6 +222,17 @@ export class TempFile {
     fs.writeSync(this.fd, chunk);
     this.hash.update(chunk);
     this.bytes += chunk.length;
+    this.unsynced += chunk.length;
+    // Writeback of a large file starts while it is still arriving (an fdatasync in the
+    // background every WRITEBACK_BYTES), so the fsync before the rename waits for the
+    // last part only, not for the whole file. (A descriptor closed meanwhile: harmless.)
+    if (this.unsynced >= WRITEBACK_BYTES && !this.syncing) {
+      this.unsynced = 0;
+      this.syncing = true;
+      fs.fdatasync(this.fd, () => {
+        this.syncing = false;
+      });
+    }
   }
 
   /** The SHA-256 of what was written, lower-case hex (asked once: the hash is finished). */

@@ -3,7 +3,7 @@
 // process, no sleeps; only the commands that are run are real processes. The same rules
 // over real connections are in hostile-protocol.test.ts and daemon.test.ts.
 import test from 'ava';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeCopyRequest, encodeEntry, encodeEntryNumber, encodeFetchRequest } from '../src/protocol/file-messages.js';
@@ -141,6 +141,22 @@ test('stdin in INP frames reaches the command; EOF closes it', async (t) => {
   );
   const frames = await ended;
   t.is(Buffer.concat(frames.filter((f) => f.token === AgentToken.STDOUT).map((f) => f.payload)).toString(), 'typed\n');
+  t.deepEqual(decodeExit(frames.at(-1)!.payload), { code: 0, timedOut: false });
+});
+
+test('stdin in many INP frames of all sizes reaches the command whole and in order (batched writes)', async (t) => {
+  const { send, ended } = openSession();
+  const pieces = Array.from({ length: 200 }, (_, i) => randomBytes((i * 7919) % 70_000));
+  send(
+    offer(4),
+    ...options({ stdin: true }),
+    encodeCommand(['sha256sum']),
+    ...pieces.map((p) => encodeFrame(ClientToken.INPUT, p)),
+    encodeFrame(ClientToken.END_OF_INPUT),
+  );
+  const frames = await ended;
+  const out = Buffer.concat(frames.filter((f) => f.token === AgentToken.STDOUT).map((f) => f.payload)).toString();
+  t.is(out.split(' ')[0], createHash('sha256').update(Buffer.concat(pieces)).digest('hex'));
   t.deepEqual(decodeExit(frames.at(-1)!.payload), { code: 0, timedOut: false });
 });
 

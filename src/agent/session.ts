@@ -40,6 +40,7 @@ import type { AuditClient } from './audit.js';
 import { admitCommand, admitCopy, admitFetch, commandLengthFailure, type Admission, type AdmittedSpec } from './command-admission.js';
 import { FileStreamWatch } from './file-stream-watch.js';
 import { CommandProcess, type CommandHelpers } from './command-process.js';
+import { InputBatch } from './input-batch.js';
 import type { PendingMemory } from './pending-memory.js';
 import type { AgentRuntime } from './runtime.js';
 import { SessionAudit, type CommandTraffic } from './session-audit.js';
@@ -117,6 +118,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   private command: CommandProcess | undefined;
   private outputPaused = false;
   private inputPaused = false;
+  private readonly inputBatch = new InputBatch((data) => this.writeInput(data));
   private readonly startedAt = Date.now();
   private readonly traffic: CommandTraffic = { bytesIn: 0, bytesOut: 0, bytesErr: 0 };
   private setupTimer: NodeJS.Timeout | undefined;
@@ -231,6 +233,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
           case ClientToken.END_OF_INPUT:
             return this.endInput();
           case ClientToken.SIGNAL:
+            this.inputBatch.flush(); // the input sent before the signal is the command's first
             return this.command?.signal(decodeSignal(payload));
           case ClientToken.KEEPALIVE:
             return this.keepaliveReceived();
@@ -247,7 +250,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
   // Every header, before its payload is buffered: what a session may hold is bounded per
   // message and agent-wide (PendingMemory) before authentication and before policy.
   private admitFrame(token: string, length: number): void {
-    if (STREAM_TOKENS.has(token)) return; // passed on piece by piece, never held
+    if (STREAM_TOKENS.has(token)) return; // passed on piece by piece, held at most until the loop's next turn (InputBatch)
     const { config } = this.runtime;
     const tooLong = token === ClientToken.COMMAND ? commandLengthFailure(length, config.maxArgvBytes) : undefined;
     if (tooLong) throw new ProtocolError(tooLong.reason, tooLong.code);
@@ -451,10 +454,14 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (!this.options.stdin) throw new ProtocolError('INP without the stdin option');
     if (this.inputEnded) throw new ProtocolError('INP after EOF');
     this.traffic.bytesIn += payload.length;
+    this.inputBatch.add(payload);
+  }
+
+  private writeInput(data: Buffer): void {
     const stdin = this.command?.stdin;
     if (!stdin || stdin.destroyed || stdin.writableEnded) return; // the command closed its stdin
     // Stop reading from the client while the command does not keep up with its input.
-    if (!stdin.write(payload) && !this.inputPaused) {
+    if (!stdin.write(data) && !this.inputPaused) {
       this.inputPaused = true;
       this.transport.pause();
       this.keepalive?.pause();
@@ -497,6 +504,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     if (!this.options.stdin) throw new ProtocolError('EOF without the stdin option');
     if (this.inputEnded) throw new ProtocolError('EOF twice');
     this.inputEnded = true;
+    this.inputBatch.flush();
     this.command?.stdin?.end();
   }
 
