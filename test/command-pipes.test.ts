@@ -1,5 +1,6 @@
 // Commands write their output into real pipes (as under a shell or sshd), made from
-// FIFOs the agent removes at once; without mkfifo the agent falls back to socketpairs.
+// FIFOs the agent removes at once (or, with the native spawn, by pipe2); without mkfifo
+// the fallback spawn uses socketpairs.
 import test from 'ava';
 import { join } from 'node:path';
 import { cleanupAll, distrun, makePki, startAgent, tempDir, waitFor, type Pki } from './helpers/fleet.js';
@@ -46,8 +47,9 @@ test('more sessions at once than the pool has pipes: every host gets its whole o
 });
 
 test('without mkfifo the agent says so once and commands write into socketpairs', async (t) => {
-  // No mkfifo on this PATH (commands are named by full path below).
-  const agent = await startAgent(pki, 'agent1', { env: { PATH: tempDir() } });
+  // No mkfifo on this PATH (commands are named by full path below). The pipe pool is the
+  // fallback's (Node's spawn); the native spawn makes its pipes with pipe2 and needs none.
+  const agent = await startAgent(pki, 'agent1', { env: { PATH: tempDir(), DISTRUNNER_SPAWN: 'fork' } });
   t.true(agent.logs.some((l) => l.msg === 'cannot make pipes for commands: their output goes through socketpairs'));
   const r = await distrun(['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir, '-N', '/bin/sh', '-c', KIND]);
   t.is(r.code, 0, r.stderr);

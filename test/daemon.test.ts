@@ -215,7 +215,8 @@ test('a SIGHUP while the agent is still starting is a reload once it serves, not
     ].join('\n'),
     { mode: 0o755 },
   );
-  const starting = startAgent(pki, 'agent1', { env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}` } });
+  // (The pool is made only where commands are started by Node's spawn: DISTRUNNER_SPAWN=fork.)
+  const starting = startAgent(pki, 'agent1', { env: { PATH: `${join(dir, 'bin')}:${process.env.PATH}`, DISTRUNNER_SPAWN: 'fork' } });
   t.true(await waitFor(() => existsSync(started), 30_000), 'the agent reached its pipe pool');
   const pid = Number(readFileSync(started, 'utf8').trim());
   t.true(pid > 0);

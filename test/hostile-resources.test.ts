@@ -369,9 +369,14 @@ test("error events on a command's streams and on the agent's helpers are handled
   t.true(await waitFor(() => broken.length === 2, 10_000), broken.join('; '));
 });
 
-test('under a low open-files limit the pipe pool leaves the agent room to listen and serve', async (t) => {
-  // 64 pipes made at once would be all of 128 descriptors.
-  const agent = await startAgent(pki, 'agent1', { prefix: ['prlimit', '--nofile=128', '--'] });
-  t.true(openDescriptors(agent.process.pid!) < 64);
-  await assertStillServing(t, agent, pki.dir);
-});
+for (const spawn of ['fork', 'native']) {
+  test(`under a low open-files limit the agent keeps room to listen and serve (${spawn} spawn${spawn === 'fork' ? ': its pipe pool' : ''})`, async (t) => {
+    // 64 pipes made at once would be all of 128 descriptors.
+    const agent = await startAgent(pki, 'agent1', {
+      prefix: ['prlimit', '--nofile=128', '--'],
+      env: spawn === 'fork' ? { DISTRUNNER_SPAWN: 'fork' } : {},
+    });
+    t.true(openDescriptors(agent.process.pid!) < 64);
+    await assertStillServing(t, agent, pki.dir);
+  });
+}

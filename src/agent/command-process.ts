@@ -14,6 +14,7 @@ import { commandEnvironment } from './command-environment.js';
 import { launchFailure, launchPlan, type LaunchPlan } from './command-launch.js';
 import type { LocalUser } from './local-users.js';
 import type { OrphanReaper } from './orphan-reaper.js';
+import { errnoCode, type NativeSpawn } from './native-spawn.js';
 import type { Pipe, PipePool } from './pipe-pool.js';
 import { ProcessGroup } from './process-group.js';
 
@@ -47,10 +48,12 @@ export interface CommandSpec {
   cgroups?: CommandCgroups;
   /** Run in a pseudo-terminal of this size (node-pty); stdin, stdout and stderr are the terminal. */
   pty?: WindowSize & { term: string };
+  /** Start commands without forking the agent (native-spawn.ts); without it, Node's child_process. */
+  spawner?: NativeSpawn;
 }
 
 /** The agent-wide helpers a command uses. */
-export type CommandHelpers = Pick<CommandSpec, 'pipes' | 'reaper' | 'cgroups'>;
+export type CommandHelpers = Pick<CommandSpec, 'pipes' | 'reaper' | 'cgroups' | 'spawner'>;
 
 /** Why a command could not be started, with the exit code a shell would give. */
 interface SpawnFailure {
@@ -121,7 +124,8 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
         cwd: spec.cwd,
         switchTo: spec.switchUser ? { uid: spec.user.uid, gid: spec.user.gid } : undefined,
         statusFd,
-        cgroupProcs: this.cgroup?.procsFile,
+        // The native spawn enters the cgroup itself (no shell for that); node-pty and Node's spawn need one.
+        cgroupProcs: spec.spawner && !spec.pty ? undefined : this.cgroup?.procsFile,
       });
     // Without its cgroup the command would not be contained as promised: it does not run.
     const started = cgroupError
@@ -139,37 +143,16 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
   }
 
   private startWithPipes(plan: LaunchPlan): CommandStreams {
-    const { spec } = this;
-    // Output goes through real pipes when the pool has them, else through Node's socketpairs.
-    const outPipe = spec.pipes?.take();
-    const errPipe = spec.stderr ? spec.pipes?.take() : undefined;
-    const statusPipe = spec.pipes?.take();
-    const pooled = [outPipe, errPipe, statusPipe].filter((p): p is Pipe => p !== undefined);
-    const stdio: StdioOptions = [
-      spec.stdin ? 'pipe' : 'ignore',
-      outPipe?.writeFd ?? 'pipe',
-      spec.stderr ? (errPipe?.writeFd ?? 'pipe') : 'ignore',
-      statusPipe?.writeFd ?? 'pipe',
-    ];
-    let child: ChildProcess;
+    let launched: Launched;
     try {
-      // detached: the child calls setsid(), so it leads a new process group that we can
-      // signal as a whole (-pid) without touching the agent. The launcher enters the
-      // working directory itself, as the run-as user.
-      child = spawn(plan.file, plan.args, { detached: true, stdio, cwd: '/', env: plan.env });
+      launched = this.spec.spawner ? launchNative(this.spec.spawner, plan, this.spec, this.cgroup?.procsFile) : launchWithNode(plan, this.spec);
     } catch (err) {
-      // Synchronous failures (E2BIG: arguments and environment beyond the system's limit).
-      for (const pipe of pooled) closeSync(pipe.readFd);
-      return this.notStarted(spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException));
-    } finally {
-      // The child has its copies: the command (and its descendants) alone hold the write ends.
-      for (const pipe of pooled) closeSync(pipe.writeFd);
+      const failure = (err as Error).message.startsWith('spawn: cgroup')
+        ? launchFailure('cgroup', this.program, this.spec.cwd, this.spec.user.name)!
+        : spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException);
+      return this.notStarted(failure);
     }
-    const readEnd = (pipe: Pipe | undefined, own: Readable | null): Readable | null =>
-      pipe ? new Socket({ fd: pipe.readFd, readable: true, writable: false }) : own;
-    const stdout = readEnd(outPipe, child.stdout)!;
-    const stderr = readEnd(errPipe, child.stderr);
-    const status = readEnd(statusPipe, child.stdio[3] as Readable)!;
+    const { stdout, stderr, status } = launched;
     this.status = status;
     let report = '';
     status.on('data', (chunk: Buffer) => {
@@ -177,34 +160,31 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     });
     const closed = (stream: Readable | null): Promise<void> | null => stream && new Promise<void>((resolve) => stream.once('close', () => resolve()));
     const outputsClosed = Promise.all([stdout, stderr, status].map(closed));
-
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      if (child.pid !== undefined) return; // errors after spawn (e.g. kill) are not fatal
-      this.finished = true;
-      for (const stream of [stdout, stderr, status]) stream?.destroy();
-      this.release();
-      this.emit('spawn-error', spawnFailure(this.program, plan.file, err));
+    launched.watch({
+      started: (pid) => this.started(pid),
+      failed: (err) => {
+        this.finished = true;
+        for (const stream of [stdout, stderr, status]) stream?.destroy();
+        this.release();
+        this.emit('spawn-error', spawnFailure(this.program, plan.file, err));
+      },
+      exited: (code, signal) => {
+        this.leaderExited();
+        this.watchHeldOutput(outputsClosed, [stdout, stderr], code !== null ? { code } : { signal: signal ?? 'SIGKILL' });
+        // Over when the leader has exited and its output has ended: descendants that still
+        // hold the pipes keep the command running (and stoppable).
+        void outputsClosed.then(() => {
+          const failure = launchFailure(report, this.program, this.spec.cwd, this.spec.user.name);
+          if (failure) {
+            this.release();
+            this.emit('spawn-error', failure);
+          } else {
+            this.ended(code, signal);
+          }
+        });
+      },
     });
-    child.once('spawn', () => this.started(child.pid!));
-    child.once('exit', (code, signal) => {
-      this.leaderExited();
-      this.watchHeldOutput(outputsClosed, [stdout, stderr], code !== null ? { code } : { signal: signal ?? 'SIGKILL' });
-    });
-    // Over when the leader has exited and its output has ended: descendants that still
-    // hold the pipes keep the command running (and stoppable).
-    child.once('close', (code, signal) => {
-      if (child.pid === undefined) return; // spawn failed: reported above
-      void outputsClosed.then(() => {
-        const failure = launchFailure(report, this.program, spec.cwd, spec.user.name);
-        if (failure) {
-          this.release();
-          this.emit('spawn-error', failure);
-        } else {
-          this.ended(code, signal);
-        }
-      });
-    });
-    return { stdout, stderr, stdin: child.stdin };
+    return { stdout, stderr, stdin: launched.stdin };
   }
 
   // node-pty forks a child that calls setsid() and takes the terminal as its controlling
@@ -414,6 +394,105 @@ interface CommandStreams {
   stdout: Readable;
   stderr: Readable | null;
   stdin: Writable | null;
+}
+
+/** A command's leader with pipes, started by Node's child_process or by the native spawn. */
+interface Launched extends CommandStreams {
+  /** The launcher's report (descriptor 3). */
+  status: Readable;
+  /** Tells once that it started (its pid) or, with Node, that it failed to; then, once, that it exited. */
+  watch(events: {
+    started(pid: number): void;
+    failed(err: NodeJS.ErrnoException): void;
+    exited(code: number | null, signal: NodeJS.Signals | null): void;
+  }): void;
+}
+
+/** Node's spawn (libuv forks the agent): output through pooled pipes, else socketpairs; stdin a socketpair. */
+function launchWithNode(plan: LaunchPlan, spec: CommandSpec): Launched {
+  const outPipe = spec.pipes?.take();
+  const errPipe = spec.stderr ? spec.pipes?.take() : undefined;
+  const statusPipe = spec.pipes?.take();
+  const pooled = [outPipe, errPipe, statusPipe].filter((p): p is Pipe => p !== undefined);
+  const stdio: StdioOptions = [
+    spec.stdin ? 'pipe' : 'ignore',
+    outPipe?.writeFd ?? 'pipe',
+    spec.stderr ? (errPipe?.writeFd ?? 'pipe') : 'ignore',
+    statusPipe?.writeFd ?? 'pipe',
+  ];
+  let child: ChildProcess;
+  try {
+    // detached: the child calls setsid(), so it leads a new process group that we can
+    // signal as a whole (-pid) without touching the agent. The launcher enters the
+    // working directory itself, as the run-as user.
+    child = spawn(plan.file, plan.args, { detached: true, stdio, cwd: '/', env: plan.env });
+  } catch (err) {
+    // Synchronous failures (E2BIG: arguments and environment beyond the system's limit).
+    for (const pipe of pooled) closeSync(pipe.readFd);
+    throw err;
+  } finally {
+    // The child has its copies: the command (and its descendants) alone hold the write ends.
+    for (const pipe of pooled) closeSync(pipe.writeFd);
+  }
+  const readEnd = (pipe: Pipe | undefined, own: Readable | null): Readable | null => (pipe ? readerOf(pipe.readFd) : own);
+  return {
+    stdout: readEnd(outPipe, child.stdout)!,
+    stderr: readEnd(errPipe, child.stderr),
+    status: readEnd(statusPipe, child.stdio[3] as Readable)!,
+    stdin: child.stdin,
+    watch(events) {
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        if (child.pid === undefined) events.failed(err); // errors after spawn (e.g. kill) are not fatal
+      });
+      child.once('spawn', () => events.started(child.pid!));
+      child.once('exit', (code, signal) => events.exited(code, signal));
+    },
+  };
+}
+
+/** The native spawn: no fork of the agent; every stream a pipe (pipe2), the cgroup entered by the child itself. */
+function launchNative(native: NativeSpawn, plan: LaunchPlan, spec: CommandSpec, cgroupProcs: string | undefined): Launched {
+  const made: number[] = [];
+  const pipe = (agentEnd: 'read' | 'write'): [number, number] => {
+    const fds = native.pipe(agentEnd);
+    made.push(...fds);
+    return fds;
+  };
+  let exit: ((code: number, signal: number) => void) | undefined;
+  let pid: number;
+  let out: [number, number], err: [number, number] | undefined, status: [number, number], input: [number, number] | undefined;
+  try {
+    out = pipe('read');
+    err = spec.stderr ? pipe('read') : undefined;
+    status = pipe('read');
+    input = spec.stdin ? pipe('write') : undefined;
+    const env = Object.entries(plan.env).map(([name, value]) => `${name}=${value}`);
+    const fds = [input?.[0] ?? -1, out[1], err?.[1] ?? -1, status[1]];
+    pid = native.spawn(plan.file, [plan.file, ...plan.args], env, fds, cgroupProcs ?? null, (code, signal) => exit?.(code, signal));
+  } catch (error) {
+    for (const fd of made) closeSync(fd);
+    const code = errnoCode(error);
+    throw Object.assign(error as Error, code ? { code } : {});
+  }
+  // The child has its copies: the command (and its descendants) alone hold these ends.
+  for (const fd of [out[1], err?.[1], status[1], input?.[0]]) if (fd !== undefined) closeSync(fd);
+  return {
+    stdout: readerOf(out[0]),
+    stderr: err ? readerOf(err[0]) : null,
+    status: readerOf(status[0]),
+    stdin: input ? new Socket({ fd: input[1], readable: false, writable: true }) : null,
+    watch(events) {
+      events.started(pid);
+      exit = (code, signal) => {
+        const name = signal ? (signalNameOf(signal) ?? 'SIGKILL') : null;
+        events.exited(name ? null : code, name);
+      };
+    },
+  };
+}
+
+function readerOf(fd: number): Readable {
+  return new Socket({ fd, readable: true, writable: false });
 }
 
 function signalNameOf(signal: number): NodeJS.Signals | undefined {

@@ -15,6 +15,7 @@ import { isClientAllowed } from './policy.js';
 import { CommandCgroups } from './command-cgroup.js';
 import { OrphanReaper } from './orphan-reaper.js';
 import { PendingMemory } from './pending-memory.js';
+import { loadNativeSpawn } from './native-spawn.js';
 import { PipePool, pipeBatchSize } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type PeerIdentity } from './session.js';
@@ -86,17 +87,22 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   const perClient = new Map<string, number>();
   let nextSessionId = 1;
   let closing = false;
-  const pipes = new PipePool(pipeBatchSize(), (reason) =>
-    log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'),
-  );
-  // The first sessions get pipes too (a few milliseconds; without mkfifo, at once).
-  await pipes.firstBatch;
+  const native = loadNativeSpawn();
+  let pipes: PipePool | undefined;
+  if ('spawn' in native) {
+    log.info('commands are started without forking the agent (native spawn)');
+  } else {
+    log.info({ reason: native.unavailable }, 'commands are started by forking the agent (no native spawn)');
+    pipes = new PipePool(pipeBatchSize(), (reason) => log.warn({ reason }, 'cannot make pipes for commands: their output goes through socketpairs'));
+    // The first sessions get pipes too (a few milliseconds; without mkfifo, at once).
+    await pipes.firstBatch;
+  }
   const reaper = new OrphanReaper(config.killGraceSeconds, (reason) =>
     log.warn({ reason }, 'cannot guard against orphans: commands may outlive an agent that is killed'),
   );
   const memory = new PendingMemory(config.maxPendingBytes);
   const cgroups = openCommandCgroups(config, log);
-  const helpers = { pipes, reaper, memory, cgroups };
+  const helpers = { pipes, reaper, memory, cgroups, ...('spawn' in native ? { spawner: native.spawn } : {}) };
 
   const gate = new ConnectionGate(gateLimits(config));
   // Lines a peer can cause before it has a session are limited (LogRateLimit).
@@ -240,7 +246,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     },
     close: () => {
       closing = true;
-      pipes.close();
+      pipes?.close();
       const { drainSeconds, killGraceSeconds } = runtime.config;
       // Sessions still setting up are refused now; running commands get the drain time.
       for (const session of sessions) session.refuseIfIdle();

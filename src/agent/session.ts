@@ -396,8 +396,7 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     else this.log.info({ argv, shell, stdin, stderr, timeoutMs, cwd, envNames, runAs, pty, audit: auditId }, 'command');
     let command: CommandProcess;
     try {
-      const { pipes, reaper, cgroups } = this.helpers;
-      command = new CommandProcess({ ...spec, pipes, reaper, cgroups });
+      command = new CommandProcess({ ...spec, ...this.commandHelpers() });
     } catch (err) {
       this.log.error({ err: messageOf(err) }, 'cannot start the command');
       this.recordEnd(undefined, 'internal error in the agent');
@@ -649,19 +648,21 @@ export class AgentSession extends EventEmitter<AgentSessionEvents> {
     const paths = this.fileStream?.takeTemporaries() ?? [];
     if (paths.length === 0 || !this.command) return;
     this.log.info({ paths }, 'removing temporary files of an interrupted copy');
-    const { pipes, reaper, cgroups } = this.helpers;
     const remove = new CommandProcess({
       ...this.commandSpec!,
       argv: ['/bin/rm', '-f', '--', ...paths],
       stdin: false,
       stderr: false,
       timeoutMs: 60_000,
-      pipes,
-      reaper,
-      cgroups,
+      ...this.commandHelpers(),
     });
     remove.stdout.resume();
     remove.once('spawn-error', (failure) => this.log.warn({ paths, reason: failure.reason }, 'cannot remove temporary files'));
+  }
+
+  private commandHelpers(): CommandHelpers {
+    const { pipes, reaper, cgroups, spawner } = this.helpers;
+    return { pipes, reaper, cgroups, spawner };
   }
 
   /** Whether a command is running (drain waits for these). */

@@ -1,0 +1,379 @@
+// distrun_spawn: start a command without forking the agent.
+//
+// libuv (Node 20) creates a child with fork(), which copies the page tables of the whole
+// agent (V8 reserves gigabytes): milliseconds per command, on the event loop, growing with
+// the agent's memory. Here the child is made with clone(CLONE_VM | CLONE_VFORK), as glibc's
+// posix_spawn does: it borrows the agent's memory until it executes the program, so the
+// cost does not depend on the agent's size. posix_spawn itself cannot enter a cgroup, and
+// the child must; the child's steps are therefore written out here, each one an
+// async-signal-safe system call on memory prepared by the parent beforehand.
+//
+// The agent learns of the child's end through a pidfd (Linux 5.3) watched by the event
+// loop; libuv reaps only children it started itself, so these are reaped here.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define CHILD_STACK_BYTES (64 * 1024)
+#define MAX_FDS 8
+
+// The steps the child takes, named in the error when one fails.
+enum step { STEP_NONE, STEP_SIGNALS, STEP_SETSID, STEP_CGROUP, STEP_FDS, STEP_CHDIR, STEP_EXEC };
+static const char *const step_names[] = {"", "signals", "setsid", "cgroup", "descriptors", "chdir", "exec"};
+
+struct child_args {
+  const char *file;
+  char **argv;
+  char **envp;
+  int fds[MAX_FDS];  // the child's descriptor i becomes fds[i]; -1: /dev/null
+  int nfds;
+  const char *cgroup_procs;  // NULL: stay in the agent's cgroup
+  // Written by the child when a step fails (the parent is suspended until the child has
+  // executed the program or exited: CLONE_VFORK).
+  int failed_step;
+  int failed_errno;
+};
+
+static int child_fail(struct child_args *a, enum step step) {
+  a->failed_step = step;
+  a->failed_errno = errno;
+  _exit(127);
+}
+
+static int child_main(void *arg) {
+  struct child_args *a = arg;
+  // The agent's handlers mean nothing here, and its ignored signals (SIGPIPE) must not be
+  // ignored by the command: every signal goes back to its default, then none is blocked.
+  for (int s = 1; s < NSIG; s++) {
+    if (s == SIGKILL || s == SIGSTOP) continue;
+    struct sigaction old;
+    if (sigaction(s, NULL, &old) != 0) continue;  // glibc's own (SIGCANCEL, SIGSETXID)
+    if (old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) continue;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    if (sigaction(s, &dfl, NULL) != 0) child_fail(a, STEP_SIGNALS);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) child_fail(a, STEP_SIGNALS);
+  // Its own session and process group: the agent signals the group as a whole.
+  if (setsid() < 0) child_fail(a, STEP_SETSID);
+  if (a->cgroup_procs) {
+    int fd = open(a->cgroup_procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) child_fail(a, STEP_CGROUP);
+    // "0": the writing process itself.
+    if (write(fd, "0\n", 2) != 2) child_fail(a, STEP_CGROUP);
+    close(fd);
+  }
+  // Descriptors: first every source out of the way of the targets (above all of them),
+  // then each onto its place (dup2 clears close-on-exec there), then nothing else open.
+  int moved[MAX_FDS];
+  for (int i = 0; i < a->nfds; i++) {
+    int source = a->fds[i];
+    if (source < 0) source = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (source < 0) child_fail(a, STEP_FDS);
+    moved[i] = fcntl(source, F_DUPFD_CLOEXEC, a->nfds);
+    if (moved[i] < 0) child_fail(a, STEP_FDS);
+  }
+  for (int i = 0; i < a->nfds; i++) {
+    if (dup2(moved[i], i) < 0) child_fail(a, STEP_FDS);
+  }
+  if (syscall(SYS_close_range, (unsigned)a->nfds, ~0U, 0) != 0) {
+    // Before Linux 5.9: one by one (everything the agent opens is close-on-exec anyway).
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = a->nfds; fd < max; fd++) close((int)fd);
+  }
+  if (chdir("/") != 0) child_fail(a, STEP_CHDIR);
+  execve(a->file, a->argv, a->envp);
+  return child_fail(a, STEP_EXEC);
+}
+
+// ---- N-API helpers -------------------------------------------------------------------
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) {                          \
+      napi_throw_error(env, NULL, "napi: " #call);    \
+      return NULL;                                    \
+    }                                                 \
+  } while (0)
+
+static napi_value errno_error(napi_env env, const char *what, int err) {
+  napi_value message, error, code;
+  char text[256];
+  snprintf(text, sizeof text, "%s: %s", what, strerror(err));
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_create_int32(env, err, &code);
+  napi_set_named_property(env, error, "errno", code);
+  napi_throw(env, error);
+  return NULL;
+}
+
+// A JS string as a malloc'd C string (NUL bytes inside are refused: they cannot be exec'd).
+static char *string_of(napi_env env, napi_value value) {
+  size_t length;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) return NULL;
+  char *s = malloc(length + 1);
+  if (!s) return NULL;
+  napi_get_value_string_utf8(env, value, s, length + 1, &length);
+  if (strlen(s) != length) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static void free_strings(char **list) {
+  if (!list) return;
+  for (char **p = list; *p; p++) free(*p);
+  free(list);
+}
+
+// A JS array of strings as a NULL-terminated C array.
+static char **strings_of(napi_env env, napi_value array) {
+  uint32_t n;
+  if (napi_get_array_length(env, array, &n) != napi_ok) return NULL;
+  char **list = calloc(n + 1, sizeof *list);
+  if (!list) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    if (napi_get_element(env, array, i, &item) != napi_ok || !(list[i] = string_of(env, item))) {
+      free_strings(list);
+      return NULL;
+    }
+  }
+  return list;
+}
+
+// ---- the child's end ---------------------------------------------------------------
+
+struct watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref on_exit;
+  napi_async_context context;
+  pid_t pid;
+  int pidfd;
+};
+
+static void watch_closed(uv_handle_t *handle) {
+  struct watch *w = handle->data;
+  close(w->pidfd);
+  free(w);
+}
+
+static void child_exited(uv_poll_t *poll, int status, int events) {
+  (void)status;
+  (void)events;
+  struct watch *w = poll->data;
+  int wstatus;
+  pid_t got = waitpid(w->pid, &wstatus, WNOHANG);
+  if (got == 0) return;  // not yet (spurious wake-up)
+  uv_poll_stop(poll);
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value callback, global, args[2], result;
+  int code = -1, signal = 0;
+  if (got == w->pid && WIFEXITED(wstatus)) code = WEXITSTATUS(wstatus);
+  else if (got == w->pid && WIFSIGNALED(wstatus)) signal = WTERMSIG(wstatus);
+  else signal = SIGKILL;  // reaped by someone else: nothing better to say
+  napi_create_int32(env, code, &args[0]);
+  napi_create_int32(env, signal, &args[1]);
+  napi_get_reference_value(env, w->on_exit, &callback);
+  napi_get_global(env, &global);
+  napi_make_callback(env, w->context, global, callback, 2, args, &result);
+  napi_delete_reference(env, w->on_exit);
+  napi_async_destroy(env, w->context);
+  napi_close_handle_scope(env, scope);
+  uv_close((uv_handle_t *)poll, watch_closed);
+}
+
+// spawn(file, argv, envp, fds, cgroupProcs | null, onExit(code, signal)) -> pid
+static napi_value spawn_command(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "spawn(file, argv, envp, fds, cgroupProcs, onExit)");
+    return NULL;
+  }
+  struct child_args a;
+  memset(&a, 0, sizeof a);
+  char *file = string_of(env, argv[0]);
+  char **args = strings_of(env, argv[1]);
+  char **envp = strings_of(env, argv[2]);
+  char *cgroup = NULL;
+  napi_valuetype cgroup_type;
+  napi_typeof(env, argv[4], &cgroup_type);
+  if (cgroup_type == napi_string) cgroup = string_of(env, argv[4]);
+  uint32_t nfds = 0;
+  napi_get_array_length(env, argv[3], &nfds);
+  int bad = !file || !args || !envp || (cgroup_type == napi_string && !cgroup) || nfds > MAX_FDS;
+  for (uint32_t i = 0; !bad && i < nfds; i++) {
+    napi_value item;
+    napi_get_element(env, argv[3], i, &item);
+    if (napi_get_value_int32(env, item, &a.fds[i]) != napi_ok) bad = 1;
+  }
+  napi_value result = NULL;
+  if (bad) {
+    napi_throw_type_error(env, NULL, "spawn: arguments must be strings without NUL bytes, and at most 8 descriptors");
+    goto done;
+  }
+  a.file = file;
+  a.argv = args;
+  a.envp = envp;
+  a.nfds = (int)nfds;
+  a.cgroup_procs = cgroup;
+
+  char *stack = malloc(CHILD_STACK_BYTES);
+  if (!stack) {
+    result = errno_error(env, "spawn", ENOMEM);
+    goto done;
+  }
+  // No signal handler of the agent may run in the child while it shares the agent's memory.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &previous);
+  pid_t pid = clone(child_main, stack + CHILD_STACK_BYTES, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  free(stack);
+  if (pid < 0) {
+    result = errno_error(env, "spawn: clone", clone_errno);
+    goto done;
+  }
+  if (a.failed_step != STEP_NONE) {
+    waitpid(pid, NULL, 0);
+    char what[64];
+    snprintf(what, sizeof what, "spawn: %s", step_names[a.failed_step]);
+    result = errno_error(env, what, a.failed_errno);
+    goto done;
+  }
+  // The child runs its program now. It cannot be reaped by anyone but us before this
+  // (libuv waits only for its own children), so the pidfd is the child's.
+  struct watch *w = calloc(1, sizeof *w);
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  uv_loop_t *loop;
+  if (!w || pidfd < 0 || napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &w->poll, pidfd) != 0) {
+    int err = pidfd < 0 ? errno : ENOMEM;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    if (pidfd >= 0) close(pidfd);
+    free(w);
+    result = errno_error(env, "spawn: pidfd_open", err);
+    goto done;
+  }
+  w->poll.data = w;
+  w->env = env;
+  w->pid = pid;
+  w->pidfd = pidfd;
+  napi_value resource_name;
+  napi_create_string_utf8(env, "distrun.command", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &w->context);
+  napi_create_reference(env, argv[5], 1, &w->on_exit);
+  uv_poll_start(&w->poll, UV_READABLE, child_exited);
+  napi_create_int32(env, pid, &result);
+
+done:
+  free(file);
+  free_strings(args);
+  free_strings(envp);
+  free(cgroup);
+  return result;
+}
+
+// pipe() -> [readFd, writeFd], both close-on-exec; `nonblocking` ("read" or "write"):
+// the agent's end, which its event loop uses; the command's end stays blocking.
+static napi_value make_pipe(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char which[8] = "";
+  size_t length;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], which, sizeof which, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "pipe('read' | 'write')");
+    return NULL;
+  }
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return errno_error(env, "pipe2", errno);
+  int agent_end = strcmp(which, "read") == 0 ? fds[0] : fds[1];
+  int flags = fcntl(agent_end, F_GETFL);
+  if (flags < 0 || fcntl(agent_end, F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return errno_error(env, "fcntl", err);
+  }
+  napi_value result, r, w;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, fds[0], &r);
+  napi_create_int32(env, fds[1], &w);
+  napi_set_element(env, result, 0, r);
+  napi_set_element(env, result, 1, w);
+  return result;
+}
+
+// setPipeSize(fd, bytes) -> the size the kernel gave (F_SETPIPE_SZ; capped by pipe-max-size).
+static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int fd = -1, bytes = 0;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &bytes) != napi_ok) {
+    napi_throw_type_error(env, NULL, "setPipeSize(fd, bytes)");
+    return NULL;
+  }
+  int size = fcntl(fd, F_SETPIPE_SZ, bytes);
+  if (size < 0) return errno_error(env, "fcntl F_SETPIPE_SZ", errno);
+  napi_value result;
+  napi_create_int32(env, size, &result);
+  return result;
+}
+
+// check() -> null when this kernel has what spawn() needs (pidfds), else why not.
+static napi_value check(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (pidfd >= 0) {
+    close(pidfd);
+    napi_get_null(env, &result);
+    return result;
+  }
+  char text[128];
+  snprintf(text, sizeof text, "pidfd_open: %s (Linux 5.3 or later is needed)", strerror(errno));
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor properties[] = {
+      {"check", NULL, check, NULL, NULL, NULL, napi_default, NULL},
+      {"spawn", NULL, spawn_command, NULL, NULL, NULL, napi_default, NULL},
+      {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
+      {"setPipeSize", NULL, set_pipe_size, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties);
+  return exports;
+}
