@@ -466,6 +466,9 @@ function launchNative(native: NativeSpawn, plan: LaunchPlan, spec: CommandSpec, 
     err = spec.stderr ? pipe('read') : undefined;
     status = pipe('read');
     input = spec.stdin ? pipe('write') : undefined;
+    // A copy's data arrives in writes of up to 256 KiB (input-batch.ts); a 64 KiB pipe would
+    // take each in several turns of the loop. The pages are used only while data waits.
+    if (input) setPipeSizeIfAllowed(native, input[1], STDIN_PIPE_BYTES);
     const env = Object.entries(plan.env).map(([name, value]) => `${name}=${value}`);
     const fds = [input?.[0] ?? -1, out[1], err?.[1] ?? -1, status[1]];
     pid = native.spawn(plan.file, [plan.file, ...plan.args], env, fds, cgroupProcs ?? null, (code, signal) => exit?.(code, signal));
@@ -489,6 +492,17 @@ function launchNative(native: NativeSpawn, plan: LaunchPlan, spec: CommandSpec, 
       };
     },
   };
+}
+
+/** The kernel's pipe-max-size (1 MiB by default) allows this without privileges. */
+const STDIN_PIPE_BYTES = 1024 * 1024;
+
+function setPipeSizeIfAllowed(native: NativeSpawn, fd: number, bytes: number): void {
+  try {
+    native.setPipeSize(fd, bytes);
+  } catch {
+    // a lower pipe-max-size or a user's pipe page limit: the default size works, slower
+  }
 }
 
 function readerOf(fd: number): Readable {
