@@ -232,6 +232,44 @@ function targetsTable(report) {
       check(value && value >= factor),
     ]);
   }
+  // Issue #18: the same-run ratios at N=50, the CPU per session and per host at N=200, one host against ssh/curve25519.
+  const at50 = report.fanout.find((g) => g.command === 'true' && g.n === 50);
+  const ours50 = find(at50?.rows, 'distrun', 'resumed TLS');
+  const pdsh50 = find(at50?.rows, 'pdsh', 'curve25519-sha256');
+  const ratio50 = pdsh50?.median && ours50?.median ? pdsh50.median / ours50.median : undefined;
+  rows.push([
+    'N=50 `true`: ≥ 4× faster than pdsh (curve25519-sha256) (issue #18)',
+    ratio50 ? `${ratio50.toFixed(1)}×` : '–',
+    check(ratio50 && ratio50 >= 4),
+  ]);
+  const pdsh200 = find(at200?.rows, 'pdsh', 'curve25519-sha256');
+  const cold200 = pdsh200?.median && cold?.median ? pdsh200.median / cold.median : undefined;
+  rows.push([
+    'N=200 `true`, full TLS handshakes: ≥ 4× faster than pdsh (curve25519-sha256) (issue #18)',
+    cold200 ? `${cold200.toFixed(1)}×` : '–',
+    check(cold200 && cold200 >= 4),
+  ]);
+  const perHost = (value) => (value !== undefined && at200 ? (1000 * value) / at200.n : undefined);
+  const agentMs = perHost(ours?.serverCpu);
+  const clientMs = perHost(ours?.clientCpu);
+  rows.push([
+    'agent CPU per session of `true` ≤ 2.5 ms, command included (N=200) (issue #18)',
+    agentMs === undefined ? '–' : `${agentMs.toFixed(2)} ms`,
+    check(agentMs === undefined ? undefined : agentMs <= 2.5),
+  ]);
+  rows.push([
+    'client CPU per host ≤ 1.5 ms (N=200) (issue #18)',
+    clientMs === undefined ? '–' : `${clientMs.toFixed(2)} ms`,
+    check(clientMs === undefined ? undefined : clientMs <= 1.5),
+  ]);
+  const one = find(report.latency, 'distrun', 'resumed TLS');
+  const sshFast = find(report.latency, 'ssh', 'curve25519-sha256');
+  const oneRatio = one?.median && sshFast?.median ? one.median / sshFast.median : undefined;
+  rows.push([
+    'one host: ≤ 1.0× `ssh host true` with curve25519 (issue #18)',
+    oneRatio ? `${oneRatio.toFixed(2)}×` : '–',
+    check(oneRatio && oneRatio <= 1.0),
+  ]);
   const at1000 = report.fanout.find((g) => g.command === 'true' && g.n === 1000);
   const r1000 = find(at1000?.rows, 'distrun', 'resumed TLS');
   rows.push([
@@ -292,7 +330,7 @@ function targetsTable(report) {
       comparable && re.median ? check(re.median < 3) : 'not measured at 1 GiB and 10 hosts',
     ]);
   }
-  return table(['target (issue #6; copy: #17)', 'measured', ''], rows);
+  return table(['target (issue #6; copy: #17; speed, round two: #18)', 'measured', ''], rows);
 }
 
 export function renderReport(report) {
