@@ -117,14 +117,23 @@ static int child_main(void *arg) {
     }                                                 \
   } while (0)
 
-static napi_value errno_error(napi_env env, const char *what, int err) {
-  napi_value message, error, code;
+// Throws an Error "WHAT: strerror" with errno, code (ENOENT, ...) and step (which step
+// failed: "exec", "cgroup", "pipe2", ...), so callers tell failures apart without parsing text.
+static napi_value errno_error(napi_env env, const char *step, const char *what, int err) {
+  napi_value message, error, number, name, which;
   char text[256];
   snprintf(text, sizeof text, "%s: %s", what, strerror(err));
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
   napi_create_error(env, NULL, message, &error);
-  napi_create_int32(env, err, &code);
-  napi_set_named_property(env, error, "errno", code);
+  napi_create_int32(env, err, &number);
+  napi_set_named_property(env, error, "errno", number);
+  const char *code = strerrorname_np(err);
+  if (code) {
+    napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &name);
+    napi_set_named_property(env, error, "code", name);
+  }
+  napi_create_string_utf8(env, step, NAPI_AUTO_LENGTH, &which);
+  napi_set_named_property(env, error, "step", which);
   napi_throw(env, error);
   return NULL;
 }
@@ -248,7 +257,7 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
 
   char *stack = malloc(CHILD_STACK_BYTES);
   if (!stack) {
-    result = errno_error(env, "spawn", ENOMEM);
+    result = errno_error(env, "memory", "spawn", ENOMEM);
     goto done;
   }
   // No signal handler of the agent may run in the child while it shares the agent's memory.
@@ -260,14 +269,14 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   free(stack);
   if (pid < 0) {
-    result = errno_error(env, "spawn: clone", clone_errno);
+    result = errno_error(env, "clone", "spawn: clone", clone_errno);
     goto done;
   }
   if (a.failed_step != STEP_NONE) {
     waitpid(pid, NULL, 0);
     char what[64];
     snprintf(what, sizeof what, "spawn: %s", step_names[a.failed_step]);
-    result = errno_error(env, what, a.failed_errno);
+    result = errno_error(env, step_names[a.failed_step], what, a.failed_errno);
     goto done;
   }
   // The child runs its program now. It cannot be reaped by anyone but us before this
@@ -281,7 +290,7 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
     waitpid(pid, NULL, 0);
     if (pidfd >= 0) close(pidfd);
     free(w);
-    result = errno_error(env, "spawn: pidfd_open", err);
+    result = errno_error(env, "pidfd_open", "spawn: pidfd_open", err);
     goto done;
   }
   w->poll.data = w;
@@ -316,14 +325,14 @@ static napi_value make_pipe(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return errno_error(env, "pipe2", errno);
+  if (pipe2(fds, O_CLOEXEC) != 0) return errno_error(env, "pipe2", "pipe2", errno);
   int agent_end = strcmp(which, "read") == 0 ? fds[0] : fds[1];
   int flags = fcntl(agent_end, F_GETFL);
   if (flags < 0 || fcntl(agent_end, F_SETFL, flags | O_NONBLOCK) != 0) {
     int err = errno;
     close(fds[0]);
     close(fds[1]);
-    return errno_error(env, "fcntl", err);
+    return errno_error(env, "fcntl", "fcntl", err);
   }
   napi_value result, r, w;
   napi_create_array_with_length(env, 2, &result);
@@ -345,7 +354,7 @@ static napi_value set_pipe_size(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int size = fcntl(fd, F_SETPIPE_SZ, bytes);
-  if (size < 0) return errno_error(env, "fcntl F_SETPIPE_SZ", errno);
+  if (size < 0) return errno_error(env, "fcntl", "fcntl F_SETPIPE_SZ", errno);
   napi_value result;
   napi_create_int32(env, size, &result);
   return result;

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Bundles the CLI (dist/src/bin/distrun.js and the ~90 modules it imports, commander
-// included) into that one file (and chunks for what is imported on first use): Node then loads one module instead of resolving, reading
-// and linking each (docs/benchmarks.md: the CLI's start-up). The packages loaded on
-// first use only (yaml, node-forge, pino, node-pty) stay outside, loaded from node_modules
-// as before. The agent is not bundled. Run by `npm run build` after tsc.
+// included) into that one file, with a chunk for what is imported on first use: Node then
+// loads one module instead of resolving, reading and linking each (docs/benchmarks.md,
+// "Round two"). The packages loaded on first use only (yaml, node-forge, pino, node-pty)
+// stay outside, loaded from node_modules. The agent is not bundled. Run by `npm run build`
+// after tsc.
 import { build } from 'esbuild';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

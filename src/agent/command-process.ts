@@ -14,7 +14,7 @@ import { commandEnvironment } from './command-environment.js';
 import { launchFailure, launchPlan, type LaunchPlan } from './command-launch.js';
 import type { LocalUser } from './local-users.js';
 import type { OrphanReaper } from './orphan-reaper.js';
-import { errnoCode, type NativeSpawn } from './native-spawn.js';
+import type { NativeSpawn, NativeSpawnError } from './native-spawn.js';
 import type { Pipe, PipePool } from './pipe-pool.js';
 import { ProcessGroup } from './process-group.js';
 
@@ -147,9 +147,10 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     try {
       launched = this.spec.spawner ? launchNative(this.spec.spawner, plan, this.spec, this.cgroup?.procsFile) : launchWithNode(plan, this.spec);
     } catch (err) {
-      const failure = (err as Error).message.startsWith('spawn: cgroup')
-        ? launchFailure('cgroup', this.program, this.spec.cwd, this.spec.user.name)!
-        : spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException);
+      const failure =
+        (err as Partial<NativeSpawnError>).step === 'cgroup'
+          ? launchFailure('cgroup', this.program, this.spec.cwd, this.spec.user.name)!
+          : spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException);
       return this.notStarted(failure);
     }
     const { stdout, stderr, status } = launched;
@@ -474,8 +475,7 @@ function launchNative(native: NativeSpawn, plan: LaunchPlan, spec: CommandSpec, 
     pid = native.spawn(plan.file, [plan.file, ...plan.args], env, fds, cgroupProcs ?? null, (code, signal) => exit?.(code, signal));
   } catch (error) {
     for (const fd of made) closeSync(fd);
-    const code = errnoCode(error);
-    throw Object.assign(error as Error, code ? { code } : {});
+    throw error;
   }
   // The child has its copies: the command (and its descendants) alone hold these ends.
   for (const fd of [out[1], err?.[1], status[1], input?.[0]]) if (fd !== undefined) closeSync(fd);

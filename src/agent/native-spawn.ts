@@ -6,7 +6,6 @@
 // started by Node's child_process as before (command-process.ts), which the tests cover too.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { constants as osConstants } from 'node:os';
 
 export interface NativeSpawn {
   /**
@@ -15,8 +14,8 @@ export interface NativeSpawn {
    * child's descriptor i is `fds[i]` (-1: /dev/null); nothing else is open in it. With
    * `cgroupProcs`, it enters that cgroup (writing to its cgroup.procs) before anything
    * else runs. Returns the pid; `onExit` is called once, when the process has ended and
-   * been reaped (code -1 when a signal ended it). Throws an Error with `errno` and the
-   * step that failed in its message ("spawn: exec: ...") when the program does not start.
+   * been reaped (code -1 when a signal ended it). Throws a NativeSpawnError when the
+   * program does not start.
    */
   spawn(
     file: string,
@@ -54,9 +53,9 @@ export function loadNativeSpawn(env: NodeJS.ProcessEnv = process.env): { spawn: 
   return loaded;
 }
 
-/** The code (ENOENT, E2BIG, ...) of an error thrown by the addon. */
-export function errnoCode(err: unknown): string | undefined {
-  const errno = (err as { errno?: unknown }).errno;
-  if (typeof errno !== 'number') return undefined;
-  return (Object.entries(osConstants.errno) as Array<[string, number]>).find(([, n]) => n === errno)?.[0];
+/** What the addon throws when a step fails: `code` (ENOENT, E2BIG, ...) and which `step` it was. */
+export interface NativeSpawnError extends Error {
+  errno: number;
+  code?: string;
+  step: 'signals' | 'setsid' | 'cgroup' | 'descriptors' | 'chdir' | 'exec' | 'clone' | 'pidfd_open' | 'pipe2' | 'fcntl' | 'memory';
 }

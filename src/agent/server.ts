@@ -102,7 +102,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   );
   const memory = new PendingMemory(config.maxPendingBytes);
   const cgroups = openCommandCgroups(config, log);
-  const helpers = { pipes, reaper, memory, cgroups, ...('spawn' in native ? { spawner: native.spawn } : {}) };
+  const helpers = { pipes, reaper, memory, cgroups, spawner: 'spawn' in native ? native.spawn : undefined };
 
   const gate = new ConnectionGate(gateLimits(config));
   // Lines a peer can cause before it has a session are limited (LogRateLimit).
