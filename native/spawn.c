@@ -19,7 +19,10 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <grp.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,18 +37,32 @@
 
 #define CHILD_STACK_BYTES (64 * 1024)
 #define MAX_FDS 8
+#define MAX_GROUPS 65536
 
-// The steps the child takes, named in the error when one fails.
-enum step { STEP_NONE, STEP_SIGNALS, STEP_SETSID, STEP_CGROUP, STEP_FDS, STEP_CHDIR, STEP_EXEC };
-static const char *const step_names[] = {"", "signals", "setsid", "cgroup", "descriptors", "chdir", "exec"};
+// The steps the child takes, named in the error when one fails. "cwd", "notfound" and
+// "noexec" are the words of the launcher shell that the fallback path runs
+// (src/agent/command-launch.ts), so the agent reports both paths' failures alike.
+enum step { STEP_NONE, STEP_SIGNALS, STEP_SETSID, STEP_CGROUP, STEP_FDS, STEP_CREDENTIALS, STEP_CWD, STEP_NOTFOUND, STEP_NOEXEC, STEP_EXEC };
+static const char *const step_names[] = {"", "signals", "setsid", "cgroup", "descriptors", "credentials", "cwd", "notfound", "noexec", "exec"};
+// The shell's exit codes for each, should anyone see the child's status.
+static const int step_codes[] = {0, 127, 127, 126, 127, 126, 126, 127, 126, 126};
 
 struct child_args {
-  const char *file;
-  char **argv;
-  char **envp;
+  const char *file;  // the program: a path, or a name looked up in `search`
+  char **argv;       // argv[0] is replaced by the path found
+  char **envp;       // with two free slots at `envc`, for PWD and OLDPWD
+  int envc;
   int fds[MAX_FDS];  // the child's descriptor i becomes fds[i]; -1: /dev/null
   int nfds;
   const char *cgroup_procs;  // NULL: stay in the agent's cgroup
+  int switch_user;           // take on uid, gid and groups
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  int ngroups;
+  const char *cwd;     // NULL: `home`, else /
+  const char *home;    // NULL: /
+  const char *search;  // PATH
   // Written by the child when a step fails (the parent is suspended until the child has
   // executed the program or exited: CLONE_VFORK).
   int failed_step;
@@ -55,7 +72,44 @@ struct child_args {
 static int child_fail(struct child_args *a, enum step step) {
   a->failed_step = step;
   a->failed_errno = errno;
-  _exit(127);
+  _exit(step_codes[step]);
+}
+
+// A regular file that the (new) user may execute, as the shell's [ -f ] && [ -x ] test it.
+static int executable_file(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+// The program's path as the launcher shell finds it: a name with a slash as it is, else
+// the first regular executable file of that name in a non-empty PATH entry. Into `found`.
+static void find_program(struct child_args *a, char *found, size_t size) {
+  const char *name = a->file;
+  if (strchr(name, '/')) {
+    struct stat st;
+    if (strlen(name) >= size) {
+      errno = ENAMETOOLONG;
+      child_fail(a, STEP_NOTFOUND);
+    }
+    strcpy(found, name);
+    if (stat(found, &st) != 0) child_fail(a, STEP_NOTFOUND);
+    if (!executable_file(found)) child_fail(a, STEP_NOEXEC);
+    return;
+  }
+  size_t name_length = strlen(name);
+  for (const char *dir = a->search; dir && *dir;) {
+    const char *end = strchrnul(dir, ':');
+    size_t dir_length = (size_t)(end - dir);
+    if (dir_length > 0 && dir_length + 1 + name_length < size) {
+      memcpy(found, dir, dir_length);
+      found[dir_length] = '/';
+      memcpy(found + dir_length + 1, name, name_length + 1);
+      if (executable_file(found)) return;
+    }
+    dir = *end ? end + 1 : end;
+  }
+  errno = ENOENT;
+  child_fail(a, STEP_NOTFOUND);
 }
 
 static int child_main(void *arg) {
@@ -102,8 +156,36 @@ static int child_main(void *arg) {
     long max = sysconf(_SC_OPEN_MAX);
     for (long fd = a->nfds; fd < max; fd++) close((int)fd);
   }
-  if (chdir("/") != 0) child_fail(a, STEP_CHDIR);
-  execve(a->file, a->argv, a->envp);
+  // The user: groups first, then the gid, then the uid (after which nothing else may change).
+  if (a->switch_user) {
+    if (syscall(SYS_setgroups, (size_t)a->ngroups, a->groups) != 0) child_fail(a, STEP_CREDENTIALS);
+    if (syscall(SYS_setresgid, a->gid, a->gid, a->gid) != 0) child_fail(a, STEP_CREDENTIALS);
+    if (syscall(SYS_setresuid, a->uid, a->uid, a->uid) != 0) child_fail(a, STEP_CREDENTIALS);
+  }
+  // As the user: the client's directory (relative to /), else the home, else /. The shell's
+  // `cd -P` exports PWD (where it is, symbolic links resolved) and OLDPWD (/): so here.
+  if (chdir("/") != 0) child_fail(a, STEP_CWD);
+  if (a->cwd) {
+    if (chdir(a->cwd) != 0) child_fail(a, STEP_CWD);
+  } else if (a->home && chdir(a->home) != 0 && chdir("/") != 0) {
+    child_fail(a, STEP_CWD);
+  }
+  char pwd[PATH_MAX + 8] = "PWD=";
+  if (getcwd(pwd + 4, sizeof pwd - 4) != NULL) a->envp[a->envc++] = pwd;
+  static char oldpwd[] = "OLDPWD=/";
+  a->envp[a->envc++] = oldpwd;
+  char found[PATH_MAX];
+  find_program(a, found, sizeof found);
+  a->argv[0] = found;
+  execve(found, a->argv, a->envp);
+  // No #! line and no ELF header: a shell script, as the shell (and execvp) run it.
+  if (errno == ENOEXEC) {
+    a->argv[-1] = (char *)"/bin/sh";
+    execve("/bin/sh", a->argv - 1, a->envp);
+  }
+  // A #! naming a missing interpreter is "not found" to a shell; a mount without exec, "denied".
+  if (errno == ENOENT) child_fail(a, STEP_NOTFOUND);
+  if (errno == EACCES || errno == EPERM) child_fail(a, STEP_NOEXEC);
   return child_fail(a, STEP_EXEC);
 }
 
@@ -152,22 +234,24 @@ static char *string_of(napi_env env, napi_value value) {
   return s;
 }
 
+// Frees the strings of a NULL-terminated array (not the array).
 static void free_strings(char **list) {
   if (!list) return;
   for (char **p = list; *p; p++) free(*p);
-  free(list);
 }
 
-// A JS array of strings as a NULL-terminated C array.
-static char **strings_of(napi_env env, napi_value array) {
+// A JS array of strings as a NULL-terminated C array, with `before` empty slots ahead of
+// the strings and `after` more NULLs behind them.
+static char **strings_of(napi_env env, napi_value array, uint32_t before, uint32_t after) {
   uint32_t n;
   if (napi_get_array_length(env, array, &n) != napi_ok) return NULL;
-  char **list = calloc(n + 1, sizeof *list);
+  char **list = calloc(before + n + 1 + after, sizeof *list);
   if (!list) return NULL;
   for (uint32_t i = 0; i < n; i++) {
     napi_value item;
-    if (napi_get_element(env, array, i, &item) != napi_ok || !(list[i] = string_of(env, item))) {
-      free_strings(list);
+    if (napi_get_element(env, array, i, &item) != napi_ok || !(list[before + i] = string_of(env, item))) {
+      free_strings(list + before);
+      free(list);
       return NULL;
     }
   }
@@ -218,27 +302,85 @@ static void child_exited(uv_poll_t *poll, int status, int events) {
   uv_close((uv_handle_t *)poll, watch_closed);
 }
 
-// spawn(file, argv, envp, fds, cgroupProcs | null, onExit(code, signal)) -> pid
+// options[name] as a malloc'd C string; NULL when absent. Sets *bad for a non-string or a NUL byte.
+static char *optional_string(napi_env env, napi_value options, const char *name, int *bad) {
+  bool has = false;
+  napi_value value;
+  napi_valuetype type;
+  if (napi_has_named_property(env, options, name, &has) != napi_ok || !has) return NULL;
+  if (napi_get_named_property(env, options, name, &value) != napi_ok || napi_typeof(env, value, &type) != napi_ok) {
+    *bad = 1;
+    return NULL;
+  }
+  if (type == napi_undefined || type == napi_null) return NULL;
+  char *s = type == napi_string ? string_of(env, value) : NULL;
+  if (!s) *bad = 1;
+  return s;
+}
+
+static uint32_t optional_uint(napi_env env, napi_value object, const char *name, int *bad) {
+  napi_value value;
+  uint32_t n = 0;
+  if (napi_get_named_property(env, object, name, &value) != napi_ok || napi_get_value_uint32(env, value, &n) != napi_ok) *bad = 1;
+  return n;
+}
+
+// The user's groups as initgroups(3) would set them (NSS), its primary gid included.
+static gid_t *groups_of(const char *user, gid_t gid, int *count) {
+  int n = 64;
+  for (;;) {
+    gid_t *groups = malloc((size_t)n * sizeof *groups);
+    if (!groups) return NULL;
+    int got = n;
+    if (getgrouplist(user, gid, groups, &got) >= 0) {
+      *count = got;
+      return groups;
+    }
+    free(groups);
+    if (got <= n || got > MAX_GROUPS) return NULL;
+    n = got;
+  }
+}
+
+// spawn(file, argv, envp, fds, options, onExit(code, signal)) -> pid
+// options: { cgroupProcs?, user?: { name, uid, gid }, cwd?, home?, path? }
 static napi_value spawn_command(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) {
-    napi_throw_type_error(env, NULL, "spawn(file, argv, envp, fds, cgroupProcs, onExit)");
+    napi_throw_type_error(env, NULL, "spawn(file, argv, envp, fds, options, onExit)");
     return NULL;
   }
   struct child_args a;
   memset(&a, 0, sizeof a);
+  int bad = 0;
   char *file = string_of(env, argv[0]);
-  char **args = strings_of(env, argv[1]);
-  char **envp = strings_of(env, argv[2]);
-  char *cgroup = NULL;
-  napi_valuetype cgroup_type;
-  napi_typeof(env, argv[4], &cgroup_type);
-  if (cgroup_type == napi_string) cgroup = string_of(env, argv[4]);
+  // One slot before argv (for /bin/sh, should the program be a script without #!) and
+  // two after envp (PWD, OLDPWD), both filled by the child.
+  char **args = strings_of(env, argv[1], 1, 0);
+  char **envp = strings_of(env, argv[2], 0, 2);
+  napi_value options = argv[4];
+  char *cgroup = optional_string(env, options, "cgroupProcs", &bad);
+  char *cwd = optional_string(env, options, "cwd", &bad);
+  char *home = optional_string(env, options, "home", &bad);
+  char *search = optional_string(env, options, "path", &bad);
+  char *user = NULL;
+  gid_t *groups = NULL;
+  bool has_user = false;
+  napi_has_named_property(env, options, "user", &has_user);
+  if (has_user) {
+    napi_value who;
+    napi_get_named_property(env, options, "user", &who);
+    user = optional_string(env, who, "name", &bad);
+    a.uid = optional_uint(env, who, "uid", &bad);
+    a.gid = optional_uint(env, who, "gid", &bad);
+    if (!user) bad = 1;
+    a.switch_user = 1;
+  }
   uint32_t nfds = 0;
   napi_get_array_length(env, argv[3], &nfds);
-  int bad = !file || !args || !envp || (cgroup_type == napi_string && !cgroup) || nfds > MAX_FDS;
+  bad = bad || !file || !args || !envp || nfds > MAX_FDS || !args[1];
   for (uint32_t i = 0; !bad && i < nfds; i++) {
     napi_value item;
     napi_get_element(env, argv[3], i, &item);
@@ -246,14 +388,25 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
   }
   napi_value result = NULL;
   if (bad) {
-    napi_throw_type_error(env, NULL, "spawn: arguments must be strings without NUL bytes, and at most 8 descriptors");
+    napi_throw_type_error(env, NULL, "spawn: arguments must be strings without NUL bytes, argv not empty, and at most 8 descriptors");
+    goto done;
+  }
+  if (a.switch_user && !(groups = groups_of(user, a.gid, &a.ngroups))) {
+    result = errno_error(env, "credentials", "spawn: the groups of the run-as user", errno ? errno : ENOMEM);
     goto done;
   }
   a.file = file;
-  a.argv = args;
+  a.argv = args + 1;
   a.envp = envp;
+  for (a.envc = 0; envp[a.envc]; a.envc++) continue;
+  int envc = a.envc;
+  char *program = a.argv[0];
   a.nfds = (int)nfds;
   a.cgroup_procs = cgroup;
+  a.groups = groups;
+  a.cwd = cwd;
+  a.home = home;
+  a.search = search;
 
   char *stack = malloc(CHILD_STACK_BYTES);
   if (!stack) {
@@ -268,6 +421,10 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &previous, NULL);
   free(stack);
+  // What the child put into the parent's arrays pointed into its own stack, now gone.
+  args[0] = NULL;
+  args[1] = program;
+  envp[envc] = envp[envc + 1] = NULL;
   if (pid < 0) {
     result = errno_error(env, "clone", "spawn: clone", clone_errno);
     goto done;
@@ -306,9 +463,16 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
 
 done:
   free(file);
-  free_strings(args);
+  free_strings(args ? args + 1 : NULL);
+  free(args);
   free_strings(envp);
+  free(envp);
   free(cgroup);
+  free(cwd);
+  free(home);
+  free(search);
+  free(user);
+  free(groups);
   return result;
 }
 

@@ -2,6 +2,12 @@
 // environment, so that nothing the client chose is seen by a process that still has the
 // agent's privileges. Pure: it builds the plan, command-process.ts runs it.
 //
+// With the native spawn (native/spawn.c) the child itself takes on the user, enters the
+// directory and finds the program, in that order, as the launcher below does; its plan
+// (directLaunch) is the program, the whole environment and what the child needs for
+// those steps. Node's child_process and node-pty cannot run code between fork and exec,
+// so for them the agent executes the launcher (launchPlan):
+//
 // The agent executes setpriv (when the command runs as another user) with the agent's
 // clean environment only. setpriv drops privileges and executes a short /bin/sh script,
 // the launcher, which then, as the run-as user:
@@ -21,6 +27,7 @@
 // directories or programs the user may not reach. Variable names are checked against
 // ENV_NAME_PATTERN by the protocol layer before they get here.
 import { ENV_NAME_PATTERN } from '../protocol/constants.js';
+import type { SpawnSteps } from './native-spawn.js';
 
 const SETPRIV = '/usr/bin/setpriv';
 const SHELL = '/bin/sh';
@@ -37,9 +44,9 @@ report() {
   exit "$3"
 }
 if [ -n "\${DISTRUN_CWD+set}" ]; then
-  cd -- "$DISTRUN_CWD" 2>/dev/null || report cwd "cannot use working directory $DISTRUN_CWD" 126
+  cd -P -- "$DISTRUN_CWD" 2>/dev/null || report cwd "cannot use working directory $DISTRUN_CWD" 126
 else
-  cd -- "$HOME" 2>/dev/null || cd /
+  cd -P -- "$HOME" 2>/dev/null || cd /
 fi
 DISTRUN_PROGRAM=$1; shift
 case $DISTRUN_PROGRAM in
@@ -89,10 +96,9 @@ export interface LaunchPlan {
 }
 
 export function launchPlan(request: LaunchRequest): LaunchPlan {
-  const names = Object.keys(request.clientEnv);
+  const names = checkedNames(request.clientEnv);
   const env: Record<string, string> = { ...request.baseEnv };
   names.forEach((name, i) => {
-    if (!ENV_NAME_PATTERN.test(name)) throw new Error(`invalid variable name ${JSON.stringify(name)}`);
     env[`DISTRUN_ENV_${i}`] = request.clientEnv[name]!;
   });
   if (request.cwd !== undefined) env.DISTRUN_CWD = request.cwd;
@@ -106,6 +112,46 @@ export function launchPlan(request: LaunchRequest): LaunchPlan {
   }
   if (request.cgroupProcs !== undefined) command = [SHELL, '-c', ENTER_CGROUP, request.cgroupProcs, ...command];
   return { file: command[0]!, args: command.slice(1), env };
+}
+
+/** What the native spawn's child is given (NativeSpawn.spawn's arguments but the descriptors). */
+export interface DirectLaunch {
+  /** The program as asked: a path, or a name the child looks up in `path`. */
+  file: string;
+  argv: string[];
+  /** "NAME=value": the agent's clean environment with the client's variables. */
+  env: string[];
+  /** What the child does before it executes the program, in this order. */
+  steps: SpawnSteps;
+}
+
+/** The plan for the native spawn: the launcher's steps, without a shell. */
+export function directLaunch(
+  request: Omit<LaunchRequest, 'statusFd' | 'switchTo'> & { switchTo?: { name: string; uid: number; gid: number } },
+): DirectLaunch {
+  const { HOME: home = '/', PATH: path = '' } = request.baseEnv;
+  const env = new Map(Object.entries(request.baseEnv));
+  for (const name of checkedNames(request.clientEnv)) env.set(name, request.clientEnv[name]!);
+  // The child sets these as `cd -P` does in the launcher, whatever a client sent.
+  for (const name of ['PWD', 'OLDPWD']) env.delete(name);
+  return {
+    file: request.argv[0]!,
+    argv: [...request.argv],
+    env: [...env].map(([name, value]) => `${name}=${value}`),
+    steps: {
+      ...(request.cgroupProcs !== undefined && { cgroupProcs: request.cgroupProcs }),
+      ...(request.switchTo && { user: request.switchTo }),
+      ...(request.cwd !== undefined && { cwd: request.cwd }),
+      home,
+      path,
+    },
+  };
+}
+
+function checkedNames(clientEnv: Readonly<Record<string, string>>): string[] {
+  const names = Object.keys(clientEnv);
+  for (const name of names) if (!ENV_NAME_PATTERN.test(name)) throw new Error(`invalid variable name ${JSON.stringify(name)}`);
+  return names;
 }
 
 /** What the launcher's one-word report on descriptor 3 means. */
@@ -126,6 +172,8 @@ export function launchFailure(
       return { reason: `${program}: permission denied or not executable`, exitCode: 126 };
     case 'cgroup':
       return { reason: `${program}: cannot be started: the agent cannot place it in a cgroup of its own`, exitCode: 126 };
+    case 'credentials':
+      return { reason: `${program}: cannot be started: the agent cannot switch to ${user} (its groups, gid or uid)`, exitCode: 126 };
     default:
       return { reason: `${program}: cannot be started`, exitCode: 126 };
   }

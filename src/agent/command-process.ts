@@ -11,7 +11,7 @@ import type { ExitStatus, LeaderExit, WindowSize } from '../protocol/messages.js
 import { setLongTimeout, type LongTimer } from '../timers.js';
 import type { CommandCgroup, CommandCgroups } from './command-cgroup.js';
 import { commandEnvironment } from './command-environment.js';
-import { launchFailure, launchPlan, type LaunchPlan } from './command-launch.js';
+import { directLaunch, launchFailure, launchPlan, type DirectLaunch, type LaunchPlan } from './command-launch.js';
 import type { LocalUser } from './local-users.js';
 import type { OrphanReaper } from './orphan-reaper.js';
 import type { NativeSpawn, NativeSpawnError } from './native-spawn.js';
@@ -116,17 +116,15 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
     } catch (err) {
       cgroupError = err as NodeJS.ErrnoException;
     }
-    const plan = (statusFd: boolean): LaunchPlan =>
-      launchPlan({
-        argv,
-        baseEnv: commandEnvironment(spec.user, spec.clientName),
-        clientEnv: spec.env ?? {},
-        cwd: spec.cwd,
-        switchTo: spec.switchUser ? { uid: spec.user.uid, gid: spec.user.gid } : undefined,
-        statusFd,
-        // The native spawn enters the cgroup itself (no shell for that); node-pty and Node's spawn need one.
-        cgroupProcs: spec.spawner && !spec.pty ? undefined : this.cgroup?.procsFile,
-      });
+    const request = {
+      argv,
+      baseEnv: commandEnvironment(spec.user, spec.clientName),
+      clientEnv: spec.env ?? {},
+      cwd: spec.cwd,
+      cgroupProcs: this.cgroup?.procsFile,
+    };
+    const switchTo = spec.switchUser ? { name: spec.user.name, uid: spec.user.uid, gid: spec.user.gid } : undefined;
+    const plan = (statusFd: boolean): LaunchPlan => launchPlan({ ...request, switchTo, statusFd });
     // Without its cgroup the command would not be contained as promised: it does not run.
     const started = cgroupError
       ? this.notStarted({
@@ -135,28 +133,41 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
         })
       : spec.pty
         ? this.startInTerminal(plan(false), spec.pty)
-        : this.startWithPipes(plan(true));
+        : this.startWithPipes(
+            spec.spawner,
+            () => directLaunch({ ...request, switchTo }),
+            () => plan(true),
+          );
     ({ stdout: this.stdout, stderr: this.stderr, stdin: this.stdin } = started);
     // Errors on the command's streams (EPIPE when it closed its stdin early, ECONNRESET
     // on a socketpair) end nothing but that stream: the command's exit is what counts.
     for (const stream of [this.stdout, this.stderr, this.stdin, this.status]) stream?.on('error', () => {});
   }
 
-  private startWithPipes(plan: LaunchPlan): CommandStreams {
+  /** With the native spawn (the child does the launcher's steps) or with Node's spawn and the launcher. */
+  private startWithPipes(spawner: NativeSpawn | undefined, direct: () => DirectLaunch, launcher: () => LaunchPlan): CommandStreams {
     let launched: Launched;
+    // What the agent executes, named when that fails: the program itself, or the launcher.
+    let file = this.program;
     try {
-      launched = this.spec.spawner ? launchNative(this.spec.spawner, plan, this.spec, this.cgroup?.procsFile) : launchWithNode(plan, this.spec);
+      if (spawner) {
+        launched = launchNative(spawner, direct(), this.spec);
+      } else {
+        const plan = launcher();
+        file = plan.file;
+        launched = launchWithNode(plan, this.spec);
+      }
     } catch (err) {
+      const { step } = err as Partial<NativeSpawnError>;
       const failure =
-        (err as Partial<NativeSpawnError>).step === 'cgroup'
-          ? launchFailure('cgroup', this.program, this.spec.cwd, this.spec.user.name)!
-          : spawnFailure(this.program, plan.file, err as NodeJS.ErrnoException);
+        (step && LAUNCHER_STEPS.has(step) && launchFailure(step, this.program, this.spec.cwd, this.spec.user.name)) ||
+        spawnFailure(this.program, file, err as NodeJS.ErrnoException);
       return this.notStarted(failure);
     }
     const { stdout, stderr, status } = launched;
     this.status = status;
     let report = '';
-    status.on('data', (chunk: Buffer) => {
+    status?.on('data', (chunk: Buffer) => {
       if (report.length < 64) report += chunk.toString('latin1');
     });
     const closed = (stream: Readable | null): Promise<void> | null => stream && new Promise<void>((resolve) => stream.once('close', () => resolve()));
@@ -167,7 +178,7 @@ export class CommandProcess extends EventEmitter<CommandProcessEvents> {
         this.finished = true;
         for (const stream of [stdout, stderr, status]) stream?.destroy();
         this.release();
-        this.emit('spawn-error', spawnFailure(this.program, plan.file, err));
+        this.emit('spawn-error', spawnFailure(this.program, file, err));
       },
       exited: (code, signal) => {
         this.leaderExited();
@@ -399,8 +410,8 @@ interface CommandStreams {
 
 /** A command's leader with pipes, started by Node's child_process or by the native spawn. */
 interface Launched extends CommandStreams {
-  /** The launcher's report (descriptor 3). */
-  status: Readable;
+  /** The launcher's report (descriptor 3); none from the native spawn, which reports by throwing. */
+  status: Readable | null;
   /** Tells once that it started (its pid) or, with Node, that it failed to; then, once, that it exited. */
   watch(events: {
     started(pid: number): void;
@@ -451,8 +462,8 @@ function launchWithNode(plan: LaunchPlan, spec: CommandSpec): Launched {
   };
 }
 
-/** The native spawn: no fork of the agent; every stream a pipe (pipe2), the cgroup entered by the child itself. */
-function launchNative(native: NativeSpawn, plan: LaunchPlan, spec: CommandSpec, cgroupProcs: string | undefined): Launched {
+/** The native spawn: no fork of the agent, no launcher; every stream a pipe (pipe2). */
+function launchNative(native: NativeSpawn, launch: DirectLaunch, spec: CommandSpec): Launched {
   const made: number[] = [];
   const pipe = (agentEnd: 'read' | 'write'): [number, number] => {
     const fds = native.pipe(agentEnd);
@@ -461,28 +472,26 @@ function launchNative(native: NativeSpawn, plan: LaunchPlan, spec: CommandSpec, 
   };
   let exit: ((code: number, signal: number) => void) | undefined;
   let pid: number;
-  let out: [number, number], err: [number, number] | undefined, status: [number, number], input: [number, number] | undefined;
+  let out: [number, number], err: [number, number] | undefined, input: [number, number] | undefined;
   try {
     out = pipe('read');
     err = spec.stderr ? pipe('read') : undefined;
-    status = pipe('read');
     input = spec.stdin ? pipe('write') : undefined;
     // A copy's data arrives in writes of up to 256 KiB (input-batch.ts); a 64 KiB pipe would
     // take each in several turns of the loop. The pages are used only while data waits.
     if (input) setPipeSizeIfAllowed(native, input[1], STDIN_PIPE_BYTES);
-    const env = Object.entries(plan.env).map(([name, value]) => `${name}=${value}`);
-    const fds = [input?.[0] ?? -1, out[1], err?.[1] ?? -1, status[1]];
-    pid = native.spawn(plan.file, [plan.file, ...plan.args], env, fds, cgroupProcs ?? null, (code, signal) => exit?.(code, signal));
+    const fds = [input?.[0] ?? -1, out[1], err?.[1] ?? -1];
+    pid = native.spawn(launch.file, launch.argv, launch.env, fds, launch.steps, (code, signal) => exit?.(code, signal));
   } catch (error) {
     for (const fd of made) closeSync(fd);
     throw error;
   }
   // The child has its copies: the command (and its descendants) alone hold these ends.
-  for (const fd of [out[1], err?.[1], status[1], input?.[0]]) if (fd !== undefined) closeSync(fd);
+  for (const fd of [out[1], err?.[1], input?.[0]]) if (fd !== undefined) closeSync(fd);
   return {
     stdout: readerOf(out[0]),
     stderr: err ? readerOf(err[0]) : null,
-    status: readerOf(status[0]),
+    status: null,
     stdin: input ? new Socket({ fd: input[1], readable: false, writable: true }) : null,
     watch(events) {
       events.started(pid);
@@ -493,6 +502,9 @@ function launchNative(native: NativeSpawn, plan: LaunchPlan, spec: CommandSpec, 
     },
   };
 }
+
+/** The native spawn's steps that fail as the launcher's do (its one-word reports). */
+const LAUNCHER_STEPS = new Set(['cgroup', 'credentials', 'cwd', 'notfound', 'noexec']);
 
 /** The kernel's pipe-max-size (1 MiB by default) allows this without privileges. */
 const STDIN_PIPE_BYTES = 1024 * 1024;

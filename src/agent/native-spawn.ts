@@ -9,26 +9,37 @@ import { createRequire } from 'node:module';
 
 export interface NativeSpawn {
   /**
-   * Starts `file` with `argv` (argv[0] included) and `env` ("NAME=value"), in a session and
-   * process group of its own, in `/`, every signal at its default and none blocked. The
-   * child's descriptor i is `fds[i]` (-1: /dev/null); nothing else is open in it. With
-   * `cgroupProcs`, it enters that cgroup (writing to its cgroup.procs) before anything
-   * else runs. Returns the pid; `onExit` is called once, when the process has ended and
-   * been reaped (code -1 when a signal ended it). Throws a NativeSpawnError when the
-   * program does not start.
+   * Starts the program `file` with `argv` and `env` ("NAME=value"), in a session and
+   * process group of its own, every signal at its default and none blocked. The child's
+   * descriptor i is `fds[i]` (-1: /dev/null); nothing else is open in it. Then, in this
+   * order: it enters the cgroup `steps.cgroupProcs`; takes on `steps.user` (its groups as
+   * initgroups(3) gives them, its gid, its uid); enters `steps.cwd` (relative to /), else
+   * `steps.home`, else /, and sets PWD and OLDPWD as the launcher's `cd -P` does; finds
+   * `file` (a path as it is, else in `steps.path`), which becomes argv[0]; executes it
+   * (with /bin/sh when it is a script without #!). Returns the pid; `onExit` is called
+   * once, when the process has ended and been reaped (code -1 when a signal ended it).
+   * Throws a NativeSpawnError when the program does not start.
    */
   spawn(
     file: string,
     argv: readonly string[],
     env: readonly string[],
     fds: readonly number[],
-    cgroupProcs: string | null,
+    steps: SpawnSteps,
     onExit: (code: number, signal: number) => void,
   ): number;
   /** A pipe [read, write], both close-on-exec, the agent's end (`read` or `write`) non-blocking. */
   pipe(agentEnd: 'read' | 'write'): [number, number];
   /** Asks the kernel for a pipe buffer of `bytes`; returns what it gave (capped by fs.pipe-max-size). */
   setPipeSize(fd: number, bytes: number): number;
+}
+
+export interface SpawnSteps {
+  cgroupProcs?: string;
+  user?: { name: string; uid: number; gid: number };
+  cwd?: string;
+  home?: string;
+  path?: string;
 }
 
 /** Where `npm install` builds the addon, from dist/src/agent. */
@@ -53,9 +64,26 @@ export function loadNativeSpawn(env: NodeJS.ProcessEnv = process.env): { spawn: 
   return loaded;
 }
 
-/** What the addon throws when a step fails: `code` (ENOENT, E2BIG, ...) and which `step` it was. */
+/**
+ * What the addon throws when a step fails: `code` (ENOENT, E2BIG, ...) and which `step` it
+ * was; `cgroup`, `credentials`, `cwd`, `notfound` and `noexec` are the launcher's words.
+ */
 export interface NativeSpawnError extends Error {
   errno: number;
   code?: string;
-  step: 'signals' | 'setsid' | 'cgroup' | 'descriptors' | 'chdir' | 'exec' | 'clone' | 'pidfd_open' | 'pipe2' | 'fcntl' | 'memory';
+  step:
+    | 'signals'
+    | 'setsid'
+    | 'cgroup'
+    | 'descriptors'
+    | 'credentials'
+    | 'cwd'
+    | 'notfound'
+    | 'noexec'
+    | 'exec'
+    | 'clone'
+    | 'pidfd_open'
+    | 'pipe2'
+    | 'fcntl'
+    | 'memory';
 }
