@@ -318,14 +318,15 @@ static char *optional_string(napi_env env, napi_value options, const char *name,
   return s;
 }
 
-static uint32_t optional_uint(napi_env env, napi_value object, const char *name, int *bad) {
+static uint32_t required_uint(napi_env env, napi_value object, const char *name, int *bad) {
   napi_value value;
   uint32_t n = 0;
   if (napi_get_named_property(env, object, name, &value) != napi_ok || napi_get_value_uint32(env, value, &n) != napi_ok) *bad = 1;
   return n;
 }
 
-// The user's groups as initgroups(3) would set them (NSS), its primary gid included.
+// The user's groups as initgroups(3) would set them (NSS), its primary gid included;
+// NULL with errno set (ENOMEM, or E2BIG for more than MAX_GROUPS).
 static gid_t *groups_of(const char *user, gid_t gid, int *count) {
   int n = 64;
   for (;;) {
@@ -337,7 +338,10 @@ static gid_t *groups_of(const char *user, gid_t gid, int *count) {
       return groups;
     }
     free(groups);
-    if (got <= n || got > MAX_GROUPS) return NULL;
+    if (got <= n || got > MAX_GROUPS) {
+      errno = E2BIG;
+      return NULL;
+    }
     n = got;
   }
 }
@@ -373,8 +377,8 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
     napi_value who;
     napi_get_named_property(env, options, "user", &who);
     user = optional_string(env, who, "name", &bad);
-    a.uid = optional_uint(env, who, "uid", &bad);
-    a.gid = optional_uint(env, who, "gid", &bad);
+    a.uid = required_uint(env, who, "uid", &bad);
+    a.gid = required_uint(env, who, "gid", &bad);
     if (!user) bad = 1;
     a.switch_user = 1;
   }
@@ -392,7 +396,7 @@ static napi_value spawn_command(napi_env env, napi_callback_info info) {
     goto done;
   }
   if (a.switch_user && !(groups = groups_of(user, a.gid, &a.ngroups))) {
-    result = errno_error(env, "credentials", "spawn: the groups of the run-as user", errno ? errno : ENOMEM);
+    result = errno_error(env, "credentials", "spawn: the groups of the run-as user", errno);
     goto done;
   }
   a.file = file;

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { launchPlan } from '../src/agent/command-launch.js';
+import { directLaunch, launchPlan } from '../src/agent/command-launch.js';
 import { refusedVariable } from '../src/agent/command-environment.js';
 import { encodeCommand, encodeVersionOffer } from '../src/protocol/messages.js';
 import { cleanupAll, distrun, failureIn, makePki, rawExchange, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
@@ -33,13 +33,36 @@ test.after.always(cleanupAll);
 
 const on = (agent: RunningAgent, ...args: string[]) => distrun(['-H', `127.0.0.1:${agent.port}`, '--pki', pki.dir, ...args]);
 
+test('the direct launch (native spawn): the client variables go to the program only, with the steps the child takes first', (t) => {
+  const launch = directLaunch({
+    argv: ['id', '-u'],
+    baseEnv: { PATH: '/usr/bin:/bin', HOME: '/home/x' },
+    clientEnv: { APP_MODE: 'a b', PWD: '/elsewhere', OLDPWD: '/x' },
+    cwd: '/srv',
+    switchTo: { name: 'nobody', uid: 65534, gid: 65534 },
+    cgroupProcs: '/sys/fs/cgroup/x/cgroup.procs',
+  });
+  t.is(launch.file, 'id');
+  t.deepEqual(launch.argv, ['id', '-u']);
+  // PWD and OLDPWD are the child's to set (as the launcher's `cd -P` does), not the client's.
+  t.deepEqual(launch.env.sort(), ['APP_MODE=a b', 'HOME=/home/x', 'PATH=/usr/bin:/bin']);
+  t.deepEqual(launch.steps, {
+    cgroupProcs: '/sys/fs/cgroup/x/cgroup.procs',
+    user: { name: 'nobody', uid: 65534, gid: 65534 },
+    cwd: '/srv',
+    home: '/home/x',
+    path: '/usr/bin:/bin',
+  });
+  t.throws(() => directLaunch({ argv: ['id'], baseEnv: {}, clientEnv: { 'A=B': 'x' }, cwd: undefined }), { message: /invalid variable name/ });
+});
+
 test('the launch plan: what the agent executes as root never carries a client variable under its own name', (t) => {
   const plan = launchPlan({
     argv: ['id'],
     baseEnv: { PATH: '/usr/bin:/bin', HOME: '/home/x' },
     clientEnv: { APP_MODE: 'a b', OTHER: 'x' },
     cwd: '/srv',
-    switchTo: { uid: 65534, gid: 65534 },
+    switchTo: { name: 'nobody', uid: 65534, gid: 65534 },
     statusFd: true,
   });
   t.is(plan.file, '/usr/bin/setpriv');

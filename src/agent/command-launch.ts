@@ -82,7 +82,7 @@ interface LaunchRequest {
   /** The client's working directory; undefined: the user's home. */
   cwd: string | undefined;
   /** Switch to this uid and gid, with the user's groups (the agent runs as root). */
-  switchTo?: { uid: number; gid: number };
+  switchTo?: { name: string; uid: number; gid: number };
   /** Descriptor 3 is a pipe to the agent for the launcher's report. */
   statusFd: boolean;
   /** The cgroup.procs file of the command's cgroup, entered first (as root). */
@@ -126,9 +126,7 @@ export interface DirectLaunch {
 }
 
 /** The plan for the native spawn: the launcher's steps, without a shell. */
-export function directLaunch(
-  request: Omit<LaunchRequest, 'statusFd' | 'switchTo'> & { switchTo?: { name: string; uid: number; gid: number } },
-): DirectLaunch {
+export function directLaunch(request: Omit<LaunchRequest, 'statusFd'>): DirectLaunch {
   const { HOME: home = '/', PATH: path = '' } = request.baseEnv;
   const env = new Map(Object.entries(request.baseEnv));
   for (const name of checkedNames(request.clientEnv)) env.set(name, request.clientEnv[name]!);

@@ -529,8 +529,9 @@ function signalNameOf(signal: number): NodeJS.Signals | undefined {
 const requireHere = createRequire(import.meta.url);
 
 /**
- * Why the launcher (`file`: /bin/sh, or setpriv) could not be executed. The program
- * itself is looked for by the launcher, which reports on descriptor 3 (launchFailure).
+ * Why `file` could not be executed: the program itself (native spawn), or /bin/sh or
+ * setpriv (the launcher, which looks the program up and reports on descriptor 3:
+ * launchFailure).
  */
 function spawnFailure(program: string, file: string, err: Pick<NodeJS.ErrnoException, 'code' | 'message'>): SpawnFailure {
   if (err.code === 'E2BIG') {

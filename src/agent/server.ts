@@ -88,8 +88,9 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   let nextSessionId = 1;
   let closing = false;
   const native = loadNativeSpawn();
+  const spawner = 'spawn' in native ? native.spawn : undefined;
   let pipes: PipePool | undefined;
-  if ('spawn' in native) {
+  if (!('unavailable' in native)) {
     log.info('commands are started without forking the agent (native spawn)');
   } else {
     log.info({ reason: native.unavailable }, 'commands are started by forking the agent (no native spawn)');
@@ -102,7 +103,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   );
   const memory = new PendingMemory(config.maxPendingBytes);
   const cgroups = openCommandCgroups(config, log);
-  const helpers = { pipes, reaper, memory, cgroups, spawner: 'spawn' in native ? native.spawn : undefined };
+  const helpers = { pipes, reaper, memory, cgroups, spawner };
 
   const gate = new ConnectionGate(gateLimits(config));
   // Lines a peer can cause before it has a session are limited (LogRateLimit).
