@@ -135,9 +135,14 @@ export class LoopbackFleet {
     return agent.child.pid;
   }
 
-  /** CPU seconds of every agent, commands they ran included. */
+  /**
+   * CPU seconds of every agent, commands they ran included, and of the children still
+   * running: between runs that is the orphan reaper's helper shell, whose work (two lines
+   * read per command) is the agent's too.
+   */
   cpuSeconds() {
-    return this.agents.reduce((sum, agent) => sum + processCpuSeconds(agent.child.pid), 0);
+    const tree = (pid) => processCpuSeconds(pid) + childPids(pid).reduce((sum, child) => sum + processCpuSeconds(child), 0);
+    return this.agents.reduce((sum, agent) => sum + tree(agent.child.pid), 0);
   }
 
   rssOf(agent) {
