@@ -88,8 +88,20 @@ test('a certificate without an extended key usage is refused as a client certifi
   await refused(t, dir, /certificate is not issued for client use/);
 });
 
-test("an agent's certificate does not work as a client certificate", async (t) => {
-  await refused(t, mixedIdentity(pki.dir, pki.agent('agent1'), 'agent'), /certificate/);
+test("an agent's certificate does not work as a client certificate, although it carries client use (to log in to a broker)", async (t) => {
+  await refused(t, mixedIdentity(pki.dir, pki.agent('agent1'), 'agent'), /client certificate is an agent's certificate, not a client's/);
+});
+
+test("a broker's certificate works neither as a client certificate nor as an agent's", async (t) => {
+  const issued = await distrun(['certs', 'broker', 'broker1', '--ip', '127.0.0.1', '--dir', pki.dir]);
+  t.is(issued.code, 0, issued.stderr);
+  const broker = join(pki.dir, 'brokers', 'broker1');
+  await refused(t, mixedIdentity(pki.dir, broker, 'broker'), /client certificate is a broker's certificate, not a client's/);
+  const fake = await startAgent(pki, 'agent1', { args: ['--cert', join(broker, 'broker.crt'), '--key', join(broker, 'broker.key')] });
+  const r = await distrun([...at(fake), '--pki', pki.dir, 'echo', 'x']);
+  t.is(r.code, 255);
+  t.is(r.stdout.toString(), '');
+  t.regex(r.stderr, /agent certificate is a broker's certificate, not an agent's; refusing to talk to it/);
 });
 
 test("a client's certificate does not work as an agent certificate", async (t) => {

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,8 +9,9 @@ import tls from 'node:tls';
 import forge from 'node-forge';
 import { PkiError, UsageError } from '../src/errors.js';
 import { createCa, createCrl, issueCertificate, randomSerial } from '../src/pki/certificates.js';
+import { otherRoleProblem } from '../src/pki/certificate-role.js';
 import { loadClientIdentity } from '../src/pki/pki-paths.js';
-import { initPki, issueAgentBundle, issueClientBundle, readIssued, renew, revoke } from '../src/pki/pki-store.js';
+import { initPki, issueAgentBundle, issueBrokerBundle, issueClientBundle, readIssued, renew, revoke } from '../src/pki/pki-store.js';
 import { DISTRUN } from './helpers/fleet.js';
 
 const root = mkdtempSync(join(tmpdir(), 'distrun-pki-unit-'));
@@ -60,8 +61,9 @@ test.serial('openssl verifies every certificate; roles and names are right', (t)
   t.regex(openssl('verify', '-CAfile', join(pki, 'ca.crt'), agent, join(pki, 'client.crt')), /agent\.crt: OK\n.*client\.crt: OK/);
   const agentText = openssl('x509', '-in', agent, '-noout', '-ext', 'subjectAltName,extendedKeyUsage,basicConstraints');
   t.regex(agentText, /DNS:web1, DNS:web1\.example\.com, IP Address:127\.0\.0\.1, IP Address:0:0:0:0:0:0:0:1/);
-  t.regex(agentText, /TLS Web Server Authentication/);
-  t.notRegex(agentText, /Client Authentication/);
+  // Client use too, to log in to a broker; the OU names the role (certificate-role.ts).
+  t.regex(agentText, /TLS Web Server Authentication, TLS Web Client Authentication/);
+  t.regex(openssl('x509', '-in', agent, '-noout', '-subject'), /OU ?= ?agent/);
   t.regex(agentText, /CA:FALSE/);
   const clientText = openssl('x509', '-in', join(pki, 'client.crt'), '-noout', '-ext', 'extendedKeyUsage', '-subject');
   t.regex(clientText, /TLS Web Client Authentication/);
@@ -179,20 +181,22 @@ test.serial('mutual TLS 1.3 between the agent bundle and the admin identity succ
   t.deepEqual(result.server, { authorized: true, peerCn: 'admin' });
 });
 
-test.serial('a client certificate is refused as a server certificate, and an agent one as a client', async (t) => {
+test.serial("a client certificate is refused as a server certificate; an agent's passes OpenSSL as a client, and its role refuses it", async (t) => {
   const admin = loadClientIdentity(pki);
   const agent = { cert: pkiFile('agents', 'web1', 'agent.crt'), key: pkiFile('agents', 'web1', 'agent.key') };
   // servername 'admin' matches the client certificate's SAN, so only its purpose is wrong.
   const asServer = await handshake(admin, admin, admin.ca, { servername: 'admin' });
   t.false(asServer.client.authorized);
   t.regex(`${asServer.client.code} ${asServer.client.error}`, /purpose/i);
+  // An agent logs in to a broker with its certificate: OpenSSL takes it for client use.
   const asClient = await handshake(agent, agent, admin.ca);
-  t.false(asClient.server.authorized);
-  t.truthy(asClient.server.error);
-  // The same handshake on a server that lets it through says why it is not authorized.
-  const why = await handshake(agent, agent, admin.ca, { serverRejects: false });
-  t.false(why.server.authorized);
-  t.regex(why.server.authorizationError ?? '', /PURPOSE/);
+  t.true(asClient.server.authorized);
+  // What refuses it on an agent (test/hostile-identity.test.ts) is its role.
+  const der = (pem: Buffer) => new X509Certificate(pem).raw;
+  t.is(otherRoleProblem(der(agent.cert), 'client'), "is an agent's certificate, not a client's");
+  t.is(otherRoleProblem(der(admin.cert), 'agent'), "is a client's certificate, not an agent's");
+  t.is(otherRoleProblem(der(agent.cert), 'agent'), undefined);
+  t.is(otherRoleProblem(der(admin.cert), 'client'), undefined);
 });
 
 test.serial('client bundles, overwrite protection and the issued record', (t) => {
@@ -211,6 +215,22 @@ test.serial('client bundles, overwrite protection and the issued record', (t) =>
   // The recorded serial is the certificate's, as openssl prints it.
   const printed = openssl('x509', '-in', join(bundle.dir, 'client.crt'), '-noout', '-serial').trim();
   t.is(printed.toLowerCase(), `serial=${issued.at(-1)!.serial}`);
+});
+
+test.serial('broker bundles: server and route (client) use, the broker role, 0600 key, in the issued record', (t) => {
+  const bundle = issueBrokerBundle(pki, 'nats1', { ips: ['127.0.0.1'] });
+  t.is(bundle.dir, join(pki, 'brokers', 'nats1'));
+  t.is(mode(join(bundle.dir, 'broker.key')), 0o600);
+  const crt = join(bundle.dir, 'broker.crt');
+  t.regex(openssl('verify', '-CAfile', join(pki, 'ca.crt'), crt), /: OK/);
+  const text = openssl('x509', '-in', crt, '-noout', '-subject', '-ext', 'subjectAltName,extendedKeyUsage');
+  t.regex(text, /OU ?= ?broker/);
+  t.regex(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+  t.regex(text, /DNS:nats1, IP Address:127\.0\.0\.1/);
+  t.is(otherRoleProblem(new X509Certificate(readFileSync(crt)).raw, 'client'), "is a broker's certificate, not a client's");
+  t.is(otherRoleProblem(new X509Certificate(readFileSync(crt)).raw, 'agent'), "is a broker's certificate, not an agent's");
+  t.like(readIssued(pki).at(-1), { role: 'broker', name: 'nats1', ips: ['127.0.0.1'], dns: ['nats1'] });
+  t.throws(() => issueBrokerBundle(pki, 'nats1'), { instanceOf: PkiError, message: /already exists \(use --force/ });
 });
 
 test.serial('renew re-issues with the same names and a new key and serial', (t) => {

@@ -4,6 +4,7 @@
 // refusal has a reason for the client and a line for the log. Nothing here can be
 // turned off.
 import type { TLSSocket } from 'node:tls';
+import { otherRoleProblem } from '../pki/certificate-role.js';
 import { clientNameOf } from '../pki/client-name.js';
 import { normalizeSerial } from '../pki/crl.js';
 import { weakCertificateProblem } from '../pki/key-strength.js';
@@ -53,6 +54,8 @@ export function decideOnClientCertificate(socket: TLSSocket, now = Date.now()): 
   if (!cert.keyUsage?.includes(Oids.CLIENT_AUTH)) {
     return refuse('client certificate is not issued for client use', 'refused: certificate is not for client use', { serial });
   }
+  const role = otherRoleProblem(cert.raw, 'client');
+  if (role) return refuse(`client certificate ${role}`, 'refused: certificate of another role', { serial });
   // A resumed session skips OpenSSL's checks, so the validity period is checked here.
   if (socket.isSessionReused() && !(Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo))) {
     return refuse('client certificate has expired or is not valid yet', 'refused: certificate not valid now', { serial });

@@ -7,7 +7,8 @@ import forge from 'node-forge';
 import { PkiError, UsageError } from '../errors.js';
 import { isPlainName } from './names.js';
 
-export type Role = 'agent' | 'client';
+/** `broker`: a NATS server of the fleet (docs/security.md, "The broker"): server and route client, never a command client. */
+export type Role = 'agent' | 'client' | 'broker';
 
 export interface KeyAndCert {
   certPem: string;
@@ -26,6 +27,13 @@ interface CertificateRequest {
   ipAddresses?: string[];
   days?: number;
 }
+
+const EXTENDED_KEY_USAGE: Record<Role, { serverAuth?: true; clientAuth?: true }> = {
+  // Client use so that an agent can log in to a broker; certificate-role.ts keeps it from standing for a client.
+  agent: { serverAuth: true, clientAuth: true },
+  client: { clientAuth: true },
+  broker: { serverAuth: true, clientAuth: true },
+};
 
 const CA_DAYS = 3650;
 const LEAF_DAYS = 825;
@@ -285,7 +293,8 @@ export function issueCertificate(ca: KeyAndCert, request: CertificateRequest): I
       { name: 'basicConstraints', cA: false, critical: true },
       // No keyEncipherment: that is RSA key transport, which an EC key cannot do.
       { name: 'keyUsage', digitalSignature: true, critical: true },
-      request.role === 'agent' ? { name: 'extKeyUsage', serverAuth: true } : { name: 'extKeyUsage', clientAuth: true },
+      // A broker serves clients and dials its cluster's other nodes with the same certificate.
+      { name: 'extKeyUsage', ...EXTENDED_KEY_USAGE[request.role] },
       ...(altNames.length > 0 ? [{ name: 'subjectAltName', altNames }] : []),
     ],
   });

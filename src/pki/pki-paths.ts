@@ -17,6 +17,16 @@ export const PkiFiles = {
   CRL: 'crl.pem',
   AGENTS_DIR: 'agents',
   CLIENTS_DIR: 'clients',
+  BROKER_CERT: 'broker.crt',
+  BROKER_KEY: 'broker.key',
+  BROKERS_DIR: 'brokers',
+} as const;
+
+/** Each role's bundle: its certificate and key file names, and where DIR keeps its bundles. */
+export const BundleFiles = {
+  agent: { cert: PkiFiles.AGENT_CERT, key: PkiFiles.AGENT_KEY, dir: PkiFiles.AGENTS_DIR },
+  client: { cert: PkiFiles.CLIENT_CERT, key: PkiFiles.CLIENT_KEY, dir: PkiFiles.CLIENTS_DIR },
+  broker: { cert: PkiFiles.BROKER_CERT, key: PkiFiles.BROKER_KEY, dir: PkiFiles.BROKERS_DIR },
 } as const;
 
 export function defaultPkiDir(env: NodeJS.ProcessEnv = process.env): string {

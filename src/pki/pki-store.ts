@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { PkiError } from '../errors.js';
 import { ensurePrivateDir, makePrivateDir, writeFileWithMode } from '../private-files.js';
 import { checkIp, checkName, createCa, createCrl, issueCertificate, type KeyAndCert, type Role } from './certificates.js';
-import { PkiFiles } from './pki-paths.js';
+import { BundleFiles, PkiFiles } from './pki-paths.js';
 
 export interface IssuedRecord {
   serial: string;
@@ -113,8 +113,7 @@ interface BundleRequest {
 }
 
 function writeBundle(dir: string, ca: KeyAndCert, request: BundleRequest): Bundle {
-  const certFile = request.role === 'agent' ? PkiFiles.AGENT_CERT : PkiFiles.CLIENT_CERT;
-  const keyFile = request.role === 'agent' ? PkiFiles.AGENT_KEY : PkiFiles.CLIENT_KEY;
+  const { cert: certFile, key: keyFile } = BundleFiles[request.role];
   const keyPath = join(request.out, keyFile);
   if (!request.force && existsSync(keyPath)) {
     throw new PkiError(`${keyPath} already exists (use --force to issue a new key and certificate)`);
@@ -169,28 +168,29 @@ export interface IssueOptions {
   force?: boolean;
 }
 
+/** A bundle of ROLE (its certificate, its key and ca.crt), by default in DIR/<role>s/NAME. */
+function issueBundle(dir: string, role: Role, name: string, options: IssueOptions): Bundle {
+  checkName(name, `${role} name`);
+  const ca = loadCa(dir);
+  return writeBundle(dir, ca, { ...options, name, role, out: options.out ?? join(dir, BundleFiles[role].dir, name) });
+}
+
 /** An agent bundle (agent.crt, agent.key, ca.crt), by default in DIR/agents/NAME. */
 export function issueAgentBundle(dir: string, name: string, options: IssueOptions = {}): Bundle {
-  checkName(name, 'agent name');
-  const ca = loadCa(dir);
-  return writeBundle(dir, ca, {
-    ...options,
-    name,
-    role: 'agent',
-    out: options.out ?? join(dir, PkiFiles.AGENTS_DIR, name),
-  });
+  return issueBundle(dir, 'agent', name, options);
 }
 
 /** A client bundle (client.crt, client.key, ca.crt), by default in DIR/clients/NAME. */
 export function issueClientBundle(dir: string, name: string, options: Omit<IssueOptions, 'ips' | 'dns'> = {}): Bundle {
-  checkName(name, 'client name');
-  const ca = loadCa(dir);
-  return writeBundle(dir, ca, {
-    ...options,
-    name,
-    role: 'client',
-    out: options.out ?? join(dir, PkiFiles.CLIENTS_DIR, name),
-  });
+  return issueBundle(dir, 'client', name, options);
+}
+
+/**
+ * A broker bundle (broker.crt, broker.key, ca.crt), by default in DIR/brokers/NAME: for a
+ * NATS server of the fleet, named by the addresses agents and clients dial it at.
+ */
+export function issueBrokerBundle(dir: string, name: string, options: IssueOptions = {}): Bundle {
+  return issueBundle(dir, 'broker', name, options);
 }
 
 /** Marks every certificate matching NAME or SERIAL revoked and publishes a new CRL. */
@@ -234,7 +234,7 @@ export function renew(dir: string, name: string, options: { days?: number } = {}
   return writeBundle(dir, ca, {
     name,
     role: record.role,
-    out: record.out ?? join(dir, record.role === 'agent' ? PkiFiles.AGENTS_DIR : PkiFiles.CLIENTS_DIR, name),
+    out: record.out ?? join(dir, BundleFiles[record.role].dir, name),
     ips: record.ips,
     dns: record.dns,
     days: options.days,

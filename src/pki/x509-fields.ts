@@ -4,6 +4,7 @@ import { childrenOf, contextTag, DerError, DerTag, expectTag, oidOf, readWhole, 
 
 export const Oids = {
   COMMON_NAME: '2.5.4.3',
+  ORGANIZATIONAL_UNIT: '2.5.4.11',
   SUBJECT_ALT_NAME: '2.5.29.17',
   KEY_USAGE: '2.5.29.15',
   CRL_NUMBER: '2.5.29.20',

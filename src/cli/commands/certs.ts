@@ -38,22 +38,41 @@ export function registerCertsCommand(program: Command): void {
       process.stdout.write(`created admin client identity:\n${describeBundle(result.client)}\n`);
     });
 
-  certs
-    .command('agent')
-    .description("issue an agent's key and certificate, with a copy of the CA certificate")
-    .argument('<name>', 'the agent host name (also a subject alternative name)')
-    .option('--ip <ip>', 'an IP address the agent is reached at (repeatable)', collect)
-    .option('--dns <name>', 'another DNS name the agent is reached at (repeatable)', collect)
-    .option('--out <dir>', 'where to write the bundle (default: DIR/agents/NAME)')
-    .option('--days <n>', 'validity in days (default 825)', positiveDays)
-    .option('--force', 'replace an existing bundle')
-    .option(...pkiOption)
-    .action(async (name: string, opts: { ip?: string[]; dns?: string[]; out?: string; days?: number; force?: boolean; dir?: string }) => {
-      const dir = opts.dir ?? defaultPkiDir();
-      const bundle = (await store()).issueAgentBundle(dir, name, { ips: opts.ip, dns: opts.dns, out: opts.out, days: opts.days, force: opts.force });
-      process.stdout.write(`issued agent certificate for ${name}:\n${describeBundle(bundle)}\n`);
-      process.stdout.write(`copy ${bundle.dir}/{agent.crt,agent.key,ca.crt} to /etc/distrunner/ on ${name} (agent.key mode 0600)\n`);
-    });
+  // Agents and brokers are dialled: their certificates name the addresses they are reached at.
+  const dialled = [
+    {
+      role: 'agent',
+      description: "issue an agent's key and certificate, with a copy of the CA certificate",
+      nameHelp: 'the agent host name (also a subject alternative name)',
+      issue: async () => (await store()).issueAgentBundle,
+      next: (name: string, bundle: Bundle) => `copy ${bundle.dir}/{agent.crt,agent.key,ca.crt} to /etc/distrunner/ on ${name} (agent.key mode 0600)`,
+    },
+    {
+      role: 'broker',
+      description: "issue a NATS broker's key and certificate (server and cluster route use), with a copy of the CA certificate",
+      nameHelp: 'the broker host name (also a subject alternative name)',
+      issue: async () => (await store()).issueBrokerBundle,
+      next: (_name: string, bundle: Bundle) => `write its nats-server configuration with: distrun broker config --broker-dir ${bundle.dir} ...`,
+    },
+  ] as const;
+  for (const { role, description, nameHelp, issue, next } of dialled) {
+    certs
+      .command(role)
+      .description(description)
+      .argument('<name>', nameHelp)
+      .option('--ip <ip>', `an IP address the ${role} is reached at (repeatable)`, collect)
+      .option('--dns <name>', `another DNS name the ${role} is reached at (repeatable)`, collect)
+      .option('--out <dir>', `where to write the bundle (default: DIR/${role}s/NAME)`)
+      .option('--days <n>', 'validity in days (default 825)', positiveDays)
+      .option('--force', 'replace an existing bundle')
+      .option(...pkiOption)
+      .action(async (name: string, opts: { ip?: string[]; dns?: string[]; out?: string; days?: number; force?: boolean; dir?: string }) => {
+        const dir = opts.dir ?? defaultPkiDir();
+        const bundle = (await issue())(dir, name, { ips: opts.ip, dns: opts.dns, out: opts.out, days: opts.days, force: opts.force });
+        process.stdout.write(`issued ${role} certificate for ${name}:\n${describeBundle(bundle)}\n`);
+        process.stdout.write(`${next(name, bundle)}\n`);
+      });
+  }
 
   certs
     .command('client')

@@ -9,6 +9,7 @@
 import type { TLSSocket } from 'node:tls';
 import { normalizeSerial } from '../../pki/crl.js';
 import { weakCertificateProblem } from '../../pki/key-strength.js';
+import { otherRoleProblem } from '../../pki/certificate-role.js';
 import { Oids } from '../../pki/x509-fields.js';
 
 export interface AgentTrust {
@@ -57,6 +58,8 @@ export function checkAgentCertificate(
   if (!cert) return { problem: 'agent presented no certificate; refusing to talk to it' };
   // OpenSSL takes a certificate without extended key usage as good for every purpose.
   if (!cert.keyUsage?.includes(Oids.SERVER_AUTH)) return refusing('is not issued for agent (server) use');
+  const role = otherRoleProblem(cert.raw, 'agent');
+  if (role) return refusing(role);
   const weak = weakCertificateProblem(cert);
   if (weak) return refusing(`is too weak: ${weak}`);
   return checkRecord(
