@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // `npm run demo`: a throwaway PKI, three agents on loopback, an inventory with a group,
-// and a few commands through distrun. Leaves nothing running and nothing behind.
+// a few commands through distrun, and (with nats-server installed) an agent reached only
+// through a 3-node broker cluster. Leaves nothing running and nothing behind.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NATS_SERVER, startBrokerCluster } from './broker-cluster.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const distrunBin = join(root, 'dist/src/bin/distrun.js');
@@ -13,6 +15,7 @@ const agentBin = join(root, 'dist/src/bin/distrunner-agent.js');
 const work = mkdtempSync(join(tmpdir(), 'distrun-demo-'));
 const pki = join(work, 'pki');
 const agents = [];
+let brokers;
 
 const bold = process.stdout.isTTY && !process.env.NO_COLOR ? (text) => `\x1b[1m${text}\x1b[0m` : (text) => text;
 
@@ -20,10 +23,10 @@ function step(text) {
   process.stdout.write(`\n${bold(`== ${text}`)}\n`);
 }
 
-function distrun(args, { show = true } = {}) {
+function distrun(args, { show = true, quiet = false } = {}) {
   if (show) process.stdout.write(`$ distrun ${args.map(quote).join(' ')}\n`);
   const result = spawnSync(process.execPath, [distrunBin, ...args], {
-    stdio: show ? 'inherit' : ['ignore', 'ignore', 'inherit'],
+    stdio: show ? 'inherit' : ['ignore', 'ignore', quiet ? 'ignore' : 'inherit'],
     // Run records go into the demo's own directory, removed at the end.
     env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache') },
   });
@@ -35,7 +38,7 @@ function quote(arg) {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-function startAgent(name) {
+function startAgent(name, extra = []) {
   const bundle = join(pki, 'agents', name);
   const child = spawn(
     process.execPath,
@@ -53,6 +56,7 @@ function startAgent(name) {
       join(bundle, 'agent.crt'),
       '--key',
       join(bundle, 'agent.key'),
+      ...extra,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -63,7 +67,8 @@ function startAgent(name) {
       buffered += chunk;
       for (const line of buffered.split('\n').slice(0, -1)) {
         const entry = JSON.parse(line);
-        if (entry.msg === 'listening') resolve(entry.port);
+        if (entry.msg === 'listening' && extra.length === 0) resolve(entry.port);
+        if (entry.msg === 'connected to the broker') resolve(0);
       }
       buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
     });
@@ -95,7 +100,7 @@ async function main() {
   process.stdout.write('issued agent bundles for web1, web2, web3 (SAN IP 127.0.0.1)\n');
 
   step('2. Three agents on 127.0.0.1 (mutual TLS 1.3)');
-  const ports = await Promise.all(['web1', 'web2', 'web3'].map(startAgent));
+  const ports = await Promise.all(['web1', 'web2', 'web3'].map((name) => startAgent(name)));
   ports.forEach((port, i) => process.stdout.write(`web${i + 1} listening on 127.0.0.1:${port}\n`));
 
   step('3. An inventory with a group');
@@ -124,6 +129,27 @@ async function main() {
   mkdirSync(dest);
   distrun([...base, '-H', 'web1', 'copy', motd, dest]);
   distrun([...base, '-H', 'web1', 'copy', motd, dest]);
+
+  step('6. Through a 3-node NATS broker cluster: an agent with no open port');
+  if (!NATS_SERVER) {
+    process.stdout.write('skipped: nats-server is not installed (apt-get install nats-server)\n');
+    return;
+  }
+  if (distrun(['certs', 'agent', 'nat1', '--dir', pki], { show: false }) !== 0) throw new Error('certs agent nat1 failed');
+  const cluster = await startBrokerCluster({ pki, work, env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache') } });
+  brokers = cluster;
+  process.stdout.write(`brokers on ${cluster.urls} (configuration from: distrun broker config b1=... b2=... b3=...)\n`);
+  await startAgent('nat1', ['--broker', cluster.nodes[0].url, '--no-listen']);
+  process.stdout.write(`nat1 connected to ${cluster.nodes[0].url}, listening nowhere\n`);
+  // The other nodes learn of nat1's subscription a moment later.
+  for (
+    let i = 0;
+    i < 100 && distrun(['ping', '--broker', cluster.nodes[2].url, '--pki', pki, '-q', '-H', 'nat1'], { show: false, quiet: true }) !== 0;
+    i++
+  ) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  distrun(['--broker', cluster.nodes[2].url, '--pki', pki, '-H', 'nat1,nat2', 'uname', '-n']);
 }
 
 let failed = false;
@@ -133,8 +159,9 @@ try {
   failed = true;
   process.stderr.write(`demo failed: ${err.message}\n`);
 } finally {
-  step('6. Stop the agents and remove the temporary files');
+  step('7. Stop the agents (and brokers) and remove the temporary files');
   await stopAgents();
+  await brokers?.stop();
   rmSync(work, { recursive: true, force: true });
   process.stdout.write(`removed ${work}\n`);
 }

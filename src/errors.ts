@@ -17,6 +17,10 @@ export const ErrorCodes = {
    * it is a link where a file must be) or cannot be read or written.
    */
   FILE: 'E_FILE',
+  /** No broker could be reached or used (`--broker`), or the link to it was lost. */
+  BROKER: 'E_BROKER',
+  /** Through a broker: no agent of that name is connected to it (NATS "no responders"). */
+  OFFLINE: 'E_OFFLINE',
   /** TCP connection failed (refused, unreachable, DNS, TCP connect timeout). */
   CONNECT: 'E_CONNECT',
   /**

@@ -44,6 +44,16 @@ const bad: Array<[string, RegExp]> = [
   ['host: [127.0.0.1, 127.0.0.1]\n', /host must be an address or a list of different addresses/],
   ['host: "127.0.0.1,,10.0.0.1"\n', /host must be an address or a list of different addresses/],
   ['tlsSessionSeconds: 700000\n', /tlsSessionSeconds must be an integer from 0 to 604800/],
+  ['broker: nats1:4222\n', /agent\.yaml: broker must be a mapping \(urls, names, ca, cert, key\)/],
+  ['broker: { url: nats1 }\n', /broker has an unknown key 'url'/],
+  ['broker: { urls: [] }\n', /broker urls must name at least one broker/],
+  [
+    'broker: { urls: "nats://user:pw@nats1:4222" }\n',
+    /broker urls: broker address "nats:\/\/user:pw@nats1:4222" must be host\[:port\] \(credentials come from the certificate/,
+  ],
+  ['broker: { urls: "nats1:99999" }\n', /broker urls: invalid broker address "nats1:99999"/],
+  ['broker: { urls: [nats1], names: ["web 1"] }\n', /broker names must be a list of plain names/],
+  ['listen: "no"\n', /listen must be true or false/],
 ];
 for (const [text, message] of bad) {
   test(`configuration errors name the file and the setting: ${JSON.stringify(text.trim())}`, (t) => {
@@ -76,4 +86,30 @@ test('flags override the file; relative paths are relative to the file', (t) => 
   t.is(config.ca, join(dir, 'ca.crt'));
   t.is(config.key, '/x/other.key');
   t.throws(() => loadAgentConfig(undefined, {}), { instanceOf: ConfigError, message: /no ca file configured/ });
+});
+
+test('broker: URLs as a list or comma separated, default port 4222, paths relative to the file; --broker and --no-listen', (t) => {
+  const dir = tempDir();
+  const file = join(dir, 'agent.yaml');
+  writeFileSync(
+    file,
+    'ca: ca.crt\ncert: a.crt\nkey: a.key\nbroker:\n  urls: "tls://nats1.example.com, nats2:4333, [::1]:4444"\n  names: [web1]\n  key: broker.key\n',
+  );
+  const config = loadAgentConfig(file, {});
+  t.deepEqual(config.broker, {
+    urls: ['nats1.example.com:4222', 'nats2:4333', '[::1]:4444'],
+    names: ['web1'],
+    ca: undefined,
+    cert: undefined,
+    key: join(dir, 'broker.key'),
+  });
+  t.true(config.listen);
+  const flagged = loadAgentConfig(file, { brokerUrls: 'other:5000', listen: false });
+  t.deepEqual(flagged.broker?.urls, ['other:5000']);
+  t.deepEqual(flagged.broker?.names, ['web1'], 'the rest of the section stays');
+  t.false(flagged.listen);
+  t.throws(() => loadAgentConfig(undefined, { ca: 'a', cert: 'b', key: 'c', listen: false }), {
+    instanceOf: ConfigError,
+    message: /listen is false and no broker is configured: the agent could not be reached at all/,
+  });
 });

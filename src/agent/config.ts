@@ -5,14 +5,31 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { DEFAULT_AGENT_PORT, DEFAULT_MAX_PAYLOAD, MAX_KEEPALIVE_SECONDS } from '../protocol/constants.js';
+import { parseBrokerUrls } from '../broker/broker-urls.js';
+import { isPlainName } from '../pki/names.js';
 import type { PolicyRule } from './policy.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** The `broker:` section: the agent dials out to these NATS brokers and serves sessions through them. */
+interface BrokerSettings {
+  /** host:port of each broker of the cluster. */
+  urls: string[];
+  /** The names clients reach this agent by through the broker; default: its certificate's name. Each must be a name in its certificate. */
+  names: string[] | undefined;
+  /** TLS files for the broker connection; default: the agent's own ca, cert and key (its certificate carries client use for this). */
+  ca: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+}
+
 export interface AgentConfig {
   /** Address(es) to listen on, comma-separated. */
   host: string;
+  /** Listen for direct connections; false (with a broker): outbound connections only. */
+  listen: boolean;
+  broker: BrokerSettings | undefined;
   port: number;
   ca: string;
   cert: string;
@@ -66,10 +83,17 @@ export interface AgentConfig {
 }
 
 /** Values given on the command line; they override the file. Paths relative to cwd. */
-export type AgentFlags = Partial<Pick<AgentConfig, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'crl' | 'tokenFile' | 'logLevel' | 'commandCgroups'>>;
+export type AgentFlags = Partial<
+  Pick<AgentConfig, 'host' | 'port' | 'ca' | 'cert' | 'key' | 'crl' | 'tokenFile' | 'logLevel' | 'commandCgroups' | 'listen'>
+> & {
+  /** --broker URLS: the broker section's urls (the rest from the file, or defaults). */
+  brokerUrls?: string;
+};
 
 const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   host: '0.0.0.0',
+  listen: true,
+  broker: undefined,
   port: DEFAULT_AGENT_PORT,
   crl: undefined,
   tokenFile: undefined,
@@ -98,8 +122,8 @@ const DEFAULTS: Omit<AgentConfig, 'ca' | 'cert' | 'key'> = {
   commandCgroups: false,
 };
 
-/** Returns the accepted value, or throws a message saying what is wrong (without the key). */
-type Parse = (value: unknown) => unknown;
+/** Returns the accepted value, or throws a message saying what is wrong (without the key); `base` resolves relative paths. */
+type Parse = (value: unknown, base: string) => unknown;
 
 const fail = (message: string): never => {
   throw new Error(message);
@@ -137,7 +161,7 @@ const policy: Parse = (v) => {
     for (const key of Object.keys(r)) if (!RULE_KEYS.includes(key)) fail(`${where}: unknown key '${key}' (known: ${RULE_KEYS.join(', ')})`);
     const field = (key: string, parse: Parse): unknown => {
       try {
-        return parse(r[key]);
+        return parse(r[key], '.');
       } catch (err) {
         return fail(`${where}: ${key} ${(err as Error).message}`);
       }
@@ -158,8 +182,35 @@ const policy: Parse = (v) => {
   });
 };
 
+const BROKER_KEYS = ['urls', 'names', 'ca', 'cert', 'key'];
+const brokerSection: Parse = (v, base): BrokerSettings => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail(`must be a mapping (${BROKER_KEYS.join(', ')})`);
+  const b = v as Record<string, unknown>;
+  for (const key of Object.keys(b)) if (!BROKER_KEYS.includes(key)) fail(`has an unknown key '${key}' (known: ${BROKER_KEYS.join(', ')})`);
+  const urls = Array.isArray(b.urls) ? b.urls.join(',') : b.urls;
+  if (typeof urls !== 'string' || urls === '') fail('urls must name at least one broker (host:port, or a list of them)');
+  const names = b.names === undefined ? undefined : b.names;
+  if (names !== undefined && !(Array.isArray(names) && names.length > 0 && names.every((n) => typeof n === 'string' && isPlainName(n)))) {
+    fail('names must be a list of plain names (letters, digits, ., -, _)');
+  }
+  const path = (key: string): string | undefined => {
+    const value = b[key];
+    if (value === undefined) return undefined;
+    return resolve(base, nonEmptyString(value, base) as string);
+  };
+  let parsedUrls: string[];
+  try {
+    parsedUrls = parseBrokerUrls(urls as string, 'urls');
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  return { urls: parsedUrls, names: names as string[] | undefined, ca: path('ca'), cert: path('cert'), key: path('key') };
+};
+
 const KEYS: Record<keyof AgentConfig, { parse: Parse; path?: boolean }> = {
   host: { parse: addressList },
+  listen: { parse: boolean },
+  broker: { parse: brokerSection },
   port: { parse: intBetween(0, 65535) },
   ca: { parse: nonEmptyString, path: true },
   cert: { parse: nonEmptyString, path: true },
@@ -197,7 +248,7 @@ function accept(key: string, value: unknown, where: string, base: string | undef
   if (!spec) throw new ConfigError(`${where}unknown setting '${key}' (known: ${Object.keys(KEYS).join(', ')})`);
   let parsed: unknown;
   try {
-    parsed = spec.parse(value);
+    parsed = spec.parse(value, base ?? '.');
   } catch (err) {
     throw new ConfigError(`${where}${key} ${(err as Error).message}, got ${JSON.stringify(value)}`);
   }
@@ -235,10 +286,18 @@ export function readConfigFile(file: string): Partial<AgentConfig> {
 export function loadAgentConfig(file: string | undefined, flags: AgentFlags): AgentConfig {
   const fromFile = file ? readConfigFile(file) : {};
   const fromFlags: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(flags)) {
+  const { brokerUrls, ...ordinary } = flags;
+  for (const [key, value] of Object.entries(ordinary)) {
     if (value !== undefined) fromFlags[key] = accept(key, value, `--${kebab(key)}: `, undefined);
   }
   const merged = { ...DEFAULTS, ...fromFile, ...fromFlags } as Partial<AgentConfig>;
+  if (brokerUrls !== undefined) {
+    const urls = accept('broker', { urls: brokerUrls }, '--', undefined) as BrokerSettings;
+    merged.broker = { ...(merged.broker ?? { names: undefined, ca: undefined, cert: undefined, key: undefined }), urls: urls.urls };
+  }
+  if (merged.listen === false && !merged.broker) {
+    throw new ConfigError('listen is false and no broker is configured: the agent could not be reached at all');
+  }
   for (const required of ['ca', 'cert', 'key'] as const) {
     if (!merged[required]) {
       throw new ConfigError(`no ${required} file configured: set '${required}' in the config file or pass --${required}`);

@@ -23,6 +23,7 @@ function parsePort(value: string): number {
 }
 
 interface AgentOptions extends AgentFlags {
+  broker?: string;
   config?: string;
   checkConfig?: boolean;
   formatLog?: boolean;
@@ -42,6 +43,8 @@ function buildProgram(): Command {
     .option('--crl <file>', 'certificate revocation list (from distrun certs revoke): revoked clients are refused')
     .option('--token-file <file>', 'require clients to present the token in this file')
     .addOption(new Option('--log-level <level>', 'log level (default info, or $DISTRUNNER_LOG_LEVEL)').choices(LOG_LEVELS))
+    .option('--broker <urls>', 'also serve sessions through these NATS brokers, comma separated (host:port; see broker: in config/agent.yaml)')
+    .option('--no-listen', 'do not listen for direct connections (with a broker: outbound connections only)')
     .option('--command-cgroups', "run each command in a cgroup of its own (the agent's cgroup must be delegated: systemd Delegate=yes)")
     .option(
       '--format-log',
@@ -123,6 +126,9 @@ export async function main(argv: string[] = process.argv, context: StartContext 
     tokenFile: opts.tokenFile,
     logLevel: opts.logLevel ?? (process.env.DISTRUNNER_LOG_LEVEL as AgentFlags['logLevel']),
     commandCgroups: opts.commandCgroups,
+    // commander's --no-listen default is true: only an explicit flag overrides the file.
+    listen: opts.listen === false ? false : undefined,
+    brokerUrls: opts.broker,
   };
   if (opts.formatLog) {
     await formatLogStream(process.stdin, process.stdout);
@@ -150,12 +156,17 @@ export async function main(argv: string[] = process.argv, context: StartContext 
     handleStopSignals(server, log);
     const [first] = server.addresses;
     const listening = server.addresses.map((a) => `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
-    log.info({ host: first!.address, port: first!.port, listen: listening, version: SOFTWARE_VERSION }, 'listening');
+    if (first) log.info({ host: first.address, port: first.port, listen: listening, version: SOFTWARE_VERSION }, 'listening');
+    else log.info({ version: SOFTWARE_VERSION }, 'not listening: sessions come through the broker only');
     // Until here a SIGHUP was only noted (process-start.ts); one that came is carried out now.
     handleReloadSignal(server, log, config, () => loadAgentConfig(configFile, flags));
     // Ready only now: listening, and every signal handler installed.
     const withoutCgroups = config.commandCgroups && !server.commandCgroups ? '; commands without cgroups of their own (see the log)' : '';
-    await notifySystemd({ READY: '1', STATUS: `listening on ${listening.join(', ')}${withoutCgroups}` });
+    const where = [
+      ...(first ? [`listening on ${listening.join(', ')}`] : []),
+      ...(config.broker ? [`through brokers ${config.broker.urls.join(', ')}`] : []),
+    ];
+    await notifySystemd({ READY: '1', STATUS: `${where.join('; ')}${withoutCgroups}` });
   } catch (err) {
     if (isDistRunError(err)) {
       process.stderr.write(errorLine(`distrunner-agent: ${err.message}`));

@@ -1,6 +1,7 @@
 // Everything the agent derives from its configuration and files: TLS material, token,
 // policy, run-as users, audit sink. Built whole or not at all, so a reload with broken
 // or half-written files keeps the previous runtime.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import * as tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -21,9 +22,17 @@ interface TlsMaterial {
   crl?: string;
 }
 
+/** What the agent logs in to the broker with, and the names it answers to there (config `broker:`). */
+interface BrokerRuntime {
+  urls: string[];
+  names: string[];
+  files: { ca: Buffer; cert: Buffer; key: Buffer };
+}
+
 export interface AgentRuntime {
   config: AgentConfig;
   tls: TlsMaterial;
+  broker: BrokerRuntime | undefined;
   tokenDigest: Buffer | undefined;
   /** The agent's own user; commands run as it unless a run-as user applies. */
   agentUser: LocalUser;
@@ -106,5 +115,36 @@ export function loadRuntime(config: AgentConfig, log: Logger): AgentRuntime {
   const self = agentUser();
   const users = resolveUsers(config, self);
   const audit = config.auditLog ? new FileAuditSink(config.auditLog) : new LogAuditSink(log);
-  return { config, tls: material, tokenDigest: digest, agentUser: self, users, audit };
+  return { config, tls: material, broker: loadBroker(config, material), tokenDigest: digest, agentUser: self, users, audit };
+}
+
+function loadBroker(config: AgentConfig, material: TlsMaterial): BrokerRuntime | undefined {
+  const { broker } = config;
+  if (!broker) return undefined;
+  const files = {
+    ca: broker.ca ? readFile('broker CA certificate', broker.ca) : material.ca,
+    cert: broker.cert ? readFile('broker certificate', broker.cert) : material.cert,
+    key: broker.key ? readSecretFile('broker private key', broker.key) : material.key,
+  };
+  return { urls: broker.urls, names: brokerNames(broker.names, material.cert, config.cert), files };
+}
+
+/**
+ * The names an agent answers to through a broker: the configured ones, each of which its
+ * certificate must name (a client checks the name inside the session, as on a direct
+ * connection); by default the certificate's common name.
+ */
+function brokerNames(configured: string[] | undefined, certPem: Buffer, certFile: string): string[] {
+  const cert = new X509Certificate(certPem);
+  if (configured === undefined) {
+    const cn = /^CN=(.+)$/m.exec(cert.subject)?.[1];
+    if (!cn) throw new ConfigError(`${certFile} names no common name: set broker.names`);
+    return [cn];
+  }
+  for (const name of configured) {
+    if (!cert.checkHost(name, { subject: 'never' }) && !cert.checkIP(name)) {
+      throw new ConfigError(`broker.names: ${name} is not a name in this agent's certificate (${certFile}); clients would refuse it`);
+    }
+  }
+  return configured;
 }

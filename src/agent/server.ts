@@ -196,9 +196,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     socket.destroy();
   };
 
-  // One listener per configured address (like sshd's ListenAddress), all alike.
-  const servers: tls.Server[] = [];
-  for (const host of listenAddresses(config)) {
+  const makeTlsServer = (): tls.Server => {
     const server = tls.createServer({
       ...tlsOptions(runtime),
       // Verification always runs; its result is decided on in client-certificate.ts (with
@@ -210,6 +208,13 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     server.on('connection', onConnection);
     server.on('secureConnection', onSecureConnection);
     server.on('tlsClientError', onTlsClientError);
+    return server;
+  };
+
+  // One listener per configured address (like sshd's ListenAddress), all alike.
+  const servers: tls.Server[] = [];
+  for (const host of config.listen ? listenAddresses(config) : []) {
+    const server = makeTlsServer();
     // Port 0 picks a free port once; every further address listens on the same one.
     const port = servers.length === 0 ? config.port : (servers[0]!.address() as AddressInfo).port;
     await new Promise<void>((resolvePromise, reject) => {
@@ -227,6 +232,17 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     servers.push(server);
   }
 
+  // Sessions through the broker: the same TLS server's code, fed carriers instead of TCP
+  // connections (it never listens). The NATS client is loaded only when it is used.
+  const brokerListener = runtime.broker ? makeTlsServer() : undefined;
+  let broker: import('./broker-service.js').BrokerService | undefined;
+  if (runtime.broker && brokerListener) {
+    const { BrokerService } = await import('./broker-service.js');
+    const { urls, names, files } = runtime.broker;
+    broker = new BrokerService({ login: { ...files, urls, name: `distrunner-agent ${names.join(',')}` }, names, listener: brokerListener, log });
+    broker.start();
+  }
+
   // While draining, the agent keeps listening so that newcomers hear why they are refused
   // (rather than a bare "connection refused"); it stops once its last session has closed.
   let onDrained: (() => void) | undefined;
@@ -237,7 +253,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     reload: (next) => {
       const loaded = loadRuntime(next, log);
       try {
-        for (const server of servers) server.setSecureContext(tlsOptions(loaded));
+        for (const server of [...servers, ...(brokerListener ? [brokerListener] : [])]) server.setSecureContext(tlsOptions(loaded));
       } catch (err) {
         throw new ConfigError(`cannot use the new TLS files: ${messageOf(err)}`);
       }
@@ -272,6 +288,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
           onDrained = undefined;
           clearTimeout(drainTimer);
           for (const server of servers) server.close();
+          void broker?.close();
           reaper.close();
           peerLines.flush();
           resolvePromise();

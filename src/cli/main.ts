@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { OptionError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
+import { registerBrokerCommand } from './commands/broker.js';
 import { registerCertsCommand } from './commands/certs.js';
 import { registerCopyCommand, rerunCopy } from './commands/copy.js';
 import { registerFetchCommand, rerunFetch } from './commands/fetch.js';
@@ -21,7 +22,7 @@ function buildProgram(): Command {
     .description('Run one command on many hosts through distrunner-agent over mutual TLS')
     .version(SOFTWARE_VERSION, '-V, --version')
     .usage(
-      '[options] [--] COMMAND [ARGS...]\n       distrun copy [options] SRC... DEST\n       distrun fetch [options] REMOTE... LOCALDIR\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|revoke|crl|list|renew> ...\n       distrun help [SUBCOMMAND]',
+      '[options] [--] COMMAND [ARGS...]\n       distrun copy [options] SRC... DEST\n       distrun fetch [options] REMOTE... LOCALDIR\n       distrun hosts|ping|runs|rerun [options]\n       distrun certs <init|agent|client|broker|revoke|crl|list|renew> ...\n       distrun broker config NODE...\n       distrun help [SUBCOMMAND]',
     )
     .argument('[command...]', 'the program and its arguments, passed to the hosts exactly as given')
     .enablePositionalOptions()
@@ -80,6 +81,7 @@ function buildProgram(): Command {
   registerRunHistoryCommand(program);
   registerRerunCommand(program, { run: rerunCommand, copy: rerunCopy, fetch: rerunFetch });
   registerCertsCommand(program);
+  registerBrokerCommand(program);
   // `distrun help [SUBCOMMAND]` shows help (the root's own action would otherwise run `help` remotely).
   registerHelpCommand(program);
   configureUsageErrors(program, { exitOverride: true });

@@ -21,3 +21,12 @@ export function otherRoleProblem(certificate: Buffer, wanted: FleetRole): string
   const other = roles.find((role): role is FleetRole => role !== wanted && Object.hasOwn(ROLE_WORDS, role));
   return other === undefined ? undefined : `is ${ROLE_WORDS[other]} certificate, not ${ROLE_WORDS[wanted]}`;
 }
+
+/** Why `certificate` (DER) is not a broker's of this fleet, to follow "the broker's certificate"; undefined when it is. */
+export function brokerCertificateProblem(certificate: Buffer): string | undefined {
+  const other = otherRoleProblem(certificate, 'broker');
+  if (other !== undefined) return other;
+  // A broker's certificate must say so: the role is not taken from the absence of another.
+  const roles = nameAttributes(certificateFields(certificate).subject, Oids.ORGANIZATIONAL_UNIT).map((value) => stringOf(value));
+  return roles.includes('broker') ? undefined : 'is not issued for a broker (distrun certs broker)';
+}

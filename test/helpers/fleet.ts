@@ -270,6 +270,8 @@ export async function startAgent(pki: Pki, name = 'agent1', options: AgentOption
         const entry = JSON.parse(line) as Record<string, unknown>;
         logs.push(entry);
         if (entry.msg === 'listening') resolve(entry.port as number);
+        // An agent reached through a broker only: no port.
+        if (entry.msg === 'not listening: sessions come through the broker only') resolve(0);
       }
     });
     void exited.then(() => reject(new Error(`agent exited early: ${stderr}`)));
@@ -292,6 +294,8 @@ export async function startAgent(pki: Pki, name = 'agent1', options: AgentOption
     await exited;
   };
   cleanups.push(() => stop('SIGKILL'));
+  // Through a broker: ready once it has subscribed there.
+  if (options.config?.broker !== undefined || options.args?.includes('--broker')) await waitForLog('connected to the broker');
   return { port, process: child, configFile, logs, rawLog: () => raw, reload, waitForLog, stop };
 }
 

@@ -42,6 +42,7 @@ export function memoryAgent(setup: MemoryAgentSetup = {}): MemoryAgent {
   const runtime: AgentRuntime = {
     config,
     tls: { ca: Buffer.alloc(0), cert: Buffer.alloc(0), key: Buffer.alloc(0) },
+    broker: undefined,
     tokenDigest: setup.token === undefined ? undefined : tokenDigest(Buffer.from(setup.token)),
     agentUser: agentUser(),
     users: new Map(),

@@ -1,7 +1,7 @@
 // `distrun ping`: connect and authenticate to every selected agent, run nothing, and
 // report round-trip time, agent and protocol versions and certificate expiry.
 import { defaultSessionOptions } from '../../protocol/messages.js';
-import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
+import { CLIENT_SOFTWARE, hostSessionFactory, openBroker, openClient, saveTlsTickets } from '../execution/client.js';
 import { Fanout, fanoutWithinFileLimit } from '../execution/fanout.js';
 import { classify, runExitCode, type HostResult } from '../execution/outcome.js';
 import { writeSummary, type OutputStreams } from '../output/renderers.js';
@@ -60,12 +60,17 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
   };
   const fanoutLimit = fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`));
   const schedule = { fanout: fanoutLimit, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity };
-  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
+  const broker = await openBroker(opts, client, fanoutLimit);
+  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits, broker), {
     onStart: () => {},
     onDone,
   });
-  const results = await fanout.run();
-  saveTlsTickets(client);
-  writeSummary(io, results);
-  return runExitCode(results, false);
+  try {
+    const results = await fanout.run();
+    saveTlsTickets(client);
+    writeSummary(io, results);
+    return runExitCode(results, false);
+  } finally {
+    await broker?.close();
+  }
 }

@@ -6,7 +6,8 @@ import { Readable } from 'node:stream';
 import { ErrorCodes, OptionError, UsageError } from '../../errors.js';
 import { ENV_NAME_PATTERN } from '../../protocol/constants.js';
 import { defaultSessionOptions, type SessionOptions } from '../../protocol/messages.js';
-import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from '../execution/client.js';
+import type { BrokerRun } from '../execution/broker-transport.js';
+import { CLIENT_SOFTWARE, hostSessionFactory, openBroker, openClient, saveTlsTickets, type ClientTls } from '../execution/client.js';
 import { Fanout, fanoutWithinFileLimit, scheduleFor, type FanoutLimits } from '../execution/fanout.js';
 import type { RunRequest } from '../execution/host-session.js';
 import { InputBroadcast } from '../execution/input-broadcast.js';
@@ -207,7 +208,27 @@ async function executeRun(plan: RunPlan, opts: RunOptions, io: OutputStreams & {
     return ExitCode.INTERRUPTED;
   }
   const { tls: client, token } = openClient(opts);
+  // All brokers down: said now, before anything is opened or shown.
+  const broker = await openBroker(opts, client, plan.schedule.fanout);
+  try {
+    return await runOnHosts(plan, opts, io, { client, token, broker, terminal });
+  } finally {
+    await broker?.close();
+  }
+}
 
+async function runOnHosts(
+  plan: RunPlan,
+  opts: RunOptions,
+  io: OutputStreams & { stdin: Readable },
+  {
+    client,
+    token,
+    broker,
+    terminal,
+  }: { client: ClientTls; token: Buffer | undefined; broker: BrokerRun | undefined; terminal: LocalTerminal | undefined },
+): Promise<number> {
+  const { targets } = plan;
   const request: RunRequest = {
     argv: plan.argv,
     options: terminal ? { ...plan.options, pty: terminal.size, term: terminal.type } : plan.options,
@@ -243,7 +264,7 @@ async function executeRun(plan: RunPlan, opts: RunOptions, io: OutputStreams & {
     ...plan.schedule,
     fanout: fanoutWithinFileLimit(plan.schedule.fanout, (note) => io.stderr.write(`distrun: ${note}\n`)),
   };
-  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
+  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits, broker), {
     onStart: (session) => {
       renderer.hostStarted(session);
       input?.attach(session);

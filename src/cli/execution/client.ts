@@ -1,10 +1,13 @@
 // The client's side of every session (run and ping alike): one TLS secure context for
 // every host (keys parsed once, only our CA trusted, the PKI directory's CRL checked), the
 // session tickets that earlier runs left behind, and the token.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { ErrorCodes, FileError, PkiError, UsageError, messageOf } from '../../errors.js';
+import { parseBrokerUrls } from '../../broker/broker-urls.js';
+import { clientNameOf } from '../../pki/client-name.js';
 import { readCrl, type RevocationList } from '../../pki/crl.js';
 import { weakCertificateInFile } from '../../pki/key-strength.js';
 import { defaultPkiDir, loadClientIdentity, PkiFiles } from '../../pki/pki-paths.js';
@@ -17,10 +20,13 @@ import { distrunCacheDir } from '../cache-dir.js';
 import { HostSession, type RunRequest, type SessionLimits } from './host-session.js';
 import type { Session } from './session.js';
 import type { Target } from '../targeting/model.js';
-import { TlsTicketCache } from './tls-ticket-cache.js';
+import { TlsTicketCache, type TlsSessionTicket } from './tls-ticket-cache.js';
+import type { BrokerRun } from './broker-transport.js';
 import { TlsTransport } from './tls-transport.js';
 
-interface ClientTls {
+export interface ClientTls {
+  /** The PKI files themselves (a broker login uses them too). */
+  identity: { ca: Buffer; cert: Buffer; key: Buffer };
   context: tls.SecureContext;
   tickets: TlsTicketCache;
   trust: AgentTrust;
@@ -65,20 +71,27 @@ function loadClientTls(pkiDir: string, env: NodeJS.ProcessEnv = process.env): Cl
   }
   const tickets =
     env.DISTRUN_TLS_CACHE === 'off' ? TlsTicketCache.disabled() : TlsTicketCache.open(join(distrunCacheDir(env), 'tls'), identity.cert, identity.ca);
-  return { context, tickets, trust: { crlFile: revocation?.file, revoked: revocation?.crl.revoked ?? new Set() } };
+  return { identity, context, tickets, trust: { crlFile: revocation?.file, revoked: revocation?.crl.revoked ?? new Set() } };
 }
 
 /** Makes the run's host sessions: each resumes from the cache and leaves its new ticket there. */
-export function hostSessionFactory(request: RunRequest, client: ClientTls, limits: SessionLimits): (target: Target) => Session {
+export function hostSessionFactory(request: RunRequest, client: ClientTls, limits: SessionLimits, broker?: BrokerRun): (target: Target) => Session {
   return (target) => {
-    const { address, port } = target;
-    const transport = new TlsTransport({
+    // Through a broker an agent is addressed, and checked, by the host's name (which
+    // `distrun certs agent NAME` puts in its certificate); directly, by the address dialled.
+    const { port } = target;
+    const address = broker ? target.name : target.address;
+    const options = {
       address,
       port,
       context: client.context,
       trust: client.trust,
-      tickets: { earlier: client.tickets.ticketFor(address, port), remember: (ticket) => client.tickets.remember(address, port, ticket) },
-    });
+      tickets: {
+        earlier: client.tickets.ticketFor(address, port),
+        remember: (ticket: TlsSessionTicket) => client.tickets.remember(address, port, ticket),
+      },
+    };
+    const transport = broker ? broker.transport(options) : new TlsTransport(options);
     const session = new HostSession(target, request, limits, transport);
     session.once('done', ({ outcome }) => {
       if (outcome.kind === 'error' && outcome.code === ErrorCodes.TLS) client.tickets.forget(address, port);
@@ -108,6 +121,28 @@ function readToken(file: string | undefined): Buffer | undefined {
   const token = tokenOf(text);
   if (token === undefined) throw new UsageError(`token file ${file} is empty`);
   return Buffer.from(token, 'utf8');
+}
+
+/**
+ * The run's broker (--broker, else $DISTRUN_BROKER), connected and subscribed; undefined
+ * for direct connections. The NATS client is loaded only here.
+ */
+export async function openBroker(
+  opts: { broker?: string; connectTimeout: number },
+  client: ClientTls,
+  fanout: number,
+): Promise<BrokerRun | undefined> {
+  const text = opts.broker ?? process.env.DISTRUN_BROKER;
+  if (text === undefined || text === '') return undefined;
+  const urls = parseBrokerUrls(text, opts.broker !== undefined ? '--broker' : '$DISTRUN_BROKER');
+  const named = clientNameOf(new X509Certificate(client.identity.cert).raw);
+  if (named.problem !== undefined) throw new PkiError(`our client certificate ${named.problem}`);
+  const [{ connectBroker }, { BrokerRun: Run }] = await Promise.all([import('../../broker/broker-connection.js'), import('./broker-transport.js')]);
+  const nc = await connectBroker(
+    { ...client.identity, urls, name: `distrun ${named.name}` },
+    { persistent: false, timeoutMs: opts.connectTimeout * 1000 },
+  );
+  return Run.open(nc, named.name, fanout);
 }
 
 /** How distrun names itself to agents. */

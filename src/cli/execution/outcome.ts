@@ -42,6 +42,9 @@ export const CLASS_LABEL: Record<OutcomeClass, string> = {
 };
 
 /** ok; failed (ran, non-zero or killed); timeout; unreachable (no connection); error (refused, protocol, ...); skipped (never started). */
+/** Not reached, or lost on the way: no connection, a connection that broke, no agent of that name at the broker, or the broker link itself. */
+const UNREACHABLE = new Set<string>([ErrorCodes.CONNECT, ErrorCodes.DISCONNECTED, ErrorCodes.OFFLINE, ErrorCodes.BROKER]);
+
 export function classify(outcome: HostOutcome): OutcomeClass {
   switch (outcome.kind) {
     case 'pong':
@@ -52,7 +55,7 @@ export function classify(outcome: HostOutcome): OutcomeClass {
     case 'error':
       if (outcome.code === ErrorCodes.SPAWN) return 'failed';
       if (outcome.code === ErrorCodes.TIMEOUT) return 'timeout';
-      if (outcome.code === ErrorCodes.CONNECT || outcome.code === ErrorCodes.DISCONNECTED) return 'unreachable';
+      if (UNREACHABLE.has(outcome.code)) return 'unreachable';
       return 'error';
     case 'skipped':
       return 'skipped';

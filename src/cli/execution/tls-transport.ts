@@ -2,6 +2,7 @@
 // agent's certificate is checked (name, CA, CRL, key strength) before `ready`, so nothing
 // (not the token, not stdin) is sent to an agent that has not passed.
 import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { ErrorCodes, RemoteError } from '../../errors.js';
 import { TLS_SETTINGS } from '../../protocol/tls-settings.js';
@@ -17,9 +18,14 @@ interface SessionTickets {
   remember(ticket: TlsSessionTicket): void;
 }
 
-interface TlsTransportOptions {
+export interface TlsTransportOptions {
   address: string;
   port: number;
+  /**
+   * The byte stream to run TLS on instead of a TCP connection to address:port (a broker
+   * carrier, broker-transport.ts). The agent is checked by `address` all the same.
+   */
+  stream?: () => Duplex;
   context: tls.SecureContext;
   trust: AgentTrust;
   tickets?: SessionTickets;
@@ -27,18 +33,17 @@ interface TlsTransportOptions {
 
 export class TlsTransport implements Transport {
   private socket: tls.TLSSocket | undefined;
-  private tcpConnected = false;
-  private verified = false;
+  protected tcpConnected = false;
+  protected verified = false;
   /** The agent certificate's record, once it passed (kept with the session's tickets). */
   private agentCertificate: AgentCertificateRecord | undefined;
 
-  constructor(private readonly options: TlsTransportOptions) {}
+  constructor(protected readonly options: TlsTransportOptions) {}
 
   open(handlers: TransportHandlers): void {
-    const { address, port, context, trust, tickets } = this.options;
+    const { address, port, context, trust, tickets, stream } = this.options;
     const socket = tls.connect({
-      host: address,
-      port,
+      ...(stream ? { socket: stream() } : { host: address, port }),
       secureContext: context,
       session: tickets?.earlier?.ticket,
       // SNI takes names only; the certificate check below still covers IP addresses.

@@ -6,7 +6,7 @@
 import { ErrorCodes } from '../../errors.js';
 import { defaultSessionOptions } from '../../protocol/messages.js';
 import type { Target } from '../targeting/model.js';
-import { CLIENT_SOFTWARE, hostSessionFactory, openClient, saveTlsTickets } from './client.js';
+import { CLIENT_SOFTWARE, hostSessionFactory, openBroker, openClient, saveTlsTickets } from './client.js';
 import { Fanout, fanoutWithinFileLimit, scheduleFor, type ScheduleOptions } from './fanout.js';
 import type { RunRequest } from './host-session.js';
 import type { HostResult } from './outcome.js';
@@ -61,7 +61,8 @@ export async function runTransfer<E>(
   };
   const asked = scheduleFor(opts, targets.length);
   const schedule = { ...asked, fanout: fanoutWithinFileLimit(asked.fanout, hooks.note) };
-  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits), {
+  const broker = await openBroker(opts, client, schedule.fanout);
+  const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits, broker), {
     onStart: (session) => {
       const stderr: Buffer[] = [];
       session.on('stderr', (chunk) => stderr.push(chunk));
@@ -86,5 +87,6 @@ export async function runTransfer<E>(
     return { reports: results.map((r) => reports.get(r.target.name) ?? { result: r, entries: [], stderr: '' }), interrupted };
   } finally {
     process.off('SIGINT', onInterrupt);
+    await broker?.close();
   }
 }

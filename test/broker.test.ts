@@ -1,0 +1,170 @@
+// Sessions through a real 3-node nats-server cluster on loopback, configured by
+// `distrun broker config`, against the real agent and the real distrun: the same output,
+// exit codes and refusals as a direct connection, hosts that are not there named at once,
+// and what the generated broker configuration lets each identity do.
+import test from 'ava';
+import { connect } from '@nats-io/transport-node';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startBrokerCluster, freePorts, startNatsServer, waitUntilReachable, type BrokerCluster } from './helpers/broker.js';
+import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+
+let pki: Pki;
+let cluster: BrokerCluster;
+let agents: RunningAgent[];
+let inventory: string;
+
+test.before(async () => {
+  pki = await makePki(['agent1', 'agent2']);
+  // A second client, for what one client may do to another's sessions.
+  const ops = await distrun(['certs', 'client', 'ops', '--dir', pki.dir]);
+  if (ops.code !== 0) throw new Error(ops.stderr);
+  cluster = await startBrokerCluster(pki, 3);
+  const [b1, b2] = cluster.nodes;
+  // Each agent on a node of its own, and listening directly too: the same agent both ways.
+  agents = await Promise.all([
+    startAgent(pki, 'agent1', { config: { broker: { urls: [b1!.url] } } }),
+    startAgent(pki, 'agent2', { config: { broker: { urls: [b2!.url] } } }),
+  ]);
+  await waitUntilReachable(cluster.nodes[2]!.url, pki.dir, ['-H', 'agent1,agent2']);
+  inventory = join(tempDir(), 'hosts.yaml');
+  writeFileSync(
+    inventory,
+    JSON.stringify({
+      hosts: {
+        agent1: { address: '127.0.0.1', port: agents[0]!.port },
+        agent2: { address: '127.0.0.1', port: agents[1]!.port },
+        ghost: { address: '127.0.0.1', port: 1 },
+      },
+      groups: { pair: ['agent1', 'agent2'] },
+    }),
+  );
+});
+test.after.always(cleanupAll);
+
+/** distrun through the third node (neither agent's): every message crosses a cluster route. */
+const viaBroker = (...args: string[]) => ['--broker', cluster.nodes[2]!.url, '--pki', pki.dir, '-i', inventory, ...args];
+const direct = (...args: string[]) => ['--pki', pki.dir, '-i', inventory, ...args];
+
+test('through the broker: output, stderr, exit codes and JSON events are those of a direct run', async (t) => {
+  for (const command of [
+    ['-g', 'pair', 'uname', '-n'],
+    ['-g', 'pair', '--', 'sh', '-c', 'echo "out $0"; echo err >&2; exit 3', 'an argument with  spaces'],
+    ['-g', 'pair', '--json', '--', 'sh', '-c', 'echo one; exit 7'],
+    ['-H', 'agent1', '-N', '--', 'printf', '%s\\n', 'a', 'b c'],
+  ]) {
+    const [brokered, straight] = await Promise.all([distrun(viaBroker(...command)), distrun(direct(...command))]);
+    const name = command.join(' ');
+    t.is(brokered.code, straight.code, name);
+    const normal = (text: string) =>
+      text
+        .split('\n')
+        .map((l) => l.replace(/"(durationMs|time|startTime|endTime|elapsedMs|run|id)":("[^"]*"|[\d.]+)/g, '"$1":X'))
+        .sort()
+        .join('\n');
+    t.is(normal(brokered.stdout.toString()), normal(straight.stdout.toString()), name);
+    t.is(normal(brokered.stderr), normal(straight.stderr), name);
+  }
+});
+
+test('a host whose agent is not connected is reported at once, by name, as offline; the others run', async (t) => {
+  const r = await distrun(viaBroker('-H', 'agent1,ghost', 'echo', 'hi'));
+  t.is(r.code, 255);
+  t.is(r.stdout.toString(), 'agent1: hi\n');
+  t.regex(r.stderr, /distrun: ghost( \(127\.0\.0\.1:1\))?: offline: no agent of this name is connected to the broker/);
+  t.regex(r.stderr, /1 unreachable/);
+});
+
+test('stdin (-t), a 4 MiB output byte for byte, and --timeout through the broker', async (t) => {
+  const input = Buffer.alloc(256 * 1024, 'x');
+  const echoed = await distrun(viaBroker('-H', 'agent2', '-N', '-t', 'wc', '-c'), { input });
+  t.is(echoed.code, 0, echoed.stderr);
+  t.is(echoed.stdout.toString().trim(), String(input.length));
+  const big = await distrun(viaBroker('-H', 'agent1', '-N', '--', 'head', '-c', '4194304', '/dev/urandom'));
+  t.is(big.code, 0, big.stderr);
+  t.is(big.stdout.length, 4 * 1024 * 1024);
+  const slow = await distrun(viaBroker('-H', 'agent1', '--timeout', '1', 'sleep', '30'));
+  t.is(slow.code, 124, slow.stderr);
+  t.regex(slow.stderr, /timed out|time limit/);
+});
+
+test('distrun ping works through the broker', async (t) => {
+  const r = await distrun(viaBroker('ping', '-g', 'pair', '--json'));
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { host: string; status?: string; agent?: string });
+  t.deepEqual(lines.map((l) => l.host).sort(), ['agent1', 'agent2']);
+});
+
+test('no broker answering: distrun fails at once with the reason, and runs nothing', async (t) => {
+  const [closed] = await freePorts(1);
+  const r = await distrun(['--broker', `127.0.0.1:${closed}`, '--pki', pki.dir, '-i', inventory, '-g', 'pair', 'true']);
+  t.is(r.code, 255);
+  t.regex(r.stderr, new RegExp(`distrun: cannot connect to the broker \\(127\\.0\\.0\\.1:${closed}\\): connection refused`));
+  t.is(r.stdout.toString(), '');
+});
+
+test("the broker configuration: a client cannot read another client's replies, an agent cannot read another agent's requests", async (t) => {
+  const login = (dir: string, cert: string, key: string) => ({
+    servers: cluster.nodes[0]!.url,
+    tls: {
+      ca: readFileSync(join(pki.dir, 'ca.crt'), 'utf8'),
+      cert: readFileSync(join(dir, cert), 'utf8'),
+      key: readFileSync(join(dir, key), 'utf8'),
+      checkServerIdentity: () => undefined,
+    } as object,
+  });
+  const denied = async (options: ReturnType<typeof login>, subject: string): Promise<string> => {
+    const nc = await connect(options);
+    const error = new Promise<string>((resolve) => {
+      nc.subscribe(subject, {
+        callback: (err) => {
+          if (err) resolve(err.message);
+        },
+      });
+    });
+    await nc.flush();
+    const reason = await Promise.race([error, new Promise<string>((resolve) => setTimeout(() => resolve('allowed'), 2000))]);
+    await nc.close();
+    return reason;
+  };
+  const ops = login(join(pki.dir, 'clients', 'ops'), 'client.crt', 'client.key');
+  t.regex(await denied(ops, 'distrun.client.admin.>'), /Permissions Violation for Subscription/i);
+  t.regex(await denied(ops, '>'), /Permissions Violation for Subscription/i);
+  const agent1 = login(pki.agent('agent1'), 'agent.crt', 'agent.key');
+  t.regex(await denied(agent1, 'distrun.agent.agent2.>'), /Permissions Violation for Subscription/i);
+  // A certificate the configuration does not list (issued after it was written) cannot log in at all.
+  const late = await distrun(['certs', 'client', 'latecomer', '--dir', pki.dir]);
+  t.is(late.code, 0);
+  const error = await connect(login(join(pki.dir, 'clients', 'latecomer'), 'client.crt', 'client.key')).then(
+    (nc) => nc.close().then(() => 'connected'),
+    (err: Error) => err.message,
+  );
+  t.regex(error, /authorization violation/i);
+});
+
+test("distrun refuses a broker whose certificate is not a broker's, and one without TLS", async (t) => {
+  const [port] = await freePorts(1);
+  const dir = tempDir();
+  const bundle = pki.agent('agent1');
+  // An agent's certificate (of the right CA) on a nats-server: not a broker.
+  const config = join(dir, 'fake.conf');
+  writeFileSync(
+    config,
+    `listen: "127.0.0.1:${port}"\ntls { cert_file: "${join(bundle, 'agent.crt')}", key_file: "${join(bundle, 'agent.key')}", ca_file: "${join(bundle, 'ca.crt')}", verify: true }\n`,
+  );
+  const fake = await startNatsServer(['-c', config]);
+  const r = await distrun(['--broker', `127.0.0.1:${port}`, '--pki', pki.dir, '-H', 'agent1', 'true']);
+  t.is(r.code, 255);
+  t.regex(r.stderr, /the broker's certificate is an agent's certificate, not a broker's; refusing to use it/);
+  fake.kill('SIGKILL');
+  // No TLS at all.
+  const [plainPort] = await freePorts(1);
+  await startNatsServer(['-a', '127.0.0.1', '-p', String(plainPort)]);
+  const p = await distrun(['--broker', `127.0.0.1:${plainPort}`, '--pki', pki.dir, '-H', 'agent1', 'true']);
+  t.is(p.code, 255);
+  t.regex(p.stderr, /cannot connect to the broker \(127\.0\.0\.1:\d+\): it does not offer TLS; refusing to use it/);
+});
