@@ -130,6 +130,10 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     socket.setNoDelay(true);
     // Dead peers (a client machine that vanished) are noticed by the kernel.
     socket.setKeepAlive(true, 60_000);
+    // A TLS error (a record that fails authentication) ends the connection at once. Node
+    // does so for a TCP socket; over a broker's carrier it only reports the error, and
+    // the session would notice at its next write.
+    socket.on('error', () => socket.destroy());
     const refuse = (failure: Failure, message: string, fields: object = {}): void => {
       // A peer that resets the connection while the refusal is written must not crash the agent.
       socket.on('error', () => {});

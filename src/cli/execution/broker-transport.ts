@@ -140,6 +140,8 @@ export class BrokerRun {
 class BrokerTransport extends TlsTransport {
   private route: Route | undefined;
 
+  private readonly name: string;
+
   constructor(run: BrokerRun, options: Omit<TlsTransportOptions, 'stream'>) {
     super({
       ...options,
@@ -148,10 +150,19 @@ class BrokerTransport extends TlsTransport {
         return this.route.stream;
       },
     });
+    this.name = options.address;
   }
 
   override describeFailure(err: Error, agentAnswered: boolean): ConnectionProblem {
-    return this.route?.problem ?? super.describeFailure(err, agentAnswered);
+    if (this.route?.problem) return this.route.problem;
+    // Nothing was dialled: what answered is not the host this session was addressed to.
+    if ((err as NodeJS.ErrnoException).code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+      return {
+        code: ErrorCodes.TLS,
+        message: `the agent that answered through the broker is not ${this.name} (its certificate does not name it); refusing to talk to it`,
+      };
+    }
+    return super.describeFailure(err, agentAnswered);
   }
 
   override describeSilence(limit: string): ConnectionProblem {

@@ -21,6 +21,7 @@ const TLS_REFUSED_BY_AGENT: Record<string, string> = {
   ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: 'the agent rejected our client certificate (wrong purpose)',
   ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION: 'the agent does not speak TLS 1.3',
   ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR: 'TLS handshake failed (decrypt error)',
+  ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC: 'the agent found data of this session altered on the way (TLS record authentication failed)',
 };
 
 const CONNECT_PROBLEMS: Record<string, string> = {
