@@ -83,7 +83,8 @@ export class BrokerService {
     if (!carrier) {
       // Only an OPEN starts a session; anything else is for one that is gone.
       if (msg.data[0] !== CarrierKind.OPEN || msg.data[1] !== 0 || msg.data[2] !== 0 || msg.data[3] !== 0 || msg.data[4] !== 0) {
-        if (msg.data[0] !== CarrierKind.RESET) this.publish(reply, encodeReset(0, 'the agent has no such session (it may have restarted)'));
+        if (msg.data[0] !== CarrierKind.RESET)
+          this.publish(reply, encodeReset(0, 'the agent no longer has this session (it restarted, or lost its broker connection)'));
         return;
       }
       carrier = this.open(msg.subject, reply);

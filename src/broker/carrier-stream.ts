@@ -94,12 +94,19 @@ export class CarrierStream extends Duplex {
       this.violation((err as Error).message);
       return;
     }
+    // A RESET ends the session whatever its number: one sent after a broker link came back
+    // may overtake what was lost, and it can do nothing that dropping messages could not.
+    if (message.kind === CarrierKind.RESET) {
+      this.over = true;
+      this.destroy(new CarrierError(message.reason || 'the peer ended the session', true));
+      return;
+    }
     if (message.seq !== this.receiveSeq) {
       this.violation(`messages lost or out of order on the way through the broker (got #${message.seq}, expected #${this.receiveSeq})`);
       return;
     }
     this.receiveSeq += 1;
-    if (!this.peerOpened && message.kind !== CarrierKind.OPEN && message.kind !== CarrierKind.RESET) {
+    if (!this.peerOpened && message.kind !== CarrierKind.OPEN) {
       this.violation('the first message of a session must open it');
       return;
     }
@@ -124,10 +131,6 @@ export class CarrierStream extends Duplex {
         if (this.ended) return this.violation('END came twice');
         this.ended = true;
         this.push(null);
-        return;
-      case CarrierKind.RESET:
-        this.over = true;
-        this.destroy(new CarrierError(message.reason || 'the peer ended the session', true));
         return;
     }
   }
