@@ -4,10 +4,11 @@
 // and what the generated broker configuration lets each identity do.
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startBrokerCluster, freePorts, startNatsServer, waitUntilReachable, type BrokerCluster } from './helpers/broker.js';
-import { cleanupAll, distrun, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { cleanupAll, DISTRUN, distrun, distrunEnv, makePki, startAgent, tempDir, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;
 let cluster: BrokerCluster;
@@ -167,4 +168,46 @@ test("distrun refuses a broker whose certificate is not a broker's, and one with
   const p = await distrun(['--broker', `127.0.0.1:${plainPort}`, '--pki', pki.dir, '-H', 'agent1', 'true']);
   t.is(p.code, 255);
   t.regex(p.stderr, /cannot connect to the broker \(127\.0\.0\.1:\d+\): it does not offer TLS; refusing to use it/);
+});
+
+test('copy and fetch through the broker; a TLS session resumed directly resumes through the broker too', async (t) => {
+  const dir = tempDir();
+  const source = join(dir, 'motd');
+  writeFileSync(source, 'through the broker\n');
+  const dest = join(dir, 'dest');
+  mkdirSync(dest);
+  const copied = await distrun(viaBroker('-H', 'agent1', 'copy', source, `${dest}/`));
+  t.is(copied.code, 0, copied.stderr);
+  t.is(readFileSync(join(dest, 'motd'), 'utf8'), 'through the broker\n');
+  const fetched = await distrun(viaBroker('-H', 'agent2', 'fetch', join(dest, 'motd'), join(dir, 'got')));
+  t.is(fetched.code, 0, fetched.stderr);
+  t.is(readFileSync(join(dir, 'got', 'agent2', dest.slice(1), 'motd'), 'utf8'), 'through the broker\n');
+  // The same agent, directly and then through the broker: the second session resumes.
+  await distrun(direct('-H', 'agent2', 'true'));
+  const mark = agents[1]!.logs.length;
+  const r = await distrun(viaBroker('-H', 'agent2', 'true'));
+  t.is(r.code, 0, r.stderr);
+  t.like(
+    agents[1]!.logs.slice(mark).find((l) => l.msg === 'session start'),
+    { resumed: true, peer: 'broker:admin' },
+  );
+});
+
+test('--tty through the broker: the command has a terminal', async (t) => {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const line = [process.execPath, DISTRUN, ...viaBroker('-H', 'agent1', '--tty', '--', 'sh', '-c', 'tty; test -t 0 && echo interactive')]
+    .map(quote)
+    .join(' ');
+  const child = spawn('script', ['-qec', line, '/dev/null'], { env: distrunEnv({ NO_COLOR: '1' }), stdio: ['pipe', 'pipe', 'inherit'] });
+  let screen = '';
+  child.stdout.on('data', (c: Buffer) => (screen += c.toString()));
+  const status = await new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      child.stdin.destroy();
+      resolve(code);
+    }),
+  );
+  t.is(status, 0, screen);
+  t.regex(screen, /\/dev\/pts\/\d+/);
+  t.regex(screen, /interactive/);
 });

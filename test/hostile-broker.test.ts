@@ -190,3 +190,22 @@ test.serial(
     t.is(r.stdout.toString(), 'agent2: still here\n');
   },
 );
+
+test.serial(
+  'a session through the broker leaves the connection gate when it starts: more running sessions than its per-client bound all finish',
+  async (t) => {
+    // agent2 holds at most 16 not-yet-sessions per client; 20 commands run at once.
+    const mark = agent2.logs.length;
+    const runs = await Promise.all(Array.from({ length: 20 }, (_, i) => distrun(through('-H', 'agent2', '--', 'sh', '-c', `sleep 3; echo ${i}`))));
+    t.false(agent2.logs.slice(mark).some((l) => l.msg === 'dropped a connection: too many not yet in a session'));
+    t.deepEqual(
+      runs.map((r) => r.code),
+      runs.map(() => 0),
+      runs.map((r) => r.stderr).join(''),
+    );
+    t.deepEqual(
+      runs.map((r) => r.stdout.toString()),
+      runs.map((_, i) => `agent2: ${i}\n`),
+    );
+  },
+);

@@ -10,7 +10,14 @@
 // hold a whole prefix) from pushing out the connections of others; when the total is
 // reached, the connection dropped is the oldest of the source that holds the most, so
 // a flood from a few addresses does not cut off a client's handshake elsewhere.
-import { isIPv6, type Socket } from 'node:net';
+import { isIPv6 } from 'node:net';
+
+/** A connection the gate counts: a TCP socket, or a session's carrier through a broker (its address then names the client it claims). */
+export interface GatedConnection {
+  readonly remoteAddress?: string;
+  destroy(): void;
+  once(event: 'close', listener: () => void): unknown;
+}
 
 export interface GateLimits {
   /** Connections not yet sessions, from every source together. */
@@ -20,7 +27,7 @@ export interface GateLimits {
 }
 
 interface Dropped {
-  socket: Socket;
+  socket: GatedConnection;
   source: string;
   /** Which bound made room: the source's or the total. */
   bound: 'perSource' | 'total';
@@ -44,9 +51,9 @@ function sourceOf(address: string | undefined): string {
 
 export class ConnectionGate {
   /** Every pending connection and its source. */
-  private readonly pending = new Map<Socket, string>();
+  private readonly pending = new Map<GatedConnection, string>();
   /** Per source, in arrival order. */
-  private readonly bySource = new Map<string, Set<Socket>>();
+  private readonly bySource = new Map<string, Set<GatedConnection>>();
 
   constructor(private limits: GateLimits) {}
 
@@ -59,7 +66,7 @@ export class ConnectionGate {
   }
 
   /** A new connection: counted until `release` or its close. Returns what was dropped to make room. */
-  admit(socket: Socket): Dropped | undefined {
+  admit(socket: GatedConnection): Dropped | undefined {
     const source = sourceOf(socket.remoteAddress);
     const fromSource = this.bySource.get(source);
     let dropped: Dropped | undefined;
@@ -74,7 +81,7 @@ export class ConnectionGate {
       dropped.socket.destroy();
     }
     this.pending.set(socket, source);
-    const set = this.bySource.get(source) ?? new Set<Socket>();
+    const set = this.bySource.get(source) ?? new Set<GatedConnection>();
     set.add(socket);
     this.bySource.set(source, set);
     socket.once('close', () => this.release(socket));
@@ -82,14 +89,14 @@ export class ConnectionGate {
   }
 
   /** The source with the most pending connections (the first such, on a tie). */
-  private heaviestSource(): [string, Set<Socket>] {
-    let heaviest: [string, Set<Socket>] | undefined;
+  private heaviestSource(): [string, Set<GatedConnection>] {
+    let heaviest: [string, Set<GatedConnection>] | undefined;
     for (const entry of this.bySource) if (!heaviest || entry[1].size > heaviest[1].size) heaviest = entry;
     return heaviest!;
   }
 
   /** The connection became a session (sessions have limits of their own) or closed. */
-  release(socket: Socket): void {
+  release(socket: GatedConnection): void {
     const source = this.pending.get(socket);
     if (source === undefined) return;
     this.pending.delete(socket);

@@ -19,6 +19,7 @@ import { loadNativeSpawn } from './native-spawn.js';
 import { PipePool, pipeBatchSize } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type PeerIdentity } from './session.js';
+import { CarrierStream } from '../broker/carrier-stream.js';
 
 export interface AgentServer {
   /** Where the agent listens, one entry per configured address. */
@@ -62,8 +63,27 @@ function tcpSocketOf(socket: tls.TLSSocket): Socket | undefined {
   return (socket as unknown as { _parent?: Socket })._parent;
 }
 
-function addressOf(socket: Socket | undefined): string {
-  return `${socket?.remoteAddress ?? 'unknown'}:${socket?.remotePort ?? '?'}`;
+/**
+ * The carrier a broker session's TLS socket runs on. Node keeps the duplex under a TLS
+ * socket only internally (its stream wrap, `ssl._parent`); undefined when that is not
+ * found, and the session is then refused (test/broker.test.ts checks it is found).
+ */
+function carrierOf(socket: tls.TLSSocket): CarrierStream | undefined {
+  const wrap = (socket as unknown as { ssl?: { _parent?: Record<symbol, unknown> } }).ssl?._parent;
+  if (!wrap) return undefined;
+  for (const key of Object.getOwnPropertySymbols(wrap)) {
+    const stream = (wrap[key] as { stream?: unknown } | undefined)?.stream;
+    if (stream instanceof CarrierStream) return stream;
+  }
+  return undefined;
+}
+
+/** What a connection came over, as the gate counts it and logs name it. */
+type Origin = Socket | CarrierStream | undefined;
+
+function addressOf(origin: Origin): string {
+  if (origin instanceof CarrierStream) return origin.remoteAddress;
+  return `${origin?.remoteAddress ?? 'unknown'}:${origin?.remotePort ?? '?'}`;
 }
 
 /** The commands' cgroups, when asked for and possible; else why not, in the log. */
@@ -111,18 +131,23 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
 
   // Every TCP connection is counted until it becomes a session (or closes); the oldest
   // is dropped when a bound is reached (connection-gate.ts).
-  const onConnection = (tcp: Socket): void => {
+  const onConnection = (tcp: Socket | CarrierStream): void => {
     const dropped = gate.admit(tcp);
     const msg = 'dropped a connection: too many not yet in a session';
     if (dropped && peerLines.allow(msg)) {
       const limit = dropped.bound === 'total' ? runtime.config.maxPendingConnections : runtime.config.maxPendingConnectionsPerSource;
-      log.warn({ peer: addressOf(dropped.socket), source: dropped.source, bound: dropped.bound, limit }, msg);
+      log.warn({ peer: addressOf(dropped.socket as Origin), source: dropped.source, bound: dropped.bound, limit }, msg);
     }
   };
 
-  const onSecureConnection = (socket: tls.TLSSocket): void => {
+  const onSecureConnection = (socket: tls.TLSSocket, originOf: (socket: tls.TLSSocket) => Origin): void => {
     const current = runtime;
-    const tcp = tcpSocketOf(socket);
+    const tcp = originOf(socket);
+    if (!tcp) {
+      log.error('a session through the broker whose carrier cannot be found: refused');
+      socket.destroy();
+      return;
+    }
     const peer = addressOf(tcp);
     const resumed = socket.isSessionReused();
     const sessionId = nextSessionId++;
@@ -189,18 +214,23 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     });
   };
 
-  const onTlsClientError = (err: NodeJS.ErrnoException & { reason?: string }, socket: tls.TLSSocket): void => {
+  const onTlsClientError = (
+    err: NodeJS.ErrnoException & { reason?: string },
+    socket: tls.TLSSocket,
+    originOf: (socket: tls.TLSSocket) => Origin,
+  ): void => {
     const msg = 'tls handshake failed';
     if (peerLines.allow(msg)) {
       // OpenSSL's reason when it has one ("wrong version number", "http request"), else Node's code.
-      log.warn({ peer: addressOf(tcpSocketOf(socket)), reason: err.reason ?? err.message, code: err.code }, msg);
+      log.warn({ peer: addressOf(originOf(socket)), reason: err.reason ?? err.message, code: err.code }, msg);
     }
     // With a tlsClientError listener Node leaves the socket open (a handshake timeout
     // would otherwise hold the connection forever).
     socket.destroy();
   };
 
-  const makeTlsServer = (): tls.Server => {
+  /** `originOf`: how the server's TLS sockets find what they run on (a TCP socket, or a broker carrier). */
+  const makeTlsServer = (originOf: (socket: tls.TLSSocket) => Origin): tls.Server => {
     const server = tls.createServer({
       ...tlsOptions(runtime),
       // Verification always runs; its result is decided on in client-certificate.ts (with
@@ -210,15 +240,15 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       handshakeTimeout: config.handshakeTimeoutSeconds * 1000,
     });
     server.on('connection', onConnection);
-    server.on('secureConnection', onSecureConnection);
-    server.on('tlsClientError', onTlsClientError);
+    server.on('secureConnection', (socket: tls.TLSSocket) => onSecureConnection(socket, originOf));
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => onTlsClientError(err, socket, originOf));
     return server;
   };
 
   // One listener per configured address (like sshd's ListenAddress), all alike.
   const servers: tls.Server[] = [];
   for (const host of config.listen ? listenAddresses(config) : []) {
-    const server = makeTlsServer();
+    const server = makeTlsServer(tcpSocketOf);
     // Port 0 picks a free port once; every further address listens on the same one.
     const port = servers.length === 0 ? config.port : (servers[0]!.address() as AddressInfo).port;
     await new Promise<void>((resolvePromise, reject) => {
@@ -238,7 +268,13 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
 
   // Sessions through the broker: the same TLS server's code, fed carriers instead of TCP
   // connections (it never listens). The NATS client is loaded only when it is used.
-  const brokerListener = runtime.broker ? makeTlsServer() : undefined;
+  const brokerListener = runtime.broker ? makeTlsServer(carrierOf) : undefined;
+  // One set of session-ticket keys for both ways in: a client that resumed directly
+  // resumes through the broker too, and the other way round.
+  const shareTicketKeys = (): void => {
+    if (brokerListener && servers[0]) brokerListener.setTicketKeys(servers[0].getTicketKeys());
+  };
+  shareTicketKeys();
   let broker: import('./broker-service.js').BrokerService | undefined;
   if (runtime.broker && brokerListener) {
     const { BrokerService } = await import('./broker-service.js');
@@ -258,6 +294,7 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
       const loaded = loadRuntime(next, log);
       try {
         for (const server of [...servers, ...(brokerListener ? [brokerListener] : [])]) server.setSecureContext(tlsOptions(loaded));
+        shareTicketKeys();
       } catch (err) {
         throw new ConfigError(`cannot use the new TLS files: ${messageOf(err)}`);
       }
