@@ -13,7 +13,7 @@
 import { isIPv6 } from 'node:net';
 
 /** A connection the gate counts: a TCP socket, or a session's carrier through a broker (its address then names the client it claims). */
-export interface GatedConnection {
+interface GatedConnection {
   readonly remoteAddress?: string;
   destroy(): void;
   once(event: 'close', listener: () => void): unknown;
