@@ -84,8 +84,11 @@ function handleReloadSignal(server: AgentServer, log: Logger, current: AgentConf
     try {
       const next = reread();
       server.reload(next);
-      if (next.host !== current.host || next.port !== current.port) {
-        log.warn({ host: next.host, port: next.port }, 'listen address changes need a restart');
+      if (next.host !== current.host || next.port !== current.port || next.listen !== current.listen) {
+        log.warn({ host: next.host, port: next.port, listen: next.listen }, 'listen address changes need a restart');
+      }
+      if (JSON.stringify(next.broker) !== JSON.stringify(current.broker)) {
+        log.warn({ broker: next.broker?.urls ?? null }, 'broker changes need a restart');
       }
       log.level = next.logLevel;
       log.info({ crl: next.crl, policyRules: next.policy?.length ?? 0, allowedClients: next.allowedClients.length }, 'reloaded');
