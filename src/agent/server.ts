@@ -277,9 +277,9 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   shareTicketKeys();
   let broker: import('./broker-service.js').BrokerService | undefined;
   if (runtime.broker && brokerListener) {
-    const { BrokerService } = await import('./broker-service.js');
+    const { BrokerService, brokerLogin } = await import('./broker-service.js');
     const { urls, names, files } = runtime.broker;
-    broker = new BrokerService({ login: { ...files, urls, name: `distrunner-agent ${names.join(',')}` }, names, listener: brokerListener, log });
+    broker = new BrokerService({ login: brokerLogin(files, urls, names), names, listener: brokerListener, log });
     broker.start();
   }
 
