@@ -25,16 +25,17 @@ import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { spawn } from 'node:child_process';
 import { DEFAULT_FANOUT } from '../dist/src/cli/options.js';
-import { AGENT_PORT, LoopbackFleet, hostName } from './bench/loopback-fleet.mjs';
+import { NATS_SERVER, startBrokerCluster } from './broker-cluster.mjs';
+import { AGENT_PORT, LoopbackFleet, brokerHostName, hostName } from './bench/loopback-fleet.mjs';
 import { peakMemory, timeCommand } from './bench/measure.mjs';
 import { bucketsOfDirectory } from './bench/profile.mjs';
 import { renderReport, writeReport } from './bench/report.mjs';
 import { PrivateSshd, pdshVersion, sshUnavailable, sshVersion } from './bench/ssh-peers.mjs';
-import { have, processCpuSeconds, run, runSync, sampleMax, shellQuote, sleep } from './bench/tools.mjs';
+import { have, peakRssBytes, processCpuSeconds, rssBytes, run, runSync, sampleMax, shellQuote, sleep } from './bench/tools.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const DISTRUN = join(root, 'dist/src/bin/distrun.js');
-const SECTIONS = ['fanout', 'latency', 'stream', 'exact', 'copy', 'memory', 'profile'];
+const SECTIONS = ['fanout', 'latency', 'stream', 'exact', 'copy', 'memory', 'profile', 'broker'];
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** Left free on the copy section's disk, beyond the source and N copies of it. */
@@ -50,10 +51,14 @@ function readSettings(env, args) {
   }
   const ns = list(env.BENCH_NS, '10 50 200 1000').map(Number);
   const copyNs = sections.includes('copy') ? list(env.BENCH_COPY_NS, '1 10 50').map(Number) : [];
+  const brokerNs = sections.includes('broker') ? list(env.BENCH_BROKER_NS, '1000 10000').map(Number) : [];
   return {
     sections,
     ns,
-    maxN: Math.max(...ns, ...copyNs, 1000 * Number(sections.includes('memory'))),
+    brokerNs,
+    brokerRuns: Number(env.BENCH_BROKER_RUNS ?? 3),
+    // Direct runs next to the broker's need their hosts: the broker's smallest N at least.
+    maxN: Math.max(...ns, ...copyNs, 1000 * Number(sections.includes('memory')), Math.min(...brokerNs)),
     peerMaxN: Number(env.BENCH_PEER_MAX_N ?? 200),
     runs: Number(env.BENCH_RUNS ?? 5),
     latencyRuns: Number(env.BENCH_LATENCY_RUNS ?? 30),
@@ -112,7 +117,7 @@ class Bench {
     this.work = work;
     this.cache = join(work, 'cache');
     this.inventory = join(work, 'hosts.yaml');
-    this.report = { notes: [], fanout: [], latency: [], stream: [], exact: [], copy: undefined, memory: {}, profile: undefined };
+    this.report = { notes: [], fanout: [], latency: [], stream: [], exact: [], copy: undefined, memory: {}, profile: undefined, broker: undefined };
   }
 
   distrunEnv() {
@@ -132,6 +137,21 @@ class Bench {
     const { settings, work } = this;
     if (settings.sections.includes('copy')) this.copyPlace = this.prepareCopyPlace();
     const copyHosts = Math.max(0, ...(this.copyPlace?.ns ?? []));
+    const brokerHosts = Math.max(0, ...settings.brokerNs);
+    if (brokerHosts > 0 && !NATS_SERVER)
+      this.report.notes.push('nats-server not installed (apt-get install nats-server): the broker section is missing.');
+    // The broker's hosts are served by the same agents as the direct ones (names in their certificates).
+    const broker =
+      brokerHosts > 0 && NATS_SERVER
+        ? {
+            hosts: brokerHosts,
+            start: async (pki) => {
+              say('starting a 3-node nats-server cluster on loopback ...');
+              this.brokers = await startBrokerCluster({ pki, work, monitor: true });
+              return this.brokers.urls;
+            },
+          }
+        : undefined;
     this.fleet = new LoopbackFleet(root, work);
     say(`starting agents for ${settings.maxN} loopback hosts (at most ${settings.maxAgents} agent processes) ...`);
     // Two more agents: one that holds 1,000 sessions, one profiled.
@@ -140,6 +160,7 @@ class Bench {
       maxAgents: settings.maxAgents,
       agentNodeArgs: settings.agentNodeArgs,
       bindFor: (i) => (i <= copyHosts ? { source: this.copyPlace.hostDir(i), target: this.copyPlace.dest } : undefined),
+      broker,
       extraAgents: [
         // 1,000 handshakes at once from one address: above the agent's default bounds of
         // connections not yet in a session (256 in all, 64 per source), which drop the oldest.
@@ -162,6 +183,7 @@ class Bench {
         hosts: [`  's[0001-1000]': { address: 127.0.1.1, port: ${AGENT_PORT} }`, `  'p[0001-0200]': { address: 127.0.1.2, port: ${AGENT_PORT} }`],
         groups: ["  sessions1000: ['s[0001-1000]']", "  profiled200: ['p[0001-0200]']"],
       },
+      this.brokers ? settings.brokerNs : [],
     );
     const why = settings.peerMaxN < 1 ? 'BENCH_PEER_MAX_N is 0' : sshUnavailable();
     if (why) {
@@ -554,6 +576,126 @@ class Bench {
     return { n, ...(problem ? { error: `after the re-copies: ${problem}` } : timed) };
   }
 
+  /** Messages agents have sent and received through the brokers so far (nats-server's /connz, summed over the nodes). */
+  async brokerMessages() {
+    let fromAgents = 0;
+    let toAgents = 0;
+    for (const node of this.brokers.nodes) {
+      const connz = await (await fetch(`${node.monitor}/connz?auth=true&limit=100000`)).json();
+      for (const c of connz.connections ?? []) {
+        if (!String(c.authorized_user ?? '').startsWith('OU=agent,')) continue;
+        fromAgents += c.in_msgs;
+        toAgents += c.out_msgs;
+      }
+    }
+    return { fromAgents, toAgents };
+  }
+
+  brokerCpuSeconds() {
+    return this.brokers.nodes.reduce((sum, node) => sum + processCpuSeconds(node.child.pid), 0);
+  }
+
+  /**
+   * One untimed run under /usr/bin/time that must account for every host: exit 0 and, for
+   * `uname -n`, one line from each host by name. Returns peak RSS, messages, or the problem.
+   */
+  async checkedBrokerRun(argv, names, command, env) {
+    const before = this.brokers ? await this.brokerMessages() : undefined;
+    const result = await run('/usr/bin/time', ['-f', 'distrun-bench-maxrss %M', ...argv], { env: { ...process.env, ...env } });
+    const after = this.brokers ? await this.brokerMessages() : undefined;
+    const match = /distrun-bench-maxrss (\d+)/.exec(result.stderr.toString());
+    let problem;
+    if (result.code !== 0) {
+      // distrun's summary: the line after "N hosts: ..." names the reason and the hosts.
+      const lines = result.stderr
+        .toString()
+        .split('\n')
+        .filter((l) => l && !/^distrun-bench-maxrss|^Command exited/.test(l));
+      const summary = lines.findIndex((l) => /^distrun: \d+ hosts: /.test(l));
+      problem = `exit ${result.code}: ${(summary >= 0 ? lines.slice(summary, summary + 3) : lines.slice(-2)).join(' / ')}`;
+    } else if (command[0] === 'uname') {
+      const seen = new Set(
+        result.stdout
+          .toString()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.slice(0, line.indexOf(':'))),
+      );
+      const missing = names.filter((name) => !seen.has(name));
+      if (missing.length > 0 || seen.size !== names.length)
+        problem = `${seen.size} hosts answered of ${names.length} (missing: ${missing.slice(0, 3).join(', ')})`;
+    }
+    return {
+      problem,
+      maxRss: match ? Number(match[1]) * 1024 : undefined,
+      messages: before && { fromAgents: after.fromAgents - before.fromAgents, toAgents: after.toAgents - before.toAgents },
+    };
+  }
+
+  /** distrun through the 3-node broker cluster at N hosts, and directly at the N the direct fleet has, in the same run. */
+  async broker() {
+    if (!this.brokers) return;
+    const env = this.distrunEnv();
+    const runs = this.settings.brokerRuns;
+    const agents = () => this.fleet.cpuSeconds();
+    const report = { runs, nodes: this.brokers.nodes.length, agents: this.fleet.agents.length, rows: [] };
+    this.report.broker = report;
+    // The first run through the broker fills the ticket cache for every brokered host.
+    const warm = await run(
+      process.execPath,
+      [DISTRUN, '--broker', this.brokers.urls, '-g', `bn${Math.max(...this.settings.brokerNs)}`, '-q', 'true'],
+      {
+        env: { ...process.env, ...env },
+      },
+    );
+    if (warm.code !== 0) say(`broker warm-up failed: ${warm.stderr.slice(-300)}`);
+    for (const command of [['true'], ['uname', '-n']]) {
+      for (const n of this.settings.brokerNs) {
+        // At the default fanout too: what a user types, and the CLI's memory bounded by it.
+        const atDefault = command[0] === 'true' && n > DEFAULT_FANOUT;
+        const direct = n <= this.fleet.hosts;
+        const variants = [
+          ...(direct ? [{ path: 'direct', fanout: n }] : []),
+          { path: 'broker', fanout: n },
+          ...(direct && atDefault ? [{ path: 'direct', fanout: DEFAULT_FANOUT }] : []),
+          ...(atDefault ? [{ path: 'broker', fanout: DEFAULT_FANOUT }] : []),
+        ];
+        for (const { path, fanout } of variants) {
+          const brokered = path === 'broker';
+          const names = Array.from({ length: n }, (_, i) => (brokered ? brokerHostName(i + 1) : hostName(i + 1)));
+          const argv = this.distrun([
+            ...(brokered ? ['--broker', this.brokers.urls] : []),
+            '-g',
+            `${brokered ? 'bn' : 'n'}${n}`,
+            '-f',
+            String(fanout),
+            '-q',
+            ...command,
+          ]);
+          const label = `${path} ${n} -f${fanout} ${command[0]}`;
+          const checked = await this.checkedBrokerRun(argv, names, command, env);
+          if (checked.problem) say(`${label}: INVALID ${checked.problem}`);
+          const row = {
+            path,
+            command: command.join(' '),
+            hosts: n,
+            fanout,
+            maxRss: checked.maxRss,
+            messages: brokered ? checked.messages : undefined,
+          };
+          if (checked.problem) {
+            report.rows.push({ ...row, error: checked.problem.slice(0, 200) });
+            continue;
+          }
+          const broker0 = this.brokerCpuSeconds();
+          const timed = await this.time(label, argv, { runs, warmup: 0, env, serverCpu: agents });
+          report.rows.push({ ...row, ...timed, brokerCpu: (this.brokerCpuSeconds() - broker0) / runs });
+        }
+      }
+    }
+    report.brokerRss = this.brokers.nodes.map((node) => ({ name: node.name, rss: rssBytes(node.child.pid), peak: peakRssBytes(node.child.pid) }));
+  }
+
   async memory() {
     const env = this.distrunEnv();
     const memory = this.report.memory;
@@ -717,6 +859,7 @@ async function main() {
   const stop = async () => {
     await bench.fleet?.stop();
     await bench.sshd?.stop();
+    await bench.brokers?.stop();
     // The copies' directory goes even with BENCH_KEEP: it can hold many GiB.
     if (bench.copyPlace?.dir) rmSync(bench.copyPlace.dir, { recursive: true, force: true });
     if (!settings.keep) rmSync(work, { recursive: true, force: true });

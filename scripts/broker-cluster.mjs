@@ -7,7 +7,7 @@
 // Ctrl-C. Needs nats-server (Debian: apt-get install nats-server). The demo and the
 // benchmark use startBrokerCluster from here too.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -43,10 +43,11 @@ async function freePorts(count) {
 /**
  * Starts `size` nodes b1..bN on 127.0.0.1 (client ports `basePort`, `basePort + 1`, ...,
  * cluster ports from `basePort + 1000`; free ports when no basePort is given); resolves
- * once every node has its routes. `work` holds the configuration files. Returns the
- * nodes, the --broker value and stop().
+ * once every node has its routes. `work` holds the configuration files. `monitor` adds
+ * nats-server's HTTP monitoring on a free loopback port (node.monitor, for the benchmark's
+ * message counts). Returns the nodes, the --broker value and stop().
  */
-export async function startBrokerCluster({ pki, work, size = 3, basePort, env = process.env }) {
+export async function startBrokerCluster({ pki, work, size = 3, basePort, monitor = false, env = process.env }) {
   if (!NATS_SERVER) throw new Error('nats-server is not installed (apt-get install nats-server)');
   const names = Array.from({ length: size }, (_, i) => `b${i + 1}`);
   for (const name of names) {
@@ -56,9 +57,11 @@ export async function startBrokerCluster({ pki, work, size = 3, basePort, env = 
   const ports = basePort === undefined ? await freePorts(2 * size) : names.flatMap((_, i) => [basePort + i, basePort + 1000 + i]);
   const specs = names.map((name, i) => `${name}=127.0.0.1:${ports[2 * i]}:${ports[2 * i + 1]}`);
   distrun(['broker', 'config', '--dir', pki, '--out', out, ...specs], env);
+  const monitorPorts = monitor ? await freePorts(size) : [];
+  for (const [i, port] of monitorPorts.entries()) appendFileSync(join(out, `${names[i]}.conf`), `\nhttp: "127.0.0.1:${port}"\n`);
   const nodes = names.map((name, i) => {
     const child = spawn(NATS_SERVER, ['-c', join(out, `${name}.conf`)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const node = { name, url: `127.0.0.1:${ports[2 * i]}`, child, log: '' };
+    const node = { name, url: `127.0.0.1:${ports[2 * i]}`, monitor: monitor ? `http://127.0.0.1:${monitorPorts[i]}` : undefined, child, log: '' };
     child.stdout.on('data', (c) => (node.log += c));
     child.stderr.on('data', (c) => (node.log += c));
     return node;

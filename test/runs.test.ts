@@ -129,7 +129,7 @@ test.serial(
     t.regex(unreachable.stderr, new RegExp(`running again on 1 host of ${run2}, each in its latest state over 2 runs back to ${run1}:`));
     const run3 = newest();
     const record3 = JSON.parse(readFileSync(join(testCacheHome(), 'distrun', 'runs', `${run3}.json`), 'utf8'));
-    t.is(record3.version, 3);
+    t.is(record3.version, 4);
     t.is(record3.parent, run2);
     t.deepEqual(
       record3.hosts.map((h: { name: string; status: string }) => `${h.name} ${h.status}`),

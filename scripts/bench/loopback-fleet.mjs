@@ -18,6 +18,11 @@ export function hostName(i) {
   return `h${String(i).padStart(4, '0')}`;
 }
 
+/** Host i as reached through the broker: its own name space, up to 99,999 hosts. */
+export function brokerHostName(i) {
+  return `b${String(i).padStart(5, '0')}`;
+}
+
 export function hostAddress(i) {
   const n = i - 1;
   return `127.0.${2 + Math.floor(n / 250)}.${1 + (n % 250)}`;
@@ -61,19 +66,37 @@ export class LoopbackFleet {
    * Creates the PKI and `hosts` hosts served by at most `maxAgents` agents (+ extra agents by name).
    * `bindFor(i)`, when given, returns `{ source, target }` for the agent whose first host is
    * host i (or undefined): that agent sees `source` at `target`, in its own mount namespace.
+   * `broker`, when given, also makes the fleet's agents answer `broker.hosts` names through a
+   * broker (host i's name to the agent of host address i, round the agents): each agent's
+   * certificate names them, and `broker.start(pki)` (called once the certificates exist, as
+   * the broker's configuration is made from them) resolves with the --broker URLs.
    */
-  async start({ hosts, maxAgents, agentNodeArgs = [], extraAgents = [], bindFor = () => undefined }) {
+  async start({ hosts, maxAgents, agentNodeArgs = [], extraAgents = [], bindFor = () => undefined, broker }) {
     initPki(this.pki);
     const agentCount = Math.min(hosts, maxAgents);
     const addressesOf = Array.from({ length: agentCount }, () => []);
     for (let i = 1; i <= hosts; i += 1) addressesOf[(i - 1) % agentCount].push(hostAddress(i));
-    const specs = addressesOf.map((addresses, k) => ({ name: `agent${k + 1}`, addresses, config: {}, bind: bindFor(k + 1) }));
+    const brokerNamesOf = Array.from({ length: agentCount }, () => []);
+    for (let i = 1; i <= (broker?.hosts ?? 0); i += 1) brokerNamesOf[(i - 1) % agentCount].push(brokerHostName(i));
+    const specs = addressesOf.map((addresses, k) => ({
+      name: `agent${k + 1}`,
+      addresses,
+      brokerNames: brokerNamesOf[k],
+      config: {},
+      bind: bindFor(k + 1),
+    }));
     specs.push(...extraAgents);
     mkdirSync(join(this.work, 'agents'), { recursive: true });
-    for (const spec of specs) issueAgentBundle(this.pki, spec.name, { ips: spec.addresses });
+    for (const spec of specs) issueAgentBundle(this.pki, spec.name, { ips: spec.addresses, dns: spec.brokerNames ?? [] });
+    if (broker) {
+      const urls = await broker.start(this.pki);
+      for (const spec of specs) if (spec.brokerNames?.length > 0) spec.config = { ...spec.config, broker: { urls, names: spec.brokerNames } };
+      this.brokerHosts = broker.hosts;
+    }
     this.agents = specs.map((spec) => this.spawnAgent(spec, agentNodeArgs));
     await Promise.all(this.agents.map((agent) => agent.ready));
     this.hosts = hosts;
+    this.maxAgents = maxAgents;
     return this;
   }
 
@@ -118,7 +141,8 @@ export class LoopbackFleet {
     agent.ready = (async () => {
       for (let waited = 0; waited < 120_000; waited += 100) {
         if (child.exitCode !== null) throw new Error(`agent ${name} exited: ${readFileSync(logFile, 'utf8').slice(-500)}`);
-        if (readFileSync(logFile, 'utf8').includes('"msg":"listening"')) return;
+        const log = readFileSync(logFile, 'utf8');
+        if (log.includes('"msg":"listening"') && (!config.broker || log.includes('"msg":"connected to the broker"'))) return;
         await sleep(100);
       }
       throw new Error(`agent ${name} did not start listening within 120 s`);
@@ -154,12 +178,21 @@ export class LoopbackFleet {
     return childPids(agent.child.pid).filter((pid) => commandName(pid) === program).length;
   }
 
-  /** An inventory with every host, groups n<N> for the first N hosts, and `extra` host and group lines. */
-  writeInventory(file, groupSizes, extra = { hosts: [], groups: [] }) {
+  /**
+   * An inventory with every host, groups n<N> for the first N hosts, and `extra` host and
+   * group lines; with a broker, also its hosts and groups bn<N> of the first N of them.
+   */
+  writeInventory(file, groupSizes, extra = { hosts: [], groups: [] }, brokerGroupSizes = []) {
     const lines = ['hosts:'];
     for (let i = 1; i <= this.hosts; i += 1) lines.push(`  ${hostName(i)}: { address: ${hostAddress(i)}, port: ${AGENT_PORT} }`);
+    // A brokered host's address is its agent's: nothing dials it (--broker).
+    const agentCount = Math.min(this.hosts, this.maxAgents);
+    for (let i = 1; i <= (this.brokerHosts ?? 0); i += 1) {
+      lines.push(`  ${brokerHostName(i)}: { address: ${hostAddress(((i - 1) % agentCount) + 1)}, port: ${AGENT_PORT} }`);
+    }
     lines.push(...extra.hosts, 'groups:');
     for (const n of groupSizes) lines.push(`  n${n}: ['${n > 1 ? `h[0001-${hostName(n).slice(1)}]` : hostName(1)}']`);
+    for (const n of brokerGroupSizes) lines.push(`  bn${n}: ['${n > 1 ? `b[00001-${brokerHostName(n).slice(1)}]` : brokerHostName(1)}']`);
     lines.push(...extra.groups);
     writeFileSync(file, `${lines.join('\n')}\n`);
     return file;

@@ -61,6 +61,63 @@ function cpuTable(report) {
   return table(['N', 'tool', 'variant', 'client', 'server side (agents or sshd, command included)', 'whole machine', 'machine busy (2 cores)'], rows);
 }
 
+function brokerTable(report) {
+  const b = report.broker;
+  const perHost = (value, r) => ms(value === undefined ? undefined : value / r.hosts);
+  const rows = b.rows.map((r) => [
+    r.path,
+    `\`${r.command}\``,
+    String(r.hosts),
+    String(r.fanout),
+    seconds(r),
+    perHost(r.clientCpu, r),
+    perHost(r.serverCpu, r),
+    r.path === 'broker' ? perHost(r.brokerCpu, r) : '–',
+    mib(r.maxRss),
+    r.messages ? `${(r.messages.toAgents / r.hosts).toFixed(1)} + ${(r.messages.fromAgents / r.hosts).toFixed(1)}` : '–',
+  ]);
+  return table(
+    [
+      'path',
+      'command',
+      'N',
+      'fanout',
+      'wall s',
+      'CLI CPU ms/host',
+      'agents CPU ms/host',
+      'brokers CPU ms/host',
+      'CLI peak RSS',
+      'messages/host (to + from agents)',
+    ],
+    rows,
+  );
+}
+
+/** The issue's goals for the broker, from the rows of this run. */
+function brokerGoalLines(report) {
+  const b = report.broker;
+  const row = (path, command, hosts, fanout = hosts) =>
+    b.rows.find((r) => r.path === path && r.command === command && r.hosts === hosts && r.fanout === fanout && !r.error);
+  const lines = [];
+  for (const direct of b.rows.filter((r) => r.path === 'direct' && !r.error)) {
+    const brokered = row('broker', direct.command, direct.hosts, direct.fanout);
+    if (!brokered) continue;
+    const cpu = (r) => r.clientCpu / r.hosts;
+    lines.push(
+      `- \`${direct.command}\`, N=${direct.hosts}, fanout ${direct.fanout}: through the broker ${ratio(brokered, direct)} the direct wall time (goal ≤ 1.5×); CLI CPU per host ${ms(cpu(brokered))} against ${ms(cpu(direct))} ms direct (goal: no more)`,
+    );
+  }
+  const largest = Math.max(...b.rows.filter((r) => r.path === 'broker').map((r) => r.hosts));
+  for (const r of b.rows.filter((x) => x.path === 'broker' && x.hosts === largest)) {
+    lines.push(
+      `- \`${r.command}\`, N=${r.hosts}, fanout ${r.fanout}: ${r.error ? `**failed**: ${r.error}` : `every host accounted for (checked run), ${r.runs} timed runs exit 0`}; CLI peak RSS ${mib(r.maxRss)} (goal < 300 MB)`,
+    );
+  }
+  if (b.brokerRss)
+    lines.push(`- nats-server RSS at the end (peak): ${b.brokerRss.map((n) => `${n.name} ${mib(n.rss)} (${mib(n.peak)})`).join(', ')}`);
+  return lines.join('\n');
+}
+
 function latencyTable(report) {
   const ssh = find(report.latency, 'ssh', 'OpenSSH default KEX');
   const sshCurve = report.latency.find((r) => r.tool === 'ssh' && r.variant !== 'OpenSSH default KEX');
@@ -370,6 +427,18 @@ export function renderReport(report) {
     );
   }
   if (Object.keys(report.memory).length > 0) parts.push('### Memory', '', memoryTable(report), '');
+  if (report.broker?.rows.length > 0) {
+    parts.push(
+      `### Through a broker: ${report.broker.nodes} nats-server nodes on loopback (issue 19)`,
+      '',
+      `The same ${report.broker.agents} agent processes answer the direct hosts (by address) and the brokered ones (by name, through the cluster). Median (min–max) of ${report.broker.runs} runs after one checked run (exit 0, and for \`uname -n\` a line from every host by name), resumed TLS. CPU per host from hyperfine (CLI) and /proc (agents with their commands; nats-server nodes). Messages: NATS messages delivered to and published by the agents in the checked run (nats-server's /connz).`,
+      '',
+      brokerTable(report),
+      '',
+      brokerGoalLines(report),
+      '',
+    );
+  }
   if (report.profile) {
     parts.push(
       '### Where the time goes (`node --cpu-prof`)',

@@ -58,13 +58,23 @@ export function machineCpuSeconds() {
 }
 
 /** Resident set size of a process in bytes (0 once it is gone). */
-export function rssBytes(pid) {
+function statusBytes(pid, field) {
   try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) * 1024 : 0;
   } catch {
     return 0;
   }
+}
+
+/** Resident memory of a process now (bytes; 0 when it is gone). */
+export function rssBytes(pid) {
+  return statusBytes(pid, 'VmRSS');
+}
+
+/** The most resident memory a process has had (bytes; 0 when it is gone). */
+export function peakRssBytes(pid) {
+  return statusBytes(pid, 'VmHWM');
 }
 
 /** Direct children of a process. */

@@ -19,7 +19,7 @@ import { loadNativeSpawn } from './native-spawn.js';
 import { PipePool, pipeBatchSize } from './pipe-pool.js';
 import { loadRuntime, type AgentRuntime } from './runtime.js';
 import { AgentSession, type PeerIdentity } from './session.js';
-import { CarrierStream } from '../broker/carrier-stream.js';
+import { CarrierError, CarrierStream } from '../broker/carrier-stream.js';
 
 export interface AgentServer {
   /** Where the agent listens, one entry per configured address. */
@@ -223,6 +223,14 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
     if (peerLines.allow(msg)) {
       // OpenSSL's reason when it has one ("wrong version number", "http request"), else Node's code.
       log.warn({ peer: addressOf(originOf(socket)), reason: err.reason ?? err.message, code: err.code }, msg);
+    }
+    // Through a broker the client hears why the agent gave up waiting (over TCP it sees the
+    // connection close during the handshake).
+    const origin = originOf(socket);
+    if (origin instanceof CarrierStream && err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+      origin.destroy(
+        new CarrierError(`the agent ended the TLS handshake: not complete within ${config.handshakeTimeoutSeconds} s (the client was too slow)`),
+      );
     }
     // With a tlsClientError listener Node leaves the socket open (a handshake timeout
     // would otherwise hold the connection forever).

@@ -4,9 +4,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { addCleanup, distrun, tempDir, waitFor, type Pki } from './fleet.js';
+import { addCleanup, distrun, SETPRIV, tempDir, waitFor, type Pki } from './fleet.js';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
+
+/** nats-server, killed if the test worker dies before cleanupAll (setpriv execs it in place: the pid is nats-server's). */
+const spawnNatsServer = (args: string[]): ChildProcess =>
+  spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', '--', NATS_SERVER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 
 interface BrokerNodeProcess {
   name: string;
@@ -48,7 +52,7 @@ export async function freePorts(count: number): Promise<number[]> {
 
 /** A lone nats-server with these arguments, once it says it is ready; stopped by cleanupAll. */
 export async function startNatsServer(args: string[]): Promise<ChildProcess> {
-  const child = spawn(NATS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnNatsServer(args);
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
@@ -65,7 +69,7 @@ function startNode(name: string, url: string, configFile: string): BrokerNodePro
   let child: ChildProcess;
   let exited: Promise<void>;
   const launch = (): void => {
-    child = spawn(NATS_SERVER, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawnNatsServer(['-c', configFile]);
     child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
     exited = new Promise((resolve) => child.once('exit', () => resolve()));

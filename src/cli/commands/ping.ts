@@ -1,6 +1,7 @@
 // `distrun ping`: connect and authenticate to every selected agent, run nothing, and
 // report round-trip time, agent and protocol versions and certificate expiry.
 import { defaultSessionOptions } from '../../protocol/messages.js';
+import { routeTargets } from '../execution/broker-route.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openBroker, openClient, saveTlsTickets } from '../execution/client.js';
 import { Fanout, fanoutWithinFileLimit } from '../execution/fanout.js';
 import { classify, runExitCode, type HostResult } from '../execution/outcome.js';
@@ -12,6 +13,8 @@ import { resolveTargets, type SelectionOptions } from '../targeting/select.js';
 export interface PingOptions extends SelectionOptions {
   fanout: number;
   connectTimeout: number;
+  /** --broker: the brokers, and the way to hosts nothing else is said of (broker-route.ts). */
+  broker?: string;
   pki?: string;
   tokenFile?: string;
   json?: boolean;
@@ -39,7 +42,7 @@ function describePong(result: HostResult): Record<string, unknown> | undefined {
 }
 
 export async function pingHosts(opts: PingOptions, io: OutputStreams = process): Promise<number> {
-  const targets = resolveTargets(opts);
+  const { targets, urls: brokers } = routeTargets(resolveTargets(opts), opts);
   const { tls: client, token } = openClient(opts);
   const request = { argv: [], options: defaultSessionOptions(), token, software: CLIENT_SOFTWARE };
   const limits = { connectTimeoutMs: opts.connectTimeout * 1000, commandTimeoutMs: 0 };
@@ -60,7 +63,7 @@ export async function pingHosts(opts: PingOptions, io: OutputStreams = process):
   };
   const fanoutLimit = fanoutWithinFileLimit(Math.min(opts.fanout, targets.length), (note) => io.stderr.write(`distrun: ${note}\n`));
   const schedule = { fanout: fanoutLimit, batchSize: Infinity, batchWaitMs: 0, maxFail: Infinity };
-  const broker = await openBroker(opts, client, fanoutLimit);
+  const broker = await openBroker(brokers, opts, client, fanoutLimit);
   const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits, broker), {
     onStart: () => {},
     onDone,

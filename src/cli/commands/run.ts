@@ -7,6 +7,7 @@ import { ErrorCodes, OptionError, UsageError } from '../../errors.js';
 import { ENV_NAME_PATTERN } from '../../protocol/constants.js';
 import { defaultSessionOptions, type SessionOptions } from '../../protocol/messages.js';
 import type { BrokerRun } from '../execution/broker-transport.js';
+import { routeTargets } from '../execution/broker-route.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openBroker, openClient, saveTlsTickets, type ClientTls } from '../execution/client.js';
 import { Fanout, fanoutWithinFileLimit, scheduleFor, type FanoutLimits } from '../execution/fanout.js';
 import type { RunRequest } from '../execution/host-session.js';
@@ -37,6 +38,8 @@ export interface RunOptions extends SelectionOptions {
   shell?: boolean;
   connectTimeout: number;
   timeout: number | undefined;
+  /** --broker: the brokers, and the way to hosts nothing else is said of (broker-route.ts). */
+  broker?: string;
   pki: string | undefined;
   tokenFile: string | undefined;
   json?: boolean;
@@ -190,17 +193,19 @@ export async function runCommand(
   /** Hosts chosen already (rerun); otherwise resolved from the selection options. */
   chosenTargets?: Target[],
 ): Promise<number> {
-  const plan = planRun(command, opts, { chosenTargets, resolveTargets, readScript });
+  const planned = planRun(command, opts, { chosenTargets, resolveTargets, readScript });
+  const routed = routeTargets(planned.targets, opts);
+  const plan = { ...planned, targets: routed.targets };
   if (opts.dryRun) {
     // Nothing is loaded or dialled: the hosts, and the argv exactly as it would travel.
     io.stdout.write(`argv: ${JSON.stringify(plan.shownArgv)}\n`);
     writeHostLines(plan.targets, io.stdout, false);
     return 0;
   }
-  return executeRun(plan, opts, io);
+  return executeRun(plan, routed.urls, opts, io);
 }
 
-async function executeRun(plan: RunPlan, opts: RunOptions, io: OutputStreams & { stdin: Readable }): Promise<number> {
+async function executeRun(plan: RunPlan, brokers: string[] | undefined, opts: RunOptions, io: OutputStreams & { stdin: Readable }): Promise<number> {
   const { targets } = plan;
   const terminal = plan.input === 'terminal' ? LocalTerminal.open() : undefined;
   if (!(await confirmLargeRun(targets, plan.argv, opts, io))) {
@@ -209,7 +214,7 @@ async function executeRun(plan: RunPlan, opts: RunOptions, io: OutputStreams & {
   }
   const { tls: client, token } = openClient(opts);
   // All brokers down: said now, before anything is opened or shown.
-  const broker = await openBroker(opts, client, plan.schedule.fanout);
+  const broker = await openBroker(brokers, opts, client, plan.schedule.fanout);
   try {
     return await runOnHosts(plan, opts, io, { client, token, broker, terminal });
   } finally {

@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { ErrorCodes, FileError, PkiError, UsageError, messageOf } from '../../errors.js';
-import { parseBrokerUrls } from '../../broker/broker-urls.js';
 import { clientNameOf } from '../../pki/client-name.js';
 import { readCrl, type RevocationList } from '../../pki/crl.js';
 import { weakCertificateInFile } from '../../pki/key-strength.js';
@@ -21,6 +20,7 @@ import { HostSession, type RunRequest, type SessionLimits } from './host-session
 import type { Session } from './session.js';
 import type { Target } from '../targeting/model.js';
 import { TlsTicketCache, type TlsSessionTicket } from './tls-ticket-cache.js';
+import { throughBroker } from './broker-route.js';
 import type { BrokerRun } from './broker-transport.js';
 import { TlsTransport } from './tls-transport.js';
 
@@ -80,7 +80,9 @@ export function hostSessionFactory(request: RunRequest, client: ClientTls, limit
     // Through a broker an agent is addressed, and checked, by the host's name (which
     // `distrun certs agent NAME` puts in its certificate); directly, by the address dialled.
     const { port } = target;
-    const address = broker ? target.name : target.address;
+    const brokered = throughBroker(target);
+    if (brokered && !broker) throw new Error(`${target.name} is routed through a broker, and the run has none open`);
+    const address = brokered ? target.name : target.address;
     const options = {
       address,
       port,
@@ -91,7 +93,7 @@ export function hostSessionFactory(request: RunRequest, client: ClientTls, limit
         remember: (ticket: TlsSessionTicket) => client.tickets.remember(address, port, ticket),
       },
     };
-    const transport = broker ? broker.transport(options) : new TlsTransport(options);
+    const transport = brokered ? broker!.transport(options) : new TlsTransport(options);
     const session = new HostSession(target, request, limits, transport);
     session.once('done', ({ outcome }) => {
       if (outcome.kind === 'error' && outcome.code === ErrorCodes.TLS) client.tickets.forget(address, port);
@@ -124,17 +126,16 @@ function readToken(file: string | undefined): Buffer | undefined {
 }
 
 /**
- * The run's broker (--broker, else $DISTRUN_BROKER), connected and subscribed; undefined
- * for direct connections. The NATS client is loaded only here.
+ * The run's brokers (broker-route.ts), connected and subscribed; undefined when every host
+ * is reached directly. The NATS client is loaded only here.
  */
 export async function openBroker(
-  opts: { broker?: string; connectTimeout: number },
+  urls: string[] | undefined,
+  opts: { connectTimeout: number },
   client: ClientTls,
   fanout: number,
 ): Promise<BrokerRun | undefined> {
-  const text = opts.broker ?? process.env.DISTRUN_BROKER;
-  if (text === undefined || text === '') return undefined;
-  const urls = parseBrokerUrls(text, opts.broker !== undefined ? '--broker' : '$DISTRUN_BROKER');
+  if (urls === undefined) return undefined;
   const named = clientNameOf(new X509Certificate(client.identity.cert).raw);
   if (named.problem !== undefined) throw new PkiError(`our client certificate ${named.problem}`);
   const [{ connectBroker }, { BrokerRun: Run }] = await Promise.all([import('../../broker/broker-connection.js'), import('./broker-transport.js')]);

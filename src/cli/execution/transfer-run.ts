@@ -6,6 +6,7 @@
 import { ErrorCodes } from '../../errors.js';
 import { defaultSessionOptions } from '../../protocol/messages.js';
 import type { Target } from '../targeting/model.js';
+import { routeTargets } from './broker-route.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openBroker, openClient, saveTlsTickets } from './client.js';
 import { Fanout, fanoutWithinFileLimit, scheduleFor, type ScheduleOptions } from './fanout.js';
 import type { RunRequest } from './host-session.js';
@@ -17,6 +18,8 @@ export interface TransferOptions extends ScheduleOptions {
   pki?: string;
   tokenFile?: string;
   connectTimeout: number;
+  /** --broker: the brokers, and the way to hosts nothing else is said of (broker-route.ts). */
+  broker?: string;
   timeout?: number;
 }
 
@@ -38,11 +41,12 @@ interface TransferHooks<E> {
 
 /** Runs the transfer on every target; the reports in target order, and whether Ctrl-C stopped it. */
 export async function runTransfer<E>(
-  targets: readonly Target[],
+  selected: readonly Target[],
   transfer: Pick<RunRequest, 'copy' | 'fetch'> & { stdin: boolean },
   opts: TransferOptions,
   hooks: TransferHooks<E>,
 ): Promise<{ reports: TransferReport<E>[]; interrupted: boolean }> {
+  const { targets, urls: brokers } = routeTargets(selected, opts);
   const { tls: client, token } = openClient(opts);
   const timeoutMs = (opts.timeout ?? 0) * 1000;
   const request: RunRequest = {
@@ -61,7 +65,7 @@ export async function runTransfer<E>(
   };
   const asked = scheduleFor(opts, targets.length);
   const schedule = { ...asked, fanout: fanoutWithinFileLimit(asked.fanout, hooks.note) };
-  const broker = await openBroker(opts, client, schedule.fanout);
+  const broker = await openBroker(brokers, opts, client, schedule.fanout);
   const fanout = new Fanout(targets, schedule, hostSessionFactory(request, client, limits, broker), {
     onStart: (session) => {
       const stderr: Buffer[] = [];

@@ -92,11 +92,12 @@ export function rerunSelection(chain: RunChain, which: { failed?: boolean; unrea
   const chosen = chain.states.filter(({ host }) => classes.includes(host.status));
   if (chosen.length > 0) {
     return {
-      targets: chosen.map(({ host: { name, address, port, status }, runId }) => ({
+      targets: chosen.map(({ host: { name, address, port, reach, status }, runId }) => ({
         name,
         address,
         port,
         via: `rerun of ${latest.id} (${status} in ${runId})`,
+        ...(reach ? { reach } : {}),
       })),
     };
   }

@@ -20,9 +20,11 @@ import type { OutputStream, RenderedHost, Renderer } from './renderers.js';
  * Version of the record format. 2 added `version` and `parent` (the run a rerun came
  * from); a record without `version` is a version 1 record, read as one without a parent.
  * 3 added `copy` and `fetch` (a `distrun copy` or `fetch`, whose `command` is empty): an
- * older distrun refuses such a record instead of running its empty command.
+ * older distrun refuses such a record instead of running its empty command. 4 added a
+ * host's `reach` (how it was reached: through a broker, a rerun goes the same way), which
+ * an older distrun would ignore and dial directly.
  */
-const RUN_RECORD_VERSION = 3;
+const RUN_RECORD_VERSION = 4;
 
 /** Records kept; older ones are removed when a new run is saved. */
 const KEEP_RUNS = 100;
@@ -120,9 +122,7 @@ export function copyRecord(
     stderr: true,
     ...rest,
     hosts: hosts.map(({ result: { target, durationMs }, status, exitCode, reason }) => ({
-      name: target.name,
-      address: target.address,
-      port: target.port,
+      ...recordedTarget(target),
       status,
       exitCode,
       reason: reason ?? null,
@@ -169,9 +169,7 @@ export class RecordRenderer implements Renderer {
     const hosts = results.map(({ target, outcome, durationMs }): HostRecord => {
       const digest = this.digests.get(keyOf(target)) ?? { out: new OutputDigest(), err: new OutputDigest() };
       return {
-        name: target.name,
-        address: target.address,
-        port: target.port,
+        ...recordedTarget(target),
         status: classify(outcome),
         exitCode: hostExitCode(outcome),
         reason: failureReason(outcome) ?? null,
@@ -191,6 +189,22 @@ export class RecordRenderer implements Renderer {
       hosts,
     };
   }
+}
+
+/** What a record keeps of a host: where it was, and how it was reached (a rerun reaches it the same way). */
+function recordedTarget({ name, address, port, reach }: Target): Target {
+  return { name, address, port, ...(reach ? { reach } : {}) };
+}
+
+function isReach(value: unknown): boolean {
+  const r = value as Record<string, unknown> | null;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    (r.through === 'direct' || r.through === 'broker') &&
+    isString(r.by) &&
+    (r.urls === undefined || (Array.isArray(r.urls) && r.urls.every(isString)))
+  );
 }
 
 function keyOf(target: Target): string {
@@ -322,7 +336,13 @@ function isRunRecord(value: unknown): value is RunRecord {
     Array.isArray(r.hosts) &&
     r.hosts.every(
       (h: Partial<HostRecord> | null) =>
-        typeof h === 'object' && h !== null && isString(h.name) && isString(h.address) && Number.isInteger(h.port) && isString(h.status),
+        typeof h === 'object' &&
+        h !== null &&
+        isString(h.name) &&
+        isString(h.address) &&
+        Number.isInteger(h.port) &&
+        isString(h.status) &&
+        (h.reach === undefined || isReach(h.reach)),
     )
   );
 }

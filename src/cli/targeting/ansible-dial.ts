@@ -5,7 +5,10 @@
 // agent's: `distrun_port`, else the inventory's default — never ansible_port,
 // ansible_ssh_port or a `host:port` key, which are ssh's. A value distrun cannot compute
 // as Ansible would (a Jinja template, an encrypted or tagged value) is refused, naming
-// the file, the host and the variable.
+// the file, the host and the variable. `distrun_connect` (direct or broker) says how the
+// host is reached, and `distrun_broker` (host:port, a list or comma separated) through
+// which brokers, set like any variable (on `all`, a group or the host).
+import { parseBrokerUrls } from '../../broker/broker-urls.js';
 import type { Vars } from './ansible-data.js';
 import type { HostEntry } from './model.js';
 import { PyOpaque, pyStr } from './ansible-yaml-load.js';
@@ -16,6 +19,8 @@ const SSH_CONNECTIONS = ['smart', 'ssh', 'ansible.builtin.ssh'];
 /** The variables the ssh connection's `host` option reads, lowest first. */
 const ADDRESS_VARIABLES = ['ansible_host', 'ansible_ssh_host'];
 const PORT_VARIABLE = 'distrun_port';
+const CONNECT_VARIABLE = 'distrun_connect';
+const BROKER_VARIABLE = 'distrun_broker';
 
 /** Templar.is_possibly_template with Jinja's default delimiters. */
 const isTemplate = (value: unknown): boolean => typeof value === 'string' && ['{{', '{%', '{#'].some((start) => value.includes(start));
@@ -70,6 +75,37 @@ export function dialEntry(host: string, vars: Vars, file: string): HostEntry {
     const n = typeof port === 'number' ? port : typeof port === 'string' && /^[0-9]+$/.test(port) ? Number(port) : NaN;
     if (!Number.isInteger(n) || n < 1 || n > 65535) return refuse(`${PORT_VARIABLE} must be an integer from 1 to 65535, got ${pyStr(port)}`);
     entry.port = n;
+  }
+  const connect = vars[CONNECT_VARIABLE];
+  let through: 'direct' | 'broker' | undefined;
+  if (connect !== undefined && connect !== null) {
+    const why = problem(CONNECT_VARIABLE, connect);
+    if (why) return refuse(why);
+    if (connect !== 'direct' && connect !== 'broker') return refuse(`${CONNECT_VARIABLE} must be direct or broker, got ${pyStr(connect)}`);
+    through = connect;
+  }
+  const brokers = vars[BROKER_VARIABLE];
+  let urls: string[] | undefined;
+  if (brokers !== undefined && brokers !== null) {
+    const why = problem(BROKER_VARIABLE, brokers);
+    if (why) return refuse(why);
+    const list = Array.isArray(brokers) ? brokers : [brokers];
+    if (list.length === 0 || !list.every((b) => typeof b === 'string')) {
+      return refuse(`${BROKER_VARIABLE} must be host:port of each broker, a list or comma separated, got ${pyStr(brokers)}`);
+    }
+    try {
+      urls = parseBrokerUrls(list.join(','), BROKER_VARIABLE);
+    } catch (err) {
+      return refuse((err as Error).message);
+    }
+  }
+  // Naming brokers makes them the way in, unless distrun_connect says otherwise (as --broker does).
+  if (through !== undefined || urls !== undefined) {
+    entry.reach = {
+      through: through ?? 'broker',
+      by: `${file}: ${through !== undefined ? CONNECT_VARIABLE : BROKER_VARIABLE} of ${host}`,
+      ...(urls ? { urls } : {}),
+    };
   }
   return entry;
 }

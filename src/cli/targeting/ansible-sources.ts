@@ -21,7 +21,7 @@ import { describeSystemError } from '../../system-errors.js';
 import { ansibleSettingProblems, DEFAULT_IGNORE_EXTS } from './ansible-config.js';
 import { AnsibleInventoryData } from './ansible-data.js';
 import { iniLines, readIni } from './ansible-ini.js';
-import { inventoryFromAnsible } from './ansible-inventory.js';
+import { inventoryFormat, inventoryFromAnsible } from './ansible-inventory.js';
 import { isScriptJson, parseJsonObject, readScriptJson } from './ansible-json.js';
 import { hostGroupVars } from './ansible-vars-files.js';
 import { readAnsibleYaml } from './ansible-yaml.js';
@@ -155,8 +155,10 @@ function classify(path: string, bytes: Buffer, executable: boolean): Leaf {
   const ext = path === '<stdin>' ? '' : extname(basename(path));
   // distrun's own addition: script output (`ansible-inventory --list` JSON), which Ansible
   // reads only from a script, not from a file (its YAML plugin fails on `_meta`).
+  // Without `_meta`, a document with our own keys is distrun's format written as JSON
+  // (whose `broker: [...]` list would otherwise look like a script's group).
   const json = parseJsonObject(text);
-  if (json && isScriptJson(json)) return { path, reader: 'json', doc: json };
+  if (json && isScriptJson(json) && (json.has('_meta') || inventoryFormat([...json.keys()]) !== 'native')) return { path, reader: 'json', doc: json };
   if (YAML_EXTS.includes(ext) || ext === '.yml' || ext === '.yaml') {
     const parsed = parseYamlMapping(text);
     // auto: a .yml/.yaml with a `plugin:` key is a plugin's configuration.

@@ -8,17 +8,21 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SOFTWARE_VERSION } from '../../version.js';
 import { ensurePrivateDir, isPrivateDir, readPrivateFile, writeFileWithMode } from '../../private-files.js';
-import type { HostEntry, Inventory } from './model.js';
+import type { HostEntry, Inventory, Reach } from './model.js';
 import type { AnsibleView } from './ansible-data.js';
+
+/** What a cached copy holds; a new one when Inventory changes, so that an older copy is never read as complete. */
+const FORMAT = 2;
 
 /** Cached inventories kept; older ones are removed when a new one is written. */
 const KEEP = 16;
 
 interface CachedInventory {
   file: string | undefined;
-  defaults: { port: number };
+  defaults: Inventory['defaults'];
   hosts: Array<[string, HostEntry]>;
   groups: Array<[string, string[]]>;
+  reaches?: Array<[string, Reach]>;
   ansible?: AnsibleView;
   warnings?: string[];
 }
@@ -26,7 +30,7 @@ interface CachedInventory {
 /** `extra`: a digest of the other files the parse reads, so that a change there is never served stale. */
 export function loadCachedInventory(dir: string, file: string, text: string, extra: string, parse: () => Inventory): Inventory {
   // A new release may parse differently: its version is part of the key.
-  const key = createHash('sha256').update(`${SOFTWARE_VERSION}\0${file}\0${extra}\0${text}`).digest('hex');
+  const key = createHash('sha256').update(`${SOFTWARE_VERSION}\0${FORMAT}\0${file}\0${extra}\0${text}`).digest('hex');
   const path = join(dir, `${key}.json`);
   // Someone else's directory could hold a planted inventory, and so could ours from a time
   // when it was open to others: the file itself must be ours and private too.
@@ -39,6 +43,7 @@ export function loadCachedInventory(dir: string, file: string, text: string, ext
         defaults: cached.defaults,
         hosts: new Map(cached.hosts),
         groups: new Map(cached.groups),
+        ...(cached.reaches ? { reaches: new Map(cached.reaches) } : {}),
         ansible: cached.ansible,
         warnings: cached.warnings,
       };
@@ -54,6 +59,7 @@ export function loadCachedInventory(dir: string, file: string, text: string, ext
         defaults: inventory.defaults,
         hosts: [...inventory.hosts],
         groups: [...inventory.groups],
+        ...(inventory.reaches ? { reaches: [...inventory.reaches] } : {}),
         ansible: inventory.ansible,
         warnings: inventory.warnings,
       };

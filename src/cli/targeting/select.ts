@@ -106,10 +106,12 @@ function toTarget(spec: string, inv: Inventory | undefined, defaultPort: number)
   if (problem) throw new UsageError(`host ${JSON.stringify(spec)}: ${problem}`);
   const known = inv?.hosts.get(host);
   if (known?.refused) throw new InventoryError(known.refused);
+  const reach = known?.reach ?? inv?.reaches?.get(host) ?? inv?.defaults.reach;
   return {
     name: host,
     address: known?.address ?? host,
     port: port !== undefined ? Number(port) : (known?.port ?? defaultPort),
+    ...(reach ? { reach } : {}),
   };
 }
 
@@ -127,7 +129,13 @@ function ansibleTargets(inv: Inventory, view: AnsibleView, expression: string, d
     const entry = inv.hosts.get(host);
     if (!entry) throw new InventoryError(`host ${host} has no entry to dial (the inventory was read inconsistently)`, { file: inv.file });
     if (entry.refused) throw new InventoryError(entry.refused);
-    return { name: host, address: entry.address ?? host, port: entry.port ?? defaultPort, via: `-g: ${via}` };
+    return {
+      name: host,
+      address: entry.address ?? host,
+      port: entry.port ?? defaultPort,
+      via: `-g: ${via}`,
+      ...(entry.reach ? { reach: entry.reach } : {}),
+    };
   });
 }
 
