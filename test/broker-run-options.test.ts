@@ -10,7 +10,18 @@ import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { startBrokerCluster, waitUntilReachable, type BrokerCluster } from './helpers/broker.js';
-import { addCleanup, cleanupAll, distrun, makePki, startAgent, tempDir, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
+import {
+  addCleanup,
+  cleanupAll,
+  distrun,
+  makePki,
+  spawnDistrun,
+  startAgent,
+  tempDir,
+  waitFor,
+  type Pki,
+  type RunningAgent,
+} from './helpers/fleet.js';
 
 let pki: Pki;
 let cluster: BrokerCluster;
@@ -316,4 +327,17 @@ test('the inventory says which hosts go through the broker; distrun hosts shows 
   const refused = await distrun(['--pki', pki.dir, '-i', chosen, '-H', 'agent2', 'true']);
   t.is(refused.code, 255, refused.stderr);
   t.regex(refused.stderr, /^distrun: agent2 is reached through a broker \(.*mixed\.yaml: hosts\.agent2\.connect\), but no broker is named for it/);
+});
+
+test('Ctrl-C through the broker forwards SIGINT to the remote commands and exits 130, as directly', async (t) => {
+  for (const [i, [way, build]] of Object.entries(ways).entries()) {
+    // A duration of its own per way: each agent's log tells the two runs apart.
+    const argv = ['sleep', `61.${i + 1}`];
+    const { child, exit, stderr } = spawnDistrun(build('-g', 'trio', ...argv));
+    t.true(await waitFor(() => agents.every((a) => a.logs.some((l) => l.msg === 'command' && JSON.stringify(l.argv) === JSON.stringify(argv)))), way);
+    child.kill('SIGINT');
+    t.is(await exit, 130, `${way}: ${stderr()}`);
+    t.regex(stderr(), /interrupt sent to 3 running commands/, way);
+    t.regex(stderr(), /killed by SIGINT/, way);
+  }
 });

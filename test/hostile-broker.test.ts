@@ -32,7 +32,7 @@ let agent1: RunningAgent;
 let agent2: RunningAgent;
 
 test.before(async () => {
-  pki = await makePki(['agent1', 'agent2']);
+  pki = await makePki(['agent1', 'agent2', 'agent3']);
   const issued = await distrun(['certs', 'broker', 'evil', '--ip', '127.0.0.1', '--dir', pki.dir]);
   if (issued.code !== 0) throw new Error(issued.stderr);
   const [port] = await freePorts(1);
@@ -209,3 +209,15 @@ test.serial(
     );
   },
 );
+
+test.serial('an opening whose handshake never completes is ended by the agent after its handshake timeout, and the client hears why', async (t) => {
+  await startAgent(pki, 'agent3', { config: { broker: { urls: [url] }, handshakeTimeoutSeconds: 1 } });
+  const replies = record('distrun.client.mallory.>');
+  // An OPEN with no ClientHello, then nothing: the agent's TLS server waits, then gives up.
+  insider.publish('distrun.agent.agent3.mallory.runrunrun2.stalled001', encodeOpen(0, 65536, Buffer.alloc(0)));
+  await insider.flush();
+  const reset = () => replies.messages.map((m) => decodeCarrier(m.data)).find((m) => m.kind === CarrierKind.RESET) as { reason: string } | undefined;
+  t.true(await waitFor(() => reset() !== undefined));
+  replies.stop();
+  t.is(reset()?.reason, 'the agent ended the TLS handshake: not complete within 1 s (the client was too slow)');
+});
