@@ -28,7 +28,7 @@ import { spawn } from 'node:child_process';
 import { DEFAULT_FANOUT } from '../dist/src/cli/options.js';
 import { NATS_SERVER, startBrokerCluster } from './broker-cluster.mjs';
 import { AGENT_PORT, LoopbackFleet, brokerHostName, hostName } from './bench/loopback-fleet.mjs';
-import { peakMemory, timeCommand } from './bench/measure.mjs';
+import { maxRssOf, peakMemory, timeCommand, underTime } from './bench/measure.mjs';
 import { bucketsOfDirectory } from './bench/profile.mjs';
 import { renderReport, writeReport } from './bench/report.mjs';
 import { PrivateSshd, pdshVersion, sshUnavailable, sshVersion } from './bench/ssh-peers.mjs';
@@ -602,16 +602,14 @@ class Bench {
    */
   async checkedBrokerRun(argv, names, command, env) {
     const before = this.brokers ? await this.brokerMessages() : undefined;
-    const result = await run('/usr/bin/time', ['-f', 'distrun-bench-maxrss %M', ...argv], { env: { ...process.env, ...env } });
+    const [program, ...args] = underTime(argv);
+    const result = await run(program, args, { env: { ...process.env, ...env } });
     const after = this.brokers ? await this.brokerMessages() : undefined;
-    const match = /distrun-bench-maxrss (\d+)/.exec(result.stderr.toString());
+    const { maxRss, stderr } = maxRssOf(result.stderr);
     let problem;
     if (result.code !== 0) {
       // distrun's summary: the line after "N hosts: ..." names the reason and the hosts.
-      const lines = result.stderr
-        .toString()
-        .split('\n')
-        .filter((l) => l && !/^distrun-bench-maxrss|^Command exited/.test(l));
+      const lines = stderr.split('\n').filter(Boolean);
       const summary = lines.findIndex((l) => /^distrun: \d+ hosts: /.test(l));
       problem = `exit ${result.code}: ${(summary >= 0 ? lines.slice(summary, summary + 3) : lines.slice(-2)).join(' / ')}`;
     } else if (command[0] === 'uname') {
@@ -628,7 +626,7 @@ class Bench {
     }
     return {
       problem,
-      maxRss: match ? Number(match[1]) * 1024 : undefined,
+      maxRss,
       messages: before && { fromAgents: after.fromAgents - before.fromAgents, toAgents: after.toAgents - before.toAgents },
     };
   }

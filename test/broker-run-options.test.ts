@@ -5,7 +5,7 @@
 import test from 'ava';
 import { connect } from '@nats-io/transport-node';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
@@ -322,11 +322,22 @@ test('the inventory says which hosts go through the broker; distrun hosts shows 
       `agent${i + 1}`,
     );
   }
+  // copy and fetch choose the same way (their --dry-run shows it).
+  const dry = await distrun(['fetch', '--dry-run', '--pki', pki.dir, '-i', chosen, '-g', 'trio', '/etc/hostname', join(tempDir(), 'got')]);
+  t.is(dry.code, 0, dry.stderr);
+  t.regex(dry.stdout.toString(), /^agent2 {2}broker$/m);
+
   // A host the inventory sends through a broker it does not name: refused before anything runs.
   writeFileSync(chosen, JSON.stringify({ hosts: { agent2: { ...hosts.agent2, connect: 'broker' } } }));
   const refused = await distrun(['--pki', pki.dir, '-i', chosen, '-H', 'agent2', 'true']);
   t.is(refused.code, 255, refused.stderr);
   t.regex(refused.stderr, /^distrun: agent2 is reached through a broker \(.*mixed\.yaml: hosts\.agent2\.connect\), but no broker is named for it/);
+  // fetch too, before it makes its local directory.
+  const local = join(tempDir(), 'never');
+  const fetchRefused = await distrun(['fetch', '--pki', pki.dir, '-i', chosen, '-H', 'agent2', '/etc/hostname', local]);
+  t.is(fetchRefused.code, 255, fetchRefused.stderr);
+  t.regex(fetchRefused.stderr, /^distrun: agent2 is reached through a broker/);
+  t.false(existsSync(local));
 });
 
 test('Ctrl-C through the broker forwards SIGINT to the remote commands and exits 130, as directly', async (t) => {

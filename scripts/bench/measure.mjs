@@ -40,12 +40,27 @@ export async function timeCommand({ work, label, argv, runs, warmup = 1, prepare
   };
 }
 
+const MAXRSS_MARK = 'distrun-bench-maxrss';
+
+/** argv under GNU time, which reports the peak resident memory on stderr (maxRssOf reads it). */
+export function underTime(argv) {
+  return ['/usr/bin/time', '-f', `${MAXRSS_MARK} %M`, ...argv];
+}
+
+/** The peak resident memory (bytes) from underTime's stderr, and that stderr without time's lines. */
+export function maxRssOf(stderr) {
+  const text = stderr.toString();
+  const match = new RegExp(`${MAXRSS_MARK} (\\d+)`).exec(text);
+  const own = text
+    .split('\n')
+    .filter((line) => !line.startsWith(MAXRSS_MARK) && !line.startsWith('Command exited with non-zero status'))
+    .join('\n');
+  return { maxRss: match ? Number(match[1]) * 1024 : undefined, stderr: own };
+}
+
 /** Peak resident memory (bytes) and exit status of one run, from GNU time's %M. */
 export function peakMemory(argv, env = {}) {
-  const result = runSync('/usr/bin/time', ['-f', 'distrun-bench-maxrss %M', ...argv], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const match = /distrun-bench-maxrss (\d+)/.exec(result.stderr);
-  return { code: result.code, maxRss: match ? Number(match[1]) * 1024 : undefined, stderr: result.stderr };
+  const [program, ...args] = underTime(argv);
+  const result = runSync(program, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  return { code: result.code, ...maxRssOf(result.stderr) };
 }

@@ -56,7 +56,10 @@ export function addConnectionOptions(command: Command): Command {
       seconds,
       DEFAULT_CONNECT_TIMEOUT_S,
     )
-    .option('--broker <urls>', "reach the agents through the fleet's NATS brokers: host:port, comma separated (default: $DISTRUN_BROKER)")
+    .option(
+      '--broker <urls>',
+      "the fleet's NATS brokers, host:port, comma separated (default: $DISTRUN_BROKER, then the inventory's broker:): every host goes through them unless the inventory says connect: direct",
+    )
     .option('--pki <dir>', 'client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
     .option('--token-file <file>', 'authentication token for agents that require one (default: $DISTRUN_TOKEN_FILE)');
 }

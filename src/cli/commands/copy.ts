@@ -8,6 +8,7 @@ import { OWNER_PATTERN } from '../../protocol/file-messages.js';
 import { CopyFeeder } from '../execution/copy-feeder.js';
 import { collectSources } from '../execution/copy-sources.js';
 import { SharedSources } from '../execution/shared-source.js';
+import { routeTargets } from '../execution/broker-route.js';
 import { runTransfer, type TransferOptions } from '../execution/transfer-run.js';
 import { addConnectionOptions, addSelectionOptions, addTransferOptions } from '../options.js';
 import { CopyJson, CopyLines, copyExitCode, copyHostStatus, type CopyReporter } from '../output/copy-report.js';
@@ -68,7 +69,8 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
   const dest = paths[paths.length - 1]!;
   if (!dest.startsWith('/')) throw new OptionError(`the destination must be an absolute path on the hosts, got '${dest}'`);
   if (opts.owner !== undefined && !OWNER_PATTERN.test(opts.owner)) throw new OptionError(`--owner takes USER or USER:GROUP, got '${opts.owner}'`);
-  const targets = chosenTargets ?? resolveTargets(opts);
+  const routed = routeTargets(chosenTargets ?? resolveTargets(opts), opts);
+  const { targets } = routed;
   const entries = await collectSources(sources, { recursive: opts.recursive === true, preserve: opts.preserve === true });
   if (opts.dryRun) {
     for (const { entry } of entries)
@@ -86,7 +88,7 @@ async function copyFiles(paths: readonly string[], opts: CopyOptions, io: Output
   };
   const reporter: CopyReporter = opts.json ? new CopyJson(io) : new CopyLines(io, opts.quiet === true);
   const shared = new SharedSources();
-  const { reports: ordered, interrupted } = await runTransfer(targets, { copy, stdin: true }, opts, {
+  const { reports: ordered, interrupted } = await runTransfer(routed, { copy, stdin: true }, opts, {
     start: (session) => {
       reporter.hostStarted(session.target);
       const feeder = new CopyFeeder(session, entries, shared, (entry) => reporter.entry(session.target.name, entry));

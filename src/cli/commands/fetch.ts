@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DistRunError, ErrorCodes, OptionError } from '../../errors.js';
 import { FetchWriter, collectFetch, hostDirectoryProblem, type FetchedEntry } from '../execution/fetch-writer.js';
+import { routeTargets } from '../execution/broker-route.js';
 import { runTransfer, type TransferOptions } from '../execution/transfer-run.js';
 import { addConnectionOptions, addSelectionOptions, addTransferOptions, byteSize } from '../options.js';
 import { CopyJson, CopyLines, copyExitCode, copyHostStatus, type CopyReporter } from '../output/copy-report.js';
@@ -72,7 +73,8 @@ async function fetchFiles(paths: readonly string[], opts: FetchOptions, io: Outp
     if (path.includes('\0')) throw new OptionError('a remote path cannot contain NUL');
   }
   if (Buffer.byteLength(JSON.stringify(remote)) > MAX_REQUEST_BYTES) throw new OptionError('too many remote paths for one fetch');
-  const targets = chosenTargets ?? resolveTargets(opts);
+  const routed = routeTargets(chosenTargets ?? resolveTargets(opts), opts);
+  const { targets } = routed;
   // Host names come from inventories the user may not have written: each becomes a directory.
   for (const target of targets) {
     const problem = hostDirectoryProblem(target.name);
@@ -93,7 +95,7 @@ async function fetchFiles(paths: readonly string[], opts: FetchOptions, io: Outp
   const reporter: CopyReporter = opts.json ? new CopyJson(io, 'fetch') : new CopyLines(io, opts.quiet === true, 'fetch');
   const startedAt = new Date();
   const fetch = { paths: remote, recursive: opts.recursive === true, maxBytes: opts.maxBytes };
-  const { reports, interrupted } = await runTransfer<FetchedEntry>(targets, { fetch, stdin: false }, opts, {
+  const { reports, interrupted } = await runTransfer<FetchedEntry>(routed, { fetch, stdin: false }, opts, {
     start: (session) => {
       const name = session.target.name;
       reporter.hostStarted(session.target);

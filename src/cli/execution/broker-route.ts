@@ -10,16 +10,11 @@ import { parseBrokerUrls } from '../../broker/broker-urls.js';
 import { UsageError } from '../../errors.js';
 import type { Target } from '../targeting/model.js';
 
-interface RoutedTargets {
+export interface RoutedTargets {
   /** The hosts, each brokered one with its `reach` (through: broker, its brokers). */
   targets: Target[];
   /** The brokers of the run; undefined when every host is reached directly. */
   urls?: string[];
-}
-
-/** Whether `target` goes through the run's brokers (after routeTargets). */
-export function throughBroker(target: Target): boolean {
-  return target.reach?.through === 'broker';
 }
 
 export function routeTargets(targets: readonly Target[], opts: { broker?: string }, env: NodeJS.ProcessEnv = process.env): RoutedTargets {
@@ -35,15 +30,16 @@ export function routeTargets(targets: readonly Target[], opts: { broker?: string
   let urls = named?.urls;
   if (urls === undefined) {
     const first = chosen[0]!;
+    const firstUrls = first.reach?.urls?.join(',');
     for (const t of chosen) {
       if (t.reach?.urls === undefined) {
         throw new UsageError(
           `${t.name} is reached through a broker (${t.reach?.by}), but no broker is named for it: add broker: to the inventory, or give --broker HOST:PORT`,
         );
       }
-      if (t.reach.urls.join(',') !== first.reach!.urls!.join(',')) {
+      if (t.reach.urls.join(',') !== firstUrls) {
         throw new UsageError(
-          `${first.name} and ${t.name} name different brokers (${first.reach!.urls!.join(',')}; ${t.reach.urls.join(',')}): one run goes through one broker cluster; select them apart, or give --broker`,
+          `${first.name} and ${t.name} name different brokers (${firstUrls}; ${t.reach.urls.join(',')}): one run goes through one broker cluster; select them apart, or give --broker`,
         );
       }
     }

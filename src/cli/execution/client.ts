@@ -18,9 +18,9 @@ import type { AgentTrust } from './agent-certificate.js';
 import { distrunCacheDir } from '../cache-dir.js';
 import { HostSession, type RunRequest, type SessionLimits } from './host-session.js';
 import type { Session } from './session.js';
+import { throughBroker } from '../targeting/host-label.js';
 import type { Target } from '../targeting/model.js';
 import { TlsTicketCache, type TlsSessionTicket } from './tls-ticket-cache.js';
-import { throughBroker } from './broker-route.js';
 import type { BrokerRun } from './broker-transport.js';
 import { TlsTransport } from './tls-transport.js';
 

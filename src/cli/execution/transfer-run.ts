@@ -5,8 +5,7 @@
 // FetchCollector).
 import { ErrorCodes } from '../../errors.js';
 import { defaultSessionOptions } from '../../protocol/messages.js';
-import type { Target } from '../targeting/model.js';
-import { routeTargets } from './broker-route.js';
+import type { RoutedTargets } from './broker-route.js';
 import { CLIENT_SOFTWARE, hostSessionFactory, openBroker, openClient, saveTlsTickets } from './client.js';
 import { Fanout, fanoutWithinFileLimit, scheduleFor, type ScheduleOptions } from './fanout.js';
 import type { RunRequest } from './host-session.js';
@@ -39,14 +38,13 @@ interface TransferHooks<E> {
   note: (text: string) => void;
 }
 
-/** Runs the transfer on every target; the reports in target order, and whether Ctrl-C stopped it. */
+/** Runs the transfer on every target (routed: broker-route.ts); the reports in target order, and whether Ctrl-C stopped it. */
 export async function runTransfer<E>(
-  selected: readonly Target[],
+  { targets, urls: brokers }: RoutedTargets,
   transfer: Pick<RunRequest, 'copy' | 'fetch'> & { stdin: boolean },
   opts: TransferOptions,
   hooks: TransferHooks<E>,
 ): Promise<{ reports: TransferReport<E>[]; interrupted: boolean }> {
-  const { targets, urls: brokers } = routeTargets(selected, opts);
   const { tls: client, token } = openClient(opts);
   const timeoutMs = (opts.timeout ?? 0) * 1000;
   const request: RunRequest = {
