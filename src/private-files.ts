@@ -100,16 +100,35 @@ export function readPrivateFile(file: string): Buffer {
   }
 }
 
+// Pieces are gathered up to about a megabyte a write: few syscalls, and never the whole file in memory.
+const WRITE_PIECE_CHARS = 1 << 20;
+
+function writeInPieces(fd: number, pieces: Iterable<string>): void {
+  let gathered: string[] = [];
+  let length = 0;
+  for (const piece of pieces) {
+    gathered.push(piece);
+    length += piece.length;
+    if (length >= WRITE_PIECE_CHARS) {
+      writeSync(fd, gathered.join(''));
+      gathered = [];
+      length = 0;
+    }
+  }
+  if (length > 0) writeSync(fd, gathered.join(''));
+}
+
 /**
  * Writes a file atomically with an exact mode: a new temp file (never an existing one,
  * whatever its permissions) is written, chmodded against the umask, then renamed over
  * the target, which is replaced whole, mode included.
  */
-export function writeFileWithMode(file: string, content: string, mode: number, options: { durable?: boolean } = {}): void {
+export function writeFileWithMode(file: string, content: string | Iterable<string>, mode: number, options: { durable?: boolean } = {}): void {
   const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(temp, 'wx', mode);
   try {
-    writeSync(fd, content);
+    if (typeof content === 'string') writeSync(fd, content);
+    else writeInPieces(fd, content);
     fchmodSync(fd, mode);
     // Caches skip the flush to disk: losing one in a crash costs nothing but time.
     if (options.durable !== false) fsyncSync(fd);

@@ -8,7 +8,7 @@
 // a 0700 directory, one file per client certificate. Unreadable or damaged files are
 // treated as empty: the cache only ever saves time.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ensurePrivateDir, isPrivateDir, writeFileWithMode } from '../../private-files.js';
 import type { AgentCertificateRecord } from './agent-certificate.js';
@@ -40,18 +40,42 @@ interface CacheFile {
   sessions: Record<string, StoredTicket>;
 }
 
-function readCacheFile(file: string): Map<string, StoredTicket> {
+/** What the file was when it was read (renames give a new inode): unchanged at save, it need not be read again. */
+type FileVersion = string | undefined;
+
+const versionOf = (stats: Stats): FileVersion => `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+
+function readCacheFile(file: string): { entries: Map<string, StoredTicket>; version: FileVersion } {
+  let fd: number | undefined;
+  let version: FileVersion;
   try {
-    const data = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;
-    if (data?.version !== FORMAT_VERSION || typeof data.sessions !== 'object' || data.sessions === null) return new Map();
-    return new Map(
+    fd = openSync(file, 'r');
+    version = versionOf(fstatSync(fd));
+    const data = JSON.parse(readFileSync(fd, 'utf8')) as CacheFile;
+    if (data?.version !== FORMAT_VERSION || typeof data.sessions !== 'object' || data.sessions === null) return { entries: new Map(), version };
+    const entries = new Map(
       Object.entries(data.sessions).filter(
         ([, entry]) => typeof entry?.ticket === 'string' && typeof entry.savedAt === 'number' && isRecord(entry.agent),
       ),
     );
+    return { entries, version };
   } catch {
-    return new Map();
+    return { entries: new Map(), version };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+// The file's text a piece at a time: at 10,000 agents it is tens of megabytes, which one
+// JSON.stringify would hold twice over (as a string and as the bytes written).
+function* cacheFileText(sessions: Iterable<[string, StoredTicket]>): Generator<string> {
+  yield `{"version":${FORMAT_VERSION},"sessions":{`;
+  let first = true;
+  for (const [k, entry] of sessions) {
+    yield `${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(entry)}`;
+    first = false;
+  }
+  yield '}}';
 }
 
 export class TlsTicketCache {
@@ -61,6 +85,8 @@ export class TlsTicketCache {
   private constructor(
     private readonly file: string | undefined,
     private readonly stored: Map<string, StoredTicket>,
+    /** The file as `stored` was read from it. */
+    private readonly storedVersion: FileVersion,
   ) {}
 
   /**
@@ -71,12 +97,14 @@ export class TlsTicketCache {
     const identity = createHash('sha256').update(clientCert).update(caCert).digest('hex').slice(0, 16);
     const file = join(dir, `sessions-${identity}.json`);
     // Tickets planted in a directory others can write to are not ours to present.
-    return new TlsTicketCache(file, isPrivateDir(dir) ? readCacheFile(file) : new Map());
+    if (!isPrivateDir(dir)) return new TlsTicketCache(file, new Map(), undefined);
+    const { entries, version } = readCacheFile(file);
+    return new TlsTicketCache(file, entries, version);
   }
 
   /** A cache that remembers nothing (DISTRUN_TLS_CACHE=off). */
   static disabled(): TlsTicketCache {
-    return new TlsTicketCache(undefined, new Map());
+    return new TlsTicketCache(undefined, new Map(), undefined);
   }
 
   ticketFor(address: string, port: number): TlsSessionTicket | undefined {
@@ -102,15 +130,26 @@ export class TlsTicketCache {
    */
   save(now = Date.now()): void {
     if (!this.file || (this.updated.size === 0 && this.forgotten.size === 0)) return;
-    const merged = readCacheFile(this.file);
+    const merged = this.onDiskNow(this.file);
     for (const [k, entry] of this.updated) {
       if ((merged.get(k)?.savedAt ?? 0) <= entry.savedAt) merged.set(k, entry);
     }
     for (const k of this.forgotten) merged.delete(k);
-    const sessions: Record<string, StoredTicket> = {};
-    for (const [k, entry] of merged) if (now - entry.savedAt < MAX_AGE_MS) sessions[k] = entry;
+    const fresh = [...merged].filter(([, entry]) => now - entry.savedAt < MAX_AGE_MS);
     if (!ensurePrivateDir(dirname(this.file))) return;
-    writeFileWithMode(this.file, JSON.stringify({ version: FORMAT_VERSION, sessions } satisfies CacheFile), 0o600, { durable: false });
+    writeFileWithMode(this.file, cacheFileText(fresh), 0o600, { durable: false });
+  }
+
+  // What was read at the start, unless another run has saved since.
+  private onDiskNow(file: string): Map<string, StoredTicket> {
+    if (this.storedVersion !== undefined) {
+      try {
+        if (versionOf(statSync(file)) === this.storedVersion) return new Map(this.stored);
+      } catch {
+        // Gone: read below (and found empty).
+      }
+    }
+    return readCacheFile(file).entries;
   }
 }
 
