@@ -32,7 +32,7 @@ test('the second run resumes; the ticket cache is private; a reload voids every 
   const dir = join(env.XDG_CACHE_HOME, 'distrun', 'tls');
   t.is(statSync(dir).mode & 0o777, 0o700);
   const [file] = readdirSync(dir);
-  t.regex(file!, /^sessions-[0-9a-f]{16}\.json$/);
+  t.regex(file!, /^sessions-[0-9a-f]{16}\.jsonl$/);
   t.is(statSync(join(dir, file!)).mode & 0o777, 0o600);
 
   t.is((await agent.reload()).msg, 'reloaded');

@@ -1,7 +1,7 @@
 // The TLS ticket cache's file: what a save writes, how it merges with a run that saved
 // in between, and what it keeps when nothing else wrote (read once, not again).
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TlsTicketCache } from '../src/cli/execution/tls-ticket-cache.js';
@@ -22,16 +22,22 @@ function cacheDir(t: { teardown(fn: () => void): void }): string {
 // One cache file per client identity: the only one in the directory.
 const fileOf = (dir: string) => join(dir, readdirSync(dir).filter((name) => name.startsWith('sessions-'))[0]);
 
-test('a save writes every ticket as one JSON document, 0600, and the next run resumes from it', (t) => {
+test('a save writes every ticket as a JSON line, 0600, and the next run resumes from it', (t) => {
   const dir = cacheDir(t);
   const first = TlsTicketCache.open(dir, CLIENT, CA);
   for (let i = 0; i < 3000; i += 1) first.remember(`10.0.${i >> 8}.${i & 255}`, 6789, ticket(`t${i}`));
   first.save();
   const file = fileOf(dir);
   t.is(statSync(file).mode & 0o777, 0o600);
-  const data = JSON.parse(readFileSync(file, 'utf8'));
-  t.is(data.version, 2);
-  t.is(Object.keys(data.sessions).length, 3000);
+  t.regex(file, /\.jsonl$/);
+  // A header, then one ticket a line.
+  const lines = readFileSync(file, 'utf8').split('\n');
+  t.is(lines.pop(), '');
+  t.deepEqual(JSON.parse(lines[0]!), { version: 3 });
+  t.is(lines.length, 3001);
+  const one = JSON.parse(lines[1]!);
+  t.deepEqual(Object.keys(one).sort(), ['agent', 'key', 'savedAt', 'ticket']);
+  t.is(Buffer.from(one.ticket, 'base64').toString(), 't0');
   const next = TlsTicketCache.open(dir, CLIENT, CA);
   t.deepEqual(next.ticketFor('10.0.11.183', 6789), ticket(`t${(11 << 8) + 183}`));
   t.is(next.ticketFor('10.0.11.183', 22), undefined);
@@ -64,4 +70,25 @@ test('a save keeps what the file held when nobody else wrote it, and merges what
   alone.save();
   const last = TlsTicketCache.open(dir, CLIENT, CA);
   for (const name of ['b', 'c', 'd']) t.truthy(last.ticketFor(name, 6789), name);
+});
+
+test('a damaged line, or a file of format 2, is read as an empty cache, and the next save replaces it', (t) => {
+  const dir = cacheDir(t);
+  const cache = TlsTicketCache.open(dir, CLIENT, CA);
+  cache.remember('a', 6789, ticket('a'));
+  cache.save();
+  const file = fileOf(dir);
+  writeFileSync(file, `${readFileSync(file, 'utf8')}{"key": "b", garbage\n`);
+  t.is(TlsTicketCache.open(dir, CLIENT, CA).ticketFor('a', 6789), undefined);
+
+  const legacy = file.replace(/\.jsonl$/, '.json');
+  rmSync(file);
+  writeFileSync(legacy, JSON.stringify({ version: 2, sessions: { 'a 6789': { ticket: 'YQ==', savedAt: Date.now(), agent: agent('a') } } }), {
+    mode: 0o600,
+  });
+  const next = TlsTicketCache.open(dir, CLIENT, CA);
+  t.is(next.ticketFor('a', 6789), undefined);
+  next.remember('b', 6789, ticket('b'));
+  next.save();
+  t.deepEqual(readdirSync(dir), [file.slice(dir.length + 1)], 'the format-2 file is gone');
 });

@@ -8,19 +8,22 @@
 // a 0700 directory, one file per client certificate. Unreadable or damaged files are
 // treated as empty: the cache only ever saves time.
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ensurePrivateDir, isPrivateDir, writeFileWithMode } from '../../private-files.js';
 import type { AgentCertificateRecord } from './agent-certificate.js';
 
 // 2: each ticket carries the agent certificate's record (files of version 1 are dropped).
-const FORMAT_VERSION = 2;
+// 3: JSON lines, a header and then one ticket a line, read and written a line at a time
+//    (at 10,000 agents the file is tens of megabytes: as one JSON text it was a heap
+//    peak at start-up that V8 then let the heap grow from).
+const FORMAT_VERSION = 3;
 /** TLS 1.3 caps a ticket's lifetime at 7 days; older entries are dropped when saving. */
 const MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
 interface StoredTicket {
-  /** The serialized TLS session (node:tls 'session' event), base64. */
-  ticket: string;
+  /** The serialized TLS session (node:tls 'session' event); base64 in the file. */
+  ticket: Buffer;
   savedAt: number;
   /** The certificate the agent's session was made with: checked again on resumption. */
   agent: AgentCertificateRecord;
@@ -35,47 +38,58 @@ export interface TlsSessionTicket {
 const isRecord = (agent: AgentCertificateRecord | undefined): boolean =>
   typeof agent?.serial === 'string' && typeof agent.notBefore === 'number' && typeof agent.notAfter === 'number';
 
-interface CacheFile {
+/** The file: this line first, then a `TicketLine` for each agent. */
+interface HeaderLine {
   version: number;
-  sessions: Record<string, StoredTicket>;
 }
+
+type TicketLine = Omit<StoredTicket, 'ticket'> & { key: string; ticket: string };
 
 /** What the file was when it was read (renames give a new inode): unchanged at save, it need not be read again. */
 type FileVersion = string | undefined;
 
 const versionOf = (stats: Stats): FileVersion => `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 
+function* linesOf(bytes: Buffer): Generator<string> {
+  for (let start = 0; start < bytes.length; ) {
+    const end = bytes.indexOf(0x0a, start);
+    const stop = end === -1 ? bytes.length : end;
+    yield bytes.toString('utf8', start, stop);
+    start = stop + 1;
+  }
+}
+
 function readCacheFile(file: string): { entries: Map<string, StoredTicket>; version: FileVersion } {
+  const entries = new Map<string, StoredTicket>();
   let fd: number | undefined;
   let version: FileVersion;
   try {
     fd = openSync(file, 'r');
     version = versionOf(fstatSync(fd));
-    const data = JSON.parse(readFileSync(fd, 'utf8')) as CacheFile;
-    if (data?.version !== FORMAT_VERSION || typeof data.sessions !== 'object' || data.sessions === null) return { entries: new Map(), version };
-    const entries = new Map(
-      Object.entries(data.sessions).filter(
-        ([, entry]) => typeof entry?.ticket === 'string' && typeof entry.savedAt === 'number' && isRecord(entry.agent),
-      ),
-    );
+    const lines = linesOf(readFileSync(fd));
+    const header = JSON.parse(lines.next().value ?? '') as HeaderLine;
+    if (header?.version !== FORMAT_VERSION) return { entries, version };
+    for (const text of lines) {
+      const line = JSON.parse(text) as TicketLine;
+      // Kept as bytes, not as their base64 text: outside V8's heap.
+      if (typeof line?.key === 'string' && typeof line.ticket === 'string' && typeof line.savedAt === 'number' && isRecord(line.agent)) {
+        entries.set(line.key, { ticket: Buffer.from(line.ticket, 'base64'), savedAt: line.savedAt, agent: line.agent });
+      }
+    }
     return { entries, version };
   } catch {
+    // Damaged: as if empty (the cache only ever saves time).
     return { entries: new Map(), version };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
 
-// The file's text a piece at a time: at 10,000 agents it is tens of megabytes, which one
-// JSON.stringify would hold twice over (as a string and as the bytes written).
-function* cacheFileText(sessions: Iterable<[string, StoredTicket]>): Generator<string> {
-  yield `{"version":${FORMAT_VERSION},"sessions":{`;
-  let first = true;
-  for (const [k, entry] of sessions) {
-    yield `${first ? '' : ','}${JSON.stringify(k)}:${JSON.stringify(entry)}`;
-    first = false;
+function* cacheFileLines(sessions: Iterable<[string, StoredTicket]>): Generator<string> {
+  yield `${JSON.stringify({ version: FORMAT_VERSION } satisfies HeaderLine)}\n`;
+  for (const [key, { ticket, savedAt, agent }] of sessions) {
+    yield `${JSON.stringify({ key, ticket: ticket.toString('base64'), savedAt, agent } satisfies TicketLine)}\n`;
   }
-  yield '}}';
 }
 
 export class TlsTicketCache {
@@ -95,7 +109,7 @@ export class TlsTicketCache {
    */
   static open(dir: string, clientCert: Buffer, caCert: Buffer): TlsTicketCache {
     const identity = createHash('sha256').update(clientCert).update(caCert).digest('hex').slice(0, 16);
-    const file = join(dir, `sessions-${identity}.json`);
+    const file = join(dir, `sessions-${identity}.jsonl`);
     // Tickets planted in a directory others can write to are not ours to present.
     if (!isPrivateDir(dir)) return new TlsTicketCache(file, new Map(), undefined);
     const { entries, version } = readCacheFile(file);
@@ -109,13 +123,13 @@ export class TlsTicketCache {
 
   ticketFor(address: string, port: number): TlsSessionTicket | undefined {
     const entry = this.stored.get(key(address, port));
-    return entry && !this.forgotten.has(key(address, port)) ? { ticket: Buffer.from(entry.ticket, 'base64'), agent: entry.agent } : undefined;
+    return entry && !this.forgotten.has(key(address, port)) ? { ticket: entry.ticket, agent: entry.agent } : undefined;
   }
 
   remember(address: string, port: number, { ticket, agent }: TlsSessionTicket): void {
     if (!this.file) return;
     this.forgotten.delete(key(address, port));
-    this.updated.set(key(address, port), { ticket: ticket.toString('base64'), savedAt: Date.now(), agent });
+    this.updated.set(key(address, port), { ticket, savedAt: Date.now(), agent });
   }
 
   /** Drops the agent's ticket (its handshake failed: start afresh next time). */
@@ -137,7 +151,9 @@ export class TlsTicketCache {
     for (const k of this.forgotten) merged.delete(k);
     const fresh = [...merged].filter(([, entry]) => now - entry.savedAt < MAX_AGE_MS);
     if (!ensurePrivateDir(dirname(this.file))) return;
-    writeFileWithMode(this.file, cacheFileText(fresh), 0o600, { durable: false });
+    writeFileWithMode(this.file, cacheFileLines(fresh), 0o600, { durable: false });
+    // The same cache in format 2 (sessions-ID.json), now stale.
+    rmSync(this.file.replace(/\.jsonl$/, '.json'), { force: true });
   }
 
   // What was read at the start, unless another run has saved since.
