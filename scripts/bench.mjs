@@ -58,8 +58,8 @@ function readSettings(env, args) {
     ns,
     brokerNs,
     brokerRuns: Number(env.BENCH_BROKER_RUNS ?? 3),
-    // Direct runs next to the broker's need their hosts: the broker's smallest N at least.
-    maxN: Math.max(...ns, ...copyNs, 1000 * Number(sections.includes('memory')), Math.min(...brokerNs)),
+    // Direct runs next to the broker's, at each of its N, need their hosts.
+    maxN: Math.max(...ns, ...copyNs, 1000 * Number(sections.includes('memory')), ...brokerNs),
     peerMaxN: Number(env.BENCH_PEER_MAX_N ?? 200),
     runs: Number(env.BENCH_RUNS ?? 5),
     latencyRuns: Number(env.BENCH_LATENCY_RUNS ?? 30),
@@ -179,7 +179,7 @@ class Bench {
     // Many names for one agent's address: range keys, as an inventory would write them.
     this.fleet.writeInventory(
       this.inventory,
-      [...new Set([1, ...settings.ns, ...(this.copyPlace?.ns ?? [])])].sort((a, b) => a - b),
+      [...new Set([1, ...settings.ns, ...(this.copyPlace?.ns ?? []), ...(this.brokers ? settings.brokerNs : [])])].sort((a, b) => a - b),
       {
         hosts: [`  's[0001-1000]': { address: 127.0.1.1, port: ${AGENT_PORT} }`, `  'p[0001-0200]': { address: 127.0.1.2, port: ${AGENT_PORT} }`],
         groups: ["  sessions1000: ['s[0001-1000]']", "  profiled200: ['p[0001-0200]']"],
@@ -197,8 +197,9 @@ class Bench {
     }
     this.report.machine = machineDescription();
     this.report.versions = versions(this.sshd);
-    // One run to fill the TLS ticket cache and warm every agent, as a fleet that has served commands before.
-    const warm = await run(process.execPath, [DISTRUN, '-g', `n${settings.maxN}`, '-f', String(settings.maxN), '-q', 'true'], {
+    // One run to fill the TLS ticket cache and warm every agent, as a fleet that has served
+    // commands before (at most 1,000 at a time: one CLI cannot start 10,000 handshakes at once).
+    const warm = await run(process.execPath, [DISTRUN, '-g', `n${settings.maxN}`, '-f', String(Math.min(settings.maxN, 1000)), '-q', 'true'], {
       env: { ...process.env, ...this.distrunEnv() },
     });
     if (warm.code !== 0) throw new Error(`the warm-up run failed: ${warm.stderr.slice(-500)}`);

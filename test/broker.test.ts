@@ -16,7 +16,8 @@ let agents: RunningAgent[];
 let inventory: string;
 
 test.before(async () => {
-  pki = await makePki(['agent1', 'agent2']);
+  // agent3: started by the discovery test, with allowedClients of its own.
+  pki = await makePki(['agent1', 'agent2', 'agent3']);
   // A second client, for what one client may do to another's sessions.
   const ops = await distrun(['certs', 'client', 'ops', '--dir', pki.dir]);
   if (ops.code !== 0) throw new Error(ops.stderr);
@@ -210,4 +211,58 @@ test('--tty through the broker: the command has a terminal', async (t) => {
   t.is(status, 0, screen);
   t.regex(screen, /\/dev\/pts\/\d+/);
   t.regex(screen, /interactive/);
+});
+
+test('distrun hosts --discover: who is connected now, by name, through any node; an agent answers only clients it serves', async (t) => {
+  const lines = (r: { stdout: Buffer }) =>
+    r.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/).join(' '));
+  // The wait is a ceiling: a run ends as soon as every selected host has answered.
+  const [all, pair] = await Promise.all([
+    distrun(viaBroker('hosts', '--discover', '--wait', '10', '-g', 'all')),
+    distrun(viaBroker('hosts', '--discover', '--wait', '60', '-g', 'pair')),
+  ]);
+  t.deepEqual(lines(all), ['agent1 broker connected', 'agent2 broker connected', 'ghost broker no answer']);
+  t.is(all.code, 255, 'a selected host through the broker did not answer');
+  t.regex(all.stderr, /^distrun: 2 of 3 hosts reached through the broker answered within \d+\.\d s; no answer: ghost \(best effort/);
+  t.is(pair.code, 0, pair.stderr);
+  t.regex(pair.stderr, /^distrun: 2 of 2 hosts reached through the broker answered within /);
+  const one = await distrun(viaBroker('hosts', '--discover', '--wait', '60', '-H', 'agent1'));
+  t.is(one.code, 0, one.stderr);
+  t.regex(one.stderr, /; \d+ other names? answered: /, 'agents that were not selected are counted apart');
+
+  // agent3 serves only ops: it does not tell admin that it is there.
+  const b3 = cluster.nodes[2]!;
+  const guarded = await startAgent(pki, 'agent3', { config: { allowedClients: ['ops'], broker: { urls: [b3.url] } } });
+  await guarded.waitForLog('connected to the broker');
+  const ask = (pkiDir: string) => distrun(['hosts', '--discover', '--wait', '10', '--broker', b3.url, '--pki', pkiDir, '-H', 'agent1,agent3']);
+  const [asAdmin, asOps] = await Promise.all([ask(pki.dir), ask(join(pki.dir, 'clients', 'ops'))]);
+  t.deepEqual(lines(asAdmin), ['agent1 broker connected', 'agent3 broker no answer']);
+  t.deepEqual(lines(asOps), ['agent1 broker connected', 'agent3 broker connected']);
+  t.is(asOps.code, 0, asOps.stderr);
+});
+
+test('a broker configured before discovery existed: --discover says so, instead of finding nobody', async (t) => {
+  const issued = await distrun(['certs', 'broker', 'solo', '--ip', '127.0.0.1', '--dir', pki.dir]);
+  t.is(issued.code, 0, issued.stderr);
+  const [port, clusterPort] = await freePorts(2);
+  const out = join(tempDir(), 'conf');
+  const written = await distrun(['broker', 'config', '--dir', pki.dir, '--out', out, `solo=127.0.0.1:${port}:${clusterPort}`]);
+  t.is(written.code, 0, written.stderr);
+  const file = join(out, 'solo.conf');
+  const config = readFileSync(file, 'utf8');
+  const withoutDiscovery = config.replaceAll(', "distrun.discover.admin.*"', '');
+  t.not(withoutDiscovery, config, 'the permission is in the configuration we write');
+  writeFileSync(file, withoutDiscovery);
+  await startNatsServer(['-c', file]);
+  const r = await distrun(['hosts', '--discover', '--broker', `127.0.0.1:${port}`, '--pki', pki.dir, '-H', 'agent1']);
+  t.is(r.code, 255);
+  t.regex(
+    r.stderr,
+    /^distrun: the broker does not let client admin ask who is connected \(.*\); write its configuration again with distrun broker config/m,
+  );
+  t.is(r.stdout.toString(), '');
 });

@@ -8,7 +8,19 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import * as tls from 'node:tls';
 import { CarrierError, CarrierStream } from '../src/broker/carrier-stream.js';
-import { CarrierKind, decodeCarrier, encodeData, encodeOpen, MAX_CARRIER_DATA } from '../src/protocol/carrier.js';
+import {
+  CarrierKind,
+  decodeCarrier,
+  discoveryAnswerSubject,
+  discoverySubject,
+  encodeData,
+  encodeOpen,
+  MAX_CARRIER_DATA,
+  nameOfToken,
+  parseClientSubject,
+  parseDiscoverySubject,
+} from '../src/protocol/carrier.js';
+import { AnswerBudget } from '../src/agent/broker-service.js';
 import { cleanupAll, makePki, type Pki } from './helpers/fleet.js';
 
 test.after.always(cleanupAll);
@@ -231,4 +243,35 @@ test('mutual TLS 1.3 runs end to end over the carrier: each side sees the other 
   // The broker saw only TLS records: not a byte of the text.
   t.false(Buffer.concat([...p.toAgent, ...p.toClient]).includes('ping'));
   server.close();
+});
+
+test('discovery subjects: a request names its client and run, an answer comes to that run inbox by name', (t) => {
+  const request = discoverySubject('ops.example.com', 'run-0123456789');
+  t.is(request, 'distrun.discover.ops~example~com.run-0123456789');
+  const parsed = parseDiscoverySubject(request);
+  t.deepEqual(parsed, { clientToken: 'ops~example~com', run: 'run-0123456789' });
+  const answer = discoveryAnswerSubject(parsed, 'Web1.example.com');
+  t.is(answer, 'distrun.client.ops~example~com.run-0123456789.web1~example~com.discover');
+  t.is(nameOfToken(parseClientSubject(answer).agentToken), 'web1.example.com');
+  // What a client could put in a request subject that an agent must not answer to.
+  for (const bad of [
+    'distrun.discover.ops.short',
+    'distrun.discover.ops.run-0123456789.more',
+    'distrun.discover.*.run-0123456789',
+    'distrun.discover.OPS.run-0123456789',
+    'distrun.agent.ops.run-0123456789',
+    'distrun.discover..run-0123456789',
+  ]) {
+    t.throws(() => parseDiscoverySubject(bad), undefined, bad);
+  }
+});
+
+test("the agent's discovery budget: a burst, then one a second, whatever the rate of requests", (t) => {
+  const budget = new AnswerBudget(3, 1, 0);
+  const answered = (at: number, times: number) => Array.from({ length: times }, () => budget.take(at)).filter(Boolean).length;
+  t.is(answered(0, 10), 3);
+  t.is(answered(500, 10), 0);
+  t.is(answered(1000, 10), 1);
+  t.is(answered(1000, 10), 0);
+  t.is(answered(60_000, 10), 3, 'refilled up to the burst, not beyond');
 });

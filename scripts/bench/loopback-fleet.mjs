@@ -23,6 +23,15 @@ export function brokerHostName(i) {
   return `b${String(i).padStart(5, '0')}`;
 }
 
+// Hosts 1..n as range patterns: names have 4 digits up to 9999 and 5 from 10000, and a
+// range may not mix widths (ClusterShell's rule, which ours follows).
+function directHostPatterns(n) {
+  if (n === 1) return [`'${hostName(1)}'`];
+  const patterns = [`'h[0001-${hostName(Math.min(n, 9999)).slice(1)}]'`];
+  if (n >= 10000) patterns.push(`'h[10000-${n}]'`);
+  return patterns;
+}
+
 export function hostAddress(i) {
   const n = i - 1;
   return `127.0.${2 + Math.floor(n / 250)}.${1 + (n % 250)}`;
@@ -191,7 +200,7 @@ export class LoopbackFleet {
       lines.push(`  ${brokerHostName(i)}: { address: ${hostAddress(((i - 1) % agentCount) + 1)}, port: ${AGENT_PORT} }`);
     }
     lines.push(...extra.hosts, 'groups:');
-    for (const n of groupSizes) lines.push(`  n${n}: ['${n > 1 ? `h[0001-${hostName(n).slice(1)}]` : hostName(1)}']`);
+    for (const n of groupSizes) lines.push(`  n${n}: [${directHostPatterns(n).join(', ')}]`);
     for (const n of brokerGroupSizes) lines.push(`  bn${n}: ['${n > 1 ? `b[00001-${brokerHostName(n).slice(1)}]` : brokerHostName(1)}']`);
     lines.push(...extra.groups);
     writeFileSync(file, `${lines.join('\n')}\n`);

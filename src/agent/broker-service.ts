@@ -9,15 +9,33 @@
 // total) until its session starts, and holds at most its window. A message for a session
 // the agent does not know (the agent restarted, or it was dropped) is answered with a
 // RESET, so that the client learns at once instead of waiting for a timeout.
+//
+// Discovery (`distrun hosts --discover`): the agent answers a client's request with one
+// empty message per name, if that client is in allowedClients, at most DISCOVERY_BURST
+// requests at once and one a second after that, whoever asks: a client cannot make the
+// agent publish faster than that.
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { connectBroker, describeNatsError, type BrokerLogin, type Msg, type NatsConnection, type Subscription } from '../broker/broker-connection.js';
 import { CarrierStream } from '../broker/carrier-stream.js';
-import { agentInbox, CarrierKind, encodeReset, parseAgentSubject, replySubjectOf } from '../protocol/carrier.js';
+import {
+  agentInbox,
+  CarrierKind,
+  DISCOVERY_REQUESTS,
+  discoveryAnswerSubject,
+  encodeReset,
+  nameOfToken,
+  parseAgentSubject,
+  parseDiscoverySubject,
+  replySubjectOf,
+} from '../protocol/carrier.js';
 
 /** How many bytes each session's client may send ahead (and so what the agent buffers per session). */
 const SESSION_WINDOW = 256 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
+const DISCOVERY_BURST = 10;
+const DISCOVERY_PER_SECOND = 1;
+const NOTHING = Buffer.alloc(0);
 
 export interface BrokerServiceOptions {
   login: BrokerLogin;
@@ -25,13 +43,39 @@ export interface BrokerServiceOptions {
   names: string[];
   /** Where a new session's carrier goes: the agent's TLS listener ('connection'). */
   listener: EventEmitter;
+  /** Whether the client of this name may learn that the agent is connected (allowedClients, as reloaded). */
+  mayDiscover(client: string): boolean;
   log: Logger;
+}
+
+/** A token bucket: `burst` at once, then `perSecond`. */
+export class AnswerBudget {
+  private tokens: number;
+  private at: number;
+
+  constructor(
+    private readonly burst: number,
+    private readonly perSecond: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.at = now;
+  }
+
+  take(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSecond);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 }
 
 export class BrokerService {
   private nc: NatsConnection | undefined;
   private readonly sessions = new Map<string, CarrierStream>();
   private readonly subscriptions: Subscription[] = [];
+  private readonly discoveryBudget = new AnswerBudget(DISCOVERY_BURST, DISCOVERY_PER_SECOND, Date.now());
   private closed = false;
 
   constructor(private readonly options: BrokerServiceOptions) {}
@@ -48,6 +92,11 @@ export class BrokerService {
             nc.subscribe(agentInbox(name), { callback: (err, msg) => (err ? this.subscriptionFailed(err) : this.onMessage(msg)) }),
           );
         }
+        this.subscriptions.push(
+          nc.subscribe(DISCOVERY_REQUESTS, {
+            callback: (err, msg) => (err ? this.discoveryRefused(err) : this.onDiscovery(msg)),
+          }),
+        );
         void this.watch(nc);
         // Said once the broker has the subscriptions: from then on clients find this agent.
         return nc.flush().then(() => log.info({ broker: nc.getServer(), names: this.options.names }, 'connected to the broker'));
@@ -70,6 +119,29 @@ export class BrokerService {
 
   private subscriptionFailed(err: Error): void {
     this.options.log.error({ reason: describeNatsError(err) }, 'the broker refused a subscription: is this agent in the broker configuration?');
+  }
+
+  // Sessions do not need it: the agent still serves them.
+  private discoveryRefused(err: Error): void {
+    this.options.log.warn(
+      { reason: describeNatsError(err) },
+      'the broker refused the discovery subscription (a configuration from before discovery? write it again with distrun broker config): distrun hosts --discover will not see this agent',
+    );
+  }
+
+  private onDiscovery(msg: Msg): void {
+    let request: { clientToken: string; run: string };
+    try {
+      request = parseDiscoverySubject(msg.subject);
+    } catch {
+      return;
+    }
+    if (!this.options.mayDiscover(nameOfToken(request.clientToken))) return;
+    if (!this.discoveryBudget.take(Date.now())) {
+      this.options.log.debug({ client: request.clientToken }, 'discovery request not answered: more than the agent answers a second');
+      return;
+    }
+    for (const name of this.options.names) this.publish(discoveryAnswerSubject(request, name), NOTHING);
   }
 
   private onMessage(msg: Msg): void {

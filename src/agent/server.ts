@@ -287,7 +287,18 @@ export async function startAgentServer(config: AgentConfig, log: Logger, softwar
   if (runtime.broker && brokerListener) {
     const { BrokerService, brokerLogin } = await import('./broker-service.js');
     const { urls, names, files } = runtime.broker;
-    broker = new BrokerService({ login: brokerLogin(files, urls, names), names, listener: brokerListener, log });
+    broker = new BrokerService({
+      login: brokerLogin(files, urls, names),
+      names,
+      listener: brokerListener,
+      // The client's name as its subject token has it: in lower case, as patterns are compared here.
+      mayDiscover: (client) =>
+        isClientAllowed(
+          runtime.config.allowedClients.map((pattern) => pattern.toLowerCase()),
+          client,
+        ),
+      log,
+    });
     broker.start();
   }
 

@@ -6,8 +6,9 @@
 //   so an agent and a client of the same name are different users, and a certificate
 //   nobody listed gets no connection;
 // - what each may do: an agent subscribes only to the sessions addressed to its own
-//   names and publishes only replies that name it; a client publishes only requests
-//   that name it and subscribes only to its own replies (protocol/carrier.ts, subjects);
+//   names (and to discovery requests) and publishes only replies that name it; a client
+//   publishes only requests that name it and subscribes only to its own replies
+//   (protocol/carrier.ts, subjects);
 // - who is a cluster node: route connections need TLS with the CA and a secret shared by
 //   the nodes of this configuration (written 0600; a client's certificate alone is not
 //   enough to pose as a node).
@@ -16,7 +17,7 @@
 import { isIP } from 'node:net';
 import { UsageError } from '../errors.js';
 import { isPlainName } from '../pki/names.js';
-import { MAX_CARRIER_DATA, nameToken, SUBJECT_ROOT } from '../protocol/carrier.js';
+import { DISCOVERY_REQUESTS, MAX_CARRIER_DATA, nameToken, SUBJECT_ROOT } from '../protocol/carrier.js';
 
 export interface BrokerNode {
   name: string;
@@ -49,12 +50,13 @@ function userEntry(member: FleetMember): string {
   const user = quote(brokerUser(member.role, member.name));
   if (member.role === 'agent') {
     const tokens = [...new Set(member.names.map(nameToken))];
-    const subscribe = tokens.map((t) => quote(`${SUBJECT_ROOT}.agent.${t}.>`));
+    const subscribe = [...tokens.map((t) => quote(`${SUBJECT_ROOT}.agent.${t}.>`)), quote(DISCOVERY_REQUESTS)];
     const publish = tokens.map((t) => quote(`${SUBJECT_ROOT}.client.*.*.${t}.>`));
     return `    { user: ${user}, permissions: { publish: { allow: [${publish.join(', ')}] }, subscribe: { allow: [${subscribe.join(', ')}] } } }`;
   }
   const t = nameToken(member.name);
-  return `    { user: ${user}, permissions: { publish: { allow: [${quote(`${SUBJECT_ROOT}.agent.*.${t}.>`)}] }, subscribe: { allow: [${quote(`${SUBJECT_ROOT}.client.${t}.>`)}] } } }`;
+  const publish = [quote(`${SUBJECT_ROOT}.agent.*.${t}.>`), quote(`${SUBJECT_ROOT}.discover.${t}.*`)];
+  return `    { user: ${user}, permissions: { publish: { allow: [${publish.join(', ')}] }, subscribe: { allow: [${quote(`${SUBJECT_ROOT}.client.${t}.>`)}] } } }`;
 }
 
 const hostPort = (host: string, port: number): string => (isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`);

@@ -7,13 +7,12 @@ import { registerCertsCommand } from './commands/certs.js';
 import { registerCopyCommand, rerunCopy } from './commands/copy.js';
 import { registerFetchCommand, rerunFetch } from './commands/fetch.js';
 import { ExitCode, fatalError } from './exit-codes.js';
-import { addConnectionOptions, addSelectionOptions, collect, seconds } from './options.js';
+import { addConnectionOptions, addSelectionOptions, collect, DEFAULT_CONNECT_TIMEOUT_S, DISCOVERY_WAIT_S, seconds } from './options.js';
 import { pingHosts, type PingOptions } from './commands/ping.js';
 import { registerRunHistoryCommand } from './commands/run-history.js';
-import { listHosts } from './commands/hosts.js';
+import { discoverHosts, listHosts, type HostsOptions } from './commands/hosts.js';
 import { rerunCommand, runCommand, type RunOptions } from './commands/run.js';
 import { registerRerunCommand } from './commands/rerun.js';
-import type { SelectionOptions } from './targeting/select.js';
 import { configureUsageErrors, helpHint } from '../usage-errors.js';
 import { keepCommandAfterDoubleDash, registerHelpCommand, remoteCommand } from './usage.js';
 
@@ -63,8 +62,14 @@ function buildProgram(): Command {
       .argument('[expression...]', 'target expressions, as for -g'),
   )
     .option('--explain', 'also show which part of the selection chose each host')
-    .action((expressions: string[], opts: SelectionOptions & { explain?: boolean }) => {
-      process.exitCode = listHosts({ ...opts, group: [...(opts.group ?? []), ...expressions] });
+    .option('--discover', 'also ask the brokers which of them are connected now (best effort: distrun ping checks each agent)')
+    .option('--broker <urls>', "the fleet's NATS brokers, as for a run (default: $DISTRUN_BROKER, then the inventory's broker:)")
+    .option('--wait <sec>', 'with --discover: how long to wait for answers', seconds, DISCOVERY_WAIT_S)
+    .option('--connect-timeout <sec>', 'with --discover: give up on the brokers after SEC', seconds, DEFAULT_CONNECT_TIMEOUT_S)
+    .option('--pki <dir>', 'with --discover: client certificate directory (default: $DISTRUN_PKI, ~/.config/distrun/pki)')
+    .action(async (expressions: string[], opts: HostsOptions) => {
+      const options = { ...opts, group: [...(opts.group ?? []), ...expressions] };
+      process.exitCode = opts.discover ? await discoverHosts(options) : listHosts(options);
     });
   addConnectionOptions(
     addSelectionOptions(

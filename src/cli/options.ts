@@ -28,7 +28,9 @@ export function byteSize(value: string): number {
 // time is round trips. 256 keeps a remote fleet's round trips overlapping where clush's 64
 // would queue them, and is lowered to fit `ulimit -n` (docs/benchmarks.md).
 export const DEFAULT_FANOUT = 256;
-const DEFAULT_CONNECT_TIMEOUT_S = 10;
+export const DEFAULT_CONNECT_TIMEOUT_S = 10;
+/** `distrun hosts --discover`: answers come in milliseconds; this leaves room for a loaded broker. */
+export const DISCOVERY_WAIT_S = 2;
 
 export function addSelectionOptions(command: Command): Command {
   return command

@@ -121,12 +121,18 @@ export function decodeCarrier(message: Uint8Array): CarrierMessage {
 // Subjects. A client C's session S of run R with agent A:
 //   client → agent   distrun.agent.<A>.<C>.<R>.<S>
 //   agent → client   distrun.client.<C>.<R>.<A>.<S>
+// Discovery (`distrun hosts --discover`, best effort): client C asks every agent at once,
+//   client → agents  distrun.discover.<C>.<R>
+// and each agent answers once for each name A it answers to, with an empty message:
+//   agent → client   distrun.client.<C>.<R>.<A>.discover
 // The broker configuration we generate (broker/broker-config.ts) lets an agent subscribe
-// only to its own names' requests and publish only replies that name it, and a client
-// publish only requests that name it and subscribe only to its own replies.
+// only to its own names' requests (and to discovery) and publish only replies that name
+// it, and a client publish only requests that name it and subscribe only to its own replies.
 
 /** Runs and sessions are named by random tokens of these characters. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{8,32}$/;
+/** What nameToken makes of a name. */
+const TOKEN_PATTERN = /^[a-z0-9][a-z0-9_~:-]{0,252}$/;
 
 /**
  * A certificate name as one subject token: NATS separates tokens with '.', which host
@@ -197,4 +203,34 @@ export function parseClientSubject(subject: string): { clientToken: string; run:
   if (parts.length !== 6 || parts[0] !== SUBJECT_ROOT || parts[1] !== 'client') throw new ProtocolError(`not a session subject: ${subject}`);
   const [, , clientToken, run, agentToken, session] = parts as [string, string, string, string, string, string];
   return { clientToken, run, agentToken, session };
+}
+
+/** The session token of a discovery answer (never a session's: theirs are random, 16 characters). */
+export const DISCOVERY_SESSION = 'discover';
+
+/** What every agent subscribes to: discovery requests from any client. */
+export const DISCOVERY_REQUESTS = `${SUBJECT_ROOT}.discover.*.*`;
+
+/** Where client `client` asks who is connected, its answers to come to its run inbox `run`. */
+export function discoverySubject(client: string, run: string): string {
+  return `${SUBJECT_ROOT}.discover.${nameToken(client)}.${checkId(run, 'run')}`;
+}
+
+/** The client token and run of a discovery request, or why it is not one. */
+export function parseDiscoverySubject(subject: string): { clientToken: string; run: string } {
+  const parts = subject.split('.');
+  if (parts.length !== 4 || parts[0] !== SUBJECT_ROOT || parts[1] !== 'discover' || !TOKEN_PATTERN.test(parts[2] ?? '')) {
+    throw new ProtocolError(`not a discovery subject: ${subject}`);
+  }
+  return { clientToken: parts[2]!, run: checkId(parts[3]!, 'run') };
+}
+
+/** Where an agent answers a discovery request for its name `agent`. */
+export function discoveryAnswerSubject(request: { clientToken: string; run: string }, agent: string): string {
+  return `${SUBJECT_ROOT}.client.${request.clientToken}.${request.run}.${nameToken(agent)}.${DISCOVERY_SESSION}`;
+}
+
+/** The name a subject token stands for (nameToken's inverse, in lower case). */
+export function nameOfToken(token: string): string {
+  return token.replaceAll('~', '.');
 }

@@ -22,6 +22,7 @@ import { throughBroker } from '../targeting/host-label.js';
 import type { Target } from '../targeting/model.js';
 import { TlsTicketCache, type TlsSessionTicket } from './tls-ticket-cache.js';
 import type { BrokerRun } from './broker-transport.js';
+import type { NatsConnection } from '../../broker/broker-connection.js';
 import { TlsTransport } from './tls-transport.js';
 
 export interface ClientTls {
@@ -125,10 +126,23 @@ function readToken(file: string | undefined): Buffer | undefined {
   return Buffer.from(token, 'utf8');
 }
 
-/**
- * The run's brokers (broker-route.ts), connected and subscribed; undefined when every host
- * is reached directly. The NATS client is loaded only here.
- */
+/** A connection to the brokers as this client (the NATS client is loaded only here), and the client's name there. */
+export async function connectToBrokers(
+  urls: string[],
+  opts: { connectTimeout: number },
+  client: ClientTls,
+): Promise<{ nc: NatsConnection; name: string }> {
+  const named = clientNameOf(new X509Certificate(client.identity.cert).raw);
+  if (named.problem !== undefined) throw new PkiError(`our client certificate ${named.problem}`);
+  const { connectBroker } = await import('../../broker/broker-connection.js');
+  const nc = await connectBroker(
+    { ...client.identity, urls, name: `distrun ${named.name}` },
+    { persistent: false, timeoutMs: opts.connectTimeout * 1000 },
+  );
+  return { nc, name: named.name };
+}
+
+/** The run's brokers (broker-route.ts), connected and subscribed; undefined when every host is reached directly. */
 export async function openBroker(
   urls: string[] | undefined,
   opts: { connectTimeout: number },
@@ -136,14 +150,8 @@ export async function openBroker(
   fanout: number,
 ): Promise<BrokerRun | undefined> {
   if (urls === undefined) return undefined;
-  const named = clientNameOf(new X509Certificate(client.identity.cert).raw);
-  if (named.problem !== undefined) throw new PkiError(`our client certificate ${named.problem}`);
-  const [{ connectBroker }, { BrokerRun: Run }] = await Promise.all([import('../../broker/broker-connection.js'), import('./broker-transport.js')]);
-  const nc = await connectBroker(
-    { ...client.identity, urls, name: `distrun ${named.name}` },
-    { persistent: false, timeoutMs: opts.connectTimeout * 1000 },
-  );
-  return Run.open(nc, named.name, fanout);
+  const [{ nc, name }, { BrokerRun: Run }] = await Promise.all([connectToBrokers(urls, opts, client), import('./broker-transport.js')]);
+  return Run.open(nc, name, fanout);
 }
 
 /** How distrun names itself to agents. */
