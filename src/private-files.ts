@@ -101,21 +101,23 @@ export function readPrivateFile(file: string): Buffer {
 }
 
 // Pieces are gathered up to about a megabyte a write: few syscalls, and never the whole file in memory.
-const WRITE_PIECE_CHARS = 1 << 20;
+const WRITE_PIECE_BYTES = 1 << 20;
 
-function writeInPieces(fd: number, pieces: Iterable<string>): void {
-  let gathered: string[] = [];
+function writeInPieces(fd: number, pieces: Iterable<string | Uint8Array>): void {
+  let gathered: Uint8Array[] = [];
   let length = 0;
+  const flush = (): void => {
+    writeSync(fd, Buffer.concat(gathered, length));
+    gathered = [];
+    length = 0;
+  };
   for (const piece of pieces) {
-    gathered.push(piece);
-    length += piece.length;
-    if (length >= WRITE_PIECE_CHARS) {
-      writeSync(fd, gathered.join(''));
-      gathered = [];
-      length = 0;
-    }
+    const bytes = typeof piece === 'string' ? Buffer.from(piece) : piece;
+    gathered.push(bytes);
+    length += bytes.length;
+    if (length >= WRITE_PIECE_BYTES) flush();
   }
-  if (length > 0) writeSync(fd, gathered.join(''));
+  if (length > 0) flush();
 }
 
 /**
@@ -123,7 +125,12 @@ function writeInPieces(fd: number, pieces: Iterable<string>): void {
  * whatever its permissions) is written, chmodded against the umask, then renamed over
  * the target, which is replaced whole, mode included.
  */
-export function writeFileWithMode(file: string, content: string | Iterable<string>, mode: number, options: { durable?: boolean } = {}): void {
+export function writeFileWithMode(
+  file: string,
+  content: string | Iterable<string | Uint8Array>,
+  mode: number,
+  options: { durable?: boolean } = {},
+): void {
   const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(temp, 'wx', mode);
   try {

@@ -35,9 +35,14 @@ test('a save writes every ticket as a JSON line, 0600, and the next run resumes 
   t.is(lines.pop(), '');
   t.deepEqual(JSON.parse(lines[0]!), { version: 3 });
   t.is(lines.length, 3001);
-  const one = JSON.parse(lines[1]!);
-  t.deepEqual(Object.keys(one).sort(), ['agent', 'key', 'savedAt', 'ticket']);
-  t.is(Buffer.from(one.ticket, 'base64').toString(), 't0');
+  // KEY, the time it was saved, then the ticket: a run reads only the keys of agents it does not contact.
+  const [keyText, savedAt, entryText, ...rest] = lines[1]!.split('\t');
+  t.deepEqual(rest, []);
+  t.is(JSON.parse(keyText!), '10.0.0.0 6789');
+  t.true(Math.abs(Number(savedAt) - Date.now()) < 3_600_000);
+  const entry = JSON.parse(entryText!);
+  t.deepEqual(Object.keys(entry).sort(), ['agent', 'ticket']);
+  t.is(Buffer.from(entry.ticket, 'base64').toString(), 't0');
   const next = TlsTicketCache.open(dir, CLIENT, CA);
   t.deepEqual(next.ticketFor('10.0.11.183', 6789), ticket(`t${(11 << 8) + 183}`));
   t.is(next.ticketFor('10.0.11.183', 22), undefined);
@@ -72,14 +77,21 @@ test('a save keeps what the file held when nobody else wrote it, and merges what
   for (const name of ['b', 'c', 'd']) t.truthy(last.ticketFor(name, 6789), name);
 });
 
-test('a damaged line, or a file of format 2, is read as an empty cache, and the next save replaces it', (t) => {
+test('a damaged key, a file cut short, or a file of format 2 read as an empty cache; a damaged ticket loses only itself', (t) => {
   const dir = cacheDir(t);
   const cache = TlsTicketCache.open(dir, CLIENT, CA);
   cache.remember('a', 6789, ticket('a'));
   cache.save();
   const file = fileOf(dir);
-  writeFileSync(file, `${readFileSync(file, 'utf8')}{"key": "b", garbage\n`);
-  t.is(TlsTicketCache.open(dir, CLIENT, CA).ticketFor('a', 6789), undefined);
+  const good = readFileSync(file, 'utf8');
+  writeFileSync(file, `${good}"b 6789"\tgarbage\t{}\n`);
+  t.is(TlsTicketCache.open(dir, CLIENT, CA).ticketFor('a', 6789), undefined, 'a damaged key or time: nothing is trusted');
+  writeFileSync(file, `${good}"b 6789"\t${Date.now()}\t{"ticket": garbage\n`);
+  const partly = TlsTicketCache.open(dir, CLIENT, CA);
+  t.deepEqual(partly.ticketFor('a', 6789), ticket('a'), 'a damaged ticket loses only itself');
+  t.is(partly.ticketFor('b', 6789), undefined);
+  writeFileSync(file, good.slice(0, -1));
+  t.is(TlsTicketCache.open(dir, CLIENT, CA).ticketFor('a', 6789), undefined, 'a file cut short');
 
   const legacy = file.replace(/\.jsonl$/, '.json');
   rmSync(file);

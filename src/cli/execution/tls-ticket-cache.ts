@@ -14,20 +14,14 @@ import { ensurePrivateDir, isPrivateDir, writeFileWithMode } from '../../private
 import type { AgentCertificateRecord } from './agent-certificate.js';
 
 // 2: each ticket carries the agent certificate's record (files of version 1 are dropped).
-// 3: JSON lines, a header and then one ticket a line, read and written a line at a time
-//    (at 10,000 agents the file is tens of megabytes: as one JSON text it was a heap
-//    peak at start-up that V8 then let the heap grow from).
+// 3: lines: a header, then one ticket a line as `KEY<TAB>SAVED_AT<TAB>ENTRY` (KEY a JSON
+//    string, ENTRY a JSON object), so that opening the file reads only the keys: at
+//    10,000 agents it is tens of megabytes, and a run needs the tickets of its own hosts.
 const FORMAT_VERSION = 3;
 /** TLS 1.3 caps a ticket's lifetime at 7 days; older entries are dropped when saving. */
 const MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
-
-interface StoredTicket {
-  /** The serialized TLS session (node:tls 'session' event); base64 in the file. */
-  ticket: Buffer;
-  savedAt: number;
-  /** The certificate the agent's session was made with: checked again on resumption. */
-  agent: AgentCertificateRecord;
-}
+const TAB = 0x09;
+const NEWLINE = 0x0a;
 
 /** A ticket and the agent certificate it was issued under. */
 export interface TlsSessionTicket {
@@ -35,72 +29,91 @@ export interface TlsSessionTicket {
   agent: AgentCertificateRecord;
 }
 
-const isRecord = (agent: AgentCertificateRecord | undefined): boolean =>
-  typeof agent?.serial === 'string' && typeof agent.notBefore === 'number' && typeof agent.notAfter === 'number';
-
-/** The file: this line first, then a `TicketLine` for each agent. */
-interface HeaderLine {
-  version: number;
+/** A line's ENTRY. */
+interface StoredEntry {
+  /** The serialized TLS session (node:tls 'session' event), base64. */
+  ticket: string;
+  /** The certificate the agent's session was made with: checked again on resumption. */
+  agent: AgentCertificateRecord;
 }
 
-type TicketLine = Omit<StoredTicket, 'ticket'> & { key: string; ticket: string };
+const isRecord = (agent: AgentCertificateRecord | undefined): boolean =>
+  typeof agent?.serial === 'string' && typeof agent.notBefore === 'number' && typeof agent.notAfter === 'number';
 
 /** What the file was when it was read (renames give a new inode): unchanged at save, it need not be read again. */
 type FileVersion = string | undefined;
 
 const versionOf = (stats: Stats): FileVersion => `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
 
-function* linesOf(bytes: Buffer): Generator<string> {
-  for (let start = 0; start < bytes.length; ) {
-    const end = bytes.indexOf(0x0a, start);
-    const stop = end === -1 ? bytes.length : end;
-    yield bytes.toString('utf8', start, stop);
-    start = stop + 1;
-  }
+/** One agent's line in the file: its ENTRY is parsed only when its ticket is asked for. */
+interface FileLine {
+  savedAt: number;
+  /** The whole line, newline included (written back as it is). */
+  line: Buffer;
+  /** Where its ENTRY starts in `line`. */
+  entryAt: number;
 }
 
-function readCacheFile(file: string): { entries: Map<string, StoredTicket>; version: FileVersion } {
-  const entries = new Map<string, StoredTicket>();
+/** A ticket of this run's, to be written. */
+interface NewTicket extends TlsSessionTicket {
+  savedAt: number;
+}
+
+const EMPTY: { lines: Map<string, FileLine>; version: FileVersion } = { lines: new Map(), version: undefined };
+
+// Damage anywhere in what is read here (a header or a key) empties the cache; a damaged
+// ENTRY only loses its own ticket (ticketFor).
+function readCacheFile(file: string): { lines: Map<string, FileLine>; version: FileVersion } {
+  const lines = new Map<string, FileLine>();
   let fd: number | undefined;
-  let version: FileVersion;
   try {
     fd = openSync(file, 'r');
-    version = versionOf(fstatSync(fd));
-    const lines = linesOf(readFileSync(fd));
-    const header = JSON.parse(lines.next().value ?? '') as HeaderLine;
-    if (header?.version !== FORMAT_VERSION) return { entries, version };
-    for (const text of lines) {
-      const line = JSON.parse(text) as TicketLine;
-      // Kept as bytes, not as their base64 text: outside V8's heap.
-      if (typeof line?.key === 'string' && typeof line.ticket === 'string' && typeof line.savedAt === 'number' && isRecord(line.agent)) {
-        entries.set(line.key, { ticket: Buffer.from(line.ticket, 'base64'), savedAt: line.savedAt, agent: line.agent });
-      }
+    const version = versionOf(fstatSync(fd));
+    const bytes = readFileSync(fd);
+    let start = bytes.indexOf(NEWLINE) + 1;
+    const header = JSON.parse(bytes.toString('utf8', 0, start > 0 ? start : bytes.length)) as { version?: unknown };
+    if (header?.version !== FORMAT_VERSION) return { lines, version };
+    while (start < bytes.length) {
+      const end = bytes.indexOf(NEWLINE, start);
+      if (end === -1) throw new Error('a line without its end');
+      const keyEnd = bytes.indexOf(TAB, start);
+      const savedEnd = keyEnd === -1 ? -1 : bytes.indexOf(TAB, keyEnd + 1);
+      if (savedEnd === -1 || savedEnd > end) throw new Error('a line without its fields');
+      const key: unknown = JSON.parse(bytes.toString('utf8', start, keyEnd));
+      const savedAt = Number(bytes.toString('latin1', keyEnd + 1, savedEnd));
+      if (typeof key !== 'string' || !Number.isSafeInteger(savedAt)) throw new Error('a bad key or time');
+      lines.set(key, { savedAt, line: bytes.subarray(start, end + 1), entryAt: savedEnd + 1 - start });
+      start = end + 1;
     }
-    return { entries, version };
+    return { lines, version };
   } catch {
-    // Damaged: as if empty (the cache only ever saves time).
-    return { entries: new Map(), version };
+    return EMPTY;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
 
-function* cacheFileLines(sessions: Iterable<[string, StoredTicket]>): Generator<string> {
-  yield `${JSON.stringify({ version: FORMAT_VERSION } satisfies HeaderLine)}\n`;
-  for (const [key, { ticket, savedAt, agent }] of sessions) {
-    yield `${JSON.stringify({ key, ticket: ticket.toString('base64'), savedAt, agent } satisfies TicketLine)}\n`;
+function ticketOf(stored: FileLine): TlsSessionTicket | undefined {
+  try {
+    const entry = JSON.parse(stored.line.toString('utf8', stored.entryAt, stored.line.length - 1)) as StoredEntry;
+    if (typeof entry?.ticket !== 'string' || !isRecord(entry.agent)) return undefined;
+    return { ticket: Buffer.from(entry.ticket, 'base64'), agent: entry.agent };
+  } catch {
+    return undefined;
   }
 }
 
+function lineOf(key: string, { ticket, agent, savedAt }: NewTicket): string {
+  return `${JSON.stringify(key)}\t${savedAt}\t${JSON.stringify({ ticket: ticket.toString('base64'), agent } satisfies StoredEntry)}\n`;
+}
+
 export class TlsTicketCache {
-  private readonly updated = new Map<string, StoredTicket>();
+  private readonly updated = new Map<string, NewTicket>();
   private readonly forgotten = new Set<string>();
 
   private constructor(
     private readonly file: string | undefined,
-    private readonly stored: Map<string, StoredTicket>,
-    /** The file as `stored` was read from it. */
-    private readonly storedVersion: FileVersion,
+    private readonly stored: { lines: Map<string, FileLine>; version: FileVersion },
   ) {}
 
   /**
@@ -111,25 +124,23 @@ export class TlsTicketCache {
     const identity = createHash('sha256').update(clientCert).update(caCert).digest('hex').slice(0, 16);
     const file = join(dir, `sessions-${identity}.jsonl`);
     // Tickets planted in a directory others can write to are not ours to present.
-    if (!isPrivateDir(dir)) return new TlsTicketCache(file, new Map(), undefined);
-    const { entries, version } = readCacheFile(file);
-    return new TlsTicketCache(file, entries, version);
+    return new TlsTicketCache(file, isPrivateDir(dir) ? readCacheFile(file) : EMPTY);
   }
 
   /** A cache that remembers nothing (DISTRUN_TLS_CACHE=off). */
   static disabled(): TlsTicketCache {
-    return new TlsTicketCache(undefined, new Map(), undefined);
+    return new TlsTicketCache(undefined, EMPTY);
   }
 
   ticketFor(address: string, port: number): TlsSessionTicket | undefined {
-    const entry = this.stored.get(key(address, port));
-    return entry && !this.forgotten.has(key(address, port)) ? { ticket: entry.ticket, agent: entry.agent } : undefined;
+    const stored = this.stored.lines.get(key(address, port));
+    return stored && !this.forgotten.has(key(address, port)) ? ticketOf(stored) : undefined;
   }
 
   remember(address: string, port: number, { ticket, agent }: TlsSessionTicket): void {
     if (!this.file) return;
     this.forgotten.delete(key(address, port));
-    this.updated.set(key(address, port), { ticket, savedAt: Date.now(), agent });
+    this.updated.set(key(address, port), { ticket, agent, savedAt: Date.now() });
   }
 
   /** Drops the agent's ticket (its handshake failed: start afresh next time). */
@@ -141,31 +152,37 @@ export class TlsTicketCache {
   /**
    * Writes this run's tickets, merged with what is on disk now (another run may have
    * saved since this one started; the newer ticket wins). Errors are left to the caller.
+   * Lines of other agents are written back as they were read.
    */
   save(now = Date.now()): void {
     if (!this.file || (this.updated.size === 0 && this.forgotten.size === 0)) return;
-    const merged = this.onDiskNow(this.file);
-    for (const [k, entry] of this.updated) {
-      if ((merged.get(k)?.savedAt ?? 0) <= entry.savedAt) merged.set(k, entry);
+    const onDisk = this.onDiskNow(this.file);
+    const pieces: Array<string | Buffer> = [`${JSON.stringify({ version: FORMAT_VERSION })}\n`];
+    for (const [k, stored] of onDisk) {
+      const mine = this.updated.get(k);
+      if (this.forgotten.has(k) || (mine && mine.savedAt >= stored.savedAt) || now - stored.savedAt >= MAX_AGE_MS) continue;
+      pieces.push(stored.line);
     }
-    for (const k of this.forgotten) merged.delete(k);
-    const fresh = [...merged].filter(([, entry]) => now - entry.savedAt < MAX_AGE_MS);
+    for (const [k, mine] of this.updated) {
+      const stored = onDisk.get(k);
+      if ((stored === undefined || mine.savedAt >= stored.savedAt) && now - mine.savedAt < MAX_AGE_MS) pieces.push(lineOf(k, mine));
+    }
     if (!ensurePrivateDir(dirname(this.file))) return;
-    writeFileWithMode(this.file, cacheFileLines(fresh), 0o600, { durable: false });
+    writeFileWithMode(this.file, pieces, 0o600, { durable: false });
     // The same cache in format 2 (sessions-ID.json), now stale.
     rmSync(this.file.replace(/\.jsonl$/, '.json'), { force: true });
   }
 
   // What was read at the start, unless another run has saved since.
-  private onDiskNow(file: string): Map<string, StoredTicket> {
-    if (this.storedVersion !== undefined) {
+  private onDiskNow(file: string): Map<string, FileLine> {
+    if (this.stored.version !== undefined) {
       try {
-        if (versionOf(statSync(file)) === this.storedVersion) return new Map(this.stored);
+        if (versionOf(statSync(file)) === this.stored.version) return this.stored.lines;
       } catch {
         // Gone: read below (and found empty).
       }
     }
-    return readCacheFile(file).entries;
+    return readCacheFile(file).lines;
   }
 }
 
