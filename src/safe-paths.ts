@@ -80,6 +80,21 @@ export class DirHandle {
     fs.mkdirSync(this.at(name), { mode });
   }
 
+  /**
+   * Makes NAME unless something has that name (whatever it is: the caller opens it, and a
+   * link is refused there); true when this call made it. Something else may make it between
+   * a look and the mkdir, as `mkdir -p` allows.
+   */
+  mkdirUnlessThere(name: string, mode: number): boolean {
+    try {
+      this.mkdir(name, mode);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  }
+
   /** Opens NAME; never through a link (O_NOFOLLOW is always added). */
   openFile(name: string, flags: number, mode = 0o600): number {
     return fs.openSync(this.at(name), flags | O_NOFOLLOW, mode);
@@ -163,7 +178,7 @@ export class DirTree {
       if (!next) {
         const name = names[depth - 1]!;
         try {
-          if (create && !dir.lstat(name)) dir.mkdir(name, create.mode);
+          if (create && !dir.lstat(name)) dir.mkdirUnlessThere(name, create.mode);
           next = dir.openDir(name);
         } catch (err) {
           if (dir.lstat(name)?.isSymbolicLink())

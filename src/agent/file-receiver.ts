@@ -196,13 +196,17 @@ export class FileReceiver {
     return mode & ~0o002;
   }
 
-  private directory(entry: FileEntry, parent: DirHandle, name: string): void {
+  private directory(entry: FileEntry, parent: DirHandle, name: string, lookedAgain = false): void {
     const path = parent.pathOf(name);
     const existing = parent.lstat(name);
     const mode = this.modeOf(entry);
     if (existing && !existing.isDirectory()) throw new EntryFailure(`${path} exists and is not a directory`);
     if (!existing) {
-      parent.mkdir(name, 0o700);
+      // Made by something else since the look: taken for what it is now, once.
+      if (!parent.mkdirUnlessThere(name, 0o700)) {
+        if (lookedAgain) throw new EntryFailure(`${path} keeps appearing and disappearing`);
+        return this.directory(entry, parent, name, true);
+      }
       const dir = parent.openDir(name);
       // The owner first: changing it clears setgid, which the mode then sets.
       this.ownAndDate(entry, (uid, gid) => dir.chown(uid, gid));
