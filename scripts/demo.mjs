@@ -150,6 +150,8 @@ async function main() {
     await new Promise((r) => setTimeout(r, 100));
   }
   distrun(['--broker', cluster.nodes[2].url, '--pki', pki, '-H', 'nat1,nat2', 'uname', '-n']);
+  // Who is connected (best effort): nat1 answers, nat2 does not, within the wait.
+  distrun(['hosts', '--discover', '--wait', '1', '--broker', cluster.nodes[2].url, '--pki', pki, '-H', 'nat1,nat2']);
 }
 
 let failed = false;
