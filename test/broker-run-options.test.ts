@@ -9,48 +9,21 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import { startBrokerCluster, waitUntilReachable, type BrokerCluster } from './helpers/broker.js';
-import {
-  addCleanup,
-  cleanupAll,
-  distrun,
-  makePki,
-  spawnDistrun,
-  startAgent,
-  tempDir,
-  waitFor,
-  type Pki,
-  type RunningAgent,
-} from './helpers/fleet.js';
+import { startBrokerFleet, type BrokerFleet } from './helpers/broker.js';
+import { addCleanup, cleanupAll, distrun, makePki, spawnDistrun, tempDir, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
 
 let pki: Pki;
-let cluster: BrokerCluster;
-let agents: RunningAgent[];
-let inventory: string;
+let fleet: BrokerFleet;
 
 test.before(async () => {
   pki = await makePki(['agent1', 'agent2', 'agent3']);
-  cluster = await startBrokerCluster(pki, 3);
-  const [b1, b2] = cluster.nodes;
   // agent3 is the odd one out: commands see TZ=UTC0 there, UTC on the others.
-  agents = await Promise.all([
-    startAgent(pki, 'agent1', { config: { broker: { urls: [b1!.url] } }, env: { TZ: 'UTC' } }),
-    startAgent(pki, 'agent2', { config: { broker: { urls: [b2!.url] } }, env: { TZ: 'UTC' } }),
-    startAgent(pki, 'agent3', { config: { broker: { urls: [b1!.url] } }, env: { TZ: 'UTC0' } }),
-  ]);
-  await waitUntilReachable(cluster.nodes[2]!.url, pki.dir, ['-H', 'agent1,agent2,agent3']);
-  inventory = join(tempDir(), 'hosts.yaml');
-  const hosts = Object.fromEntries(agents.map((a, i) => [`agent${i + 1}`, { address: '127.0.0.1', port: a.port }]));
-  writeFileSync(
-    inventory,
-    JSON.stringify({ hosts: { ...hosts, ghost: { address: '127.0.0.1', port: 1 } }, groups: { trio: ['agent1', 'agent2', 'agent3'] } }),
-  );
+  fleet = await startBrokerFleet(pki, [0, 1, 0], { trio: ['agent1', 'agent2', 'agent3'] }, (i) => ({ env: { TZ: i === 2 ? 'UTC0' : 'UTC' } }));
 });
 test.after.always(cleanupAll);
 
-/** distrun through the third node (no agent's): every message crosses a cluster route. */
-const viaBroker = (...args: string[]) => ['--broker', cluster.nodes[2]!.url, '--pki', pki.dir, '-i', inventory, ...args];
-const direct = (...args: string[]) => ['--pki', pki.dir, '-i', inventory, ...args];
+const viaBroker = (...args: string[]) => fleet.viaBroker(...args);
+const direct = (...args: string[]) => fleet.direct(...args);
 const ways = { broker: viaBroker, direct } as const;
 
 /**
@@ -111,13 +84,13 @@ test('--max-fail through the broker: the same hosts run, the rest are not starte
     t.is(r.code, 3, way);
     t.regex(r.stderr, /^distrun: 3 hosts: 1 failed, 2 not started$/m, way);
     t.regex(r.stderr, /^ {2}not started: --max-fail reached \(1 host not ok\): agent\[2-3\]$/m, way);
-    t.true(await waitFor(() => commandsWith(agents[0]!, marker).length > 0), way);
+    t.true(await waitFor(() => commandsWith(fleet.agents[0]!, marker).length > 0), way);
     t.deepEqual(
-      agents.map((a) => commandsWith(a, marker).length),
+      fleet.agents.map((a) => commandsWith(a, marker).length),
       [1, 0, 0],
       way,
     );
-    t.is(commandsWith(agents[0]!, marker)[0] === 'broker:admin', way === 'broker', way);
+    t.is(commandsWith(fleet.agents[0]!, marker)[0] === 'broker:admin', way === 'broker', way);
   }
   await same(t, '-g', 'trio', '-f', '1', '--max-fail', '1', 'sh', '-c', 'echo ran; exit 3');
   await same(t, '-g', 'trio', '-f', '1', '--max-fail', '2', '--json', 'false');
@@ -172,15 +145,15 @@ test('distrun rerun through the broker: the failed host again, the same as direc
     const first = await distrun(build('-g', 'trio', '--', 'sh', '-c', script), { env: cache });
     t.is(first.code, 5, first.stderr);
     writeFileSync(fixed, '');
-    const connection = way === 'broker' ? ['--broker', cluster.nodes[2]!.url] : [];
+    const connection = way === 'broker' ? ['--broker', fleet.cluster.nodes[2]!.url] : [];
     const again = await distrun(['rerun', '--failed', ...connection, '--pki', pki.dir], { env: cache });
     t.is(again.code, 0, again.stderr);
     t.is(again.stdout.toString(), 'agent3: fixed UTC0\n', way);
     t.regex(again.stderr, /^distrun: running again on 1 host of \d{8}T\d{9}Z-[0-9a-f]{4}: sh -c /, way);
     // The run and its rerun both came through the broker, or both directly.
-    t.true(await waitFor(() => commandsWith(agents[2]!, fixed).length === 2), way);
+    t.true(await waitFor(() => commandsWith(fleet.agents[2]!, fixed).length === 2), way);
     t.deepEqual(
-      commandsWith(agents[2]!, fixed).map((peer) => peer === 'broker:admin'),
+      commandsWith(fleet.agents[2]!, fixed).map((peer) => peer === 'broker:admin'),
       [way === 'broker', way === 'broker'],
       way,
     );
@@ -193,7 +166,7 @@ test('distrun rerun through the broker: the failed host again, the same as direc
   const cache = { XDG_CACHE_HOME: tempDir('distrun-cache-') };
   const first = await distrun(viaBroker('-H', 'agent1,ghost', 'echo', 'hi'), { env: cache });
   t.is(first.code, 255);
-  const again = await distrun(['rerun', '--unreachable', '--broker', cluster.nodes[2]!.url, '--pki', pki.dir], { env: cache });
+  const again = await distrun(['rerun', '--unreachable', '--broker', fleet.cluster.nodes[2]!.url, '--pki', pki.dir], { env: cache });
   t.is(again.code, 255);
   t.is(again.stdout.toString(), '');
   t.regex(again.stderr, /running again on 1 host of /);
@@ -247,7 +220,7 @@ function rawNats(url: string, send: Buffer): Promise<string> {
 }
 
 test('a NATS message above max_payload is refused by nats-server (error, then disconnection); the agent keeps serving', async (t) => {
-  const b1 = cluster.nodes[0]!;
+  const b1 = fleet.cluster.nodes[0]!;
   const subject = 'distrun.agent.agent1.admin.runrunrun1.toolarge01';
   const size = 36864 + 1;
   // A well-behaved client (nats.js) refuses to send it at all: the server announced its limit.
@@ -273,14 +246,14 @@ test('a NATS message above max_payload is refused by nats-server (error, then di
   t.false(said.slice(said.indexOf('-ERR')).includes('PONG'), 'nothing was served after the violation');
   t.true(await waitFor(() => b1.log().includes(`maximum payload exceeded: ${size} vs 36864`)), b1.log().slice(-2000));
   // The agent never saw it, is still running, and still serves a run through the broker.
-  t.is(agents[0]!.process.exitCode, null);
-  t.is(agents[0]!.process.signalCode, null);
+  t.is(fleet.agents[0]!.process.exitCode, null);
+  t.is(fleet.agents[0]!.process.signalCode, null);
   const r = await distrun(viaBroker('-H', 'agent1', 'echo', 'still here'));
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout.toString(), 'agent1: still here\n');
-  t.true(await waitFor(() => commandsWith(agents[0]!, 'still here').includes('broker:admin')));
+  t.true(await waitFor(() => commandsWith(fleet.agents[0]!, 'still here').includes('broker:admin')));
   t.false(
-    agents[0]!.logs.some((l) => JSON.stringify(l).includes('toolarge01')),
+    fleet.agents[0]!.logs.some((l) => JSON.stringify(l).includes('toolarge01')),
     'the oversized message never reached the agent',
   );
 });
@@ -289,11 +262,11 @@ test('the inventory says which hosts go through the broker; distrun hosts shows 
   // agent1 direct by its own entry, agent3 direct by its group's list, agent2 through the
   // broker the inventory names (nothing else is said of it).
   const chosen = join(tempDir(), 'mixed.yaml');
-  const hosts = Object.fromEntries(agents.map((a, i) => [`agent${i + 1}`, { address: '127.0.0.1', port: a.port }]));
+  const hosts = Object.fromEntries(fleet.agents.map((a, i) => [`agent${i + 1}`, { address: '127.0.0.1', port: a.port }]));
   writeFileSync(
     chosen,
     JSON.stringify({
-      broker: [cluster.nodes[2]!.url],
+      broker: [fleet.cluster.nodes[2]!.url],
       hosts: { ...hosts, agent1: { ...hosts.agent1, connect: 'direct' } },
       groups: { trio: ['agent1', 'agent2', 'agent3'], odd: ['agent3'] },
       connect: { direct: ['@odd'] },
@@ -302,7 +275,10 @@ test('the inventory says which hosts go through the broker; distrun hosts shows 
   const listed = await distrun(['hosts', '-i', chosen, '-g', 'trio', '--explain']);
   t.is(listed.code, 0, listed.stderr);
   const lines = listed.stdout.toString().trim().split('\n');
-  t.regex(lines[0]!, new RegExp(`^agent1  127\\.0\\.0\\.1:${agents[0]!.port}\\s+-g: group trio; direct: .*mixed\\.yaml: hosts\\.agent1\\.connect$`));
+  t.regex(
+    lines[0]!,
+    new RegExp(`^agent1  127\\.0\\.0\\.1:${fleet.agents[0]!.port}\\s+-g: group trio; direct: .*mixed\\.yaml: hosts\\.agent1\\.connect$`),
+  );
   t.regex(lines[1]!, /^agent2  broker\s+-g: group trio; broker: .*mixed\.yaml: broker$/);
   t.regex(lines[2]!, /^agent3  127\.0\.0\.1:\d+\s+-g: group trio; direct: .*mixed\.yaml: connect\.direct\[0\] \(@odd\)$/);
 
@@ -315,9 +291,9 @@ test('the inventory says which hosts go through the broker; distrun hosts shows 
   const again = await distrun(['rerun', '--failed', '--pki', pki.dir], { env: cache });
   t.is(again.code, 7, again.stderr);
   for (const [i, way] of ['direct', 'broker', 'direct'].entries()) {
-    t.true(await waitFor(() => commandsWith(agents[i]!, marker).length === 2), `agent${i + 1}`);
+    t.true(await waitFor(() => commandsWith(fleet.agents[i]!, marker).length === 2), `agent${i + 1}`);
     t.deepEqual(
-      commandsWith(agents[i]!, marker).map((peer) => (peer === 'broker:admin' ? 'broker' : 'direct')),
+      commandsWith(fleet.agents[i]!, marker).map((peer) => (peer === 'broker:admin' ? 'broker' : 'direct')),
       [way, way],
       `agent${i + 1}`,
     );
@@ -345,7 +321,10 @@ test('Ctrl-C through the broker forwards SIGINT to the remote commands and exits
     // A duration of its own per way: each agent's log tells the two runs apart.
     const argv = ['sleep', `61.${i + 1}`];
     const { child, exit, stderr } = spawnDistrun(build('-g', 'trio', ...argv));
-    t.true(await waitFor(() => agents.every((a) => a.logs.some((l) => l.msg === 'command' && JSON.stringify(l.argv) === JSON.stringify(argv)))), way);
+    t.true(
+      await waitFor(() => fleet.agents.every((a) => a.logs.some((l) => l.msg === 'command' && JSON.stringify(l.argv) === JSON.stringify(argv)))),
+      way,
+    );
     child.kill('SIGINT');
     t.is(await exit, 130, `${way}: ${stderr()}`);
     t.regex(stderr(), /interrupt sent to 3 running commands/, way);

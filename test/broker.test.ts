@@ -7,13 +7,11 @@ import { connect } from '@nats-io/transport-node';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBrokerCluster, freePorts, startNatsServer, waitUntilReachable, type BrokerCluster } from './helpers/broker.js';
-import { cleanupAll, DISTRUN, distrun, distrunEnv, makePki, startAgent, tempDir, waitFor, type Pki, type RunningAgent } from './helpers/fleet.js';
+import { freePorts, startBrokerFleet, startNatsServer, type BrokerFleet } from './helpers/broker.js';
+import { cleanupAll, DISTRUN, distrun, distrunEnv, makePki, startAgent, tempDir, waitFor, type Pki } from './helpers/fleet.js';
 
 let pki: Pki;
-let cluster: BrokerCluster;
-let agents: RunningAgent[];
-let inventory: string;
+let fleet: BrokerFleet;
 
 test.before(async () => {
   // agent3: started by the discovery test, with allowedClients of its own.
@@ -21,32 +19,13 @@ test.before(async () => {
   // A second client, for what one client may do to another's sessions.
   const ops = await distrun(['certs', 'client', 'ops', '--dir', pki.dir]);
   if (ops.code !== 0) throw new Error(ops.stderr);
-  cluster = await startBrokerCluster(pki, 3);
-  const [b1, b2] = cluster.nodes;
   // Each agent on a node of its own, and listening directly too: the same agent both ways.
-  agents = await Promise.all([
-    startAgent(pki, 'agent1', { config: { broker: { urls: [b1!.url] } } }),
-    startAgent(pki, 'agent2', { config: { broker: { urls: [b2!.url] } } }),
-  ]);
-  await waitUntilReachable(cluster.nodes[2]!.url, pki.dir, ['-H', 'agent1,agent2']);
-  inventory = join(tempDir(), 'hosts.yaml');
-  writeFileSync(
-    inventory,
-    JSON.stringify({
-      hosts: {
-        agent1: { address: '127.0.0.1', port: agents[0]!.port },
-        agent2: { address: '127.0.0.1', port: agents[1]!.port },
-        ghost: { address: '127.0.0.1', port: 1 },
-      },
-      groups: { pair: ['agent1', 'agent2'] },
-    }),
-  );
+  fleet = await startBrokerFleet(pki, [0, 1], { pair: ['agent1', 'agent2'] });
 });
 test.after.always(cleanupAll);
 
-/** distrun through the third node (neither agent's): every message crosses a cluster route. */
-const viaBroker = (...args: string[]) => ['--broker', cluster.nodes[2]!.url, '--pki', pki.dir, '-i', inventory, ...args];
-const direct = (...args: string[]) => ['--pki', pki.dir, '-i', inventory, ...args];
+const viaBroker = (...args: string[]) => fleet.viaBroker(...args);
+const direct = (...args: string[]) => fleet.direct(...args);
 
 test('through the broker: output, stderr, exit codes and JSON events are those of a direct run', async (t) => {
   for (const command of [
@@ -103,7 +82,7 @@ test('distrun ping works through the broker', async (t) => {
 
 test('no broker answering: distrun fails at once with the reason, and runs nothing', async (t) => {
   const [closed] = await freePorts(1);
-  const r = await distrun(['--broker', `127.0.0.1:${closed}`, '--pki', pki.dir, '-i', inventory, '-g', 'pair', 'true']);
+  const r = await distrun(['--broker', `127.0.0.1:${closed}`, '--pki', pki.dir, '-i', fleet.inventory, '-g', 'pair', 'true']);
   t.is(r.code, 255);
   t.regex(r.stderr, new RegExp(`distrun: cannot connect to the broker \\(127\\.0\\.0\\.1:${closed}\\): connection refused`));
   t.is(r.stdout.toString(), '');
@@ -111,7 +90,7 @@ test('no broker answering: distrun fails at once with the reason, and runs nothi
 
 test("the broker configuration: a client cannot read another client's replies, an agent cannot read another agent's requests", async (t) => {
   const login = (dir: string, cert: string, key: string) => ({
-    servers: cluster.nodes[0]!.url,
+    servers: fleet.cluster.nodes[0]!.url,
     tls: {
       ca: readFileSync(join(pki.dir, 'ca.crt'), 'utf8'),
       cert: readFileSync(join(dir, cert), 'utf8'),
@@ -185,11 +164,11 @@ test('copy and fetch through the broker; a TLS session resumed directly resumes 
   t.is(readFileSync(join(dir, 'got', 'agent2', dest.slice(1), 'motd'), 'utf8'), 'through the broker\n');
   // The same agent, directly and then through the broker: the second session resumes.
   await distrun(direct('-H', 'agent2', 'true'));
-  const mark = agents[1]!.logs.length;
+  const mark = fleet.agents[1]!.logs.length;
   const r = await distrun(viaBroker('-H', 'agent2', 'true'));
   t.is(r.code, 0, r.stderr);
   // The direct session's own line may be read after `mark`: the broker session's is the one named so.
-  const brokered = () => agents[1]!.logs.slice(mark).find((l) => l.msg === 'session start' && l.peer === 'broker:admin');
+  const brokered = () => fleet.agents[1]!.logs.slice(mark).find((l) => l.msg === 'session start' && l.peer === 'broker:admin');
   t.true(await waitFor(() => brokered() !== undefined));
   t.like(brokered(), { resumed: true });
 });
@@ -236,7 +215,7 @@ test('distrun hosts --discover: who is connected now, by name, through any node;
   t.regex(one.stderr, /; no answer: ghost; \d+ other names? answered: [^(]*agent/);
 
   // agent3 serves only ops: it does not tell admin that it is there.
-  const b3 = cluster.nodes[2]!;
+  const b3 = fleet.cluster.nodes[2]!;
   const guarded = await startAgent(pki, 'agent3', { config: { allowedClients: ['ops'], broker: { urls: [b3.url] } } });
   await guarded.waitForLog('connected to the broker');
   const ask = (pkiDir: string) => distrun(['hosts', '--discover', '--wait', '10', '--broker', b3.url, '--pki', pkiDir, '-H', 'agent1,agent3']);

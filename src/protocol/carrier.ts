@@ -4,6 +4,7 @@
 // a direct connection run end to end inside these messages, so the broker carries bytes
 // it can neither read nor alter. This file holds the subjects and the message encoding;
 // broker/carrier-stream.ts the state machine. Pure: no I/O.
+import { randomBytes } from 'node:crypto';
 import { ProtocolError } from '../errors.js';
 
 /** The first token of every subject DistRunner uses. */
@@ -131,6 +132,11 @@ export function decodeCarrier(message: Uint8Array): CarrierMessage {
 
 /** Runs and sessions are named by random tokens of these characters. */
 const ID_PATTERN = /^[A-Za-z0-9_-]{8,32}$/;
+/** A new run or session id: 12 random bytes, base64url (16 characters). */
+export function newId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
 /** What nameToken makes of a name. */
 const TOKEN_PATTERN = /^[a-z0-9][a-z0-9_~:-]{0,252}$/;
 

@@ -3,8 +3,9 @@
 // an operator would run), one nats-server process per node, stopped by cleanupAll.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addCleanup, distrun, SETPRIV, tempDir, waitFor, type Pki } from './fleet.js';
+import { addCleanup, distrun, SETPRIV, startAgent, tempDir, waitFor, type AgentOptions, type Pki, type RunningAgent } from './fleet.js';
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 
@@ -143,4 +144,41 @@ export async function waitUntilReachable(broker: string, pkiDir: string, hostArg
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error(`${hostArgs.join(' ')} never answered through ${broker}`);
+}
+
+/** A 3-node cluster with agents on its nodes, each listening directly too, and an inventory of them. */
+export interface BrokerFleet {
+  cluster: BrokerCluster;
+  /** In the order asked for; agent i is host `agent<i+1>` of the inventory. */
+  agents: RunningAgent[];
+  /** The agents by address and port, `ghost` (nothing listens at its port), and the groups asked for. */
+  inventory: string;
+  /** distrun's arguments through the third node, which no agent uses: every message crosses a cluster route. */
+  viaBroker(...args: string[]): string[];
+  /** The same run, dialling the agents. */
+  direct(...args: string[]): string[];
+}
+
+/** Agents `agent1`... on the cluster nodes `nodes[i]` (0-based), once the third node reaches them all. */
+export async function startBrokerFleet(
+  pki: Pki,
+  nodes: number[],
+  groups: Record<string, string[]>,
+  optionsOf: (i: number) => AgentOptions = () => ({}),
+): Promise<BrokerFleet> {
+  const cluster = await startBrokerCluster(pki, 3);
+  const names = nodes.map((_, i) => `agent${i + 1}`);
+  const agents = await Promise.all(
+    nodes.map((node, i) => {
+      const options = optionsOf(i);
+      return startAgent(pki, names[i], { ...options, config: { ...options.config, broker: { urls: [cluster.nodes[node]!.url] } } });
+    }),
+  );
+  const via = cluster.nodes[2]!.url;
+  await waitUntilReachable(via, pki.dir, ['-H', names.join(',')]);
+  const inventory = join(tempDir(), 'hosts.yaml');
+  const hosts = Object.fromEntries(agents.map((a, i) => [names[i], { address: '127.0.0.1', port: a.port }]));
+  writeFileSync(inventory, JSON.stringify({ hosts: { ...hosts, ghost: { address: '127.0.0.1', port: 1 } }, groups }));
+  const direct = (...args: string[]) => ['--pki', pki.dir, '-i', inventory, ...args];
+  return { cluster, agents, inventory, viaBroker: (...args) => ['--broker', via, ...direct(...args)], direct };
 }

@@ -212,7 +212,7 @@ export interface RunningAgent {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-interface AgentOptions {
+export interface AgentOptions {
   /** Extra settings for the agent's YAML configuration file. */
   config?: Record<string, unknown>;
   args?: string[];

@@ -68,12 +68,10 @@ export async function discoverHosts(
   } finally {
     await nc.close().catch(() => {});
   }
-  const answered = (t: { name: string }): boolean => found.answered.has(t.name.toLowerCase());
-  writeHostLines(targets, out, opts.explain === true, (t) => (answered(t) ? 'connected' : 'no answer'));
+  writeHostLines(targets, out, opts.explain === true, (t) => (found.answered(t.name) ? 'connected' : 'no answer'));
   const brokered = targets.filter(throughBroker);
-  const silent = brokered.filter((t) => !answered(t));
-  const selected = new Set(targets.map((t) => t.name.toLowerCase()));
-  const others = [...found.answered].filter((agent) => !selected.has(agent));
+  const silent = brokered.filter((t) => !found.answered(t.name));
+  const { others } = found;
   err.write(
     `distrun: ${brokered.length - silent.length} of ${count(brokered.length, 'host')} reached through the broker answered within ${(found.waitedMs / 1000).toFixed(1)} s` +
       `${silent.length > 0 ? `; no answer: ${foldHosts(silent.map((t) => t.name))}` : ''}` +

@@ -4,25 +4,26 @@
 // NATS message that the broker's permissions let only an agent of that name publish,
 // not a TLS session with the agent (`distrun ping` is that), and an agent that is slow,
 // of an older version, or that does not allow this client does not answer.
-import { randomBytes } from 'node:crypto';
 import { BrokerError, type NatsConnection } from '../../broker/broker-connection.js';
-import { DISCOVERY_SESSION, discoverySubject, nameOfToken, nameToken, parseClientSubject, runInbox } from '../../protocol/carrier.js';
+import { DISCOVERY_SESSION, discoverySubject, nameOfToken, nameToken, newId, parseClientSubject, runInbox } from '../../protocol/carrier.js';
 
 /** Names that answered beyond the selected ones, kept at most. */
 const MAX_OTHER_NAMES = 100_000;
 
-/** The name as an answer gives it back; none for a name no agent could answer to through a broker. */
-function tokenName(name: string): string[] {
+/** The name as an answer gives it back (lower case); undefined for one no agent could answer to through a broker. */
+function answerName(name: string): string | undefined {
   try {
-    return [nameOfToken(nameToken(name))];
+    return nameOfToken(nameToken(name));
   } catch {
-    return [];
+    return undefined;
   }
 }
 
 export interface Discovery {
-  /** The names that answered, as subject tokens give them (lower case). */
-  answered: Set<string>;
+  /** Whether an agent of this name answered. */
+  answered(name: string): boolean;
+  /** The names that answered and were not asked about (as answers give them: lower case). */
+  others: string[];
   /** How long it waited. */
   waitedMs: number;
 }
@@ -33,8 +34,9 @@ export interface Discovery {
  * discovery existed) is an error, not an empty answer.
  */
 export async function discoverAgents(nc: NatsConnection, client: string, expected: readonly string[], waitMs: number): Promise<Discovery> {
-  const run = randomBytes(12).toString('base64url');
-  const waiting = new Set(expected.flatMap(tokenName));
+  const run = newId();
+  const asked = new Set(expected.map(answerName).filter((name) => name !== undefined));
+  const waiting = new Set(asked);
   const answered = new Set<string>();
   const started = Date.now();
   let finish: () => void = () => {};
@@ -85,5 +87,9 @@ export async function discoverAgents(nc: NatsConnection, client: string, expecte
         'write its configuration again with distrun broker config (discovery needs this version of it) and reload nats-server',
     );
   }
-  return { answered, waitedMs: Date.now() - started };
+  return {
+    answered: (name) => answered.has(answerName(name) ?? ''),
+    others: [...answered].filter((name) => !asked.has(name)),
+    waitedMs: Date.now() - started,
+  };
 }

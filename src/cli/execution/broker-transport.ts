@@ -8,11 +8,10 @@
 // once (NATS answers the first message with "no responders"); a session cut by the broker
 // link or by lost messages is reported with that reason; one that goes silent ends in the
 // session's own timeouts, as on a direct connection.
-import { randomBytes } from 'node:crypto';
 import { BrokerError, type Msg, type NatsConnection } from '../../broker/broker-connection.js';
 import { CarrierStream } from '../../broker/carrier-stream.js';
 import { ErrorCodes } from '../../errors.js';
-import { nameToken, parseClientSubject, runInbox, toAgentSubject, toClientSubject, type SessionAddress } from '../../protocol/carrier.js';
+import { nameToken, newId, parseClientSubject, runInbox, toAgentSubject, toClientSubject, type SessionAddress } from '../../protocol/carrier.js';
 import { TlsTransport, type TlsTransportOptions } from './tls-transport.js';
 import type { ConnectionProblem } from './transport.js';
 
@@ -23,8 +22,6 @@ const MAX_WINDOW = 1024 * 1024;
 /** NATS's status for a message nobody subscribes to. */
 const NO_RESPONDERS = 503;
 
-const randomId = (): string => randomBytes(12).toString('base64url');
-
 interface Route {
   stream: CarrierStream;
   /** Why the session ended, when the broker or the carrier knows better than TLS. */
@@ -34,7 +31,7 @@ interface Route {
 }
 
 export class BrokerRun {
-  readonly run = randomId();
+  readonly run = newId();
   private readonly routes = new Map<string, Route>();
   private readonly window: number;
   private lost: string | undefined;
@@ -83,7 +80,7 @@ export class BrokerRun {
 
   /** A new session's carrier to `agent`, registered for its replies. */
   route(agent: string): Route {
-    const address: SessionAddress = { agent, client: this.client, run: this.run, session: randomId() };
+    const address: SessionAddress = { agent, client: this.client, run: this.run, session: newId() };
     const toAgent = toAgentSubject(address);
     const reply = toClientSubject(address);
     const key = `${nameToken(agent)}.${address.session}`;

@@ -59,11 +59,17 @@ interface NewTicket extends TlsSessionTicket {
   savedAt: number;
 }
 
-const EMPTY: { lines: Map<string, FileLine>; version: FileVersion } = { lines: new Map(), version: undefined };
+/** The file as read: its lines by key, and its version then (undefined: there was none to read). */
+interface CacheFile {
+  lines: Map<string, FileLine>;
+  version: FileVersion;
+}
+
+const noCacheFile = (): CacheFile => ({ lines: new Map(), version: undefined });
 
 // Damage anywhere in what is read here (a header or a key) empties the cache; a damaged
 // ENTRY only loses its own ticket (ticketFor).
-function readCacheFile(file: string): { lines: Map<string, FileLine>; version: FileVersion } {
+function readCacheFile(file: string): CacheFile {
   const lines = new Map<string, FileLine>();
   let fd: number | undefined;
   try {
@@ -87,7 +93,7 @@ function readCacheFile(file: string): { lines: Map<string, FileLine>; version: F
     }
     return { lines, version };
   } catch {
-    return EMPTY;
+    return noCacheFile();
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -113,7 +119,7 @@ export class TlsTicketCache {
 
   private constructor(
     private readonly file: string | undefined,
-    private readonly stored: { lines: Map<string, FileLine>; version: FileVersion },
+    private readonly stored: CacheFile,
   ) {}
 
   /**
@@ -124,12 +130,12 @@ export class TlsTicketCache {
     const identity = createHash('sha256').update(clientCert).update(caCert).digest('hex').slice(0, 16);
     const file = join(dir, `sessions-${identity}.jsonl`);
     // Tickets planted in a directory others can write to are not ours to present.
-    return new TlsTicketCache(file, isPrivateDir(dir) ? readCacheFile(file) : EMPTY);
+    return new TlsTicketCache(file, isPrivateDir(dir) ? readCacheFile(file) : noCacheFile());
   }
 
   /** A cache that remembers nothing (DISTRUN_TLS_CACHE=off). */
   static disabled(): TlsTicketCache {
-    return new TlsTicketCache(undefined, EMPTY);
+    return new TlsTicketCache(undefined, noCacheFile());
   }
 
   ticketFor(address: string, port: number): TlsSessionTicket | undefined {
